@@ -1,0 +1,46 @@
+// What the API routes work on, and the registration of each resource's routes.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "api/router.h"
+#include "net/networks.h"
+#include "qemu/accel.h"
+#include "storage/pools.h"
+#include "task/tasks.h"
+#include "vm/vm_manager.h"
+
+namespace pampa {
+
+struct ApiContext {
+  VmManager& vms;
+  Storage& storage;
+  Networks& networks;
+  Tasks& tasks;
+  AccelProbe& accel;
+  std::string version;
+  std::string hostname;
+  std::string data_dir;
+};
+
+void RegisterVmRoutes(Router& r, ApiContext& ctx);
+void RegisterStorageRoutes(Router& r, ApiContext& ctx);
+void RegisterNetRoutes(Router& r, ApiContext& ctx);
+void RegisterTaskRoutes(Router& r, ApiContext& ctx);
+void RegisterHostRoutes(Router& r, ApiContext& ctx);
+
+inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
+  RegisterVmRoutes(r, ctx);
+  RegisterStorageRoutes(r, ctx);
+  RegisterNetRoutes(r, ctx);
+  RegisterTaskRoutes(r, ctx);
+  RegisterHostRoutes(r, ctx);
+}
+
+// The request body as an object with only the allowed fields.
+Result<nlohmann::json> BodyWithFields(const HttpRequest& req, const std::set<std::string>& allowed);
+// A string field that must be present.
+Result<std::string> RequiredString(const nlohmann::json& body, const std::string& key);
+
+}  // namespace pampa

@@ -1,0 +1,348 @@
+#include "api/http_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>  // before Asio: Boost 1.74 needs std::exchange
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <thread>
+
+#include "base/log.h"
+
+namespace pampa {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+bool ConstantTimeEqual(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+struct Shared {
+  HttpServerOptions opts;
+  const Router& router;
+  EventBus& events;
+  ConsoleResolver consoles;
+  asio::thread_pool& workers;
+};
+
+// Streams bytes between a WebSocket and a unix socket (serial console, VNC).
+template <class Socket>
+class PumpSession : public std::enable_shared_from_this<PumpSession<Socket>> {
+ public:
+  PumpSession(websocket::stream<Socket> ws, local::socket target)
+      : ws_(std::move(ws)), target_(std::move(target)) {}
+  void Run() {
+    ws_.binary(true);
+    ReadWs();
+    ReadTarget();
+  }
+
+ private:
+  void ReadWs() {
+    ws_.async_read(in_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      asio::async_write(self->target_, self->in_.data(), [self](beast::error_code ec, size_t n) {
+        if (ec) return self->Close();
+        self->in_.consume(n);
+        self->ReadWs();
+      });
+    });
+  }
+  void ReadTarget() {
+    target_.async_read_some(asio::buffer(out_), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return self->Close();
+      self->ws_.async_write(asio::buffer(self->out_.data(), n), [self](beast::error_code ec, size_t) {
+        if (ec) return self->Close();
+        self->ReadTarget();
+      });
+    });
+  }
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ec;
+    target_.close(ec);
+    ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](beast::error_code) {});
+  }
+
+  websocket::stream<Socket> ws_;
+  local::socket target_;
+  beast::flat_buffer in_;
+  std::array<char, 16384> out_;
+  bool closed_ = false;
+};
+
+// Sends every event from the bus to one WebSocket client.
+template <class Socket>
+class EventsSession : public std::enable_shared_from_this<EventsSession<Socket>> {
+ public:
+  EventsSession(websocket::stream<Socket> ws, EventBus& bus) : ws_(std::move(ws)), bus_(bus) {}
+  ~EventsSession() { bus_.Unsubscribe(sub_); }
+  void Run() {
+    std::weak_ptr<EventsSession> weak = this->shared_from_this();
+    auto exec = ws_.get_executor();
+    sub_ = bus_.Subscribe([weak, exec](const nlohmann::json& ev) {
+      std::string msg = Dump(ev);
+      asio::post(exec, [weak, msg = std::move(msg)] {
+        auto self = weak.lock();
+        if (!self || self->closed_) return;
+        if (self->queue_.size() > 1000) return self->Close();  // a client that does not read
+        self->queue_.push_back(msg);
+        if (self->queue_.size() == 1) self->Write();
+      });
+    });
+    Read();
+  }
+
+ private:
+  void Read() {
+    ws_.async_read(in_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->in_.clear();
+      self->Read();
+    });
+  }
+  void Write() {
+    ws_.text(true);
+    ws_.async_write(asio::buffer(queue_.front()), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->queue_.pop_front();
+      if (!self->queue_.empty()) self->Write();
+    });
+  }
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    bus_.Unsubscribe(sub_);
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).close(ec);
+  }
+
+  websocket::stream<Socket> ws_;
+  EventBus& bus_;
+  int sub_ = 0;
+  beast::flat_buffer in_;
+  std::deque<std::string> queue_;
+  bool closed_ = false;
+};
+
+template <class Socket>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
+ public:
+  HttpSession(Socket socket, Shared& shared, bool needs_token)
+      : socket_(std::move(socket)), shared_(shared), needs_token_(needs_token) {}
+  void Run() { Read(); }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(1 << 20);
+    parser_->header_limit(16 << 10);
+    http::async_read(socket_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec == http::error::body_limit) return self->SendError(413, "request body too large (limit 1 MiB)");
+      if (ec) return self->Shutdown();
+      self->Handle(self->parser_->release());
+    });
+  }
+
+  bool Authorized(const http::request<http::string_body>& req, const std::string& query_token) const {
+    if (!needs_token_) return true;
+    auto auth = req[http::field::authorization];
+    std::string prefix = "Bearer ";
+    if (auth.size() > prefix.size() && auth.substr(0, prefix.size()) == prefix) {
+      return ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
+    }
+    return !query_token.empty() && ConstantTimeEqual(query_token, shared_.opts.token);
+  }
+
+  void Handle(http::request<http::string_body> req) {
+    std::string target(req.target());
+    auto q = target.find('?');
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = ParseQuery(target.substr(q + 1));
+    keep_alive_ = req.keep_alive();
+    std::string qtoken = r.query.count("token") ? r.query["token"] : "";
+    if (!Authorized(req, qtoken)) {
+      return SendError(401, "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token on the host)");
+    }
+    if (websocket::is_upgrade(req)) return Upgrade(std::move(req), r.path);
+    r.body = std::move(req.body());
+    asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {
+      HttpResponse resp = self->shared_.router.Dispatch(r);
+      asio::post(self->socket_.get_executor(), [self, resp = std::move(resp)] { self->Send(resp); });
+    });
+  }
+
+  void Send(const HttpResponse& resp) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(resp.status), 11);
+    res->set(http::field::server, "pampad");
+    if (resp.raw) {
+      res->set(http::field::content_type, resp.content_type);
+      res->body() = *resp.raw;
+    } else {
+      res->set(http::field::content_type, "application/json");
+      res->body() = Dump(resp.body) + "\n";
+    }
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    http::async_write(socket_, *res, [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec || !res->keep_alive()) return self->Shutdown();
+      self->Read();
+    });
+  }
+
+  void SendError(int status, const std::string& message) {
+    keep_alive_ = false;
+    Send(HttpResponse{status, {{"error", message}, {"code", status == 401 ? "unauthorized" : "invalid"}}});
+  }
+
+  void Upgrade(http::request<http::string_body> req, const std::string& path) {
+    std::map<std::string, std::string> params;
+    const Router& router = shared_.router;
+    bool events = path == "/api/v1/events";
+    std::string kind;
+    if (router.Match("/api/v1/vms/{name}/console", path, &params)) kind = "serial";
+    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params)) kind = "vnc";
+    if (!events && kind.empty()) return SendError(404, "no WebSocket endpoint at " + path);
+    local::socket target(socket_.get_executor());
+    if (!kind.empty()) {
+      auto sock = shared_.consoles(params["name"], kind);
+      if (!sock.ok()) {
+        keep_alive_ = false;
+        return Send(ErrorResponse(sock.status()));
+      }
+      beast::error_code ec;
+      target.connect(local::endpoint(*sock), ec);
+      if (ec) {
+        keep_alive_ = false;
+        return Send(ErrorResponse(Status::Unavailable("cannot open the " + kind + " console of vm '" + params["name"] + "': " + ec.message())));
+      }
+    }
+    auto ws = std::make_shared<websocket::stream<Socket>>(std::move(socket_));
+    bool binary_proto = req[http::field::sec_websocket_protocol].find("binary") != beast::string_view::npos;
+    ws->set_option(websocket::stream_base::decorator([binary_proto](websocket::response_type& res) {
+      res.set(http::field::server, "pampad");
+      if (binary_proto) res.set(http::field::sec_websocket_protocol, "binary");
+    }));
+    auto reqp = std::make_shared<http::request<http::string_body>>(std::move(req));
+    auto tgt = std::make_shared<local::socket>(std::move(target));
+    Shared& shared = shared_;
+    ws->async_accept(*reqp, [ws, reqp, tgt, events, &shared](beast::error_code ec) {
+      if (ec) return;
+      if (events) std::make_shared<EventsSession<Socket>>(std::move(*ws), shared.events)->Run();
+      else std::make_shared<PumpSession<Socket>>(std::move(*ws), std::move(*tgt))->Run();
+    });
+  }
+
+  void Shutdown() {
+    beast::error_code ec;
+    socket_.shutdown(Socket::shutdown_send, ec);
+    socket_.close(ec);
+  }
+
+  Socket socket_;
+  Shared& shared_;
+  bool needs_token_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+};
+
+template <class Acceptor, class Socket>
+void Accept(asio::io_context& ioc, Acceptor& acceptor, Shared& shared, bool needs_token) {
+  acceptor.async_accept(asio::make_strand(ioc), [&ioc, &acceptor, &shared, needs_token](beast::error_code ec, Socket s) {
+    if (!acceptor.is_open()) return;
+    if (!ec) std::make_shared<HttpSession<Socket>>(std::move(s), shared, needs_token)->Run();
+    Accept<Acceptor, Socket>(ioc, acceptor, shared, needs_token);
+  });
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(HttpServerOptions o, const Router& r, EventBus& e, ConsoleResolver c)
+      : workers(o.workers), shared{std::move(o), r, e, std::move(c), workers} {}
+  asio::io_context ioc;
+  asio::thread_pool workers;
+  Shared shared;
+  std::optional<tcp::acceptor> tcp_acceptor;
+  std::optional<local::acceptor> unix_acceptor;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+};
+
+HttpServer::HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles)
+    : impl_(std::make_unique<Impl>(std::move(options), router, events, std::move(consoles))) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  auto& o = impl_->shared.opts;
+  beast::error_code ec;
+  if (!o.unix_socket.empty()) {
+    unlink(o.unix_socket.c_str());
+    impl_->unix_acceptor.emplace(impl_->ioc);
+    local::endpoint ep(o.unix_socket);
+    impl_->unix_acceptor->open(ep.protocol(), ec);
+    mode_t old = umask(0177);  // the socket is born 0600: root only
+    if (!ec) impl_->unix_acceptor->bind(ep, ec);
+    umask(old);
+    if (!ec) impl_->unix_acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Status::Unavailable("cannot listen on " + o.unix_socket + ": " + ec.message());
+    chmod(o.unix_socket.c_str(), 0600);
+    Accept<local::acceptor, local::socket>(impl_->ioc, *impl_->unix_acceptor, impl_->shared, false);
+  }
+  if (!o.tcp_address.empty()) {
+    auto addr = asio::ip::make_address(o.tcp_address, ec);
+    if (ec) return Status::Invalid("invalid listen address '" + o.tcp_address + "'");
+    tcp::endpoint ep(addr, o.tcp_port);
+    impl_->tcp_acceptor.emplace(impl_->ioc);
+    impl_->tcp_acceptor->open(ep.protocol(), ec);
+    if (!ec) impl_->tcp_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) impl_->tcp_acceptor->bind(ep, ec);
+    if (!ec) impl_->tcp_acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on " + o.tcp_address + ":" + std::to_string(o.tcp_port) + ": " +
+                                 ec.message() + " (another pampad running? use --listen ADDR:PORT)");
+    }
+    impl_->port = impl_->tcp_acceptor->local_endpoint().port();
+    Accept<tcp::acceptor, tcp::socket>(impl_->ioc, *impl_->tcp_acceptor, impl_->shared, true);
+  }
+  for (int i = 0; i < std::max(1, o.io_threads); ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::Ok();
+}
+
+uint16_t HttpServer::tcp_port() const { return impl_->port; }
+
+void HttpServer::Stop() {
+  if (!impl_) return;
+  beast::error_code ec;
+  if (impl_->tcp_acceptor) impl_->tcp_acceptor->close(ec);
+  if (impl_->unix_acceptor) impl_->unix_acceptor->close(ec);
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+  impl_->threads.clear();
+  impl_->workers.join();
+}
+
+}  // namespace pampa

@@ -1,0 +1,47 @@
+// The HTTP/WebSocket front door of pampad (Boost.Beast, kept in this one
+// translation unit). Threads: `io_threads` run the sockets; every REST request
+// is handed to a pool of worker threads that runs the router, so a slow
+// request (a guest-agent exec) never stalls other connections.
+//
+// Security: the unix socket is created mode 0600 (root only) and needs no
+// token; every TCP request needs "Authorization: Bearer TOKEN" (WebSockets may
+// pass ?token= instead, as browsers cannot set headers on them).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "api/router.h"
+#include "base/events.h"
+
+namespace pampa {
+
+struct HttpServerOptions {
+  std::string unix_socket;  // empty: none
+  std::string tcp_address;  // empty: none
+  uint16_t tcp_port = 0;    // 0: pick a free port
+  std::string token;
+  int io_threads = 2;
+  int workers = 8;
+};
+
+// Finds the unix socket behind a VM's console: kind is "serial" or "vnc".
+using ConsoleResolver = std::function<Result<std::string>(const std::string& vm, const std::string& kind)>;
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles);
+  ~HttpServer();
+  // Binds both listeners and starts serving; fails when an address is taken.
+  Status Start();
+  uint16_t tcp_port() const;
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pampa

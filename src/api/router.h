@@ -1,0 +1,68 @@
+// Routes of the REST API: each resource file registers its handlers here
+// ("GET /api/v1/vms/{name}"). Handlers run on API worker threads; they parse
+// and validate, then hand a typed request to the owner (VmManager, Storage...).
+// The router knows nothing of HTTP transport (that is http_server.cc).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace pampa {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;  // without the query string
+  std::string body;
+  std::map<std::string, std::string> params;  // from {placeholders}
+  std::map<std::string, std::string> query;
+
+  // The body as a JSON object; an empty body is {}.
+  Result<nlohmann::json> Json() const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  nlohmann::json body = nlohmann::json::object();
+  // When set, sent as is with content_type instead of the JSON body.
+  std::optional<std::string> raw;
+  std::string content_type = "text/plain; charset=utf-8";
+};
+
+// Maps a Status to a JSON error response: {"error": message, "code": kind}.
+HttpResponse ErrorResponse(const Status& st);
+// 200 with body when ok, else the error.
+HttpResponse Reply(const Status& st, nlohmann::json body = {{"ok", true}});
+template <typename T>
+HttpResponse Reply(const Result<T>& r) {
+  return r.ok() ? HttpResponse{200, nlohmann::json(r.value())} : ErrorResponse(r.status());
+}
+
+class Router {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  void Add(const std::string& method, const std::string& pattern, Handler handler);
+  // Finds the route, fills req.params and runs the handler; 404/405 otherwise.
+  HttpResponse Dispatch(HttpRequest& req) const;
+  // Matches only, for the WebSocket endpoints (fills params).
+  bool Match(const std::string& pattern, const std::string& path, std::map<std::string, std::string>* params) const;
+  std::vector<std::pair<std::string, std::string>> Routes() const;
+
+ private:
+  struct Route {
+    std::string method, pattern;
+    std::vector<std::string> parts;
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+std::map<std::string, std::string> ParseQuery(const std::string& query);
+
+}  // namespace pampa

@@ -1,0 +1,131 @@
+// /api/v1/vms: the VM lifecycle.
+#include "api/api.h"
+#include "base/fs.h"
+
+namespace pampa {
+
+using json = nlohmann::json;
+
+Result<json> BodyWithFields(const HttpRequest& req, const std::set<std::string>& allowed) {
+  PAMPA_ASSIGN_OR_RETURN(auto body, req.Json());
+  if (!body.is_object()) return Status::Invalid("the request body must be a JSON object");
+  for (auto& [k, v] : body.items()) {
+    if (!allowed.count(k)) {
+      std::string list;
+      for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return Status::Invalid("unknown field '" + k + "'" + (list.empty() ? "" : " (known fields: " + list + ")"));
+    }
+  }
+  return body;
+}
+
+Result<std::string> RequiredString(const json& body, const std::string& key) {
+  if (!body.contains(key)) return Status::Invalid("field '" + key + "' is required");
+  if (!body[key].is_string()) return Status::Invalid("field '" + key + "' must be a string");
+  return body[key].get<std::string>();
+}
+
+namespace {
+
+// Reads an optional positive integer field bounded by max.
+Result<int> OptionalSeconds(const json& body, const std::string& key, int def, int max) {
+  if (!body.contains(key)) return def;
+  if (!body[key].is_number_integer() || body[key].get<int64_t>() < 0 || body[key].get<int64_t>() > max) {
+    return Status::Invalid("field '" + key + "' must be a number of seconds from 0 to " + std::to_string(max));
+  }
+  return body[key].get<int>();
+}
+
+HttpResponse Simple(ApiContext& ctx, const HttpRequest& req, Status (VmManager::*op)(const std::string&)) {
+  auto body = BodyWithFields(req, {});
+  if (!body.ok()) return ErrorResponse(body.status());
+  const std::string& name = req.params.at("name");
+  Status st = (ctx.vms.*op)(name);
+  if (!st.ok()) return ErrorResponse(st);
+  return Reply(ctx.vms.Show(name));
+}
+
+}  // namespace
+
+void RegisterVmRoutes(Router& r, ApiContext& ctx) {
+  r.Add("GET", "/api/v1/vms", [&](const HttpRequest&) { return HttpResponse{200, json(ctx.vms.List())}; });
+
+  r.Add("POST", "/api/v1/vms", [&](const HttpRequest& req) {
+    auto body = req.Json();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto create = ParseCreateRequest(*body);
+    if (!create.ok()) return ErrorResponse(create.status());
+    auto task = ctx.vms.Create(*create);
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", *task}, {"vm", create->name}}};
+  });
+
+  r.Add("GET", "/api/v1/vms/{name}", [&](const HttpRequest& req) { return Reply(ctx.vms.Show(req.params.at("name"))); });
+
+  r.Add("PATCH", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
+    auto body = req.Json();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto edit = ParseEditRequest(*body);
+    if (!edit.ok()) return ErrorResponse(edit.status());
+    Status st = ctx.vms.Edit(req.params.at("name"), *edit);
+    if (!st.ok()) return ErrorResponse(st);
+    return Reply(ctx.vms.Show(req.params.at("name")));
+  });
+
+  r.Add("DELETE", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
+    return Reply(ctx.vms.Delete(req.params.at("name")), {{"deleted", req.params.at("name")}});
+  });
+
+  r.Add("POST", "/api/v1/vms/{name}/start", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Start); });
+  r.Add("POST", "/api/v1/vms/{name}/stop", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Stop); });
+  r.Add("POST", "/api/v1/vms/{name}/reboot", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Reboot); });
+  r.Add("POST", "/api/v1/vms/{name}/pause", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Pause); });
+  r.Add("POST", "/api/v1/vms/{name}/resume", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Resume); });
+
+  r.Add("POST", "/api/v1/vms/{name}/shutdown", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"timeout"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto timeout = OptionalSeconds(*body, "timeout", 120, 86400);
+    if (!timeout.ok()) return ErrorResponse(timeout.status());
+    auto task = ctx.vms.Shutdown(req.params.at("name"), std::chrono::seconds(*timeout));
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", *task}, {"vm", req.params.at("name")}}};
+  });
+
+  r.Add("POST", "/api/v1/vms/{name}/exec", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"command", "timeout"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto& cmd = (*body)["command"];
+    if (!cmd.is_array() || cmd.empty()) {
+      return ErrorResponse(Status::Invalid("field 'command' must be a non-empty array of strings (argv)"));
+    }
+    std::vector<std::string> argv;
+    for (auto& a : cmd) {
+      if (!a.is_string()) return ErrorResponse(Status::Invalid("every element of 'command' must be a string"));
+      argv.push_back(a);
+    }
+    auto timeout = OptionalSeconds(*body, "timeout", 60, 3600);
+    if (!timeout.ok()) return ErrorResponse(timeout.status());
+    auto res = ctx.vms.Exec(req.params.at("name"), argv, std::chrono::seconds(*timeout));
+    if (!res.ok()) return ErrorResponse(res.status());
+    json out = {{"exit_code", res->exit_code}, {"stdout", res->out}, {"stderr", res->err},
+                {"truncated", res->out_truncated}};
+    return HttpResponse{200, out};
+  });
+
+  r.Add("GET", "/api/v1/vms/{name}/agent", [&](const HttpRequest& req) {
+    Status st = ctx.vms.AgentPing(req.params.at("name"));
+    if (st.code() == ErrorCode::kNotFound || st.code() == ErrorCode::kInvalid) return ErrorResponse(st);
+    return HttpResponse{200, {{"agent", st.ok()}, {"detail", st.ok() ? "the guest agent answers" : st.message()}}};
+  });
+
+  r.Add("GET", "/api/v1/vms/{name}/console/log", [&](const HttpRequest& req) {
+    auto c = ctx.vms.Console(req.params.at("name"));
+    if (!c.ok()) return ErrorResponse(c.status());
+    HttpResponse resp;
+    resp.raw = TailFile(c->serial_log, 4 << 20);
+    return resp;
+  });
+}
+
+}  // namespace pampa

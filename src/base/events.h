@@ -1,0 +1,38 @@
+// EventBus: every state change and task progress is published here; the API
+// relays it to WebSocket subscribers. Thread-safe; callbacks run on the
+// publisher's thread and must not block.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+namespace pampa {
+
+class EventBus {
+ public:
+  using Callback = std::function<void(const nlohmann::json&)>;
+  int Subscribe(Callback cb) {
+    std::lock_guard lock(mu_);
+    subs_[next_] = std::move(cb);
+    return next_++;
+  }
+  void Unsubscribe(int id) {
+    std::lock_guard lock(mu_);
+    subs_.erase(id);
+  }
+  // `event` has at least "type" ("vm", "task", ...).
+  void Publish(const nlohmann::json& event) {
+    std::lock_guard lock(mu_);
+    for (auto& [id, cb] : subs_) cb(event);
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<int, Callback> subs_;
+  int next_ = 1;
+};
+
+}  // namespace pampa

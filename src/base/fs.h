@@ -1,0 +1,22 @@
+// Small file helpers. Writes that must survive a crash go through WriteFileAtomic.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+
+namespace pampa {
+
+Result<std::string> ReadFile(const std::string& path);
+// Writes to a temporary name, fsyncs, renames over `path`.
+Status WriteFileAtomic(const std::string& path, const std::string& data, int mode = 0644);
+Status MakeDirs(const std::string& path, int mode = 0755);
+bool Exists(const std::string& path);
+// The canonical absolute path of an existing file (symlinks resolved).
+Result<std::string> CanonicalPath(const std::string& path);
+// True when canonical `path` equals `dir` or lies below it.
+bool PathWithin(const std::string& path, const std::string& dir);
+// The last `max_bytes` of a file, starting at a line boundary.
+std::string TailFile(const std::string& path, size_t max_bytes);
+
+}  // namespace pampa

@@ -1,0 +1,215 @@
+#include "base/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace pampa {
+namespace {
+
+std::vector<char*> CArgv(const std::vector<std::string>& argv) {
+  std::vector<char*> out;
+  out.reserve(argv.size() + 1);
+  for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string LastLine(const std::string& s) {
+  auto end = s.find_last_not_of("\n\r ");
+  if (end == std::string::npos) return {};
+  auto start = s.rfind('\n', end);
+  return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+}  // namespace
+
+Result<RunResult> Run(const std::vector<std::string>& argv, const RunOptions& opts) {
+  if (argv.empty()) return Status::Internal("Run: empty argv");
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid;
+  auto cargv = CArgv(argv);
+  int rc = posix_spawnp(&pid, argv[0].c_str(), &fa, &attr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) {
+    close(in[1]);
+    close(out[0]);
+    close(err[0]);
+    return Status::Unavailable("cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  // Feed stdin (small inputs only: config files), then close it.
+  if (!opts.stdin_data.empty()) {
+    size_t off = 0;
+    while (off < opts.stdin_data.size()) {
+      ssize_t n = write(in[1], opts.stdin_data.data() + off, opts.stdin_data.size() - off);
+      if (n <= 0) break;
+      off += n;
+    }
+  }
+  close(in[1]);
+
+  RunResult result;
+  auto deadline = std::chrono::steady_clock::now() + opts.timeout;
+  bool out_open = true, err_open = true, killed = false, cancelled = false;
+  char buf[8192];
+  while (out_open || err_open) {
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int n = poll(fds, 2, 100);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t r = read(fds[i].fd, buf, sizeof buf);
+      if (r <= 0) {
+        (i == 0 ? out_open : err_open) = false;
+        continue;
+      }
+      std::string chunk(buf, r);
+      (i == 0 ? result.out : result.err) += chunk;
+      if (opts.on_output) opts.on_output(chunk);
+    }
+    if (!killed && opts.cancel && opts.cancel->load()) {
+      kill(pid, SIGKILL);
+      killed = cancelled = true;
+    }
+    if (!killed && std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+  }
+  close(out[0]);
+  close(err[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (cancelled) return Status::Invalid(argv[0] + " was cancelled");
+  if (killed) return Status::Unavailable(argv[0] + " did not finish in time and was killed");
+  result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  return result;
+}
+
+Result<RunResult> RunChecked(const std::vector<std::string>& argv, const RunOptions& opts) {
+  auto r = Run(argv, opts);
+  if (!r.ok()) return r;
+  if (r->exit_code != 0) {
+    std::string why = LastLine(r->err);
+    if (why.empty()) why = LastLine(r->out);
+    return Status::Invalid(argv[0] + " failed (exit " + std::to_string(r->exit_code) + "): " + why);
+  }
+  return r;
+}
+
+Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path) {
+  if (argv.empty()) return Status::Internal("SpawnDetached: empty argv");
+  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (logfd < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
+  int report[2];
+  if (pipe2(report, O_CLOEXEC)) {
+    close(logfd);
+    return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+  }
+  auto cargv = CArgv(argv);
+  pid_t mid = fork();
+  if (mid < 0) {
+    close(logfd);
+    close(report[0]);
+    close(report[1]);
+    return Status::Internal(std::string("fork: ") + std::strerror(errno));
+  }
+  if (mid == 0) {
+    // Intermediate child: new session, fork the real process, report its pid, exit.
+    setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    pid_t child = fork();
+    if (child == 0) {
+      int devnull = open("/dev/null", O_RDONLY);
+      dup2(devnull, 0);
+      dup2(logfd, 1);
+      dup2(logfd, 2);
+      execvp(cargv[0], cargv.data());
+      dprintf(2, "exec %s: %s\n", cargv[0], std::strerror(errno));
+      _exit(127);
+    }
+    ssize_t ignored = write(report[1], &child, sizeof child);
+    (void)ignored;
+    _exit(child < 0 ? 1 : 0);
+  }
+  close(report[1]);
+  close(logfd);
+  pid_t child = -1;
+  ssize_t n = read(report[0], &child, sizeof child);
+  close(report[0]);
+  int st;
+  waitpid(mid, &st, 0);
+  if (n != sizeof child || child <= 0) return Status::Internal("could not start " + argv[0]);
+  return child;
+}
+
+bool ProcessAlive(pid_t pid, const std::string& marker) {
+  if (pid <= 0) return false;
+  std::string base = "/proc/" + std::to_string(pid);
+  std::ifstream stat(base + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return false;
+  char state = line[close_paren + 2];
+  if (state == 'Z' || state == 'X') {
+    // Reap it if it is ours; harmless otherwise.
+    waitpid(pid, nullptr, WNOHANG);
+    return false;
+  }
+  std::ifstream cmd(base + "/cmdline", std::ios::binary);
+  std::stringstream ss;
+  ss << cmd.rdbuf();
+  std::string c = ss.str();
+  for (auto& ch : c) {
+    if (ch == '\0') ch = ' ';
+  }
+  return marker.empty() || c.find(marker) != std::string::npos;
+}
+
+bool HaveExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+  std::stringstream ss(p);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace pampa

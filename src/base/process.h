@@ -1,0 +1,52 @@
+// Starting processes: always an argv vector, never a shell.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace pampa {
+
+struct RunOptions {
+  std::string stdin_data;
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  // Called with each chunk of stderr as it arrives (qemu-img -p writes progress
+  // there and on stdout); may be empty.
+  std::function<void(const std::string&)> on_output;
+  // When set and becoming true, the process is killed and Run returns kBusy-free
+  // "cancelled" kInvalid status.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (looked up in PATH) to completion. Fails only when the process
+// cannot be started, times out or is cancelled; a non-zero exit is a result.
+Result<RunResult> Run(const std::vector<std::string>& argv, const RunOptions& opts = {});
+
+// Like Run, but a non-zero exit becomes an error carrying the last stderr line.
+Result<RunResult> RunChecked(const std::vector<std::string>& argv, const RunOptions& opts = {});
+
+// Starts argv in a new session, detached from this process (double fork), so it
+// outlives us. stdout and stderr go to log_path (appended). Returns its pid.
+Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path);
+
+// True when pid is a live (not zombie) process whose command line contains
+// `marker` (guards against pid reuse).
+bool ProcessAlive(pid_t pid, const std::string& marker);
+
+// True when the executable is found in PATH (or is an existing absolute path).
+bool HaveExecutable(const std::string& name);
+
+}  // namespace pampa

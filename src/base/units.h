@@ -1,0 +1,20 @@
+// Parsing of user-facing values: object names and sizes with units.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+
+namespace pampa {
+
+// Names of VMs, pools, volumes, networks: [a-z0-9][a-z0-9-]{0,62}.
+Status ValidateName(const std::string& kind, const std::string& name);
+
+// "512M", "2G", "1.5GiB", "1048576" (bytes) -> bytes. Binary units (K=1024).
+Result<uint64_t> ParseSize(const std::string& text);
+
+// 2147483648 -> "2.0 GiB".
+std::string FormatSize(uint64_t bytes);
+
+}  // namespace pampa

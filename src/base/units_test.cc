@@ -1,0 +1,39 @@
+#include "base/units.h"
+
+#include <gtest/gtest.h>
+
+namespace pampa {
+namespace {
+
+TEST(ParseSize, UnitsAreBinary) {
+  EXPECT_EQ(*ParseSize("512M"), 512ull << 20);
+  EXPECT_EQ(*ParseSize("2G"), 2ull << 30);
+  EXPECT_EQ(*ParseSize("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(*ParseSize("4096"), 4096ull);
+  EXPECT_EQ(*ParseSize("1t"), 1ull << 40);
+}
+
+TEST(ParseSize, RejectsGarbageWithAHint) {
+  for (const char* bad : {"", "G", "12X", "-1G", "1..2G", "0", "99999T"}) {
+    auto r = ParseSize(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), ErrorCode::kInvalid);
+  }
+  EXPECT_NE(ParseSize("12X").status().message().find("e.g. 512M"), std::string::npos);
+}
+
+TEST(ValidateName, FollowsTheRule) {
+  EXPECT_TRUE(ValidateName("vm", "web-01").ok());
+  EXPECT_TRUE(ValidateName("vm", "0a").ok());
+  EXPECT_TRUE(ValidateName("vm", std::string(63, 'a')).ok());
+  EXPECT_FALSE(ValidateName("vm", std::string(64, 'a')).ok());
+  EXPECT_FALSE(ValidateName("vm", "-web").ok());
+  EXPECT_FALSE(ValidateName("vm", "Web").ok());
+  EXPECT_FALSE(ValidateName("vm", "a/b").ok());
+  EXPECT_FALSE(ValidateName("vm", "a b").ok());
+  EXPECT_FALSE(ValidateName("vm", "").ok());
+  EXPECT_NE(ValidateName("vm", "A").message().find("invalid vm name 'A'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pampa

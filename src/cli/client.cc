@@ -1,0 +1,142 @@
+#include "cli/client.h"
+
+#include <unistd.h>
+
+#include <utility>  // before Asio: Boost 1.74 needs std::exchange
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <thread>
+
+#include "cli/output.h"
+
+namespace pampa::cli {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+template <class Socket>
+Result<ApiResponse> Exchange(Socket& socket, http::request<http::string_body>& req) {
+  beast::error_code ec;
+  http::write(socket, req, ec);
+  if (ec) return Status::Unavailable("sending the request to pampad failed: " + ec.message());
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  http::read(socket, buf, parser, ec);
+  if (ec) return Status::Unavailable("reading pampad's answer failed: " + ec.message());
+  auto res = parser.release();
+  ApiResponse out;
+  out.status = res.result_int();
+  out.raw = res.body();
+  if (res[http::field::content_type].starts_with("application/json")) {
+    out.body = nlohmann::json::parse(out.raw, nullptr, false);
+  }
+  return out;
+}
+
+ErrorCode CodeFor(int status) {
+  switch (status) {
+    case 400: return ErrorCode::kInvalid;
+    case 401: return ErrorCode::kUnauthorized;
+    case 404: return ErrorCode::kNotFound;
+    case 409: return ErrorCode::kConflict;
+    case 503: return ErrorCode::kUnavailable;
+    default: return ErrorCode::kInternal;
+  }
+}
+
+}  // namespace
+
+Status ParseUrl(const std::string& url, Endpoint* ep) {
+  std::string rest = url;
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  else if (rest.find("://") != std::string::npos) {
+    return Status::Invalid("only http:// URLs are supported (got '" + url + "'); use an SSH tunnel for remote hosts");
+  }
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto colon = rest.rfind(':');
+  if (rest.empty()) return Status::Invalid("--url needs a host, e.g. http://127.0.0.1:8006");
+  if (colon == std::string::npos) {
+    ep->host = rest;
+    ep->port = "8006";
+  } else {
+    ep->host = rest.substr(0, colon);
+    ep->port = rest.substr(colon + 1);
+  }
+  return Status::Ok();
+}
+
+Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string& path, const std::string& body) {
+  http::request<http::string_body> req{http::string_to_verb(method), path, 11};
+  req.set(http::field::host, ep_.tcp() ? ep_.host : "localhost");
+  req.set(http::field::user_agent, "pampa-cli");
+  if (!ep_.token.empty()) req.set(http::field::authorization, "Bearer " + ep_.token);
+  if (!body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+  }
+  req.keep_alive(false);
+  req.prepare_payload();
+  asio::io_context ioc;
+  beast::error_code ec;
+  if (ep_.tcp()) {
+    asio::ip::tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(ep_.host, ep_.port, ec);
+    if (ec) return Status::Unavailable("cannot resolve " + ep_.host + ": " + ec.message());
+    asio::ip::tcp::socket socket(ioc);
+    asio::connect(socket, results, ec);
+    if (ec) {
+      return Status::Unavailable("cannot reach pampad at " + ep_.host + ":" + ep_.port + ": " + ec.message() +
+                                 " (is pampad running? check --url)");
+    }
+    return Exchange(socket, req);
+  }
+  asio::local::stream_protocol::socket socket(ioc);
+  socket.connect(asio::local::stream_protocol::endpoint(ep_.unix_socket), ec);
+  if (ec) {
+    std::string hint = ec == asio::error::access_denied ? " (the API socket is root only: run as root, or use --url and --token)"
+                                                        : " (is pampad running? start it with: make run)";
+    return Status::Unavailable("cannot connect to pampad at " + ep_.unix_socket + ": " + ec.message() + hint);
+  }
+  return Exchange(socket, req);
+}
+
+Result<nlohmann::json> ApiClient::Call(const std::string& method, const std::string& path, const nlohmann::json& body) {
+  PAMPA_ASSIGN_OR_RETURN(auto res, Send(method, path, body.is_null() ? "" : body.dump()));
+  if (res.status >= 400) {
+    std::string msg = res.body.is_object() ? res.body.value("error", res.raw) : res.raw;
+    return Status(CodeFor(res.status), msg);
+  }
+  if (res.body.is_discarded()) return Status::Internal("pampad sent a malformed answer");
+  return res.body;
+}
+
+Result<std::string> ApiClient::GetText(const std::string& path) {
+  PAMPA_ASSIGN_OR_RETURN(auto res, Send("GET", path, ""));
+  if (res.status >= 400) {
+    return Status(CodeFor(res.status), res.body.is_object() ? res.body.value("error", res.raw) : res.raw);
+  }
+  return res.raw;
+}
+
+Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
+  ProgressBar bar(quiet);
+  while (true) {
+    PAMPA_ASSIGN_OR_RETURN(auto t, Call("GET", "/api/v1/tasks/" + id));
+    std::string state = t.value("state", "");
+    if (state != "running") {
+      bar.Finish();
+      if (state == "succeeded") return t;
+      return Status::Invalid("task " + id + " " + state + ": " + t.value("error", ""));
+    }
+    bar.Update(t.value("progress", 0.0), t.value("type", "") + " " + t.value("target", "") +
+                                            (t.value("message", "").empty() ? "" : ": " + t.value("message", "")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace pampa::cli

@@ -1,0 +1,48 @@
+// The pampa CLI's connection to pampad: REST calls over the unix socket (the
+// default, root only) or over TCP with a bearer token, and task waiting with a
+// progress bar. The CLI knows only the API's JSON wire format.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace pampa::cli {
+
+struct Endpoint {
+  std::string unix_socket = "/run/pampa/pampa.sock";
+  std::string host, port;  // set when --url is given
+  std::string token;
+  bool tcp() const { return !host.empty(); }
+};
+
+struct ApiResponse {
+  int status = 0;
+  nlohmann::json body;
+  std::string raw;
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(Endpoint ep) : ep_(std::move(ep)) {}
+  // Sends one request; an HTTP error status becomes a Status with the server's message.
+  Result<nlohmann::json> Call(const std::string& method, const std::string& path,
+                              const nlohmann::json& body = nullptr);
+  // The raw response body (text endpoints such as the console log).
+  Result<std::string> GetText(const std::string& path);
+  // Polls a task until it ends, drawing a progress bar on a terminal. Returns
+  // the finished task; a failed task is an error with its message.
+  Result<nlohmann::json> WaitTask(const std::string& id, bool quiet = false);
+  const Endpoint& endpoint() const { return ep_; }
+
+ private:
+  Result<ApiResponse> Send(const std::string& method, const std::string& path, const std::string& body);
+  Endpoint ep_;
+};
+
+// Parses "http://host:port" into the endpoint.
+Status ParseUrl(const std::string& url, Endpoint* ep);
+
+}  // namespace pampa::cli

@@ -1,0 +1,248 @@
+// pampa vm ...: the VM lifecycle.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace pampa::cli {
+namespace {
+
+using json = nlohmann::json;
+
+std::string VmPath(const std::string& name) { return "/api/v1/vms/" + name; }
+
+int PrintVmList(const json& vms, bool as_json) {
+  if (as_json) {
+    PrintJson(vms);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (auto& v : vms) {
+    std::string state = v.value("state", "");
+    if (!v.value("busy", "").empty()) state += " (" + v.value("busy", "") + ")";
+    rows.push_back({v.value("name", ""), state, std::to_string(v.value("cpus", 0)),
+                    std::to_string(v.value("memory_mib", 0)) + " MiB", std::to_string(v["disks"].size()),
+                    v.value("autostart", false) ? "yes" : "no", v.value("host", "")});
+  }
+  PrintTable({"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "AUTOSTART", "HOST"}, rows);
+  return 0;
+}
+
+int PrintVm(const json& v, bool as_json) {
+  if (as_json) {
+    PrintJson(v);
+    return 0;
+  }
+  std::cout << "name:      " << v.value("name", "") << "\n"
+            << "state:     " << v.value("state", "")
+            << (v.value("reason", "").empty() ? "" : " (" + v.value("reason", "") + ")") << "\n"
+            << "uuid:      " << v.value("uuid", "") << "\n"
+            << "host:      " << v.value("host", "") << "\n"
+            << "cpus:      " << v.value("cpus", 0) << "\n"
+            << "memory:    " << v.value("memory_mib", 0) << " MiB\n"
+            << "firmware:  " << v.value("firmware", "") << "\n"
+            << "autostart: " << (v.value("autostart", false) ? "yes" : "no") << "\n";
+  if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
+  for (auto& d : v["disks"]) std::cout << "disk:      " << d.value("pool", "") << "/" << d.value("volume", "") << "\n";
+  for (auto& n : v["nics"]) std::cout << "nic:       " << n.value("network", "") << " " << n.value("mac", "") << "\n";
+  if (!v.value("kernel", "").empty()) std::cout << "kernel:    " << v.value("kernel", "") << "\n";
+  if (!v.value("initrd", "").empty()) std::cout << "initrd:    " << v.value("initrd", "") << "\n";
+  if (!v.value("append", "").empty()) std::cout << "append:    " << v.value("append", "") << "\n";
+  if (!v.value("cdrom", "").empty()) std::cout << "cdrom:     " << v.value("cdrom", "") << "\n";
+  return 0;
+}
+
+// vm start|stop|reboot|pause|resume|delete NAME
+void AddSimple(CLI::App* vm, Globals& g, const std::string& verb, const std::string& method,
+               const std::string& help, const std::string& done) {
+  auto cmd = vm->add_subcommand(verb, help);
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("name", *name, "VM name")->required();
+  Bind(cmd, g, [&g, name, verb, method, done] {
+    std::string path = verb == "delete" ? VmPath(*name) : VmPath(*name) + "/" + verb;
+    auto r = g.client().Call(method, path, method == "POST" ? json::object() : json());
+    if (!r.ok()) return PrintError(r.status().message());
+    std::cout << done << " " << *name << "\n";
+    return 0;
+  });
+}
+
+}  // namespace
+
+void AddVmCommands(CLI::App& app, Globals& g) {
+  auto vm = app.add_subcommand("vm", "virtual machines");
+  vm->require_subcommand(1);
+
+  {
+    struct Opts {
+      std::string name, memory, pool, image, cdrom, kernel, initrd, append, firmware;
+      int cpus = 0;
+      std::vector<std::string> disks, nets;
+      bool autostart = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = vm->add_subcommand("create", "define a VM (its disks are volumes in a pool)");
+    cmd->add_option("name", o->name, "VM name: a-z, 0-9 and '-'")->required();
+    cmd->add_option("--cpus", o->cpus, "virtual CPUs")->required();
+    cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->required();
+    cmd->add_option("--pool", o->pool, "pool for the disks (default: default)");
+    cmd->add_option("--disk-image", o->image, "import this image (raw, qcow2, vmdk, vhd, vhdx) as the first disk");
+    cmd->add_option("--disk", o->disks, "add a blank disk of this size (repeatable)");
+    cmd->add_option("--cdrom", o->cdrom, "ISO image to attach");
+    cmd->add_option("--kernel", o->kernel, "boot this kernel directly");
+    cmd->add_option("--initrd", o->initrd, "initrd for --kernel");
+    cmd->add_option("--append", o->append, "kernel command line for --kernel");
+    cmd->add_option("--net", o->nets, "network for a NIC (repeatable), or 'none' (default: default)");
+    cmd->add_option("--firmware", o->firmware, "bios or uefi");
+    cmd->add_flag("--autostart", o->autostart, "start this VM when the host boots");
+    cmd->add_flag("--async", o->async, "print the task id and return at once");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"name", o->name}, {"cpus", o->cpus}, {"memory", o->memory}};
+      if (!o->pool.empty()) body["pool"] = o->pool;
+      if (!o->image.empty()) body["disk_image"] = AbsolutePath(o->image);
+      if (!o->disks.empty()) body["disks"] = o->disks;
+      if (!o->cdrom.empty()) body["cdrom"] = AbsolutePath(o->cdrom);
+      if (!o->kernel.empty()) body["kernel"] = AbsolutePath(o->kernel);
+      if (!o->initrd.empty()) body["initrd"] = AbsolutePath(o->initrd);
+      if (!o->append.empty()) body["append"] = o->append;
+      if (!o->firmware.empty()) body["firmware"] = o->firmware;
+      if (o->autostart) body["autostart"] = true;
+      if (!o->nets.empty()) {
+        if (o->nets.size() == 1 && o->nets[0] == "none") body["networks"] = json::array();
+        else body["networks"] = o->nets;
+      }
+      auto r = g.client().Call("POST", "/api/v1/vms", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      return FinishTask(g, (*r)["task"], o->async, "created vm " + o->name);
+    });
+  }
+
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("list", "list VMs");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/vms");
+      if (!r.ok()) return PrintError(r.status().message());
+      return PrintVmList(*r, *as_json);
+    });
+  }
+
+  {
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("show", "show one VM");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, name, as_json] {
+      auto r = g.client().Call("GET", VmPath(*name));
+      if (!r.ok()) return PrintError(r.status().message());
+      return PrintVm(*r, *as_json);
+    });
+  }
+
+  AddSimple(vm, g, "start", "POST", "start a VM", "started");
+  AddSimple(vm, g, "stop", "POST", "power a VM off at once (like pulling the plug)", "stopped");
+  AddSimple(vm, g, "reboot", "POST", "reboot a VM (through the guest agent, else a hard reset)", "rebooting");
+  AddSimple(vm, g, "pause", "POST", "pause a VM's CPUs", "paused");
+  AddSimple(vm, g, "resume", "POST", "resume a paused VM", "resumed");
+  AddSimple(vm, g, "delete", "DELETE", "delete a stopped VM and its disks", "deleted");
+
+  {
+    auto name = std::make_shared<std::string>();
+    auto timeout = std::make_shared<int>(120);
+    auto async = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("shutdown", "ask the guest to power off (ACPI), force it off after --timeout");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--timeout", *timeout, "seconds before forcing it off")->capture_default_str();
+    cmd->add_flag("--async", *async, "print the task id and return at once");
+    Bind(cmd, g, [&g, name, timeout, async] {
+      auto r = g.client().Call("POST", VmPath(*name) + "/shutdown", {{"timeout", *timeout}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*async) return FinishTask(g, (*r)["task"], true, "");
+      auto t = g.client().WaitTask((*r)["task"]);
+      if (!t.ok()) return PrintError(t.status().message());
+      bool forced = (*t)["result"].value("forced", false);
+      std::cout << (forced ? "forced off " : "shut down ") << *name << "\n";
+      return 0;
+    });
+  }
+
+  {
+    struct Opts {
+      std::string name, memory, autostart, kernel, initrd, append, cdrom;
+      int cpus = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = vm->add_subcommand("edit", "change a stopped VM's settings");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("--cpus", o->cpus, "virtual CPUs");
+    cmd->add_option("--memory", o->memory, "memory, e.g. 1G");
+    cmd->add_option("--autostart", o->autostart, "true or false");
+    cmd->add_option("--kernel", o->kernel, "kernel for direct boot ('' to remove)");
+    cmd->add_option("--initrd", o->initrd, "initrd ('' to remove)");
+    cmd->add_option("--append", o->append, "kernel command line");
+    cmd->add_option("--cdrom", o->cdrom, "ISO image ('' to eject)");
+    Bind(cmd, g, [&g, o, cmd] {
+      json body = json::object();
+      if (cmd->count("--cpus")) body["cpus"] = o->cpus;
+      if (cmd->count("--memory")) body["memory"] = o->memory;
+      if (cmd->count("--autostart")) {
+        if (o->autostart != "true" && o->autostart != "false") return PrintError("--autostart takes true or false");
+        body["autostart"] = o->autostart == "true";
+      }
+      if (cmd->count("--kernel")) body["kernel"] = AbsolutePath(o->kernel);
+      if (cmd->count("--initrd")) body["initrd"] = AbsolutePath(o->initrd);
+      if (cmd->count("--append")) body["append"] = o->append;
+      if (cmd->count("--cdrom")) body["cdrom"] = AbsolutePath(o->cdrom);
+      auto r = g.client().Call("PATCH", VmPath(o->name), body);
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "updated " << o->name << "\n";
+      return 0;
+    });
+  }
+
+  {
+    auto name = std::make_shared<std::string>();
+    auto argv = std::make_shared<std::vector<std::string>>();
+    auto timeout = std::make_shared<int>(60);
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("exec", "run a command in the guest through the guest agent: vm exec NAME -- CMD [ARGS...]");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("command", *argv, "command and arguments (after --)")->required();
+    cmd->add_option("--timeout", *timeout, "seconds to wait for the command")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, name, argv, timeout, as_json] {
+      auto r = g.client().Call("POST", VmPath(*name) + "/exec", {{"command", *argv}, {"timeout", *timeout}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::cout << r->value("stdout", "");
+      std::cerr << r->value("stderr", "");
+      std::cout.flush();
+      int code = r->value("exit_code", 1);
+      return code < 0 ? 1 : code;
+    });
+  }
+
+  {
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("agent", "say whether the guest agent answers");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, name, as_json] {
+      auto r = g.client().Call("GET", VmPath(*name) + "/agent");
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) PrintJson(*r);
+      else std::cout << (r->value("agent", false) ? "agent answers" : "agent does not answer: " + r->value("detail", "")) << "\n";
+      return r->value("agent", false) ? 0 : 1;
+    });
+  }
+
+  AddConsoleCommands(vm, g);
+}
+
+}  // namespace pampa::cli

@@ -1,0 +1,35 @@
+// Registration of the CLI's command groups; one file per group.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+
+#include "cli/client.h"
+
+namespace pampa::cli {
+
+struct Globals {
+  Endpoint ep;
+  std::string url;
+  int exit_code = 0;
+  ApiClient client() const { return ApiClient(ep); }
+};
+
+// Runs fn and turns an error Status into a printed message and exit code 1.
+using Action = std::function<int()>;
+void Bind(CLI::App* cmd, Globals& g, Action action);
+
+void AddVmCommands(CLI::App& app, Globals& g);
+void AddConsoleCommands(CLI::App* vm, Globals& g);
+void AddStorageCommands(CLI::App& app, Globals& g);
+void AddNetCommands(CLI::App& app, Globals& g);
+void AddTaskCommands(CLI::App& app, Globals& g);
+void AddHostCommands(CLI::App& app, Globals& g);
+
+// An absolute version of a path given on the command line.
+std::string AbsolutePath(const std::string& path);
+// Prints a started task's outcome: waits with a progress bar unless async.
+int FinishTask(Globals& g, const std::string& task_id, bool async, const std::string& done_message);
+
+}  // namespace pampa::cli

@@ -1,0 +1,67 @@
+// pampa: the command line client of pampad.
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace pampa::cli {
+
+void Bind(CLI::App* cmd, Globals& g, Action action) {
+  cmd->callback([&g, action] {
+    if (!g.url.empty()) {
+      Status st = ParseUrl(g.url, &g.ep);
+      if (!st.ok()) {
+        g.exit_code = PrintError(st.message());
+        return;
+      }
+    }
+    g.exit_code = action();
+  });
+}
+
+std::string AbsolutePath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char* cwd = getcwd(nullptr, 0);
+  std::string out = std::string(cwd ? cwd : ".") + "/" + path;
+  free(cwd);
+  return out;
+}
+
+int FinishTask(Globals& g, const std::string& task_id, bool async, const std::string& done_message) {
+  if (async) {
+    std::cout << task_id << "\n";
+    return 0;
+  }
+  auto t = g.client().WaitTask(task_id);
+  if (!t.ok()) return PrintError(t.status().message());
+  if (!done_message.empty()) std::cout << done_message << "\n";
+  return 0;
+}
+
+}  // namespace pampa::cli
+
+int main(int argc, char** argv) {
+  using namespace pampa::cli;
+  CLI::App app{"pampa: manage VMs, storage and networks of a Pampa host"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  Globals g;
+  if (const char* s = std::getenv("PAMPA_SOCKET")) g.ep.unix_socket = s;
+  if (const char* u = std::getenv("PAMPA_URL")) g.url = u;
+  if (const char* t = std::getenv("PAMPA_TOKEN")) g.ep.token = t;
+  app.add_option("--socket", g.ep.unix_socket, "pampad's unix socket (default /run/pampa/pampa.sock)");
+  app.add_option("--url", g.url, "pampad over TCP, e.g. http://host:8006 (needs --token)");
+  app.add_option("--token", g.ep.token, "API token (the host's DATA_DIR/token)");
+  AddVmCommands(app, g);
+  AddStorageCommands(app, g);
+  AddNetCommands(app, g);
+  AddTaskCommands(app, g);
+  AddHostCommands(app, g);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return g.exit_code;
+}

@@ -1,0 +1,196 @@
+// pampad: the host daemon. Wires the components together, serves the API and
+// waits for a signal. VMs (QEMU) and dnsmasq outlive it; a restart re-attaches.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "api/api.h"
+#include "api/http_server.h"
+#include "base/fs.h"
+#include "base/log.h"
+
+using namespace pampa;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+Result<std::string> LoadOrCreateToken(const std::string& path) {
+  auto existing = ReadFile(path);
+  if (existing.ok()) {
+    std::string t = *existing;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    if (t.size() >= 32) return t;
+  }
+  std::random_device rd;
+  std::string token;
+  const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 64; ++i) token.push_back(hex[rd() & 15]);
+  PAMPA_RETURN_IF_ERROR(WriteFileAtomic(path, token + "\n", 0600));
+  return token;
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+int Fail(const Status& st) {
+  log::Error("{}", st.message());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pampad: the Pampa host daemon"};
+  std::string data_dir = "/var/lib/pampa", socket_path = "/run/pampa/pampa.sock", listen = "127.0.0.1:8006";
+  std::string run_dir, guest_dir, default_subnet = "10.88.0.0/24";
+  std::vector<std::string> allow_paths;
+  bool no_default_network = false, debug = false;
+  app.add_option("--data-dir", data_dir, "state, token, default pool")->capture_default_str();
+  app.add_option("--socket", socket_path, "unix socket of the API (root only); '' for none")->capture_default_str();
+  app.add_option("--listen", listen, "TCP address of the API (token required); port 0 picks one; '' for none")
+      ->capture_default_str();
+  app.add_option("--run-dir", run_dir, "VM sockets and console logs (default: the socket's directory)");
+  app.add_option("--guest-dir", guest_dir, "the test guest from tools/mkguest (for the KVM probe)");
+  app.add_option("--allow-path", allow_paths, "a directory VM images, kernels and ISOs may be read from (repeatable)");
+  app.add_option("--default-subnet", default_subnet, "subnet of the default NAT network")->capture_default_str();
+  app.add_flag("--no-default-network", no_default_network, "do not create the default NAT network");
+  app.add_flag("--debug", debug, "verbose logging");
+  app.set_version_flag("--version", kVersion);
+  CLI11_PARSE(app, argc, argv);
+  if (debug) log::SetLevel(log::Level::kDebug);
+
+  if (geteuid() != 0) log::Warn("pampad is not running as root: bridges, taps and /run/pampa will not work");
+  if (run_dir.empty()) {
+    run_dir = socket_path.empty() ? data_dir + "/run" : std::filesystem::path(socket_path).parent_path().string();
+  }
+  for (auto& d : {data_dir, run_dir, data_dir + "/images"}) {
+    if (Status st = MakeDirs(d, 0700); !st.ok()) return Fail(st);
+  }
+  auto canon = CanonicalPath(data_dir);
+  if (!canon.ok()) return Fail(canon.status());
+  data_dir = *canon;
+
+  // One pampad per data directory.
+  int lock_fd = open((data_dir + "/pampad.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Fail(Status::Conflict("another pampad is already using " + data_dir));
+  }
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto token = LoadOrCreateToken(data_dir + "/token");
+  if (!token.ok()) return Fail(token.status());
+  auto store = OpenSqliteStore(data_dir + "/state.db");
+  if (!store.ok()) return Fail(store.status());
+  Store& db = **store;
+
+  EventBus events;
+  Tasks tasks(db, events);
+  tasks.RecoverInterrupted();
+
+  std::vector<std::string> allowed = {data_dir + "/images"};
+  for (auto& p : allow_paths) {
+    auto c = CanonicalPath(p);
+    if (!c.ok()) return Fail(Status::Invalid("--allow-path " + p + ": no such directory"));
+    allowed.push_back(*c);
+  }
+  Storage storage(db, allowed);
+  if (Status st = storage.EnsurePool("default", data_dir + "/pools/default"); !st.ok()) return Fail(st);
+
+  Networks networks(db, run_dir);
+  if (!no_default_network && !networks.Get("default").ok()) {
+    // Pick the first free /24 from the default subnet on, so two hosts' worth
+    // of pampad (or a test instance) on one machine do not collide.
+    uint32_t net;
+    int len;
+    Status st = ParseCidr(default_subnet, &net, &len);
+    if (!st.ok()) return Fail(st.Context("--default-subnet"));
+    for (int i = 0; i < 32; ++i) {
+      std::string subnet = FormatIpv4(net + (uint32_t(i) << (32 - len))) + "/" + std::to_string(len);
+      st = networks.Create("default", "nat", subnet, "").status();
+      if (st.code() != ErrorCode::kConflict) break;
+    }
+    if (!st.ok()) log::Warn("default network not created: {}", st.message());
+  }
+  if (auto nets = networks.List(); nets.ok()) {
+    for (auto& n : *nets) {
+      if (Status st = networks.Activate(n); !st.ok()) log::Warn("network {}: {}", n.name, st.message());
+    }
+  }
+
+  AccelProbe accel(data_dir + "/accel.json", guest_dir, run_dir);
+  AccelVerdict verdict = accel.Current();
+  if (!verdict.forced && !verdict.probed) {
+    std::thread([&accel] {
+      auto v = accel.Probe();
+      log::Info("accelerator: {} ({})", v.accel, v.reason);
+    }).detach();
+  } else {
+    log::Info("accelerator: {} ({})", verdict.accel, verdict.reason);
+  }
+
+  VmManager vms({run_dir, data_dir, Hostname()}, db, storage, networks, tasks, events, accel);
+  if (Status st = vms.Load(); !st.ok()) return Fail(st);
+  vms.StartReconciler();
+
+  Router router;
+  ApiContext ctx{vms, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  RegisterAllRoutes(router, ctx);
+
+  HttpServerOptions opts;
+  opts.unix_socket = socket_path;
+  opts.token = *token;
+  if (!listen.empty()) {
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos) return Fail(Status::Invalid("--listen must be ADDR:PORT, e.g. 127.0.0.1:8006"));
+    opts.tcp_address = listen.substr(0, colon);
+    if (opts.tcp_address.size() > 2 && opts.tcp_address.front() == '[') {
+      opts.tcp_address = opts.tcp_address.substr(1, opts.tcp_address.size() - 2);
+    }
+    try {
+      int port = std::stoi(listen.substr(colon + 1));
+      if (port < 0 || port > 65535) throw std::out_of_range("port");
+      opts.tcp_port = static_cast<uint16_t>(port);
+    } catch (...) {
+      return Fail(Status::Invalid("--listen port must be a number from 0 to 65535"));
+    }
+  }
+  if (!socket_path.empty()) {
+    if (Status st = MakeDirs(std::filesystem::path(socket_path).parent_path().string(), 0755); !st.ok()) return Fail(st);
+  }
+  HttpServer server(opts, router, events,
+                    [&vms](const std::string& name, const std::string& kind) -> Result<std::string> {
+                      PAMPA_ASSIGN_OR_RETURN(auto c, vms.Console(name));
+                      if (!c.running) return Status::Conflict("vm '" + name + "' is not running");
+                      return kind == "vnc" ? c.vnc_socket : c.serial_socket;
+                    });
+  if (Status st = server.Start(); !st.ok()) return Fail(st);
+  if (!socket_path.empty()) log::Info("listening on unix:{}", socket_path);
+  if (!opts.tcp_address.empty()) {
+    log::Info("listening on {}:{} (token in {}/token)", opts.tcp_address, server.tcp_port(), data_dir);
+  }
+  log::Info("pampad {} ready: data in {}, {} VM(s)", kVersion, data_dir, vms.List().size());
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  log::Info("signal {}: stopping pampad (VMs keep running)", sig);
+  server.Stop();
+  vms.StopReconciler();
+  return 0;
+}

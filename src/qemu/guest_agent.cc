@@ -1,0 +1,87 @@
+#include "qemu/guest_agent.h"
+
+#include <random>
+#include <thread>
+
+#include "qmp/json_channel.h"
+
+namespace pampa {
+namespace {
+
+std::string Base64Decode(const std::string& in) {
+  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (unsigned char c : in) {
+    auto pos = chars.find(static_cast<char>(c));
+    if (pos == std::string::npos) continue;
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohmann::json& args,
+                                        std::chrono::milliseconds timeout) {
+  JsonChannel ch;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  PAMPA_RETURN_IF_ERROR(ch.Connect(path_, std::chrono::milliseconds(1000)).Context("guest agent socket"));
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  int64_t sync_id = static_cast<int64_t>(rng() >> 12);
+  auto remaining = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return left.count() > 0 ? left : std::chrono::milliseconds(0);
+  };
+  PAMPA_RETURN_IF_ERROR(ch.Send({{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}}));
+  while (true) {
+    auto r = ch.Receive(remaining());
+    if (!r.ok()) return Status::Unavailable("the guest agent does not answer (is qemu-guest-agent running in the guest?)");
+    if (r->contains("return") && (*r)["return"] == sync_id) break;
+  }
+  nlohmann::json msg = {{"execute", command}};
+  if (!args.is_null()) msg["arguments"] = args;
+  PAMPA_RETURN_IF_ERROR(ch.Send(msg));
+  auto r = ch.Receive(remaining());
+  if (!r.ok()) return Status::Unavailable("the guest agent did not answer " + command + " in time");
+  if (r->contains("error")) {
+    return Status::Invalid("guest agent refused " + command + ": " + (*r)["error"].value("desc", r->dump()));
+  }
+  return r->value("return", nlohmann::json::object());
+}
+
+Status GuestAgent::Ping(std::chrono::milliseconds timeout) { return Call("guest-ping", nullptr, timeout).status(); }
+
+Result<ExecResult> GuestAgent::Exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  if (argv.empty()) return Status::Invalid("no command given to run in the guest");
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json args = {{"path", argv[0]}, {"capture-output", true}};
+  args["arg"] = std::vector<std::string>(argv.begin() + 1, argv.end());
+  PAMPA_ASSIGN_OR_RETURN(auto started, Call("guest-exec", args, std::chrono::seconds(10)));
+  int64_t pid = started.value("pid", -1);
+  auto delay = std::chrono::milliseconds(20);
+  while (true) {
+    PAMPA_ASSIGN_OR_RETURN(auto st, Call("guest-exec-status", {{"pid", pid}}, std::chrono::seconds(10)));
+    if (st.value("exited", false)) {
+      ExecResult res;
+      res.exit_code = st.value("exitcode", st.contains("signal") ? 128 + st.value("signal", 0) : -1);
+      res.out = Base64Decode(st.value("out-data", ""));
+      res.err = Base64Decode(st.value("err-data", ""));
+      res.out_truncated = st.value("out-truncated", false);
+      return res;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::Unavailable("the command is still running in the guest after " +
+                                 std::to_string(timeout.count() / 1000) + " s (guest pid " + std::to_string(pid) + ")");
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace pampa

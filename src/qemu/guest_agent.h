@@ -1,0 +1,39 @@
+// Client of the QEMU guest agent (qemu-ga) on its virtio-serial socket.
+// Each call opens a fresh connection and resynchronises with guest-sync-delimited,
+// so a previous caller that gave up half-way cannot confuse the next one.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace pampa {
+
+struct ExecResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  bool out_truncated = false;
+};
+
+class GuestAgent {
+ public:
+  explicit GuestAgent(std::string socket_path) : path_(std::move(socket_path)) {}
+
+  // Ok when the agent answers guest-ping within timeout.
+  Status Ping(std::chrono::milliseconds timeout);
+  // Runs argv in the guest and waits for it; kUnavailable when the agent does not answer.
+  Result<ExecResult> Exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+  // Any guest-* command.
+  Result<nlohmann::json> Call(const std::string& command, const nlohmann::json& args,
+                              std::chrono::milliseconds timeout);
+
+ private:
+  std::string path_;
+};
+
+}  // namespace pampa

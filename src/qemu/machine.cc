@@ -1,0 +1,63 @@
+#include "qemu/machine.h"
+
+#include <nlohmann/json.hpp>
+
+namespace pampa {
+namespace {
+
+// -blockdev in JSON form: file names need no comma escaping.
+std::string Blockdev(const std::string& node, const std::string& format, const std::string& path, bool read_only) {
+  nlohmann::json file = {{"driver", "file"}, {"filename", path}};
+  nlohmann::json j = {{"driver", format}, {"node-name", node}, {"file", file}};
+  if (read_only) j["read-only"] = true;
+  return j.dump();
+}
+
+}  // namespace
+
+std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePaths& p) {
+  std::vector<std::string> a = {"qemu-system-x86_64"};
+  auto add = [&](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
+  // The uuid in argv also lets us recognise our process after a pid is reused.
+  add({"-name", "guest=" + m.name + ",debug-threads=on", "-uuid", m.uuid});
+  add({"-no-user-config", "-nodefaults", "-msg", "timestamp=on"});
+  add({"-machine", "q35,accel=" + m.accel, "-cpu", m.accel == "kvm" ? "host" : "qemu64"});
+  add({"-smp", std::to_string(m.cpus), "-m", std::to_string(m.memory_mib)});
+  // A guest power-off leaves QEMU alive in "shutdown" state, so pampad sees a
+  // clean stop even when it was not running; any other QEMU exit is a crash.
+  add({"-no-shutdown"});
+  add({"-chardev", "socket,id=qmp,path=" + p.qmp() + ",server=on,wait=off", "-mon", "chardev=qmp,mode=control"});
+  add({"-chardev", "socket,id=serial0,path=" + p.serial() + ",server=on,wait=off,logfile=" + p.serial_log() +
+                       ",logappend=on",
+       "-serial", "chardev:serial0"});
+  add({"-device", "virtio-serial-pci,id=vser0", "-chardev", "socket,id=qga0,path=" + p.qga() + ",server=on,wait=off",
+       "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"});
+  add({"-device", "virtio-balloon-pci,id=balloon0"});
+  add({"-vga", "std", "-vnc", "unix:" + p.vnc()});
+  if (m.firmware == "uefi") {
+    add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + m.ovmf_code});
+    add({"-drive", "if=pflash,format=raw,unit=1,file=" + m.ovmf_vars});
+  }
+  int boot = 1;
+  for (size_t i = 0; i < m.disks.size(); ++i) {
+    std::string node = "disk" + std::to_string(i);
+    add({"-blockdev", Blockdev(node, m.disks[i].format, m.disks[i].path, false)});
+    add({"-device", "virtio-blk-pci,drive=" + node + ",id=virtio-" + node + ",bootindex=" + std::to_string(boot++)});
+  }
+  if (!m.cdrom.empty()) {
+    add({"-blockdev", Blockdev("cdrom0", "raw", m.cdrom, true)});
+    add({"-device", "ide-cd,drive=cdrom0,bus=ide.0,id=cdrom0,bootindex=" + std::to_string(boot++)});
+  }
+  if (!m.kernel.empty()) add({"-kernel", m.kernel});
+  if (!m.initrd.empty()) add({"-initrd", m.initrd});
+  if (!m.append.empty()) add({"-append", m.append});
+  for (size_t i = 0; i < m.nics.size(); ++i) {
+    std::string id = "net" + std::to_string(i);
+    add({"-netdev", "tap,id=" + id + ",ifname=" + m.nics[i].tap + ",script=no,downscript=no"});
+    add({"-device", "virtio-net-pci,netdev=" + id + ",mac=" + m.nics[i].mac + ",id=nic" + std::to_string(i)});
+  }
+  add({"-pidfile", p.pidfile()});
+  return a;
+}
+
+}  // namespace pampa

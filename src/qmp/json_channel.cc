@@ -1,0 +1,109 @@
+#include "qmp/json_channel.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace pampa {
+
+JsonChannel::~JsonChannel() { Close(); }
+
+void JsonChannel::Close() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  buf_.clear();
+}
+
+Status JsonChannel::Connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
+  Close();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) return Status::Internal("socket path too long: " + socket_path);
+  std::strcpy(addr.sun_path, socket_path.c_str());
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      fd_ = fd;
+      return Status::Ok();
+    }
+    int err = errno;
+    close(fd);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Unavailable("cannot connect to " + socket_path + ": " + std::strerror(err));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Status JsonChannel::Send(const nlohmann::json& msg) {
+  if (fd_ < 0) return Status::Unavailable("not connected");
+  std::string line = msg.dump() + "\n";
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status st = Status::Unavailable(std::string("write failed: ") + std::strerror(errno));
+      Close();
+      return st;
+    }
+    off += n;
+  }
+  return Status::Ok();
+}
+
+std::optional<nlohmann::json> JsonChannel::TakeBufferedLine() {
+  while (true) {
+    auto nl = buf_.find('\n');
+    if (nl == std::string::npos) return std::nullopt;
+    std::string line = buf_.substr(0, nl);
+    buf_.erase(0, nl + 1);
+    // The guest agent may send a 0xff sync byte before the reply.
+    auto start = line.find('{');
+    if (start == std::string::npos) continue;
+    auto j = nlohmann::json::parse(line.begin() + start, line.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    return j;
+  }
+}
+
+Result<nlohmann::json> JsonChannel::Receive(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (auto j = TakeBufferedLine()) return *j;
+    if (fd_ < 0) return Status::Unavailable("not connected");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() < 0) left = std::chrono::milliseconds(0);
+    pollfd p{fd_, POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Unavailable("no answer within " + std::to_string(timeout.count()) + " ms");
+    char tmp[65536];
+    ssize_t r = recv(fd_, tmp, sizeof tmp, 0);
+    if (r <= 0) {
+      Close();
+      return Status::Unavailable("connection closed by peer");
+    }
+    buf_.append(tmp, r);
+  }
+}
+
+void JsonChannel::Discard() {
+  buf_.clear();
+  if (fd_ < 0) return;
+  char tmp[4096];
+  while (true) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return;
+    if (recv(fd_, tmp, sizeof tmp, 0) <= 0) return;
+  }
+}
+
+}  // namespace pampa

@@ -1,0 +1,138 @@
+// QMP protocol tests against a scripted peer on a socketpair.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "qmp/qmp_client.h"
+
+namespace pampa {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A peer that reads one line per expected command and writes scripted lines.
+class ScriptedPeer {
+ public:
+  explicit ScriptedPeer(int fd) : fd_(fd) {}
+  ~ScriptedPeer() { close(fd_); }
+  void Write(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
+  nlohmann::json ReadCommand() {
+    std::string line;
+    char c;
+    while (read(fd_, &c, 1) == 1 && c != '\n') line += c;
+    return nlohmann::json::parse(line);
+  }
+
+ private:
+  int fd_;
+};
+
+struct Pair {
+  int a, b;
+  Pair() {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    a = sv[0];
+    b = sv[1];
+  }
+};
+
+TEST(QmpClient, HandshakeThenCommandReturnsValue) {
+  Pair p;
+  QmpClient client(p.a);
+  ScriptedPeer peer(p.b);
+  std::thread t([&] {
+    peer.Write(R"({"QMP": {"version": {}, "capabilities": []}})" "\n");
+    auto cap = peer.ReadCommand();
+    EXPECT_EQ(cap["execute"], "qmp_capabilities");
+    peer.Write(R"({"return": {}, "id": )" + cap["id"].dump() + "}\n");
+    auto q = peer.ReadCommand();
+    EXPECT_EQ(q["execute"], "query-status");
+    peer.Write(R"({"return": {"status": "running", "running": true}, "id": )" + q["id"].dump() + "}\n");
+  });
+  ASSERT_TRUE(client.Handshake(2s).ok());
+  auto r = client.Execute("query-status");
+  t.join();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)["status"], "running");
+}
+
+TEST(QmpClient, EventsBetweenReplyAreQueuedAndStaleRepliesSkipped) {
+  Pair p;
+  QmpClient client(p.a);
+  ScriptedPeer peer(p.b);
+  std::thread t([&] {
+    auto q = peer.ReadCommand();
+    peer.Write(R"({"event": "STOP", "timestamp": {}})" "\n");
+    peer.Write(R"({"return": {}, "id": 999})" "\n");
+    peer.Write(R"({"return": {"ok": 1}, "id": )" + q["id"].dump() + "}\n");
+    peer.Write(R"({"event": "RESUME", "timestamp": {}})" "\n");
+  });
+  auto r = client.Execute("stop");
+  t.join();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)["ok"], 1);
+  auto ev = client.TakeEvents();
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0]["event"], "STOP");
+  EXPECT_EQ(ev[1]["event"], "RESUME");
+}
+
+TEST(QmpClient, ErrorReplyBecomesInvalidWithQemuDescription) {
+  Pair p;
+  QmpClient client(p.a);
+  ScriptedPeer peer(p.b);
+  std::thread t([&] {
+    auto q = peer.ReadCommand();
+    peer.Write(R"({"error": {"class": "GenericError", "desc": "no such device"}, "id": )" + q["id"].dump() +
+               "}\n");
+  });
+  auto r = client.Execute("device_del", {{"id", "x"}});
+  t.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalid);
+  EXPECT_NE(r.status().message().find("no such device"), std::string::npos);
+}
+
+TEST(QmpClient, SilentPeerTimesOut) {
+  Pair p;
+  QmpClient client(p.a);
+  ScriptedPeer peer(p.b);
+  auto start = std::chrono::steady_clock::now();
+  auto r = client.Execute("query-status", nullptr, 200ms);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST(QmpClient, PeerHangupIsUnavailable) {
+  Pair p;
+  QmpClient client(p.a);
+  close(p.b);
+  auto r = client.Execute("query-status", nullptr, 1s);
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(client.connected());
+}
+
+TEST(QmpClient, SplitAndCoalescedLines) {
+  Pair p;
+  QmpClient client(p.a);
+  ScriptedPeer peer(p.b);
+  std::thread t([&] {
+    auto q = peer.ReadCommand();
+    std::string reply = R"({"return": {"v": 2}, "id": )" + q["id"].dump() + "}\n";
+    peer.Write(R"({"event": "A"})" "\n" + reply.substr(0, 5));
+    std::this_thread::sleep_for(20ms);
+    peer.Write(reply.substr(5));
+  });
+  auto r = client.Execute("x");
+  t.join();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)["v"], 2);
+  EXPECT_EQ(client.TakeEvents().size(), 1u);
+}
+
+}  // namespace
+}  // namespace pampa

@@ -1,0 +1,109 @@
+#include "storage/image.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/process.h"
+
+namespace pampa {
+namespace {
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The format a file name claims, or "" when its extension says nothing.
+std::string ClaimedFormat(const std::string& path) {
+  auto slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = Lower(path.substr(dot + 1));
+  if (ext == "qcow2") return "qcow2";
+  if (ext == "vmdk") return "vmdk";
+  if (ext == "vhd" || ext == "vpc") return "vpc";
+  if (ext == "vhdx") return "vhdx";
+  if (ext == "raw" || ext == "img" || ext == "iso") return "raw";
+  return "";
+}
+
+}  // namespace
+
+Result<ImageInfo> InspectImage(const std::string& path) {
+  auto r = Run({"qemu-img", "info", "--output=json", "-U", path}, {.timeout = std::chrono::seconds(30)});
+  if (!r.ok()) return r.status();
+  if (r->exit_code != 0) {
+    return Status::Invalid("qemu-img cannot read " + path + ": " + r->err.substr(0, r->err.find('\n')));
+  }
+  auto j = nlohmann::json::parse(r->out, nullptr, false);
+  if (!j.is_object()) return Status::Internal("qemu-img info printed no JSON for " + path);
+  ImageInfo info;
+  info.format = j.value("format", "");
+  info.virtual_size = j.value("virtual-size", 0ull);
+  info.actual_size = j.value("actual-size", 0ull);
+  info.backing_file = j.value("backing-filename", "");
+  return info;
+}
+
+Status ValidateImportImage(const std::string& path, const ImageInfo& info) {
+  static const char* kAccepted[] = {"raw", "qcow2", "vmdk", "vpc", "vhdx"};
+  bool accepted = false;
+  for (auto f : kAccepted) accepted |= info.format == f;
+  if (!accepted) {
+    return Status::Invalid(path + " is a '" + info.format +
+                           "' image; import accepts raw, qcow2, vmdk, vhd (vpc) and vhdx");
+  }
+  std::string claimed = ClaimedFormat(path);
+  if (!claimed.empty() && claimed != info.format) {
+    return Status::Invalid(path + " is named like a " + claimed + " image but contains " +
+                           (info.format == "raw" ? std::string("raw data (no image header)") : info.format + " data") +
+                           "; check the file or rename it to match its real format");
+  }
+  if (!info.backing_file.empty()) {
+    return Status::Invalid(path + " depends on a backing file (" + info.backing_file +
+                           "); flatten it first with: qemu-img convert -O qcow2 IN OUT");
+  }
+  if (info.virtual_size == 0) return Status::Invalid(path + " is empty (virtual size 0)");
+  return Status::Ok();
+}
+
+Status ConvertImage(const std::string& src, const std::string& src_format, const std::string& dst,
+                    const std::string& dst_format, const ProgressFn& progress, const std::atomic<bool>* cancel) {
+  std::string tmp = dst + ".importing";
+  unlink(tmp.c_str());
+  std::string pending;
+  RunOptions opts;
+  opts.timeout = std::chrono::hours(12);
+  opts.cancel = cancel;
+  opts.on_output = [&](const std::string& chunk) {
+    // qemu-img -p prints "    (12.34/100%)\r" repeatedly.
+    pending += chunk;
+    auto close = pending.rfind("/100%)");
+    if (close == std::string::npos) return;
+    auto open = pending.rfind('(', close);
+    if (open != std::string::npos && progress) {
+      try {
+        progress(std::stod(pending.substr(open + 1, close - open - 1)) / 100.0);
+      } catch (...) {
+      }
+    }
+    pending.erase(0, close);
+  };
+  std::vector<std::string> argv = {"qemu-img", "convert", "-p", "-f", src_format, "-O", dst_format};
+  if (dst_format == "qcow2") argv.insert(argv.end(), {"-o", "cluster_size=65536"});
+  argv.insert(argv.end(), {src, tmp});
+  auto r = RunChecked(argv, opts);
+  if (!r.ok()) {
+    unlink(tmp.c_str());
+    return r.status().Context("importing " + src);
+  }
+  if (rename(tmp.c_str(), dst.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return Status::Internal("cannot move the imported image into place at " + dst);
+  }
+  if (progress) progress(1.0);
+  return Status::Ok();
+}
+
+}  // namespace pampa

@@ -1,0 +1,219 @@
+#include "storage/pools.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+#include "base/process.h"
+#include "base/units.h"
+
+namespace pampa {
+namespace {
+
+nlohmann::json PoolJson(const PoolInfo& p) { return {{"name", p.name}, {"type", p.type}, {"path", p.path}}; }
+
+PoolInfo PoolFromJson(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  PoolInfo p;
+  if (!j.is_object()) return p;
+  p.name = j.value("name", "");
+  p.type = j.value("type", "dir");
+  p.path = j.value("path", "");
+  struct statvfs vfs;
+  if (statvfs(p.path.c_str(), &vfs) == 0) {
+    p.capacity = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+    p.available = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  }
+  return p;
+}
+
+}  // namespace
+
+Storage::Storage(Store& store, std::vector<std::string> allowed_dirs)
+    : store_(store), allowed_dirs_(std::move(allowed_dirs)) {}
+
+Status Storage::EnsurePool(const std::string& name, const std::string& path) {
+  auto existing = store_.Get("pools/" + name);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) return MakeDirs(PoolFromJson(**existing).path, 0700);
+  return CreatePool(name, path);
+}
+
+Status Storage::CreatePool(const std::string& name, const std::string& path) {
+  PAMPA_RETURN_IF_ERROR(ValidateName("pool", name));
+  if (path.empty() || path[0] != '/') {
+    return Status::Invalid("pool path '" + path + "' must be an absolute directory path");
+  }
+  if (path.find_first_of(",\n") != std::string::npos) {
+    return Status::Invalid("pool path '" + path + "' may not contain commas or newlines");
+  }
+  for (const auto& [key, value] : store_.List("pools/").value()) {
+    if (PoolFromJson(value).path == path) {
+      return Status::Conflict("directory " + path + " is already used by pool '" + key.substr(6) + "'");
+    }
+  }
+  PoolInfo p{name, "dir", path};
+  if (!store_.Get("pools/" + name)->has_value()) PAMPA_RETURN_IF_ERROR(MakeDirs(path, 0700));
+  Status st = store_.Create("pools/" + name, PoolJson(p).dump());
+  if (st.code() == ErrorCode::kConflict) return Status::Conflict("pool '" + name + "' already exists");
+  return st;
+}
+
+Result<std::vector<PoolInfo>> Storage::ListPools() {
+  PAMPA_ASSIGN_OR_RETURN(auto kvs, store_.List("pools/"));
+  std::vector<PoolInfo> out;
+  for (auto& [k, v] : kvs) out.push_back(PoolFromJson(v));
+  return out;
+}
+
+Result<PoolInfo> Storage::GetPool(const std::string& name) {
+  PAMPA_RETURN_IF_ERROR(ValidateName("pool", name));
+  PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get("pools/" + name));
+  if (!v) return Status::NotFound("pool '" + name + "' does not exist (see: pampa pool list)");
+  return PoolFromJson(*v);
+}
+
+Status Storage::DeletePool(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto pool, GetPool(name));
+  PAMPA_ASSIGN_OR_RETURN(auto vols, ListVolumes(name));
+  if (!vols.empty()) {
+    return Status::Conflict("pool '" + name + "' still holds " + std::to_string(vols.size()) +
+                            " volume(s); delete them first (pampa volume list " + name + ")");
+  }
+  return store_.Delete("pools/" + name);
+}
+
+Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& name) {
+  for (const char* fmt : {"qcow2", "raw"}) {
+    std::string path = pool.path + "/" + name + "." + fmt;
+    if (!Exists(path)) continue;
+    VolumeInfo v{pool.name, name, fmt, path};
+    std::error_code ec;
+    v.virtual_size = std::filesystem::file_size(path, ec);
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) v.allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+    if (v.format == "qcow2") {
+      auto info = InspectImage(path);
+      if (info.ok()) v.virtual_size = info->virtual_size;
+    }
+    return v;
+  }
+  return Status::NotFound("volume '" + name + "' does not exist in pool '" + pool.name + "'");
+}
+
+Result<std::vector<VolumeInfo>> Storage::ListVolumes(const std::string& pool_name) {
+  PAMPA_ASSIGN_OR_RETURN(auto pool, GetPool(pool_name));
+  std::vector<VolumeInfo> out;
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (auto& e : std::filesystem::directory_iterator(pool.path, ec)) {
+    auto fn = e.path().filename().string();
+    auto dot = fn.rfind('.');
+    if (dot == std::string::npos) continue;
+    std::string ext = fn.substr(dot + 1), base = fn.substr(0, dot);
+    if ((ext == "qcow2" || ext == "raw") && ValidateName("volume", base).ok()) names.push_back(base);
+  }
+  std::sort(names.begin(), names.end());
+  for (auto& n : names) {
+    auto v = FindVolume(pool, n);
+    if (v.ok()) out.push_back(*v);
+  }
+  return out;
+}
+
+Result<VolumeInfo> Storage::GetVolume(const std::string& pool, const std::string& name) {
+  PAMPA_RETURN_IF_ERROR(ValidateName("volume", name));
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return FindVolume(p, name);
+}
+
+Status Storage::CheckNewVolume(const PoolInfo& pool, const std::string& name) {
+  PAMPA_RETURN_IF_ERROR(ValidateName("volume", name));
+  if (FindVolume(pool, name).ok()) {
+    return Status::Conflict("volume '" + name + "' already exists in pool '" + pool.name + "'");
+  }
+  return Status::Ok();
+}
+
+Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
+                                         const std::string& format) {
+  if (format != "qcow2" && format != "raw") {
+    return Status::Invalid("volume format '" + format + "' is not supported (use qcow2 or raw)");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  std::lock_guard lock(mu_);
+  PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
+  std::string path = p.path + "/" + name + "." + format;
+  std::string tmp = path + ".creating";
+  auto r = RunChecked({"qemu-img", "create", "-q", "-f", format, tmp, std::to_string(size)});
+  if (!r.ok()) {
+    unlink(tmp.c_str());
+    return r.status().Context("creating volume " + name);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::Internal("cannot create " + path);
+  return FindVolume(p, name);
+}
+
+Status Storage::ResizeVolume(const std::string& pool, const std::string& name, uint64_t size) {
+  PAMPA_ASSIGN_OR_RETURN(auto v, GetVolume(pool, name));
+  if (size < v.virtual_size) {
+    return Status::Invalid("volume '" + name + "' is " + FormatSize(v.virtual_size) +
+                           "; shrinking to " + FormatSize(size) + " would destroy data, so only growing is allowed");
+  }
+  if (size == v.virtual_size) return Status::Ok();
+  return RunChecked({"qemu-img", "resize", "-q", "-f", v.format, v.path, std::to_string(size)})
+      .status()
+      .Context("resizing volume " + name);
+}
+
+Status Storage::DeleteVolume(const std::string& pool, const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto v, GetVolume(pool, name));
+  if (unlink(v.path.c_str()) != 0) return Status::Internal("cannot delete " + v.path);
+  return Status::Ok();
+}
+
+Result<std::string> Storage::CheckOutsidePath(const std::string& what, const std::string& path) const {
+  if (path.empty() || path[0] != '/') {
+    return Status::Invalid(what + " path '" + path + "' must be absolute");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto canon, CanonicalPath(path));
+  for (const auto& dir : allowed_dirs_) {
+    auto d = CanonicalPath(dir);
+    if (d.ok() && PathWithin(canon, *d)) {
+      if (!std::filesystem::is_regular_file(canon)) return Status::Invalid(what + " '" + path + "' is not a regular file");
+      return canon;
+    }
+  }
+  std::string dirs;
+  for (const auto& d : allowed_dirs_) dirs += (dirs.empty() ? "" : ", ") + d;
+  return Status::Invalid(what + " '" + path + "' is outside the directories pampad may read from (" + dirs +
+                         "); copy it there or start pampad with --allow-path DIR");
+}
+
+Result<ImageInfo> Storage::CheckImportImage(const std::string& src) {
+  PAMPA_ASSIGN_OR_RETURN(auto canon, CheckOutsidePath("disk image", src));
+  PAMPA_ASSIGN_OR_RETURN(auto info, InspectImage(canon));
+  PAMPA_RETURN_IF_ERROR(ValidateImportImage(src, info));
+  return info;
+}
+
+Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
+                                         const ProgressFn& progress, const std::atomic<bool>* cancel) {
+  PAMPA_ASSIGN_OR_RETURN(auto canon, CheckOutsidePath("disk image", src));
+  PAMPA_ASSIGN_OR_RETURN(auto info, CheckImportImage(src));
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  std::string dst;
+  {
+    std::lock_guard lock(mu_);
+    PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
+    dst = p.path + "/" + name + ".qcow2";
+  }
+  PAMPA_RETURN_IF_ERROR(ConvertImage(canon, info.format, dst, "qcow2", progress, cancel));
+  return FindVolume(p, name);
+}
+
+}  // namespace pampa

@@ -1,0 +1,72 @@
+// Storage pools (directories today; LVM, NFS, iSCSI later) and the volumes in
+// them. A pool's definition lives in the store ("pools/NAME"); its volumes are
+// the files in its directory, so what is on disk is the truth. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/image.h"
+#include "store/store.h"
+
+namespace pampa {
+
+struct PoolInfo {
+  std::string name;
+  std::string type = "dir";
+  std::string path;
+  uint64_t capacity = 0;
+  uint64_t available = 0;
+};
+
+struct VolumeInfo {
+  std::string pool;
+  std::string name;
+  std::string format;  // qcow2 | raw
+  std::string path;
+  uint64_t virtual_size = 0;
+  uint64_t allocated = 0;
+};
+
+class Storage {
+ public:
+  // allowed_dirs: where files from outside (images, kernels, ISOs) may be read.
+  Storage(Store& store, std::vector<std::string> allowed_dirs);
+
+  Status EnsurePool(const std::string& name, const std::string& path);
+  Result<std::vector<PoolInfo>> ListPools();
+  Result<PoolInfo> GetPool(const std::string& name);
+  Status CreatePool(const std::string& name, const std::string& path);
+  // Refuses while the pool holds volumes.
+  Status DeletePool(const std::string& name);
+
+  Result<std::vector<VolumeInfo>> ListVolumes(const std::string& pool);
+  Result<VolumeInfo> GetVolume(const std::string& pool, const std::string& name);
+  Result<VolumeInfo> CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
+                                  const std::string& format);
+  // Grows only: shrinking would destroy data.
+  Status ResizeVolume(const std::string& pool, const std::string& name, uint64_t size);
+  Status DeleteVolume(const std::string& pool, const std::string& name);
+  // Validates the image (see ValidateImportImage) and converts it into a new qcow2 volume.
+  Result<VolumeInfo> ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
+                                  const ProgressFn& progress, const std::atomic<bool>* cancel);
+  // Checks an image before a task is started for it (fast, no conversion).
+  Result<ImageInfo> CheckImportImage(const std::string& src);
+
+  // The canonical path of a user-supplied file, if it lies in an allowed directory.
+  Result<std::string> CheckOutsidePath(const std::string& what, const std::string& path) const;
+  const std::vector<std::string>& allowed_dirs() const { return allowed_dirs_; }
+
+ private:
+  Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name);
+  Status CheckNewVolume(const PoolInfo& pool, const std::string& name);
+
+  Store& store_;
+  std::vector<std::string> allowed_dirs_;
+  std::mutex mu_;  // serializes volume creation (name checks and file creation)
+};
+
+}  // namespace pampa

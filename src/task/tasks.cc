@@ -1,0 +1,188 @@
+#include "task/tasks.h"
+
+#include <chrono>
+#include <random>
+
+#include "base/log.h"
+
+namespace pampa {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string NewId() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard lock(mu);
+  // Time-ordered prefix so ids sort by start time.
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%011llx%04x", static_cast<unsigned long long>(NowMs()),
+                static_cast<unsigned>(rng() & 0xffff));
+  return buf;
+}
+
+TaskInfo FromJson(const nlohmann::json& j) {
+  TaskInfo t;
+  t.id = j.value("id", "");
+  t.type = j.value("type", "");
+  t.target = j.value("target", "");
+  t.state = j.value("state", "");
+  t.progress = j.value("progress", 0.0);
+  t.message = j.value("message", "");
+  t.error = j.value("error", "");
+  t.log = j.value("log", std::vector<std::string>{});
+  t.started = j.value("started", int64_t{0});
+  t.finished = j.value("finished", int64_t{0});
+  t.result = j.value("result", nlohmann::json());
+  return t;
+}
+
+}  // namespace
+
+nlohmann::json ToJson(const TaskInfo& t) {
+  return {{"id", t.id},         {"type", t.type},         {"target", t.target}, {"state", t.state},
+          {"progress", t.progress}, {"message", t.message}, {"error", t.error},   {"log", t.log},
+          {"started", t.started},   {"finished", t.finished}, {"result", t.result}};
+}
+
+struct Tasks::Running final : TaskContext {
+  Tasks* owner;
+  std::mutex mu;
+  TaskInfo info;
+  std::atomic<bool> cancel{false};
+  int64_t last_event_ms = 0;
+
+  void Progress(double fraction, const std::string& message) override {
+    nlohmann::json ev;
+    {
+      std::lock_guard lock(mu);
+      info.progress = std::clamp(fraction, 0.0, 1.0);
+      if (!message.empty()) info.message = message;
+      // Rate-limit progress events to 10 per second per task.
+      int64_t now = NowMs();
+      if (now - last_event_ms < 100 && fraction < 1.0) return;
+      last_event_ms = now;
+      ev = {{"type", "task"}, {"task", ToJson(info)}};
+    }
+    owner->events_.Publish(ev);
+  }
+  void Log(const std::string& line) override {
+    std::lock_guard lock(mu);
+    info.log.push_back(line);
+  }
+  const std::atomic<bool>* cancel_flag() const override { return &cancel; }
+};
+
+Tasks::Tasks(Store& store, EventBus& events) : store_(store), events_(events) {}
+
+Tasks::~Tasks() {
+  std::unique_lock lock(mu_);
+  for (auto& [id, r] : running_) r->cancel = true;
+  idle_.wait(lock, [&] { return active_ == 0; });
+}
+
+void Tasks::Persist(const TaskInfo& t) {
+  Status st = store_.Put("tasks/" + t.id, ToJson(t).dump());
+  if (!st.ok()) log::Warn("cannot record task {}: {}", t.id, st.message());
+}
+
+void Tasks::RecoverInterrupted() {
+  auto kvs = store_.List("tasks/");
+  if (!kvs.ok()) return;
+  for (auto& [k, v] : *kvs) {
+    auto t = FromJson(nlohmann::json::parse(v, nullptr, false));
+    if (t.state != "running") continue;
+    t.state = "failed";
+    t.error = "interrupted: pampad stopped while this task was running";
+    t.finished = NowMs();
+    Persist(t);
+  }
+}
+
+std::string Tasks::Start(const std::string& type, const std::string& target, Body body) {
+  auto r = std::make_shared<Running>();
+  r->owner = this;
+  r->info.id = NewId();
+  r->info.type = type;
+  r->info.target = target;
+  r->info.state = "running";
+  r->info.started = NowMs();
+  Persist(r->info);
+  events_.Publish({{"type", "task"}, {"task", ToJson(r->info)}});
+  std::lock_guard lock(mu_);
+  running_[r->info.id] = r;
+  ++active_;
+  std::thread([this, r, body = std::move(body)] {
+    Result<nlohmann::json> result = Status::Internal("task did not run");
+    try {
+      result = body(*r);
+    } catch (const std::exception& e) {
+      result = Status::Internal(std::string("task crashed: ") + e.what());
+    }
+    TaskInfo done;
+    {
+      std::lock_guard l(r->mu);
+      r->info.finished = NowMs();
+      if (result.ok()) {
+        r->info.state = "succeeded";
+        r->info.progress = 1.0;
+        r->info.result = result.value();
+      } else {
+        r->info.state = r->cancel ? "cancelled" : "failed";
+        r->info.error = result.status().message();
+      }
+      done = r->info;
+    }
+    Persist(done);
+    events_.Publish({{"type", "task"}, {"task", ToJson(done)}});
+    std::lock_guard l(mu_);
+    running_.erase(done.id);
+    --active_;
+    idle_.notify_all();
+  }).detach();
+  return r->info.id;
+}
+
+Result<TaskInfo> Tasks::Get(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = running_.find(id);
+    if (it != running_.end()) {
+      std::lock_guard l(it->second->mu);
+      return it->second->info;
+    }
+  }
+  auto v = store_.Get("tasks/" + id);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return Status::NotFound("task '" + id + "' does not exist (see: pampa task list)");
+  return FromJson(nlohmann::json::parse(**v, nullptr, false));
+}
+
+std::vector<TaskInfo> Tasks::List() {
+  std::vector<TaskInfo> out;
+  auto kvs = store_.List("tasks/");
+  if (kvs.ok()) {
+    for (auto& [k, v] : *kvs) {
+      auto t = Get(k.substr(6));
+      if (t.ok()) out.push_back(*t);
+    }
+  }
+  return out;
+}
+
+Status Tasks::Cancel(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(id);
+  if (it == running_.end()) {
+    auto v = store_.Get("tasks/" + id);
+    if (v.ok() && v->has_value()) return Status::Conflict("task " + id + " has already finished");
+    return Status::NotFound("task '" + id + "' does not exist");
+  }
+  it->second->cancel = true;
+  return Status::Ok();
+}
+
+}  // namespace pampa

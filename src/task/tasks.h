@@ -1,0 +1,76 @@
+// Long work (image import now; backup, restore, migration later) runs as a
+// task: it gets an id at once, reports progress, can be cancelled, and leaves
+// a log. Finished tasks are kept in the store so history survives restarts.
+// Thread-safe; each task body runs on its own thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/events.h"
+#include "store/store.h"
+
+namespace pampa {
+
+struct TaskInfo {
+  std::string id;
+  std::string type;    // "import", "vm-create", "vm-shutdown", ...
+  std::string target;  // the object it works on, e.g. a VM name
+  std::string state;   // running | succeeded | failed | cancelled
+  double progress = 0;
+  std::string message;  // latest progress message
+  std::string error;
+  std::vector<std::string> log;
+  int64_t started = 0, finished = 0;  // unix ms
+  nlohmann::json result;
+};
+
+nlohmann::json ToJson(const TaskInfo& t);
+
+// The handle a task body reports through.
+class TaskContext {
+ public:
+  virtual ~TaskContext() = default;
+  virtual void Progress(double fraction, const std::string& message = "") = 0;
+  virtual void Log(const std::string& line) = 0;
+  virtual const std::atomic<bool>* cancel_flag() const = 0;
+  bool cancelled() const { return cancel_flag()->load(); }
+};
+
+class Tasks {
+ public:
+  using Body = std::function<Result<nlohmann::json>(TaskContext&)>;
+  Tasks(Store& store, EventBus& events);
+  ~Tasks();  // waits for running tasks
+
+  // Marks tasks that were running when pampad died as failed.
+  void RecoverInterrupted();
+  // Starts body on a new thread and returns the task id at once.
+  std::string Start(const std::string& type, const std::string& target, Body body);
+  Result<TaskInfo> Get(const std::string& id);
+  std::vector<TaskInfo> List();
+  // Asks a running task to stop; kConflict when it has finished already.
+  Status Cancel(const std::string& id);
+
+ private:
+  struct Running;
+  void Persist(const TaskInfo& t);
+
+  Store& store_;
+  EventBus& events_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Running>> running_;
+  std::condition_variable idle_;
+  int active_ = 0;  // task threads still running; REQUIRES: mu_ held
+};
+
+}  // namespace pampa

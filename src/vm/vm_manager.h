@@ -1,0 +1,123 @@
+// VmManager owns every VM on this host: their desired state (VmSpec, in the
+// store) and what is (the QEMU process, its QMP connection, the state).
+//
+// Threads: API worker threads call the public methods. Each VM has one mutex
+// guarding its runtime fields and QMP connection, held only for short steps;
+// operations that take long (start, shutdown, create) claim the VM's `busy`
+// slot so a second conflicting operation is refused with "busy: <op> in
+// progress" instead of interleaving. A reconcile thread polls QMP events and
+// process liveness every 250 ms and converges the state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/events.h"
+#include "net/networks.h"
+#include "qemu/accel.h"
+#include "qemu/guest_agent.h"
+#include "qemu/machine.h"
+#include "qmp/qmp_client.h"
+#include "storage/pools.h"
+#include "store/store.h"
+#include "task/tasks.h"
+#include "vm/vm_spec.h"
+
+namespace pampa {
+
+struct VmManagerConfig {
+  std::string run_dir;   // sockets, pidfiles, console logs (tmpfs)
+  std::string data_dir;  // UEFI variable stores
+  std::string hostname;
+};
+
+struct ConsoleEndpoints {
+  std::string serial_socket, serial_log, vnc_socket;
+  bool running = false;
+};
+
+class VmManager {
+ public:
+  VmManager(VmManagerConfig config, Store& store, Storage& storage, Networks& networks, Tasks& tasks,
+            EventBus& events, AccelProbe& accel);
+  ~VmManager();
+
+  // Loads every VM from the store and re-attaches to QEMU processes that
+  // survived a pampad restart; starts autostart VMs after a host boot.
+  Status Load();
+  void StartReconciler();
+  void StopReconciler();
+
+  // Validates synchronously, then creates volumes (importing the image) in a
+  // task. Returns the task id.
+  Result<std::string> Create(const CreateRequest& req);
+  std::vector<nlohmann::json> List();
+  Result<nlohmann::json> Show(const std::string& name);
+  Status Edit(const std::string& name, const EditRequest& req);
+  // Refuses while running; deletes the VM's volumes too.
+  Status Delete(const std::string& name);
+
+  // Returns once QEMU runs (not when the guest has booted).
+  Status Start(const std::string& name);
+  // ACPI power button, then forced off after timeout; a task, returns its id.
+  Result<std::string> Shutdown(const std::string& name, std::chrono::seconds timeout);
+  // Forced power off.
+  Status Stop(const std::string& name);
+  Status Reboot(const std::string& name);
+  Status Pause(const std::string& name);
+  Status Resume(const std::string& name);
+
+  Result<ExecResult> Exec(const std::string& name, const std::vector<std::string>& argv,
+                          std::chrono::seconds timeout);
+  Status AgentPing(const std::string& name);
+  Result<ConsoleEndpoints> Console(const std::string& name);
+
+  // True when some VM uses this volume / network (deleting it is refused).
+  std::string VolumeUser(const std::string& pool, const std::string& volume);
+  std::string NetworkUser(const std::string& network);
+
+ private:
+  struct Vm;
+  class BusyClaim;
+
+  Result<std::shared_ptr<Vm>> Find(const std::string& name);
+  nlohmann::json Describe(Vm& vm);  // REQUIRES: vm.mu held
+  void SetState(Vm& vm, const std::string& state, const std::string& reason = "");  // REQUIRES: vm.mu held
+  Status PersistSpec(const VmSpec& spec);
+  Status PersistRuntime(Vm& vm);  // REQUIRES: vm.mu held
+
+  // vm_runtime.cc: everything that touches QEMU.
+  Result<MachineConfig> Resolve(Vm& vm);  // REQUIRES: vm.mu held
+  Status StartLocked(Vm& vm);             // REQUIRES: vm.mu held, busy claimed
+  Status StopLocked(Vm& vm);              // REQUIRES: vm.mu held
+  void Reattach(Vm& vm);                  // REQUIRES: vm.mu held
+  void Cleanup(Vm& vm);                   // REQUIRES: vm.mu held; taps, sockets
+  void ReconcileOne(Vm& vm);              // REQUIRES: vm.mu held
+  void ReconcileLoop();
+  std::string CrashReason(Vm& vm);
+  RuntimePaths PathsFor(const VmSpec& spec) const;
+
+  VmManagerConfig config_;
+  Store& store_;
+  Storage& storage_;
+  Networks& networks_;
+  Tasks& tasks_;
+  EventBus& events_;
+  AccelProbe& accel_;
+
+  std::mutex mu_;  // guards vms_ (the map, not the VMs)
+  std::map<std::string, std::shared_ptr<Vm>> vms_;
+
+  std::atomic<bool> stopping_{false};
+  std::thread reconciler_;
+};
+
+}  // namespace pampa

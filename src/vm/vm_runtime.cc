@@ -1,0 +1,448 @@
+// The part of VmManager that talks to QEMU: resolving a spec into a machine,
+// starting and stopping the process, re-attaching after a pampad restart,
+// and the reconcile loop that turns QMP events and process exits into states.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "vm/vm_internal.h"
+#include "vm/vm_manager.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
+
+bool WaitExit(pid_t pid, const std::string& marker, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (ProcessAlive(pid, marker)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<MachineConfig> VmManager::Resolve(Vm& vm) {
+  const VmSpec& s = vm.spec;
+  MachineConfig m;
+  m.name = s.name;
+  m.uuid = s.uuid;
+  m.cpus = s.cpus;
+  m.memory_mib = s.memory_mib;
+  m.append = s.append;
+  m.firmware = s.firmware;
+  for (auto& d : s.disks) {
+    auto v = storage_.GetVolume(d.pool, d.volume);
+    if (!v.ok()) return v.status().Context("disk " + d.volume);
+    m.disks.push_back({v->path, v->format});
+  }
+  // Files from outside are checked again: they may have moved since create.
+  if (!s.kernel.empty()) { PAMPA_ASSIGN_OR_RETURN(m.kernel, storage_.CheckOutsidePath("kernel", s.kernel)); }
+  if (!s.initrd.empty()) { PAMPA_ASSIGN_OR_RETURN(m.initrd, storage_.CheckOutsidePath("initrd", s.initrd)); }
+  if (!s.cdrom.empty()) { PAMPA_ASSIGN_OR_RETURN(m.cdrom, storage_.CheckOutsidePath("cdrom", s.cdrom)); }
+  if (s.firmware == "uefi") {
+    m.ovmf_code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    m.ovmf_vars = config_.data_dir + "/vms/" + s.name + ".vars.fd";
+    if (!Exists(m.ovmf_vars)) {
+      std::error_code ec;
+      std::filesystem::create_directories(config_.data_dir + "/vms", ec);
+      std::filesystem::copy_file("/usr/share/OVMF/OVMF_VARS_4M.fd", m.ovmf_vars, ec);
+      if (ec) return Status::Unavailable("UEFI variable store missing and cannot be created: " + ec.message());
+    }
+  }
+  m.accel = accel_.Current().accel;
+  for (size_t i = 0; i < s.nics.size(); ++i) m.nics.push_back({TapName(s, i), s.nics[i].mac});
+  return m;
+}
+
+Status VmManager::StartLocked(Vm& vm) {
+  PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
+  SetState(vm, "starting");
+  auto fail = [&](const Status& st) {
+    Cleanup(vm);
+    SetState(vm, "stopped", st.message());
+    Status ignored = PersistRuntime(vm);
+    (void)ignored;
+    return st;
+  };
+  for (size_t i = 0; i < machine.nics.size(); ++i) {
+    Status st = networks_.CreateTap(vm.spec.nics[i].network, machine.nics[i].tap);
+    if (!st.ok()) return fail(st.Context("network " + vm.spec.nics[i].network));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(vm.paths.dir, ec);
+  PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
+  auto argv = QemuCommandLine(machine, vm.paths);
+  auto pid = SpawnDetached(argv, vm.paths.qemu_log());
+  if (!pid.ok()) return fail(pid.status());
+  vm.pid = *pid;
+  vm.accel = machine.accel;
+  vm.started_ms = NowMs();
+  vm.stop_requested = false;
+  auto qmp = std::make_unique<QmpClient>();
+  Status st = Status::Unavailable("QEMU did not open its QMP socket");
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
+      std::string why = TailFile(vm.paths.qemu_log(), 600);
+      vm.pid = 0;
+      return fail(Status::Invalid("QEMU exited at start: " + (why.empty() ? std::string("no message") : why)));
+    }
+    st = qmp->Connect(vm.paths.qmp(), 200ms);
+    if (st.ok()) break;
+  }
+  if (!st.ok()) {
+    kill(vm.pid, SIGKILL);
+    vm.pid = 0;
+    return fail(st.Context("starting QEMU"));
+  }
+  vm.qmp = std::move(qmp);
+  SetState(vm, "running");
+  PAMPA_RETURN_IF_ERROR(PersistRuntime(vm));
+  if (machine.accel == "tcg" && !accel_.Current().forced) {
+    log::Warn("vm {}: running under TCG (software emulation, slow): {}", vm.spec.name, accel_.Current().reason);
+  }
+  return Status::Ok();
+}
+
+Status VmManager::StopLocked(Vm& vm) {
+  if (vm.pid == 0) {
+    SetState(vm, "stopped");
+    return PersistRuntime(vm);
+  }
+  vm.stop_requested = true;
+  Status ignored = PersistRuntime(vm);
+  (void)ignored;
+  if (vm.qmp && vm.qmp->connected()) {
+    auto r = vm.qmp->Execute("quit", nullptr, 2s);
+    (void)r;
+  }
+  if (!WaitExit(vm.pid, vm.spec.uuid, 5s)) {
+    kill(vm.pid, SIGKILL);
+    if (!WaitExit(vm.pid, vm.spec.uuid, 5s)) {
+      return Status::Internal("QEMU (pid " + std::to_string(vm.pid) + ") did not exit even after SIGKILL");
+    }
+  }
+  Cleanup(vm);
+  SetState(vm, "stopped");
+  return PersistRuntime(vm);
+}
+
+void VmManager::Cleanup(Vm& vm) {
+  vm.qmp.reset();
+  vm.pid = 0;
+  for (size_t i = 0; i < vm.spec.nics.size(); ++i) Networks::DeleteTap(TapName(vm.spec, i));
+  for (auto p : {vm.paths.qmp(), vm.paths.qga(), vm.paths.serial(), vm.paths.vnc(), vm.paths.pidfile()}) {
+    unlink(p.c_str());
+  }
+}
+
+std::string VmManager::CrashReason(Vm& vm) {
+  std::string tail = TailFile(vm.paths.qemu_log(), 800);
+  // The last non-empty line is what QEMU said before dying.
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  auto nl = tail.rfind('\n');
+  std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
+  if (last.empty()) return "QEMU exited unexpectedly (killed? nothing in its log " + vm.paths.qemu_log() + ")";
+  return "QEMU exited unexpectedly: " + last;
+}
+
+void VmManager::Reattach(Vm& vm) {
+  auto rt = store_.Get("runtime/" + vm.spec.name);
+  if (!rt.ok() || !rt->has_value()) {
+    SetState(vm, "stopped");
+    return;
+  }
+  auto j = json::parse(**rt, nullptr, false);
+  if (!j.is_object()) {
+    SetState(vm, "stopped");
+    return;
+  }
+  vm.pid = j.value("pid", 0);
+  vm.accel = j.value("accel", "");
+  vm.started_ms = j.value("started", int64_t{0});
+  vm.stop_requested = j.value("stop_requested", false);
+  if (j.value("state", "") == "crashed" && vm.pid == 0) {
+    SetState(vm, "crashed", j.value("reason", ""));
+    return;
+  }
+  if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
+    bool requested = vm.stop_requested;
+    std::string why = requested ? "" : CrashReason(vm);
+    Cleanup(vm);
+    SetState(vm, requested ? "stopped" : "crashed", why);
+    Status st = PersistRuntime(vm);
+    (void)st;
+    return;
+  }
+  vm.qmp = std::make_unique<QmpClient>();
+  Status st = vm.qmp->Connect(vm.paths.qmp(), 2s);
+  if (!st.ok()) {
+    log::Warn("vm {}: QEMU pid {} alive but QMP does not answer yet: {}", vm.spec.name, vm.pid, st.message());
+    SetState(vm, "running", "re-attached; QMP not answering yet");
+    return;
+  }
+  log::Info("vm {}: re-attached to QEMU pid {}", vm.spec.name, vm.pid);
+  SetState(vm, "running");
+  ReconcileOne(vm);
+}
+
+void VmManager::ReconcileOne(Vm& vm) {
+  if (vm.pid == 0) return;
+  if (!vm.qmp || !vm.qmp->connected()) {
+    if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
+      bool requested = vm.stop_requested;
+      std::string why = requested ? "" : CrashReason(vm);
+      Cleanup(vm);
+      SetState(vm, requested ? "stopped" : "crashed", why);
+      Status st = PersistRuntime(vm);
+      (void)st;
+      return;
+    }
+    if (!vm.qmp) vm.qmp = std::make_unique<QmpClient>();
+    if (!vm.qmp->Connect(vm.paths.qmp(), 200ms).ok()) return;
+  }
+  bool check = false;
+  for (auto& ev : vm.qmp->TakeEvents()) {
+    std::string name = ev.value("event", "");
+    if (name == "SHUTDOWN" || name == "STOP" || name == "RESUME" || name == "RESET" || name == "POWERDOWN") {
+      check = true;
+    }
+  }
+  if (!vm.qmp->connected()) {
+    ReconcileOne(vm);  // EOF: decide crash or stop from the process
+    return;
+  }
+  if (!check && vm.state != "starting" && vm.reason.empty()) return;
+  auto status = vm.qmp->Execute("query-status", nullptr, 2s);
+  if (!status.ok()) return;
+  std::string s = status->value("status", "");
+  if (s == "shutdown" || s == "guest-panicked") {
+    // The guest powered off (or panicked); with -no-shutdown QEMU waits for us.
+    vm.stop_requested = true;
+    Status st = StopLocked(vm);
+    if (!st.ok()) log::Error("vm {}: {}", vm.spec.name, st.message());
+    if (s == "guest-panicked") SetState(vm, "crashed", "the guest kernel panicked");
+    return;
+  }
+  if (s == "paused" || s == "suspended" || s == "io-error") {
+    SetState(vm, "paused", s == "io-error" ? "paused after a disk I/O error (disk full?)" : "");
+  } else if (vm.state != "shutting-down") {
+    SetState(vm, "running");
+  }
+}
+
+void VmManager::ReconcileLoop() {
+  while (!stopping_) {
+    std::vector<std::shared_ptr<Vm>> vms;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [n, vm] : vms_) vms.push_back(vm);
+    }
+    for (auto& vm : vms) {
+      std::unique_lock lock(vm->mu, std::try_to_lock);
+      if (!lock.owns_lock() || vm->deleted) continue;  // an operation is running; next round
+      ReconcileOne(*vm);
+    }
+    for (int i = 0; i < 5 && !stopping_; ++i) std::this_thread::sleep_for(50ms);
+  }
+}
+
+void VmManager::StartReconciler() {
+  stopping_ = false;
+  reconciler_ = std::thread([this] { ReconcileLoop(); });
+}
+
+void VmManager::StopReconciler() {
+  stopping_ = true;
+  if (reconciler_.joinable()) reconciler_.join();
+}
+
+Status VmManager::Start(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
+  if (vm->state != "stopped" && vm->state != "crashed") {
+    return Status::Conflict("vm '" + name + "' is already " + vm->state);
+  }
+  vm->busy = "start";
+  Status st = StartLocked(*vm);
+  vm->busy.clear();
+  SetState(*vm, vm->state, vm->reason);
+  return st.Context("starting vm " + name);
+}
+
+Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::seconds timeout) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  {
+    std::lock_guard lock(vm->mu);
+    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
+    if (vm->state != "running" && vm->state != "paused") {
+      return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
+    }
+    if (!vm->qmp || !vm->qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
+    if (vm->state == "paused") {
+      auto r = vm->qmp->Execute("cont");
+      (void)r;
+    }
+    auto r = vm->qmp->Execute("system_powerdown");
+    if (!r.ok()) return r.status();
+    vm->busy = "shutdown";
+    SetState(*vm, "shutting-down");
+  }
+  return tasks_.Start("vm-shutdown", name, [this, vm, timeout](TaskContext& ctx) -> Result<json> {
+    auto start = std::chrono::steady_clock::now();
+    auto deadline = start + timeout;
+    ctx.Log("sent the ACPI power button to the guest");
+    while (true) {
+      {
+        std::lock_guard lock(vm->mu);
+        ReconcileOne(*vm);
+        if (vm->state == "stopped" || vm->state == "crashed") {
+          vm->busy.clear();
+          SetState(*vm, vm->state, vm->reason);
+          double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return json{{"vm", vm->spec.name}, {"forced", false}, {"seconds", secs}};
+        }
+        bool timed_out = std::chrono::steady_clock::now() > deadline;
+        if (timed_out || ctx.cancelled()) {
+          ctx.Log(timed_out ? "the guest did not power off in time: forcing it off"
+                            : "cancelled: forcing the VM off");
+          Status st = StopLocked(*vm);
+          vm->busy.clear();
+          SetState(*vm, vm->state, vm->reason);
+          if (!st.ok()) return st;
+          return json{{"vm", vm->spec.name}, {"forced", true}};
+        }
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ctx.Progress(elapsed / std::max<double>(1, timeout.count()), "waiting for the guest to power off");
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+}
+
+Status VmManager::Stop(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  // A forced stop may interrupt a pending shutdown; the shutdown task then sees "stopped".
+  if (!vm->busy.empty() && vm->busy != "shutdown") return Status::Busy("busy: " + vm->busy + " in progress");
+  if (vm->state == "stopped") return Status::Conflict("vm '" + name + "' is already stopped");
+  if (vm->state == "crashed") {
+    SetState(*vm, "stopped");
+    return PersistRuntime(*vm);
+  }
+  return StopLocked(*vm).Context("stopping vm " + name);
+}
+
+namespace {
+template <typename F>
+Status WithRunningQmp(const std::string& name, std::mutex& mu, const std::string& busy, const std::string& state,
+                      std::unique_ptr<QmpClient>& qmp, F&& f) {
+  if (!busy.empty()) return Status::Busy("busy: " + busy + " in progress");
+  if (state != "running" && state != "paused" && state != "shutting-down") {
+    return Status::Conflict("vm '" + name + "' is " + state + ", not running");
+  }
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
+  return f(*qmp);
+}
+}  // namespace
+
+Status VmManager::Pause(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  if (vm->state == "paused") return Status::Conflict("vm '" + name + "' is already paused");
+  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
+                                       [](QmpClient& q) { return q.Execute("stop").status(); }));
+  SetState(*vm, "paused");
+  return Status::Ok();
+}
+
+Status VmManager::Resume(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  if (vm->state != "paused") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not paused");
+  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
+                                       [](QmpClient& q) { return q.Execute("cont").status(); }));
+  SetState(*vm, "running");
+  return Status::Ok();
+}
+
+Status VmManager::Reboot(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::string qga;
+  {
+    std::lock_guard lock(vm->mu);
+    PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
+                                         [](QmpClient&) { return Status::Ok(); }));
+    qga = vm->paths.qga();
+  }
+  // A clean reboot through the agent when it answers; otherwise a hard reset.
+  {
+    std::lock_guard agent(vm->agent_mu);
+    GuestAgent ga(qga);
+    if (ga.Ping(1500ms).ok()) {
+      auto r = ga.Call("guest-shutdown", {{"mode", "reboot"}}, 2s);
+      (void)r;  // the agent may not answer: it is going down
+      return Status::Ok();
+    }
+  }
+  std::lock_guard lock(vm->mu);
+  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
+                                       [](QmpClient& q) { return q.Execute("system_reset").status(); }));
+  if (vm->state == "paused") {
+    auto r = vm->qmp->Execute("cont");
+    (void)r;
+    SetState(*vm, "running");
+  }
+  return Status::Ok();
+}
+
+Result<ExecResult> VmManager::Exec(const std::string& name, const std::vector<std::string>& argv,
+                                   std::chrono::seconds timeout) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::string qga;
+  {
+    std::lock_guard lock(vm->mu);
+    if (vm->state != "running") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
+    qga = vm->paths.qga();
+  }
+  std::lock_guard agent(vm->agent_mu);
+  return GuestAgent(qga).Exec(argv, timeout);
+}
+
+Status VmManager::AgentPing(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::string qga;
+  {
+    std::lock_guard lock(vm->mu);
+    if (vm->state != "running") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
+    qga = vm->paths.qga();
+  }
+  std::lock_guard agent(vm->agent_mu);
+  return GuestAgent(qga).Ping(3s);
+}
+
+Result<ConsoleEndpoints> VmManager::Console(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  ConsoleEndpoints c{vm->paths.serial(), vm->paths.serial_log(), vm->paths.vnc(), vm->pid != 0};
+  return c;
+}
+
+}  // namespace pampa

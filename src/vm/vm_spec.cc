@@ -1,0 +1,218 @@
+#include "vm/vm_spec.h"
+
+#include <random>
+#include <set>
+
+#include "base/units.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kMaxCpus = 64;
+constexpr uint64_t kMinMemoryMib = 16, kMaxMemoryMib = 1024 * 1024;
+
+Status CheckFields(const json& body, const std::set<std::string>& allowed) {
+  if (!body.is_object()) return Status::Invalid("the request body must be a JSON object");
+  for (auto& [k, v] : body.items()) {
+    if (!allowed.count(k)) {
+      std::string list;
+      for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return Status::Invalid("unknown field '" + k + "' (known fields: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> GetString(const json& body, const std::string& key) {
+  const auto& v = body.at(key);
+  if (!v.is_string()) return Status::Invalid("field '" + key + "' must be a string");
+  std::string s = v.get<std::string>();
+  if (s.find('\0') != std::string::npos) return Status::Invalid("field '" + key + "' contains a NUL byte");
+  return s;
+}
+
+Result<int> GetCpus(const json& body) {
+  const auto& v = body.at("cpus");
+  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxCpus) {
+    return Status::Invalid("field 'cpus' must be an integer from 1 to " + std::to_string(kMaxCpus));
+  }
+  return v.get<int>();
+}
+
+// "memory": "512M" | bytes-as-string; "memory_mib": 512.
+Result<uint64_t> GetMemoryMib(const json& body) {
+  uint64_t mib;
+  if (body.contains("memory")) {
+    if (!body["memory"].is_string()) return Status::Invalid("field 'memory' must be a size string such as \"512M\" or \"2G\"");
+    const std::string& text = body["memory"].get_ref<const std::string&>();
+    auto parsed = ParseSize(text);
+    if (!parsed.ok()) return parsed.status().Context("memory");
+    uint64_t bytes = *parsed;
+    // A bare number means MiB for memory, as in Proxmox ("--memory 2048").
+    bool bare = !text.empty() && std::isdigit(static_cast<unsigned char>(text.back()));
+    mib = bare ? bytes : bytes / (1024 * 1024);
+  } else {
+    const auto& v = body["memory_mib"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) return Status::Invalid("field 'memory_mib' must be a positive integer");
+    mib = v.get<uint64_t>();
+  }
+  if (mib < kMinMemoryMib || mib > kMaxMemoryMib) {
+    return Status::Invalid("memory must be between 16 MiB and 1 TiB, got " + std::to_string(mib) + " MiB");
+  }
+  return mib;
+}
+
+Status CheckFirmware(const std::string& f) {
+  if (f != "bios" && f != "uefi") return Status::Invalid("firmware '" + f + "' is unknown (use bios or uefi)");
+  return Status::Ok();
+}
+
+Status CheckAppend(const std::string& a) {
+  if (a.size() > 4096) return Status::Invalid("kernel command line is longer than 4096 characters");
+  for (char c : a) {
+    if (c == '\n' || c == '\0') return Status::Invalid("kernel command line may not contain newlines");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+json ToJson(const VmSpec& s) {
+  json disks = json::array(), nics = json::array();
+  for (auto& d : s.disks) disks.push_back({{"pool", d.pool}, {"volume", d.volume}});
+  for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
+  return {{"name", s.name},     {"uuid", s.uuid},       {"cpus", s.cpus},     {"memory_mib", s.memory_mib},
+          {"disks", disks},     {"cdrom", s.cdrom},     {"kernel", s.kernel}, {"initrd", s.initrd},
+          {"append", s.append}, {"nics", nics},         {"firmware", s.firmware}, {"autostart", s.autostart}};
+}
+
+Result<VmSpec> VmSpecFromJson(const json& j) {
+  if (!j.is_object()) return Status::Internal("stored VM spec is not a JSON object");
+  try {
+    VmSpec s;
+    s.name = j.at("name");
+    s.uuid = j.at("uuid");
+    s.cpus = j.value("cpus", 1);
+    s.memory_mib = j.value("memory_mib", 512ull);
+    for (auto& d : j.value("disks", json::array())) s.disks.push_back({d.at("pool"), d.at("volume")});
+    s.cdrom = j.value("cdrom", "");
+    s.kernel = j.value("kernel", "");
+    s.initrd = j.value("initrd", "");
+    s.append = j.value("append", "");
+    for (auto& n : j.value("nics", json::array())) s.nics.push_back({n.at("network"), n.at("mac")});
+    s.firmware = j.value("firmware", "bios");
+    s.autostart = j.value("autostart", false);
+    return s;
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("stored VM spec is damaged: ") + e.what());
+  }
+}
+
+Result<CreateRequest> ParseCreateRequest(const json& body) {
+  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks",
+                                           "cdrom", "kernel", "initrd", "append", "networks", "firmware",
+                                           "autostart"}));
+  CreateRequest r;
+  if (!body.contains("name")) return Status::Invalid("field 'name' is required");
+  PAMPA_ASSIGN_OR_RETURN(r.name, GetString(body, "name"));
+  PAMPA_RETURN_IF_ERROR(ValidateName("vm", r.name));
+  if (!body.contains("cpus")) return Status::Invalid("field 'cpus' is required (e.g. --cpus 2)");
+  PAMPA_ASSIGN_OR_RETURN(r.cpus, GetCpus(body));
+  if (!body.contains("memory") && !body.contains("memory_mib")) {
+    return Status::Invalid("field 'memory' is required (e.g. --memory 1G)");
+  }
+  PAMPA_ASSIGN_OR_RETURN(r.memory_mib, GetMemoryMib(body));
+  if (body.contains("pool")) {
+    PAMPA_ASSIGN_OR_RETURN(r.pool, GetString(body, "pool"));
+    PAMPA_RETURN_IF_ERROR(ValidateName("pool", r.pool));
+  }
+  for (auto key : {"disk_image", "cdrom", "kernel", "initrd", "append"}) {
+    if (!body.contains(key)) continue;
+    PAMPA_ASSIGN_OR_RETURN(std::string v, GetString(body, key));
+    if (std::string(key) == "disk_image") r.disk_image = v;
+    else if (std::string(key) == "cdrom") r.cdrom = v;
+    else if (std::string(key) == "kernel") r.kernel = v;
+    else if (std::string(key) == "initrd") r.initrd = v;
+    else r.append = v;
+  }
+  PAMPA_RETURN_IF_ERROR(CheckAppend(r.append));
+  if (!r.initrd.empty() && r.kernel.empty()) return Status::Invalid("an initrd needs a kernel (--kernel)");
+  if (!r.append.empty() && r.kernel.empty()) return Status::Invalid("a kernel command line needs a kernel (--kernel)");
+  if (body.contains("disks")) {
+    if (!body["disks"].is_array()) return Status::Invalid("field 'disks' must be an array of sizes such as [\"10G\"]");
+    for (auto& d : body["disks"]) {
+      if (!d.is_string()) return Status::Invalid("each entry of 'disks' must be a size string such as \"10G\"");
+      auto size = ParseSize(d.get<std::string>());
+      if (!size.ok()) return size.status().Context("disk");
+      if (*size < 1024 * 1024) return Status::Invalid("disk size " + d.get<std::string>() + " is below the 1 MiB minimum");
+      r.disks.push_back(*size);
+    }
+  }
+  if (r.disks.size() + (r.disk_image.empty() ? 0 : 1) > 16) return Status::Invalid("a VM can have at most 16 disks");
+  if (body.contains("networks")) {
+    if (!body["networks"].is_array()) return Status::Invalid("field 'networks' must be an array of network names");
+    r.networks.clear();
+    for (auto& n : body["networks"]) {
+      if (!n.is_string()) return Status::Invalid("each entry of 'networks' must be a network name");
+      PAMPA_RETURN_IF_ERROR(ValidateName("network", n.get<std::string>()));
+      r.networks.push_back(n);
+    }
+    if (r.networks.size() > 8) return Status::Invalid("a VM can have at most 8 NICs");
+  }
+  if (body.contains("firmware")) { PAMPA_ASSIGN_OR_RETURN(r.firmware, GetString(body, "firmware")); }
+  PAMPA_RETURN_IF_ERROR(CheckFirmware(r.firmware));
+  if (body.contains("autostart")) {
+    if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
+    r.autostart = body["autostart"];
+  }
+  return r;
+}
+
+Result<EditRequest> ParseEditRequest(const json& body) {
+  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd",
+                                           "append", "firmware"}));
+  if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
+  EditRequest e;
+  if (body.contains("cpus")) { PAMPA_ASSIGN_OR_RETURN(e.cpus, GetCpus(body)); }
+  if (body.contains("memory") || body.contains("memory_mib")) { PAMPA_ASSIGN_OR_RETURN(e.memory_mib, GetMemoryMib(body)); }
+  if (body.contains("autostart")) {
+    if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
+    e.autostart = body["autostart"].get<bool>();
+  }
+  for (auto key : {"cdrom", "kernel", "initrd", "append", "firmware"}) {
+    if (!body.contains(key)) continue;
+    PAMPA_ASSIGN_OR_RETURN(std::string v, GetString(body, key));
+    std::string k = key;
+    if (k == "cdrom") e.cdrom = v;
+    else if (k == "kernel") e.kernel = v;
+    else if (k == "initrd") e.initrd = v;
+    else if (k == "append") e.append = v;
+    else e.firmware = v;
+  }
+  if (e.append) PAMPA_RETURN_IF_ERROR(CheckAppend(*e.append));
+  if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));
+  return e;
+}
+
+std::string NewMac() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "52:54:00:%02x:%02x:%02x", rng() & 0xff, rng() & 0xff, rng() & 0xff);
+  return buf;
+}
+
+std::string NewUuid() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 1
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+                static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return buf;
+}
+
+}  // namespace pampa

@@ -1,0 +1,70 @@
+// What the user asked a VM to be (the desired state kept in the store), and
+// the parsing and validation of create/edit requests from the API. Requests
+// with unknown fields, bad names or bad sizes are refused before anything changes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace pampa {
+
+struct DiskSpec {
+  std::string pool;
+  std::string volume;
+};
+
+struct NicSpec {
+  std::string network;
+  std::string mac;
+};
+
+struct VmSpec {
+  std::string name;
+  std::string uuid;
+  int cpus = 1;
+  uint64_t memory_mib = 512;
+  std::vector<DiskSpec> disks;
+  std::string cdrom, kernel, initrd, append;
+  std::vector<NicSpec> nics;
+  std::string firmware = "bios";
+  bool autostart = false;
+};
+
+nlohmann::json ToJson(const VmSpec& s);
+Result<VmSpec> VmSpecFromJson(const nlohmann::json& j);
+
+// POST /vms body, validated for shape (existence of pools etc. is checked by VmManager).
+struct CreateRequest {
+  std::string name;
+  int cpus = 1;
+  uint64_t memory_mib = 512;
+  std::string pool = "default";
+  std::string disk_image;         // imported as the first disk
+  std::vector<uint64_t> disks;    // blank disks, bytes
+  std::string cdrom, kernel, initrd, append;
+  std::vector<std::string> networks = {"default"};  // empty: no NIC
+  std::string firmware = "bios";
+  bool autostart = false;
+};
+Result<CreateRequest> ParseCreateRequest(const nlohmann::json& body);
+
+// PATCH /vms/NAME body: only the given fields change.
+struct EditRequest {
+  std::optional<int> cpus;
+  std::optional<uint64_t> memory_mib;
+  std::optional<bool> autostart;
+  std::optional<std::string> cdrom, kernel, initrd, append, firmware;
+};
+Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
+
+// A new locally administered MAC in QEMU's 52:54:00 range.
+std::string NewMac();
+std::string NewUuid();
+
+}  // namespace pampa

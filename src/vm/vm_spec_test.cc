@@ -1,0 +1,76 @@
+#include "vm/vm_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+TEST(ParseCreateRequest, FullRequest) {
+  auto r = ParseCreateRequest(json::parse(R"({"name":"web","cpus":2,"memory":"1G","disks":["10G","512M"],
+      "networks":["default","lan"],"firmware":"uefi","autostart":true})"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->memory_mib, 1024u);
+  EXPECT_EQ(r->disks.size(), 2u);
+  EXPECT_EQ(r->networks.size(), 2u);
+  EXPECT_TRUE(r->autostart);
+}
+
+TEST(ParseCreateRequest, BareMemoryNumberIsMiB) {
+  auto r = ParseCreateRequest(json::parse(R"({"name":"a","cpus":1,"memory":"2048"})"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->memory_mib, 2048u);
+}
+
+TEST(ParseCreateRequest, RejectsBadInputWithAClearMessage) {
+  struct Case {
+    const char* body;
+    const char* expect;
+  } cases[] = {
+      {R"({"cpus":1,"memory":"1G"})", "'name' is required"},
+      {R"({"name":"Web","cpus":1,"memory":"1G"})", "invalid vm name"},
+      {R"({"name":"a","cpus":0,"memory":"1G"})", "'cpus' must be"},
+      {R"({"name":"a","cpus":"2","memory":"1G"})", "'cpus' must be"},
+      {R"({"name":"a","cpus":1,"memory":"lots"})", "invalid size"},
+      {R"({"name":"a","cpus":1,"memory":"1K"})", "between 16 MiB"},
+      {R"({"name":"a","cpus":1,"memory":"1G","colour":"red"})", "unknown field 'colour'"},
+      {R"({"name":"a","cpus":1,"memory":"1G","disks":["1Q"]})", "invalid size"},
+      {R"({"name":"a","cpus":1,"memory":"1G","disks":"10G"})", "must be an array"},
+      {R"({"name":"a","cpus":1,"memory":"1G","firmware":"coreboot"})", "firmware 'coreboot'"},
+      {R"({"name":"a","cpus":1,"memory":"1G","initrd":"/x"})", "needs a kernel"},
+      {R"({"name":"a","cpus":1,"memory":"1G","networks":["Bad_Net"]})", "invalid network name"},
+      {R"([1,2])", "JSON object"},
+  };
+  for (auto& c : cases) {
+    auto r = ParseCreateRequest(json::parse(c.body));
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().code(), ErrorCode::kInvalid);
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << c.body << " -> " << r.status().message();
+  }
+}
+
+TEST(ParseEditRequest, OnlyGivenFields) {
+  auto e = ParseEditRequest(json::parse(R"({"cpus":4})"));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(*e->cpus, 4);
+  EXPECT_FALSE(e->memory_mib.has_value());
+  EXPECT_FALSE(ParseEditRequest(json::parse("{}")).ok());
+  EXPECT_FALSE(ParseEditRequest(json::parse(R"({"name":"x"})")).ok());
+}
+
+TEST(VmSpec, JsonRoundTrip) {
+  VmSpec s;
+  s.name = "db";
+  s.uuid = NewUuid();
+  s.disks = {{"default", "db-disk0"}};
+  s.nics = {{"default", NewMac()}};
+  auto back = VmSpecFromJson(ToJson(s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(ToJson(*back), ToJson(s));
+  EXPECT_EQ(s.uuid.size(), 36u);
+  EXPECT_EQ(s.nics[0].mac.substr(0, 9), "52:54:00:");
+}
+
+}  // namespace
+}  // namespace pampa
