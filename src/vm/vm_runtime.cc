@@ -74,6 +74,10 @@ Status VmManager::StartLocked(Vm& vm) {
   PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
   SetState(vm, "starting");
   auto fail = [&](const Status& st) {
+    if (vm.pid > 0 && ProcessAlive(vm.pid, "")) {
+      kill(vm.pid, SIGKILL);
+      WaitExit(vm.pid, "", 2s);
+    }
     Cleanup(vm);
     SetState(vm, "stopped", st.message());
     Status ignored = PersistRuntime(vm);
@@ -98,7 +102,8 @@ Status VmManager::StartLocked(Vm& vm) {
   Status st = Status::Unavailable("QEMU did not open its QMP socket");
   auto deadline = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
+    // No marker check here: right after the fork, the child has not exec'd yet.
+    if (!ProcessAlive(vm.pid, "")) {
       std::string why = TailFile(vm.paths.qemu_log(), 600);
       vm.pid = 0;
       return fail(Status::Invalid("QEMU exited at start: " + (why.empty() ? std::string("no message") : why)));
@@ -106,11 +111,7 @@ Status VmManager::StartLocked(Vm& vm) {
     st = qmp->Connect(vm.paths.qmp(), 200ms);
     if (st.ok()) break;
   }
-  if (!st.ok()) {
-    kill(vm.pid, SIGKILL);
-    vm.pid = 0;
-    return fail(st.Context("starting QEMU"));
-  }
+  if (!st.ok()) return fail(st.Context("starting QEMU"));
   vm.qmp = std::move(qmp);
   SetState(vm, "running");
   PAMPA_RETURN_IF_ERROR(PersistRuntime(vm));
