@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange
+// clang-format off
+#include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
+// clang-format on
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -45,8 +47,7 @@ struct Shared {
 template <class Socket>
 class PumpSession : public std::enable_shared_from_this<PumpSession<Socket>> {
  public:
-  PumpSession(websocket::stream<Socket> ws, local::socket target)
-      : ws_(std::move(ws)), target_(std::move(target)) {}
+  PumpSession(websocket::stream<Socket> ws, local::socket target) : ws_(std::move(ws)), target_(std::move(target)) {}
   void Run() {
     ws_.binary(true);
     ReadWs();
@@ -181,7 +182,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     keep_alive_ = req.keep_alive();
     std::string qtoken = r.query.count("token") ? r.query["token"] : "";
     if (!Authorized(req, qtoken)) {
-      return SendError(401, "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token on the host)");
+      return SendError(401,
+                       "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token "
+                       "on the host)");
     }
     if (websocket::is_upgrade(req)) return Upgrade(std::move(req), r.path);
     r.body = std::move(req.body());
@@ -219,8 +222,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     const Router& router = shared_.router;
     bool events = path == "/api/v1/events";
     std::string kind;
-    if (router.Match("/api/v1/vms/{name}/console", path, &params)) kind = "serial";
-    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params)) kind = "vnc";
+    if (router.Match("/api/v1/vms/{name}/console", path, &params))
+      kind = "serial";
+    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params))
+      kind = "vnc";
     if (!events && kind.empty()) return SendError(404, "no WebSocket endpoint at " + path);
     local::socket target(socket_.get_executor());
     if (!kind.empty()) {
@@ -233,7 +238,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       target.connect(local::endpoint(*sock), ec);
       if (ec) {
         keep_alive_ = false;
-        return Send(ErrorResponse(Status::Unavailable("cannot open the " + kind + " console of vm '" + params["name"] + "': " + ec.message())));
+        return Send(ErrorResponse(Status::Unavailable("cannot open the " + kind + " console of vm '" + params["name"] +
+                                                      "': " + ec.message())));
       }
     }
     auto ws = std::make_shared<websocket::stream<Socket>>(std::move(socket_));
@@ -247,8 +253,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     Shared& shared = shared_;
     ws->async_accept(*reqp, [ws, reqp, tgt, events, &shared](beast::error_code ec) {
       if (ec) return;
-      if (events) std::make_shared<EventsSession<Socket>>(std::move(*ws), shared.events)->Run();
-      else std::make_shared<PumpSession<Socket>>(std::move(*ws), std::move(*tgt))->Run();
+      if (events)
+        std::make_shared<EventsSession<Socket>>(std::move(*ws), shared.events)->Run();
+      else
+        std::make_shared<PumpSession<Socket>>(std::move(*ws), std::move(*tgt))->Run();
     });
   }
 
@@ -268,11 +276,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
 
 template <class Acceptor, class Socket>
 void Accept(asio::io_context& ioc, Acceptor& acceptor, Shared& shared, bool needs_token) {
-  acceptor.async_accept(asio::make_strand(ioc), [&ioc, &acceptor, &shared, needs_token](beast::error_code ec, Socket s) {
-    if (!acceptor.is_open()) return;
-    if (!ec) std::make_shared<HttpSession<Socket>>(std::move(s), shared, needs_token)->Run();
-    Accept<Acceptor, Socket>(ioc, acceptor, shared, needs_token);
-  });
+  acceptor.async_accept(asio::make_strand(ioc),
+                        [&ioc, &acceptor, &shared, needs_token](beast::error_code ec, Socket s) {
+                          if (!acceptor.is_open()) return;
+                          if (!ec) std::make_shared<HttpSession<Socket>>(std::move(s), shared, needs_token)->Run();
+                          Accept<Acceptor, Socket>(ioc, acceptor, shared, needs_token);
+                        });
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/router.h"
 #include "base/events.h"
@@ -26,6 +27,10 @@ struct HttpServerOptions {
   int io_threads = 2;
   int workers = 8;
 };
+
+// The WebSocket endpoints (GET with an Upgrade header); the REST routes are in the Router.
+inline const std::vector<std::string> kWebSocketPaths = {"/api/v1/events", "/api/v1/vms/{name}/console",
+                                                         "/api/v1/vms/{name}/vnc"};
 
 // Finds the unix socket behind a VM's console: kind is "serial" or "vnc".
 using ConsoleResolver = std::function<Result<std::string>(const std::string& vm, const std::string& kind)>;

@@ -49,28 +49,44 @@ bool MatchParts(const std::vector<std::string>& pattern, const std::vector<std::
 
 const char* CodeName(ErrorCode c) {
   switch (c) {
-    case ErrorCode::kOk: return "ok";
-    case ErrorCode::kInvalid: return "invalid";
-    case ErrorCode::kNotFound: return "not-found";
-    case ErrorCode::kConflict: return "conflict";
-    case ErrorCode::kBusy: return "busy";
-    case ErrorCode::kUnauthorized: return "unauthorized";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kOk:
+      return "ok";
+    case ErrorCode::kInvalid:
+      return "invalid";
+    case ErrorCode::kNotFound:
+      return "not-found";
+    case ErrorCode::kConflict:
+      return "conflict";
+    case ErrorCode::kBusy:
+      return "busy";
+    case ErrorCode::kUnauthorized:
+      return "unauthorized";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
 
 int HttpStatus(ErrorCode c) {
   switch (c) {
-    case ErrorCode::kOk: return 200;
-    case ErrorCode::kInvalid: return 400;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kBusy: return 409;
-    case ErrorCode::kUnauthorized: return 401;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kOk:
+      return 200;
+    case ErrorCode::kInvalid:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kBusy:
+      return 409;
+    case ErrorCode::kUnauthorized:
+      return 401;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -91,8 +107,10 @@ std::map<std::string, std::string> ParseQuery(const std::string& query) {
   while (std::getline(ss, kv, '&')) {
     if (kv.empty()) continue;
     auto eq = kv.find('=');
-    if (eq == std::string::npos) out[UrlDecode(kv)] = "";
-    else out[UrlDecode(kv.substr(0, eq))] = UrlDecode(kv.substr(eq + 1));
+    if (eq == std::string::npos)
+      out[UrlDecode(kv)] = "";
+    else
+      out[UrlDecode(kv.substr(0, eq))] = UrlDecode(kv.substr(eq + 1));
   }
   return out;
 }
@@ -129,7 +147,8 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
       return ErrorResponse(Status::Internal(std::string("unexpected error: ") + e.what()));
     }
   }
-  if (path_known) return {405, {{"error", "method " + req.method + " is not allowed on " + req.path}, {"code", "invalid"}}};
+  if (path_known)
+    return {405, {{"error", "method " + req.method + " is not allowed on " + req.path}, {"code", "invalid"}}};
   return {404, {{"error", "no such API endpoint: " + req.path}, {"code", "not-found"}}};
 }
 

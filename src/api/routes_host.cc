@@ -37,9 +37,9 @@ json HostChecks(ApiContext& ctx) {
                          v.accel == "kvm" ? "" : "VMs run under TCG (software emulation), several times slower"));
   checks.push_back(HaveExecutable("ip") ? Check("bridge", "ok", "iproute2 present; bridges and taps can be made")
                                         : Check("bridge", "fail", "ip (iproute2) missing", "apt-get install iproute2"));
-  checks.push_back(HaveExecutable("dnsmasq")
-                       ? Check("dnsmasq", "ok", "present (DHCP for NAT networks)")
-                       : Check("dnsmasq", "fail", "missing: NAT networks give no addresses", "apt-get install dnsmasq-base"));
+  checks.push_back(HaveExecutable("dnsmasq") ? Check("dnsmasq", "ok", "present (DHCP for NAT networks)")
+                                             : Check("dnsmasq", "fail", "missing: NAT networks give no addresses",
+                                                     "apt-get install dnsmasq-base"));
   checks.push_back(HaveExecutable("nft") ? Check("nftables", "ok", "present (masquerade for NAT networks)")
                                          : Check("nftables", "warn", "missing: NAT guests cannot reach outside",
                                                  "apt-get install nftables"));
@@ -55,7 +55,8 @@ json HostChecks(ApiContext& ctx) {
                           : Check("cgroups", "warn", "cgroup v2 without cpu/memory controllers (" + c + ")",
                                   "resource limits per VM will not apply"));
   } else if (Exists("/sys/fs/cgroup/cpu") || Exists("/sys/fs/cgroup/memory")) {
-    checks.push_back(Check("cgroups", "warn", "cgroup v1 hierarchy", "resource limits need cgroup v2 (systemd.unified_cgroup_hierarchy=1)"));
+    checks.push_back(Check("cgroups", "warn", "cgroup v1 hierarchy",
+                           "resource limits need cgroup v2 (systemd.unified_cgroup_hierarchy=1)"));
   } else {
     checks.push_back(Check("cgroups", "warn", "no cgroup hierarchy found"));
   }
@@ -65,8 +66,9 @@ json HostChecks(ApiContext& ctx) {
   struct statvfs vfs;
   if (statvfs(ctx.data_dir.c_str(), &vfs) == 0) {
     uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-    checks.push_back(avail > (5ull << 30) ? Check("disk-space", "ok", FormatSize(avail) + " free in " + ctx.data_dir)
-                                          : Check("disk-space", "warn", "only " + FormatSize(avail) + " free in " + ctx.data_dir));
+    checks.push_back(avail > (5ull << 30)
+                         ? Check("disk-space", "ok", FormatSize(avail) + " free in " + ctx.data_dir)
+                         : Check("disk-space", "warn", "only " + FormatSize(avail) + " free in " + ctx.data_dir));
   }
   return checks;
 }
@@ -76,8 +78,12 @@ json HostChecks(ApiContext& ctx) {
 void RegisterHostRoutes(Router& r, ApiContext& ctx) {
   r.Add("GET", "/api/v1/host", [&](const HttpRequest&) {
     auto v = ctx.accel.Current();
-    return HttpResponse{200, {{"hostname", ctx.hostname}, {"version", ctx.version}, {"accel", v.accel},
-                              {"accel_reason", v.reason}, {"vms", ctx.vms.List().size()}}};
+    return HttpResponse{200,
+                        {{"hostname", ctx.hostname},
+                         {"version", ctx.version},
+                         {"accel", v.accel},
+                         {"accel_reason", v.reason},
+                         {"vms", ctx.vms.List().size()}}};
   });
   r.Add("GET", "/api/v1/host/check", [&](const HttpRequest&) {
     json checks = HostChecks(ctx);

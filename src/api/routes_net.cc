@@ -7,8 +7,9 @@ namespace {
 using json = nlohmann::json;
 
 json NetJson(const NetworkInfo& n) {
-  return {{"name", n.name},     {"mode", n.mode},       {"bridge", n.bridge},         {"subnet", n.subnet},
-          {"gateway", n.gateway}, {"dhcp_start", n.dhcp_start}, {"dhcp_end", n.dhcp_end}, {"active", n.active}};
+  return {{"name", n.name},         {"mode", n.mode},       {"bridge", n.bridge},
+          {"subnet", n.subnet},     {"gateway", n.gateway}, {"dhcp_start", n.dhcp_start},
+          {"dhcp_end", n.dhcp_end}, {"active", n.active}};
 }
 
 }  // namespace
@@ -45,7 +46,8 @@ void RegisterNetRoutes(Router& r, ApiContext& ctx) {
     const auto& name = req.params.at("name");
     std::string user = ctx.vms.NetworkUser(name);
     if (!user.empty()) {
-      return ErrorResponse(Status::Conflict("network '" + name + "' is used by vm '" + user + "'; delete or change that VM first"));
+      return ErrorResponse(
+          Status::Conflict("network '" + name + "' is used by vm '" + user + "'; delete or change that VM first"));
     }
     return Reply(ctx.networks.Delete(name), {{"deleted", name}});
   });

@@ -12,8 +12,8 @@ json PoolJson(const PoolInfo& p) {
 }
 
 json VolumeJson(const VolumeInfo& v) {
-  return {{"pool", v.pool},     {"name", v.name},         {"format", v.format},
-          {"path", v.path},     {"size", v.virtual_size}, {"allocated", v.allocated}};
+  return {{"pool", v.pool}, {"name", v.name},         {"format", v.format},
+          {"path", v.path}, {"size", v.virtual_size}, {"allocated", v.allocated}};
 }
 
 Result<uint64_t> SizeField(const json& body) {
@@ -89,7 +89,8 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
     if (!user.empty()) {
       auto vm = ctx.vms.Show(user);
       if (vm.ok() && (*vm)["state"] != "stopped" && (*vm)["state"] != "crashed") {
-        return ErrorResponse(Status::Conflict("volume '" + vol + "' is in use by running vm '" + user + "'; stop it first"));
+        return ErrorResponse(
+            Status::Conflict("volume '" + vol + "' is in use by running vm '" + user + "'; stop it first"));
       }
     }
     Status st = ctx.storage.ResizeVolume(pool, vol, *size);
@@ -127,8 +128,8 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
     if (!info.ok()) return ErrorResponse(info.status());
     std::string src = *source, vol = *name;
     auto id = ctx.tasks.Start("import", pool + "/" + vol, [&ctx, pool, vol, src](TaskContext& t) -> Result<json> {
-      auto v = ctx.storage.ImportVolume(pool, vol, src, [&](double f) { t.Progress(f, "converting"); },
-                                        t.cancel_flag());
+      auto v = ctx.storage.ImportVolume(
+          pool, vol, src, [&](double f) { t.Progress(f, "converting"); }, t.cancel_flag());
       if (!v.ok()) return v.status();
       return VolumeJson(*v);
     });

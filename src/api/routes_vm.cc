@@ -60,7 +60,8 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return HttpResponse{202, {{"task", *task}, {"vm", create->name}}};
   });
 
-  r.Add("GET", "/api/v1/vms/{name}", [&](const HttpRequest& req) { return Reply(ctx.vms.Show(req.params.at("name"))); });
+  r.Add("GET", "/api/v1/vms/{name}",
+        [&](const HttpRequest& req) { return Reply(ctx.vms.Show(req.params.at("name"))); });
 
   r.Add("PATCH", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
     auto body = req.Json();
@@ -76,11 +77,15 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return Reply(ctx.vms.Delete(req.params.at("name")), {{"deleted", req.params.at("name")}});
   });
 
-  r.Add("POST", "/api/v1/vms/{name}/start", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Start); });
+  r.Add("POST", "/api/v1/vms/{name}/start",
+        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Start); });
   r.Add("POST", "/api/v1/vms/{name}/stop", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Stop); });
-  r.Add("POST", "/api/v1/vms/{name}/reboot", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Reboot); });
-  r.Add("POST", "/api/v1/vms/{name}/pause", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Pause); });
-  r.Add("POST", "/api/v1/vms/{name}/resume", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Resume); });
+  r.Add("POST", "/api/v1/vms/{name}/reboot",
+        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Reboot); });
+  r.Add("POST", "/api/v1/vms/{name}/pause",
+        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Pause); });
+  r.Add("POST", "/api/v1/vms/{name}/resume",
+        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Resume); });
 
   r.Add("POST", "/api/v1/vms/{name}/shutdown", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"timeout"});
@@ -108,8 +113,8 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     if (!timeout.ok()) return ErrorResponse(timeout.status());
     auto res = ctx.vms.Exec(req.params.at("name"), argv, std::chrono::seconds(*timeout));
     if (!res.ok()) return ErrorResponse(res.status());
-    json out = {{"exit_code", res->exit_code}, {"stdout", res->out}, {"stderr", res->err},
-                {"truncated", res->out_truncated}};
+    json out = {
+        {"exit_code", res->exit_code}, {"stdout", res->out}, {"stderr", res->err}, {"truncated", res->out_truncated}};
     return HttpResponse{200, out};
   });
 

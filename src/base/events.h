@@ -6,7 +6,6 @@
 #include <functional>
 #include <map>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 namespace pampa {

@@ -73,8 +73,7 @@ bool PathWithin(const std::string& path, const std::string& dir) {
   std::string d = dir;
   while (d.size() > 1 && d.back() == '/') d.pop_back();
   if (path == d) return true;
-  return path.size() > d.size() && path.compare(0, d.size(), d) == 0 &&
-         (path[d.size()] == '/' || d == "/");
+  return path.size() > d.size() && path.compare(0, d.size(), d) == 0 && (path[d.size()] == '/' || d == "/");
 }
 
 std::string TailFile(const std::string& path, size_t max_bytes) {

@@ -37,9 +37,7 @@ class [[nodiscard]] Status {
   ErrorCode code() const { return code_; }
   const std::string& message() const { return message_; }
   // Returns a copy whose message is prefixed with context ("starting vm web: ...").
-  Status Context(const std::string& what) const {
-    return ok() ? *this : Status(code_, what + ": " + message_);
-  }
+  Status Context(const std::string& what) const { return ok() ? *this : Status(code_, what + ": " + message_); }
 
  private:
   ErrorCode code_ = ErrorCode::kOk;
@@ -49,7 +47,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -65,16 +63,15 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-#define PAMPA_RETURN_IF_ERROR(expr)      \
-  do {                                   \
-    ::pampa::Status _st = (expr);        \
-    if (!_st.ok()) return _st;           \
+#define PAMPA_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::pampa::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 #define PAMPA_CONCAT_INNER(a, b) a##b
 #define PAMPA_CONCAT(a, b) PAMPA_CONCAT_INNER(a, b)
-#define PAMPA_ASSIGN_OR_RETURN(lhs, expr) \
-  PAMPA_ASSIGN_OR_RETURN_IMPL(PAMPA_CONCAT(_res_, __LINE__), lhs, expr)
+#define PAMPA_ASSIGN_OR_RETURN(lhs, expr) PAMPA_ASSIGN_OR_RETURN_IMPL(PAMPA_CONCAT(_res_, __LINE__), lhs, expr)
 #define PAMPA_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                \
   if (!tmp.ok()) return tmp.status();               \

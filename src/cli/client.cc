@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange
+// clang-format off
+#include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
+// clang-format on
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -40,12 +42,18 @@ Result<ApiResponse> Exchange(Socket& socket, http::request<http::string_body>& r
 
 ErrorCode CodeFor(int status) {
   switch (status) {
-    case 400: return ErrorCode::kInvalid;
-    case 401: return ErrorCode::kUnauthorized;
-    case 404: return ErrorCode::kNotFound;
-    case 409: return ErrorCode::kConflict;
-    case 503: return ErrorCode::kUnavailable;
-    default: return ErrorCode::kInternal;
+    case 400:
+      return ErrorCode::kInvalid;
+    case 401:
+      return ErrorCode::kUnauthorized;
+    case 404:
+      return ErrorCode::kNotFound;
+    case 409:
+      return ErrorCode::kConflict;
+    case 503:
+      return ErrorCode::kUnavailable;
+    default:
+      return ErrorCode::kInternal;
   }
 }
 
@@ -53,7 +61,8 @@ ErrorCode CodeFor(int status) {
 
 Status ParseUrl(const std::string& url, Endpoint* ep) {
   std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
   else if (rest.find("://") != std::string::npos) {
     return Status::Invalid("only http:// URLs are supported (got '" + url + "'); use an SSH tunnel for remote hosts");
   }
@@ -98,8 +107,9 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
   asio::local::stream_protocol::socket socket(ioc);
   socket.connect(asio::local::stream_protocol::endpoint(ep_.unix_socket), ec);
   if (ec) {
-    std::string hint = ec == asio::error::access_denied ? " (the API socket is root only: run as root, or use --url and --token)"
-                                                        : " (is pampad running? start it with: make run)";
+    std::string hint = ec == asio::error::access_denied
+                           ? " (the API socket is root only: run as root, or use --url and --token)"
+                           : " (is pampad running? start it with: make run)";
     return Status::Unavailable("cannot connect to pampad at " + ep_.unix_socket + ": " + ec.message() + hint);
   }
   return Exchange(socket, req);
@@ -134,7 +144,7 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
       return Status::Invalid("task " + id + " " + state + ": " + t.value("error", ""));
     }
     bar.Update(t.value("progress", 0.0), t.value("type", "") + " " + t.value("target", "") +
-                                            (t.value("message", "").empty() ? "" : ": " + t.value("message", "")));
+                                             (t.value("message", "").empty() ? "" : ": " + t.value("message", "")));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }

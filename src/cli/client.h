@@ -3,9 +3,8 @@
 // progress bar. The CLI knows only the API's JSON wire format.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/status.h"
 
@@ -28,8 +27,7 @@ class ApiClient {
  public:
   explicit ApiClient(Endpoint ep) : ep_(std::move(ep)) {}
   // Sends one request; an HTTP error status becomes a Status with the server's message.
-  Result<nlohmann::json> Call(const std::string& method, const std::string& path,
-                              const nlohmann::json& body = nullptr);
+  Result<nlohmann::json> Call(const std::string& method, const std::string& path, const nlohmann::json& body = nullptr);
   // The raw response body (text endpoints such as the console log).
   Result<std::string> GetText(const std::string& path);
   // Polls a task until it ends, drawing a progress bar on a terminal. Returns

@@ -2,7 +2,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74 needs std::exchange
+// clang-format off
+#include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
+// clang-format on
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>

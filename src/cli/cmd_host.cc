@@ -36,7 +36,8 @@ void AddHostCommands(CLI::App& app, Globals& g) {
     Bind(cmd, g, [&g, as_json] {
       auto r = g.client().Call("GET", "/api/v1/host");
       if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) PrintJson(*r);
+      if (*as_json)
+        PrintJson(*r);
       else
         std::cout << "host:    " << r->value("hostname", "") << "\n"
                   << "version: " << r->value("version", "") << "\n"

@@ -45,7 +45,8 @@ void AddNetCommands(CLI::App& app, Globals& g) {
       if (!bridge->empty()) body["bridge"] = *bridge;
       auto r = g.client().Call("POST", "/api/v1/networks", body);
       if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "created network " << *name << " (" << r->value("mode", "") << " on " << r->value("bridge", "") << ")\n";
+      std::cout << "created network " << *name << " (" << r->value("mode", "") << " on " << r->value("bridge", "")
+                << ")\n";
       return 0;
     });
   }

@@ -9,12 +9,13 @@ namespace {
 
 using json = nlohmann::json;
 
-int ListOrJson(Globals& g, const std::string& path, bool as_json,
-               const std::function<void(const json&)>& print_table) {
+int ListOrJson(Globals& g, const std::string& path, bool as_json, const std::function<void(const json&)>& print_table) {
   auto r = g.client().Call("GET", path);
   if (!r.ok()) return PrintError(r.status().message());
-  if (as_json) PrintJson(*r);
-  else print_table(*r);
+  if (as_json)
+    PrintJson(*r);
+  else
+    print_table(*r);
   return 0;
 }
 
@@ -96,7 +97,8 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
       auto r = g.client().Call("POST", "/api/v1/pools/" + *pool_name + "/volumes",
                                {{"name", *name}, {"size", *size}, {"format", *format}});
       if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "created volume " << *pool_name << "/" << *name << " (" << HumanSize(r->value("size", 0ull)) << ")\n";
+      std::cout << "created volume " << *pool_name << "/" << *name << " (" << HumanSize(r->value("size", 0ull))
+                << ")\n";
       return 0;
     });
   }
@@ -109,7 +111,8 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
     cmd->add_option("name", *name, "volume name")->required();
     cmd->add_option("--size", *size, "new size, e.g. 20G")->required();
     Bind(cmd, g, [&g, pool_name, name, size] {
-      auto r = g.client().Call("POST", "/api/v1/pools/" + *pool_name + "/volumes/" + *name + "/resize", {{"size", *size}});
+      auto r =
+          g.client().Call("POST", "/api/v1/pools/" + *pool_name + "/volumes/" + *name + "/resize", {{"size", *size}});
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "resized " << *pool_name << "/" << *name << " to " << HumanSize(r->value("size", 0ull)) << "\n";
       return 0;

@@ -53,8 +53,8 @@ int PrintVm(const json& v, bool as_json) {
 }
 
 // vm start|stop|reboot|pause|resume|delete NAME
-void AddSimple(CLI::App* vm, Globals& g, const std::string& verb, const std::string& method,
-               const std::string& help, const std::string& done) {
+void AddSimple(CLI::App* vm, Globals& g, const std::string& verb, const std::string& method, const std::string& help,
+               const std::string& done) {
   auto cmd = vm->add_subcommand(verb, help);
   auto name = std::make_shared<std::string>();
   cmd->add_option("name", *name, "VM name")->required();
@@ -108,8 +108,10 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (!o->firmware.empty()) body["firmware"] = o->firmware;
       if (o->autostart) body["autostart"] = true;
       if (!o->nets.empty()) {
-        if (o->nets.size() == 1 && o->nets[0] == "none") body["networks"] = json::array();
-        else body["networks"] = o->nets;
+        if (o->nets.size() == 1 && o->nets[0] == "none")
+          body["networks"] = json::array();
+        else
+          body["networks"] = o->nets;
       }
       auto r = g.client().Call("POST", "/api/v1/vms", body);
       if (!r.ok()) return PrintError(r.status().message());
@@ -207,7 +209,8 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     auto argv = std::make_shared<std::vector<std::string>>();
     auto timeout = std::make_shared<int>(60);
     auto as_json = std::make_shared<bool>(false);
-    auto cmd = vm->add_subcommand("exec", "run a command in the guest through the guest agent: vm exec NAME -- CMD [ARGS...]");
+    auto cmd =
+        vm->add_subcommand("exec", "run a command in the guest through the guest agent: vm exec NAME -- CMD [ARGS...]");
     cmd->add_option("name", *name, "VM name")->required();
     cmd->add_option("command", *argv, "command and arguments (after --)")->required();
     cmd->add_option("--timeout", *timeout, "seconds to wait for the command")->capture_default_str();
@@ -236,8 +239,11 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     Bind(cmd, g, [&g, name, as_json] {
       auto r = g.client().Call("GET", VmPath(*name) + "/agent");
       if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) PrintJson(*r);
-      else std::cout << (r->value("agent", false) ? "agent answers" : "agent does not answer: " + r->value("detail", "")) << "\n";
+      if (*as_json)
+        PrintJson(*r);
+      else
+        std::cout << (r->value("agent", false) ? "agent answers" : "agent does not answer: " + r->value("detail", ""))
+                  << "\n";
       return r->value("agent", false) ? 0 : 1;
     });
   }

@@ -1,10 +1,9 @@
 // Output helpers of the CLI: tables, JSON, sizes and the progress bar.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace pampa::cli {
 

@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!socket_path.empty()) {
-    if (Status st = MakeDirs(std::filesystem::path(socket_path).parent_path().string(), 0755); !st.ok()) return Fail(st);
+    if (Status st = MakeDirs(std::filesystem::path(socket_path).parent_path().string(), 0755); !st.ok())
+      return Fail(st);
   }
   HttpServer server(opts, router, events,
                     [&vms](const std::string& name, const std::string& kind) -> Result<std::string> {

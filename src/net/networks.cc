@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -29,7 +28,9 @@ Status Ip(const std::vector<std::string>& args) {
 }  // namespace
 
 Status ParseCidr(const std::string& cidr, uint32_t* network, int* prefix) {
-  auto bad = [&] { return Status::Invalid("invalid subnet '" + cidr + "': use a.b.c.d/len with len 16 to 28, e.g. 10.88.0.0/24"); };
+  auto bad = [&] {
+    return Status::Invalid("invalid subnet '" + cidr + "': use a.b.c.d/len with len 16 to 28, e.g. 10.88.0.0/24");
+  };
   auto slash = cidr.find('/');
   if (slash == std::string::npos) return bad();
   in_addr a{};
@@ -45,7 +46,9 @@ Status ParseCidr(const std::string& cidr, uint32_t* network, int* prefix) {
   if (len < 16 || len > 28) return bad();
   uint32_t addr = ntohl(a.s_addr);
   uint32_t mask = len == 0 ? 0 : ~0u << (32 - len);
-  if (addr & ~mask) return Status::Invalid("invalid subnet '" + cidr + "': host bits are set (did you mean " + FormatIpv4(addr & mask) + "/" + std::to_string(len) + "?)");
+  if (addr & ~mask)
+    return Status::Invalid("invalid subnet '" + cidr + "': host bits are set (did you mean " + FormatIpv4(addr & mask) +
+                           "/" + std::to_string(len) + "?)");
   *network = addr;
   *prefix = len;
   return Status::Ok();
@@ -105,7 +108,8 @@ Result<NetworkInfo> Networks::Create(const std::string& name, const std::string&
     if (bridge.empty()) return Status::Invalid("a bridged network needs --bridge DEVICE (an existing host bridge)");
     if (bridge.size() > 15 || bridge.find('/') != std::string::npos || !LinkExists(bridge) ||
         !Exists("/sys/class/net/" + bridge + "/bridge")) {
-      return Status::Invalid("'" + bridge + "' is not an existing bridge on this host (see: ip -br link show type bridge)");
+      return Status::Invalid("'" + bridge +
+                             "' is not an existing bridge on this host (see: ip -br link show type bridge)");
     }
     if (!subnet.empty()) return Status::Invalid("a bridged network takes no --subnet: addresses come from that LAN");
     n.bridge = bridge;
@@ -160,8 +164,8 @@ Result<NetworkInfo> Networks::Create(const std::string& name, const std::string&
   } else {
     return Status::Invalid("network mode '" + mode + "' is unknown (use nat or bridge)");
   }
-  nlohmann::json j = {{"name", n.name},       {"mode", n.mode},       {"bridge", n.bridge},
-                      {"subnet", n.subnet},   {"gateway", n.gateway}, {"dhcp_start", n.dhcp_start},
+  nlohmann::json j = {{"name", n.name},        {"mode", n.mode},       {"bridge", n.bridge},
+                      {"subnet", n.subnet},    {"gateway", n.gateway}, {"dhcp_start", n.dhcp_start},
                       {"dhcp_end", n.dhcp_end}};
   PAMPA_RETURN_IF_ERROR(store_.Create("networks/" + name, j.dump()));
   Status st = Activate(n);
@@ -183,7 +187,8 @@ Status Networks::EnsureDefault(const std::string& name, const std::string& subne
 
 Status Networks::Activate(const NetworkInfo& n) {
   if (n.mode == "bridge") {
-    if (!LinkExists(n.bridge)) return Status::Unavailable("host bridge " + n.bridge + " of network " + n.name + " is missing");
+    if (!LinkExists(n.bridge))
+      return Status::Unavailable("host bridge " + n.bridge + " of network " + n.name + " is missing");
     return Status::Ok();
   }
   uint32_t net;
@@ -200,8 +205,10 @@ Status Networks::Activate(const NetworkInfo& n) {
   // Masquerade traffic leaving the subnet; one table per network so delete is clean.
   if (HaveExecutable("nft")) {
     std::string rules = "table ip " + NftTable(n) + " {}\ndelete table ip " + NftTable(n) + "\ntable ip " +
-                        NftTable(n) + " {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n"
-                        "  ip saddr " + n.subnet + " ip daddr != " + n.subnet + " masquerade\n }\n}\n";
+                        NftTable(n) +
+                        " {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n"
+                        "  ip saddr " +
+                        n.subnet + " ip daddr != " + n.subnet + " masquerade\n }\n}\n";
     auto r = RunChecked({"nft", "-f", "-"}, {.stdin_data = rules});
     if (!r.ok()) log::Warn("network {}: NAT rules not installed: {}", n.name, r.status().message());
     Status st = WriteFileAtomic("/proc/sys/net/ipv4/ip_forward", "1\n");
@@ -218,7 +225,8 @@ Status Networks::StartDnsmasq(const NetworkInfo& n) {
   auto pid = ReadFile(d + "/dnsmasq.pid");
   if (pid.ok() && ProcessAlive(std::atoi(pid->c_str()), "--interface=" + n.bridge)) return Status::Ok();
   if (!HaveExecutable("dnsmasq")) {
-    return Status::Unavailable("dnsmasq is not installed; NAT networks need it for DHCP (apt-get install dnsmasq-base)");
+    return Status::Unavailable(
+        "dnsmasq is not installed; NAT networks need it for DHCP (apt-get install dnsmasq-base)");
   }
   std::vector<std::string> argv = {"dnsmasq",
                                    "--keep-in-foreground",

@@ -49,8 +49,9 @@ AccelVerdict AccelProbe::Probe(bool force_rerun) {
   AccelVerdict v{"tcg", "", false, true};
   std::string kernel = guest_dir_ + "/vmlinuz", initrd = guest_dir_ + "/initrd.img";
   if (access("/dev/kvm", R_OK | W_OK) != 0) {
-    v.reason = "/dev/kvm is missing or not accessible: using TCG (slow). Enable virtualization in the BIOS "
-               "and load kvm_intel or kvm_amd.";
+    v.reason =
+        "/dev/kvm is missing or not accessible: using TCG (slow). Enable virtualization in the BIOS "
+        "and load kvm_intel or kvm_amd.";
   } else if (guest_dir_.empty() || !Exists(kernel) || !Exists(initrd)) {
     v.probed = false;
     v.reason = "/dev/kvm exists but the test guest is missing (" + guest_dir_ +
@@ -67,9 +68,26 @@ AccelVerdict AccelProbe::Probe(bool force_rerun) {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     });
-    auto r = Run({"qemu-system-x86_64", "-accel", "kvm", "-machine", "q35", "-m", "256", "-display", "none",
-                  "-no-user-config", "-nodefaults", "-serial", "file:" + log, "-kernel", kernel, "-initrd", initrd,
-                  "-append", "console=ttyS0 quiet panic=-1", "-no-reboot"},
+    auto r = Run({"qemu-system-x86_64",
+                  "-accel",
+                  "kvm",
+                  "-machine",
+                  "q35",
+                  "-m",
+                  "256",
+                  "-display",
+                  "none",
+                  "-no-user-config",
+                  "-nodefaults",
+                  "-serial",
+                  "file:" + log,
+                  "-kernel",
+                  kernel,
+                  "-initrd",
+                  initrd,
+                  "-append",
+                  "console=ttyS0 quiet panic=-1",
+                  "-no-reboot"},
                  {.timeout = std::chrono::seconds(20), .cancel = &ready});
     (void)r;
     done = true;
@@ -78,8 +96,9 @@ AccelVerdict AccelProbe::Probe(bool force_rerun) {
       v.accel = "kvm";
       v.reason = "KVM works: the test guest booted under KVM";
     } else {
-      v.reason = "/dev/kvm exists but the test guest did not boot under KVM within 20 s (nested virtualization "
-                 "broken?): using TCG (slow)";
+      v.reason =
+          "/dev/kvm exists but the test guest did not boot under KVM within 20 s (nested virtualization "
+          "broken?): using TCG (slow)";
     }
   }
   nlohmann::json j = {{"host", HostKey()}, {"accel", v.accel}, {"reason", v.reason}};

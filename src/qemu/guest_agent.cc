@@ -41,7 +41,8 @@ Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohma
   PAMPA_RETURN_IF_ERROR(ch.Send({{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}}));
   while (true) {
     auto r = ch.Receive(remaining());
-    if (!r.ok()) return Status::Unavailable("the guest agent does not answer (is qemu-guest-agent running in the guest?)");
+    if (!r.ok())
+      return Status::Unavailable("the guest agent does not answer (is qemu-guest-agent running in the guest?)");
     if (r->contains("return") && (*r)["return"] == sync_id) break;
   }
   nlohmann::json msg = {{"execute", command}};

@@ -27,8 +27,8 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
   // clean stop even when it was not running; any other QEMU exit is a crash.
   add({"-no-shutdown"});
   add({"-chardev", "socket,id=qmp,path=" + p.qmp() + ",server=on,wait=off", "-mon", "chardev=qmp,mode=control"});
-  add({"-chardev", "socket,id=serial0,path=" + p.serial() + ",server=on,wait=off,logfile=" + p.serial_log() +
-                       ",logappend=on",
+  add({"-chardev",
+       "socket,id=serial0,path=" + p.serial() + ",server=on,wait=off,logfile=" + p.serial_log() + ",logappend=on",
        "-serial", "chardev:serial0"});
   add({"-device", "virtio-serial-pci,id=vser0", "-chardev", "socket,id=qga0,path=" + p.qga() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"});

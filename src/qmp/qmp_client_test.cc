@@ -1,11 +1,11 @@
 // QMP protocol tests against a scripted peer on a socketpair.
+#include "qmp/qmp_client.h"
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
-
-#include "qmp/qmp_client.h"
 
 namespace pampa {
 namespace {
@@ -44,7 +44,8 @@ TEST(QmpClient, HandshakeThenCommandReturnsValue) {
   QmpClient client(p.a);
   ScriptedPeer peer(p.b);
   std::thread t([&] {
-    peer.Write(R"({"QMP": {"version": {}, "capabilities": []}})" "\n");
+    peer.Write(R"({"QMP": {"version": {}, "capabilities": []}})"
+               "\n");
     auto cap = peer.ReadCommand();
     EXPECT_EQ(cap["execute"], "qmp_capabilities");
     peer.Write(R"({"return": {}, "id": )" + cap["id"].dump() + "}\n");
@@ -65,10 +66,13 @@ TEST(QmpClient, EventsBetweenReplyAreQueuedAndStaleRepliesSkipped) {
   ScriptedPeer peer(p.b);
   std::thread t([&] {
     auto q = peer.ReadCommand();
-    peer.Write(R"({"event": "STOP", "timestamp": {}})" "\n");
-    peer.Write(R"({"return": {}, "id": 999})" "\n");
+    peer.Write(R"({"event": "STOP", "timestamp": {}})"
+               "\n");
+    peer.Write(R"({"return": {}, "id": 999})"
+               "\n");
     peer.Write(R"({"return": {"ok": 1}, "id": )" + q["id"].dump() + "}\n");
-    peer.Write(R"({"event": "RESUME", "timestamp": {}})" "\n");
+    peer.Write(R"({"event": "RESUME", "timestamp": {}})"
+               "\n");
   });
   auto r = client.Execute("stop");
   t.join();
@@ -86,8 +90,7 @@ TEST(QmpClient, ErrorReplyBecomesInvalidWithQemuDescription) {
   ScriptedPeer peer(p.b);
   std::thread t([&] {
     auto q = peer.ReadCommand();
-    peer.Write(R"({"error": {"class": "GenericError", "desc": "no such device"}, "id": )" + q["id"].dump() +
-               "}\n");
+    peer.Write(R"({"error": {"class": "GenericError", "desc": "no such device"}, "id": )" + q["id"].dump() + "}\n");
   });
   auto r = client.Execute("device_del", {{"id", "x"}});
   t.join();
@@ -123,7 +126,9 @@ TEST(QmpClient, SplitAndCoalescedLines) {
   std::thread t([&] {
     auto q = peer.ReadCommand();
     std::string reply = R"({"return": {"v": 2}, "id": )" + q["id"].dump() + "}\n";
-    peer.Write(R"({"event": "A"})" "\n" + reply.substr(0, 5));
+    peer.Write(R"({"event": "A"})"
+               "\n" +
+               reply.substr(0, 5));
     std::this_thread::sleep_for(20ms);
     peer.Write(reply.substr(5));
   });

@@ -161,8 +161,8 @@ Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::str
 Status Storage::ResizeVolume(const std::string& pool, const std::string& name, uint64_t size) {
   PAMPA_ASSIGN_OR_RETURN(auto v, GetVolume(pool, name));
   if (size < v.virtual_size) {
-    return Status::Invalid("volume '" + name + "' is " + FormatSize(v.virtual_size) +
-                           "; shrinking to " + FormatSize(size) + " would destroy data, so only growing is allowed");
+    return Status::Invalid("volume '" + name + "' is " + FormatSize(v.virtual_size) + "; shrinking to " +
+                           FormatSize(size) + " would destroy data, so only growing is allowed");
   }
   if (size == v.virtual_size) return Status::Ok();
   return RunChecked({"qemu-img", "resize", "-q", "-f", v.format, v.path, std::to_string(size)})
@@ -184,7 +184,8 @@ Result<std::string> Storage::CheckOutsidePath(const std::string& what, const std
   for (const auto& dir : allowed_dirs_) {
     auto d = CanonicalPath(dir);
     if (d.ok() && PathWithin(canon, *d)) {
-      if (!std::filesystem::is_regular_file(canon)) return Status::Invalid(what + " '" + path + "' is not a regular file");
+      if (!std::filesystem::is_regular_file(canon))
+        return Status::Invalid(what + " '" + path + "' is not a regular file");
       return canon;
     }
   }

@@ -26,8 +26,8 @@ class SqliteStore final : public Store {
   }
 
   Status Put(const std::string& key, const std::string& value) override {
-    return Exec("INSERT INTO kv(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-                key, value, "put");
+    return Exec("INSERT INTO kv(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", key, value,
+                "put");
   }
 
   Status Create(const std::string& key, const std::string& value) override {
@@ -94,8 +94,8 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return Status::Internal("cannot open state store " + path + ": " + msg);
@@ -109,8 +109,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
     sqlite3_close(db);
-    return Status::Internal("cannot initialise state store " + path + ": " + msg +
-                            " (is it a Pampa state file?)");
+    return Status::Internal("cannot initialise state store " + path + ": " + msg + " (is it a Pampa state file?)");
   }
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(db));
 }

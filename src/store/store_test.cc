@@ -1,11 +1,11 @@
 // One conformance suite that every Store implementation passes.
+#include "store/store.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <thread>
-
-#include "store/store.h"
 
 namespace pampa {
 namespace {

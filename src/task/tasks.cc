@@ -43,9 +43,17 @@ TaskInfo FromJson(const nlohmann::json& j) {
 }  // namespace
 
 nlohmann::json ToJson(const TaskInfo& t) {
-  return {{"id", t.id},         {"type", t.type},         {"target", t.target}, {"state", t.state},
-          {"progress", t.progress}, {"message", t.message}, {"error", t.error},   {"log", t.log},
-          {"started", t.started},   {"finished", t.finished}, {"result", t.result}};
+  return {{"id", t.id},
+          {"type", t.type},
+          {"target", t.target},
+          {"state", t.state},
+          {"progress", t.progress},
+          {"message", t.message},
+          {"error", t.error},
+          {"log", t.log},
+          {"started", t.started},
+          {"finished", t.finished},
+          {"result", t.result}};
 }
 
 struct Tasks::Running final : TaskContext {

@@ -22,7 +22,9 @@ TEST(Tasks, SuccessRecordsResultAndProgressEvents) {
   auto store = NewMemoryStore();
   EventBus bus;
   std::atomic<int> events{0};
-  bus.Subscribe([&](const nlohmann::json& e) { if (e["type"] == "task") ++events; });
+  bus.Subscribe([&](const nlohmann::json& e) {
+    if (e["type"] == "task") ++events;
+  });
   Tasks tasks(*store, bus);
   auto id = tasks.Start("import", "disk", [](TaskContext& ctx) -> Result<nlohmann::json> {
     ctx.Progress(0.5, "half");

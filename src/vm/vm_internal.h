@@ -5,9 +5,8 @@
 
 #include <memory>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"

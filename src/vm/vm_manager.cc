@@ -71,8 +71,9 @@ Status VmManager::PersistSpec(const VmSpec& spec) { return store_.Put("vms/" + s
 
 Status VmManager::PersistRuntime(Vm& vm) {
   if (vm.pid == 0 && vm.state != "crashed") return store_.Delete("runtime/" + vm.spec.name);
-  json j = {{"pid", vm.pid},         {"accel", vm.accel},   {"started", vm.started_ms},
-            {"stop_requested", vm.stop_requested}, {"state", vm.state}, {"reason", vm.reason}};
+  json j = {
+      {"pid", vm.pid},     {"accel", vm.accel},  {"started", vm.started_ms}, {"stop_requested", vm.stop_requested},
+      {"state", vm.state}, {"reason", vm.reason}};
   return store_.Put("runtime/" + vm.spec.name, j.dump());
 }
 
@@ -148,9 +149,15 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   spec.append = req.append;
   spec.firmware = req.firmware;
   spec.autostart = req.autostart;
-  if (!req.kernel.empty()) { PAMPA_ASSIGN_OR_RETURN(spec.kernel, storage_.CheckOutsidePath("kernel", req.kernel)); }
-  if (!req.initrd.empty()) { PAMPA_ASSIGN_OR_RETURN(spec.initrd, storage_.CheckOutsidePath("initrd", req.initrd)); }
-  if (!req.cdrom.empty()) { PAMPA_ASSIGN_OR_RETURN(spec.cdrom, storage_.CheckOutsidePath("cdrom", req.cdrom)); }
+  if (!req.kernel.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(spec.kernel, storage_.CheckOutsidePath("kernel", req.kernel));
+  }
+  if (!req.initrd.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(spec.initrd, storage_.CheckOutsidePath("initrd", req.initrd));
+  }
+  if (!req.cdrom.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(spec.cdrom, storage_.CheckOutsidePath("cdrom", req.cdrom));
+  }
   if (spec.firmware == "uefi" && !Exists(kOvmfCode)) {
     return Status::Unavailable("UEFI firmware is not installed (" + std::string(kOvmfCode) + "): apt-get install ovmf");
   }
@@ -200,9 +207,9 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
     size_t d = 0;
     if (!image.empty()) {
       ctx.Log("importing " + image + " as " + spec.disks[0].volume);
-      auto v = storage_.ImportVolume(spec.disks[0].pool, spec.disks[0].volume, image,
-                                     [&](double f) { ctx.Progress(f * 0.95, "importing disk image"); },
-                                     ctx.cancel_flag());
+      auto v = storage_.ImportVolume(
+          spec.disks[0].pool, spec.disks[0].volume, image,
+          [&](double f) { ctx.Progress(f * 0.95, "importing disk image"); }, ctx.cancel_flag());
       if (!v.ok()) return fail(v.status());
       made.push_back(spec.disks[0].volume);
       ++d;
@@ -260,10 +267,11 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   std::lock_guard lock(vm->mu);
   if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-  bool only_autostart = !req.cpus && !req.memory_mib && !req.cdrom && !req.kernel && !req.initrd && !req.append &&
-                        !req.firmware;
+  bool only_autostart =
+      !req.cpus && !req.memory_mib && !req.cdrom && !req.kernel && !req.initrd && !req.append && !req.firmware;
   if (!only_autostart && vm->state != "stopped" && vm->state != "crashed") {
-    return Status::Conflict("vm '" + name + "' is " + vm->state + "; stop it before editing (only --autostart can change while it runs)");
+    return Status::Conflict("vm '" + name + "' is " + vm->state +
+                            "; stop it before editing (only --autostart can change while it runs)");
   }
   VmSpec s = vm->spec;
   if (req.cpus) s.cpus = *req.cpus;
@@ -274,9 +282,15 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
     if (p.empty()) return std::string();
     return storage_.CheckOutsidePath(what, p);
   };
-  if (req.kernel) { PAMPA_ASSIGN_OR_RETURN(s.kernel, path("kernel", *req.kernel)); }
-  if (req.initrd) { PAMPA_ASSIGN_OR_RETURN(s.initrd, path("initrd", *req.initrd)); }
-  if (req.cdrom) { PAMPA_ASSIGN_OR_RETURN(s.cdrom, path("cdrom", *req.cdrom)); }
+  if (req.kernel) {
+    PAMPA_ASSIGN_OR_RETURN(s.kernel, path("kernel", *req.kernel));
+  }
+  if (req.initrd) {
+    PAMPA_ASSIGN_OR_RETURN(s.initrd, path("initrd", *req.initrd));
+  }
+  if (req.cdrom) {
+    PAMPA_ASSIGN_OR_RETURN(s.cdrom, path("cdrom", *req.cdrom));
+  }
   if (req.firmware) {
     if (*req.firmware != s.firmware) {
       return Status::Invalid("changing firmware of an existing VM is not supported (its disks are set up for " +

@@ -14,11 +14,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/events.h"
 #include "net/networks.h"
@@ -46,8 +45,8 @@ struct ConsoleEndpoints {
 
 class VmManager {
  public:
-  VmManager(VmManagerConfig config, Store& store, Storage& storage, Networks& networks, Tasks& tasks,
-            EventBus& events, AccelProbe& accel);
+  VmManager(VmManagerConfig config, Store& store, Storage& storage, Networks& networks, Tasks& tasks, EventBus& events,
+            AccelProbe& accel);
   ~VmManager();
 
   // Loads every VM from the store and re-attaches to QEMU processes that
@@ -75,8 +74,7 @@ class VmManager {
   Status Pause(const std::string& name);
   Status Resume(const std::string& name);
 
-  Result<ExecResult> Exec(const std::string& name, const std::vector<std::string>& argv,
-                          std::chrono::seconds timeout);
+  Result<ExecResult> Exec(const std::string& name, const std::vector<std::string>& argv, std::chrono::seconds timeout);
   Status AgentPing(const std::string& name);
   Result<ConsoleEndpoints> Console(const std::string& name);
 
@@ -89,7 +87,7 @@ class VmManager {
   class BusyClaim;
 
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
-  nlohmann::json Describe(Vm& vm);  // REQUIRES: vm.mu held
+  nlohmann::json Describe(Vm& vm);                                                  // REQUIRES: vm.mu held
   void SetState(Vm& vm, const std::string& state, const std::string& reason = "");  // REQUIRES: vm.mu held
   Status PersistSpec(const VmSpec& spec);
   Status PersistRuntime(Vm& vm);  // REQUIRES: vm.mu held

@@ -52,9 +52,15 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
     m.disks.push_back({v->path, v->format});
   }
   // Files from outside are checked again: they may have moved since create.
-  if (!s.kernel.empty()) { PAMPA_ASSIGN_OR_RETURN(m.kernel, storage_.CheckOutsidePath("kernel", s.kernel)); }
-  if (!s.initrd.empty()) { PAMPA_ASSIGN_OR_RETURN(m.initrd, storage_.CheckOutsidePath("initrd", s.initrd)); }
-  if (!s.cdrom.empty()) { PAMPA_ASSIGN_OR_RETURN(m.cdrom, storage_.CheckOutsidePath("cdrom", s.cdrom)); }
+  if (!s.kernel.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(m.kernel, storage_.CheckOutsidePath("kernel", s.kernel));
+  }
+  if (!s.initrd.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(m.initrd, storage_.CheckOutsidePath("initrd", s.initrd));
+  }
+  if (!s.cdrom.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(m.cdrom, storage_.CheckOutsidePath("cdrom", s.cdrom));
+  }
   if (s.firmware == "uefi") {
     m.ovmf_code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
     m.ovmf_vars = config_.data_dir + "/vms/" + s.name + ".vars.fd";
@@ -296,7 +302,8 @@ Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::se
     if (vm->state != "running" && vm->state != "paused") {
       return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
     }
-    if (!vm->qmp || !vm->qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
+    if (!vm->qmp || !vm->qmp->connected())
+      return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
     if (vm->state == "paused") {
       auto r = vm->qmp->Execute("cont");
       (void)r;
@@ -322,8 +329,7 @@ Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::se
         }
         bool timed_out = std::chrono::steady_clock::now() > deadline;
         if (timed_out || ctx.cancelled()) {
-          ctx.Log(timed_out ? "the guest did not power off in time: forcing it off"
-                            : "cancelled: forcing the VM off");
+          ctx.Log(timed_out ? "the guest did not power off in time: forcing it off" : "cancelled: forcing the VM off");
           Status st = StopLocked(*vm);
           vm->busy.clear();
           SetState(*vm, vm->state, vm->reason);
@@ -389,8 +395,8 @@ Status VmManager::Reboot(const std::string& name) {
   std::string qga;
   {
     std::lock_guard lock(vm->mu);
-    PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
-                                         [](QmpClient&) { return Status::Ok(); }));
+    PAMPA_RETURN_IF_ERROR(
+        WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp, [](QmpClient&) { return Status::Ok(); }));
     qga = vm->paths.qga();
   }
   // A clean reboot through the agent when it answers; otherwise a hard reset.

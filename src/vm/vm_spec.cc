@@ -45,7 +45,8 @@ Result<int> GetCpus(const json& body) {
 Result<uint64_t> GetMemoryMib(const json& body) {
   uint64_t mib;
   if (body.contains("memory")) {
-    if (!body["memory"].is_string()) return Status::Invalid("field 'memory' must be a size string such as \"512M\" or \"2G\"");
+    if (!body["memory"].is_string())
+      return Status::Invalid("field 'memory' must be a size string such as \"512M\" or \"2G\"");
     const std::string& text = body["memory"].get_ref<const std::string&>();
     auto parsed = ParseSize(text);
     if (!parsed.ok()) return parsed.status().Context("memory");
@@ -55,7 +56,8 @@ Result<uint64_t> GetMemoryMib(const json& body) {
     mib = bare ? bytes : bytes / (1024 * 1024);
   } else {
     const auto& v = body["memory_mib"];
-    if (!v.is_number_integer() || v.get<int64_t>() < 0) return Status::Invalid("field 'memory_mib' must be a positive integer");
+    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+      return Status::Invalid("field 'memory_mib' must be a positive integer");
     mib = v.get<uint64_t>();
   }
   if (mib < kMinMemoryMib || mib > kMaxMemoryMib) {
@@ -83,9 +85,9 @@ json ToJson(const VmSpec& s) {
   json disks = json::array(), nics = json::array();
   for (auto& d : s.disks) disks.push_back({{"pool", d.pool}, {"volume", d.volume}});
   for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
-  return {{"name", s.name},     {"uuid", s.uuid},       {"cpus", s.cpus},     {"memory_mib", s.memory_mib},
-          {"disks", disks},     {"cdrom", s.cdrom},     {"kernel", s.kernel}, {"initrd", s.initrd},
-          {"append", s.append}, {"nics", nics},         {"firmware", s.firmware}, {"autostart", s.autostart}};
+  return {{"name", s.name},     {"uuid", s.uuid},   {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
+          {"disks", disks},     {"cdrom", s.cdrom}, {"kernel", s.kernel},     {"initrd", s.initrd},
+          {"append", s.append}, {"nics", nics},     {"firmware", s.firmware}, {"autostart", s.autostart}};
 }
 
 Result<VmSpec> VmSpecFromJson(const json& j) {
@@ -111,9 +113,9 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
 }
 
 Result<CreateRequest> ParseCreateRequest(const json& body) {
-  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks",
-                                           "cdrom", "kernel", "initrd", "append", "networks", "firmware",
-                                           "autostart"}));
+  PAMPA_RETURN_IF_ERROR(
+      CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks", "cdrom", "kernel",
+                         "initrd", "append", "networks", "firmware", "autostart"}));
   CreateRequest r;
   if (!body.contains("name")) return Status::Invalid("field 'name' is required");
   PAMPA_ASSIGN_OR_RETURN(r.name, GetString(body, "name"));
@@ -131,11 +133,16 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
   for (auto key : {"disk_image", "cdrom", "kernel", "initrd", "append"}) {
     if (!body.contains(key)) continue;
     PAMPA_ASSIGN_OR_RETURN(std::string v, GetString(body, key));
-    if (std::string(key) == "disk_image") r.disk_image = v;
-    else if (std::string(key) == "cdrom") r.cdrom = v;
-    else if (std::string(key) == "kernel") r.kernel = v;
-    else if (std::string(key) == "initrd") r.initrd = v;
-    else r.append = v;
+    if (std::string(key) == "disk_image")
+      r.disk_image = v;
+    else if (std::string(key) == "cdrom")
+      r.cdrom = v;
+    else if (std::string(key) == "kernel")
+      r.kernel = v;
+    else if (std::string(key) == "initrd")
+      r.initrd = v;
+    else
+      r.append = v;
   }
   PAMPA_RETURN_IF_ERROR(CheckAppend(r.append));
   if (!r.initrd.empty() && r.kernel.empty()) return Status::Invalid("an initrd needs a kernel (--kernel)");
@@ -146,7 +153,8 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
       if (!d.is_string()) return Status::Invalid("each entry of 'disks' must be a size string such as \"10G\"");
       auto size = ParseSize(d.get<std::string>());
       if (!size.ok()) return size.status().Context("disk");
-      if (*size < 1024 * 1024) return Status::Invalid("disk size " + d.get<std::string>() + " is below the 1 MiB minimum");
+      if (*size < 1024 * 1024)
+        return Status::Invalid("disk size " + d.get<std::string>() + " is below the 1 MiB minimum");
       r.disks.push_back(*size);
     }
   }
@@ -161,7 +169,9 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
     }
     if (r.networks.size() > 8) return Status::Invalid("a VM can have at most 8 NICs");
   }
-  if (body.contains("firmware")) { PAMPA_ASSIGN_OR_RETURN(r.firmware, GetString(body, "firmware")); }
+  if (body.contains("firmware")) {
+    PAMPA_ASSIGN_OR_RETURN(r.firmware, GetString(body, "firmware"));
+  }
   PAMPA_RETURN_IF_ERROR(CheckFirmware(r.firmware));
   if (body.contains("autostart")) {
     if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
@@ -171,12 +181,16 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
 }
 
 Result<EditRequest> ParseEditRequest(const json& body) {
-  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd",
-                                           "append", "firmware"}));
+  PAMPA_RETURN_IF_ERROR(CheckFields(
+      body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd", "append", "firmware"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
-  if (body.contains("cpus")) { PAMPA_ASSIGN_OR_RETURN(e.cpus, GetCpus(body)); }
-  if (body.contains("memory") || body.contains("memory_mib")) { PAMPA_ASSIGN_OR_RETURN(e.memory_mib, GetMemoryMib(body)); }
+  if (body.contains("cpus")) {
+    PAMPA_ASSIGN_OR_RETURN(e.cpus, GetCpus(body));
+  }
+  if (body.contains("memory") || body.contains("memory_mib")) {
+    PAMPA_ASSIGN_OR_RETURN(e.memory_mib, GetMemoryMib(body));
+  }
   if (body.contains("autostart")) {
     if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
     e.autostart = body["autostart"].get<bool>();
@@ -185,11 +199,16 @@ Result<EditRequest> ParseEditRequest(const json& body) {
     if (!body.contains(key)) continue;
     PAMPA_ASSIGN_OR_RETURN(std::string v, GetString(body, key));
     std::string k = key;
-    if (k == "cdrom") e.cdrom = v;
-    else if (k == "kernel") e.kernel = v;
-    else if (k == "initrd") e.initrd = v;
-    else if (k == "append") e.append = v;
-    else e.firmware = v;
+    if (k == "cdrom")
+      e.cdrom = v;
+    else if (k == "kernel")
+      e.kernel = v;
+    else if (k == "initrd")
+      e.initrd = v;
+    else if (k == "append")
+      e.append = v;
+    else
+      e.firmware = v;
   }
   if (e.append) PAMPA_RETURN_IF_ERROR(CheckAppend(*e.append));
   if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 
@@ -45,8 +44,8 @@ struct CreateRequest {
   int cpus = 1;
   uint64_t memory_mib = 512;
   std::string pool = "default";
-  std::string disk_image;         // imported as the first disk
-  std::vector<uint64_t> disks;    // blank disks, bytes
+  std::string disk_image;       // imported as the first disk
+  std::vector<uint64_t> disks;  // blank disks, bytes
   std::string cdrom, kernel, initrd, append;
   std::vector<std::string> networks = {"default"};  // empty: no NIC
   std::string firmware = "bios";

@@ -1,0 +1,48 @@
+# Pampa: two commands.
+#   make run    installs what is missing, builds, starts pampad with a demo VM
+#   make test   installs what is missing, builds, runs the whole test suite
+BUILD ?= build
+GUEST ?= $(BUILD)/guest
+JOBS ?= 2
+PYTHON ?= /usr/bin/python3
+
+.PHONY: all deps build guest run test unit integration bench format clean
+
+all: build
+
+deps:
+	@tools/install-deps
+
+$(BUILD)/Makefile: CMakeLists.txt
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: deps $(BUILD)/Makefile
+	@$(MAKE) --no-print-directory -C $(BUILD) -j$(JOBS)
+
+guest: deps
+	@tools/mkguest $(GUEST)
+
+run: build guest
+	@tools/run-demo $(BUILD) $(GUEST)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+integration: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg \
+	  $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
+
+test: build guest
+	@tools/check-format
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+bench: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg \
+	  $(PYTHON) bench/host_bench.py
+
+format:
+	@find src -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

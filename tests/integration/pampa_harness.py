@@ -1,0 +1,202 @@
+"""Starts a real pampad and drives it through the real pampa CLI and its API."""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("PAMPA_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+GUEST = os.environ.get("PAMPA_GUEST", os.path.join(BUILD, "guest"))
+PAMPAD = os.path.join(BUILD, "pampad")
+PAMPA = os.path.join(BUILD, "pampa")
+APPEND = "console=ttyS0 quiet"
+
+
+class Pampad:
+    def __init__(self, subnet="10.213.0.0/24"):
+        # Short paths: unix socket paths are limited to 108 bytes.
+        self.root = tempfile.mkdtemp(prefix="pit-", dir="/tmp")
+        self.data = os.path.join(self.root, "data")
+        self.sock = os.path.join(self.root, "pampa.sock")
+        self.log = os.path.join(self.root, "pampad.log")
+        self.subnet = subnet
+        self.proc = None
+        self.port = None
+
+    # --- process control -------------------------------------------------
+    def start(self, timeout=15):
+        env = dict(os.environ, PAMPA_ACCEL="tcg")
+        logf = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [PAMPAD, "--data-dir", self.data, "--socket", self.sock, "--listen", "127.0.0.1:0",
+             "--allow-path", GUEST, "--allow-path", self.root, "--default-subnet", self.subnet],
+            stdout=logf, stderr=logf, env=env, start_new_session=True)
+        deadline = time.time() + timeout
+        start_at = os.path.getsize(self.log) if os.path.exists(self.log) else 0
+        while time.time() < deadline:
+            with open(self.log) as f:
+                text = f.read()
+            m = re.findall(r"listening on 127\.0\.0\.1:(\d+)", text)
+            if m and "ready:" in text[start_at:] and self.proc.poll() is None:
+                self.port = int(m[-1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("pampad exited:\n" + text)
+            time.sleep(0.1)
+        raise RuntimeError("pampad did not become ready:\n" + open(self.log).read())
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+    def teardown(self):
+        """Stops and deletes every VM and network this instance made, then pampad."""
+        if self.proc and self.proc.poll() is None:
+            for vm in self.vms():
+                if vm["state"] not in ("stopped",):
+                    self.cli("vm", "stop", vm["name"], check=False)
+                self.cli("vm", "delete", vm["name"], check=False)
+            for net in self.cli_json("net", "list"):
+                self.cli("net", "delete", net["name"], check=False)
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def token(self):
+        with open(os.path.join(self.data, "token")) as f:
+            return f.read().strip()
+
+    # --- CLI -------------------------------------------------------------
+    def cli(self, *args, check=True, timeout=180, input=None):
+        r = subprocess.run([PAMPA, "--socket", self.sock, *args], capture_output=True, text=True,
+                           timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise AssertionError(f"pampa {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+        return r
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def vms(self):
+        return self.cli_json("vm", "list")
+
+    def vm(self, name):
+        return self.cli_json("vm", "show", name)
+
+    # --- REST over TCP ---------------------------------------------------
+    def api(self, method, path, body=None, token=None, raw_body=None):
+        data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
+        if token is None:
+            token = self.token
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    # --- waiting ---------------------------------------------------------
+    def wait_state(self, name, state, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            vm = self.vm(name)
+            if vm["state"] == state:
+                return vm
+            time.sleep(0.25)
+        raise AssertionError(f"vm {name} is {self.vm(name)['state']}, not {state}, after {timeout}s")
+
+    def console(self, name):
+        return self.cli("vm", "console", name, "--dump").stdout
+
+    def wait_console(self, name, text, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.console(name):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"vm {name} never printed {text!r}; console:\n{self.console(name)[-2000:]}")
+
+    def create_guest(self, name, *extra):
+        self.cli("vm", "create", name, "--cpus", "1", "--memory", "256M",
+                 "--disk-image", os.path.join(GUEST, "disk.qcow2"),
+                 "--kernel", os.path.join(GUEST, "vmlinuz"), "--initrd", os.path.join(GUEST, "initrd.img"),
+                 "--append", APPEND, *extra)
+
+    def exec(self, name, *argv, check=True):
+        return self.cli("vm", "exec", name, "--", *argv, check=check)
+
+
+def qemu_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+class WebSocket:
+    """A minimal RFC 6455 client over pampad's unix socket (enough for tests)."""
+
+    def __init__(self, sock_path, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(20)
+        self.s.connect(sock_path)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.s.recv(1)
+            if not chunk:
+                raise ConnectionError("closed during handshake")
+            head += chunk
+        self.status = int(head.split(b" ")[1])
+        self.buf = b""
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self):
+        b0, b1 = self._read(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", self._read(2))[0]
+        elif length == 127:
+            length = struct.unpack(">Q", self._read(8))[0]
+        payload = self._read(length)
+        if b0 & 0x0F == 8:
+            raise ConnectionError("server closed")
+        return payload
+
+    def send(self, data, opcode=2):
+        mask = os.urandom(4)
+        header = bytes([0x80 | opcode])
+        n = len(data)
+        header += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
+        self.s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def close(self):
+        self.s.close()
