@@ -1,0 +1,125 @@
+"""Pools, volumes, image import as a task with progress, and networks."""
+import os
+import subprocess
+import time
+
+from pampa_harness import GUEST, Pampad
+
+
+def test_pool_and_volume_lifecycle(pampad):
+    path = os.path.join(pampad.root, "pool2")
+    pampad.cli("pool", "create", "fast", "--path", path)
+    assert os.path.isdir(path)
+    pools = {p["name"]: p for p in pampad.cli_json("pool", "list")}
+    assert pools["fast"]["path"] == path and pools["fast"]["capacity"] > 0
+    pampad.cli("volume", "create", "fast", "data1", "--size", "64M")
+    pampad.cli("volume", "create", "fast", "raw1", "--size", "1M", "--format", "raw")
+    vols = {v["name"]: v for v in pampad.cli_json("volume", "list", "fast")}
+    assert vols["data1"]["size"] == 64 << 20 and vols["data1"]["format"] == "qcow2"
+    assert vols["raw1"]["format"] == "raw"
+    r = pampad.cli("volume", "create", "fast", "data1", "--size", "1M", check=False)
+    assert "already exists" in r.stderr
+    pampad.cli("volume", "resize", "fast", "data1", "--size", "128M")
+    assert pampad.cli_json("volume", "list", "fast")[0]["size"] == 128 << 20
+    r = pampad.cli("volume", "resize", "fast", "data1", "--size", "32M", check=False)
+    assert r.returncode != 0 and "only growing is allowed" in r.stderr
+    r = pampad.cli("pool", "delete", "fast", check=False)
+    assert r.returncode != 0 and "still holds 2 volume(s)" in r.stderr
+    pampad.cli("volume", "delete", "fast", "data1")
+    pampad.cli("volume", "delete", "fast", "raw1")
+    pampad.cli("pool", "delete", "fast")
+    assert "fast" not in [p["name"] for p in pampad.cli_json("pool", "list")]
+
+
+def test_import_runs_as_a_task_with_progress_and_converts_formats(pampad):
+    vmdk = os.path.join(pampad.root, "guest.vmdk")
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "vmdk", GUEST + "/disk.qcow2", vmdk], check=True)
+    task = pampad.cli("volume", "import", "default", "fromvmdk", vmdk, "--async").stdout.strip()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        t = pampad.cli_json("task", "show", task)
+        if t["state"] != "running":
+            break
+        time.sleep(0.2)
+    assert t["state"] == "succeeded", t
+    assert t["type"] == "import" and t["progress"] == 1.0
+    assert task in [x["id"] for x in pampad.cli_json("task", "list")]
+    vol = [v for v in pampad.cli_json("volume", "list", "default") if v["name"] == "fromvmdk"][0]
+    assert vol["format"] == "qcow2" and vol["size"] == 1 << 30
+    # Same bytes as the source.
+    r = subprocess.run(["qemu-img", "compare", "-q", GUEST + "/disk.qcow2", vol["path"]])
+    assert r.returncode == 0
+    # Synchronous import prints the result; a taken name is refused before a task starts.
+    assert pampad.cli("volume", "import", "default", "fromvmdk", vmdk, check=False).returncode != 0
+    pampad.cli("volume", "delete", "default", "fromvmdk")
+
+
+def test_vm_with_blank_disks_and_uefi(pampad):
+    pampad.cli("vm", "create", "efi", "--cpus", "2", "--memory", "512M", "--disk", "1G", "--disk", "2G",
+               "--firmware", "uefi", "--net", "none")
+    vm = pampad.vm("efi")
+    assert [d["volume"] for d in vm["disks"]] == ["efi-disk0", "efi-disk1"]
+    assert vm["firmware"] == "uefi" and vm["nics"] == []
+    pampad.cli("vm", "start", "efi")
+    assert pampad.vm("efi")["state"] == "running"
+    pampad.cli("vm", "stop", "efi")
+    pampad.cli("vm", "delete", "efi")
+    assert not [v for v in pampad.cli_json("volume", "list", "default") if v["name"].startswith("efi-")]
+
+
+def test_nat_network_create_and_delete(pampad):
+    pampad.cli("net", "create", "lab", "--subnet", "10.214.5.0/24")
+    nets = {n["name"]: n for n in pampad.cli_json("net", "list")}
+    lab = nets["lab"]
+    assert lab["mode"] == "nat" and lab["active"] and lab["gateway"] == "10.214.5.1"
+    assert os.path.exists(f"/sys/class/net/{lab['bridge']}")
+    r = pampad.cli("net", "create", "lab2", "--subnet", "10.214.5.128/25", check=False)
+    assert "overlaps network 'lab'" in r.stderr
+    pampad.cli("net", "delete", "lab")
+    assert not os.path.exists(f"/sys/class/net/{lab['bridge']}")
+
+
+def test_bridged_network_uses_an_existing_bridge(pampad):
+    subprocess.run(["ip", "link", "add", "pitbr0", "type", "bridge"], check=True)
+    try:
+        pampad.cli("net", "create", "lan", "--bridge", "pitbr0")
+        lan = [n for n in pampad.cli_json("net", "list") if n["name"] == "lan"][0]
+        assert lan["mode"] == "bridge" and lan["bridge"] == "pitbr0"
+        pampad.cli("net", "delete", "lan")
+        assert os.path.exists("/sys/class/net/pitbr0")  # not ours to delete
+    finally:
+        subprocess.run(["ip", "link", "del", "pitbr0"])
+
+
+def test_host_check_reports_each_part(pampad):
+    r = pampad.cli("host", "check", check=False)
+    checks = {c["name"]: c for c in pampad.cli_json("host", "check")["checks"]}
+    for name in ("qemu", "qemu-img", "accelerator", "bridge", "dnsmasq", "cgroups", "kvm-device"):
+        assert name in checks, name
+    assert checks["qemu"]["status"] == "ok" and "QEMU emulator version" in checks["qemu"]["detail"]
+    assert "tcg" in checks["accelerator"]["detail"]  # forced by PAMPA_ACCEL=tcg in tests
+    assert "[" in r.stdout and "accelerator" in r.stdout
+
+
+def test_autostart_vms_start_after_a_host_reboot():
+    d = Pampad(subnet="10.215.0.0/24").start()
+    try:
+        common = ["--cpus", "1", "--memory", "128M", "--net", "none", "--kernel", GUEST + "/vmlinuz",
+                  "--initrd", GUEST + "/initrd.img", "--append", "console=ttyS0 quiet"]
+        d.cli("vm", "create", "auto", "--autostart", *common)
+        d.cli("vm", "create", "manual", *common)
+        d.stop()
+        # A host reboot: no QEMU survives and the kernel's boot id changes.
+        subprocess.run(["sqlite3", os.path.join(d.data, "state.db"),
+                        "UPDATE kv SET value='an-earlier-boot' WHERE key='host/boot_id'"], check=True)
+        d.start()
+        d.wait_state("auto", "running", timeout=30)
+        assert d.vm("manual")["state"] == "stopped"
+        # A plain pampad restart (same boot) starts nothing.
+        d.cli("vm", "stop", "auto")
+        d.stop()
+        d.start()
+        time.sleep(1)
+        assert d.vm("auto")["state"] == "stopped"
+    finally:
+        d.teardown()
