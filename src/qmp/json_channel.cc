@@ -38,7 +38,8 @@ Status JsonChannel::Connect(const std::string& socket_path, std::chrono::millise
     if (std::chrono::steady_clock::now() >= deadline) {
       return Status::Unavailable("cannot connect to " + socket_path + ": " + std::strerror(err));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // QEMU opens its sockets a few ms after exec; poll finely so a start is not delayed.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 

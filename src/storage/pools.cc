@@ -87,7 +87,7 @@ Status Storage::DeletePool(const std::string& name) {
   return store_.Delete("pools/" + name);
 }
 
-Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& name) {
+Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& name, bool inspect) {
   for (const char* fmt : {"qcow2", "raw"}) {
     std::string path = pool.path + "/" + name + "." + fmt;
     if (!Exists(path)) continue;
@@ -96,7 +96,7 @@ Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& 
     v.virtual_size = std::filesystem::file_size(path, ec);
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) v.allocated = static_cast<uint64_t>(st.st_blocks) * 512;
-    if (v.format == "qcow2") {
+    if (v.format == "qcow2" && inspect) {
       auto info = InspectImage(path);
       if (info.ok()) v.virtual_size = info->virtual_size;
     }
@@ -129,6 +129,12 @@ Result<VolumeInfo> Storage::GetVolume(const std::string& pool, const std::string
   PAMPA_RETURN_IF_ERROR(ValidateName("volume", name));
   PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
   return FindVolume(p, name);
+}
+
+Result<VolumeInfo> Storage::LocateVolume(const std::string& pool, const std::string& name) {
+  PAMPA_RETURN_IF_ERROR(ValidateName("volume", name));
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return FindVolume(p, name, false);
 }
 
 Status Storage::CheckNewVolume(const PoolInfo& pool, const std::string& name) {

@@ -45,6 +45,8 @@ class Storage {
 
   Result<std::vector<VolumeInfo>> ListVolumes(const std::string& pool);
   Result<VolumeInfo> GetVolume(const std::string& pool, const std::string& name);
+  // Path and format only, without asking qemu-img for sizes (fast: used on VM start).
+  Result<VolumeInfo> LocateVolume(const std::string& pool, const std::string& name);
   Result<VolumeInfo> CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
                                   const std::string& format);
   // Grows only: shrinking would destroy data.
@@ -61,7 +63,7 @@ class Storage {
   const std::vector<std::string>& allowed_dirs() const { return allowed_dirs_; }
 
  private:
-  Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name);
+  Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name, bool inspect = true);
   Status CheckNewVolume(const PoolInfo& pool, const std::string& name);
 
   Store& store_;

@@ -47,7 +47,7 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   m.append = s.append;
   m.firmware = s.firmware;
   for (auto& d : s.disks) {
-    auto v = storage_.GetVolume(d.pool, d.volume);
+    auto v = storage_.LocateVolume(d.pool, d.volume);
     if (!v.ok()) return v.status().Context("disk " + d.volume);
     m.disks.push_back({v->path, v->format});
   }
@@ -77,7 +77,10 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
 }
 
 Status VmManager::StartLocked(Vm& vm) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
   PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
+  log::Debug("vm {}: resolved in {:.1f} ms", vm.spec.name, ms());
   SetState(vm, "starting");
   auto fail = [&](const Status& st) {
     if (vm.pid > 0 && ProcessAlive(vm.pid, "")) {
@@ -98,8 +101,10 @@ Status VmManager::StartLocked(Vm& vm) {
   std::filesystem::remove_all(vm.paths.dir, ec);
   PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
   auto argv = QemuCommandLine(machine, vm.paths);
+  log::Debug("vm {}: taps and run directory ready at {:.1f} ms", vm.spec.name, ms());
   auto pid = SpawnDetached(argv, vm.paths.qemu_log());
   if (!pid.ok()) return fail(pid.status());
+  log::Debug("vm {}: spawned at {:.1f} ms", vm.spec.name, ms());
   vm.pid = *pid;
   vm.accel = machine.accel;
   vm.started_ms = NowMs();
@@ -118,9 +123,11 @@ Status VmManager::StartLocked(Vm& vm) {
     if (st.ok()) break;
   }
   if (!st.ok()) return fail(st.Context("starting QEMU"));
+  log::Debug("vm {}: QEMU pid {} answered QMP at {:.1f} ms", vm.spec.name, vm.pid, ms());
   vm.qmp = std::move(qmp);
   SetState(vm, "running");
   PAMPA_RETURN_IF_ERROR(PersistRuntime(vm));
+  log::Debug("vm {}: running, recorded at {:.1f} ms", vm.spec.name, ms());
   if (machine.accel == "tcg" && !accel_.Current().forced) {
     log::Warn("vm {}: running under TCG (software emulation, slow): {}", vm.spec.name, accel_.Current().reason);
   }

@@ -109,6 +109,17 @@ def test_event_stream_announces_pause_and_resume(guests):
     assert guests.exec("ga", "true").returncode == 0
 
 
+def test_vnc_console_is_proxied_over_a_websocket(guests):
+    ws = WebSocket(guests.sock, "/api/v1/vms/ga/vnc")
+    assert ws.status == 101
+    assert ws.recv().startswith(b"RFB 003.008")
+    ws.close()
+    # A stopped VM has no console to attach to.
+    bad = WebSocket(guests.sock, "/api/v1/vms/nosuchvm/console")
+    assert bad.status == 404
+    bad.close()
+
+
 def test_pause_stops_the_guest_clock(guests):
     guests.cli("vm", "pause", "gb")
     assert guests.vm("gb")["state"] == "paused"
@@ -171,3 +182,33 @@ def test_acpi_shutdown_powers_off_cleanly(guests):
     r = guests.cli("vm", "shutdown", "ga", "--timeout", "60")
     assert r.stdout.strip() == "shut down ga"
     assert guests.vm("ga")["state"] == "stopped"
+
+
+def test_shutdown_of_a_guest_that_ignores_acpi_is_forced_after_timeout_or_cancel(pampad):
+    from pampa_harness import GUEST
+    # A kernel without its initrd panics and never answers the power button.
+    pampad.cli("vm", "create", "stubborn", "--cpus", "1", "--memory", "128M", "--net", "none",
+               "--kernel", GUEST + "/vmlinuz", "--append", "console=ttyS0 quiet")
+    try:
+        pampad.cli("vm", "start", "stubborn")
+        t0 = time.time()
+        r = pampad.cli("vm", "shutdown", "stubborn", "--timeout", "3")
+        assert r.stdout.strip() == "forced off stubborn"
+        assert 3 <= time.time() - t0 < 15
+        assert pampad.vm("stubborn")["state"] == "stopped"
+        # The same through `task cancel`: cancelling the shutdown forces the VM off.
+        pampad.cli("vm", "start", "stubborn")
+        task = pampad.cli("vm", "shutdown", "stubborn", "--timeout", "600", "--async").stdout.strip()
+        time.sleep(1)
+        assert pampad.cli_json("task", "show", task)["state"] == "running"
+        pampad.cli("task", "cancel", task)
+        deadline = time.time() + 20
+        while pampad.cli_json("task", "show", task)["state"] == "running" and time.time() < deadline:
+            time.sleep(0.2)
+        t = pampad.cli_json("task", "show", task)
+        assert t["result"]["forced"] is True
+        assert any("cancelled" in line for line in t["log"])
+        assert pampad.vm("stubborn")["state"] == "stopped"
+    finally:
+        pampad.cli("vm", "stop", "stubborn", check=False)
+        pampad.cli("vm", "delete", "stubborn", check=False)
