@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/units.h"
+
 namespace pampa::cli {
 
 void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
@@ -30,18 +32,7 @@ void PrintJson(const nlohmann::json& j) {
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
-std::string HumanSize(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string HumanSize(uint64_t bytes) { return FormatSize(bytes); }
 
 int PrintError(const std::string& message) {
   std::cerr << "error: " << message << "\n";

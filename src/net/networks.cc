@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -211,8 +212,9 @@ Status Networks::Activate(const NetworkInfo& n) {
                         n.subnet + " ip daddr != " + n.subnet + " masquerade\n }\n}\n";
     auto r = RunChecked({"nft", "-f", "-"}, {.stdin_data = rules});
     if (!r.ok()) log::Warn("network {}: NAT rules not installed: {}", n.name, r.status().message());
-    Status st = WriteFileAtomic("/proc/sys/net/ipv4/ip_forward", "1\n");
-    (void)st;
+    std::ofstream fwd("/proc/sys/net/ipv4/ip_forward");
+    fwd << "1\n";
+    if (!fwd) log::Warn("network {}: cannot enable IPv4 forwarding; guests cannot reach outside", n.name);
   } else {
     log::Warn("network {}: nft is not installed, guests get no outbound NAT", n.name);
   }

@@ -44,6 +44,7 @@ AccelVerdict AccelProbe::Current() const {
 }
 
 AccelVerdict AccelProbe::Probe(bool force_rerun) {
+  std::lock_guard lock(probe_mu_);
   AccelVerdict cur = Current();
   if (cur.forced || (cur.probed && !force_rerun)) return cur;
   AccelVerdict v{"tcg", "", false, true};

@@ -3,6 +3,7 @@
 // verdict is cached in the data directory. PAMPA_ACCEL=tcg|kvm forces it.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "base/status.h"
@@ -28,6 +29,7 @@ class AccelProbe {
 
  private:
   std::string cache_file_, guest_dir_, work_dir_;
+  std::mutex probe_mu_;  // one probe boot at a time; a second caller waits for its verdict
 };
 
 }  // namespace pampa

@@ -176,6 +176,15 @@ std::string VmManager::CrashReason(Vm& vm) {
   return "QEMU exited unexpectedly: " + last;
 }
 
+void VmManager::HandleExit(Vm& vm) {
+  bool requested = vm.stop_requested;
+  std::string why = requested ? "" : CrashReason(vm);
+  Cleanup(vm);
+  SetState(vm, requested ? "stopped" : "crashed", why);
+  Status st = PersistRuntime(vm);
+  if (!st.ok()) log::Warn("vm {}: {}", vm.spec.name, st.message());
+}
+
 void VmManager::Reattach(Vm& vm) {
   auto rt = store_.Get("runtime/" + vm.spec.name);
   if (!rt.ok() || !rt->has_value()) {
@@ -195,15 +204,7 @@ void VmManager::Reattach(Vm& vm) {
     SetState(vm, "crashed", j.value("reason", ""));
     return;
   }
-  if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
-    bool requested = vm.stop_requested;
-    std::string why = requested ? "" : CrashReason(vm);
-    Cleanup(vm);
-    SetState(vm, requested ? "stopped" : "crashed", why);
-    Status st = PersistRuntime(vm);
-    (void)st;
-    return;
-  }
+  if (!ProcessAlive(vm.pid, vm.spec.uuid)) return HandleExit(vm);
   vm.qmp = std::make_unique<QmpClient>();
   Status st = vm.qmp->Connect(vm.paths.qmp(), 2s);
   if (!st.ok()) {
@@ -219,15 +220,7 @@ void VmManager::Reattach(Vm& vm) {
 void VmManager::ReconcileOne(Vm& vm) {
   if (vm.pid == 0) return;
   if (!vm.qmp || !vm.qmp->connected()) {
-    if (!ProcessAlive(vm.pid, vm.spec.uuid)) {
-      bool requested = vm.stop_requested;
-      std::string why = requested ? "" : CrashReason(vm);
-      Cleanup(vm);
-      SetState(vm, requested ? "stopped" : "crashed", why);
-      Status st = PersistRuntime(vm);
-      (void)st;
-      return;
-    }
+    if (!ProcessAlive(vm.pid, vm.spec.uuid)) return HandleExit(vm);
     if (!vm.qmp) vm.qmp = std::make_unique<QmpClient>();
     if (!vm.qmp->Connect(vm.paths.qmp(), 200ms).ok()) return;
   }
