@@ -218,7 +218,8 @@ Result<EditRequest> ParseEditRequest(const json& body) {
 std::string NewMac() {
   static thread_local std::mt19937 rng{std::random_device{}()};
   char buf[18];
-  std::snprintf(buf, sizeof buf, "52:54:00:%02x:%02x:%02x", rng() & 0xff, rng() & 0xff, rng() & 0xff);
+  std::snprintf(buf, sizeof buf, "52:54:00:%02x:%02x:%02x", static_cast<unsigned>(rng() & 0xff),
+                static_cast<unsigned>(rng() & 0xff), static_cast<unsigned>(rng() & 0xff));
   return buf;
 }
 
