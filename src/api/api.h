@@ -29,6 +29,7 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx);
 void RegisterNetRoutes(Router& r, ApiContext& ctx);
 void RegisterTaskRoutes(Router& r, ApiContext& ctx);
 void RegisterHostRoutes(Router& r, ApiContext& ctx);
+void RegisterSnapshotRoutes(Router& r, ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterVmRoutes(r, ctx);
@@ -36,6 +37,7 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterNetRoutes(r, ctx);
   RegisterTaskRoutes(r, ctx);
   RegisterHostRoutes(r, ctx);
+  RegisterSnapshotRoutes(r, ctx);
 }
 
 // The request body as an object with only the allowed fields.

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   AddNetCommands(app, g);
   AddTaskCommands(app, g);
   AddHostCommands(app, g);
+  AddSnapshotCommands(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -56,6 +56,7 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
     add({"-netdev", "tap,id=" + id + ",ifname=" + m.nics[i].tap + ",script=no,downscript=no"});
     add({"-device", "virtio-net-pci,netdev=" + id + ",mac=" + m.nics[i].mac + ",id=nic" + std::to_string(i)});
   }
+  if (!m.loadvm.empty()) add({"-loadvm", m.loadvm});
   add({"-pidfile", p.pidfile()});
   return a;
 }

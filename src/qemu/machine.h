@@ -41,6 +41,7 @@ struct MachineConfig {
   std::string firmware = "bios";  // bios | uefi
   std::string ovmf_code, ovmf_vars;
   std::string accel = "tcg";  // kvm | tcg
+  std::string loadvm;         // start from this internal snapshot (with RAM state)
 };
 
 // The argv that starts this machine; argv[0] is the QEMU binary.

@@ -85,6 +85,13 @@ Result<std::shared_ptr<VmManager::Vm>> VmManager::Find(const std::string& name) 
   return it->second;
 }
 
+Status VmManager::RefuseIfBusy(Vm& vm, const std::string& allowed) {
+  std::lock_guard lock(vm.snap_mu);
+  std::string busy = vm.snapshot.value("busy", "");
+  if (!busy.empty() && busy != allowed) return Status::Busy("busy: " + busy + " in progress");
+  return Status::Ok();
+}
+
 Status VmManager::Load() {
   PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
   // A changed boot id means the host rebooted: no QEMU of ours can be alive,
@@ -265,6 +272,7 @@ Result<json> VmManager::Show(const std::string& name) {
 
 Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
   if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
   bool only_autostart =
@@ -308,6 +316,7 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
 
 Status VmManager::Delete(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
   if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
   if (vm->state != "stopped" && vm->state != "crashed") {
@@ -320,6 +329,10 @@ Status VmManager::Delete(const std::string& name) {
   Cleanup(*vm);
   unlink((config_.data_dir + "/vms/" + name + ".vars.fd").c_str());
   PAMPA_RETURN_IF_ERROR(store_.Delete("runtime/" + name));
+  if (auto snaps = store_.List("snapshots/" + name + "/"); snaps.ok()) {
+    for (auto& [key, value] : *snaps) PAMPA_RETURN_IF_ERROR(store_.Delete(key));
+  }
+  PAMPA_RETURN_IF_ERROR(store_.Delete("snapshot-current/" + name));
   PAMPA_RETURN_IF_ERROR(store_.Delete("vms/" + name));
   vm->deleted = true;
   {

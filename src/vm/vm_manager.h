@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,14 @@ class VmManager {
   Status AgentPing(const std::string& name);
   Result<ConsoleEndpoints> Console(const std::string& name);
 
+  // Snapshots (vm/snapshots.cc): internal qcow2 snapshots of all disks at once,
+  // optionally with the RAM state. Each returns a task id; the tree is in the store.
+  Result<std::string> CreateSnapshot(const std::string& vm, const std::string& snap, bool memory,
+                                     const std::string& description);
+  Result<nlohmann::json> ListSnapshots(const std::string& vm);
+  Result<std::string> RevertSnapshot(const std::string& vm, const std::string& snap);
+  Result<std::string> DeleteSnapshot(const std::string& vm, const std::string& snap);
+
   // True when some VM uses this volume / network (deleting it is refused).
   std::string VolumeUser(const std::string& pool, const std::string& volume);
   std::string NetworkUser(const std::string& network);
@@ -87,22 +96,30 @@ class VmManager {
   class BusyClaim;
 
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
+  // "busy: <op> in progress" without waiting for the VM's mutex (a long task may hold it).
+  Status RefuseIfBusy(Vm& vm, const std::string& allowed = "");
   nlohmann::json Describe(Vm& vm);                                                  // REQUIRES: vm.mu held
   void SetState(Vm& vm, const std::string& state, const std::string& reason = "");  // REQUIRES: vm.mu held
   Status PersistSpec(const VmSpec& spec);
   Status PersistRuntime(Vm& vm);  // REQUIRES: vm.mu held
 
   // vm_runtime.cc: everything that touches QEMU.
-  Result<MachineConfig> Resolve(Vm& vm);  // REQUIRES: vm.mu held
-  Status StartLocked(Vm& vm);             // REQUIRES: vm.mu held, busy claimed
-  Status StopLocked(Vm& vm);              // REQUIRES: vm.mu held
-  void Reattach(Vm& vm);                  // REQUIRES: vm.mu held
-  void Cleanup(Vm& vm);                   // REQUIRES: vm.mu held; taps, sockets
-  void ReconcileOne(Vm& vm);              // REQUIRES: vm.mu held
-  void HandleExit(Vm& vm);                // REQUIRES: vm.mu held; QEMU is gone: stopped or crashed
+  Result<MachineConfig> Resolve(Vm& vm);                       // REQUIRES: vm.mu held
+  Status StartLocked(Vm& vm, const std::string& loadvm = "");  // REQUIRES: vm.mu held, busy claimed
+  Status StopLocked(Vm& vm);                                   // REQUIRES: vm.mu held
+  void Reattach(Vm& vm);                                       // REQUIRES: vm.mu held
+  void Cleanup(Vm& vm);                                        // REQUIRES: vm.mu held; taps, sockets
+  void ReconcileOne(Vm& vm);                                   // REQUIRES: vm.mu held
+  void HandleExit(Vm& vm);                                     // REQUIRES: vm.mu held; QEMU is gone: stopped or crashed
   void ReconcileLoop();
   std::string CrashReason(Vm& vm);
   RuntimePaths PathsFor(const VmSpec& spec) const;
+  // Claims the VM's busy slot for op and runs body in a task; the slot is freed when it ends.
+  Result<std::string> RunVmTask(const std::string& name, const std::string& op,
+                                std::function<Result<nlohmann::json>(Vm&, TaskContext&)> body);
+  Result<std::vector<std::string>> Qcow2Disks(Vm& vm);  // REQUIRES: vm.mu held
+  Status RunQmpJob(Vm& vm, const std::string& command, nlohmann::json args,
+                   TaskContext& ctx);  // REQUIRES: vm.mu held
 
   VmManagerConfig config_;
   Store& store_;

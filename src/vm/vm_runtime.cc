@@ -76,10 +76,11 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   return m;
 }
 
-Status VmManager::StartLocked(Vm& vm) {
+Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
   auto t0 = std::chrono::steady_clock::now();
   auto ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
   PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
+  machine.loadvm = loadvm;
   log::Debug("vm {}: resolved in {:.1f} ms", vm.spec.name, ms());
   SetState(vm, "starting");
   auto fail = [&](const Status& st) {
@@ -282,6 +283,7 @@ void VmManager::StopReconciler() {
 
 Status VmManager::Start(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
   if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
   if (vm->state != "stopped" && vm->state != "crashed") {
@@ -296,6 +298,7 @@ Status VmManager::Start(const std::string& name) {
 
 Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::seconds timeout) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   {
     std::lock_guard lock(vm->mu);
     if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
@@ -346,6 +349,7 @@ Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::se
 
 Status VmManager::Stop(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm, "shutdown"));
   std::lock_guard lock(vm->mu);
   // A forced stop may interrupt a pending shutdown; the shutdown task then sees "stopped".
   if (!vm->busy.empty() && vm->busy != "shutdown") return Status::Busy("busy: " + vm->busy + " in progress");
@@ -372,6 +376,7 @@ Status WithRunningQmp(const std::string& name, std::mutex& mu, const std::string
 
 Status VmManager::Pause(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
   if (vm->state == "paused") return Status::Conflict("vm '" + name + "' is already paused");
   PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
@@ -382,6 +387,7 @@ Status VmManager::Pause(const std::string& name) {
 
 Status VmManager::Resume(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
   if (vm->state != "paused") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not paused");
   PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
@@ -392,6 +398,7 @@ Status VmManager::Resume(const std::string& name) {
 
 Status VmManager::Reboot(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::string qga;
   {
     std::lock_guard lock(vm->mu);

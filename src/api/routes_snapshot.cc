@@ -1,0 +1,41 @@
+// /api/v1/vms/{name}/snapshots.
+#include "api/api.h"
+
+namespace pampa {
+
+void RegisterSnapshotRoutes(Router& r, ApiContext& ctx) {
+  using json = nlohmann::json;
+  auto task_reply = [](const Result<std::string>& task, const std::string& vm) {
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", task.value()}, {"vm", vm}}};
+  };
+  r.Add("GET", "/api/v1/vms/{name}/snapshots",
+        [&](const HttpRequest& req) { return Reply(ctx.vms.ListSnapshots(req.params.at("name"))); });
+  r.Add("POST", "/api/v1/vms/{name}/snapshots", [&, task_reply](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"name", "memory", "description"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto snap = RequiredString(*body, "name");
+    if (!snap.ok()) return ErrorResponse(snap.status());
+    bool memory = false;
+    if (body->contains("memory")) {
+      if (!(*body)["memory"].is_boolean())
+        return ErrorResponse(Status::Invalid("field 'memory' must be true or false"));
+      memory = (*body)["memory"];
+    }
+    std::string description;
+    if (body->contains("description")) {
+      auto d = RequiredString(*body, "description");
+      if (!d.ok()) return ErrorResponse(d.status());
+      description = *d;
+    }
+    return task_reply(ctx.vms.CreateSnapshot(req.params.at("name"), *snap, memory, description), req.params.at("name"));
+  });
+  r.Add("POST", "/api/v1/vms/{name}/snapshots/{snapshot}/revert", [&, task_reply](const HttpRequest& req) {
+    return task_reply(ctx.vms.RevertSnapshot(req.params.at("name"), req.params.at("snapshot")), req.params.at("name"));
+  });
+  r.Add("DELETE", "/api/v1/vms/{name}/snapshots/{snapshot}", [&, task_reply](const HttpRequest& req) {
+    return task_reply(ctx.vms.DeleteSnapshot(req.params.at("name"), req.params.at("snapshot")), req.params.at("name"));
+  });
+}
+
+}  // namespace pampa
