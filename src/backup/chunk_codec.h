@@ -1,0 +1,51 @@
+// How a chunk's bytes are named, compressed and encrypted (see
+// docs/formats/backup-repository.md). Pure functions over a RepoKeys value;
+// thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+
+namespace pampa {
+
+struct RepoKeys {
+  bool encrypted = false;
+  std::array<uint8_t, 32> data_key{};  // AES-256-GCM key for chunks and manifests
+  std::array<uint8_t, 32> id_key{};    // HMAC-SHA256 key for chunk ids and manifest MACs
+  static RepoKeys Generate();          // fresh random keys (encrypted = true)
+};
+
+// The chunk's name: hex SHA-256 of the plaintext, keyed (HMAC) when encrypted
+// so that names reveal nothing about content.
+std::string ChunkId(const RepoKeys& keys, const std::string& plaintext);
+
+// plaintext -> stored object: magic, flags, [nonce], zstd or raw payload, [tag].
+Result<std::string> SealChunk(const RepoKeys& keys, const std::string& plaintext, int zstd_level);
+// stored object -> plaintext; checks the GCM tag and that ChunkId(plaintext) == id.
+Result<std::string> OpenChunk(const RepoKeys& keys, const std::string& id, const std::string& object);
+
+// AES-256-GCM of a whole small blob (manifests, the key file), nonce prepended.
+std::string Encrypt(const std::array<uint8_t, 32>& key, const std::string& plaintext);
+Result<std::string> Decrypt(const std::array<uint8_t, 32>& key, const std::string& sealed);
+
+std::string HmacSha256Hex(const std::array<uint8_t, 32>& key, const std::string& data);
+std::string Sha256Hex(const std::string& data);
+
+struct KdfParams {
+  uint64_t n = 1 << 15;  // scrypt cost: 32 MiB of memory per derivation
+  uint32_t r = 8, p = 1;
+  std::string salt;  // 16 random bytes
+};
+// The key-encryption key from a passphrase (scrypt, memory-hard).
+Result<std::array<uint8_t, 32>> DeriveKey(const std::string& passphrase, const KdfParams& params);
+
+std::string ToHex(const std::string& bytes);
+std::string ToBase64(const std::string& bytes);
+Result<std::string> FromBase64(const std::string& text);
+std::string RandomBytes(size_t n);
+
+}  // namespace pampa

@@ -1,0 +1,175 @@
+#include "backup/object_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "base/fs.h"
+
+namespace pampa {
+namespace {
+
+bool ValidObjectName(const std::string& name) {
+  if (name.empty() || name.size() > 512 || name[0] == '/' || name.find("..") != std::string::npos) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '_' || c == '.')) return false;
+  }
+  return true;
+}
+
+Status BadName(const std::string& name) { return Status::Invalid("invalid repository object name '" + name + "'"); }
+
+class MemoryObjectStore final : public ObjectStore {
+ public:
+  Status Put(const std::string& name, const std::string& data) override {
+    if (!ValidObjectName(name)) return BadName(name);
+    std::lock_guard lock(mu_);
+    objects_[name] = data;
+    return Status::Ok();
+  }
+  Result<std::string> Get(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = objects_.find(name);
+    if (it == objects_.end()) return Status::NotFound("no object " + name + " in the repository");
+    return it->second;
+  }
+  Result<bool> Exists(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    return objects_.count(name) > 0;
+  }
+  Result<std::vector<std::string>> List(const std::string& prefix) override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (auto it = objects_.lower_bound(prefix); it != objects_.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+      out.push_back(it->first);
+    }
+    return out;
+  }
+  Status Delete(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    objects_.erase(name);
+    return Status::Ok();
+  }
+  std::string Describe() const override { return "memory"; }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> objects_;
+};
+
+class LocalObjectStore final : public ObjectStore {
+ public:
+  explicit LocalObjectStore(std::string dir) : dir_(std::move(dir)) {}
+
+  Status Put(const std::string& name, const std::string& data) override {
+    if (!ValidObjectName(name)) return BadName(name);
+    std::string path = dir_ + "/" + name;
+    auto slash = path.rfind('/');
+    std::error_code ec;
+    std::filesystem::create_directories(path.substr(0, slash), ec);
+    if (ec) return Status::Unavailable("cannot create " + path.substr(0, slash) + ": " + ec.message());
+    // A unique temporary name: concurrent writers of the same object never
+    // share a temporary file, and a crash leaves only a ".tmp-" file behind.
+    static std::atomic<uint64_t> seq{0};
+    std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = write(fd, data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        Status st = Status::Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
+        close(fd);
+        unlink(tmp.c_str());
+        return st;
+      }
+      off += n;
+    }
+    if (fsync(fd) != 0) {
+      Status st = Status::Unavailable("cannot sync " + tmp + ": " + std::strerror(errno));
+      close(fd);
+      unlink(tmp.c_str());
+      return st;
+    }
+    close(fd);
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+      Status st = Status::Unavailable("cannot rename into " + path + ": " + std::strerror(errno));
+      unlink(tmp.c_str());
+      return st;
+    }
+    // Make the rename itself durable.
+    int dfd = open(path.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> Get(const std::string& name) override {
+    if (!ValidObjectName(name)) return BadName(name);
+    std::string path = dir_ + "/" + name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Status::NotFound("no object " + name + " in " + dir_);
+    return ReadFile(path);
+  }
+
+  Result<bool> Exists(const std::string& name) override {
+    if (!ValidObjectName(name)) return BadName(name);
+    struct stat st;
+    return ::stat((dir_ + "/" + name).c_str(), &st) == 0;
+  }
+
+  Result<std::vector<std::string>> List(const std::string& prefix) override {
+    std::vector<std::string> out;
+    std::string base = prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/') + 1);
+    std::error_code ec;
+    std::filesystem::path root = dir_ + "/" + base;
+    if (!std::filesystem::exists(root, ec)) return out;
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      std::string rel = std::filesystem::relative(it->path(), dir_, ec).string();
+      if (rel.find(".tmp-") != std::string::npos) continue;
+      if (rel.rfind(prefix, 0) == 0) out.push_back(rel);
+    }
+    if (ec) return Status::Unavailable("cannot list " + root.string() + ": " + ec.message());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  Status Delete(const std::string& name) override {
+    if (!ValidObjectName(name)) return BadName(name);
+    if (unlink((dir_ + "/" + name).c_str()) != 0 && errno != ENOENT) {
+      return Status::Unavailable("cannot delete " + name + ": " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  std::string Describe() const override { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectStore> NewMemoryObjectStore() { return std::make_unique<MemoryObjectStore>(); }
+
+Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir) {
+  if (dir.empty() || dir[0] != '/') return Status::Invalid("repository path '" + dir + "' must be absolute");
+  PAMPA_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  return std::unique_ptr<ObjectStore>(std::make_unique<LocalObjectStore>(dir));
+}
+
+}  // namespace pampa

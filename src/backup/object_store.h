@@ -1,0 +1,38 @@
+// Where a backup repository keeps its files: a flat namespace of named
+// objects ("config", "chunks/ab/abcd...", "backups/ID"). Small interface, one
+// conformance suite (object_store_test.cc) that every implementation passes:
+// local directory (also an NFS or SSHFS mount), in-memory (tests); SFTP next.
+// Implementations are thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace pampa {
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // Writes the whole object atomically: readers see the old object, or none,
+  // or the new one, never a part. May be called again with the same name and
+  // data (idempotent). Durable when it returns Ok.
+  virtual Status Put(const std::string& name, const std::string& data) = 0;
+  // kNotFound when absent.
+  virtual Result<std::string> Get(const std::string& name) = 0;
+  virtual Result<bool> Exists(const std::string& name) = 0;
+  // Names under prefix (a "dir/" prefix lists that directory's tree), sorted.
+  virtual Result<std::vector<std::string>> List(const std::string& prefix) = 0;
+  // Ok when absent.
+  virtual Status Delete(const std::string& name) = 0;
+  // "local:/path" etc., for messages.
+  virtual std::string Describe() const = 0;
+};
+
+std::unique_ptr<ObjectStore> NewMemoryObjectStore();
+// Creates the directory when missing.
+Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir);
+
+}  // namespace pampa

@@ -1,0 +1,222 @@
+#include "backup/repository.h"
+
+#include <cstring>
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+json ConfigJson(const RepoConfig& c) {
+  json j = {{"format", "pampa-backup-repository"},
+            {"version", c.version},
+            {"id", c.id},
+            {"chunk_size", c.chunk_size},
+            {"chunk_hash", c.encryption == "none" ? "sha256" : "hmac-sha256"},
+            {"compression", "zstd"},
+            {"zstd_level", c.zstd_level},
+            {"encryption", c.encryption}};
+  if (c.encryption != "none") {
+    j["kdf"] = {{"name", "scrypt"}, {"n", c.kdf.n}, {"r", c.kdf.r}, {"p", c.kdf.p}, {"salt", ToBase64(c.kdf.salt)}};
+    j["wrapped_keys"] = c.wrapped_keys;
+  }
+  return j;
+}
+
+Result<RepoConfig> ConfigFromJson(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object() || j.value("format", "") != "pampa-backup-repository") {
+    return Status::Invalid("this is not a Pampa backup repository (its config is not ours)");
+  }
+  RepoConfig c;
+  c.version = j.value("version", 0);
+  if (c.version != 1)
+    return Status::Invalid("repository format version " + std::to_string(c.version) + " is not supported");
+  c.id = j.value("id", "");
+  c.chunk_size = j.value("chunk_size", 0ull);
+  if (c.chunk_size < 65536 || c.chunk_size > (64ull << 20) || (c.chunk_size & (c.chunk_size - 1))) {
+    return Status::Invalid("repository config has a bad chunk size");
+  }
+  c.encryption = j.value("encryption", "");
+  c.zstd_level = j.value("zstd_level", 3);
+  if (c.encryption == "aes-256-gcm") {
+    auto& k = j["kdf"];
+    c.kdf.n = k.value("n", 0ull);
+    c.kdf.r = k.value("r", 0u);
+    c.kdf.p = k.value("p", 0u);
+    auto salt = FromBase64(k.value("salt", ""));
+    if (!salt.ok()) return Status::Invalid("repository config has a bad salt");
+    c.kdf.salt = *salt;
+    c.wrapped_keys = j.value("wrapped_keys", "");
+  } else if (c.encryption != "none") {
+    return Status::Invalid("repository encryption '" + c.encryption + "' is not supported");
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Repository>> Repository::Init(std::unique_ptr<ObjectStore> store, const std::string& passphrase,
+                                                     uint64_t chunk_size) {
+  PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
+  if (exists) return Status::Conflict("a repository already exists at " + store->Describe());
+  PAMPA_ASSIGN_OR_RETURN(auto existing, store->List(""));
+  if (!existing.empty()) {
+    return Status::Invalid(store->Describe() + " is not empty and holds no repository; use an empty directory");
+  }
+  RepoConfig c;
+  c.id = ToHex(RandomBytes(16));
+  c.chunk_size = chunk_size;
+  RepoKeys keys;
+  if (passphrase.empty()) {
+    c.encryption = "none";
+  } else {
+    keys = RepoKeys::Generate();
+    c.kdf.salt = RandomBytes(16);
+    PAMPA_ASSIGN_OR_RETURN(auto kek, DeriveKey(passphrase, c.kdf));
+    std::string raw(reinterpret_cast<const char*>(keys.data_key.data()), 32);
+    raw.append(reinterpret_cast<const char*>(keys.id_key.data()), 32);
+    c.wrapped_keys = ToBase64(Encrypt(kek, raw));
+  }
+  PAMPA_RETURN_IF_ERROR(store->Put("config", ConfigJson(c).dump(2) + "\n"));
+  return std::unique_ptr<Repository>(new Repository(std::move(store), c, keys));
+}
+
+Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore> store,
+                                                     const std::string& passphrase) {
+  auto text = store->Get("config");
+  if (!text.ok()) {
+    if (text.status().code() == ErrorCode::kNotFound) {
+      return Status::NotFound("no repository at " + store->Describe() + " (create one with: pampa repo add)");
+    }
+    return text.status();
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto c, ConfigFromJson(*text));
+  RepoKeys keys;
+  if (c.encryption != "none") {
+    if (passphrase.empty()) return Status::Invalid("the repository is encrypted: a passphrase is needed");
+    PAMPA_ASSIGN_OR_RETURN(auto kek, DeriveKey(passphrase, c.kdf));
+    PAMPA_ASSIGN_OR_RETURN(auto wrapped, FromBase64(c.wrapped_keys));
+    auto raw = Decrypt(kek, wrapped);
+    if (!raw.ok() || raw->size() != 64) {
+      return Status::Invalid("wrong passphrase: the repository key could not be unlocked (nothing was changed)");
+    }
+    keys.encrypted = true;
+    std::memcpy(keys.data_key.data(), raw->data(), 32);
+    std::memcpy(keys.id_key.data(), raw->data() + 32, 32);
+  }
+  auto repo = std::unique_ptr<Repository>(new Repository(std::move(store), c, keys));
+  PAMPA_RETURN_IF_ERROR(repo->LoadChunkIndex());
+  return repo;
+}
+
+Status Repository::LoadChunkIndex() {
+  PAMPA_ASSIGN_OR_RETURN(auto ids, ListChunks());
+  std::lock_guard lock(mu_);
+  known_.insert(ids.begin(), ids.end());
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> Repository::ListChunks() {
+  PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("chunks/"));
+  std::vector<std::string> ids;
+  ids.reserve(names.size());
+  for (auto& n : names) ids.push_back(n.substr(n.rfind('/') + 1));
+  return ids;
+}
+
+Result<std::string> Repository::PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes) {
+  *uploaded_bytes = 0;
+  std::string id = ChunkId(keys_, plaintext);
+  {
+    std::lock_guard lock(mu_);
+    if (known_.count(id)) return id;
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto object, SealChunk(keys_, plaintext, config_.zstd_level));
+  PAMPA_RETURN_IF_ERROR(store_->Put(ChunkObject(id), object));
+  *uploaded_bytes = object.size();
+  std::lock_guard lock(mu_);
+  known_.insert(id);
+  return id;
+}
+
+Result<std::string> Repository::GetChunk(const std::string& id) {
+  if (id == kZeroChunk) return std::string(config_.chunk_size, '\0');
+  if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Status::Invalid("bad chunk id '" + id + "'");
+  }
+  auto object = store_->Get(ChunkObject(id));
+  if (!object.ok()) {
+    if (object.status().code() == ErrorCode::kNotFound) return Status::Invalid("chunk " + id + " is missing");
+    return object.status();
+  }
+  return OpenChunk(keys_, id, *object);
+}
+
+Status Repository::CheckChunk(const std::string& id) { return GetChunk(id).status(); }
+
+Status Repository::DeleteChunk(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    known_.erase(id);
+  }
+  return store_->Delete(ChunkObject(id));
+}
+
+Status Repository::WriteManifest(const json& manifest) {
+  std::string id = manifest.value("id", "");
+  if (id.empty()) return Status::Internal("manifest without id");
+  std::string body = manifest.dump();
+  json envelope = {{"version", 1}};
+  if (keys_.encrypted) {
+    envelope["body"] = ToBase64(Encrypt(keys_.data_key, body));
+    envelope["mac"] = HmacSha256Hex(keys_.id_key, body);
+  } else {
+    envelope["body"] = body;
+    envelope["sha256"] = Sha256Hex(body);  // detects damage, not deliberate tampering
+  }
+  return store_->Put("backups/" + id, envelope.dump());
+}
+
+Result<json> Repository::ReadManifest(const std::string& backup_id) {
+  auto text = store_->Get("backups/" + backup_id);
+  if (!text.ok()) {
+    if (text.status().code() == ErrorCode::kNotFound)
+      return Status::NotFound("backup " + backup_id + " does not exist");
+    return text.status();
+  }
+  auto env = json::parse(*text, nullptr, false);
+  if (!env.is_object() || !env.contains("body"))
+    return Status::Invalid("manifest of backup " + backup_id + " is damaged");
+  std::string body;
+  if (keys_.encrypted) {
+    auto sealed = FromBase64(env.value("body", ""));
+    if (!sealed.ok()) return Status::Invalid("manifest of backup " + backup_id + " is damaged");
+    auto plain = Decrypt(keys_.data_key, *sealed);
+    if (!plain.ok() || HmacSha256Hex(keys_.id_key, *plain) != env.value("mac", "")) {
+      return Status::Invalid("manifest of backup " + backup_id + " failed authentication (tampered or damaged)");
+    }
+    body = *plain;
+  } else {
+    body = env.value("body", "");
+    if (Sha256Hex(body) != env.value("sha256", "")) {
+      return Status::Invalid("manifest of backup " + backup_id + " is damaged (checksum mismatch)");
+    }
+  }
+  auto m = json::parse(body, nullptr, false);
+  if (!m.is_object() || m.value("id", "") != backup_id) {
+    return Status::Invalid("manifest of backup " + backup_id + " is damaged");
+  }
+  return m;
+}
+
+Result<std::vector<std::string>> Repository::ListBackups() {
+  PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("backups/"));
+  std::vector<std::string> ids;
+  for (auto& n : names) ids.push_back(n.substr(8));
+  return ids;
+}
+
+Status Repository::DeleteManifest(const std::string& backup_id) { return store_->Delete("backups/" + backup_id); }
+
+}  // namespace pampa

@@ -1,0 +1,74 @@
+// A backup repository: content-addressed chunks plus one manifest per backup,
+// in any ObjectStore. Format: docs/formats/backup-repository.md. Thread-safe:
+// many threads may PutChunk at once (the backup pipeline does).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "backup/chunk_codec.h"
+#include "backup/object_store.h"
+
+namespace pampa {
+
+struct RepoConfig {
+  int version = 1;
+  uint64_t chunk_size = 4 << 20;
+  std::string id;
+  std::string encryption = "aes-256-gcm";  // or "none"
+  int zstd_level = 3;
+  KdfParams kdf;
+  std::string wrapped_keys;  // base64(AES-GCM(KEK, data_key || id_key))
+};
+
+// The id of an all-zero chunk: never stored, restored as a hole.
+inline const std::string kZeroChunk = "zero";
+
+class Repository {
+ public:
+  // Creates a repository in an empty store. An empty passphrase means no
+  // encryption (callers must have said --no-encryption).
+  static Result<std::unique_ptr<Repository>> Init(std::unique_ptr<ObjectStore> store, const std::string& passphrase,
+                                                  uint64_t chunk_size = 4 << 20);
+  // Opens an existing one; a wrong passphrase is kInvalid and touches nothing.
+  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<ObjectStore> store, const std::string& passphrase);
+
+  const RepoConfig& config() const { return config_; }
+  bool encrypted() const { return keys_.encrypted; }
+  ObjectStore& store() { return *store_; }
+
+  // Stores a chunk unless it is there already. Returns its id; *uploaded_bytes
+  // gets the stored size when it was uploaded, 0 when deduplicated.
+  Result<std::string> PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes);
+  Result<std::string> GetChunk(const std::string& id);
+  // Re-reads a chunk and checks it; Ok or a message naming the chunk.
+  Status CheckChunk(const std::string& id);
+
+  // Manifests are written last, atomically, and authenticated.
+  Status WriteManifest(const nlohmann::json& manifest);
+  Result<nlohmann::json> ReadManifest(const std::string& backup_id);
+  Result<std::vector<std::string>> ListBackups();
+  Status DeleteManifest(const std::string& backup_id);
+  // Every chunk id present in the store.
+  Result<std::vector<std::string>> ListChunks();
+  Status DeleteChunk(const std::string& id);
+
+  static std::string ChunkObject(const std::string& id) { return "chunks/" + id.substr(0, 2) + "/" + id; }
+
+ private:
+  Repository(std::unique_ptr<ObjectStore> store, RepoConfig config, RepoKeys keys)
+      : store_(std::move(store)), config_(std::move(config)), keys_(keys) {}
+  Status LoadChunkIndex();
+
+  std::unique_ptr<ObjectStore> store_;
+  RepoConfig config_;
+  RepoKeys keys_;
+  std::mutex mu_;
+  std::unordered_set<std::string> known_;  // chunk ids known to exist; REQUIRES: mu_
+};
+
+}  // namespace pampa

@@ -1,0 +1,163 @@
+// The ObjectStore conformance suite and the repository's guarantees.
+#include "backup/repository.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+namespace pampa {
+namespace {
+
+enum class Kind { kMemory, kLocal };
+
+class ObjectStoreConformance : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Kind::kMemory) {
+      store_ = NewMemoryObjectStore();
+    } else {
+      dir_ = std::filesystem::temp_directory_path() / ("pampa-objs-" + std::to_string(getpid()));
+      auto s = OpenLocalObjectStore(dir_.string());
+      ASSERT_TRUE(s.ok());
+      store_ = std::move(*s);
+    }
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<ObjectStore> store_;
+  std::filesystem::path dir_;
+};
+
+TEST_P(ObjectStoreConformance, PutGetOverwriteDelete) {
+  ASSERT_TRUE(store_->Put("chunks/ab/abcd", "one").ok());
+  EXPECT_EQ(*store_->Get("chunks/ab/abcd"), "one");
+  ASSERT_TRUE(store_->Put("chunks/ab/abcd", "one").ok());  // idempotent
+  EXPECT_TRUE(*store_->Exists("chunks/ab/abcd"));
+  ASSERT_TRUE(store_->Delete("chunks/ab/abcd").ok());
+  ASSERT_TRUE(store_->Delete("chunks/ab/abcd").ok());
+  EXPECT_FALSE(*store_->Exists("chunks/ab/abcd"));
+  EXPECT_EQ(store_->Get("chunks/ab/abcd").status().code(), ErrorCode::kNotFound);
+}
+
+TEST_P(ObjectStoreConformance, ListByPrefixSorted) {
+  ASSERT_TRUE(store_->Put("backups/b", "").ok());
+  ASSERT_TRUE(store_->Put("backups/a", "").ok());
+  ASSERT_TRUE(store_->Put("chunks/00/00ff", "").ok());
+  ASSERT_TRUE(store_->Put("config", "{}").ok());
+  auto l = store_->List("backups/");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(*l, (std::vector<std::string>{"backups/a", "backups/b"}));
+  EXPECT_EQ(store_->List("chunks/")->size(), 1u);
+  EXPECT_EQ(store_->List("")->size(), 4u);
+  EXPECT_TRUE(store_->List("nothing/")->empty());
+}
+
+TEST_P(ObjectStoreConformance, RejectsNamesThatEscape) {
+  EXPECT_FALSE(store_->Put("../etc/passwd", "x").ok());
+  EXPECT_FALSE(store_->Put("/abs", "x").ok());
+  EXPECT_FALSE(store_->Put("a b", "x").ok());
+}
+
+TEST_P(ObjectStoreConformance, ConcurrentWritersOfOneObject) {
+  std::vector<std::thread> ts;
+  std::string big(1 << 20, 'x');
+  for (int i = 0; i < 8; ++i) ts.emplace_back([&] { EXPECT_TRUE(store_->Put("chunks/aa/same", big).ok()); });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(*store_->Get("chunks/aa/same"), big);
+  EXPECT_EQ(store_->List("chunks/")->size(), 1u);  // no temporary files visible
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, ObjectStoreConformance, ::testing::Values(Kind::kMemory, Kind::kLocal));
+
+TEST(ChunkCodec, RoundTripCompressedAndEncrypted) {
+  RepoKeys keys = RepoKeys::Generate();
+  std::string data(1 << 20, 'a');
+  data += RandomBytes(1000);
+  std::string id = ChunkId(keys, data);
+  auto sealed = SealChunk(keys, data, 3);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_LT(sealed->size(), data.size() / 10);                       // compressed
+  EXPECT_EQ(sealed->find(std::string(64, 'a')), std::string::npos);  // encrypted
+  auto back = OpenChunk(keys, id, *sealed);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, data);
+}
+
+TEST(ChunkCodec, AnyFlippedByteIsDetected) {
+  for (bool encrypted : {true, false}) {
+    RepoKeys keys = encrypted ? RepoKeys::Generate() : RepoKeys{};
+    std::string data = RandomBytes(4096);
+    std::string id = ChunkId(keys, data);
+    auto sealed = *SealChunk(keys, data, 3);
+    for (size_t pos : {size_t{0}, size_t{4}, size_t{20}, sealed.size() - 1}) {
+      std::string bad = sealed;
+      bad[pos] ^= 0x01;
+      EXPECT_FALSE(OpenChunk(keys, id, bad).ok()) << "encrypted=" << encrypted << " pos=" << pos;
+    }
+  }
+}
+
+TEST(ChunkCodec, KeyedIdsDifferFromPlainSha256) {
+  RepoKeys keys = RepoKeys::Generate();
+  EXPECT_NE(ChunkId(keys, "hello"), Sha256Hex("hello"));
+  EXPECT_EQ(ChunkId(RepoKeys{}, "hello"), Sha256Hex("hello"));
+}
+
+TEST(Repository, DedupAndManifestRoundTrip) {
+  auto repo = Repository::Init(NewMemoryObjectStore(), "secret", 1 << 20);
+  ASSERT_TRUE(repo.ok()) << repo.status().message();
+  uint64_t up1 = 0, up2 = 0;
+  auto a = (*repo)->PutChunk("block", &up1);
+  auto b = (*repo)->PutChunk("block", &up2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_GT(up1, 0u);
+  EXPECT_EQ(up2, 0u);  // deduplicated
+  EXPECT_EQ(*(*repo)->GetChunk(*a), "block");
+  nlohmann::json m = {{"id", "b1"}, {"vm", "web"}, {"disks", {{{"chunks", {*a}}}}}};
+  ASSERT_TRUE((*repo)->WriteManifest(m).ok());
+  EXPECT_EQ(*(*repo)->ReadManifest("b1"), m);
+  EXPECT_EQ(*(*repo)->ListBackups(), std::vector<std::string>{"b1"});
+}
+
+std::unique_ptr<ObjectStore> Local(const std::filesystem::path& dir) {
+  auto s = OpenLocalObjectStore(dir.string());
+  return std::move(s.value());
+}
+
+TEST(Repository, WrongPassphraseIsClearAndChangesNothing) {
+  auto dir = std::filesystem::temp_directory_path() / ("pampa-repo-" + std::to_string(getpid()));
+  {
+    auto repo = Repository::Init(Local(dir), "right");
+    ASSERT_TRUE(repo.ok());
+  }
+  auto before = std::filesystem::last_write_time(dir / "config");
+  auto bad = Repository::Open(Local(dir), "wrong");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("wrong passphrase"), std::string::npos);
+  EXPECT_EQ(std::filesystem::last_write_time(dir / "config"), before);
+  EXPECT_TRUE(Repository::Open(Local(dir), "right").ok());
+  EXPECT_EQ(Repository::Init(Local(dir), "x").status().code(), ErrorCode::kConflict);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Repository, TamperedManifestIsDetected) {
+  for (std::string pass : {"secret", ""}) {
+    auto store = NewMemoryObjectStore();
+    ObjectStore* raw = store.get();
+    auto repo = Repository::Init(std::move(store), pass);
+    ASSERT_TRUE(repo.ok());
+    ASSERT_TRUE((*repo)->WriteManifest({{"id", "b1"}, {"vm", "web"}}).ok());
+    std::string env = *raw->Get("backups/b1");
+    auto pos = env.find(pass.empty() ? "web" : "\"body\":\"") + (pass.empty() ? 0 : 12);
+    env[pos] = env[pos] == 'A' ? 'B' : 'A';
+    ASSERT_TRUE(raw->Put("backups/b1", env).ok());
+    EXPECT_FALSE((*repo)->ReadManifest("b1").ok()) << "passphrase '" << pass << "'";
+  }
+}
+
+}  // namespace
+}  // namespace pampa
