@@ -125,19 +125,33 @@ Result<std::vector<std::string>> Repository::ListChunks() {
   return ids;
 }
 
-Result<std::string> Repository::PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes) {
-  *uploaded_bytes = 0;
-  std::string id = ChunkId(keys_, plaintext);
+Result<Repository::SealedChunk> Repository::Seal(const std::string& plaintext) {
+  SealedChunk c;
+  c.id = ChunkId(keys_, plaintext);
   {
     std::lock_guard lock(mu_);
-    if (known_.count(id)) return id;
+    if (known_.count(c.id)) return c;
   }
-  PAMPA_ASSIGN_OR_RETURN(auto object, SealChunk(keys_, plaintext, config_.zstd_level));
-  PAMPA_RETURN_IF_ERROR(store_->Put(ChunkObject(id), object));
-  *uploaded_bytes = object.size();
+  PAMPA_ASSIGN_OR_RETURN(c.object, SealChunk(keys_, plaintext, config_.zstd_level));
+  return c;
+}
+
+Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
+  if (chunk.object.empty()) return uint64_t{0};
+  {
+    std::lock_guard lock(mu_);
+    if (known_.count(chunk.id)) return uint64_t{0};  // another worker was faster
+  }
+  PAMPA_RETURN_IF_ERROR(store_->Put(ChunkObject(chunk.id), chunk.object));
   std::lock_guard lock(mu_);
-  known_.insert(id);
-  return id;
+  known_.insert(chunk.id);
+  return uint64_t{chunk.object.size()};
+}
+
+Result<std::string> Repository::PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes) {
+  PAMPA_ASSIGN_OR_RETURN(auto sealed, Seal(plaintext));
+  PAMPA_ASSIGN_OR_RETURN(*uploaded_bytes, Upload(sealed));
+  return sealed.id;
 }
 
 Result<std::string> Repository::GetChunk(const std::string& id) {

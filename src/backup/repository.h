@@ -41,6 +41,15 @@ class Repository {
   bool encrypted() const { return keys_.encrypted; }
   ObjectStore& store() { return *store_; }
 
+  // The two halves of PutChunk, so the backup pipeline can time them apart.
+  struct SealedChunk {
+    std::string id;
+    std::string object;  // empty when the repository has the chunk already
+  };
+  Result<SealedChunk> Seal(const std::string& plaintext);
+  // Uploads a sealed chunk (no-op when it was known); returns bytes written.
+  Result<uint64_t> Upload(const SealedChunk& chunk);
+
   // Stores a chunk unless it is there already. Returns its id; *uploaded_bytes
   // gets the stored size when it was uploaded, 0 when deduplicated.
   Result<std::string> PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes);
