@@ -5,6 +5,7 @@
 #include <string>
 
 #include "api/router.h"
+#include "backup/repos.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "storage/pools.h"
@@ -15,6 +16,7 @@ namespace pampa {
 
 struct ApiContext {
   VmManager& vms;
+  Repos& repos;
   Storage& storage;
   Networks& networks;
   Tasks& tasks;
@@ -30,6 +32,7 @@ void RegisterNetRoutes(Router& r, ApiContext& ctx);
 void RegisterTaskRoutes(Router& r, ApiContext& ctx);
 void RegisterHostRoutes(Router& r, ApiContext& ctx);
 void RegisterSnapshotRoutes(Router& r, ApiContext& ctx);
+void RegisterBackupRoutes(Router& r, ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterVmRoutes(r, ctx);
@@ -38,6 +41,7 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterTaskRoutes(r, ctx);
   RegisterHostRoutes(r, ctx);
   RegisterSnapshotRoutes(r, ctx);
+  RegisterBackupRoutes(r, ctx);
 }
 
 // The request body as an object with only the allowed fields.

@@ -46,7 +46,8 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   Networks networks(*store, "/tmp");
   AccelProbe accel("/nonexistent", "", "/tmp");
   VmManager vms({"/tmp", "/tmp", "test"}, *store, storage, networks, tasks, events, accel);
-  ApiContext ctx{vms, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  Repos repos(*store);
+  ApiContext ctx{vms, repos, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

@@ -27,6 +27,7 @@ void AddNetCommands(CLI::App& app, Globals& g);
 void AddTaskCommands(CLI::App& app, Globals& g);
 void AddHostCommands(CLI::App& app, Globals& g);
 void AddSnapshotCommands(CLI::App& app, Globals& g);
+void AddBackupCommands(CLI::App& app, Globals& g);
 
 // An absolute version of a path given on the command line.
 std::string AbsolutePath(const std::string& path);

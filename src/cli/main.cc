@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   AddTaskCommands(app, g);
   AddHostCommands(app, g);
   AddSnapshotCommands(app, g);
+  AddBackupCommands(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

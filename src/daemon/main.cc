@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
   vms.StartReconciler();
 
   Router router;
-  ApiContext ctx{vms, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  Repos repos(db);
+  ApiContext ctx{vms, repos, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

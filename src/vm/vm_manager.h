@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "backup/repository.h"
 #include "base/events.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
@@ -87,6 +88,15 @@ class VmManager {
   Result<std::string> RevertSnapshot(const std::string& vm, const std::string& snap);
   Result<std::string> DeleteSnapshot(const std::string& vm, const std::string& snap);
 
+  // Backup and restore (vm/vm_backup.cc). A backup of a running VM reads a
+  // point-in-time view (fleecing) through QEMU's NBD server, only the blocks
+  // its persistent dirty bitmap marks when the previous backup to this
+  // repository is known; a stopped VM's disks are read through qemu-nbd.
+  Result<std::string> BackupVm(const std::string& vm, std::shared_ptr<Repository> repo, const std::string& repo_name);
+  // Restores a backup as a new VM (new uuid and MACs), or in place over a stopped VM.
+  Result<std::string> RestoreBackup(std::shared_ptr<Repository> repo, const std::string& backup_id,
+                                    const std::string& target_vm, const std::string& pool, bool in_place);
+
   // True when some VM uses this volume / network (deleting it is refused).
   std::string VolumeUser(const std::string& pool, const std::string& volume);
   std::string NetworkUser(const std::string& network);
@@ -118,6 +128,9 @@ class VmManager {
   Result<std::string> RunVmTask(const std::string& name, const std::string& op,
                                 std::function<Result<nlohmann::json>(Vm&, TaskContext&)> body);
   Result<std::vector<std::string>> Qcow2Disks(Vm& vm);  // REQUIRES: vm.mu held
+  struct BackupRun;
+  Status BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx);
+  Status BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx);  // REQUIRES: vm.mu held
   Status RunQmpJob(Vm& vm, const std::string& command, nlohmann::json args,
                    TaskContext& ctx);  // REQUIRES: vm.mu held
 

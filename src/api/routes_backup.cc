@@ -1,0 +1,148 @@
+// /api/v1/repos and backups: backup, list, show, restore, verify.
+#include "api/api.h"
+#include "backup/verify.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+json Summary(const json& m, const std::string& repo) {
+  return {{"id", m.value("id", "")},
+          {"repo", repo},
+          {"vm", m.value("vm", "")},
+          {"created", m.value("created", int64_t{0})},
+          {"incremental", m.value("incremental", false)},
+          {"parent", m.value("parent", "")},
+          {"consistency", m.value("consistency", "")},
+          {"size", m.value("size", 0ull)},
+          {"bytes_read", m.value("bytes_read", 0ull)},
+          {"bytes_uploaded", m.value("bytes_uploaded", 0ull)},
+          {"seconds", m.value("seconds", 0.0)},
+          {"disks", m["disks"].size()}};
+}
+
+HttpResponse Task(const Result<std::string>& task) {
+  if (!task.ok()) return ErrorResponse(task.status());
+  return HttpResponse{202, {{"task", task.value()}}};
+}
+
+}  // namespace
+
+void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
+  r.Add("GET", "/api/v1/repos", [&](const HttpRequest&) {
+    auto repos = ctx.repos.List();
+    if (!repos.ok()) return ErrorResponse(repos.status());
+    json out = json::array();
+    for (auto& i : *repos) out.push_back({{"name", i.name}, {"url", i.url}, {"encrypted", !i.passphrase_file.empty()}});
+    return HttpResponse{200, out};
+  });
+
+  r.Add("POST", "/api/v1/repos", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"name", "url", "passphrase_file", "no_encryption"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto name = RequiredString(*body, "name");
+    if (!name.ok()) return ErrorResponse(name.status());
+    auto url = RequiredString(*body, "url");
+    if (!url.ok()) return ErrorResponse(url.status());
+    std::string pass_file;
+    if (body->contains("passphrase_file")) {
+      auto p = RequiredString(*body, "passphrase_file");
+      if (!p.ok()) return ErrorResponse(p.status());
+      pass_file = *p;
+    }
+    bool no_enc = body->value("no_encryption", false);
+    auto added = ctx.repos.Add({*name, *url, pass_file}, no_enc);
+    return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
+  });
+
+  r.Add("POST", "/api/v1/vms/{name}/backup", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"repo"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto repo_name = RequiredString(*body, "repo");
+    if (!repo_name.ok()) return ErrorResponse(repo_name.status());
+    auto repo = ctx.repos.Open(*repo_name);
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    return Task(ctx.vms.BackupVm(req.params.at("name"), *repo, *repo_name));
+  });
+
+  r.Add("GET", "/api/v1/backups", [&](const HttpRequest& req) {
+    std::vector<std::string> names;
+    if (req.query.count("repo")) {
+      names.push_back(req.query.at("repo"));
+    } else {
+      auto repos = ctx.repos.List();
+      if (!repos.ok()) return ErrorResponse(repos.status());
+      for (auto& i : *repos) names.push_back(i.name);
+    }
+    std::string vm = req.query.count("vm") ? req.query.at("vm") : "";
+    json out = json::array();
+    for (auto& name : names) {
+      auto repo = ctx.repos.Open(name);
+      if (!repo.ok()) return ErrorResponse(repo.status());
+      auto ids = (*repo)->ListBackups();
+      if (!ids.ok()) return ErrorResponse(ids.status());
+      for (auto& id : *ids) {
+        auto m = (*repo)->ReadManifest(id);
+        if (!m.ok()) {
+          out.push_back({{"id", id}, {"repo", name}, {"error", m.status().message()}});
+          continue;
+        }
+        if (!vm.empty() && m->value("vm", "") != vm) continue;
+        out.push_back(Summary(*m, name));
+      }
+    }
+    return HttpResponse{200, out};
+  });
+
+  r.Add("GET", "/api/v1/repos/{repo}/backups/{id}", [&](const HttpRequest& req) {
+    auto repo = ctx.repos.Open(req.params.at("repo"));
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    auto m = (*repo)->ReadManifest(req.params.at("id"));
+    if (!m.ok()) return ErrorResponse(m.status());
+    json s = Summary(*m, req.params.at("repo"));
+    s["spec"] = (*m)["spec"];
+    json disks = json::array();
+    for (auto& d : (*m)["disks"]) {
+      size_t stored = 0;
+      for (auto& c : d["chunks"]) stored += c != kZeroChunk;
+      disks.push_back({{"volume", d.value("volume", "")},
+                       {"size", d.value("size", 0ull)},
+                       {"chunks", d["chunks"].size()},
+                       {"data_chunks", stored}});
+    }
+    s["disks"] = disks;
+    return HttpResponse{200, s};
+  });
+
+  r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/restore", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"as", "pool", "in_place"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    std::string as = body->contains("as") && (*body)["as"].is_string() ? (*body)["as"].get<std::string>() : "";
+    std::string pool = body->contains("pool") && (*body)["pool"].is_string() ? (*body)["pool"].get<std::string>() : "";
+    bool in_place = body->value("in_place", false);
+    if (in_place == !as.empty() && !(in_place && !as.empty())) {
+      if (!in_place && as.empty())
+        return ErrorResponse(Status::Invalid("give --as NEWVM, or --in-place to overwrite the stopped original"));
+    }
+    auto repo = ctx.repos.Open(req.params.at("repo"));
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), as, pool, in_place));
+  });
+
+  r.Add("POST", "/api/v1/repos/{repo}/verify", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"backup"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    std::string id =
+        body->contains("backup") && (*body)["backup"].is_string() ? (*body)["backup"].get<std::string>() : "";
+    auto repo = ctx.repos.Open(req.params.at("repo"));
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    std::shared_ptr<Repository> rp = *repo;
+    return Task(ctx.tasks.Start("verify", req.params.at("repo"), [rp, id](TaskContext& t) -> Result<json> {
+      return VerifyRepository(
+          *rp, id, 2, [&](double f) { t.Progress(f, "checking chunks"); }, t.cancel_flag());
+    }));
+  });
+}
+
+}  // namespace pampa

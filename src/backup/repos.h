@@ -1,0 +1,39 @@
+// The repositories pampad knows ("repos/NAME" in the state store) and opening
+// them. A repository's passphrase stays in the file the administrator named
+// (root-only), read at each use; pampad never stores it.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backup/repository.h"
+#include "store/store.h"
+
+namespace pampa {
+
+struct RepoInfo {
+  std::string name;
+  std::string url;              // an absolute path (local, NFS or SSHFS mount); sftp:// later
+  std::string passphrase_file;  // empty: unencrypted
+};
+
+class Repos {
+ public:
+  explicit Repos(Store& store) : store_(store) {}
+  // Registers a repository, creating it when the location is empty.
+  // Returns {"name", "url", "encrypted", "created"}.
+  Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption);
+  Result<std::vector<RepoInfo>> List();
+  Result<RepoInfo> Get(const std::string& name);
+  // Opens a registered repository (checks the passphrase).
+  Result<std::shared_ptr<Repository>> Open(const std::string& name);
+
+ private:
+  Result<std::unique_ptr<ObjectStore>> OpenStore(const std::string& url);
+  Result<std::string> Passphrase(const RepoInfo& info);
+  Store& store_;
+};
+
+}  // namespace pampa

@@ -1,0 +1,241 @@
+// pampa repo ... and pampa backup ...
+#include <ctime>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace pampa::cli {
+namespace {
+
+using json = nlohmann::json;
+
+std::string When(int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
+std::string UrlEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.')
+      out.push_back(static_cast<char>(c));
+    else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+void PrintBackupResult(const json& r) {
+  auto& st = r["stages"];
+  std::cout << "backup " << r.value("id", "") << " of " << r.value("vm", "") << ": "
+            << (r.value("incremental", false) ? "incremental" : "full") << ", read "
+            << HumanSize(r.value("bytes_read", 0ull)) << " of " << HumanSize(r.value("size", 0ull)) << ", uploaded "
+            << HumanSize(r.value("bytes_uploaded", 0ull)) << " in "
+            << static_cast<int>(r.value("seconds", 0.0) * 10) / 10.0 << " s\n";
+  for (auto stage : {"read", "compress_encrypt", "upload"}) {
+    std::cout << "  " << stage << ": " << static_cast<int>(st[stage].value("mib_per_s", 0.0)) << " MiB/s\n";
+  }
+  std::cout << "  " << r.value("consistency", "") << "\n";
+  for (auto& n : r["notes"]) std::cout << "  note: " << n.get<std::string>() << "\n";
+  std::cout << "slowest stage: " << r.value("slowest_stage", "") << "\n";
+}
+
+}  // namespace
+
+void AddBackupCommands(CLI::App& app, Globals& g) {
+  auto repo = app.add_subcommand("repo", "backup repositories");
+  repo->require_subcommand(1);
+  {
+    struct Opts {
+      std::string name, url, pass_file;
+      bool no_enc = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = repo->add_subcommand("add", "register a repository (initialised when the location is empty)");
+    cmd->add_option("name", o->name, "repository name")->required();
+    cmd->add_option("--url", o->url, "a directory (local, NFS or SSHFS mount)")->required();
+    cmd->add_option("--passphrase-file", o->pass_file, "file holding the passphrase (mode 600)");
+    cmd->add_flag("--no-encryption", o->no_enc, "store chunks unencrypted (anyone with the files reads the data)");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"name", o->name}, {"url", AbsolutePath(o->url)}, {"no_encryption", o->no_enc}};
+      if (!o->pass_file.empty()) body["passphrase_file"] = AbsolutePath(o->pass_file);
+      auto r = g.client().Call("POST", "/api/v1/repos", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (o->no_enc) std::cerr << "WARNING: repository '" << o->name << "' is NOT encrypted\n";
+      std::cout << (r->value("created", false) ? "created" : "registered existing") << " repository " << o->name
+                << " at " << r->value("url", "") << (r->value("encrypted", false) ? " (encrypted)" : " (unencrypted)")
+                << "\n";
+      return 0;
+    });
+  }
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = repo->add_subcommand("list", "list repositories");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/repos");
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (auto& x : *r)
+        rows.push_back({x.value("name", ""), x.value("url", ""), x.value("encrypted", false) ? "yes" : "NO"});
+      PrintTable({"NAME", "URL", "ENCRYPTED"}, rows);
+      return 0;
+    });
+  }
+
+  auto backup = app.add_subcommand("backup", "hot, incremental, deduplicated backups");
+  backup->require_subcommand(1);
+  {
+    auto vm = std::make_shared<std::string>();
+    auto repo_name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto async = std::make_shared<bool>(false);
+    auto cmd = backup->add_subcommand("run", "back up a VM (running, paused or stopped)");
+    cmd->add_option("vm", *vm, "VM name")->required();
+    cmd->add_option("--repo", *repo_name, "repository name")->required();
+    cmd->add_flag("--json", *as_json, "print the result as JSON");
+    cmd->add_flag("--async", *async, "print the task id and return at once");
+    Bind(cmd, g, [&g, vm, repo_name, as_json, async] {
+      auto r = g.client().Call("POST", "/api/v1/vms/" + *vm + "/backup", {{"repo", *repo_name}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*async) return FinishTask(g, (*r)["task"], true, "");
+      auto t = g.client().WaitTask((*r)["task"], *as_json);
+      if (!t.ok()) return PrintError(t.status().message());
+      if (*as_json)
+        PrintJson((*t)["result"]);
+      else
+        PrintBackupResult((*t)["result"]);
+      return 0;
+    });
+  }
+  {
+    auto repo_name = std::make_shared<std::string>();
+    auto vm = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = backup->add_subcommand("list", "list backups");
+    cmd->add_option("--repo", *repo_name, "only this repository");
+    cmd->add_option("--vm", *vm, "only this VM");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, repo_name, vm, as_json] {
+      std::string q;
+      if (!repo_name->empty()) q += "repo=" + UrlEncode(*repo_name);
+      if (!vm->empty()) q += std::string(q.empty() ? "" : "&") + "vm=" + UrlEncode(*vm);
+      auto r = g.client().Call("GET", "/api/v1/backups" + (q.empty() ? "" : "?" + q));
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (auto& b : *r) {
+        rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""), When(b.value("created", int64_t{0})),
+                        b.contains("error")             ? "DAMAGED"
+                        : b.value("incremental", false) ? "incremental"
+                                                        : "full",
+                        HumanSize(b.value("size", 0ull)), HumanSize(b.value("bytes_uploaded", 0ull))});
+      }
+      PrintTable({"ID", "REPO", "VM", "CREATED", "KIND", "SIZE", "UPLOADED"}, rows);
+      return 0;
+    });
+  }
+  {
+    auto id = std::make_shared<std::string>();
+    auto repo_name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = backup->add_subcommand("show", "show one backup");
+    cmd->add_option("id", *id, "backup id")->required();
+    cmd->add_option("--repo", *repo_name, "repository name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, id, repo_name, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/repos/" + *repo_name + "/backups/" + *id);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::cout << "id:          " << r->value("id", "") << "\nvm:          " << r->value("vm", "")
+                << "\ncreated:     " << When(r->value("created", int64_t{0})) << "\nkind:        "
+                << (r->value("incremental", false) ? "incremental (parent " + r->value("parent", "") + ")" : "full")
+                << "\nconsistency: " << r->value("consistency", "")
+                << "\nread:        " << HumanSize(r->value("bytes_read", 0ull))
+                << "\nuploaded:    " << HumanSize(r->value("bytes_uploaded", 0ull)) << "\n";
+      for (auto& d : (*r)["disks"]) {
+        std::cout << "disk:        " << d.value("volume", "") << " " << HumanSize(d.value("size", 0ull)) << " ("
+                  << d.value("data_chunks", 0) << " of " << d.value("chunks", 0) << " chunks hold data)\n";
+      }
+      return 0;
+    });
+  }
+  {
+    struct Opts {
+      std::string id, repo, as, pool;
+      bool in_place = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = backup->add_subcommand("restore", "restore a backup as a new VM, or over the stopped original");
+    cmd->add_option("id", o->id, "backup id")->required();
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--as", o->as, "name of the new VM");
+    cmd->add_option("--pool", o->pool, "pool for the new VM's disks (default: default)");
+    cmd->add_flag("--in-place", o->in_place, "overwrite the disks of the (stopped) original VM");
+    cmd->add_flag("--async", o->async, "print the task id and return at once");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"in_place", o->in_place}};
+      if (!o->as.empty()) body["as"] = o->as;
+      if (!o->pool.empty()) body["pool"] = o->pool;
+      auto r = g.client().Call("POST", "/api/v1/repos/" + o->repo + "/backups/" + o->id + "/restore", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (o->async) return FinishTask(g, (*r)["task"], true, "");
+      auto t = g.client().WaitTask((*r)["task"]);
+      if (!t.ok()) return PrintError(t.status().message());
+      auto& res = (*t)["result"];
+      std::cout << "restored " << o->id << " as vm " << res.value("vm", "") << " in "
+                << static_cast<int>(res.value("seconds", 0.0) * 10) / 10.0 << " s\n";
+      return 0;
+    });
+  }
+  {
+    auto repo_name = std::make_shared<std::string>();
+    auto id = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = backup->add_subcommand("verify", "re-read and check every chunk and manifest; exit 1 on damage");
+    cmd->add_option("id", *id, "only this backup");
+    cmd->add_option("--repo", *repo_name, "repository name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, repo_name, id, as_json] {
+      json body = json::object();
+      if (!id->empty()) body["backup"] = *id;
+      auto r = g.client().Call("POST", "/api/v1/repos/" + *repo_name + "/verify", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      auto t = g.client().WaitTask((*r)["task"], *as_json);
+      if (!t.ok()) return PrintError(t.status().message());
+      auto& res = (*t)["result"];
+      if (*as_json) {
+        PrintJson(res);
+      } else {
+        std::cout << "checked " << res.value("backups_checked", 0) << " backup(s), " << res.value("chunks_checked", 0)
+                  << " chunk(s)\n";
+        for (auto& c : res["damaged_chunks"]) std::cout << "DAMAGED chunk " << c.value("reason", "") << "\n";
+        for (auto& b : res["damaged_backups"]) {
+          std::cout << "DAMAGED backup " << b.value("id", "") << ": " << b.value("reason", "") << "\n";
+        }
+        if (res.value("ok", false)) std::cout << "ok\n";
+      }
+      return res.value("ok", false) ? 0 : 1;
+    });
+  }
+}
+
+}  // namespace pampa::cli

@@ -1,0 +1,575 @@
+// Backups and restores of VMs. See docs/formats/backup-repository.md for what
+// lands in the repository and docs/design.md for the flow:
+//   running VM: [fsfreeze] -> one QMP transaction {new persistent bitmap on each
+//   disk, a frozen copy of the previous bitmap on a fleecing overlay,
+//   blockdev-backup sync=none disk->overlay} -> [thaw] -> NBD export of the
+//   overlays -> read dirty chunks -> tear down; drop the old bitmap on success,
+//   the new one on failure (so the next backup still sees every change).
+//   stopped VM: qemu-nbd --bitmap on each image; bitmaps rotated with qemu-img.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "backup/disk_transfer.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/units.h"
+#include "vm/vm_internal.h"
+#include "vm/vm_manager.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex(int n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < n; ++i) s.push_back(hex[rng() & 15]);
+  return s;
+}
+
+std::string NewBackupId(const std::string& vm) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return std::string(buf) + "-" + vm + "-" + RandomHex(4);
+}
+
+std::string StateKey(const std::string& repo, const std::string& vm) { return "backup-state/" + repo + "/" + vm; }
+
+// A qemu-nbd serving one image on a unix socket for as long as this lives.
+class QemuNbdServer {
+ public:
+  static Result<std::unique_ptr<QemuNbdServer>> Start(const std::string& image, const std::string& socket,
+                                                      bool writable, const std::string& bitmap) {
+    unlink(socket.c_str());
+    std::vector<std::string> argv = {"qemu-nbd",          "--persistent",       "--shared=8",        "--format=qcow2",
+                                     "--cache=writeback", "--socket=" + socket, "--export-name=disk"};
+    if (!writable) argv.push_back("--read-only");
+    if (!bitmap.empty()) argv.push_back("--bitmap=" + bitmap);
+    argv.push_back(image);
+    PAMPA_ASSIGN_OR_RETURN(pid_t pid, SpawnDetached(argv, socket + ".log"));
+    auto server = std::unique_ptr<QemuNbdServer>(new QemuNbdServer(pid, socket));
+    for (int i = 0; i < 500; ++i) {
+      if (Exists(socket)) return server;
+      if (!ProcessAlive(pid, "")) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    return Status::Unavailable("qemu-nbd did not start for " + image + ": " + TailFile(socket + ".log", 400));
+  }
+  ~QemuNbdServer() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 500 && ProcessAlive(pid_, ""); ++i) std::this_thread::sleep_for(10ms);
+    unlink(socket_.c_str());
+    unlink((socket_ + ".log").c_str());
+  }
+  NbdTarget target() const { return {socket_, "disk"}; }
+
+ private:
+  QemuNbdServer(pid_t pid, std::string socket) : pid_(pid), socket_(std::move(socket)) {}
+  pid_t pid_;
+  std::string socket_;
+};
+
+// Persistent bitmaps recorded in a qcow2 image, with whether each is usable.
+std::map<std::string, bool> ImageBitmaps(const std::string& path) {
+  std::map<std::string, bool> out;
+  auto r = Run({"qemu-img", "info", "--output=json", "-U", path});
+  if (!r.ok() || r->exit_code != 0) return out;
+  auto j = json::parse(r->out, nullptr, false);
+  if (!j.is_object()) return out;
+  auto bitmaps = j["format-specific"]["data"].value("bitmaps", json::array());
+  for (auto& b : bitmaps) {
+    bool in_use = false;
+    for (auto& f : b.value("flags", json::array())) in_use |= f == "in-use";
+    out[b.value("name", "")] = !in_use;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct VmManager::BackupRun {
+  std::shared_ptr<Repository> repo;
+  std::string repo_name, id, new_bitmap, prev_bitmap, prev_backup;
+  json prev_manifest;  // null when there is no usable previous backup
+  std::vector<std::string> paths;
+  std::vector<DiskBackupResult> results;
+  std::string consistency;
+  std::vector<std::string> notes;
+};
+
+namespace {
+
+std::vector<std::string> ChunkList(const json& manifest, size_t disk) {
+  std::vector<std::string> out;
+  if (!manifest.is_object() || disk >= manifest["disks"].size()) return out;
+  for (auto& c : manifest["disks"][disk]["chunks"]) out.push_back(c);
+  return out;
+}
+
+}  // namespace
+
+Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
+  size_t n = run.paths.size();
+  PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
+  run.consistency = "consistent (the VM was stopped)";
+  for (size_t i = 0; i < n; ++i) {
+    auto bitmaps = ImageBitmaps(run.paths[i]);
+    std::string bitmap;
+    std::vector<std::string> prev = ChunkList(run.prev_manifest, i);
+    if (!run.prev_bitmap.empty() && !prev.empty()) {
+      auto it = bitmaps.find(run.prev_bitmap);
+      if (it == bitmaps.end()) {
+        run.notes.push_back("disk" + std::to_string(i) + ": dirty bitmap missing, reading the whole disk");
+      } else if (!it->second) {
+        run.notes.push_back("disk" + std::to_string(i) +
+                            ": dirty bitmap inconsistent (host crash?), reading the whole disk");
+      } else {
+        bitmap = run.prev_bitmap;
+      }
+    }
+    PAMPA_ASSIGN_OR_RETURN(
+        auto server,
+        QemuNbdServer::Start(run.paths[i], vm.paths.dir + "/nbd" + std::to_string(i) + ".sock", false, bitmap));
+    DiskBackupOptions opt;
+    opt.bitmap = bitmap;
+    opt.previous = bitmap.empty() ? nullptr : &prev;
+    opt.cancel = ctx.cancel_flag();
+    opt.progress = [&](uint64_t done, uint64_t total) {
+      ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
+    };
+    PAMPA_ASSIGN_OR_RETURN(auto res, BackupDisk(server->target(), *run.repo, opt));
+    run.results.push_back(std::move(res));
+  }
+  return Status::Ok();
+}
+
+Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx) {
+  size_t n = run.paths.size();
+  if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
+  std::string tmpdir = config_.data_dir + "/backup-tmp";
+  PAMPA_RETURN_IF_ERROR(MakeDirs(tmpdir, 0700));
+  std::string nbd_sock = vm.paths.dir + "/nbd.sock";
+
+  // Which disks have a usable previous bitmap (present, not inconsistent)?
+  std::vector<bool> incremental(n, false);
+  if (!run.prev_bitmap.empty() && run.prev_manifest.is_object()) {
+    auto nodes = vm.qmp->Execute("query-named-block-nodes", {{"flat", true}}, 10s);
+    if (nodes.ok()) {
+      for (auto& node : *nodes) {
+        std::string name = node.value("node-name", "");
+        for (size_t i = 0; i < n; ++i) {
+          if (name != "disk" + std::to_string(i)) continue;
+          for (auto& b : node.value("dirty-bitmaps", json::array())) {
+            if (b.value("name", "") == run.prev_bitmap && !b.value("inconsistent", false)) incremental[i] = true;
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (!incremental[i])
+        run.notes.push_back("disk" + std::to_string(i) +
+                            ": dirty bitmap missing or inconsistent, reading the whole disk");
+    }
+  }
+
+  std::vector<std::string> overlays(n);
+  std::vector<bool> node_added(n, false), job_started(n, false), exported(n, false);
+  bool nbd_started = false, bitmaps_added = false;
+  auto qmp = [&](const std::string& cmd, const json& args) -> Result<json> {
+    if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
+    return vm.qmp->Execute(cmd, args, 30s);
+  };
+  // Undoes whatever was set up, in reverse order. success decides which bitmap goes.
+  auto teardown = [&](bool success) {
+    for (size_t i = 0; i < n; ++i) {
+      if (exported[i]) (void)qmp("block-export-del", {{"id", "exp" + std::to_string(i)}, {"mode", "hard"}});
+    }
+    for (int t = 0; t < 100; ++t) {
+      auto exports = qmp("query-block-exports", nullptr);
+      if (!exports.ok() || exports->empty()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    if (nbd_started) (void)qmp("nbd-server-stop", nullptr);
+    for (size_t i = 0; i < n; ++i) {
+      if (job_started[i])
+        (void)qmp("block-job-cancel", {{"device", "fleece-job" + std::to_string(i)}, {"force", true}});
+    }
+    for (int t = 0; t < 200; ++t) {
+      auto jobs = qmp("query-block-jobs", nullptr);
+      if (!jobs.ok() || jobs->empty()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (node_added[i]) {
+        auto r = qmp("blockdev-del", {{"node-name", "fleece" + std::to_string(i)}});
+        if (!r.ok()) log::Warn("vm {}: {}", vm.spec.name, r.status().message());
+      }
+      if (!overlays[i].empty()) unlink(overlays[i].c_str());
+    }
+    if (bitmaps_added) {
+      for (size_t i = 0; i < n; ++i) {
+        std::string drop = success ? run.prev_bitmap : run.new_bitmap;
+        if (drop.empty()) continue;
+        (void)qmp("block-dirty-bitmap-remove", {{"node", "disk" + std::to_string(i)}, {"name", drop}});
+      }
+    }
+  };
+
+  auto setup = [&]() -> Status {
+    for (size_t i = 0; i < n; ++i) {
+      PAMPA_ASSIGN_OR_RETURN(auto vol, storage_.GetVolume(vm.spec.disks[i].pool, vm.spec.disks[i].volume));
+      overlays[i] = tmpdir + "/" + vm.spec.uuid.substr(0, 8) + "-fleece" + std::to_string(i) + ".qcow2";
+      PAMPA_RETURN_IF_ERROR(
+          RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", overlays[i], std::to_string(vol.virtual_size)})
+              .status());
+      PAMPA_RETURN_IF_ERROR(qmp("blockdev-add", {{"driver", "qcow2"},
+                                                 {"node-name", "fleece" + std::to_string(i)},
+                                                 {"file", {{"driver", "file"}, {"filename", overlays[i]}}},
+                                                 {"backing", "disk" + std::to_string(i)}})
+                                .status());
+      node_added[i] = true;
+    }
+    // Application consistency when the agent answers: freeze, one atomic transaction, thaw.
+    bool frozen = false;
+    {
+      std::lock_guard agent(vm.agent_mu);
+      GuestAgent ga(vm.paths.qga());
+      if (ga.Ping(1500ms).ok()) frozen = ga.Call("guest-fsfreeze-freeze", nullptr, 20s).ok();
+    }
+    json actions = json::array();
+    for (size_t i = 0; i < n; ++i) {
+      std::string disk = "disk" + std::to_string(i), fleece = "fleece" + std::to_string(i);
+      actions.push_back({{"type", "block-dirty-bitmap-add"},
+                         {"data", {{"node", disk}, {"name", run.new_bitmap}, {"persistent", true}}}});
+      if (incremental[i]) {
+        actions.push_back({{"type", "block-dirty-bitmap-add"},
+                           {"data", {{"node", fleece}, {"name", "pampa-backup"}, {"disabled", true}}}});
+        actions.push_back({{"type", "block-dirty-bitmap-merge"},
+                           {"data",
+                            {{"node", fleece},
+                             {"target", "pampa-backup"},
+                             {"bitmaps", json::array({{{"node", disk}, {"name", run.prev_bitmap}}})}}}});
+      }
+      actions.push_back(
+          {{"type", "blockdev-backup"},
+           {"data",
+            {{"job-id", "fleece-job" + std::to_string(i)}, {"device", disk}, {"target", fleece}, {"sync", "none"}}}});
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto tr = qmp("transaction", {{"actions", actions}});
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (frozen) {
+      std::lock_guard agent(vm.agent_mu);
+      auto thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+      if (!thaw.ok())
+        log::Error("vm {}: could not thaw the guest filesystems: {}", vm.spec.name, thaw.status().message());
+    }
+    if (!tr.ok()) return tr.status().Context("starting the point-in-time view");
+    bitmaps_added = true;
+    for (size_t i = 0; i < n; ++i) job_started[i] = true;
+    run.consistency = frozen ? "application-consistent (guest filesystems frozen through the agent)"
+                             : "crash-consistent (the guest agent did not answer)";
+    ctx.Log("point in time taken for " + std::to_string(n) + " disk(s) in " + std::to_string(static_cast<int>(ms)) +
+            " ms; " + run.consistency);
+    PAMPA_RETURN_IF_ERROR(
+        qmp("nbd-server-start", {{"addr", {{"type", "unix"}, {"data", {{"path", nbd_sock}}}}}}).status());
+    nbd_started = true;
+    for (size_t i = 0; i < n; ++i) {
+      json exp = {{"type", "nbd"},
+                  {"id", "exp" + std::to_string(i)},
+                  {"node-name", "fleece" + std::to_string(i)},
+                  {"name", "disk" + std::to_string(i)},
+                  {"writable", false}};
+      if (incremental[i]) exp["bitmaps"] = json::array({"pampa-backup"});
+      PAMPA_RETURN_IF_ERROR(qmp("block-export-add", exp).status());
+      exported[i] = true;
+    }
+    return Status::Ok();
+  };
+
+  Status st = setup();
+  if (st.ok()) {
+    // Reading takes long: let the reconcile loop and readers see the VM meanwhile.
+    lock.unlock();
+    for (size_t i = 0; i < n && st.ok(); ++i) {
+      std::vector<std::string> prev = ChunkList(run.prev_manifest, i);
+      DiskBackupOptions opt;
+      opt.bitmap = incremental[i] ? "pampa-backup" : "";
+      opt.previous = incremental[i] ? &prev : nullptr;
+      opt.cancel = ctx.cancel_flag();
+      opt.progress = [&](uint64_t done, uint64_t total) {
+        ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
+      };
+      auto res = BackupDisk({nbd_sock, "disk" + std::to_string(i)}, *run.repo, opt);
+      if (res.ok())
+        run.results.push_back(std::move(*res));
+      else
+        st = res.status();
+    }
+    lock.lock();
+  }
+  teardown(st.ok());
+  return st;
+}
+
+Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr<Repository> repo,
+                                        const std::string& repo_name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
+  {
+    std::lock_guard lock(vm->mu);
+    PAMPA_RETURN_IF_ERROR(Qcow2Disks(*vm).status());
+    if (vm->state == "starting" || vm->state == "shutting-down") {
+      return Status::Conflict("vm '" + name + "' is " + vm->state + "; back it up once it has settled");
+    }
+    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
+    vm->busy = "backup";
+    SetState(*vm, vm->state, vm->reason);
+  }
+  return tasks_.Start("backup", name, [this, vm, repo, repo_name](TaskContext& ctx) -> Result<json> {
+    std::unique_lock lock(vm->mu);
+    auto start = std::chrono::steady_clock::now();
+    BackupRun run;
+    run.repo = repo;
+    run.repo_name = repo_name;
+    run.id = NewBackupId(vm->spec.name);
+    run.new_bitmap = "pampa-" + repo_name + "-" + RandomHex(8);
+    auto finish = [&](Result<json> r) {
+      vm->busy.clear();
+      SetState(*vm, vm->state, vm->reason);
+      return r;
+    };
+    auto paths = Qcow2Disks(*vm);
+    if (!paths.ok()) return finish(paths.status());
+    run.paths = *paths;
+    // The previous backup to this repository, and the bitmap that has tracked writes since.
+    auto state = store_.Get(StateKey(repo_name, vm->spec.name));
+    if (state.ok() && state->has_value()) {
+      auto j = json::parse(**state, nullptr, false);
+      run.prev_bitmap = j.value("bitmap", "");
+      run.prev_backup = j.value("backup", "");
+      auto m = repo->ReadManifest(run.prev_backup);
+      if (m.ok() && (*m)["disks"].size() == run.paths.size())
+        run.prev_manifest = *m;
+      else
+        run.notes.push_back("previous backup " + run.prev_backup + " is not in the repository: full read");
+    }
+    bool running = vm->state == "running" || vm->state == "paused";
+    Status st = running ? BackupRunning(*vm, run, lock, ctx) : BackupStopped(*vm, run, ctx);
+    if (!st.ok()) {
+      for (auto& note : run.notes) ctx.Log(note);
+      return finish(st);
+    }
+    // Rotate the bitmaps of a stopped VM's images (a running VM's were rotated in QEMU).
+    if (!running) {
+      for (auto& p : run.paths) {
+        auto bitmaps = ImageBitmaps(p);
+        Status add = RunChecked({"qemu-img", "bitmap", "--add", p, run.new_bitmap}).status();
+        if (!add.ok()) return finish(add);
+        if (!run.prev_bitmap.empty() && bitmaps.count(run.prev_bitmap)) {
+          (void)RunChecked({"qemu-img", "bitmap", "--remove", p, run.prev_bitmap});
+        }
+      }
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    uint64_t read = 0, uploaded = 0, size = 0, chunks_up = 0;
+    StageTimes t;
+    bool incremental = true;
+    json disks = json::array();
+    for (size_t i = 0; i < run.results.size(); ++i) {
+      auto& r = run.results[i];
+      read += r.bytes_read;
+      uploaded += r.bytes_uploaded;
+      size += r.size;
+      chunks_up += r.chunks_uploaded;
+      t.read += r.times.read;
+      t.seal += r.times.seal;
+      t.upload += r.times.upload;
+      incremental &= r.incremental;
+      disks.push_back({{"index", i},
+                       {"pool", vm->spec.disks[i].pool},
+                       {"volume", vm->spec.disks[i].volume},
+                       {"size", r.size},
+                       {"chunks", r.chunks}});
+    }
+    // Stage throughput: bytes through each stage per second of that stage.
+    auto rate = [&](double s) { return s > 0 ? read / s / (1 << 20) : 0.0; };
+    json stages = {{"read", {{"seconds", t.read}, {"mib_per_s", rate(t.read)}}},
+                   {"compress_encrypt", {{"seconds", t.seal}, {"mib_per_s", rate(t.seal)}}},
+                   {"upload", {{"seconds", t.upload}, {"mib_per_s", rate(t.upload)}}}};
+    std::string slowest = t.read >= t.seal && t.read >= t.upload ? "read"
+                          : t.seal >= t.upload                   ? "compress_encrypt"
+                                                                 : "upload";
+    json manifest = {{"id", run.id},
+                     {"vm", vm->spec.name},
+                     {"created", NowMs()},
+                     {"spec", ToJson(vm->spec)},
+                     {"disks", disks},
+                     {"incremental", incremental && run.prev_manifest.is_object()},
+                     {"parent", run.prev_manifest.is_object() ? run.prev_backup : ""},
+                     {"consistency", run.consistency},
+                     {"bytes_read", read},
+                     {"bytes_uploaded", uploaded},
+                     {"size", size},
+                     {"seconds", secs},
+                     {"chunk_size", repo->config().chunk_size}};
+    Status w = repo->WriteManifest(manifest);
+    if (!w.ok()) return finish(w.Context("writing the manifest"));
+    Status ps = store_.Put(StateKey(run.repo_name, vm->spec.name),
+                           json({{"bitmap", run.new_bitmap}, {"backup", run.id}}).dump());
+    if (!ps.ok()) log::Warn("vm {}: backup state not recorded: {}", vm->spec.name, ps.message());
+    for (auto& note : run.notes) ctx.Log(note);
+    ctx.Log(run.consistency);
+    ctx.Log("read " + FormatSize(read) + " of " + FormatSize(size) + ", uploaded " + FormatSize(uploaded) + " in " +
+            std::to_string(chunks_up) + " new chunk(s); slowest stage: " + slowest);
+    events_.Publish({{"type", "backup"}, {"vm", vm->spec.name}, {"backup", run.id}, {"action", "created"}});
+    return finish(json{{"id", run.id},
+                       {"vm", vm->spec.name},
+                       {"repo", run.repo_name},
+                       {"bytes_read", read},
+                       {"bytes_uploaded", uploaded},
+                       {"size", size},
+                       {"seconds", secs},
+                       {"incremental", manifest["incremental"]},
+                       {"consistency", run.consistency},
+                       {"stages", stages},
+                       {"slowest_stage", slowest},
+                       {"notes", run.notes}});
+  });
+}
+
+Result<std::string> VmManager::RestoreBackup(std::shared_ptr<Repository> repo, const std::string& backup_id,
+                                             const std::string& target, const std::string& pool, bool in_place) {
+  PAMPA_ASSIGN_OR_RETURN(auto manifest, repo->ReadManifest(backup_id));
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest["spec"]));
+  std::shared_ptr<Vm> vm;
+  std::string name = target.empty() ? spec.name : target;
+  if (in_place) {
+    PAMPA_ASSIGN_OR_RETURN(vm, Find(name));
+    PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
+    std::lock_guard lock(vm->mu);
+    if (vm->state != "stopped" && vm->state != "crashed") {
+      return Status::Conflict("vm '" + name + "' is " + vm->state + "; stop it before restoring over it");
+    }
+    if (vm->spec.disks.size() != manifest["disks"].size()) {
+      return Status::Invalid("vm '" + name + "' has " + std::to_string(vm->spec.disks.size()) +
+                             " disk(s) but the backup has " + std::to_string(manifest["disks"].size()));
+    }
+    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
+    vm->busy = "restore";
+    SetState(*vm, vm->state, vm->reason);
+  } else {
+    if (target.empty()) return Status::Invalid("give the new VM's name with --as NAME (or restore --in-place)");
+    PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
+    std::string use_pool = pool.empty() ? "default" : pool;
+    PAMPA_RETURN_IF_ERROR(storage_.GetPool(use_pool).status());
+    spec.name = name;
+    spec.uuid = NewUuid();
+    for (auto& nic : spec.nics) {
+      nic.mac = NewMac();
+      if (!networks_.Get(nic.network).ok())
+        return Status::NotFound("the backup's network '" + nic.network + "' does not exist here");
+    }
+    for (size_t i = 0; i < spec.disks.size(); ++i) {
+      spec.disks[i] = {use_pool, name + "-disk" + std::to_string(i)};
+      if (storage_.GetVolume(use_pool, spec.disks[i].volume).ok()) {
+        return Status::Conflict("volume '" + spec.disks[i].volume + "' already exists in pool '" + use_pool + "'");
+      }
+    }
+    vm = std::make_shared<Vm>();
+    vm->spec = spec;
+    vm->paths = PathsFor(spec);
+    vm->busy = "restore";
+    {
+      std::lock_guard lock(mu_);
+      if (vms_.count(name)) return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
+      vms_[name] = vm;
+    }
+    std::lock_guard lock(vm->mu);
+    SetState(*vm, "stopped");
+  }
+  return tasks_.Start("restore", name, [this, vm, repo, manifest, in_place](TaskContext& ctx) -> Result<json> {
+    std::lock_guard lock(vm->mu);
+    auto start = std::chrono::steady_clock::now();
+    auto fail = [&](const Status& st) -> Result<json> {
+      vm->busy.clear();
+      if (!in_place) {
+        for (auto& d : vm->spec.disks) (void)storage_.DeleteVolume(d.pool, d.volume);
+        std::lock_guard l(mu_);
+        vms_.erase(vm->spec.name);
+      } else {
+        SetState(*vm, vm->state, vm->reason);
+      }
+      return st;
+    };
+    uint64_t total = 0, done_before = 0;
+    for (auto& d : manifest["disks"]) {
+      for (auto& c : d["chunks"]) total += c != kZeroChunk ? repo->config().chunk_size : 0;
+    }
+    PAMPA_RETURN_IF_ERROR(MakeDirs(vm->paths.dir, 0700));
+    for (size_t i = 0; i < vm->spec.disks.size(); ++i) {
+      auto& disk = manifest["disks"][i];
+      uint64_t size = disk.value("size", 0ull);
+      std::vector<std::string> chunks = disk["chunks"];
+      const auto& d = vm->spec.disks[i];
+      if (in_place) {
+        Status del = storage_.DeleteVolume(d.pool, d.volume);
+        if (!del.ok() && del.code() != ErrorCode::kNotFound) return fail(del);
+      }
+      auto vol = storage_.CreateVolume(d.pool, d.volume, size, "qcow2");
+      if (!vol.ok()) return fail(vol.status());
+      auto server = QemuNbdServer::Start(vol->path, vm->paths.dir + "/restore" + std::to_string(i) + ".sock", true, "");
+      if (!server.ok()) return fail(server.status());
+      Status st = RestoreDisk(
+          *repo, chunks, size, (*server)->target(), 4,
+          [&](uint64_t done, uint64_t) {
+            ctx.Progress(total ? double(done_before + done) / total : 1.0, "restoring " + d.volume);
+          },
+          ctx.cancel_flag());
+      if (!st.ok()) return fail(st.Context("restoring " + d.volume));
+      for (auto& c : chunks) done_before += c != kZeroChunk ? repo->config().chunk_size : 0;
+      ctx.Log("restored " + d.volume + " (" + FormatSize(size) + ")");
+    }
+    if (in_place) {
+      // The new images carry no dirty bitmaps and no snapshots.
+      if (auto states = store_.List("backup-state/"); states.ok()) {
+        for (auto& [k, v] : *states) {
+          if (k.size() > vm->spec.name.size() &&
+              k.compare(k.size() - vm->spec.name.size() - 1, std::string::npos, "/" + vm->spec.name) == 0) {
+            (void)store_.Delete(k);
+          }
+        }
+      }
+      if (auto snaps = store_.List("snapshots/" + vm->spec.name + "/"); snaps.ok()) {
+        for (auto& [k, v] : *snaps) (void)store_.Delete(k);
+      }
+      (void)store_.Delete("snapshot-current/" + vm->spec.name);
+    } else {
+      Status st = PersistSpec(vm->spec);
+      if (!st.ok()) return fail(st);
+    }
+    vm->busy.clear();
+    SetState(*vm, "stopped");
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    events_.Publish({{"type", "vm"}, {"vm", vm->spec.name}, {"state", "stopped"}, {"restored", manifest["id"]}});
+    return json{{"vm", vm->spec.name}, {"backup", manifest["id"]}, {"seconds", secs}, {"in_place", in_place}};
+  });
+}
+
+}  // namespace pampa
