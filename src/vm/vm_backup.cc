@@ -76,6 +76,7 @@ class QemuNbdServer {
     for (int i = 0; i < 500 && ProcessAlive(pid_, ""); ++i) std::this_thread::sleep_for(10ms);
     unlink(socket_.c_str());
     unlink((socket_ + ".log").c_str());
+    unlink((socket_ + ".nbdpid").c_str());
   }
   NbdTarget target() const { return {socket_, "disk"}; }
 
@@ -84,6 +85,27 @@ class QemuNbdServer {
   pid_t pid_;
   std::string socket_;
 };
+
+}  // namespace
+
+// qemu-nbd servers left behind by a pampad that died mid-backup hold image locks.
+void KillStaleNbd(const std::string& run_dir) {
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(run_dir, ec)) {
+    if (e.path().extension() != ".nbdpid") continue;
+    auto pid = ReadFile(e.path().string());
+    if (pid.ok()) {
+      pid_t p = std::atoi(pid->c_str());
+      if (ProcessAlive(p, "qemu-nbd")) {
+        kill(p, SIGTERM);
+        for (int i = 0; i < 200 && ProcessAlive(p, ""); ++i) std::this_thread::sleep_for(10ms);
+      }
+    }
+    std::filesystem::remove(e.path(), ec);
+  }
+}
+
+namespace {
 
 // Persistent bitmaps recorded in a qcow2 image, with whether each is usable.
 std::map<std::string, bool> ImageBitmaps(const std::string& path) {
@@ -128,8 +150,14 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
   size_t n = run.paths.size();
   PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
   run.consistency = "consistent (the VM was stopped)";
+  KillStaleNbd(vm.paths.dir);
   for (size_t i = 0; i < n; ++i) {
     auto bitmaps = ImageBitmaps(run.paths[i]);
+    for (auto& [bname, usable] : bitmaps) {
+      if (bname != run.prev_bitmap && bname.rfind("pampa-" + run.repo_name + "-", 0) == 0) {
+        (void)RunChecked({"qemu-img", "bitmap", "--remove", run.paths[i], bname});
+      }
+    }
     std::string bitmap;
     std::vector<std::string> prev = ChunkList(run.prev_manifest, i);
     if (!run.prev_bitmap.empty() && !prev.empty()) {
@@ -166,6 +194,23 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
   PAMPA_RETURN_IF_ERROR(MakeDirs(tmpdir, 0700));
   std::string nbd_sock = vm.paths.dir + "/nbd.sock";
 
+  // A backup interrupted by a pampad crash may have left its fleecing nodes,
+  // export and bitmap in QEMU: clear them first (errors mean "not there").
+  for (size_t i = 0; i < n; ++i) {
+    (void)vm.qmp->Execute("block-export-del", {{"id", "exp" + std::to_string(i)}, {"mode", "hard"}}, 5s);
+  }
+  (void)vm.qmp->Execute("nbd-server-stop", nullptr, 5s);
+  for (size_t i = 0; i < n; ++i) {
+    (void)vm.qmp->Execute("block-job-cancel", {{"device", "fleece-job" + std::to_string(i)}, {"force", true}}, 5s);
+  }
+  for (int t = 0; t < 100; ++t) {
+    auto jobs = vm.qmp->Execute("query-block-jobs", nullptr, 5s);
+    if (!jobs.ok() || jobs->empty()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  for (size_t i = 0; i < n; ++i)
+    (void)vm.qmp->Execute("blockdev-del", {{"node-name", "fleece" + std::to_string(i)}}, 5s);
+
   // Which disks have a usable previous bitmap (present, not inconsistent)?
   std::vector<bool> incremental(n, false);
   if (!run.prev_bitmap.empty() && run.prev_manifest.is_object()) {
@@ -176,7 +221,12 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
         for (size_t i = 0; i < n; ++i) {
           if (name != "disk" + std::to_string(i)) continue;
           for (auto& b : node.value("dirty-bitmaps", json::array())) {
-            if (b.value("name", "") == run.prev_bitmap && !b.value("inconsistent", false)) incremental[i] = true;
+            std::string bname = b.value("name", "");
+            if (bname == run.prev_bitmap && !b.value("inconsistent", false)) incremental[i] = true;
+            // Bitmaps of this repository from interrupted backups only cost write overhead.
+            if (bname != run.prev_bitmap && bname.rfind("pampa-" + run.repo_name + "-", 0) == 0) {
+              (void)vm.qmp->Execute("block-dirty-bitmap-remove", {{"node", name}, {"name", bname}}, 5s);
+            }
           }
         }
       }
@@ -523,6 +573,7 @@ Result<std::string> VmManager::RestoreBackup(std::shared_ptr<Repository> repo, c
       for (auto& c : d["chunks"]) total += c != kZeroChunk ? repo->config().chunk_size : 0;
     }
     PAMPA_RETURN_IF_ERROR(MakeDirs(vm->paths.dir, 0700));
+    KillStaleNbd(vm->paths.dir);
     for (size_t i = 0; i < vm->spec.disks.size(); ++i) {
       auto& disk = manifest["disks"][i];
       uint64_t size = disk.value("size", 0ull);

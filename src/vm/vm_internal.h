@@ -36,4 +36,7 @@ struct VmManager::Vm {
   nlohmann::json snapshot;
 };
 
+// Stops qemu-nbd servers a dead pampad left in a VM's run directory.
+void KillStaleNbd(const std::string& run_dir);
+
 }  // namespace pampa

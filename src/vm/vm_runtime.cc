@@ -98,6 +98,7 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
     Status st = networks_.CreateTap(vm.spec.nics[i].network, machine.nics[i].tap);
     if (!st.ok()) return fail(st.Context("network " + vm.spec.nics[i].network));
   }
+  KillStaleNbd(vm.paths.dir);
   std::error_code ec;
   std::filesystem::remove_all(vm.paths.dir, ec);
   PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
