@@ -1,5 +1,6 @@
 // /api/v1/repos and backups: backup, list, show, restore, verify.
 #include "api/api.h"
+#include "backup/prune.h"
 #include "backup/verify.h"
 
 namespace pampa {
@@ -128,6 +129,36 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
     return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), as, pool, in_place));
+  });
+
+  r.Add("POST", "/api/v1/repos/{repo}/prune", [&](const HttpRequest& req) {
+    auto body =
+        BodyWithFields(req, {"keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "vm", "dry_run"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    RetentionPolicy p;
+    for (auto [key, dst] : {std::pair{"keep_last", &p.keep_last},
+                            {"keep_daily", &p.keep_daily},
+                            {"keep_weekly", &p.keep_weekly},
+                            {"keep_monthly", &p.keep_monthly},
+                            {"keep_yearly", &p.keep_yearly}}) {
+      if (!body->contains(key)) continue;
+      auto& v = (*body)[key];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000) {
+        return ErrorResponse(Status::Invalid(std::string("field '") + key + "' must be a count from 0 to 100000"));
+      }
+      *dst = v.get<int>();
+    }
+    if (p.empty()) {
+      return ErrorResponse(
+          Status::Invalid("give at least one --keep-last/--keep-daily/--keep-weekly/--keep-monthly/--keep-yearly"));
+    }
+    std::string vm = body->contains("vm") && (*body)["vm"].is_string() ? (*body)["vm"].get<std::string>() : "";
+    bool dry = body->value("dry_run", false);
+    auto repo = ctx.repos.Open(req.params.at("repo"));
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    std::shared_ptr<Repository> rp = *repo;
+    return Task(ctx.tasks.Start("prune", req.params.at("repo"),
+                                [rp, p, vm, dry](TaskContext&) -> Result<json> { return Prune(*rp, p, vm, dry); }));
   });
 
   r.Add("POST", "/api/v1/repos/{repo}/verify", [&](const HttpRequest& req) {

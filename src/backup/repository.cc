@@ -1,6 +1,12 @@
 #include "backup/repository.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstring>
+
+#include "base/fs.h"
+#include "base/process.h"
 
 namespace pampa {
 namespace {
@@ -108,6 +114,57 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore
   auto repo = std::unique_ptr<Repository>(new Repository(std::move(store), c, keys));
   PAMPA_RETURN_IF_ERROR(repo->LoadChunkIndex());
   return repo;
+}
+
+namespace {
+
+std::string HostName() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string BootId() {
+  auto id = ReadFile("/proc/sys/kernel/random/boot_id");
+  return id.ok() ? *id : "";
+}
+
+}  // namespace
+
+Status Repository::AddLock(const std::string& name) {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  json lock = {{"created", now.count()}, {"host", HostName()}, {"pid", getpid()}, {"boot", BootId()}};
+  return store_->Put("locks/" + name, lock.dump());
+}
+
+Status Repository::RemoveLock(const std::string& name) { return store_->Delete("locks/" + name); }
+
+Result<std::vector<std::string>> Repository::ActiveLocks() {
+  PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("locks/"));
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  std::vector<std::string> out;
+  for (auto& n : names) {
+    auto text = store_->Get(n);
+    if (!text.ok()) continue;
+    auto j = json::parse(*text, nullptr, false);
+    int64_t created = j.is_object() ? j.value("created", int64_t{0}) : 0;
+    if (now.count() - created >= 24ll * 3600 * 1000) continue;
+    // A lock of a process on this host that is gone (pampad killed, host rebooted) is stale.
+    if (j.is_object() && j.value("host", "") == HostName() &&
+        (j.value("boot", "") != BootId() || !ProcessAlive(j.value("pid", 0), ""))) {
+      continue;
+    }
+    out.push_back(n.substr(6));
+  }
+  return out;
+}
+
+Status Repository::ReloadChunkIndex() {
+  {
+    std::lock_guard lock(mu_);
+    known_.clear();
+  }
+  return LoadChunkIndex();
 }
 
 Status Repository::LoadChunkIndex() {

@@ -66,6 +66,15 @@ class Repository {
   Result<std::vector<std::string>> ListChunks();
   Status DeleteChunk(const std::string& id);
 
+  // Locks coordinate garbage collection with running backups ("locks/NAME",
+  // holding the creation time). Stale after 24 h (a crashed pampad's).
+  Status AddLock(const std::string& name);
+  Status RemoveLock(const std::string& name);
+  // Names of locks younger than 24 h.
+  Result<std::vector<std::string>> ActiveLocks();
+  // Re-reads which chunks exist (after waiting for a garbage collection).
+  Status ReloadChunkIndex();
+
   static std::string ChunkObject(const std::string& id) { return "chunks/" + id.substr(0, 2) + "/" + id; }
 
  private:

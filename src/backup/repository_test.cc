@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "backup/prune.h"
+
 namespace pampa {
 namespace {
 
@@ -157,6 +159,65 @@ TEST(Repository, TamperedManifestIsDetected) {
     ASSERT_TRUE(raw->Put("backups/b1", env).ok());
     EXPECT_FALSE((*repo)->ReadManifest("b1").ok()) << "passphrase '" << pass << "'";
   }
+}
+
+}  // namespace
+}  // namespace pampa
+
+namespace pampa {
+namespace {
+
+int64_t Day(int d, int hour = 12) { return (int64_t{1767225600} + d * 86400 + hour * 3600) * 1000; }  // 2026-01-01 + d
+
+TEST(Retention, KeepsNewestPerPeriod) {
+  std::vector<BackupStamp> b;
+  for (int d = 0; d < 60; ++d) b.push_back({"d" + std::to_string(d), "vm", Day(d)});
+  b.push_back({"d59-late", "vm", Day(59, 20)});
+  RetentionPolicy p;
+  p.keep_last = 2;
+  p.keep_daily = 3;
+  auto keep = BackupsToKeep(b, p);
+  EXPECT_EQ(keep, (std::vector<std::string>{"d59-late", "d59", "d58", "d57"}));
+  RetentionPolicy m;
+  m.keep_monthly = 2;
+  EXPECT_EQ(BackupsToKeep(b, m), (std::vector<std::string>{"d59-late", "d58"}));  // 1 March, then 28 February
+}
+
+TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {
+  auto repo = Repository::Init(NewMemoryObjectStore(), "", 1 << 16);
+  ASSERT_TRUE(repo.ok());
+  uint64_t up;
+  auto shared = *(*repo)->PutChunk("shared", &up);
+  auto old_only = *(*repo)->PutChunk("old only", &up);
+  ASSERT_TRUE(
+      (*repo)
+          ->WriteManifest(
+              {{"id", "old"}, {"vm", "web"}, {"created", Day(1)}, {"disks", {{{"chunks", {shared, old_only}}}}}})
+          .ok());
+  ASSERT_TRUE(
+      (*repo)
+          ->WriteManifest(
+              {{"id", "new"}, {"vm", "web"}, {"created", Day(2)}, {"disks", {{{"chunks", {shared, kZeroChunk}}}}}})
+          .ok());
+  RetentionPolicy p;
+  p.keep_last = 1;
+  auto dry = Prune(**repo, p, "", true);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_EQ((*dry)["removed"], nlohmann::json::array({"old"}));
+  EXPECT_EQ((*repo)->ListBackups()->size(), 2u);  // dry run changed nothing
+  // A running backup defers garbage collection.
+  ASSERT_TRUE((*repo)->AddLock("backup-x").ok());
+  auto deferred = Prune(**repo, p, "", false);
+  ASSERT_TRUE(deferred.ok());
+  EXPECT_NE((*deferred)["gc"].get<std::string>().find("deferred"), std::string::npos);
+  EXPECT_TRUE((*repo)->GetChunk(old_only).ok());
+  ASSERT_TRUE((*repo)->RemoveLock("backup-x").ok());
+  auto gc = CollectGarbage(**repo);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ((*gc)["chunks_deleted"], 1);
+  EXPECT_TRUE((*repo)->GetChunk(shared).ok());
+  EXPECT_FALSE((*repo)->GetChunk(old_only).ok());
+  EXPECT_FALSE(Prune(**repo, RetentionPolicy{}, "", false).ok());
 }
 
 }  // namespace

@@ -207,6 +207,46 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     });
   }
   {
+    struct Opts {
+      std::string repo, vm;
+      int last = 0, daily = 0, weekly = 0, monthly = 0, yearly = 0;
+      bool dry = false, json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = backup->add_subcommand("prune", "forget backups outside the retention policy, then free unused chunks");
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--vm", o->vm, "only this VM's backups");
+    cmd->add_option("--keep-last", o->last, "keep the N newest backups");
+    cmd->add_option("--keep-daily", o->daily, "keep the newest backup of each of the last N days");
+    cmd->add_option("--keep-weekly", o->weekly, "... of the last N weeks");
+    cmd->add_option("--keep-monthly", o->monthly, "... of the last N months");
+    cmd->add_option("--keep-yearly", o->yearly, "... of the last N years");
+    cmd->add_flag("--dry-run", o->dry, "only say what would be removed");
+    cmd->add_flag("--json", o->json, "print JSON");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"keep_last", o->last},       {"keep_daily", o->daily},   {"keep_weekly", o->weekly},
+                   {"keep_monthly", o->monthly}, {"keep_yearly", o->yearly}, {"dry_run", o->dry}};
+      if (!o->vm.empty()) body["vm"] = o->vm;
+      auto r = g.client().Call("POST", "/api/v1/repos/" + o->repo + "/prune", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      auto t = g.client().WaitTask((*r)["task"], o->json);
+      if (!t.ok()) return PrintError(t.status().message());
+      auto& res = (*t)["result"];
+      if (o->json) {
+        PrintJson(res);
+        return 0;
+      }
+      for (auto& id : res["removed"])
+        std::cout << (o->dry ? "would remove " : "removed ") << id.get<std::string>() << "\n";
+      std::cout << res["kept"].size() << " backup(s) kept; garbage collection: " << res.value("gc", "") << "\n";
+      if (res.contains("chunks_deleted")) {
+        std::cout << res.value("chunks_deleted", 0) << " chunk(s) deleted, "
+                  << HumanSize(res.value("bytes_freed", 0ull)) << " freed\n";
+      }
+      return 0;
+    });
+  }
+  {
     auto repo_name = std::make_shared<std::string>();
     auto id = std::make_shared<std::string>();
     auto as_json = std::make_shared<bool>(false);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "backup/disk_transfer.h"
+#include "backup/prune.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -400,7 +401,14 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
     run.repo_name = repo_name;
     run.id = NewBackupId(vm->spec.name);
     run.new_bitmap = "pampa-" + repo_name + "-" + RandomHex(8);
+    // Garbage collection must not delete chunks this backup is about to reference.
+    if (Status lock_st = LockForBackup(*repo, "backup-" + run.id); !lock_st.ok()) {
+      vm->busy.clear();
+      SetState(*vm, vm->state, vm->reason);
+      return lock_st;
+    }
     auto finish = [&](Result<json> r) {
+      (void)repo->RemoveLock("backup-" + run.id);
       vm->busy.clear();
       SetState(*vm, vm->state, vm->reason);
       return r;

@@ -183,3 +183,19 @@ def test_kill9_of_pampad_during_a_backup_leaves_a_usable_repository(bk):
     assert d.cli("backup", "verify", "--repo", "main").returncode == 0
     d.cli("backup", "restore", r["id"], "--repo", "main", "--as", "bkk")
     d.cli("vm", "delete", "bkk")
+
+
+def test_prune_keeps_the_policy_and_frees_chunks(bk):
+    d = bk
+    before = d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")
+    assert len(before) > 2
+    dry = d.cli("backup", "prune", "--repo", "main", "--keep-last", "2", "--dry-run").stdout
+    assert dry.count("would remove") == len(before) - 2
+    assert len(d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")) == len(before)
+    res = json.loads(d.cli("backup", "prune", "--repo", "main", "--keep-last", "2", "--json").stdout)
+    assert res["gc"] == "done" and res["chunks_deleted"] > 0
+    after = d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")
+    assert [b["id"] for b in after] == [b["id"] for b in before[-2:]]
+    assert d.cli("backup", "verify", "--repo", "main").returncode == 0
+    r = d.cli("backup", "prune", "--repo", "main", check=False)
+    assert r.returncode != 0 and "at least one --keep" in r.stderr
