@@ -10,6 +10,7 @@
 #include "qemu/accel.h"
 #include "storage/pools.h"
 #include "task/tasks.h"
+#include "vm/backup_schedules.h"
 #include "vm/vm_manager.h"
 
 namespace pampa {
@@ -17,6 +18,7 @@ namespace pampa {
 struct ApiContext {
   VmManager& vms;
   Repos& repos;
+  BackupScheduler& schedules;
   Storage& storage;
   Networks& networks;
   Tasks& tasks;

@@ -47,7 +47,8 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   AccelProbe accel("/nonexistent", "", "/tmp");
   VmManager vms({"/tmp", "/tmp", "test"}, *store, storage, networks, tasks, events, accel);
   Repos repos(*store);
-  ApiContext ctx{vms, repos, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  BackupScheduler schedules(*store, vms, repos, tasks);
+  ApiContext ctx{vms, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

@@ -131,6 +131,46 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), as, pool, in_place));
   });
 
+  r.Add("GET", "/api/v1/schedules", [&](const HttpRequest&) {
+    auto list = ctx.schedules.List();
+    return list.ok() ? HttpResponse{200, json(*list)} : ErrorResponse(list.status());
+  });
+  r.Add("POST", "/api/v1/schedules", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"vms", "repo", "daily", "keep"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto repo = RequiredString(*body, "repo");
+    if (!repo.ok()) return ErrorResponse(repo.status());
+    auto daily = RequiredString(*body, "daily");
+    if (!daily.ok()) return ErrorResponse(daily.status());
+    std::vector<std::string> vms;
+    if (!(*body)["vms"].is_array()) return ErrorResponse(Status::Invalid("field 'vms' must be an array of VM names"));
+    for (auto& v : (*body)["vms"]) {
+      if (!v.is_string()) return ErrorResponse(Status::Invalid("field 'vms' must be an array of VM names"));
+      vms.push_back(v);
+    }
+    RetentionPolicy keep;
+    json k = body->value("keep", json::object());
+    if (!k.is_object()) return ErrorResponse(Status::Invalid("field 'keep' must be an object"));
+    for (auto [key, dst] : {std::pair{"keep_last", &keep.keep_last},
+                            {"keep_daily", &keep.keep_daily},
+                            {"keep_weekly", &keep.keep_weekly},
+                            {"keep_monthly", &keep.keep_monthly},
+                            {"keep_yearly", &keep.keep_yearly}}) {
+      if (!k.contains(key)) continue;
+      if (!k[key].is_number_integer() || k[key].get<int64_t>() < 0) {
+        return ErrorResponse(Status::Invalid(std::string("keep.") + key + " must be a count"));
+      }
+      *dst = k[key].get<int>();
+    }
+    auto s = ctx.schedules.Add(vms, *repo, *daily, keep);
+    return s.ok() ? HttpResponse{201, *s} : ErrorResponse(s.status());
+  });
+  r.Add("DELETE", "/api/v1/schedules/{id}", [&](const HttpRequest& req) {
+    return Reply(ctx.schedules.Delete(req.params.at("id")), {{"deleted", req.params.at("id")}});
+  });
+  r.Add("POST", "/api/v1/schedules/{id}/run",
+        [&](const HttpRequest& req) { return Task(ctx.schedules.RunNow(req.params.at("id"))); });
+
   r.Add("POST", "/api/v1/repos/{repo}/prune", [&](const HttpRequest& req) {
     auto body =
         BodyWithFields(req, {"keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "vm", "dry_run"});

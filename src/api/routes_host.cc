@@ -70,6 +70,17 @@ json HostChecks(ApiContext& ctx) {
                          ? Check("disk-space", "ok", FormatSize(avail) + " free in " + ctx.data_dir)
                          : Check("disk-space", "warn", "only " + FormatSize(avail) + " free in " + ctx.data_dir));
   }
+  if (auto schedules = ctx.schedules.List(); schedules.ok()) {
+    std::string failed;
+    for (auto& sc : *schedules) {
+      std::string result = sc.value("last_result", "");
+      if (result.rfind("failed", 0) == 0) failed += (failed.empty() ? "" : "; ") + sc.value("id", "") + " " + result;
+    }
+    checks.push_back(failed.empty() ? Check("backup-schedules", "ok",
+                                            std::to_string(schedules->size()) + " schedule(s), none failing")
+                                    : Check("backup-schedules", "fail", "last run failed: " + failed,
+                                            "fix the cause, then: pampa backup schedule run ID"));
+  }
   return checks;
 }
 

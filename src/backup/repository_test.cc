@@ -222,3 +222,26 @@ TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {
 
 }  // namespace
 }  // namespace pampa
+
+#include "vm/backup_schedules.h"
+
+namespace pampa {
+namespace {
+
+TEST(Schedule, NextDailyRunIsTheNextLocalOccurrence) {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char hhmm[6];
+  std::snprintf(hhmm, sizeof hhmm, "%02d:%02d", tm.tm_hour, tm.tm_min);
+  int64_t next = NextDailyRun(hhmm, int64_t{now} * 1000);
+  EXPECT_GT(next, int64_t{now} * 1000);                // this minute has started: tomorrow
+  EXPECT_LE(next, (int64_t{now} + 25 * 3600) * 1000);  // (DST shifts allowed)
+  EXPECT_TRUE(ValidateDailyTime("02:30").ok());
+  EXPECT_FALSE(ValidateDailyTime("24:00").ok());
+  EXPECT_FALSE(ValidateDailyTime("2:30").ok());
+  EXPECT_FALSE(ValidateDailyTime("ab:cd").ok());
+}
+
+}  // namespace
+}  // namespace pampa

@@ -206,6 +206,79 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       return 0;
     });
   }
+  auto sched = backup->add_subcommand("schedule", "daily backups run by pampad");
+  sched->require_subcommand(1);
+  {
+    struct Opts {
+      std::vector<std::string> vms;
+      std::string repo, daily;
+      int last = 0, days = 0, weeks = 0, months = 0, years = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = sched->add_subcommand("add", "back up VMs every day at HH:MM, then apply retention");
+    cmd->add_option("vms", o->vms, "VM names")->required();
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--daily", o->daily, "local time, HH:MM")->required();
+    cmd->add_option("--keep-last", o->last, "retention: keep the N newest backups");
+    cmd->add_option("--keep-daily", o->days, "retention: newest of each of the last N days");
+    cmd->add_option("--keep-weekly", o->weeks, "retention: ... N weeks");
+    cmd->add_option("--keep-monthly", o->months, "retention: ... N months");
+    cmd->add_option("--keep-yearly", o->years, "retention: ... N years");
+    Bind(cmd, g, [&g, o] {
+      json keep = {{"keep_last", o->last},
+                   {"keep_daily", o->days},
+                   {"keep_weekly", o->weeks},
+                   {"keep_monthly", o->months},
+                   {"keep_yearly", o->years}};
+      auto r = g.client().Call("POST", "/api/v1/schedules",
+                               {{"vms", o->vms}, {"repo", o->repo}, {"daily", o->daily}, {"keep", keep}});
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "schedule " << r->value("id", "") << ": daily at " << o->daily << ", next run "
+                << When(r->value("next_run", int64_t{0})) << "\n";
+      return 0;
+    });
+  }
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = sched->add_subcommand("list", "list schedules with their last result");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/schedules");
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (auto& s : *r) {
+        std::string vms;
+        for (auto& v : s["vms"]) vms += (vms.empty() ? "" : ",") + v.get<std::string>();
+        int64_t last = s.value("last_run", int64_t{0});
+        rows.push_back({s.value("id", ""), vms, s.value("repo", ""), s.value("daily", ""), last ? When(last) : "never",
+                        s.value("last_result", "").empty() ? "-" : s.value("last_result", ""),
+                        When(s.value("next_run", int64_t{0}))});
+      }
+      PrintTable({"ID", "VMS", "REPO", "DAILY", "LAST RUN", "LAST RESULT", "NEXT RUN"}, rows);
+      return 0;
+    });
+  }
+  for (auto [verb, help] : {std::pair{"delete", "delete a schedule"}, {"run", "run a schedule now"}}) {
+    auto id = std::make_shared<std::string>();
+    std::string v = verb;
+    auto cmd = sched->add_subcommand(verb, help);
+    cmd->add_option("id", *id, "schedule id")->required();
+    Bind(cmd, g, [&g, id, v] {
+      if (v == "delete") {
+        auto r = g.client().Call("DELETE", "/api/v1/schedules/" + *id);
+        if (!r.ok()) return PrintError(r.status().message());
+        std::cout << "deleted schedule " << *id << "\n";
+        return 0;
+      }
+      auto r = g.client().Call("POST", "/api/v1/schedules/" + *id + "/run", json::object());
+      if (!r.ok()) return PrintError(r.status().message());
+      return FinishTask(g, (*r)["task"], false, "schedule " + *id + " ran");
+    });
+  }
   {
     struct Opts {
       std::string repo, vm;

@@ -151,7 +151,9 @@ int main(int argc, char** argv) {
 
   Router router;
   Repos repos(db);
-  ApiContext ctx{vms, repos, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  BackupScheduler schedules(db, vms, repos, tasks);
+  schedules.Start();
+  ApiContext ctx{vms, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;
@@ -193,6 +195,7 @@ int main(int argc, char** argv) {
   sigwait(&sigs, &sig);
   log::Info("signal {}: stopping pampad (VMs keep running)", sig);
   server.Stop();
+  schedules.Stop();
   vms.StopReconciler();
   return 0;
 }

@@ -199,3 +199,33 @@ def test_prune_keeps_the_policy_and_frees_chunks(bk):
     assert d.cli("backup", "verify", "--repo", "main").returncode == 0
     r = d.cli("backup", "prune", "--repo", "main", check=False)
     assert r.returncode != 0 and "at least one --keep" in r.stderr
+
+
+def test_schedules_run_record_their_result_and_failures_show_in_host_check(bk):
+    d = bk
+    out = d.cli("backup", "schedule", "add", "bk", "--repo", "main", "--daily", "03:15", "--keep-last", "1").stdout
+    sid = out.split()[1].rstrip(":")
+    s = [x for x in d.cli_json("backup", "schedule", "list") if x["id"] == sid][0]
+    assert s["daily"] == "03:15" and s["last_result"] == "" and s["next_run"] > time.time() * 1000
+    d.cli("backup", "schedule", "run", sid)
+    s = [x for x in d.cli_json("backup", "schedule", "list") if x["id"] == sid][0]
+    assert s["last_result"] == "ok" and len(s["last_backups"]) == 1
+    assert len(d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")) == 1  # retention applied
+
+    # A failing run (the passphrase file became world-readable) is visible until the next success.
+    pass_file = os.path.join(d.root, "passphrase")
+    os.chmod(pass_file, 0o644)
+    r = d.cli("backup", "schedule", "run", sid, check=False)
+    assert r.returncode != 0
+    r = d.cli("host", "check", "--json", check=False)
+    assert r.returncode == 1  # a failing check makes `host check` fail
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["backup-schedules"]["status"] == "fail" and sid in checks["backup-schedules"]["detail"]
+    os.chmod(pass_file, 0o600)
+    d.cli("backup", "schedule", "run", sid)
+    checks = {c["name"]: c for c in d.cli_json("host", "check")["checks"]}
+    assert checks["backup-schedules"]["status"] == "ok"
+    r = d.cli("backup", "schedule", "add", "bk", "--repo", "main", "--daily", "25:00", check=False)
+    assert "must be HH:MM" in r.stderr
+    d.cli("backup", "schedule", "delete", sid)
+    assert not d.cli_json("backup", "schedule", "list")
