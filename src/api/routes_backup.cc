@@ -40,20 +40,23 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   });
 
   r.Add("POST", "/api/v1/repos", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"name", "url", "passphrase_file", "no_encryption"});
+    auto body = BodyWithFields(req, {"name", "url", "passphrase_file", "no_encryption", "ssh_key", "known_hosts"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto name = RequiredString(*body, "name");
     if (!name.ok()) return ErrorResponse(name.status());
     auto url = RequiredString(*body, "url");
     if (!url.ok()) return ErrorResponse(url.status());
-    std::string pass_file;
-    if (body->contains("passphrase_file")) {
-      auto p = RequiredString(*body, "passphrase_file");
-      if (!p.ok()) return ErrorResponse(p.status());
-      pass_file = *p;
+    RepoInfo info{*name, *url};
+    for (auto [key, dst] : {std::pair{"passphrase_file", &info.passphrase_file},
+                            {"ssh_key", &info.ssh_key},
+                            {"known_hosts", &info.known_hosts}}) {
+      if (!body->contains(key)) continue;
+      auto v = RequiredString(*body, key);
+      if (!v.ok()) return ErrorResponse(v.status());
+      *dst = *v;
     }
     bool no_enc = body->value("no_encryption", false);
-    auto added = ctx.repos.Add({*name, *url, pass_file}, no_enc);
+    auto added = ctx.repos.Add(info, no_enc);
     return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
   });
 

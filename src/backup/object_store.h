@@ -18,7 +18,8 @@ class ObjectStore {
   virtual ~ObjectStore() = default;
   // Writes the whole object atomically: readers see the old object, or none,
   // or the new one, never a part. May be called again with the same name and
-  // data (idempotent). Durable when it returns Ok.
+  // data (idempotent). Durable when it returns Ok. Callers never replace an
+  // object with different content (SFTP v3 could not do that atomically).
   virtual Status Put(const std::string& name, const std::string& data) = 0;
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& name) = 0;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "backup/sftp_store.h"
 #include "base/fs.h"
 #include "base/units.h"
 
@@ -9,11 +10,13 @@ namespace pampa {
 
 using json = nlohmann::json;
 
-Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const std::string& url) {
+Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info) {
+  const std::string& url = info.url;
   if (url.rfind("sftp://", 0) == 0) {
-    return Status::Unavailable(
-        "sftp:// repositories are not implemented yet; mount the remote directory "
-        "(sshfs) and give its local path");
+    PAMPA_ASSIGN_OR_RETURN(auto loc, ParseSftpUrl(url));
+    loc.identity = info.ssh_key;
+    loc.known_hosts = info.known_hosts;
+    return OpenSftpObjectStore(loc);
   }
   std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
   if (path.empty() || path[0] != '/') {
@@ -46,7 +49,10 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
     return Status::Invalid("give --passphrase-file FILE to encrypt the repository, or --no-encryption");
   }
   PAMPA_ASSIGN_OR_RETURN(auto pass, Passphrase(in));
-  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(in.url));
+  for (auto* f : {&in.ssh_key, &in.known_hosts}) {
+    if (!f->empty() && (f->front() != '/' || !Exists(*f))) return Status::Invalid("file " + *f + " does not exist");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(in));
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   bool encrypted;
   if (exists) {
@@ -58,7 +64,11 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
     PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Init(std::move(store), pass));
     encrypted = repo->encrypted();
   }
-  json rec = {{"name", in.name}, {"url", in.url}, {"passphrase_file", in.passphrase_file}};
+  json rec = {{"name", in.name},
+              {"url", in.url},
+              {"passphrase_file", in.passphrase_file},
+              {"ssh_key", in.ssh_key},
+              {"known_hosts", in.known_hosts}};
   PAMPA_RETURN_IF_ERROR(store_.Create("repos/" + in.name, rec.dump()));
   return json{{"name", in.name}, {"url", in.url}, {"encrypted", encrypted}, {"created", !exists}};
 }
@@ -68,7 +78,8 @@ Result<std::vector<RepoInfo>> Repos::List() {
   std::vector<RepoInfo> out;
   for (auto& [k, v] : kvs) {
     auto j = json::parse(v, nullptr, false);
-    out.push_back({j.value("name", ""), j.value("url", ""), j.value("passphrase_file", "")});
+    out.push_back({j.value("name", ""), j.value("url", ""), j.value("passphrase_file", ""), j.value("ssh_key", ""),
+                   j.value("known_hosts", "")});
   }
   return out;
 }
@@ -78,13 +89,14 @@ Result<RepoInfo> Repos::Get(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get("repos/" + name));
   if (!v) return Status::NotFound("repository '" + name + "' does not exist (see: pampa repo list)");
   auto j = json::parse(*v, nullptr, false);
-  return RepoInfo{j.value("name", ""), j.value("url", ""), j.value("passphrase_file", "")};
+  return RepoInfo{j.value("name", ""), j.value("url", ""), j.value("passphrase_file", ""), j.value("ssh_key", ""),
+                  j.value("known_hosts", "")};
 }
 
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto pass, Passphrase(info));
-  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info.url));
+  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info));
   PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), pass));
   return std::shared_ptr<Repository>(std::move(repo));
 }

@@ -17,6 +17,8 @@ struct RepoInfo {
   std::string name;
   std::string url;              // an absolute path (local, NFS or SSHFS mount); sftp:// later
   std::string passphrase_file;  // empty: unencrypted
+  std::string ssh_key;          // sftp: private key file (empty: root's default keys)
+  std::string known_hosts;      // sftp: known_hosts file (empty: ~/.ssh/known_hosts)
 };
 
 class Repos {
@@ -31,7 +33,7 @@ class Repos {
   Result<std::shared_ptr<Repository>> Open(const std::string& name);
 
  private:
-  Result<std::unique_ptr<ObjectStore>> OpenStore(const std::string& url);
+  Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info);
   Result<std::string> Passphrase(const RepoInfo& info);
   Store& store_;
 };

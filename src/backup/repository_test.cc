@@ -1,24 +1,105 @@
 // The ObjectStore conformance suite and the repository's guarantees.
 #include "backup/repository.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <thread>
 
 #include "backup/prune.h"
+#include "backup/sftp_store.h"
+#include "base/fs.h"
+#include "base/process.h"
 
 namespace pampa {
 namespace {
 
-enum class Kind { kMemory, kLocal };
+enum class Kind { kMemory, kLocal, kSftp };
+
+// A real OpenSSH server on loopback with a fresh host key and client key, for
+// the SFTP store. Skipped where sshd is not installed.
+class TestSshd {
+ public:
+  static TestSshd* Get() {
+    static TestSshd* instance = [] {
+      auto* s = new TestSshd();
+      return s->ok_ ? s : nullptr;
+    }();
+    return instance;
+  }
+  ~TestSshd() {
+    if (pid_ > 0) kill(pid_, SIGTERM);
+  }
+  SftpLocation Location(const std::string& path) const {
+    SftpLocation l{"root", "127.0.0.1", dir_ + "/" + path, port_, dir_ + "/client", dir_ + "/known_hosts"};
+    return l;
+  }
+
+ private:
+  TestSshd() {
+    if (!HaveExecutable("/usr/sbin/sshd") || geteuid() != 0) return;
+    dir_ = (std::filesystem::temp_directory_path() / ("pampa-sshd-" + std::to_string(getpid()))).string();
+    std::filesystem::create_directories(dir_);
+    std::filesystem::create_directories("/run/sshd");
+    for (auto key : {"host", "client"}) {
+      if (!RunChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/" + key}).ok()) return;
+    }
+    // A free port: bind to 0, read it, release it.
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    close(fd);
+    std::filesystem::copy_file(dir_ + "/client.pub", dir_ + "/authorized_keys");
+    auto host_pub = ReadFile(dir_ + "/host.pub");
+    if (!host_pub.ok()) return;
+    std::string kh = "[127.0.0.1]:" + std::to_string(port_) + " " + *host_pub;
+    if (!WriteFileAtomic(dir_ + "/known_hosts", kh).ok()) return;
+    std::string conf = "Port " + std::to_string(port_) + "\nListenAddress 127.0.0.1\nHostKey " + dir_ +
+                       "/host\nAuthorizedKeysFile " + dir_ +
+                       "/authorized_keys\nPermitRootLogin prohibit-password\n"
+                       "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                       "Subsystem sftp internal-sftp\nPidFile " +
+                       dir_ + "/sshd.pid\n";
+    if (!WriteFileAtomic(dir_ + "/sshd_config", conf).ok()) return;
+    auto pid = SpawnDetached({"/usr/sbin/sshd", "-D", "-e", "-f", dir_ + "/sshd_config"}, dir_ + "/sshd.log");
+    if (!pid.ok()) return;
+    pid_ = *pid;
+    for (int i = 0; i < 100; ++i) {
+      if (OpenSftpObjectStore(Location("probe"), 1).ok()) {
+        ok_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = 0;
+  bool ok_ = false;
+};
 
 class ObjectStoreConformance : public ::testing::TestWithParam<Kind> {
  protected:
   void SetUp() override {
     if (GetParam() == Kind::kMemory) {
       store_ = NewMemoryObjectStore();
+    } else if (GetParam() == Kind::kSftp) {
+      TestSshd* sshd = TestSshd::Get();
+      if (!sshd) GTEST_SKIP() << "no sshd to test the SFTP store against";
+      static int n = 0;
+      auto s = OpenSftpObjectStore(sshd->Location("store" + std::to_string(n++)), 3);
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      store_ = std::move(*s);
     } else {
       dir_ = std::filesystem::temp_directory_path() / ("pampa-objs-" + std::to_string(getpid()));
       auto s = OpenLocalObjectStore(dir_.string());
@@ -72,7 +153,25 @@ TEST_P(ObjectStoreConformance, ConcurrentWritersOfOneObject) {
   EXPECT_EQ(store_->List("chunks/")->size(), 1u);  // no temporary files visible
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, ObjectStoreConformance, ::testing::Values(Kind::kMemory, Kind::kLocal));
+INSTANTIATE_TEST_SUITE_P(AllStores, ObjectStoreConformance,
+                         ::testing::Values(Kind::kMemory, Kind::kLocal, Kind::kSftp));
+
+TEST(SftpStore, UnknownHostKeyAndBadUrlsAreRefused) {
+  EXPECT_FALSE(ParseSftpUrl("sftp://host/path").ok());
+  EXPECT_FALSE(ParseSftpUrl("sftp://u@host:99999/path").ok());
+  EXPECT_FALSE(ParseSftpUrl("ftp://u@host/path").ok());
+  auto loc = ParseSftpUrl("sftp://backup@nas.local:2222/srv/pampa");
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(loc->port, 2222);
+  EXPECT_EQ(loc->path, "/srv/pampa");
+  TestSshd* sshd = TestSshd::Get();
+  if (!sshd) GTEST_SKIP() << "no sshd";
+  SftpLocation l = sshd->Location("x");
+  l.known_hosts = "/dev/null";
+  auto s = OpenSftpObjectStore(l, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not in known_hosts"), std::string::npos) << s.status().message();
+}
 
 TEST(ChunkCodec, RoundTripCompressedAndEncrypted) {
   RepoKeys keys = RepoKeys::Generate();

@@ -55,17 +55,23 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
   repo->require_subcommand(1);
   {
     struct Opts {
-      std::string name, url, pass_file;
+      std::string name, url, pass_file, ssh_key, known_hosts;
       bool no_enc = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = repo->add_subcommand("add", "register a repository (initialised when the location is empty)");
     cmd->add_option("name", o->name, "repository name")->required();
-    cmd->add_option("--url", o->url, "a directory (local, NFS or SSHFS mount)")->required();
+    cmd->add_option("--url", o->url, "a directory (local, NFS or SSHFS mount) or sftp://user@host[:port]/path")
+        ->required();
+    cmd->add_option("--ssh-key", o->ssh_key, "sftp: private key file (default: root's keys and ssh-agent)");
+    cmd->add_option("--known-hosts", o->known_hosts, "sftp: known_hosts file (default: ~/.ssh/known_hosts)");
     cmd->add_option("--passphrase-file", o->pass_file, "file holding the passphrase (mode 600)");
     cmd->add_flag("--no-encryption", o->no_enc, "store chunks unencrypted (anyone with the files reads the data)");
     Bind(cmd, g, [&g, o] {
-      json body = {{"name", o->name}, {"url", AbsolutePath(o->url)}, {"no_encryption", o->no_enc}};
+      std::string url = o->url.rfind("sftp://", 0) == 0 ? o->url : AbsolutePath(o->url);
+      json body = {{"name", o->name}, {"url", url}, {"no_encryption", o->no_enc}};
+      if (!o->ssh_key.empty()) body["ssh_key"] = AbsolutePath(o->ssh_key);
+      if (!o->known_hosts.empty()) body["known_hosts"] = AbsolutePath(o->known_hosts);
       if (!o->pass_file.empty()) body["passphrase_file"] = AbsolutePath(o->pass_file);
       auto r = g.client().Call("POST", "/api/v1/repos", body);
       if (!r.ok()) return PrintError(r.status().message());

@@ -200,3 +200,53 @@ class WebSocket:
 
     def close(self):
         self.s.close()
+
+
+class Sshd:
+    """A real OpenSSH server on loopback, with fresh host and client keys."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "sshd")
+        os.makedirs(self.dir, exist_ok=True)
+        os.makedirs("/run/sshd", exist_ok=True)
+        for key in ("host", "client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, key)],
+                           check=True)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        shutil.copy(os.path.join(self.dir, "client.pub"), os.path.join(self.dir, "authorized_keys"))
+        with open(os.path.join(self.dir, "host.pub")) as f:
+            host_pub = f.read()
+        self.known_hosts = os.path.join(self.dir, "known_hosts")
+        with open(self.known_hosts, "w") as f:
+            f.write(f"[127.0.0.1]:{self.port} {host_pub}")
+        self.key = os.path.join(self.dir, "client")
+        conf = os.path.join(self.dir, "sshd_config")
+        with open(conf, "w") as f:
+            f.write(f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.dir}/host\n"
+                    f"AuthorizedKeysFile {self.dir}/authorized_keys\nPermitRootLogin prohibit-password\n"
+                    "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                    f"Subsystem sftp internal-sftp\nPidFile {self.dir}/sshd.pid\n")
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("sshd did not start")
+
+    def signal_all(self, sig):
+        """Signals sshd and every per-connection child it forked."""
+        subprocess.run(["pkill", f"-{sig}", "-P", str(self.proc.pid)])
+        self.proc.send_signal(getattr(signal, "SIG" + sig))
+
+    def stop(self):
+        self.signal_all("CONT")
+        subprocess.run(["pkill", "-TERM", "-P", str(self.proc.pid)])
+        self.proc.terminate()
+        self.proc.wait(timeout=10)

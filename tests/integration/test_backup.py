@@ -229,3 +229,42 @@ def test_schedules_run_record_their_result_and_failures_show_in_host_check(bk):
     assert "must be HH:MM" in r.stderr
     d.cli("backup", "schedule", "delete", sid)
     assert not d.cli_json("backup", "schedule", "list")
+
+
+def test_sftp_repository_and_a_stalled_target_never_stalls_the_guest(bk):
+    from pampa_harness import Sshd
+    d = bk
+    sshd = Sshd(d.root)
+    try:
+        url = f"sftp://root@127.0.0.1:{sshd.port}{d.root}/sftp-repo"
+        r = d.cli("repo", "add", "remote", "--url", url, "--no-encryption", "--ssh-key", sshd.key,
+                  "--known-hosts", "/dev/null", check=False)
+        assert r.returncode != 0 and "not in known_hosts" in r.stderr
+        d.cli("repo", "add", "remote", "--url", url, "--passphrase-file", os.path.join(d.root, "passphrase"),
+              "--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts)
+        first = backup(d, repo="remote")
+        assert first["incremental"] is False and first["bytes_uploaded"] > 0
+        assert os.path.exists(os.path.join(d.root, "sftp-repo", "backups", first["id"]))
+
+        # The target stops answering in the middle of a backup: the backup waits, the guest does not.
+        d.exec("bk", "sh", "-c", "dd if=/dev/urandom of=/mnt/data/remote bs=1M count=24 2>/dev/null; sync")
+        task = d.cli("backup", "run", "bk", "--repo", "remote", "--async").stdout.strip()
+        time.sleep(0.5)
+        sshd.signal_all("STOP")
+        t0 = time.time()
+        assert d.exec("bk", "echo", "alive").stdout == "alive\n"
+        assert time.time() - t0 < 10
+        assert d.vm("bk")["state"] == "running"
+        sshd.signal_all("CONT")
+        deadline = time.time() + 120
+        while d.cli_json("task", "show", task)["state"] == "running" and time.time() < deadline:
+            time.sleep(0.3)
+        assert d.cli_json("task", "show", task)["state"] in ("succeeded", "failed")
+
+        second = backup(d, repo="remote")
+        assert second["incremental"] is True
+        d.cli("backup", "restore", second["id"], "--repo", "remote", "--as", "fromsftp")
+        assert d.cli("backup", "verify", "--repo", "remote").returncode == 0
+        d.cli("vm", "delete", "fromsftp")
+    finally:
+        sshd.stop()

@@ -1,0 +1,22 @@
+// The SFTP object store (see object_store.h for the contract).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backup/object_store.h"
+
+namespace pampa {
+
+struct SftpLocation {
+  std::string user, host, path;
+  int port = 22;
+  std::string identity;     // private key file; empty: the default keys and ssh-agent
+  std::string known_hosts;  // empty: ~/.ssh/known_hosts
+};
+
+Result<SftpLocation> ParseSftpUrl(const std::string& url);
+// Connects (checking the host key and authenticating), creates the directory when missing.
+Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& location, int connections = 4);
+
+}  // namespace pampa
