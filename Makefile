@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build guest run test unit integration bench format clean
+.PHONY: all deps build guest run test unit integration bench bench-backup format clean
 
 all: build
 
@@ -40,6 +40,11 @@ test: build guest
 bench: build guest
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg \
 	  $(PYTHON) bench/host_bench.py
+
+# Against restic and borg from Debian (installed here, not needed by `make test`).
+bench-backup: build
+	@dpkg -s restic borgbackup >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends restic borgbackup >/dev/null
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) $(PYTHON) bench/backup_bench.py
 
 format:
 	@find src -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Backup benchmark (make bench-backup): Pampa against restic and borg from
+Debian, same image, same run, compression and encryption on for all three.
+
+A 2 GiB qcow2 disk holding ~1.2 GiB of real files (from /usr); then ~2% of it
+changed. Measured: first backup, incremental backup, restore, repository size.
+restic and borg back up the image file (they cannot see inside a VM); Pampa
+backs up the VM's disk through its dirty bitmap.
+Goals: first backup >= 2x faster than both, incremental >= 10x faster than both,
+restore >= 2x faster than restic, repository no larger than restic's.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
+from pampa_harness import Pampad  # noqa: E402
+
+MiB = 1 << 20
+PASS = "bench passphrase 1234"
+
+
+def sh(*argv, env=None, **kw):
+    return subprocess.run(argv, check=True, env=env, **kw)
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    fn()
+    return time.monotonic() - t0
+
+
+def du(path):
+    return int(subprocess.run(["du", "-sb", path], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def make_image(work):
+    """A 2 GiB ext4 disk with ~1.2 GiB of real files, as qcow2."""
+    staging = os.path.join(work, "staging")
+    os.makedirs(staging)
+    total, limit = 0, 1200 * MiB
+    for top in ("/usr/share", "/usr/bin", "/usr/lib"):
+        for root, _, files in os.walk(top):
+            for f in files:
+                src = os.path.join(root, f)
+                if os.path.islink(src) or not os.path.isfile(src):
+                    continue
+                size = os.path.getsize(src)
+                if total + size > limit:
+                    continue
+                dst = os.path.join(staging, os.path.relpath(src, "/"))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                try:
+                    shutil.copyfile(src, dst)
+                except OSError:
+                    continue
+                total += size
+            if total >= limit - MiB:
+                break
+    raw = os.path.join(work, "disk.raw")
+    sh("truncate", "-s", "2G", raw)
+    sh("mkfs.ext4", "-q", "-F", "-d", staging, raw)
+    shutil.rmtree(staging)
+    image = os.path.join(work, "disk.qcow2")
+    sh("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, image)
+    os.unlink(raw)
+    return image, total
+
+
+def change_two_percent(image, work):
+    """Overwrites ~2% of the disk (40 MiB, 1 MiB pieces spread over the used part) with new random data."""
+    pattern = os.path.join(work, "pattern")
+    for i in range(40):
+        with open(pattern, "wb") as f:
+            f.write(os.urandom(MiB))
+        offset = (i * 29 + 7) * MiB % (1200 * MiB)
+        sh("qemu-io", "-f", "qcow2", "-c", f"write -s {pattern} {offset} {MiB}", image, stdout=subprocess.DEVNULL)
+
+
+def main():
+    for tool in ("restic", "borg"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install restic borgbackup")
+    work = tempfile.mkdtemp(prefix="pbench-", dir="/var/tmp")
+    d = Pampad(subnet="10.217.0.0/24")
+    d.start()
+    try:
+        print("building the 2 GiB test disk with ~1.2 GiB of files ...", flush=True)
+        image, files = make_image(work)
+        print(f"disk: {du(image) / MiB:.0f} MiB allocated, {files / MiB:.0f} MiB of files")
+        pass_file = os.path.join(work, "pass")
+        with open(pass_file, "w") as f:
+            f.write(PASS)
+        os.chmod(pass_file, 0o600)
+        env = dict(os.environ, RESTIC_PASSWORD=PASS, BORG_PASSPHRASE=PASS, RESTIC_CACHE_DIR=os.path.join(work, "rc"),
+                   BORG_BASE_DIR=os.path.join(work, "bb"), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes")
+        results = {}
+
+        # --- Pampa: the disk belongs to a (stopped) VM; backups read it through qemu-nbd.
+        shutil.copy(image, os.path.join(d.root, "bench.qcow2"))
+        d.cli("vm", "create", "bench", "--cpus", "1", "--memory", "256M", "--net", "none",
+              "--disk-image", os.path.join(d.root, "bench.qcow2"))
+        vol = [v for v in d.cli_json("volume", "list", "default") if v["name"] == "bench-disk0"][0]["path"]
+        prepo = os.path.join(work, "pampa-repo")
+        d.cli("repo", "add", "bench", "--url", prepo, "--passphrase-file", pass_file)
+        first = {}
+        results[("pampa", "first")] = timed(lambda: first.update(json.loads(
+            d.cli("backup", "run", "bench", "--repo", "bench", "--json", timeout=3600).stdout)))
+        change_two_percent(vol, work)
+        inc = {}
+        results[("pampa", "incremental")] = timed(lambda: inc.update(json.loads(
+            d.cli("backup", "run", "bench", "--repo", "bench", "--json", timeout=3600).stdout)))
+        results[("pampa", "restore")] = timed(lambda: d.cli("backup", "restore", inc["id"], "--repo", "bench",
+                                                            "--as", "benchr", timeout=3600))
+        results[("pampa", "size")] = du(prepo)
+        print(f"pampa: incremental read {inc['bytes_read'] / MiB:.0f} MiB, slowest stage {inc['slowest_stage']}")
+
+        # The same changed image for the file-level tools: first the original, then the changed one.
+        changed = os.path.join(work, "changed.qcow2")
+        shutil.copy(vol, changed)
+        src_dir = os.path.join(work, "src")
+        os.makedirs(src_dir)
+        target = os.path.join(src_dir, "disk.qcow2")
+
+        # --- restic (repository v2: zstd compression; AES-256 always)
+        rrepo = os.path.join(work, "restic-repo")
+        sh("restic", "init", "--repository-version", "2", "--repo", rrepo, env=env, stdout=subprocess.DEVNULL)
+        shutil.copy(image, target)
+        results[("restic", "first")] = timed(lambda: sh("restic", "--repo", rrepo, "backup", "--compression", "auto",
+                                                        src_dir, env=env, stdout=subprocess.DEVNULL))
+        shutil.copy(changed, target)
+        results[("restic", "incremental")] = timed(lambda: sh("restic", "--repo", rrepo, "backup", "--compression",
+                                                              "auto", src_dir, env=env, stdout=subprocess.DEVNULL))
+        rout = os.path.join(work, "restic-out")
+        results[("restic", "restore")] = timed(lambda: sh("restic", "--repo", rrepo, "restore", "latest", "--target",
+                                                          rout, env=env, stdout=subprocess.DEVNULL))
+        results[("restic", "size")] = du(rrepo)
+        shutil.rmtree(rout)
+
+        # --- borg (repokey-blake2 encryption, zstd level 3 like Pampa)
+        brepo = os.path.join(work, "borg-repo")
+        sh("borg", "init", "--encryption", "repokey-blake2", brepo, env=env)
+        shutil.copy(image, target)
+        results[("borg", "first")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brepo + "::a",
+                                                      src_dir, env=env))
+        shutil.copy(changed, target)
+        results[("borg", "incremental")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3",
+                                                            brepo + "::b", src_dir, env=env))
+        bout = os.path.join(work, "borg-out")
+        os.makedirs(bout)
+        results[("borg", "restore")] = timed(lambda: sh("borg", "extract", brepo + "::b", env=env, cwd=bout))
+        results[("borg", "size")] = du(brepo)
+
+        print()
+        print(f"{'':14s}{'pampa':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
+        for what, unit, goal in (("first", "s", "goal >= 2x"), ("incremental", "s", "goal >= 10x"),
+                                 ("restore", "s", "goal >= 2x vs restic"), ("size", "MiB", "goal <= 1x restic")):
+            vals = [results[(t, what)] for t in ("pampa", "restic", "borg")]
+            shown = [v / MiB if unit == "MiB" else v for v in vals]
+            if what == "size":
+                ratio = f"{vals[0] / vals[1]:.2f}x / {vals[0] / vals[2]:.2f}x the size"
+            else:
+                ratio = f"{vals[1] / vals[0]:.1f}x / {vals[2] / vals[0]:.1f}x faster"
+            print(f"{what + ' (' + unit + ')':14s}" + "".join(f"{v:12.1f}" for v in shown) + f"   {ratio}  ({goal})")
+    finally:
+        d.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
