@@ -96,9 +96,18 @@ Result<RepoInfo> Repos::Get(const std::string& name) {
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto pass, Passphrase(info));
+  std::string key = Sha256Hex(info.url + "\n" + pass);
+  {
+    std::lock_guard lock(mu_);
+    auto it = open_.find(name);
+    if (it != open_.end() && it->second.first == key) return it->second.second;
+  }
   PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info));
   PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), pass));
-  return std::shared_ptr<Repository>(std::move(repo));
+  std::shared_ptr<Repository> shared(std::move(repo));
+  std::lock_guard lock(mu_);
+  open_[name] = {key, shared};
+  return shared;
 }
 
 }  // namespace pampa

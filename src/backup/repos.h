@@ -3,7 +3,9 @@
 // (root-only), read at each use; pampad never stores it.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,6 +38,10 @@ class Repos {
   Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info);
   Result<std::string> Passphrase(const RepoInfo& info);
   Store& store_;
+  // Opened repositories, so the key derivation (scrypt, ~0.1 s and 32 MiB) runs
+  // once per repository and passphrase, not per request.
+  std::mutex mu_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<Repository>>> open_;  // name -> (passphrase hash, repo)
 };
 
 }  // namespace pampa

@@ -135,6 +135,7 @@ Result<std::string> ApiClient::GetText(const std::string& path) {
 
 Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
   ProgressBar bar(quiet);
+  auto delay = std::chrono::milliseconds(10);  // short tasks finish fast; long ones are polled 5 times a second
   while (true) {
     PAMPA_ASSIGN_OR_RETURN(auto t, Call("GET", "/api/v1/tasks/" + id));
     std::string state = t.value("state", "");
@@ -145,7 +146,8 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
     }
     bar.Update(t.value("progress", 0.0), t.value("type", "") + " " + t.value("target", "") +
                                              (t.value("message", "").empty() ? "" : ": " + t.value("message", "")));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
   }
 }
 

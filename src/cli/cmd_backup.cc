@@ -10,15 +10,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string When(int64_t ms) {
-  std::time_t t = ms / 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
-
 std::string UrlEncode(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -146,7 +137,8 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       }
       std::vector<std::vector<std::string>> rows;
       for (auto& b : *r) {
-        rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""), When(b.value("created", int64_t{0})),
+        rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""),
+                        FormatTime(b.value("created", int64_t{0})),
                         b.contains("error")             ? "DAMAGED"
                         : b.value("incremental", false) ? "incremental"
                                                         : "full",
@@ -172,7 +164,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         return 0;
       }
       std::cout << "id:          " << r->value("id", "") << "\nvm:          " << r->value("vm", "")
-                << "\ncreated:     " << When(r->value("created", int64_t{0})) << "\nkind:        "
+                << "\ncreated:     " << FormatTime(r->value("created", int64_t{0})) << "\nkind:        "
                 << (r->value("incremental", false) ? "incremental (parent " + r->value("parent", "") + ")" : "full")
                 << "\nconsistency: " << r->value("consistency", "")
                 << "\nread:        " << HumanSize(r->value("bytes_read", 0ull))
@@ -240,7 +232,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
                                {{"vms", o->vms}, {"repo", o->repo}, {"daily", o->daily}, {"keep", keep}});
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "schedule " << r->value("id", "") << ": daily at " << o->daily << ", next run "
-                << When(r->value("next_run", int64_t{0})) << "\n";
+                << FormatTime(r->value("next_run", int64_t{0})) << "\n";
       return 0;
     });
   }
@@ -260,9 +252,10 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         std::string vms;
         for (auto& v : s["vms"]) vms += (vms.empty() ? "" : ",") + v.get<std::string>();
         int64_t last = s.value("last_run", int64_t{0});
-        rows.push_back({s.value("id", ""), vms, s.value("repo", ""), s.value("daily", ""), last ? When(last) : "never",
+        rows.push_back({s.value("id", ""), vms, s.value("repo", ""), s.value("daily", ""),
+                        last ? FormatTime(last) : "never",
                         s.value("last_result", "").empty() ? "-" : s.value("last_result", ""),
-                        When(s.value("next_run", int64_t{0}))});
+                        FormatTime(s.value("next_run", int64_t{0}))});
       }
       PrintTable({"ID", "VMS", "REPO", "DAILY", "LAST RUN", "LAST RESULT", "NEXT RUN"}, rows);
       return 0;

@@ -12,15 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string When(int64_t ms) {
-  std::time_t t = ms / 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // Prints the snapshots as a tree, children under their parent, "<- current" marked.
 void PrintTree(const json& list) {
   std::map<std::string, std::vector<json>> children;
@@ -33,7 +24,7 @@ void PrintTree(const json& list) {
       const auto& s = kids[i];
       bool last = i + 1 == kids.size();
       std::string name = s.value("name", "");
-      std::cout << indent << (last ? "`-- " : "|-- ") << name << "  " << When(s.value("created", int64_t{0}))
+      std::cout << indent << (last ? "`-- " : "|-- ") << name << "  " << FormatTime(s.value("created", int64_t{0}))
                 << (s.value("memory", false) ? "  [with RAM]" : "") << (name == current ? "  <- current" : "")
                 << (s.value("description", "").empty() ? "" : "  " + s.value("description", "")) << "\n";
       walk(name, indent + (last ? "    " : "|   "));

@@ -6,20 +6,6 @@
 #include "cli/output.h"
 
 namespace pampa::cli {
-namespace {
-
-std::string Time(int64_t ms) {
-  if (ms == 0) return "-";
-  std::time_t t = ms / 1000;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
-}  // namespace
-
 void AddTaskCommands(CLI::App& app, Globals& g) {
   auto task = app.add_subcommand("task", "long operations (imports, shutdowns; backups later)");
   task->require_subcommand(1);
@@ -38,7 +24,7 @@ void AddTaskCommands(CLI::App& app, Globals& g) {
       for (auto& t : *r) {
         rows.push_back({t.value("id", ""), t.value("type", ""), t.value("target", ""), t.value("state", ""),
                         std::to_string(static_cast<int>(t.value("progress", 0.0) * 100)) + "%",
-                        Time(t.value("started", int64_t{0}))});
+                        FormatTime(t.value("started", int64_t{0}))});
       }
       PrintTable({"ID", "TYPE", "TARGET", "STATE", "PROGRESS", "STARTED"}, rows);
       return 0;
@@ -62,8 +48,8 @@ void AddTaskCommands(CLI::App& app, Globals& g) {
                 << "state:    " << r->value("state", "") << "\n"
                 << "progress: " << static_cast<int>(r->value("progress", 0.0) * 100) << "%"
                 << (r->value("message", "").empty() ? "" : " (" + r->value("message", "") + ")") << "\n"
-                << "started:  " << Time(r->value("started", int64_t{0})) << "\n"
-                << "finished: " << Time(r->value("finished", int64_t{0})) << "\n";
+                << "started:  " << FormatTime(r->value("started", int64_t{0})) << "\n"
+                << "finished: " << FormatTime(r->value("finished", int64_t{0})) << "\n";
       if (!r->value("error", "").empty()) std::cout << "error:    " << r->value("error", "") << "\n";
       for (auto& line : (*r)["log"]) std::cout << "  " << line.get<std::string>() << "\n";
       return 0;

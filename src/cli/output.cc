@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 #include "base/units.h"
@@ -33,6 +34,16 @@ void PrintJson(const nlohmann::json& j) {
 }
 
 std::string HumanSize(uint64_t bytes) { return FormatSize(bytes); }
+
+std::string FormatTime(int64_t ms) {
+  if (ms == 0) return "-";
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
 
 int PrintError(const std::string& message) {
   std::cerr << "error: " << message << "\n";

@@ -11,6 +11,8 @@ namespace pampa::cli {
 void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 void PrintJson(const nlohmann::json& j);
 std::string HumanSize(uint64_t bytes);
+// Unix milliseconds as local "YYYY-MM-DD HH:MM:SS"; "-" for 0.
+std::string FormatTime(int64_t ms);
 int PrintError(const std::string& message);  // returns 1
 
 // A progress bar on stderr when it is a terminal; silent otherwise.

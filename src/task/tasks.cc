@@ -3,15 +3,11 @@
 #include <chrono>
 #include <random>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace pampa {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string NewId() {
   static std::mutex mu;

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "backup/chunk_codec.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/units.h"
 
@@ -10,11 +11,6 @@ namespace pampa {
 namespace {
 
 using json = nlohmann::json;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 json PolicyJson(const RetentionPolicy& p) {
   return {{"keep_last", p.keep_last},

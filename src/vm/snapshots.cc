@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "base/units.h"
@@ -18,11 +19,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Key(const std::string& vm, const std::string& snap) { return "snapshots/" + vm + "/" + snap; }
 std::string CurrentKey(const std::string& vm) { return "snapshot-current/" + vm; }

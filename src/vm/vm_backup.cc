@@ -15,6 +15,7 @@
 
 #include "backup/disk_transfer.h"
 #include "backup/prune.h"
+#include "base/clock.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -27,11 +28,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string RandomHex(int n) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -18,11 +19,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
 
