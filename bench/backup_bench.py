@@ -117,7 +117,12 @@ def main():
         results[("pampa", "restore")] = timed(lambda: d.cli("backup", "restore", inc["id"], "--repo", "bench",
                                                             "--as", "benchr", timeout=3600))
         results[("pampa", "size")] = du(prepo)
-        print(f"pampa: incremental read {inc['bytes_read'] / MiB:.0f} MiB, slowest stage {inc['slowest_stage']}")
+        for name, r in (("first", first), ("incremental", inc)):
+            st = r["stages"]
+            print(f"pampa {name}: read {r['bytes_read'] / MiB:.0f} MiB, uploaded {r['bytes_uploaded'] / MiB:.0f} MiB; "
+                  f"stage seconds (summed over threads) read {st['read']['seconds']:.2f}, compress+encrypt "
+                  f"{st['compress_encrypt']['seconds']:.2f}, upload {st['upload']['seconds']:.2f}; "
+                  f"slowest {r['slowest_stage']}")
 
         # The same changed image for the file-level tools: first the original, then the changed one.
         changed = os.path.join(work, "changed.qcow2")
