@@ -120,7 +120,8 @@ class VmManager {
   void Reattach(Vm& vm);                                       // REQUIRES: vm.mu held
   void Cleanup(Vm& vm);                                        // REQUIRES: vm.mu held; taps, sockets
   void ReconcileOne(Vm& vm);                                   // REQUIRES: vm.mu held
-  void HandleExit(Vm& vm);                                     // REQUIRES: vm.mu held; QEMU is gone: stopped or crashed
+  void HandleExit(Vm& vm);
+  Status SwitchPaused(const std::string& name, bool pause);  // REQUIRES: vm.mu held; QEMU is gone: stopped or crashed
   void ReconcileLoop();
   std::string CrashReason(Vm& vm);
   RuntimePaths PathsFor(const VmSpec& spec) const;

@@ -360,7 +360,7 @@ Status VmManager::Stop(const std::string& name) {
 
 namespace {
 template <typename F>
-Status WithRunningQmp(const std::string& name, std::mutex& mu, const std::string& busy, const std::string& state,
+Status WithRunningQmp(const std::string& name, const std::string& busy, const std::string& state,
                       std::unique_ptr<QmpClient>& qmp, F&& f) {
   if (!busy.empty()) return Status::Busy("busy: " + busy + " in progress");
   if (state != "running" && state != "paused" && state != "shutting-down") {
@@ -371,25 +371,20 @@ Status WithRunningQmp(const std::string& name, std::mutex& mu, const std::string
 }
 }  // namespace
 
-Status VmManager::Pause(const std::string& name) {
-  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::lock_guard lock(vm->mu);
-  if (vm->state == "paused") return Status::Conflict("vm '" + name + "' is already paused");
-  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
-                                       [](QmpClient& q) { return q.Execute("stop").status(); }));
-  SetState(*vm, "paused");
-  return Status::Ok();
-}
+Status VmManager::Pause(const std::string& name) { return SwitchPaused(name, true); }
+Status VmManager::Resume(const std::string& name) { return SwitchPaused(name, false); }
 
-Status VmManager::Resume(const std::string& name) {
+Status VmManager::SwitchPaused(const std::string& name, bool pause) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
   std::lock_guard lock(vm->mu);
-  if (vm->state != "paused") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not paused");
-  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
-                                       [](QmpClient& q) { return q.Execute("cont").status(); }));
-  SetState(*vm, "running");
+  if ((vm->state == "paused") == pause) {
+    return Status::Conflict(pause ? "vm '" + name + "' is already paused"
+                                  : "vm '" + name + "' is " + vm->state + ", not paused");
+  }
+  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp,
+                                       [pause](QmpClient& q) { return q.Execute(pause ? "stop" : "cont").status(); }));
+  SetState(*vm, pause ? "paused" : "running");
   return Status::Ok();
 }
 
@@ -399,8 +394,7 @@ Status VmManager::Reboot(const std::string& name) {
   std::string qga;
   {
     std::lock_guard lock(vm->mu);
-    PAMPA_RETURN_IF_ERROR(
-        WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp, [](QmpClient&) { return Status::Ok(); }));
+    PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp, [](QmpClient&) { return Status::Ok(); }));
     qga = vm->paths.qga();
   }
   // A clean reboot through the agent when it answers; otherwise a hard reset.
@@ -414,7 +408,7 @@ Status VmManager::Reboot(const std::string& name) {
     }
   }
   std::lock_guard lock(vm->mu);
-  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->mu, vm->busy, vm->state, vm->qmp,
+  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp,
                                        [](QmpClient& q) { return q.Execute("system_reset").status(); }));
   if (vm->state == "paused") {
     auto r = vm->qmp->Execute("cont");
