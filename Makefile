@@ -34,6 +34,7 @@ integration: build guest
 
 test: build guest
 	@tools/check-format
+	@tools/check-tidy $(BUILD)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
