@@ -141,6 +141,23 @@ std::vector<std::string> ChunkList(const json& manifest, size_t disk) {
   return out;
 }
 
+// Reads disk i of n from an NBD export into the repository; with a bitmap, only
+// its dirty chunks (the others come from the previous manifest).
+Status ReadOneDisk(Repository& repo, const json& prev_manifest, std::vector<DiskBackupResult>& results, size_t i,
+                   size_t n, const NbdTarget& source, const std::string& bitmap, TaskContext& ctx) {
+  std::vector<std::string> prev = ChunkList(prev_manifest, i);
+  DiskBackupOptions opt;
+  opt.bitmap = bitmap;
+  opt.previous = bitmap.empty() ? nullptr : &prev;
+  opt.cancel = ctx.cancel_flag();
+  opt.progress = [&](uint64_t done, uint64_t total) {
+    ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
+  };
+  PAMPA_ASSIGN_OR_RETURN(auto res, BackupDisk(source, repo, opt));
+  results.push_back(std::move(res));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
@@ -148,6 +165,7 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
   PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
   run.consistency = "consistent (the VM was stopped)";
   KillStaleNbd(vm.paths.dir);
+  std::vector<bool> had_prev(n, false);
   for (size_t i = 0; i < n; ++i) {
     auto bitmaps = ImageBitmaps(run.paths[i]);
     for (auto& [bname, usable] : bitmaps) {
@@ -156,8 +174,7 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
       }
     }
     std::string bitmap;
-    std::vector<std::string> prev = ChunkList(run.prev_manifest, i);
-    if (!run.prev_bitmap.empty() && !prev.empty()) {
+    if (!run.prev_bitmap.empty() && !ChunkList(run.prev_manifest, i).empty()) {
       auto it = bitmaps.find(run.prev_bitmap);
       if (it == bitmaps.end()) {
         run.notes.push_back("disk" + std::to_string(i) + ": dirty bitmap missing, reading the whole disk");
@@ -171,15 +188,13 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
     PAMPA_ASSIGN_OR_RETURN(
         auto server,
         QemuNbdServer::Start(run.paths[i], vm.paths.dir + "/nbd" + std::to_string(i) + ".sock", false, bitmap));
-    DiskBackupOptions opt;
-    opt.bitmap = bitmap;
-    opt.previous = bitmap.empty() ? nullptr : &prev;
-    opt.cancel = ctx.cancel_flag();
-    opt.progress = [&](uint64_t done, uint64_t total) {
-      ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
-    };
-    PAMPA_ASSIGN_OR_RETURN(auto res, BackupDisk(server->target(), *run.repo, opt));
-    run.results.push_back(std::move(res));
+    PAMPA_RETURN_IF_ERROR(ReadOneDisk(*run.repo, run.prev_manifest, run.results, i, n, server->target(), bitmap, ctx));
+    had_prev[i] = bitmaps.count(run.prev_bitmap) > 0;
+  }
+  // Every disk is read: rotate the bitmaps (a running VM's are rotated inside QEMU).
+  for (size_t i = 0; i < n; ++i) {
+    PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "bitmap", "--add", run.paths[i], run.new_bitmap}).status());
+    if (had_prev[i]) (void)RunChecked({"qemu-img", "bitmap", "--remove", run.paths[i], run.prev_bitmap});
   }
   return Status::Ok();
 }
@@ -355,19 +370,8 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
     // Reading takes long: let the reconcile loop and readers see the VM meanwhile.
     lock.unlock();
     for (size_t i = 0; i < n && st.ok(); ++i) {
-      std::vector<std::string> prev = ChunkList(run.prev_manifest, i);
-      DiskBackupOptions opt;
-      opt.bitmap = incremental[i] ? "pampa-backup" : "";
-      opt.previous = incremental[i] ? &prev : nullptr;
-      opt.cancel = ctx.cancel_flag();
-      opt.progress = [&](uint64_t done, uint64_t total) {
-        ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
-      };
-      auto res = BackupDisk({nbd_sock, "disk" + std::to_string(i)}, *run.repo, opt);
-      if (res.ok())
-        run.results.push_back(std::move(*res));
-      else
-        st = res.status();
+      st = ReadOneDisk(*run.repo, run.prev_manifest, run.results, i, n, {nbd_sock, "disk" + std::to_string(i)},
+                       incremental[i] ? "pampa-backup" : "", ctx);
     }
     lock.lock();
   }
@@ -429,17 +433,6 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
     if (!st.ok()) {
       for (auto& note : run.notes) ctx.Log(note);
       return finish(st);
-    }
-    // Rotate the bitmaps of a stopped VM's images (a running VM's were rotated in QEMU).
-    if (!running) {
-      for (auto& p : run.paths) {
-        auto bitmaps = ImageBitmaps(p);
-        Status add = RunChecked({"qemu-img", "bitmap", "--add", p, run.new_bitmap}).status();
-        if (!add.ok()) return finish(add);
-        if (!run.prev_bitmap.empty() && bitmaps.count(run.prev_bitmap)) {
-          (void)RunChecked({"qemu-img", "bitmap", "--remove", p, run.prev_bitmap});
-        }
-      }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     uint64_t read = 0, uploaded = 0, size = 0, chunks_up = 0;
