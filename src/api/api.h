@@ -50,5 +50,9 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
 Result<nlohmann::json> BodyWithFields(const HttpRequest& req, const std::set<std::string>& allowed);
 // A string field that must be present.
 Result<std::string> RequiredString(const nlohmann::json& body, const std::string& key);
+// A string field that may be absent ("" then); present, it must be a string.
+Result<std::string> OptionalString(const nlohmann::json& body, const std::string& key);
+// A boolean field that may be absent (def then); present, it must be true or false.
+Result<bool> OptionalBool(const nlohmann::json& body, const std::string& key, bool def = false);
 
 }  // namespace pampa

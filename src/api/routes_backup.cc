@@ -50,13 +50,13 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     for (auto [key, dst] : {std::pair{"passphrase_file", &info.passphrase_file},
                             {"ssh_key", &info.ssh_key},
                             {"known_hosts", &info.known_hosts}}) {
-      if (!body->contains(key)) continue;
-      auto v = RequiredString(*body, key);
+      auto v = OptionalString(*body, key);
       if (!v.ok()) return ErrorResponse(v.status());
       *dst = *v;
     }
-    bool no_enc = body->value("no_encryption", false);
-    auto added = ctx.repos.Add(info, no_enc);
+    auto no_enc = OptionalBool(*body, "no_encryption");
+    if (!no_enc.ok()) return ErrorResponse(no_enc.status());
+    auto added = ctx.repos.Add(info, *no_enc);
     return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
   });
 
@@ -122,16 +122,18 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/restore", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"as", "pool", "in_place"});
     if (!body.ok()) return ErrorResponse(body.status());
-    std::string as = body->contains("as") && (*body)["as"].is_string() ? (*body)["as"].get<std::string>() : "";
-    std::string pool = body->contains("pool") && (*body)["pool"].is_string() ? (*body)["pool"].get<std::string>() : "";
-    bool in_place = body->value("in_place", false);
-    if (in_place == !as.empty() && !(in_place && !as.empty())) {
-      if (!in_place && as.empty())
-        return ErrorResponse(Status::Invalid("give --as NEWVM, or --in-place to overwrite the stopped original"));
+    auto as = OptionalString(*body, "as");
+    auto pool = OptionalString(*body, "pool");
+    auto in_place = OptionalBool(*body, "in_place");
+    for (const Status& st : {as.status(), pool.status(), in_place.status()}) {
+      if (!st.ok()) return ErrorResponse(st);
+    }
+    if (!*in_place && as->empty()) {
+      return ErrorResponse(Status::Invalid("give --as NEWVM, or --in-place to overwrite the stopped original"));
     }
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
-    return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), as, pool, in_place));
+    return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), *as, *pool, *in_place));
   });
 
   r.Add("GET", "/api/v1/schedules", [&](const HttpRequest&) {
@@ -195,24 +197,27 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
       return ErrorResponse(
           Status::Invalid("give at least one --keep-last/--keep-daily/--keep-weekly/--keep-monthly/--keep-yearly"));
     }
-    std::string vm = body->contains("vm") && (*body)["vm"].is_string() ? (*body)["vm"].get<std::string>() : "";
-    bool dry = body->value("dry_run", false);
+    auto vm = OptionalString(*body, "vm");
+    if (!vm.ok()) return ErrorResponse(vm.status());
+    auto dry = OptionalBool(*body, "dry_run");
+    if (!dry.ok()) return ErrorResponse(dry.status());
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
     std::shared_ptr<Repository> rp = *repo;
-    return Task(ctx.tasks.Start("prune", req.params.at("repo"),
-                                [rp, p, vm, dry](TaskContext&) -> Result<json> { return Prune(*rp, p, vm, dry); }));
+    return Task(ctx.tasks.Start(
+        "prune", req.params.at("repo"),
+        [rp, p, vm = *vm, dry = *dry](TaskContext&) -> Result<json> { return Prune(*rp, p, vm, dry); }));
   });
 
   r.Add("POST", "/api/v1/repos/{repo}/verify", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"backup"});
     if (!body.ok()) return ErrorResponse(body.status());
-    std::string id =
-        body->contains("backup") && (*body)["backup"].is_string() ? (*body)["backup"].get<std::string>() : "";
+    auto id = OptionalString(*body, "backup");
+    if (!id.ok()) return ErrorResponse(id.status());
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
     std::shared_ptr<Repository> rp = *repo;
-    return Task(ctx.tasks.Start("verify", req.params.at("repo"), [rp, id](TaskContext& t) -> Result<json> {
+    return Task(ctx.tasks.Start("verify", req.params.at("repo"), [rp, id = *id](TaskContext& t) -> Result<json> {
       return VerifyRepository(
           *rp, id, 2, [&](double f) { t.Progress(f, "checking chunks"); }, t.cancel_flag());
     }));

@@ -16,19 +16,12 @@ void RegisterSnapshotRoutes(Router& r, ApiContext& ctx) {
     if (!body.ok()) return ErrorResponse(body.status());
     auto snap = RequiredString(*body, "name");
     if (!snap.ok()) return ErrorResponse(snap.status());
-    bool memory = false;
-    if (body->contains("memory")) {
-      if (!(*body)["memory"].is_boolean())
-        return ErrorResponse(Status::Invalid("field 'memory' must be true or false"));
-      memory = (*body)["memory"];
-    }
-    std::string description;
-    if (body->contains("description")) {
-      auto d = RequiredString(*body, "description");
-      if (!d.ok()) return ErrorResponse(d.status());
-      description = *d;
-    }
-    return task_reply(ctx.vms.CreateSnapshot(req.params.at("name"), *snap, memory, description), req.params.at("name"));
+    auto memory = OptionalBool(*body, "memory");
+    if (!memory.ok()) return ErrorResponse(memory.status());
+    auto description = OptionalString(*body, "description");
+    if (!description.ok()) return ErrorResponse(description.status());
+    return task_reply(ctx.vms.CreateSnapshot(req.params.at("name"), *snap, *memory, *description),
+                      req.params.at("name"));
   });
   r.Add("POST", "/api/v1/vms/{name}/snapshots/{snapshot}/revert", [&, task_reply](const HttpRequest& req) {
     return task_reply(ctx.vms.RevertSnapshot(req.params.at("name"), req.params.at("snapshot")), req.params.at("name"));

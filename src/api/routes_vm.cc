@@ -25,6 +25,17 @@ Result<std::string> RequiredString(const json& body, const std::string& key) {
   return body[key].get<std::string>();
 }
 
+Result<std::string> OptionalString(const json& body, const std::string& key) {
+  if (!body.contains(key)) return std::string();
+  return RequiredString(body, key);
+}
+
+Result<bool> OptionalBool(const json& body, const std::string& key, bool def) {
+  if (!body.contains(key)) return def;
+  if (!body[key].is_boolean()) return Status::Invalid("field '" + key + "' must be true or false");
+  return body[key].get<bool>();
+}
+
 namespace {
 
 // Reads an optional positive integer field bounded by max.
