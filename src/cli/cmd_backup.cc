@@ -78,17 +78,12 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     auto cmd = repo->add_subcommand("list", "list repositories");
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/repos");
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto& x : *r)
-        rows.push_back({x.value("name", ""), x.value("url", ""), x.value("encrypted", false) ? "yes" : "NO"});
-      PrintTable({"NAME", "URL", "ENCRYPTED"}, rows);
-      return 0;
+      return GetAndShow(g, "/api/v1/repos", *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& x : r)
+          rows.push_back({x.value("name", ""), x.value("url", ""), x.value("encrypted", false) ? "yes" : "NO"});
+        PrintTable({"NAME", "URL", "ENCRYPTED"}, rows);
+      });
     });
   }
 
@@ -129,23 +124,18 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       std::string q;
       if (!repo_name->empty()) q += "repo=" + UrlEncode(*repo_name);
       if (!vm->empty()) q += std::string(q.empty() ? "" : "&") + "vm=" + UrlEncode(*vm);
-      auto r = g.client().Call("GET", "/api/v1/backups" + (q.empty() ? "" : "?" + q));
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto& b : *r) {
-        rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""),
-                        FormatTime(b.value("created", int64_t{0})),
-                        b.contains("error")             ? "DAMAGED"
-                        : b.value("incremental", false) ? "incremental"
-                                                        : "full",
-                        HumanSize(b.value("size", 0ull)), HumanSize(b.value("bytes_uploaded", 0ull))});
-      }
-      PrintTable({"ID", "REPO", "VM", "CREATED", "KIND", "SIZE", "UPLOADED"}, rows);
-      return 0;
+      return GetAndShow(g, "/api/v1/backups" + (q.empty() ? "" : "?" + q), *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& b : r) {
+          rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""),
+                          FormatTime(b.value("created", int64_t{0})),
+                          b.contains("error")             ? "DAMAGED"
+                          : b.value("incremental", false) ? "incremental"
+                                                          : "full",
+                          HumanSize(b.value("size", 0ull)), HumanSize(b.value("bytes_uploaded", 0ull))});
+        }
+        PrintTable({"ID", "REPO", "VM", "CREATED", "KIND", "SIZE", "UPLOADED"}, rows);
+      });
     });
   }
   {
@@ -157,23 +147,18 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--repo", *repo_name, "repository name")->required();
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, id, repo_name, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/repos/" + *repo_name + "/backups/" + *id);
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::cout << "id:          " << r->value("id", "") << "\nvm:          " << r->value("vm", "")
-                << "\ncreated:     " << FormatTime(r->value("created", int64_t{0})) << "\nkind:        "
-                << (r->value("incremental", false) ? "incremental (parent " + r->value("parent", "") + ")" : "full")
-                << "\nconsistency: " << r->value("consistency", "")
-                << "\nread:        " << HumanSize(r->value("bytes_read", 0ull))
-                << "\nuploaded:    " << HumanSize(r->value("bytes_uploaded", 0ull)) << "\n";
-      for (auto& d : (*r)["disks"]) {
-        std::cout << "disk:        " << d.value("volume", "") << " " << HumanSize(d.value("size", 0ull)) << " ("
-                  << d.value("data_chunks", 0) << " of " << d.value("chunks", 0) << " chunks hold data)\n";
-      }
-      return 0;
+      return GetAndShow(g, "/api/v1/repos/" + *repo_name + "/backups/" + *id, *as_json, [&](const json& r) {
+        std::cout << "id:          " << r.value("id", "") << "\nvm:          " << r.value("vm", "")
+                  << "\ncreated:     " << FormatTime(r.value("created", int64_t{0})) << "\nkind:        "
+                  << (r.value("incremental", false) ? "incremental (parent " + r.value("parent", "") + ")" : "full")
+                  << "\nconsistency: " << r.value("consistency", "")
+                  << "\nread:        " << HumanSize(r.value("bytes_read", 0ull))
+                  << "\nuploaded:    " << HumanSize(r.value("bytes_uploaded", 0ull)) << "\n";
+        for (auto& d : r["disks"]) {
+          std::cout << "disk:        " << d.value("volume", "") << " " << HumanSize(d.value("size", 0ull)) << " ("
+                    << d.value("data_chunks", 0) << " of " << d.value("chunks", 0) << " chunks hold data)\n";
+        }
+      });
     });
   }
   {
@@ -241,24 +226,19 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     auto cmd = sched->add_subcommand("list", "list schedules with their last result");
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/schedules");
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto& s : *r) {
-        std::string vms;
-        for (auto& v : s["vms"]) vms += (vms.empty() ? "" : ",") + v.get<std::string>();
-        int64_t last = s.value("last_run", int64_t{0});
-        rows.push_back({s.value("id", ""), vms, s.value("repo", ""), s.value("daily", ""),
-                        last ? FormatTime(last) : "never",
-                        s.value("last_result", "").empty() ? "-" : s.value("last_result", ""),
-                        FormatTime(s.value("next_run", int64_t{0}))});
-      }
-      PrintTable({"ID", "VMS", "REPO", "DAILY", "LAST RUN", "LAST RESULT", "NEXT RUN"}, rows);
-      return 0;
+      return GetAndShow(g, "/api/v1/schedules", *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& s : r) {
+          std::string vms;
+          for (auto& v : s["vms"]) vms += (vms.empty() ? "" : ",") + v.get<std::string>();
+          int64_t last = s.value("last_run", int64_t{0});
+          rows.push_back({s.value("id", ""), vms, s.value("repo", ""), s.value("daily", ""),
+                          last ? FormatTime(last) : "never",
+                          s.value("last_result", "").empty() ? "-" : s.value("last_result", ""),
+                          FormatTime(s.value("next_run", int64_t{0}))});
+        }
+        PrintTable({"ID", "VMS", "REPO", "DAILY", "LAST RUN", "LAST RESULT", "NEXT RUN"}, rows);
+      });
     });
   }
   for (auto [verb, help] : {std::pair{"delete", "delete a schedule"}, {"run", "run a schedule now"}}) {

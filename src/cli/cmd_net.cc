@@ -15,20 +15,15 @@ void AddNetCommands(CLI::App& app, Globals& g) {
     auto cmd = net->add_subcommand("list", "list networks");
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/networks");
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto& n : *r) {
-        rows.push_back({n.value("name", ""), n.value("mode", ""), n.value("bridge", ""),
-                        n.value("subnet", "").empty() ? "-" : n.value("subnet", ""),
-                        n.value("active", false) ? "yes" : "no"});
-      }
-      PrintTable({"NAME", "MODE", "BRIDGE", "SUBNET", "ACTIVE"}, rows);
-      return 0;
+      return GetAndShow(g, "/api/v1/networks", *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& n : r) {
+          rows.push_back({n.value("name", ""), n.value("mode", ""), n.value("bridge", ""),
+                          n.value("subnet", "").empty() ? "-" : n.value("subnet", ""),
+                          n.value("active", false) ? "yes" : "no"});
+        }
+        PrintTable({"NAME", "MODE", "BRIDGE", "SUBNET", "ACTIVE"}, rows);
+      });
     });
   }
   {

@@ -9,16 +9,6 @@ namespace {
 
 using json = nlohmann::json;
 
-int ListOrJson(Globals& g, const std::string& path, bool as_json, const std::function<void(const json&)>& print_table) {
-  auto r = g.client().Call("GET", path);
-  if (!r.ok()) return PrintError(r.status().message());
-  if (as_json)
-    PrintJson(*r);
-  else
-    print_table(*r);
-  return 0;
-}
-
 }  // namespace
 
 void AddStorageCommands(CLI::App& app, Globals& g) {
@@ -29,7 +19,7 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
     auto cmd = pool->add_subcommand("list", "list pools");
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, as_json] {
-      return ListOrJson(g, "/api/v1/pools", *as_json, [](const json& pools) {
+      return GetAndShow(g, "/api/v1/pools", *as_json, [](const json& pools) {
         std::vector<std::vector<std::string>> rows;
         for (auto& p : pools) {
           rows.push_back({p.value("name", ""), p.value("type", ""), p.value("path", ""),
@@ -73,7 +63,7 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
     cmd->add_option("pool", *pool_name, "pool name")->capture_default_str();
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, pool_name, as_json] {
-      return ListOrJson(g, "/api/v1/pools/" + *pool_name + "/volumes", *as_json, [](const json& vols) {
+      return GetAndShow(g, "/api/v1/pools/" + *pool_name + "/volumes", *as_json, [](const json& vols) {
         std::vector<std::vector<std::string>> rows;
         for (auto& v : vols) {
           rows.push_back({v.value("name", ""), v.value("format", ""), HumanSize(v.value("size", 0ull)),

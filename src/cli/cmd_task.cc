@@ -7,6 +7,7 @@
 
 namespace pampa::cli {
 void AddTaskCommands(CLI::App& app, Globals& g) {
+  using json = nlohmann::json;
   auto task = app.add_subcommand("task", "long operations (imports, shutdowns; backups later)");
   task->require_subcommand(1);
   {
@@ -14,20 +15,15 @@ void AddTaskCommands(CLI::App& app, Globals& g) {
     auto cmd = task->add_subcommand("list", "list tasks");
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/tasks");
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto& t : *r) {
-        rows.push_back({t.value("id", ""), t.value("type", ""), t.value("target", ""), t.value("state", ""),
-                        std::to_string(static_cast<int>(t.value("progress", 0.0) * 100)) + "%",
-                        FormatTime(t.value("started", int64_t{0}))});
-      }
-      PrintTable({"ID", "TYPE", "TARGET", "STATE", "PROGRESS", "STARTED"}, rows);
-      return 0;
+      return GetAndShow(g, "/api/v1/tasks", *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& t : r) {
+          rows.push_back({t.value("id", ""), t.value("type", ""), t.value("target", ""), t.value("state", ""),
+                          std::to_string(static_cast<int>(t.value("progress", 0.0) * 100)) + "%",
+                          FormatTime(t.value("started", int64_t{0}))});
+        }
+        PrintTable({"ID", "TYPE", "TARGET", "STATE", "PROGRESS", "STARTED"}, rows);
+      });
     });
   }
   {
@@ -37,22 +33,17 @@ void AddTaskCommands(CLI::App& app, Globals& g) {
     cmd->add_option("id", *id, "task id")->required();
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, id, as_json] {
-      auto r = g.client().Call("GET", "/api/v1/tasks/" + *id);
-      if (!r.ok()) return PrintError(r.status().message());
-      if (*as_json) {
-        PrintJson(*r);
-        return 0;
-      }
-      std::cout << "id:       " << r->value("id", "") << "\n"
-                << "type:     " << r->value("type", "") << " " << r->value("target", "") << "\n"
-                << "state:    " << r->value("state", "") << "\n"
-                << "progress: " << static_cast<int>(r->value("progress", 0.0) * 100) << "%"
-                << (r->value("message", "").empty() ? "" : " (" + r->value("message", "") + ")") << "\n"
-                << "started:  " << FormatTime(r->value("started", int64_t{0})) << "\n"
-                << "finished: " << FormatTime(r->value("finished", int64_t{0})) << "\n";
-      if (!r->value("error", "").empty()) std::cout << "error:    " << r->value("error", "") << "\n";
-      for (auto& line : (*r)["log"]) std::cout << "  " << line.get<std::string>() << "\n";
-      return 0;
+      return GetAndShow(g, "/api/v1/tasks/" + *id, *as_json, [&](const json& r) {
+        std::cout << "id:       " << r.value("id", "") << "\n"
+                  << "type:     " << r.value("type", "") << " " << r.value("target", "") << "\n"
+                  << "state:    " << r.value("state", "") << "\n"
+                  << "progress: " << static_cast<int>(r.value("progress", 0.0) * 100) << "%"
+                  << (r.value("message", "").empty() ? "" : " (" + r.value("message", "") + ")") << "\n"
+                  << "started:  " << FormatTime(r.value("started", int64_t{0})) << "\n"
+                  << "finished: " << FormatTime(r.value("finished", int64_t{0})) << "\n";
+        if (!r.value("error", "").empty()) std::cout << "error:    " << r.value("error", "") << "\n";
+        for (auto& line : r["log"]) std::cout << "  " << line.get<std::string>() << "\n";
+      });
     });
   }
   {

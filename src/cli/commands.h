@@ -31,6 +31,9 @@ void AddBackupCommands(CLI::App& app, Globals& g);
 
 // An absolute version of a path given on the command line.
 std::string AbsolutePath(const std::string& path);
+// GETs path and prints the answer as JSON (--json) or through print (a table); 1 on error.
+int GetAndShow(Globals& g, const std::string& path, bool as_json,
+               const std::function<void(const nlohmann::json&)>& print);
 // Prints a started task's outcome: waits with a progress bar unless async.
 int FinishTask(Globals& g, const std::string& task_id, bool async, const std::string& done_message);
 

@@ -28,6 +28,17 @@ std::string AbsolutePath(const std::string& path) {
   return out;
 }
 
+int GetAndShow(Globals& g, const std::string& path, bool as_json,
+               const std::function<void(const nlohmann::json&)>& print) {
+  auto r = g.client().Call("GET", path);
+  if (!r.ok()) return PrintError(r.status().message());
+  if (as_json)
+    PrintJson(*r);
+  else
+    print(*r);
+  return 0;
+}
+
 int FinishTask(Globals& g, const std::string& task_id, bool async, const std::string& done_message) {
   if (async) {
     std::cout << task_id << "\n";
