@@ -82,7 +82,8 @@ def change_two_percent(image, work):
 
 
 def main():
-    for tool in ("restic", "borg"):
+    pampa_only = "--pampa-only" in sys.argv[1:]  # for profiling: skip restic and borg
+    for tool in () if pampa_only else ("restic", "borg"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install restic borgbackup")
     work = tempfile.mkdtemp(prefix="pbench-", dir="/var/tmp")
@@ -90,7 +91,10 @@ def main():
     d.start()
     try:
         print("building the 2 GiB test disk with ~1.2 GiB of files ...", flush=True)
-        image, files = make_image(work)
+        if os.environ.get("BENCH_IMAGE"):  # reuse a disk made by an earlier run (for profiling)
+            image, files = os.environ["BENCH_IMAGE"], 1200 * MiB
+        else:
+            image, files = make_image(work)
         print(f"disk: {du(image) / MiB:.0f} MiB allocated, {files / MiB:.0f} MiB of files")
         pass_file = os.path.join(work, "pass")
         with open(pass_file, "w") as f:
@@ -114,15 +118,23 @@ def main():
         inc = {}
         results[("pampa", "incremental")] = timed(lambda: inc.update(json.loads(
             d.cli("backup", "run", "bench", "--repo", "bench", "--json", timeout=3600).stdout)))
-        results[("pampa", "restore")] = timed(lambda: d.cli("backup", "restore", inc["id"], "--repo", "bench",
-                                                            "--as", "benchr", timeout=3600))
+        rest = {}
+        results[("pampa", "restore")] = timed(lambda: rest.update(json.loads(
+            d.cli("backup", "restore", inc["id"], "--repo", "bench", "--as", "benchr", "--json", timeout=3600).stdout)))
         results[("pampa", "size")] = du(prepo)
         for name, r in (("first", first), ("incremental", inc)):
             st = r["stages"]
             print(f"pampa {name}: read {r['bytes_read'] / MiB:.0f} MiB, uploaded {r['bytes_uploaded'] / MiB:.0f} MiB; "
                   f"stage seconds (summed over threads) read {st['read']['seconds']:.2f}, compress+encrypt "
                   f"{st['compress_encrypt']['seconds']:.2f}, upload {st['upload']['seconds']:.2f}; "
-                  f"slowest {r['slowest_stage']}")
+                  f"slowest {r['slowest_stage']}; {r['seconds']:.2f} s in pampad")
+        st = rest["stages"]
+        print(f"pampa restore: stage seconds (summed over threads) fetch {st['fetch']:.2f}, decrypt+decompress "
+              f"{st['open']:.2f}, write {st['write']:.2f}; {rest['seconds']:.2f} s in pampad")
+
+        if pampa_only:
+            print({k[1]: round(v / MiB, 1) if k[1] == "size" else round(v, 2) for k, v in results.items()})
+            return
 
         # The same changed image for the file-level tools: first the original, then the changed one.
         changed = os.path.join(work, "changed.qcow2")

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -21,19 +22,33 @@ struct RepoKeys {
 
 // The chunk's name: hex SHA-256 of the plaintext, keyed (HMAC) when encrypted
 // so that names reveal nothing about content.
-std::string ChunkId(const RepoKeys& keys, const std::string& plaintext);
+std::string ChunkId(const RepoKeys& keys, std::string_view plaintext);
 
-// plaintext -> stored object: magic, flags, [nonce], zstd or raw payload, [tag].
-Result<std::string> SealChunk(const RepoKeys& keys, const std::string& plaintext, int zstd_level);
-// stored object -> plaintext; checks the GCM tag and that ChunkId(plaintext) == id.
-Result<std::string> OpenChunk(const RepoKeys& keys, const std::string& id, const std::string& object);
+// plaintext -> stored object (magic, flags, [nonce], zstd or raw payload,
+// [tag]) written to the front of *buf, whose capacity is reused from call to
+// call; returns the object's length. `id` must be ChunkId(keys, plaintext): an
+// encrypted object is bound to it (GCM additional data).
+size_t SealChunk(const RepoKeys& keys, const std::string& id, std::string_view plaintext, int zstd_level,
+                 std::string* buf);
+
+// How much OpenChunk checks. kTag trusts the GCM tag of an encrypted object
+// (it binds the id: only the key holder could have made it) and skips
+// rehashing; unencrypted objects are always rehashed. kHash always rehashes.
+enum class ChunkCheck { kTag, kHash };
+
+// stored object -> exactly `size` plaintext bytes at dst. The object is
+// decrypted in place (its bytes are garbage afterwards).
+Status OpenChunkInto(const RepoKeys& keys, const std::string& id, std::string& object, char* dst, size_t size,
+                     ChunkCheck check);
+// stored object -> plaintext, with every check (tests and verify).
+Result<std::string> OpenChunk(const RepoKeys& keys, const std::string& id, std::string object);
 
 // AES-256-GCM of a whole small blob (manifests, the key file), nonce prepended.
 std::string Encrypt(const std::array<uint8_t, 32>& key, const std::string& plaintext);
 Result<std::string> Decrypt(const std::array<uint8_t, 32>& key, const std::string& sealed);
 
-std::string HmacSha256Hex(const std::array<uint8_t, 32>& key, const std::string& data);
-std::string Sha256Hex(const std::string& data);
+std::string HmacSha256Hex(const std::array<uint8_t, 32>& key, std::string_view data);
+std::string Sha256Hex(std::string_view data);
 
 struct KdfParams {
   uint64_t n = 1 << 15;  // scrypt cost: 32 MiB of memory per derivation

@@ -1,12 +1,14 @@
 #include "backup/disk_transfer.h"
 
+#include <fcntl.h>
 #include <libnbd.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
+#include <cstring>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 namespace pampa {
@@ -75,59 +77,147 @@ Status ForEachExtent(Nbd& nbd, const std::string& context, uint64_t size,
   return Status::Ok();
 }
 
-bool AllZero(const std::string& s) {
-  const char* p = s.data();
-  size_t n = s.size();
-  for (size_t i = 0; i < n; ++i) {
+bool AllZero(const char* p, size_t n) {
+  // Word at a time; chunk buffers are page-aligned and n is a multiple of 8 in practice.
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w) return false;
+  }
+  for (; i < n; ++i) {
     if (p[i]) return false;
   }
   return true;
 }
 
-// A bounded queue between the reader and the workers.
-template <typename T>
-class Channel {
+// Calls fn(guest offset, length, extent) for the pieces of [off, off + len) in each extent.
+template <typename Fn>
+void ForEachPiece(const std::vector<FileExtent>& extents, uint64_t off, uint64_t len, Fn fn) {
+  auto it = std::upper_bound(extents.begin(), extents.end(), off,
+                             [](uint64_t o, const FileExtent& e) { return o < e.start; });
+  if (it != extents.begin()) --it;
+  for (; it != extents.end() && it->start < off + len; ++it) {
+    uint64_t from = std::max(off, it->start), to = std::min(off + len, it->start + it->length);
+    if (from < to) fn(from, to - from, *it);
+  }
+}
+
+Status PreadAll(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = pread(fd, buf, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Unavailable("reading " + path + ": " + (n < 0 ? std::strerror(errno) : "short file"));
+    buf += n;
+    len -= n;
+    offset += n;
+  }
+  return Status::Ok();
+}
+
+Status PwriteAll(int fd, const char* buf, size_t len, uint64_t offset, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = pwrite(fd, buf, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Unavailable("writing " + path + ": " + (n < 0 ? std::strerror(errno) : "no space"));
+    buf += n;
+    len -= n;
+    offset += n;
+  }
+  return Status::Ok();
+}
+
+class Fd {
  public:
-  explicit Channel(size_t capacity) : cap_(capacity) {}
-  bool Push(T v) {
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return q_.size() < cap_ || closed_; });
-    if (closed_) return false;
-    q_.push_back(std::move(v));
-    not_empty_.notify_one();
-    return true;
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
   }
-  std::optional<T> Pop() {
-    std::unique_lock lock(mu_);
-    not_empty_.wait(lock, [&] { return !q_.empty() || closed_; });
-    if (q_.empty()) return std::nullopt;
-    T v = std::move(q_.front());
-    q_.pop_front();
-    not_full_.notify_one();
-    return v;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// A chunk-sized buffer aligned for O_DIRECT.
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t n) : size(n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 4096, n) != 0) throw std::bad_alloc();
+    data = static_cast<char*>(p);
   }
-  void Close() {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    not_empty_.notify_all();
-    not_full_.notify_all();
+  ~AlignedBuffer() { free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  char* data;
+  size_t size;
+};
+
+// Where one backup worker gets a chunk's bytes: its own NBD connection, or the image file.
+class ChunkReader {
+ public:
+  ChunkReader(const DiskSource& source, int fd) : source_(source), fd_(fd) {}
+  Status Read(char* buf, uint64_t len, uint64_t offset) {
+    if (fd_ < 0) {
+      if (!nbd_) {
+        nbd_ = std::make_unique<Nbd>();
+        PAMPA_RETURN_IF_ERROR(nbd_->Connect(source_.nbd, ""));
+      }
+      if (nbd_pread(nbd_->get(), buf, len, offset, 0) == -1) {
+        return nbd_->Error("reading the disk at offset " + std::to_string(offset));
+      }
+      return Status::Ok();
+    }
+    Status st = Status::Ok();
+    ForEachPiece(source_.extents, offset, len, [&](uint64_t from, uint64_t n, const FileExtent& e) {
+      char* dst = buf + (from - offset);
+      if (e.zero || e.offset < 0) {
+        std::memset(dst, 0, n);
+      } else if (st.ok()) {
+        st = PreadAll(fd_, dst, n, e.offset + (from - e.start), source_.file);
+      }
+    });
+    return st;
+  }
+  ~ChunkReader() {
+    if (nbd_) nbd_shutdown(nbd_->get(), 0);
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable not_empty_, not_full_;
-  std::deque<T> q_;
-  size_t cap_;
-  bool closed_ = false;
+  const DiskSource& source_;
+  int fd_;
+  std::unique_ptr<Nbd> nbd_;
 };
+
+// Runs fn(worker) on `workers` threads; the first error stops the others (they
+// check `stop`) and is returned.
+Status RunWorkers(int workers, const std::function<Status(const std::atomic<bool>& stop)>& fn) {
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  Status first = Status::Ok();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < std::max(1, workers); ++w) {
+    threads.emplace_back([&] {
+      Status st = fn(stop);
+      if (st.ok()) return;
+      std::lock_guard lock(mu);
+      if (first.ok()) first = st;
+      stop = true;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return first;
+}
 
 }  // namespace
 
-Result<DiskBackupResult> BackupDisk(const NbdTarget& source, Repository& repo, const DiskBackupOptions& opt) {
+Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, const DiskBackupOptions& opt) {
   const uint64_t chunk = repo.config().chunk_size;
   Nbd nbd;
   std::string bitmap_ctx = opt.bitmap.empty() ? "" : "qemu:dirty-bitmap:" + opt.bitmap;
-  PAMPA_RETURN_IF_ERROR(nbd.Connect(source, bitmap_ctx));
+  PAMPA_RETURN_IF_ERROR(nbd.Connect(source.nbd, bitmap_ctx));
   int64_t size = nbd_get_size(nbd.get());
   if (size < 0) return nbd.Error("reading the disk size");
   DiskBackupResult res;
@@ -151,6 +241,7 @@ Result<DiskBackupResult> BackupDisk(const NbdTarget& source, Repository& repo, c
       for (uint64_t c = off / chunk; c < n && c * chunk < off + len; ++c) dirty[c] = 1;
     }));
   }
+  nbd_shutdown(nbd.get(), 0);
   std::vector<size_t> todo;
   for (size_t c = 0; c < n; ++c) {
     if (res.incremental && !dirty[c]) {
@@ -162,136 +253,144 @@ Result<DiskBackupResult> BackupDisk(const NbdTarget& source, Repository& repo, c
   uint64_t total = 0;
   for (size_t c : todo) total += std::min<uint64_t>(chunk, res.size - c * chunk);
 
-  struct Item {
-    size_t index;
-    std::string data;
-  };
-  Channel<Item> channel(static_cast<size_t>(opt.workers) * 2);
-  std::mutex mu;  // guards res counters and first_error
-  Status first_error = Status::Ok();
+  Fd file(source.file.empty() ? -1 : open(source.file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!source.file.empty() && file.get() < 0) {
+    return Status::Unavailable("cannot open " + source.file + ": " + std::strerror(errno));
+  }
+  std::atomic<size_t> next{0};
+  std::mutex mu;  // guards res and done
   uint64_t done = 0;
-  std::vector<std::thread> workers;
-  for (int w = 0; w < std::max(1, opt.workers); ++w) {
-    workers.emplace_back([&] {
-      while (auto item = channel.Pop()) {
-        size_t len = item->data.size();
-        std::string id = kZeroChunk;
-        double seal = 0, upload = 0;
-        uint64_t up = 0;
-        Status st = Status::Ok();
-        if (!AllZero(item->data)) {
-          if (len < chunk) item->data.resize(chunk, '\0');  // the last chunk is padded: same id as a full one
-          auto t0 = Clock::now();
-          auto sealed = repo.Seal(item->data);
-          seal = Since(t0);
-          if (sealed.ok()) {
-            t0 = Clock::now();
-            auto u = repo.Upload(*sealed);
-            upload = Since(t0);
-            if (u.ok()) {
-              up = *u;
-              id = sealed->id;
-            } else {
-              st = u.status();
-            }
-          } else {
-            st = sealed.status();
-          }
-        }
-        std::lock_guard lock(mu);
-        if (!st.ok()) {
-          if (first_error.ok()) first_error = st;
-          channel.Close();
-          continue;
-        }
-        res.chunks[item->index] = id;
-        res.bytes_uploaded += up;
-        res.chunks_uploaded += up > 0;
-        res.times.seal += seal;
-        res.times.upload += upload;
-        done += len;
-        if (opt.progress) opt.progress(done, total);
+  Status st = RunWorkers(opt.workers, [&](const std::atomic<bool>& stop) -> Status {
+    ChunkReader reader(source, file.get());
+    std::string buf(chunk, '\0'), sealed_buf;
+    for (size_t k = next++; k < todo.size() && !stop; k = next++) {
+      if (opt.cancel && opt.cancel->load()) return Status::Invalid("backup cancelled");
+      size_t c = todo[k];
+      uint64_t len = std::min<uint64_t>(chunk, res.size - c * chunk);
+      auto t0 = Clock::now();
+      // The last chunk is zero-padded: the same content has the same id wherever it is.
+      if (len < chunk) std::memset(buf.data() + len, 0, chunk - len);
+      PAMPA_RETURN_IF_ERROR(reader.Read(buf.data(), len, c * chunk));
+      double read = Since(t0), seal = 0, upload = 0;
+      std::string id = kZeroChunk;
+      uint64_t up = 0;
+      if (!AllZero(buf.data(), len)) {
+        t0 = Clock::now();
+        PAMPA_ASSIGN_OR_RETURN(auto sealed, repo.Seal(buf, &sealed_buf));
+        seal = Since(t0);
+        t0 = Clock::now();
+        PAMPA_ASSIGN_OR_RETURN(up, repo.Upload(sealed));
+        upload = Since(t0);
+        id = std::move(sealed.id);
       }
-    });
-  }
-  for (size_t c : todo) {
-    if (opt.cancel && opt.cancel->load()) {
       std::lock_guard lock(mu);
-      if (first_error.ok()) first_error = Status::Invalid("backup cancelled");
-      break;
+      res.chunks[c] = std::move(id);
+      res.bytes_read += len;
+      res.bytes_uploaded += up;
+      res.chunks_uploaded += up > 0;
+      res.times.read += read;
+      res.times.seal += seal;
+      res.times.upload += upload;
+      done += len;
+      if (opt.progress) opt.progress(done, total);
     }
-    uint64_t len = std::min<uint64_t>(chunk, res.size - c * chunk);
-    std::string buf(len, '\0');
-    auto t0 = Clock::now();
-    if (nbd_pread(nbd.get(), buf.data(), len, c * chunk, 0) == -1) {
-      std::lock_guard lock(mu);
-      if (first_error.ok()) first_error = nbd.Error("reading the disk at offset " + std::to_string(c * chunk));
-      break;
-    }
-    res.times.read += Since(t0);
-    res.bytes_read += len;
-    if (!channel.Push({c, std::move(buf)})) break;
-  }
-  channel.Close();
-  for (auto& t : workers) t.join();
-  nbd_shutdown(nbd.get(), 0);
-  if (!first_error.ok()) return first_error;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
   return res;
 }
 
-Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const NbdTarget& target,
+Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const RestoreTarget& target,
                    int workers, const std::function<void(uint64_t, uint64_t)>& progress,
-                   const std::atomic<bool>* cancel) {
+                   const std::atomic<bool>* cancel, StageTimes* times) {
   const uint64_t chunk = repo.config().chunk_size;
   if (chunks.size() != (size + chunk - 1) / chunk)
     return Status::Invalid("manifest chunk list does not match the disk size");
-  std::vector<size_t> todo;
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    if (chunks[i] != kZeroChunk) todo.push_back(i);
+  uint64_t mapped = 0;
+  for (auto& e : target.extents) {
+    if (e.offset < 0) return Status::Internal(target.path + " is not preallocated: cannot write it directly");
+    mapped = std::max(mapped, e.start + e.length);
   }
+  if (mapped < size) return Status::Internal(target.path + " is smaller than the disk being restored");
+  // O_DIRECT skips the page cache (half the CPU of a restore went into copying
+  // there); pieces it cannot take (unaligned) go through the plain descriptor.
+  Fd plain(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (plain.get() < 0) return Status::Unavailable("cannot open " + target.path + ": " + std::strerror(errno));
+  Fd direct(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
+  std::vector<size_t> todo;
+  uint64_t total = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (chunks[i] == kZeroChunk) continue;
+    todo.push_back(i);
+    total += std::min<uint64_t>(chunk, size - i * chunk);
+  }
+  constexpr uint64_t kBlock = 64 << 10, kHole = 1 << 20;
   std::atomic<size_t> next{0};
   std::mutex mu;
-  Status first_error = Status::Ok();
   uint64_t done = 0;
-  std::vector<std::thread> threads;
-  for (int w = 0; w < std::max(1, workers); ++w) {
-    threads.emplace_back([&] {
-      Nbd nbd;
-      Status st = nbd.Connect(target, "");
-      while (st.ok()) {
-        size_t k = next++;
-        if (k >= todo.size()) break;
-        if (cancel && cancel->load()) {
-          st = Status::Invalid("restore cancelled");
-          break;
+  Status st = RunWorkers(workers, [&](const std::atomic<bool>& stop) -> Status {
+    AlignedBuffer buf(chunk);
+    for (size_t k = next++; k < todo.size() && !stop; k = next++) {
+      if (cancel && cancel->load()) return Status::Invalid("restore cancelled");
+      size_t i = todo[k];
+      auto t0 = Clock::now();
+      PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));
+      double fetch = Since(t0);
+      t0 = Clock::now();
+      PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf.data));
+      double open = Since(t0);
+      t0 = Clock::now();
+      uint64_t base = i * chunk, len = std::min<uint64_t>(chunk, size - base);
+      // Zero runs of kHole or more stay holes; shorter ones are written
+      // through: a few big writes are much faster than many small ones.
+      uint64_t nblocks = (len + kBlock - 1) / kBlock;
+      std::vector<char> zero(nblocks);
+      for (uint64_t k = 0; k < nblocks; ++k)
+        zero[k] = AllZero(buf.data + k * kBlock, std::min(kBlock, len - k * kBlock));
+      for (uint64_t k = 0; k < nblocks;) {
+        if (zero[k]) {
+          ++k;
+          continue;
         }
-        {
-          std::lock_guard lock(mu);
-          if (!first_error.ok()) break;
+        uint64_t end = k + 1;  // one past the last data block of this write
+        for (uint64_t z = end; z < nblocks;) {
+          uint64_t run = z;
+          while (run < nblocks && zero[run]) ++run;
+          if (run == nblocks || (run - z) * kBlock >= kHole) break;
+          while (run < nblocks && !zero[run]) ++run;
+          end = z = run;
         }
-        size_t i = todo[k];
-        auto data = repo.GetChunk(chunks[i]);
-        if (!data.ok()) {
-          st = data.status();
-          break;
-        }
-        uint64_t len = std::min<uint64_t>(chunk, size - i * chunk);
-        if (nbd_pwrite(nbd.get(), data->data(), len, i * chunk, 0) == -1) {
-          st = nbd.Error("writing the restored disk");
-          break;
-        }
-        std::lock_guard lock(mu);
-        done += len;
-        if (progress) progress(done, 0);
+        uint64_t from_b = k * kBlock, to_b = std::min(len, end * kBlock);
+        Status ws = Status::Ok();
+        ForEachPiece(target.extents, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
+          uint64_t off = x.offset + (from - x.start);
+          const char* src = buf.data + (from - base);
+          bool aligned =
+              direct.get() >= 0 && off % 4096 == 0 && n % 4096 == 0 && reinterpret_cast<uintptr_t>(src) % 4096 == 0;
+          if (ws.ok()) ws = PwriteAll(aligned ? direct.get() : plain.get(), src, n, off, target.path);
+        });
+        PAMPA_RETURN_IF_ERROR(ws);
+        k = end;
       }
-      if (st.ok() && nbd_flush(nbd.get(), 0) == -1) st = nbd.Error("flushing the restored disk");
-      nbd_shutdown(nbd.get(), 0);
+      double write = Since(t0);
       std::lock_guard lock(mu);
-      if (!st.ok() && first_error.ok()) first_error = st;
-    });
+      done += len;
+      if (times) {
+        times->read += fetch;
+        times->seal += open;
+        times->upload += write;
+      }
+      if (progress) progress(done, total);
+    }
+    return Status::Ok();
+  });
+  PAMPA_RETURN_IF_ERROR(st);
+  auto t0 = Clock::now();
+  if (fdatasync(plain.get()) != 0) {
+    return Status::Unavailable("cannot sync " + target.path + ": " + std::strerror(errno));
   }
-  for (auto& t : threads) t.join();
-  return first_error;
+  if (times) times->upload += Since(t0);
+  return Status::Ok();
 }
 
 }  // namespace pampa

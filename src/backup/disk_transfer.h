@@ -1,7 +1,9 @@
-// Moving one disk between an NBD export and a repository: the backup read
-// (only dirty chunks when a dirty bitmap is given) and the parallel restore
-// write. The NBD side is QEMU's own server (fleecing export of a running VM)
-// or qemu-nbd (a stopped VM's image, or a restore target).
+// Moving one disk between an image and a repository: the backup read (only
+// dirty chunks when a dirty bitmap is given) and the parallel restore write.
+// Backups learn allocation and dirtiness from an NBD export (QEMU's own server
+// for a running VM's fleecing view, qemu-nbd for a stopped VM's image) and read
+// the data from it, or straight from the image file when nothing writes it.
+// Restores write straight into a new, preallocated image file.
 #pragma once
 
 #include <atomic>
@@ -10,12 +12,29 @@
 #include <vector>
 
 #include "backup/repository.h"
+#include "storage/image.h"
 
 namespace pampa {
 
 struct NbdTarget {
   std::string socket;       // unix socket of the NBD server
   std::string export_name;  // export to open
+};
+
+// Where a backup reads a disk.
+struct DiskSource {
+  NbdTarget nbd;  // block status (allocation, dirty bitmap); the data too when `file` is empty
+  // Optional: the image file and its layout (MapImage), read directly. Only
+  // for an image no one writes meanwhile (a stopped VM's).
+  std::string file;
+  std::vector<FileExtent> extents;
+};
+
+// A new image file the restore writes directly: every guest byte must have a
+// file offset (a raw file, or a qcow2 created with preallocation).
+struct RestoreTarget {
+  std::string path;
+  std::vector<FileExtent> extents;
 };
 
 struct StageTimes {
@@ -35,19 +54,22 @@ struct DiskBackupOptions {
   std::string bitmap;
   // The previous backup's chunk list for this disk: chunks not dirty are taken from it.
   const std::vector<std::string>* previous = nullptr;
-  int workers = 2;
+  int workers = 3;  // each reads, seals and uploads its own chunks
   // Called with (bytes done, bytes to do) as work progresses; may be empty.
   std::function<void(uint64_t, uint64_t)> progress;
   const std::atomic<bool>* cancel = nullptr;
 };
 
-Result<DiskBackupResult> BackupDisk(const NbdTarget& source, Repository& repo, const DiskBackupOptions& options);
+Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, const DiskBackupOptions& options);
 
-// Writes the chunks to a target of at least size bytes (holes are skipped:
-// the target must read as zeros there, as a new qcow2 does). Fetches and
-// writes with `workers` threads, each with its own NBD connection.
-Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const NbdTarget& target,
+// Writes the chunks into a target of at least size bytes that reads as zeros
+// (zero chunks and all-zero 64 KiB blocks are skipped, keeping it sparse).
+// Fetches, opens and writes with `workers` threads (O_DIRECT where the file
+// system allows), then syncs the file once.
+// Adds the seconds spent per stage to *times (read = fetching objects, seal =
+// decrypting and decompressing, upload = writing the image) when given.
+Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const RestoreTarget& target,
                    int workers, const std::function<void(uint64_t, uint64_t)>& progress,
-                   const std::atomic<bool>* cancel);
+                   const std::atomic<bool>* cancel, StageTimes* times = nullptr);
 
 }  // namespace pampa

@@ -30,10 +30,10 @@ Status BadName(const std::string& name) { return Status::Invalid("invalid reposi
 
 class MemoryObjectStore final : public ObjectStore {
  public:
-  Status Put(const std::string& name, const std::string& data) override {
+  Status Put(const std::string& name, std::string_view data) override {
     if (!ValidObjectName(name)) return BadName(name);
     std::lock_guard lock(mu_);
-    objects_[name] = data;
+    objects_[name] = std::string(data);
     return Status::Ok();
   }
   Result<std::string> Get(const std::string& name) override {
@@ -70,7 +70,7 @@ class LocalObjectStore final : public ObjectStore {
  public:
   explicit LocalObjectStore(std::string dir) : dir_(std::move(dir)) {}
 
-  Status Put(const std::string& name, const std::string& data) override {
+  Status Put(const std::string& name, std::string_view data) override {
     if (!ValidObjectName(name)) return BadName(name);
     std::string path = dir_ + "/" + name;
     auto slash = path.rfind('/');

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -20,7 +21,7 @@ class ObjectStore {
   // or the new one, never a part. May be called again with the same name and
   // data (idempotent). Durable when it returns Ok. Callers never replace an
   // object with different content (SFTP v3 could not do that atomically).
-  virtual Status Put(const std::string& name, const std::string& data) = 0;
+  virtual Status Put(const std::string& name, std::string_view data) = 0;
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& name) = 0;
   virtual Result<bool> Exists(const std::string& name) = 0;

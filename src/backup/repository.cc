@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 
 #include "base/fs.h"
 #include "base/process.h"
@@ -182,14 +181,15 @@ Result<std::vector<std::string>> Repository::ListChunks() {
   return ids;
 }
 
-Result<Repository::SealedChunk> Repository::Seal(const std::string& plaintext) {
+Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std::string* buf) {
   SealedChunk c;
   c.id = ChunkId(keys_, plaintext);
   {
     std::lock_guard lock(mu_);
-    if (known_.count(c.id)) return c;
+    if (known_.count(c.id)) return c;  // deduplicated: not even compressed
   }
-  PAMPA_ASSIGN_OR_RETURN(c.object, SealChunk(keys_, plaintext, config_.zstd_level));
+  size_t n = SealChunk(keys_, c.id, plaintext, config_.zstd_level, buf);
+  c.object = std::string_view(buf->data(), n);
   return c;
 }
 
@@ -206,22 +206,40 @@ Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
 }
 
 Result<std::string> Repository::PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes) {
-  PAMPA_ASSIGN_OR_RETURN(auto sealed, Seal(plaintext));
+  std::string buf;
+  PAMPA_ASSIGN_OR_RETURN(auto sealed, Seal(plaintext, &buf));
   PAMPA_ASSIGN_OR_RETURN(*uploaded_bytes, Upload(sealed));
   return sealed.id;
 }
 
-Result<std::string> Repository::GetChunk(const std::string& id) {
-  if (id == kZeroChunk) return std::string(config_.chunk_size, '\0');
+namespace {
+
+Status ValidChunkId(const std::string& id) {
   if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return Status::Invalid("bad chunk id '" + id + "'");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> Repository::FetchChunk(const std::string& id) {
+  PAMPA_RETURN_IF_ERROR(ValidChunkId(id));
   auto object = store_->Get(ChunkObject(id));
-  if (!object.ok()) {
-    if (object.status().code() == ErrorCode::kNotFound) return Status::Invalid("chunk " + id + " is missing");
-    return object.status();
+  if (!object.ok() && object.status().code() == ErrorCode::kNotFound) {
+    return Status::Invalid("chunk " + id + " is missing");
   }
-  return OpenChunk(keys_, id, *object);
+  return object;
+}
+
+Result<std::string> Repository::GetChunk(const std::string& id) {
+  if (id == kZeroChunk) return std::string(config_.chunk_size, '\0');
+  PAMPA_ASSIGN_OR_RETURN(auto object, FetchChunk(id));
+  return OpenChunk(keys_, id, std::move(object));
+}
+
+Status Repository::OpenChunkObject(const std::string& id, std::string& object, char* dst) {
+  return OpenChunkInto(keys_, id, object, dst, config_.chunk_size, ChunkCheck::kTag);
 }
 
 Status Repository::CheckChunk(const std::string& id) { return GetChunk(id).status(); }

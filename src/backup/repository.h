@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -44,16 +45,24 @@ class Repository {
   // The two halves of PutChunk, so the backup pipeline can time them apart.
   struct SealedChunk {
     std::string id;
-    std::string object;  // empty when the repository has the chunk already
+    std::string_view object;  // in the caller's buffer; empty when the repository has the chunk already
   };
-  Result<SealedChunk> Seal(const std::string& plaintext);
+  // Names, compresses and encrypts a chunk into *buf (reused between calls).
+  Result<SealedChunk> Seal(std::string_view plaintext, std::string* buf);
   // Uploads a sealed chunk (no-op when it was known); returns bytes written.
   Result<uint64_t> Upload(const SealedChunk& chunk);
 
   // Stores a chunk unless it is there already. Returns its id; *uploaded_bytes
   // gets the stored size when it was uploaded, 0 when deduplicated.
   Result<std::string> PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes);
+  // A chunk's plaintext, every check made (rehashed).
   Result<std::string> GetChunk(const std::string& id);
+  // The restore path, in two steps it times apart: a chunk's stored object (a
+  // missing one is kInvalid naming it), then its chunk_size plaintext bytes into
+  // dst. Encrypted chunks are trusted on their GCM tag (which binds the id)
+  // without rehashing.
+  Result<std::string> FetchChunk(const std::string& id);
+  Status OpenChunkObject(const std::string& id, std::string& object, char* dst);
   // Re-reads a chunk and checks it; Ok or a message naming the chunk.
   Status CheckChunk(const std::string& id);
 

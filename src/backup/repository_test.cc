@@ -178,13 +178,27 @@ TEST(ChunkCodec, RoundTripCompressedAndEncrypted) {
   std::string data(1 << 20, 'a');
   data += RandomBytes(1000);
   std::string id = ChunkId(keys, data);
-  auto sealed = SealChunk(keys, data, 3);
-  ASSERT_TRUE(sealed.ok());
-  EXPECT_LT(sealed->size(), data.size() / 10);                       // compressed
-  EXPECT_EQ(sealed->find(std::string(64, 'a')), std::string::npos);  // encrypted
-  auto back = OpenChunk(keys, id, *sealed);
+  std::string buf;
+  std::string sealed = buf.substr(0, SealChunk(keys, id, data, 3, &buf));
+  EXPECT_LT(sealed.size(), data.size() / 10);                       // compressed
+  EXPECT_EQ(sealed.find(std::string(64, 'a')), std::string::npos);  // encrypted
+  auto back = OpenChunk(keys, id, sealed);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(*back, data);
+  // The restore path: straight into a buffer, trusting the tag.
+  std::string out(data.size(), '\0'), object = sealed;
+  ASSERT_TRUE(OpenChunkInto(keys, id, object, out.data(), out.size(), ChunkCheck::kTag).ok());
+  EXPECT_EQ(out, data);
+}
+
+TEST(ChunkCodec, AnEncryptedObjectCannotPassAsAnotherChunk) {
+  RepoKeys keys = RepoKeys::Generate();
+  std::string a(4096, 'a'), b(4096, 'b'), buf;
+  std::string id_a = ChunkId(keys, a), id_b = ChunkId(keys, b);
+  std::string sealed_a = buf.substr(0, SealChunk(keys, id_a, a, 3, &buf));
+  // Someone renames chunk a's object to b's name: the tag binds the id.
+  std::string out(4096, '\0');
+  EXPECT_FALSE(OpenChunkInto(keys, id_b, sealed_a, out.data(), out.size(), ChunkCheck::kTag).ok());
 }
 
 TEST(ChunkCodec, AnyFlippedByteIsDetected) {
@@ -192,7 +206,8 @@ TEST(ChunkCodec, AnyFlippedByteIsDetected) {
     RepoKeys keys = encrypted ? RepoKeys::Generate() : RepoKeys{};
     std::string data = RandomBytes(4096);
     std::string id = ChunkId(keys, data);
-    auto sealed = *SealChunk(keys, data, 3);
+    std::string buf;
+    std::string sealed = buf.substr(0, SealChunk(keys, id, data, 3, &buf));
     for (size_t pos : {size_t{0}, size_t{4}, size_t{20}, sealed.size() - 1}) {
       std::string bad = sealed;
       bad[pos] ^= 0x01;

@@ -59,7 +59,7 @@ class SftpObjectStore final : public ObjectStore {
     return Status::Ok();
   }
 
-  Status Put(const std::string& name, const std::string& data) override {
+  Status Put(const std::string& name, std::string_view data) override {
     if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
     return With([&](Conn& c) -> Status {
       std::string path = loc_.path + "/" + name;

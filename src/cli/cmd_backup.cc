@@ -164,7 +164,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
   {
     struct Opts {
       std::string id, repo, as, pool;
-      bool in_place = false, async = false;
+      bool in_place = false, async = false, json = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = backup->add_subcommand("restore", "restore a backup as a new VM, or over the stopped original");
@@ -174,6 +174,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--pool", o->pool, "pool for the new VM's disks (default: default)");
     cmd->add_flag("--in-place", o->in_place, "overwrite the disks of the (stopped) original VM");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
+    cmd->add_flag("--json", o->json, "print the result as JSON (vm, backup, seconds, stages)");
     Bind(cmd, g, [&g, o] {
       json body = {{"in_place", o->in_place}};
       if (!o->as.empty()) body["as"] = o->as;
@@ -181,9 +182,13 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       auto r = g.client().Call("POST", "/api/v1/repos/" + o->repo + "/backups/" + o->id + "/restore", body);
       if (!r.ok()) return PrintError(r.status().message());
       if (o->async) return FinishTask(g, (*r)["task"], true, "");
-      auto t = g.client().WaitTask((*r)["task"]);
+      auto t = g.client().WaitTask((*r)["task"], o->json);
       if (!t.ok()) return PrintError(t.status().message());
       auto& res = (*t)["result"];
+      if (o->json) {
+        std::cout << res.dump(2) << "\n";
+        return 0;
+      }
       std::cout << "restored " << o->id << " as vm " << res.value("vm", "") << " in "
                 << static_cast<int>(res.value("seconds", 0.0) * 10) / 10.0 << " s\n";
       return 0;

@@ -46,6 +46,33 @@ Result<ImageInfo> InspectImage(const std::string& path) {
   return info;
 }
 
+Result<std::vector<FileExtent>> MapImage(const std::string& path, const std::string& format) {
+  auto r = Run({"qemu-img", "map", "--output=json", "-f", format, path}, {.timeout = std::chrono::seconds(60)});
+  if (!r.ok()) return r.status();
+  if (r->exit_code != 0) {
+    return Status::Unavailable("qemu-img cannot map " + path + ": " + r->err.substr(0, r->err.find('\n')));
+  }
+  auto j = nlohmann::json::parse(r->out, nullptr, false);
+  if (!j.is_array()) return Status::Internal("qemu-img map printed no JSON list for " + path);
+  std::vector<FileExtent> out;
+  uint64_t next = 0;
+  for (auto& e : j) {
+    FileExtent x;
+    x.start = e.value("start", 0ull);
+    x.length = e.value("length", 0ull);
+    x.zero = e.value("zero", false);
+    x.offset = e.contains("offset") ? e.value("offset", int64_t{-1}) : -1;
+    bool data = e.value("data", false);
+    if (x.start != next) return Status::Internal("qemu-img map of " + path + " has a gap at " + std::to_string(next));
+    if (e.value("depth", 0) != 0 || e.value("compressed", false) || (data && !x.zero && x.offset < 0)) {
+      return Status::Unavailable(path + " has data outside its file's plain clusters (backing file or compression)");
+    }
+    next = x.start + x.length;
+    out.push_back(x);
+  }
+  return out;
+}
+
 Status ValidateImportImage(const std::string& path, const ImageInfo& info) {
   static const char* kAccepted[] = {"raw", "qcow2", "vmdk", "vpc", "vhdx"};
   bool accepted = false;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -23,6 +24,19 @@ Result<ImageInfo> InspectImage(const std::string& path);
 // Checks that the image is what its name claims (foo.qcow2 really is qcow2),
 // is a format we import, and has no backing file that could pull in other files.
 Status ValidateImportImage(const std::string& path, const ImageInfo& info);
+
+// A stretch of an image's guest bytes and where they live in its file.
+struct FileExtent {
+  uint64_t start = 0, length = 0;
+  int64_t offset = -1;  // file offset of `start`; -1 when the bytes are not in the file
+  bool zero = false;    // reads as zeros (whatever the file holds at `offset`)
+};
+
+// The guest -> file layout of a qcow2 or raw image (qemu-img map), so its data
+// can be read or written with plain file I/O while no QEMU has it open.
+// kUnavailable when some data is not addressable that way (compressed or
+// encrypted clusters, a backing file): use QEMU's block layer instead.
+Result<std::vector<FileExtent>> MapImage(const std::string& path, const std::string& format);
 
 using ProgressFn = std::function<void(double fraction)>;
 

@@ -146,7 +146,7 @@ Status Storage::CheckNewVolume(const PoolInfo& pool, const std::string& name) {
 }
 
 Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
-                                         const std::string& format) {
+                                         const std::string& format, bool preallocate) {
   if (format != "qcow2" && format != "raw") {
     return Status::Invalid("volume format '" + format + "' is not supported (use qcow2 or raw)");
   }
@@ -155,7 +155,10 @@ Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::str
   PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
   std::string path = p.path + "/" + name + "." + format;
   std::string tmp = path + ".creating";
-  auto r = RunChecked({"qemu-img", "create", "-q", "-f", format, tmp, std::to_string(size)});
+  std::vector<std::string> argv = {"qemu-img", "create", "-q", "-f", format};
+  if (preallocate && format == "qcow2") argv.insert(argv.end(), {"-o", "preallocation=metadata"});
+  argv.insert(argv.end(), {tmp, std::to_string(size)});
+  auto r = RunChecked(argv);
   if (!r.ok()) {
     unlink(tmp.c_str());
     return r.status().Context("creating volume " + name);

@@ -47,8 +47,10 @@ class Storage {
   Result<VolumeInfo> GetVolume(const std::string& pool, const std::string& name);
   // Path and format only, without asking qemu-img for sizes (fast: used on VM start).
   Result<VolumeInfo> LocateVolume(const std::string& pool, const std::string& name);
+  // preallocate: a qcow2 gets every cluster mapped up front (a sparse file), so
+  // its data can be written straight into the file (MapImage) by restores.
   Result<VolumeInfo> CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
-                                  const std::string& format);
+                                  const std::string& format, bool preallocate = false);
   // Grows only: shrinking would destroy data.
   Status ResizeVolume(const std::string& pool, const std::string& name, uint64_t size);
   Status DeleteVolume(const std::string& pool, const std::string& name);
