@@ -8,6 +8,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <functional>
 #include <thread>
 
 #include "cli/output.h"
@@ -17,6 +19,7 @@ namespace pampa::cli {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 
 namespace {
 
@@ -133,19 +136,82 @@ Result<std::string> ApiClient::GetText(const std::string& path) {
   return res.raw;
 }
 
+namespace {
+
+void ShowProgress(ProgressBar& bar, const nlohmann::json& t) {
+  std::string message = t.value("message", "");
+  bar.Update(t.value("progress", 0.0),
+             t.value("type", "") + " " + t.value("target", "") + (message.empty() ? "" : ": " + message));
+}
+
+// Reads pampad's event stream until task `id` leaves "running" (true), showing
+// its progress; false when the stream breaks. `subscribed` runs once the
+// stream is open, to catch a task that ended before.
+template <class Socket>
+bool FollowEvents(websocket::stream<Socket>& ws, const std::string& host, const std::string& token,
+                  const std::string& id, ProgressBar& bar, const std::function<bool()>& subscribed) {
+  beast::error_code ec;
+  ws.set_option(websocket::stream_base::decorator([&token](websocket::request_type& req) {
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  }));
+  ws.handshake(host, "/api/v1/events", ec);
+  if (ec) return false;
+  if (subscribed()) return true;
+  beast::flat_buffer buf;
+  while (true) {
+    ws.read(buf, ec);
+    if (ec) return false;
+    auto ev = nlohmann::json::parse(beast::buffers_to_string(buf.data()), nullptr, false);
+    buf.consume(buf.size());
+    if (!ev.is_object() || ev.value("type", "") != "task" || !ev["task"].is_object()) continue;
+    const auto& t = ev["task"];
+    if (t.value("id", "") != id) continue;
+    if (t.value("state", "") != "running") return true;
+    ShowProgress(bar, t);
+  }
+}
+
+}  // namespace
+
 Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
   ProgressBar bar(quiet);
-  auto delay = std::chrono::milliseconds(10);  // short tasks finish fast; long ones are polled 5 times a second
+  auto finished = [&](const nlohmann::json& t) -> Result<nlohmann::json> {
+    bar.Finish();
+    std::string state = t.value("state", "");
+    if (state == "succeeded") return t;
+    return Status::Invalid("task " + id + " " + state + ": " + t.value("error", ""));
+  };
+  // Follow the event stream: the end of the task is seen at once, with no polling delay.
+  Result<nlohmann::json> last = Status::Internal("no answer");
+  auto subscribed = [&] {
+    last = Call("GET", "/api/v1/tasks/" + id);
+    return !last.ok() || last->value("state", "") != "running";
+  };
+  asio::io_context ioc;
+  beast::error_code ec;
+  bool ended = false;
+  if (ep_.tcp()) {
+    asio::ip::tcp::resolver resolver(ioc);
+    websocket::stream<asio::ip::tcp::socket> ws(ioc);
+    auto results = resolver.resolve(ep_.host, ep_.port, ec);
+    if (!ec) asio::connect(ws.next_layer(), results, ec);
+    if (!ec) ended = FollowEvents(ws, ep_.host, ep_.token, id, bar, subscribed);
+  } else {
+    websocket::stream<asio::local::stream_protocol::socket> ws(ioc);
+    ws.next_layer().connect(asio::local::stream_protocol::endpoint(ep_.unix_socket), ec);
+    if (!ec) ended = FollowEvents(ws, "localhost", ep_.token, id, bar, subscribed);
+  }
+  if (ended) {
+    if (last.ok() && last->value("state", "") == "running") last = Call("GET", "/api/v1/tasks/" + id);
+    if (!last.ok()) return last.status();
+    return finished(*last);
+  }
+  // No event stream (or it broke): poll.
+  auto delay = std::chrono::milliseconds(10);
   while (true) {
     PAMPA_ASSIGN_OR_RETURN(auto t, Call("GET", "/api/v1/tasks/" + id));
-    std::string state = t.value("state", "");
-    if (state != "running") {
-      bar.Finish();
-      if (state == "succeeded") return t;
-      return Status::Invalid("task " + id + " " + state + ": " + t.value("error", ""));
-    }
-    bar.Update(t.value("progress", 0.0), t.value("type", "") + " " + t.value("target", "") +
-                                             (t.value("message", "").empty() ? "" : ": " + t.value("message", "")));
+    if (t.value("state", "") != "running") return finished(t);
+    ShowProgress(bar, t);
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(200));
   }
