@@ -35,12 +35,16 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     auto repos = ctx.repos.List();
     if (!repos.ok()) return ErrorResponse(repos.status());
     json out = json::array();
-    for (auto& i : *repos) out.push_back({{"name", i.name}, {"url", i.url}, {"encrypted", !i.passphrase_file.empty()}});
+    for (auto& i : *repos) {
+      std::string key = !i.key_file.empty() ? "file" : !i.passphrase_file.empty() ? "passphrase" : "none";
+      out.push_back({{"name", i.name}, {"url", i.url}, {"encrypted", key != "none"}, {"key", key}});
+    }
     return HttpResponse{200, out};
   });
 
   r.Add("POST", "/api/v1/repos", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"name", "url", "passphrase_file", "no_encryption", "ssh_key", "known_hosts"});
+    auto body =
+        BodyWithFields(req, {"name", "url", "passphrase_file", "key_file", "no_encryption", "ssh_key", "known_hosts"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto name = RequiredString(*body, "name");
     if (!name.ok()) return ErrorResponse(name.status());
@@ -48,6 +52,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     if (!url.ok()) return ErrorResponse(url.status());
     RepoInfo info{*name, *url};
     for (auto [key, dst] : {std::pair{"passphrase_file", &info.passphrase_file},
+                            {"key_file", &info.key_file},
                             {"ssh_key", &info.ssh_key},
                             {"known_hosts", &info.known_hosts}}) {
       auto v = OptionalString(*body, key);
@@ -58,6 +63,16 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     if (!no_enc.ok()) return ErrorResponse(no_enc.status());
     auto added = ctx.repos.Add(info, *no_enc);
     return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
+  });
+
+  r.Add("POST", "/api/v1/repos/{repo}/passphrase", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"passphrase_file"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto file = RequiredString(*body, "passphrase_file");
+    if (!file.ok()) return ErrorResponse(file.status());
+    Status st = ctx.repos.ChangePassphrase(req.params.at("repo"), *file);
+    if (!st.ok()) return ErrorResponse(st);
+    return HttpResponse{200, json{{"name", req.params.at("repo")}, {"passphrase_file", *file}}};
   });
 
   r.Add("POST", "/api/v1/vms/{name}/backup", [&](const HttpRequest& req) {

@@ -71,7 +71,7 @@ TEST(DiskTransfer, FullThenIncrementalThenRestoreIsBitIdentical) {
   QemuIo(img, "write -P 0x33 63M 512k");  // the last, partial-free chunk
   ASSERT_TRUE(RunChecked({"qemu-img", "bitmap", "--add", img, "b1"}).ok());
 
-  auto repo = Repository::Init(NewMemoryObjectStore(), "pw", 4 << 20);
+  auto repo = Repository::Init(NewMemoryObjectStore(), {"pw"}, 4 << 20);
   ASSERT_TRUE(repo.ok());
   DiskBackupResult full;
   {

@@ -25,30 +25,62 @@ Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info) {
   return OpenLocalObjectStore(path);
 }
 
-Result<std::string> Repos::Passphrase(const RepoInfo& info) {
-  if (info.passphrase_file.empty()) return std::string();
+namespace {
+
+Result<std::string> ReadPassphrase(const std::string& file, const std::string& repo) {
   struct stat st;
-  if (::stat(info.passphrase_file.c_str(), &st) != 0) {
-    return Status::Invalid("passphrase file " + info.passphrase_file + " of repository '" + info.name + "' is missing");
+  if (::stat(file.c_str(), &st) != 0) {
+    return Status::Invalid("passphrase file " + file + " of repository '" + repo + "' is missing");
   }
   if (st.st_mode & 0077) {
-    return Status::Invalid("passphrase file " + info.passphrase_file + " is readable by others; chmod 600 it first");
+    return Status::Invalid("passphrase file " + file + " is readable by others; chmod 600 it first");
   }
-  PAMPA_ASSIGN_OR_RETURN(auto text, ReadFile(info.passphrase_file));
+  PAMPA_ASSIGN_OR_RETURN(auto text, ReadFile(file));
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (text.size() < 8)
-    return Status::Invalid("the passphrase in " + info.passphrase_file + " is shorter than 8 characters");
+  if (text.size() < 8) return Status::Invalid("the passphrase in " + file + " is shorter than 8 characters");
   return text;
+}
+
+json RecordJson(const RepoInfo& i) {
+  return {{"name", i.name},         {"url", i.url},         {"passphrase_file", i.passphrase_file},
+          {"key_file", i.key_file}, {"ssh_key", i.ssh_key}, {"known_hosts", i.known_hosts}};
+}
+
+RepoInfo InfoFromJson(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return {};
+  return RepoInfo{j.value("name", ""),     j.value("url", ""),     j.value("passphrase_file", ""),
+                  j.value("key_file", ""), j.value("ssh_key", ""), j.value("known_hosts", "")};
+}
+
+}  // namespace
+
+Result<RepoSecret> Repos::Secret(const RepoInfo& info) {
+  RepoSecret s;
+  s.key_file = info.key_file;
+  if (!info.passphrase_file.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(s.passphrase, ReadPassphrase(info.passphrase_file, info.name));
+  }
+  return s;
+}
+
+Status Repos::Record(const RepoInfo& info, bool create) {
+  std::string text = RecordJson(info).dump();
+  return create ? store_.Create("repos/" + info.name, text) : store_.Put("repos/" + info.name, text);
 }
 
 Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
   PAMPA_RETURN_IF_ERROR(ValidateName("repository", in.name));
   if (store_.Get("repos/" + in.name)->has_value())
     return Status::Conflict("repository '" + in.name + "' already exists");
-  if (no_encryption == !in.passphrase_file.empty()) {
-    return Status::Invalid("give --passphrase-file FILE to encrypt the repository, or --no-encryption");
+  int kinds = !in.passphrase_file.empty() + !in.key_file.empty() + no_encryption;
+  if (kinds != 1) {
+    return Status::Invalid(
+        "give one of --passphrase-file FILE (the key is kept in the repository, wrapped by the passphrase), "
+        "--key-file FILE (the key is kept in that file only) or --no-encryption");
   }
-  PAMPA_ASSIGN_OR_RETURN(auto pass, Passphrase(in));
+  if (!in.key_file.empty() && in.key_file.front() != '/') return Status::Invalid("the key file path must be absolute");
+  PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(in));
   for (auto* f : {&in.ssh_key, &in.known_hosts}) {
     if (!f->empty() && (f->front() != '/' || !Exists(*f))) return Status::Invalid("file " + *f + " does not exist");
   }
@@ -56,30 +88,29 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   bool encrypted;
   if (exists) {
-    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), pass));
+    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
     encrypted = repo->encrypted();
-    if (!encrypted && !pass.empty())
+    if (!encrypted && !secret.empty())
       return Status::Invalid("the repository at " + in.url + " is not encrypted: use --no-encryption");
   } else {
-    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Init(std::move(store), pass));
+    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Init(std::move(store), secret));
     encrypted = repo->encrypted();
   }
-  json rec = {{"name", in.name},
+  PAMPA_RETURN_IF_ERROR(Record(in, /*create=*/true));
+  return json{{"name", in.name},
               {"url", in.url},
-              {"passphrase_file", in.passphrase_file},
-              {"ssh_key", in.ssh_key},
-              {"known_hosts", in.known_hosts}};
-  PAMPA_RETURN_IF_ERROR(store_.Create("repos/" + in.name, rec.dump()));
-  return json{{"name", in.name}, {"url", in.url}, {"encrypted", encrypted}, {"created", !exists}};
+              {"encrypted", encrypted},
+              {"created", !exists},
+              {"key", !in.key_file.empty() ? "file"
+                      : encrypted          ? "passphrase"
+                                           : "none"}};
 }
 
 Result<std::vector<RepoInfo>> Repos::List() {
   PAMPA_ASSIGN_OR_RETURN(auto kvs, store_.List("repos/"));
   std::vector<RepoInfo> out;
   for (auto& [k, v] : kvs) {
-    auto j = json::parse(v, nullptr, false);
-    out.push_back({j.value("name", ""), j.value("url", ""), j.value("passphrase_file", ""), j.value("ssh_key", ""),
-                   j.value("known_hosts", "")});
+    out.push_back(InfoFromJson(v));
   }
   return out;
 }
@@ -88,26 +119,39 @@ Result<RepoInfo> Repos::Get(const std::string& name) {
   PAMPA_RETURN_IF_ERROR(ValidateName("repository", name));
   PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get("repos/" + name));
   if (!v) return Status::NotFound("repository '" + name + "' does not exist (see: pampa repo list)");
-  auto j = json::parse(*v, nullptr, false);
-  return RepoInfo{j.value("name", ""), j.value("url", ""), j.value("passphrase_file", ""), j.value("ssh_key", ""),
-                  j.value("known_hosts", "")};
+  return InfoFromJson(*v);
 }
 
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
-  PAMPA_ASSIGN_OR_RETURN(auto pass, Passphrase(info));
-  std::string key = Sha256Hex(info.url + "\n" + pass);
+  PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
+  std::string key = Sha256Hex(info.url + "\n" + secret.passphrase + "\n" + secret.key_file);
   {
     std::lock_guard lock(mu_);
     auto it = open_.find(name);
     if (it != open_.end() && it->second.first == key) return it->second.second;
   }
   PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info));
-  PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), pass));
+  PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
   std::shared_ptr<Repository> shared(std::move(repo));
   std::lock_guard lock(mu_);
   open_[name] = {key, shared};
   return shared;
+}
+
+Status Repos::ChangePassphrase(const std::string& name, const std::string& new_file) {
+  if (new_file.empty() || new_file.front() != '/') {
+    return Status::Invalid("give the new passphrase file as an absolute path");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
+  PAMPA_ASSIGN_OR_RETURN(auto pass, ReadPassphrase(new_file, name));
+  PAMPA_ASSIGN_OR_RETURN(auto repo, Open(name));
+  PAMPA_RETURN_IF_ERROR(repo->ChangePassphrase(pass));
+  info.passphrase_file = new_file;
+  PAMPA_RETURN_IF_ERROR(Record(info, /*create=*/false));
+  std::lock_guard lock(mu_);
+  open_.erase(name);  // reopened (and re-derived) with the new file next time
+  return Status::Ok();
 }
 
 }  // namespace pampa

@@ -1,6 +1,6 @@
 // The repositories pampad knows ("repos/NAME" in the state store) and opening
-// them. A repository's passphrase stays in the file the administrator named
-// (root-only), read at each use; pampad never stores it.
+// them. A repository's passphrase or key stays in the file the administrator
+// named (root-only), read at each use; pampad never stores it.
 #pragma once
 
 #include <map>
@@ -18,7 +18,8 @@ namespace pampa {
 struct RepoInfo {
   std::string name;
   std::string url;              // an absolute path (local, NFS or SSHFS mount); sftp:// later
-  std::string passphrase_file;  // empty: unencrypted
+  std::string passphrase_file;  // encrypted with a passphrase kept in this file (mode 600)
+  std::string key_file;         // or: encrypted with the key kept in this file; neither: unencrypted
   std::string ssh_key;          // sftp: private key file (empty: root's default keys)
   std::string known_hosts;      // sftp: known_hosts file (empty: ~/.ssh/known_hosts)
 };
@@ -31,17 +32,21 @@ class Repos {
   Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption);
   Result<std::vector<RepoInfo>> List();
   Result<RepoInfo> Get(const std::string& name);
-  // Opens a registered repository (checks the passphrase).
+  // Opens a registered repository (checks the passphrase or key file).
   Result<std::shared_ptr<Repository>> Open(const std::string& name);
+  // Re-wraps the repository key under the passphrase in new_file (mode 600)
+  // and records new_file as the repository's passphrase file.
+  Status ChangePassphrase(const std::string& name, const std::string& new_file);
 
  private:
   Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info);
-  Result<std::string> Passphrase(const RepoInfo& info);
+  Result<RepoSecret> Secret(const RepoInfo& info);
+  Status Record(const RepoInfo& info, bool create);
   Store& store_;
   // Opened repositories, so the key derivation (scrypt, ~0.1 s and 32 MiB) runs
   // once per repository and passphrase, not per request.
   std::mutex mu_;
-  std::map<std::string, std::pair<std::string, std::shared_ptr<Repository>>> open_;  // name -> (passphrase hash, repo)
+  std::map<std::string, std::pair<std::string, std::shared_ptr<Repository>>> open_;  // name -> (secret hash, repo)
 };
 
 }  // namespace pampa

@@ -1,8 +1,11 @@
 #include "backup/repository.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <optional>
 
 #include "base/fs.h"
 #include "base/process.h"
@@ -22,8 +25,8 @@ json ConfigJson(const RepoConfig& c) {
             {"zstd_level", c.zstd_level},
             {"encryption", c.encryption}};
   if (c.encryption != "none") {
-    j["kdf"] = {{"name", "scrypt"}, {"n", c.kdf.n}, {"r", c.kdf.r}, {"p", c.kdf.p}, {"salt", ToBase64(c.kdf.salt)}};
-    j["wrapped_keys"] = c.wrapped_keys;
+    j["key"] = c.key;
+    j["key_check"] = c.key_check;
   }
   return j;
 }
@@ -45,23 +48,102 @@ Result<RepoConfig> ConfigFromJson(const std::string& text) {
   c.encryption = j.value("encryption", "");
   c.zstd_level = j.value("zstd_level", 3);
   if (c.encryption == "aes-256-gcm") {
-    auto& k = j["kdf"];
-    c.kdf.n = k.value("n", 0ull);
-    c.kdf.r = k.value("r", 0u);
-    c.kdf.p = k.value("p", 0u);
-    auto salt = FromBase64(k.value("salt", ""));
-    if (!salt.ok()) return Status::Invalid("repository config has a bad salt");
-    c.kdf.salt = *salt;
-    c.wrapped_keys = j.value("wrapped_keys", "");
+    c.key = j.value("key", "");
+    c.key_check = j.value("key_check", "");
+    if (c.key != "passphrase" && c.key != "file") return Status::Invalid("repository config has an unknown key kind");
   } else if (c.encryption != "none") {
     return Status::Invalid("repository encryption '" + c.encryption + "' is not supported");
   }
   return c;
 }
 
+std::string KeyCheck(const RepoKeys& keys) { return HmacSha256Hex(keys.id_key, "pampa-key-check"); }
+
+std::string RawKeys(const RepoKeys& keys) {
+  std::string raw(reinterpret_cast<const char*>(keys.data_key.data()), 32);
+  raw.append(reinterpret_cast<const char*>(keys.id_key.data()), 32);
+  return raw;
+}
+
+RepoKeys KeysFromRaw(const std::string& raw) {
+  RepoKeys keys;
+  keys.encrypted = true;
+  std::memcpy(keys.data_key.data(), raw.data(), 32);
+  std::memcpy(keys.id_key.data(), raw.data() + 32, 32);
+  return keys;
+}
+
+// A keys/ object: the keys wrapped under a passphrase.
+Result<std::string> WrapKeys(const RepoKeys& keys, const std::string& passphrase) {
+  KdfParams kdf;
+  kdf.salt = RandomBytes(16);
+  PAMPA_ASSIGN_OR_RETURN(auto kek, DeriveKey(passphrase, kdf));
+  json j = {{"kdf", {{"name", "scrypt"}, {"n", kdf.n}, {"r", kdf.r}, {"p", kdf.p}, {"salt", ToBase64(kdf.salt)}}},
+            {"wrapped_keys", ToBase64(Encrypt(kek, RawKeys(keys)))}};
+  return j.dump(2) + "\n";
+}
+
+// The keys, when this passphrase unwraps this keys/ object.
+std::optional<RepoKeys> UnwrapKeys(const std::string& text, const std::string& passphrase) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j["kdf"].is_object() || j["kdf"].value("name", "") != "scrypt") return std::nullopt;
+  KdfParams kdf;
+  kdf.n = j["kdf"].value("n", 0ull);
+  kdf.r = j["kdf"].value("r", 0u);
+  kdf.p = j["kdf"].value("p", 0u);
+  auto salt = FromBase64(j["kdf"].value("salt", ""));
+  auto wrapped = FromBase64(j.value("wrapped_keys", ""));
+  // Refuse parameters that would make one derivation take minutes or gigabytes.
+  if (!salt.ok() || !wrapped.ok() || kdf.n < 2 || kdf.n > (1u << 20) || kdf.r < 1 || kdf.r > 32 || kdf.p < 1 ||
+      kdf.p > 16) {
+    return std::nullopt;
+  }
+  kdf.salt = *salt;
+  auto kek = DeriveKey(passphrase, kdf);
+  if (!kek.ok()) return std::nullopt;
+  auto raw = Decrypt(*kek, *wrapped);
+  if (!raw.ok() || raw->size() != 64) return std::nullopt;
+  return KeysFromRaw(*raw);
+}
+
+std::string NewKeyObject() { return "keys/" + ToHex(RandomBytes(8)); }
+
+Status CheckPrivate(const std::string& path, const std::string& what) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(what + " " + path + " is missing");
+  if (st.st_mode & 0077) return Status::Invalid(what + " " + path + " is readable by others; chmod 600 it first");
+  return Status::Ok();
+}
+
+// A key file: {"format":"pampa-repository-key","repository":ID,"keys":base64(data_key || id_key)}.
+Status WriteKeyFile(const std::string& path, const std::string& repo_id, const RepoKeys& keys) {
+  if (path.empty() || path[0] != '/') return Status::Invalid("the key file path must be absolute");
+  if (Exists(path)) {
+    return Status::Conflict("key file " + path +
+                            " exists; a new repository gets a new key file (pick a path that does not exist)");
+  }
+  json j = {{"format", "pampa-repository-key"}, {"repository", repo_id}, {"keys", ToBase64(RawKeys(keys))}};
+  return WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+}
+
+Result<RepoKeys> ReadKeyFile(const std::string& path, const RepoConfig& c) {
+  PAMPA_RETURN_IF_ERROR(CheckPrivate(path, "key file"));
+  PAMPA_ASSIGN_OR_RETURN(auto text, ReadFile(path));
+  auto j = json::parse(text, nullptr, false);
+  auto raw = FromBase64(j.is_object() ? j.value("keys", "") : "");
+  if (!j.is_object() || j.value("format", "") != "pampa-repository-key" || !raw.ok() || raw->size() != 64) {
+    return Status::Invalid(path + " is not a Pampa repository key file");
+  }
+  RepoKeys keys = KeysFromRaw(*raw);
+  if (j.value("repository", "") != c.id || KeyCheck(keys) != c.key_check) {
+    return Status::Invalid("key file " + path + " belongs to another repository (nothing was changed)");
+  }
+  return keys;
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Repository>> Repository::Init(std::unique_ptr<ObjectStore> store, const std::string& passphrase,
+Result<std::unique_ptr<Repository>> Repository::Init(std::unique_ptr<ObjectStore> store, const RepoSecret& secret,
                                                      uint64_t chunk_size) {
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   if (exists) return Status::Conflict("a repository already exists at " + store->Describe());
@@ -73,22 +155,31 @@ Result<std::unique_ptr<Repository>> Repository::Init(std::unique_ptr<ObjectStore
   c.id = ToHex(RandomBytes(16));
   c.chunk_size = chunk_size;
   RepoKeys keys;
-  if (passphrase.empty()) {
+  std::string key_object;
+  if (secret.empty()) {
     c.encryption = "none";
   } else {
     keys = RepoKeys::Generate();
-    c.kdf.salt = RandomBytes(16);
-    PAMPA_ASSIGN_OR_RETURN(auto kek, DeriveKey(passphrase, c.kdf));
-    std::string raw(reinterpret_cast<const char*>(keys.data_key.data()), 32);
-    raw.append(reinterpret_cast<const char*>(keys.id_key.data()), 32);
-    c.wrapped_keys = ToBase64(Encrypt(kek, raw));
+    c.key_check = KeyCheck(keys);
+    if (!secret.key_file.empty()) {
+      c.key = "file";
+      PAMPA_RETURN_IF_ERROR(WriteKeyFile(secret.key_file, c.id, keys));
+    } else {
+      key_object = NewKeyObject();
+      PAMPA_ASSIGN_OR_RETURN(auto wrapped, WrapKeys(keys, secret.passphrase));
+      PAMPA_RETURN_IF_ERROR(store->Put(key_object, wrapped));
+    }
   }
-  PAMPA_RETURN_IF_ERROR(store->Put("config", ConfigJson(c).dump(2) + "\n"));
-  return std::unique_ptr<Repository>(new Repository(std::move(store), c, keys));
+  // The config last: until it exists, this is not a repository.
+  Status st = store->Put("config", ConfigJson(c).dump(2) + "\n");
+  if (!st.ok()) {
+    if (c.key == "file" && c.encryption != "none") unlink(secret.key_file.c_str());
+    return st;
+  }
+  return std::unique_ptr<Repository>(new Repository(std::move(store), c, keys, key_object));
 }
 
-Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore> store,
-                                                     const std::string& passphrase) {
+Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore> store, const RepoSecret& secret) {
   auto text = store->Get("config");
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound) {
@@ -98,21 +189,46 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore
   }
   PAMPA_ASSIGN_OR_RETURN(auto c, ConfigFromJson(*text));
   RepoKeys keys;
-  if (c.encryption != "none") {
-    if (passphrase.empty()) return Status::Invalid("the repository is encrypted: a passphrase is needed");
-    PAMPA_ASSIGN_OR_RETURN(auto kek, DeriveKey(passphrase, c.kdf));
-    PAMPA_ASSIGN_OR_RETURN(auto wrapped, FromBase64(c.wrapped_keys));
-    auto raw = Decrypt(kek, wrapped);
-    if (!raw.ok() || raw->size() != 64) {
+  std::string key_object;
+  if (c.encryption != "none" && c.key == "file") {
+    if (secret.key_file.empty()) {
+      return Status::Invalid("the repository's key is kept in a key file, not in the repository: give --key-file");
+    }
+    PAMPA_ASSIGN_OR_RETURN(keys, ReadKeyFile(secret.key_file, c));
+  } else if (c.encryption != "none") {
+    if (secret.passphrase.empty()) {
+      return Status::Invalid("the repository is encrypted with a passphrase: give --passphrase-file");
+    }
+    PAMPA_ASSIGN_OR_RETURN(auto names, store->List("keys/"));
+    for (auto& name : names) {
+      auto wrapped = store->Get(name);
+      if (!wrapped.ok()) continue;
+      if (auto k = UnwrapKeys(*wrapped, secret.passphrase); k && KeyCheck(*k) == c.key_check) {
+        keys = *k;
+        key_object = name;
+        break;
+      }
+    }
+    if (key_object.empty()) {
       return Status::Invalid("wrong passphrase: the repository key could not be unlocked (nothing was changed)");
     }
-    keys.encrypted = true;
-    std::memcpy(keys.data_key.data(), raw->data(), 32);
-    std::memcpy(keys.id_key.data(), raw->data() + 32, 32);
   }
-  auto repo = std::unique_ptr<Repository>(new Repository(std::move(store), c, keys));
+  auto repo = std::unique_ptr<Repository>(new Repository(std::move(store), c, keys, key_object));
   PAMPA_RETURN_IF_ERROR(repo->LoadChunkIndex());
   return repo;
+}
+
+Status Repository::ChangePassphrase(const std::string& new_passphrase) {
+  if (!keys_.encrypted || config_.key != "passphrase") {
+    return Status::Invalid("the repository has no passphrase to change (" +
+                           std::string(keys_.encrypted ? "its key is in a key file" : "it is not encrypted") + ")");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto wrapped, WrapKeys(keys_, new_passphrase));
+  std::string next = NewKeyObject();
+  PAMPA_RETURN_IF_ERROR(store_->Put(next, wrapped));
+  PAMPA_RETURN_IF_ERROR(store_->Delete(key_object_));
+  key_object_ = next;
+  return Status::Ok();
 }
 
 namespace {

@@ -21,9 +21,19 @@ struct RepoConfig {
   uint64_t chunk_size = 4 << 20;
   std::string id;
   std::string encryption = "aes-256-gcm";  // or "none"
+  std::string key = "passphrase";          // encrypted: "passphrase" (keys/ objects) or "file"
+  std::string key_check;                   // hex HMAC-SHA256(id_key, "pampa-key-check"): which key is right
   int zstd_level = 3;
-  KdfParams kdf;
-  std::string wrapped_keys;  // base64(AES-GCM(KEK, data_key || id_key))
+};
+
+// What unlocks an encrypted repository: a passphrase (the key is stored in
+// the repository, wrapped with scrypt + AES-GCM) or a key file kept outside
+// it (the repository alone is then useless to whoever takes it). Neither: no
+// encryption.
+struct RepoSecret {
+  std::string passphrase;
+  std::string key_file;  // absolute path; Init creates it (mode 600)
+  bool empty() const { return passphrase.empty() && key_file.empty(); }
 };
 
 // The id of an all-zero chunk: never stored, restored as a hole.
@@ -31,12 +41,17 @@ inline const std::string kZeroChunk = "zero";
 
 class Repository {
  public:
-  // Creates a repository in an empty store. An empty passphrase means no
+  // Creates a repository in an empty store. An empty secret means no
   // encryption (callers must have said --no-encryption).
-  static Result<std::unique_ptr<Repository>> Init(std::unique_ptr<ObjectStore> store, const std::string& passphrase,
+  static Result<std::unique_ptr<Repository>> Init(std::unique_ptr<ObjectStore> store, const RepoSecret& secret,
                                                   uint64_t chunk_size = 4 << 20);
-  // Opens an existing one; a wrong passphrase is kInvalid and touches nothing.
-  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<ObjectStore> store, const std::string& passphrase);
+  // Opens an existing one; a wrong passphrase or key file is kInvalid and touches nothing.
+  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<ObjectStore> store, const RepoSecret& secret);
+
+  // Wraps the key under a new passphrase: writes the new key object, then
+  // removes the one this repository was opened with (a crash in between
+  // leaves both passphrases working). Chunks and manifests are untouched.
+  Status ChangePassphrase(const std::string& new_passphrase);
 
   const RepoConfig& config() const { return config_; }
   bool encrypted() const { return keys_.encrypted; }
@@ -87,13 +102,14 @@ class Repository {
   static std::string ChunkObject(const std::string& id) { return "chunks/" + id.substr(0, 2) + "/" + id; }
 
  private:
-  Repository(std::unique_ptr<ObjectStore> store, RepoConfig config, RepoKeys keys)
-      : store_(std::move(store)), config_(std::move(config)), keys_(keys) {}
+  Repository(std::unique_ptr<ObjectStore> store, RepoConfig config, RepoKeys keys, std::string key_object)
+      : store_(std::move(store)), config_(std::move(config)), keys_(keys), key_object_(std::move(key_object)) {}
   Status LoadChunkIndex();
 
   std::unique_ptr<ObjectStore> store_;
   RepoConfig config_;
   RepoKeys keys_;
+  std::string key_object_;  // "keys/..." that the passphrase opened; empty otherwise
   std::mutex mu_;
   std::unordered_set<std::string> known_;  // chunk ids known to exist; REQUIRES: mu_
 };

@@ -223,7 +223,7 @@ TEST(ChunkCodec, KeyedIdsDifferFromPlainSha256) {
 }
 
 TEST(Repository, DedupAndManifestRoundTrip) {
-  auto repo = Repository::Init(NewMemoryObjectStore(), "secret", 1 << 20);
+  auto repo = Repository::Init(NewMemoryObjectStore(), {"secret"}, 1 << 20);
   ASSERT_TRUE(repo.ok()) << repo.status().message();
   uint64_t up1 = 0, up2 = 0;
   auto a = (*repo)->PutChunk("block", &up1);
@@ -247,16 +247,67 @@ std::unique_ptr<ObjectStore> Local(const std::filesystem::path& dir) {
 TEST(Repository, WrongPassphraseIsClearAndChangesNothing) {
   auto dir = std::filesystem::temp_directory_path() / ("pampa-repo-" + std::to_string(getpid()));
   {
-    auto repo = Repository::Init(Local(dir), "right");
+    auto repo = Repository::Init(Local(dir), {"right"});
     ASSERT_TRUE(repo.ok());
   }
   auto before = std::filesystem::last_write_time(dir / "config");
-  auto bad = Repository::Open(Local(dir), "wrong");
+  auto bad = Repository::Open(Local(dir), {"wrong"});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("wrong passphrase"), std::string::npos);
   EXPECT_EQ(std::filesystem::last_write_time(dir / "config"), before);
-  EXPECT_TRUE(Repository::Open(Local(dir), "right").ok());
-  EXPECT_EQ(Repository::Init(Local(dir), "x").status().code(), ErrorCode::kConflict);
+  EXPECT_TRUE(Repository::Open(Local(dir), {"right"}).ok());
+  EXPECT_EQ(Repository::Init(Local(dir), {"x"}).status().code(), ErrorCode::kConflict);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Repository, KeyFileKeepsTheKeyOutsideTheRepository) {
+  auto dir = std::filesystem::temp_directory_path() / ("pampa-keyfile-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string key = (dir / "repo.key").string(), other_key = (dir / "other.key").string();
+  std::string id;
+  {
+    auto repo = Repository::Init(Local(dir / "repo"), {"", key});
+    ASSERT_TRUE(repo.ok()) << repo.status().message();
+    uint64_t up = 0;
+    id = *(*repo)->PutChunk("secret data", &up);
+  }
+  EXPECT_EQ(std::filesystem::status(key).permissions() & std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
+  // The repository holds no key material: without the file, nothing opens.
+  EXPECT_FALSE(std::filesystem::exists(dir / "repo" / "keys"));
+  auto no_key = Repository::Open(Local(dir / "repo"), {"a passphrase"});
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_NE(no_key.status().message().find("--key-file"), std::string::npos) << no_key.status().message();
+  // Another repository's key file is refused by name.
+  ASSERT_TRUE(Repository::Init(Local(dir / "other"), {"", other_key}).ok());
+  auto wrong = Repository::Open(Local(dir / "repo"), {"", other_key});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("another repository"), std::string::npos) << wrong.status().message();
+  // A new repository never overwrites an existing key file.
+  EXPECT_EQ(Repository::Init(Local(dir / "third"), {"", key}).status().code(), ErrorCode::kConflict);
+  auto repo = Repository::Open(Local(dir / "repo"), {"", key});
+  ASSERT_TRUE(repo.ok()) << repo.status().message();
+  EXPECT_EQ(*(*repo)->GetChunk(id), "secret data");
+  EXPECT_FALSE((*repo)->ChangePassphrase("new passphrase").ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Repository, PassphraseChangeKeepsTheDataAndRetiresTheOldPassphrase) {
+  auto dir = std::filesystem::temp_directory_path() / ("pampa-repass-" + std::to_string(getpid()));
+  std::string id;
+  {
+    auto repo = Repository::Init(Local(dir), {"old passphrase"});
+    ASSERT_TRUE(repo.ok());
+    uint64_t up = 0;
+    id = *(*repo)->PutChunk("kept", &up);
+    ASSERT_TRUE((*repo)->ChangePassphrase("new passphrase").ok());
+  }
+  auto old = Repository::Open(Local(dir), {"old passphrase"});
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("wrong passphrase"), std::string::npos);
+  auto repo = Repository::Open(Local(dir), {"new passphrase"});
+  ASSERT_TRUE(repo.ok()) << repo.status().message();
+  EXPECT_EQ(*(*repo)->GetChunk(id), "kept");
   std::filesystem::remove_all(dir);
 }
 
@@ -264,7 +315,7 @@ TEST(Repository, TamperedManifestIsDetected) {
   for (std::string pass : {"secret", ""}) {
     auto store = NewMemoryObjectStore();
     ObjectStore* raw = store.get();
-    auto repo = Repository::Init(std::move(store), pass);
+    auto repo = Repository::Init(std::move(store), {pass});
     ASSERT_TRUE(repo.ok());
     ASSERT_TRUE((*repo)->WriteManifest({{"id", "b1"}, {"vm", "web"}}).ok());
     std::string env = *raw->Get("backups/b1");
@@ -298,7 +349,7 @@ TEST(Retention, KeepsNewestPerPeriod) {
 }
 
 TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {
-  auto repo = Repository::Init(NewMemoryObjectStore(), "", 1 << 16);
+  auto repo = Repository::Init(NewMemoryObjectStore(), {""}, 1 << 16);
   ASSERT_TRUE(repo.ok());
   uint64_t up;
   auto shared = *(*repo)->PutChunk("shared", &up);

@@ -46,7 +46,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
   repo->require_subcommand(1);
   {
     struct Opts {
-      std::string name, url, pass_file, ssh_key, known_hosts;
+      std::string name, url, pass_file, key_file, ssh_key, known_hosts;
       bool no_enc = false;
     };
     auto o = std::make_shared<Opts>();
@@ -56,7 +56,10 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         ->required();
     cmd->add_option("--ssh-key", o->ssh_key, "sftp: private key file (default: root's keys and ssh-agent)");
     cmd->add_option("--known-hosts", o->known_hosts, "sftp: known_hosts file (default: ~/.ssh/known_hosts)");
-    cmd->add_option("--passphrase-file", o->pass_file, "file holding the passphrase (mode 600)");
+    cmd->add_option("--passphrase-file", o->pass_file,
+                    "file holding the passphrase (mode 600); the key is stored in the repository, wrapped by it");
+    cmd->add_option("--key-file", o->key_file,
+                    "the key is kept in this file only (created with a new repository, mode 600): back it up");
     cmd->add_flag("--no-encryption", o->no_enc, "store chunks unencrypted (anyone with the files reads the data)");
     Bind(cmd, g, [&g, o] {
       std::string url = o->url.rfind("sftp://", 0) == 0 ? o->url : AbsolutePath(o->url);
@@ -64,12 +67,34 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       if (!o->ssh_key.empty()) body["ssh_key"] = AbsolutePath(o->ssh_key);
       if (!o->known_hosts.empty()) body["known_hosts"] = AbsolutePath(o->known_hosts);
       if (!o->pass_file.empty()) body["passphrase_file"] = AbsolutePath(o->pass_file);
+      if (!o->key_file.empty()) body["key_file"] = AbsolutePath(o->key_file);
       auto r = g.client().Call("POST", "/api/v1/repos", body);
       if (!r.ok()) return PrintError(r.status().message());
       if (o->no_enc) std::cerr << "WARNING: repository '" << o->name << "' is NOT encrypted\n";
+      if (!o->key_file.empty() && r->value("created", false)) {
+        std::cerr << "IMPORTANT: the key of repository '" << o->name << "' exists only in " << AbsolutePath(o->key_file)
+                  << ". Without it no backup can be restored: copy it somewhere safe, away from the repository.\n";
+      }
       std::cout << (r->value("created", false) ? "created" : "registered existing") << " repository " << o->name
                 << " at " << r->value("url", "") << (r->value("encrypted", false) ? " (encrypted)" : " (unencrypted)")
                 << "\n";
+      return 0;
+    });
+  }
+  {
+    struct Opts {
+      std::string name, file;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = repo->add_subcommand("passphrase", "change a repository's passphrase (the data is not re-encrypted)");
+    cmd->add_option("name", o->name, "repository name")->required();
+    cmd->add_option("--new-passphrase-file", o->file, "file holding the new passphrase (mode 600)")->required();
+    Bind(cmd, g, [&g, o] {
+      auto r = g.client().Call("POST", "/api/v1/repos/" + o->name + "/passphrase",
+                               {{"passphrase_file", AbsolutePath(o->file)}});
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "repository " << o->name << " now opens with the passphrase in " << AbsolutePath(o->file)
+                << "; the old passphrase no longer works\n";
       return 0;
     });
   }

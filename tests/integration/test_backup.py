@@ -157,7 +157,7 @@ def test_wrong_passphrase_and_missing_choice_are_clear(bk):
     assert r.returncode != 0 and "wrong passphrase" in r.stderr
     assert os.stat(os.path.join(d.repo_dir, "config")).st_mtime_ns == before
     r = d.cli("repo", "add", "again", "--url", os.path.join(d.root, "r2"), check=False)
-    assert "--passphrase-file FILE to encrypt the repository, or --no-encryption" in r.stderr
+    assert "give one of --passphrase-file FILE" in r.stderr and "--key-file FILE" in r.stderr
     os.chmod(wrong, 0o644)
     r = d.cli("repo", "add", "again", "--url", os.path.join(d.root, "r2"), "--passphrase-file", wrong, check=False)
     assert "readable by others" in r.stderr
@@ -165,6 +165,41 @@ def test_wrong_passphrase_and_missing_choice_are_clear(bk):
     assert "repository 'nope' does not exist" in r.stderr
     r = d.cli("repo", "add", "plain", "--url", os.path.join(d.root, "r3"), "--no-encryption")
     assert "NOT encrypted" in r.stderr
+
+
+def test_key_file_repository_and_passphrase_change(bk):
+    d = bk
+    key = os.path.join(d.root, "kf.key")
+    r = d.cli("repo", "add", "kf", "--url", os.path.join(d.root, "repo-kf"), "--key-file", key)
+    assert "exists only in " + key in r.stderr
+    assert os.stat(key).st_mode & 0o077 == 0
+    listed = {x["name"]: x for x in d.cli_json("repo", "list")}
+    assert listed["kf"]["key"] == "file" and listed["main"]["key"] == "passphrase"
+    assert not os.path.exists(os.path.join(d.root, "repo-kf", "keys"))
+    b = backup(d, repo="kf")
+    assert d.cli("backup", "verify", "--repo", "kf").returncode == 0
+    # Registering the same repository again needs that key file; a passphrase does not open it.
+    r = d.cli("repo", "add", "kf2", "--url", os.path.join(d.root, "repo-kf"), "--passphrase-file",
+              os.path.join(d.root, "passphrase"), check=False)
+    assert r.returncode != 0 and "--key-file" in r.stderr
+    assert d.cli("repo", "add", "kf2", "--url", os.path.join(d.root, "repo-kf"), "--key-file", key).returncode == 0
+    assert [x["id"] for x in d.cli_json("backup", "list", "--repo", "kf2")] == [b["id"]]
+
+    # A new passphrase for "main": the old one stops working, the backups stay.
+    new = os.path.join(d.root, "passphrase-2")
+    with open(new, "w") as f:
+        f.write("a brand new passphrase\n")
+    os.chmod(new, 0o600)
+    before = [x["id"] for x in d.cli_json("backup", "list", "--repo", "main")]
+    d.cli("repo", "passphrase", "main", "--new-passphrase-file", new)
+    assert [x["id"] for x in d.cli_json("backup", "list", "--repo", "main")] == before
+    r = d.cli("repo", "add", "old", "--url", d.repo_dir, "--passphrase-file", os.path.join(d.root, "passphrase"),
+              check=False)
+    assert r.returncode != 0 and "wrong passphrase" in r.stderr
+    assert d.cli("repo", "add", "renewed", "--url", d.repo_dir, "--passphrase-file", new).returncode == 0
+    r = d.cli("repo", "passphrase", "kf", "--new-passphrase-file", new, check=False)
+    assert r.returncode != 0 and "key file" in r.stderr
+    d.cli("repo", "passphrase", "main", "--new-passphrase-file", os.path.join(d.root, "passphrase"))  # as before
 
 
 def test_kill9_of_pampad_during_a_backup_leaves_a_usable_repository(bk):
