@@ -4,7 +4,6 @@
 namespace pampa {
 
 void RegisterSnapshotRoutes(Router& r, ApiContext& ctx) {
-  using json = nlohmann::json;
   auto task_reply = [](const Result<std::string>& task, const std::string& vm) {
     if (!task.ok()) return ErrorResponse(task.status());
     return HttpResponse{202, {{"task", task.value()}, {"vm", vm}}};

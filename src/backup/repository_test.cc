@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "backup/prune.h"
@@ -34,6 +35,19 @@ class TestSshd {
   }
   ~TestSshd() {
     if (pid_ > 0) kill(pid_, SIGTERM);
+  }
+  // Sends sig to sshd and every process it forked (the per-connection ones).
+  void SignalAll(int sig) const {
+    std::vector<pid_t> todo = {pid_};
+    while (!todo.empty()) {
+      pid_t p = todo.back();
+      todo.pop_back();
+      kill(p, sig);
+      auto kids = Run({"pgrep", "-P", std::to_string(p)});
+      if (!kids.ok()) continue;
+      std::istringstream in(kids->out);
+      for (pid_t k; in >> k;) todo.push_back(k);
+    }
   }
   SftpLocation Location(const std::string& path) const {
     SftpLocation l{"root", "127.0.0.1", dir_ + "/" + path, port_, dir_ + "/client", dir_ + "/known_hosts"};
@@ -171,6 +185,31 @@ TEST(SftpStore, UnknownHostKeyAndBadUrlsAreRefused) {
   auto s = OpenSftpObjectStore(l, 1);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("not in known_hosts"), std::string::npos) << s.status().message();
+}
+
+TEST(SftpStore, ATargetThatStopsAnsweringFailsTheOperation) {
+  TestSshd* sshd = TestSshd::Get();
+  if (!sshd) GTEST_SKIP() << "no sshd to test the SFTP store against";
+  SftpLocation loc = sshd->Location("stall");
+  loc.stall_seconds = 2;
+  auto store = OpenSftpObjectStore(loc, 1);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  ASSERT_TRUE((*store)->Put("before", "x").ok());
+  std::string big(256 << 20, 'z');  // far more than the socket buffers hold
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sshd->SignalAll(SIGSTOP);
+  });
+  Status st = (*store)->Put("big", big);
+  stopper.join();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sshd->SignalAll(SIGCONT);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("stopped answering"), std::string::npos) << st.message();
+  EXPECT_LT(secs, 10);
+  // The store recovers with a new connection once the server answers again.
+  EXPECT_TRUE((*store)->Put("after", "y").ok());
 }
 
 TEST(ChunkCodec, RoundTripCompressedAndEncrypted) {

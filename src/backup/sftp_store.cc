@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -14,7 +15,10 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <thread>
 #include <vector>
+
+#include "base/clock.h"
 
 namespace pampa {
 namespace {
@@ -22,6 +26,10 @@ namespace {
 struct Conn {
   ssh_session ssh = nullptr;
   sftp_session sftp = nullptr;
+  // When the running operation last moved data (ms, MonotonicMs); 0 when idle.
+  std::atomic<int64_t> last_progress{0};
+  std::atomic<bool> cut{false};  // the watchdog shut the socket down
+  void Progress() { last_progress = MonotonicMs(); }
   ~Conn() {
     if (sftp) sftp_free(sftp);
     if (ssh) {
@@ -40,7 +48,17 @@ bool ValidName(const std::string& name) {
 
 class SftpObjectStore final : public ObjectStore {
  public:
-  SftpObjectStore(SftpLocation loc, int pool) : loc_(std::move(loc)), max_(pool) {}
+  SftpObjectStore(SftpLocation loc, int pool) : loc_(std::move(loc)), max_(pool) {
+    watchdog_ = std::thread([this] { Watch(); });
+  }
+  ~SftpObjectStore() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    watch_cv_.notify_all();
+    watchdog_.join();
+  }
 
   Status Init() {
     PAMPA_ASSIGN_OR_RETURN(auto conn, Connect());
@@ -78,6 +96,7 @@ class SftpObjectStore final : public ObjectStore {
           return st;
         }
         off += n;
+        c.Progress();
       }
       if (sftp_extension_supported(c.sftp, "fsync@openssh.com", "1")) sftp_fsync(f);
       sftp_close(f);
@@ -119,6 +138,7 @@ class SftpObjectStore final : public ObjectStore {
           return Status::Unavailable("sftp: read of " + path + " failed: " + Error(c));
         }
         out.append(buf, n);
+        c.Progress();
       }
       sftp_close(f);
       return Status::Ok();
@@ -272,7 +292,21 @@ class SftpObjectStore final : public ObjectStore {
       }
       c = std::move(*made);
     }
+    c->Progress();
+    {
+      std::lock_guard lock(mu_);
+      busy_.push_back(c.get());
+    }
     Status st = fn(*c);
+    {
+      std::lock_guard lock(mu_);
+      busy_.erase(std::find(busy_.begin(), busy_.end(), c.get()));
+      c->last_progress = 0;
+    }
+    if (c->cut) {
+      st = Status::Unavailable(Describe() + " stopped answering (no data moved for " +
+                               std::to_string(loc_.stall_seconds) + " s); check the server and the network");
+    }
     if (st.code() == ErrorCode::kUnavailable) {
       std::lock_guard lock(mu_);
       --open_;
@@ -281,6 +315,22 @@ class SftpObjectStore final : public ObjectStore {
     }
     Release(std::move(c));
     return st;
+  }
+
+  // Cuts the socket of an operation that moved no data for stall_seconds:
+  // the blocked libssh call then fails, and With() drops the connection.
+  void Watch() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      watch_cv_.wait_for(lock, std::chrono::milliseconds(500));
+      int64_t now = MonotonicMs();
+      for (Conn* c : busy_) {
+        int64_t last = c->last_progress;
+        if (last == 0 || c->cut || now - last < loc_.stall_seconds * 1000ll) continue;
+        c->cut = true;
+        shutdown(ssh_get_fd(c->ssh), SHUT_RDWR);
+      }
+    }
   }
 
   void Release(std::unique_ptr<Conn> c) {
@@ -295,6 +345,10 @@ class SftpObjectStore final : public ObjectStore {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> free_;  // REQUIRES: mu_
   int open_ = 1;                             // connections in existence (Init's counts); REQUIRES: mu_
+  std::vector<Conn*> busy_;                  // connections running an operation; REQUIRES: mu_
+  bool stopping_ = false;                    // REQUIRES: mu_
+  std::condition_variable watch_cv_;
+  std::thread watchdog_;
   std::mutex dirs_mu_;
   std::vector<std::string> dirs_;
 };

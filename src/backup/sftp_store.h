@@ -13,6 +13,9 @@ struct SftpLocation {
   int port = 22;
   std::string identity;     // private key file; empty: the default keys and ssh-agent
   std::string known_hosts;  // empty: ~/.ssh/known_hosts
+  // An operation that moves no data for this long fails (the connection is cut):
+  // a dead target fails the backup instead of holding it forever.
+  int stall_seconds = 60;
 };
 
 Result<SftpLocation> ParseSftpUrl(const std::string& url);
