@@ -163,6 +163,7 @@ Result<std::string> VmManager::RevertSnapshot(const std::string& name, const std
     auto nodes = NodeNames(paths.size());
     bool memory = meta.value("memory", false);
     bool was_running = Running(vm.state);
+    PAMPA_RETURN_IF_ERROR(DropBackupBitmaps(vm, paths, ctx));
     if (memory && was_running) {
       ctx.Log("loading RAM and disks with snapshot-load");
       PAMPA_RETURN_IF_ERROR(

@@ -206,6 +206,38 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
   return Status::Ok();
 }
 
+Status VmManager::DropBackupBitmaps(Vm& vm, const std::vector<std::string>& paths, TaskContext& ctx) {
+  auto ours = [](const std::string& name) { return name.rfind("pampa-", 0) == 0; };
+  int dropped = 0;
+  if (vm.qmp && vm.qmp->connected()) {
+    PAMPA_ASSIGN_OR_RETURN(auto nodes, vm.qmp->Execute("query-named-block-nodes", {{"flat", true}}, 10s));
+    for (auto& node : nodes) {
+      std::string name = node.value("node-name", "");
+      if (name.rfind("disk", 0) != 0) continue;
+      for (auto& b : node.value("dirty-bitmaps", json::array())) {
+        if (!ours(b.value("name", ""))) continue;
+        PAMPA_RETURN_IF_ERROR(
+            vm.qmp->Execute("block-dirty-bitmap-remove", {{"node", name}, {"name", b.value("name", "")}}, 10s)
+                .status());
+        ++dropped;
+      }
+    }
+  } else {
+    for (auto& p : paths) {
+      for (auto& [bname, usable] : ImageBitmaps(p)) {
+        if (!ours(bname)) continue;
+        PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "bitmap", "--remove", p, bname}).status());
+        ++dropped;
+      }
+    }
+  }
+  if (dropped > 0) {
+    ctx.Log("dropped " + std::to_string(dropped) +
+            " backup dirty bitmap(s): the next backup of this VM reads its disks in full");
+  }
+  return Status::Ok();
+}
+
 Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx) {
   size_t n = run.paths.size();
   if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");

@@ -132,6 +132,11 @@ class VmManager {
   struct BackupRun;
   Status BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx);
   Status BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx);  // REQUIRES: vm.mu held
+  // Removes the backups' dirty bitmaps from the VM's disks before a snapshot
+  // revert: the revert changes the disks behind the bitmaps' back (and QEMU
+  // refuses to apply a snapshot while they exist). The next backup reads the
+  // disks in full. REQUIRES: vm.mu held
+  Status DropBackupBitmaps(Vm& vm, const std::vector<std::string>& paths, TaskContext& ctx);
   Status RunQmpJob(Vm& vm, const std::string& command, nlohmann::json args,
                    TaskContext& ctx);  // REQUIRES: vm.mu held
 
