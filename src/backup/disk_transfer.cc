@@ -292,7 +292,7 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
       res.times.seal += seal;
       res.times.upload += upload;
       done += len;
-      if (opt.progress) opt.progress(done, total);
+      if (opt.progress) opt.progress(done, total, res.times);
     }
     return Status::Ok();
   });

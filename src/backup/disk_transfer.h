@@ -41,6 +41,9 @@ struct StageTimes {
   double read = 0, seal = 0, upload = 0;  // seconds spent in each stage, summed over threads
 };
 
+// A stage's throughput as reported: bytes through it per second spent in it.
+inline double MibPerSecond(uint64_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / (1 << 20) : 0.0; }
+
 struct DiskBackupResult {
   uint64_t size = 0;
   std::vector<std::string> chunks;  // one id per chunk_size block, kZeroChunk for holes
@@ -55,8 +58,8 @@ struct DiskBackupOptions {
   // The previous backup's chunk list for this disk: chunks not dirty are taken from it.
   const std::vector<std::string>* previous = nullptr;
   int workers = 3;  // each reads, seals and uploads its own chunks
-  // Called with (bytes done, bytes to do) as work progresses; may be empty.
-  std::function<void(uint64_t, uint64_t)> progress;
+  // Called with (bytes done, bytes to do, stage times so far) as work progresses; may be empty.
+  std::function<void(uint64_t, uint64_t, const StageTimes&)> progress;
   const std::atomic<bool>* cancel = nullptr;
 };
 

@@ -106,7 +106,8 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       return GetAndShow(g, "/api/v1/repos", *as_json, [&](const json& r) {
         std::vector<std::vector<std::string>> rows;
         for (auto& x : r)
-          rows.push_back({x.value("name", ""), x.value("url", ""), x.value("encrypted", false) ? "yes" : "NO"});
+          rows.push_back({x.value("name", ""), x.value("url", ""),
+                          x.value("encrypted", false) ? "yes (" + x.value("key", "") + ")" : "NO"});
         PrintTable({"NAME", "URL", "ENCRYPTED"}, rows);
       });
     });

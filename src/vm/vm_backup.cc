@@ -150,8 +150,10 @@ Status ReadOneDisk(Repository& repo, const json& prev_manifest, std::vector<Disk
   opt.bitmap = bitmap;
   opt.previous = bitmap.empty() ? nullptr : &prev;
   opt.cancel = ctx.cancel_flag();
-  opt.progress = [&](uint64_t done, uint64_t total) {
-    ctx.Progress((i + (total ? double(done) / total : 1.0)) / n, "reading disk" + std::to_string(i));
+  opt.progress = [&](uint64_t done, uint64_t total, const StageTimes& t) {
+    ctx.Progress((i + (total ? double(done) / total : 1.0)) / n,
+                 fmt::format("disk{}: read {:.0f} MiB/s, compress+encrypt {:.0f} MiB/s, upload {:.0f} MiB/s", i,
+                             MibPerSecond(done, t.read), MibPerSecond(done, t.seal), MibPerSecond(done, t.upload)));
   };
   PAMPA_ASSIGN_OR_RETURN(auto res, BackupDisk(source, repo, opt));
   results.push_back(std::move(res));
@@ -495,7 +497,7 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
                        {"chunks", r.chunks}});
     }
     // Stage throughput: bytes through each stage per second of that stage.
-    auto rate = [&](double s) { return s > 0 ? read / s / (1 << 20) : 0.0; };
+    auto rate = [&](double s) { return MibPerSecond(read, s); };
     json stages = {{"read", {{"seconds", t.read}, {"mib_per_s", rate(t.read)}}},
                    {"compress_encrypt", {{"seconds", t.seal}, {"mib_per_s", rate(t.seal)}}},
                    {"upload", {{"seconds", t.upload}, {"mib_per_s", rate(t.upload)}}}};

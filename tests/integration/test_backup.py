@@ -78,6 +78,9 @@ def test_incremental_reads_only_changed_blocks(bk):
     # The 8 MiB plus metadata and what the writer of the previous test left: far from the 1 GiB disk.
     assert 8 * MiB <= r["bytes_read"] <= 40 * MiB, r
     assert r["bytes_uploaded"] >= 8 * MiB
+    # Progress names each stage's throughput, through the task API (the CLI bar shows the same).
+    task = [t for t in d.cli_json("task", "list") if t["type"] == "backup"][-1]
+    assert "compress+encrypt" in task["message"] and "MiB/s" in task["message"], task
     quiet = backup(d)
     assert quiet["incremental"] is True and quiet["bytes_read"] <= 8 * MiB
 
