@@ -57,7 +57,9 @@ struct DiskBackupOptions {
   std::string bitmap;
   // The previous backup's chunk list for this disk: chunks not dirty are taken from it.
   const std::vector<std::string>* previous = nullptr;
-  int workers = 3;  // each reads, seals and uploads its own chunks
+  // Each reads, seals and uploads its own chunks; more than the cores, so that
+  // one waiting on its upload (fsync, network) leaves the CPU to the others.
+  int workers = 4;
   // Called with (bytes done, bytes to do, stage times so far) as work progresses; may be empty.
   std::function<void(uint64_t, uint64_t, const StageTimes&)> progress;
   const std::atomic<bool>* cancel = nullptr;

@@ -61,16 +61,16 @@ class QemuNbdServer {
     argv.push_back(image);
     PAMPA_ASSIGN_OR_RETURN(pid_t pid, SpawnDetached(argv, socket + ".log"));
     auto server = std::unique_ptr<QemuNbdServer>(new QemuNbdServer(pid, socket));
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 2500; ++i) {  // it listens within a few ms
       if (Exists(socket)) return server;
       if (!ProcessAlive(pid, "")) break;
-      std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(2ms);
     }
     return Status::Unavailable("qemu-nbd did not start for " + image + ": " + TailFile(socket + ".log", 400));
   }
   ~QemuNbdServer() {
     kill(pid_, SIGTERM);
-    for (int i = 0; i < 500 && ProcessAlive(pid_, ""); ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 2500 && ProcessAlive(pid_, ""); ++i) std::this_thread::sleep_for(2ms);
     unlink(socket_.c_str());
     unlink((socket_ + ".log").c_str());
     unlink((socket_ + ".nbdpid").c_str());
