@@ -29,6 +29,11 @@ struct Conn {
   // When the running operation last moved data (ms, MonotonicMs); 0 when idle.
   std::atomic<int64_t> last_progress{0};
   std::atomic<bool> cut{false};  // the watchdog shut the socket down
+  // Bytes per read or write request: every request waits for its answer, so
+  // bigger is much faster (64 KiB requests uploaded at 8 MB/s on loopback,
+  // 255 KiB ones at over 60). OpenSSH takes up to 256 KiB messages; other
+  // servers get the 32 KiB every SFTP server must accept.
+  size_t io_size = 32 << 10;
   void Progress() { last_progress = MonotonicMs(); }
   ~Conn() {
     if (sftp) sftp_free(sftp);
@@ -88,7 +93,7 @@ class SftpObjectStore final : public ObjectStore {
       if (!f) return Status::Unavailable("sftp: cannot create " + tmp + ": " + Error(c));
       size_t off = 0;
       while (off < data.size()) {
-        ssize_t n = sftp_write(f, data.data() + off, std::min<size_t>(data.size() - off, 64 << 10));
+        ssize_t n = sftp_write(f, data.data() + off, std::min<size_t>(data.size() - off, c.io_size));
         if (n <= 0) {
           Status st = Status::Unavailable("sftp: write to " + tmp + " failed: " + Error(c));
           sftp_close(f);
@@ -129,16 +134,47 @@ class SftpObjectStore final : public ObjectStore {
           return Status::NotFound("no object " + name + " in " + Describe());
         return Status::Unavailable("sftp: cannot open " + path + ": " + Error(c));
       }
-      char buf[64 << 10];
-      while (true) {
-        ssize_t n = sftp_read(f, buf, sizeof buf);
-        if (n == 0) break;
+      // Objects never change once written: ask for every piece at once (one
+      // round trip, not one per piece), then collect the answers in order.
+      sftp_attributes attrs = sftp_fstat(f);
+      uint64_t size = attrs ? attrs->size : 0;
+      if (attrs) sftp_attributes_free(attrs);
+      out.resize(size);
+      std::vector<int> ids;
+      for (uint64_t off = 0; off < size; off += c.io_size) {
+        int id = sftp_async_read_begin(f, static_cast<uint32_t>(std::min<uint64_t>(c.io_size, size - off)));
+        if (id < 0) break;
+        ids.push_back(id);
+      }
+      uint64_t got = 0;
+      bool whole = ids.size() == (size + c.io_size - 1) / c.io_size;
+      for (size_t k = 0; k < ids.size(); ++k) {
+        uint64_t off = k * c.io_size, want = std::min<uint64_t>(c.io_size, size - off);
+        int n = sftp_async_read(f, out.data() + off, static_cast<uint32_t>(want), static_cast<uint32_t>(ids[k]));
         if (n < 0) {
           sftp_close(f);
           return Status::Unavailable("sftp: read of " + path + " failed: " + Error(c));
         }
-        out.append(buf, n);
+        whole &= static_cast<uint64_t>(n) == want && got == off;
+        if (whole) got = off + n;
         c.Progress();
+      }
+      // Short answers (or a failed request): the rest piece by piece, to the real end.
+      if (!whole || got != size) {
+        out.resize(got);
+        sftp_seek64(f, got);
+        while (true) {
+          size_t at = out.size();
+          out.resize(at + c.io_size);
+          ssize_t n = sftp_read(f, out.data() + at, c.io_size);
+          if (n < 0) {
+            sftp_close(f);
+            return Status::Unavailable("sftp: read of " + path + " failed: " + Error(c));
+          }
+          out.resize(at + n);
+          if (n == 0) break;
+          c.Progress();
+        }
       }
       sftp_close(f);
       return Status::Ok();
@@ -213,6 +249,10 @@ class SftpObjectStore final : public ObjectStore {
     ssh_options_set(c->ssh, SSH_OPTIONS_USER, loc_.user.c_str());
     ssh_options_set(c->ssh, SSH_OPTIONS_PORT, &port);
     ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &timeout);
+    // AES-GCM first: with AES-NI on both ends it costs a fraction of chacha20's CPU.
+    const char* ciphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr";
+    ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_C_S, ciphers);
+    ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_S_C, ciphers);
     if (!loc_.known_hosts.empty()) ssh_options_set(c->ssh, SSH_OPTIONS_KNOWNHOSTS, loc_.known_hosts.c_str());
     std::string where = loc_.user + "@" + loc_.host + ":" + std::to_string(loc_.port);
     if (ssh_connect(c->ssh) != SSH_OK)
@@ -247,6 +287,8 @@ class SftpObjectStore final : public ObjectStore {
     }
     c->sftp = sftp_new(c->ssh);
     if (!c->sftp || sftp_init(c->sftp) != SSH_OK) return Status::Unavailable("SFTP is not available on " + where);
+    const char* banner = ssh_get_serverbanner(c->ssh);
+    if (banner && std::string(banner).find("OpenSSH") != std::string::npos) c->io_size = 255 << 10;
     return c;
   }
 
