@@ -8,6 +8,10 @@ restic and borg back up the image file (they cannot see inside a VM); Pampa
 backs up the VM's disk through its dirty bitmap.
 Goals: first backup >= 2x faster than both, incremental >= 10x faster than both,
 restore >= 2x faster than restic, repository no larger than restic's.
+Then the same changed image once more to a real sshd on loopback (the daily
+backup to a remote server; here the server shares this machine's CPUs): full
+backup and restore over SFTP, Pampa and restic (sftp), borg (ssh + borg serve).
+Every timed step starts after a sync. --pampa-only skips the peers (profiling).
 """
 import json
 import os
@@ -18,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import Pampad  # noqa: E402
+from pampa_harness import Pampad, Sshd  # noqa: E402
 
 MiB = 1 << 20
 PASS = "bench passphrase 1234"
@@ -175,6 +179,36 @@ def main():
         results[("borg", "restore")] = timed(lambda: sh("borg", "extract", brepo + "::b", env=env, cwd=bout))
         results[("borg", "size")] = du(brepo)
 
+        # --- The same changed image over SSH, each tool to a fresh repository on a loopback sshd.
+        sshd = Sshd(work)
+        ssh = (f"ssh -p {sshd.port} -i {sshd.key} -o UserKnownHostsFile={sshd.known_hosts} -o BatchMode=yes "
+               "-o StrictHostKeyChecking=yes")
+        d.cli("repo", "add", "remote", "--url", f"sftp://root@127.0.0.1:{sshd.port}{work}/pampa-sftp",
+              "--passphrase-file", pass_file, "--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts)
+        sb = {}
+        results[("pampa", "sftp backup")] = timed(lambda: sb.update(json.loads(
+            d.cli("backup", "run", "bench", "--repo", "remote", "--json", timeout=3600).stdout)))
+        results[("pampa", "sftp restore")] = timed(lambda: d.cli("backup", "restore", sb["id"], "--repo", "remote",
+                                                                 "--as", "benchs", timeout=3600))
+        srepo = f"sftp:root@127.0.0.1:{work}/restic-sftp"
+        sopt = ["-o", f"sftp.command={ssh} root@127.0.0.1 -s sftp"]
+        sh("restic", "init", "--repository-version", "2", "--repo", srepo, *sopt, env=env, stdout=subprocess.DEVNULL)
+        results[("restic", "sftp backup")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
+                                                              "--compression", "auto", src_dir, env=env,
+                                                              stdout=subprocess.DEVNULL))
+        results[("restic", "sftp restore")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "restore", "latest",
+                                                               "--target", rout, env=env, stdout=subprocess.DEVNULL))
+        shutil.rmtree(rout)
+        benv = dict(env, BORG_RSH=ssh)
+        brs = f"ssh://root@127.0.0.1:{sshd.port}{work}/borg-ssh"
+        sh("borg", "init", "--encryption", "repokey-blake2", brs, env=benv, stderr=subprocess.DEVNULL)
+        results[("borg", "sftp backup")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brs + "::c",
+                                                            src_dir, env=benv))
+        bout2 = os.path.join(work, "borg-out2")
+        os.makedirs(bout2)
+        results[("borg", "sftp restore")] = timed(lambda: sh("borg", "extract", brs + "::c", env=benv, cwd=bout2))
+        sshd.stop()
+
         print()
         print(f"{'':14s}{'pampa':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
         for what, unit, goal in (("first", "s", "goal >= 2x"), ("incremental", "s", "goal >= 10x"),
@@ -186,6 +220,11 @@ def main():
             else:
                 ratio = f"{vals[1] / vals[0]:.1f}x / {vals[2] / vals[0]:.1f}x faster"
             print(f"{what + ' (' + unit + ')':14s}" + "".join(f"{v:12.1f}" for v in shown) + f"   {ratio}  ({goal})")
+        print("over SSH to a loopback sshd (no goal set; the server shares the 2 CPUs):")
+        for what in ("sftp backup", "sftp restore"):
+            vals = [results[(t, what)] for t in ("pampa", "restic", "borg")]
+            print(f"{what + ' (s)':14s}" + "".join(f"{v:12.1f}" for v in vals) +
+                  f"   {vals[1] / vals[0]:.1f}x / {vals[2] / vals[0]:.1f}x faster")
     finally:
         d.teardown()
         shutil.rmtree(work, ignore_errors=True)
