@@ -103,6 +103,16 @@ void ForEachPiece(const std::vector<FileExtent>& extents, uint64_t off, uint64_t
   }
 }
 
+// Whether the extents lay out every byte of [0, size), in order and without gaps.
+bool CoversDisk(const std::vector<FileExtent>& extents, uint64_t size) {
+  uint64_t next = 0;
+  for (auto& e : extents) {
+    if (e.start != next) return false;
+    next += e.length;
+  }
+  return next >= size;
+}
+
 Status PreadAll(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
   while (len > 0) {
     ssize_t n = pread(fd, buf, len, static_cast<off_t>(offset));
@@ -253,6 +263,9 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   uint64_t total = 0;
   for (size_t c : todo) total += std::min<uint64_t>(chunk, res.size - c * chunk);
 
+  if (!source.file.empty() && !CoversDisk(source.extents, res.size)) {
+    return Status::Internal("the layout of " + source.file + " does not cover the whole disk");
+  }
   Fd file(source.file.empty() ? -1 : open(source.file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!source.file.empty() && file.get() < 0) {
     return Status::Unavailable("cannot open " + source.file + ": " + std::strerror(errno));
@@ -306,12 +319,11 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   const uint64_t chunk = repo.config().chunk_size;
   if (chunks.size() != (size + chunk - 1) / chunk)
     return Status::Invalid("manifest chunk list does not match the disk size");
-  uint64_t mapped = 0;
-  for (auto& e : target.extents) {
-    if (e.offset < 0) return Status::Internal(target.path + " is not preallocated: cannot write it directly");
-    mapped = std::max(mapped, e.start + e.length);
+  bool preallocated =
+      std::all_of(target.extents.begin(), target.extents.end(), [](const FileExtent& e) { return e.offset >= 0; });
+  if (!preallocated || !CoversDisk(target.extents, size)) {
+    return Status::Internal(target.path + " is not laid out for the whole disk: cannot write it directly");
   }
-  if (mapped < size) return Status::Internal(target.path + " is smaller than the disk being restored");
   // O_DIRECT skips the page cache (half the CPU of a restore went into copying
   // there); pieces it cannot take (unaligned) go through the plain descriptor.
   Fd plain(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));

@@ -146,9 +146,8 @@ Status Repos::ChangePassphrase(const std::string& name, const std::string& new_f
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto pass, ReadPassphrase(new_file, name));
   PAMPA_ASSIGN_OR_RETURN(auto repo, Open(name));
-  PAMPA_RETURN_IF_ERROR(repo->ChangePassphrase(pass));
   info.passphrase_file = new_file;
-  PAMPA_RETURN_IF_ERROR(Record(info, /*create=*/false));
+  PAMPA_RETURN_IF_ERROR(repo->ChangePassphrase(pass, [&] { return Record(info, /*create=*/false); }));
   std::lock_guard lock(mu_);
   open_.erase(name);  // reopened (and re-derived) with the new file next time
   return Status::Ok();

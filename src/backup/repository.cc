@@ -218,7 +218,7 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore
   return repo;
 }
 
-Status Repository::ChangePassphrase(const std::string& new_passphrase) {
+Status Repository::ChangePassphrase(const std::string& new_passphrase, const std::function<Status()>& commit) {
   if (!keys_.encrypted || config_.key != "passphrase") {
     return Status::Invalid("the repository has no passphrase to change (" +
                            std::string(keys_.encrypted ? "its key is in a key file" : "it is not encrypted") + ")");
@@ -226,6 +226,10 @@ Status Repository::ChangePassphrase(const std::string& new_passphrase) {
   PAMPA_ASSIGN_OR_RETURN(auto wrapped, WrapKeys(keys_, new_passphrase));
   std::string next = NewKeyObject();
   PAMPA_RETURN_IF_ERROR(store_->Put(next, wrapped));
+  if (Status st = commit(); !st.ok()) {
+    (void)store_->Delete(next);
+    return st;
+  }
   PAMPA_RETURN_IF_ERROR(store_->Delete(key_object_));
   key_object_ = next;
   return Status::Ok();

@@ -3,6 +3,7 @@
 // many threads may PutChunk at once (the backup pipeline does).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -48,10 +49,12 @@ class Repository {
   // Opens an existing one; a wrong passphrase or key file is kInvalid and touches nothing.
   static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<ObjectStore> store, const RepoSecret& secret);
 
-  // Wraps the key under a new passphrase: writes the new key object, then
-  // removes the one this repository was opened with (a crash in between
-  // leaves both passphrases working). Chunks and manifests are untouched.
-  Status ChangePassphrase(const std::string& new_passphrase);
+  // Wraps the key under a new passphrase: writes the new key object, runs
+  // `commit` (both passphrases work meanwhile: callers record where the new
+  // one lives), then removes the key object this repository was opened with.
+  // When commit fails the new key object goes again and the old passphrase
+  // stays. Chunks and manifests are untouched.
+  Status ChangePassphrase(const std::string& new_passphrase, const std::function<Status()>& commit);
 
   const RepoConfig& config() const { return config_; }
   bool encrypted() const { return keys_.encrypted; }

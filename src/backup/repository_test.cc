@@ -327,7 +327,7 @@ TEST(Repository, KeyFileKeepsTheKeyOutsideTheRepository) {
   auto repo = Repository::Open(Local(dir / "repo"), {"", key});
   ASSERT_TRUE(repo.ok()) << repo.status().message();
   EXPECT_EQ(*(*repo)->GetChunk(id), "secret data");
-  EXPECT_FALSE((*repo)->ChangePassphrase("new passphrase").ok());
+  EXPECT_FALSE((*repo)->ChangePassphrase("new passphrase", [] { return Status::Ok(); }).ok());
   std::filesystem::remove_all(dir);
 }
 
@@ -339,8 +339,11 @@ TEST(Repository, PassphraseChangeKeepsTheDataAndRetiresTheOldPassphrase) {
     ASSERT_TRUE(repo.ok());
     uint64_t up = 0;
     id = *(*repo)->PutChunk("kept", &up);
-    ASSERT_TRUE((*repo)->ChangePassphrase("new passphrase").ok());
+    // A failing commit (say the new passphrase file could not be recorded) changes nothing.
+    EXPECT_FALSE((*repo)->ChangePassphrase("other passphrase", [] { return Status::Internal("no"); }).ok());
+    ASSERT_TRUE((*repo)->ChangePassphrase("new passphrase", [] { return Status::Ok(); }).ok());
   }
+  EXPECT_FALSE(Repository::Open(Local(dir), {"other passphrase"}).ok());
   auto old = Repository::Open(Local(dir), {"old passphrase"});
   ASSERT_FALSE(old.ok());
   EXPECT_NE(old.status().message().find("wrong passphrase"), std::string::npos);
