@@ -11,6 +11,8 @@ restore >= 2x faster than restic, repository no larger than restic's.
 Then the same changed image once more to a real sshd on loopback (the daily
 backup to a remote server; here the server shares this machine's CPUs): full
 backup and restore over SFTP, Pampa and restic (sftp), borg (ssh + borg serve).
+Also, Pampa only: the same disk in a running guest (the hot path through
+QEMU's fleecing export, with fsfreeze through the guest agent).
 Every timed step starts after a sync. --pampa-only skips the peers (profiling).
 """
 import json
@@ -22,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import Pampad, Sshd  # noqa: E402
+from pampa_harness import APPEND, GUEST, Pampad, Sshd  # noqa: E402
 
 MiB = 1 << 20
 PASS = "bench passphrase 1234"
@@ -138,6 +140,28 @@ def main():
         st = rest["stages"]
         print(f"pampa restore: stage seconds (summed over threads) fetch {st['fetch']:.2f}, decrypt+decompress "
               f"{st['open']:.2f}, write {st['write']:.2f}; {rest['seconds']:.2f} s in pampad")
+
+        # --- The same disk in a running guest: the hot path (fleecing + QEMU's NBD export), Pampa only.
+        shutil.copy(image, os.path.join(d.root, "benchrun.qcow2"))
+        d.cli("vm", "create", "benchrun", "--cpus", "1", "--memory", "256M", "--net", "none", "--disk-image",
+              os.path.join(d.root, "benchrun.qcow2"), "--kernel", os.path.join(GUEST, "vmlinuz"), "--initrd",
+              os.path.join(GUEST, "initrd.img"), "--append", APPEND)
+        d.cli("vm", "start", "benchrun")
+        d.wait_console("benchrun", "pampa-guest: ready")
+        d.cli("repo", "add", "run", "--url", os.path.join(work, "pampa-run"), "--passphrase-file", pass_file)
+        hot, hot_inc = {}, {}
+        results[("pampa", "running first")] = timed(lambda: hot.update(json.loads(
+            d.cli("backup", "run", "benchrun", "--repo", "run", "--json", timeout=3600).stdout)))
+        # The same 40 scattered MiB as above, written by the guest to its disk.
+        offsets = " ".join(str((i * 29 + 7) % 1200) for i in range(40))
+        d.exec("benchrun", "sh", "-c", f"for o in {offsets}; do dd if=/dev/urandom of=/dev/vda bs=1M count=1 "
+               "seek=$o conv=notrunc 2>/dev/null; done; sync")
+        results[("pampa", "running incremental")] = timed(lambda: hot_inc.update(json.loads(
+            d.cli("backup", "run", "benchrun", "--repo", "run", "--json", timeout=3600).stdout)))
+        d.cli("vm", "stop", "benchrun")
+        print(f"pampa, running guest: first {results[('pampa', 'running first')]:.2f} s "
+              f"({hot['consistency'].split(' (')[0]}), incremental {results[('pampa', 'running incremental')]:.2f} s "
+              f"reading {hot_inc['bytes_read'] / MiB:.0f} MiB")
 
         if pampa_only:
             print({k[1]: round(v / MiB, 1) if k[1] == "size" else round(v, 2) for k, v in results.items()})
