@@ -128,12 +128,13 @@ std::string ChunkId(const RepoKeys& keys, std::string_view plaintext) {
   return keys.encrypted ? HmacSha256Hex(keys.id_key, plaintext) : Sha256Hex(plaintext);
 }
 
-size_t SealChunk(const RepoKeys& keys, const std::string& id, std::string_view plaintext, int zstd_level,
-                 std::string* buf) {
+std::string_view SealChunk(const RepoKeys& keys, const std::string& id, std::string_view plaintext, int zstd_level,
+                           std::string* buf) {
+  constexpr size_t kPage = 4096;
   const size_t start = kHeader + (keys.encrypted ? kNonce : 0);
   const size_t bound = ZSTD_compressBound(plaintext.size());
-  if (buf->size() < start + bound + kTag) buf->resize(start + bound + kTag);
-  char* out = buf->data();
+  if (buf->size() < kPage + start + bound + kTag) buf->resize(kPage + start + bound + kTag);
+  char* out = buf->data() + (kPage - reinterpret_cast<uintptr_t>(buf->data()) % kPage) % kPage;
   std::memcpy(out, kMagic, 4);
   uint8_t flags = 0;
   size_t n = ZSTD_compressCCtx(ThreadCCtx(), out + start, bound, plaintext.data(), plaintext.size(), zstd_level);
@@ -145,14 +146,14 @@ size_t SealChunk(const RepoKeys& keys, const std::string& id, std::string_view p
   }
   if (!keys.encrypted) {
     out[4] = static_cast<char>(flags);
-    return start + n;
+    return {out, start + n};
   }
   out[4] = static_cast<char>(flags | kFlagEncrypted);
   RAND_bytes(U8(out + kHeader), kNonce);
   // The header is authenticated too (flags cannot be flipped), and so is the
   // id: an object cannot be passed off as another chunk.
   GcmSealInPlace(keys.data_key, out + kHeader, ChunkAad(out, id), out + start, n, out + start + n);
-  return start + n + kTag;
+  return {out, start + n + kTag};
 }
 
 namespace {

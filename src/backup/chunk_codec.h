@@ -25,11 +25,11 @@ struct RepoKeys {
 std::string ChunkId(const RepoKeys& keys, std::string_view plaintext);
 
 // plaintext -> stored object (magic, flags, [nonce], zstd or raw payload,
-// [tag]) written to the front of *buf, whose capacity is reused from call to
-// call; returns the object's length. `id` must be ChunkId(keys, plaintext): an
-// encrypted object is bound to it (GCM additional data).
-size_t SealChunk(const RepoKeys& keys, const std::string& id, std::string_view plaintext, int zstd_level,
-                 std::string* buf);
+// [tag]), written into *buf (whose capacity is reused from call to call) at a
+// page-aligned address, so stores can write it with O_DIRECT. `id` must be
+// ChunkId(keys, plaintext): an encrypted object is bound to it (GCM additional data).
+std::string_view SealChunk(const RepoKeys& keys, const std::string& id, std::string_view plaintext, int zstd_level,
+                           std::string* buf);
 
 // How much OpenChunk checks. kTag trusts the GCM tag of an encrypted object
 // (it binds the id: only the key holder could have made it) and skips

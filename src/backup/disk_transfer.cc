@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "base/fs.h"
+
 namespace pampa {
 namespace {
 
@@ -113,30 +115,6 @@ bool CoversDisk(const std::vector<FileExtent>& extents, uint64_t size) {
   return next >= size;
 }
 
-Status PreadAll(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
-  while (len > 0) {
-    ssize_t n = pread(fd, buf, len, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Unavailable("reading " + path + ": " + (n < 0 ? std::strerror(errno) : "short file"));
-    buf += n;
-    len -= n;
-    offset += n;
-  }
-  return Status::Ok();
-}
-
-Status PwriteAll(int fd, const char* buf, size_t len, uint64_t offset, const std::string& path) {
-  while (len > 0) {
-    ssize_t n = pwrite(fd, buf, len, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Unavailable("writing " + path + ": " + (n < 0 ? std::strerror(errno) : "no space"));
-    buf += n;
-    len -= n;
-    offset += n;
-  }
-  return Status::Ok();
-}
-
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
@@ -186,7 +164,7 @@ class ChunkReader {
       if (e.zero || e.offset < 0) {
         std::memset(dst, 0, n);
       } else if (st.ok()) {
-        st = PreadAll(fd_, dst, n, e.offset + (from - e.start), source_.file);
+        st = ReadAt(fd_, dst, n, e.offset + (from - e.start), source_.file);
       }
     });
     return st;
@@ -379,7 +357,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
           const char* src = buf.data + (from - base);
           bool aligned =
               direct.get() >= 0 && off % 4096 == 0 && n % 4096 == 0 && reinterpret_cast<uintptr_t>(src) % 4096 == 0;
-          if (ws.ok()) ws = PwriteAll(aligned ? direct.get() : plain.get(), src, n, off, target.path);
+          if (ws.ok()) ws = WriteAt(aligned ? direct.get() : plain.get(), src, n, off, target.path);
         });
         PAMPA_RETURN_IF_ERROR(ws);
         k = end;

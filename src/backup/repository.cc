@@ -308,8 +308,7 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
     std::lock_guard lock(mu_);
     if (known_.count(c.id)) return c;  // deduplicated: not even compressed
   }
-  size_t n = SealChunk(keys_, c.id, plaintext, config_.zstd_level, buf);
-  c.object = std::string_view(buf->data(), n);
+  c.object = SealChunk(keys_, c.id, plaintext, config_.zstd_level, buf);
   return c;
 }
 

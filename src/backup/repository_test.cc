@@ -218,7 +218,7 @@ TEST(ChunkCodec, RoundTripCompressedAndEncrypted) {
   data += RandomBytes(1000);
   std::string id = ChunkId(keys, data);
   std::string buf;
-  std::string sealed = buf.substr(0, SealChunk(keys, id, data, 3, &buf));
+  std::string sealed = std::string(SealChunk(keys, id, data, 3, &buf));
   EXPECT_LT(sealed.size(), data.size() / 10);                       // compressed
   EXPECT_EQ(sealed.find(std::string(64, 'a')), std::string::npos);  // encrypted
   auto back = OpenChunk(keys, id, sealed);
@@ -234,7 +234,7 @@ TEST(ChunkCodec, AnEncryptedObjectCannotPassAsAnotherChunk) {
   RepoKeys keys = RepoKeys::Generate();
   std::string a(4096, 'a'), b(4096, 'b'), buf;
   std::string id_a = ChunkId(keys, a), id_b = ChunkId(keys, b);
-  std::string sealed_a = buf.substr(0, SealChunk(keys, id_a, a, 3, &buf));
+  std::string sealed_a = std::string(SealChunk(keys, id_a, a, 3, &buf));
   // Someone renames chunk a's object to b's name: the tag binds the id.
   std::string out(4096, '\0');
   EXPECT_FALSE(OpenChunkInto(keys, id_b, sealed_a, out.data(), out.size(), ChunkCheck::kTag).ok());
@@ -246,7 +246,7 @@ TEST(ChunkCodec, AnyFlippedByteIsDetected) {
     std::string data = RandomBytes(4096);
     std::string id = ChunkId(keys, data);
     std::string buf;
-    std::string sealed = buf.substr(0, SealChunk(keys, id, data, 3, &buf));
+    std::string sealed = std::string(SealChunk(keys, id, data, 3, &buf));
     for (size_t pos : {size_t{0}, size_t{4}, size_t{20}, sealed.size() - 1}) {
       std::string bad = sealed;
       bad[pos] ^= 0x01;

@@ -90,4 +90,28 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
   return s;
 }
 
+Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = pread(fd, buf, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Unavailable("reading " + path + ": " + (n < 0 ? std::strerror(errno) : "short file"));
+    buf += n;
+    len -= n;
+    offset += n;
+  }
+  return Status::Ok();
+}
+
+Status WriteAt(int fd, const char* buf, size_t len, uint64_t offset, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = pwrite(fd, buf, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Unavailable("writing " + path + ": " + (n < 0 ? std::strerror(errno) : "no space"));
+    buf += n;
+    len -= n;
+    offset += n;
+  }
+  return Status::Ok();
+}
+
 }  // namespace pampa

@@ -16,6 +16,10 @@ bool Exists(const std::string& path);
 Result<std::string> CanonicalPath(const std::string& path);
 // True when canonical `path` equals `dir` or lies below it.
 bool PathWithin(const std::string& path, const std::string& dir);
+// pread()/pwrite() of exactly len bytes at offset (retrying short transfers);
+// `path` names the file in errors. A read past the end is an error.
+Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path);
+Status WriteAt(int fd, const char* buf, size_t len, uint64_t offset, const std::string& path);
 // The last `max_bytes` of a file, starting at a line boundary.
 std::string TailFile(const std::string& path, size_t max_bytes);
 
