@@ -91,7 +91,8 @@ class LocalObjectStore final : public ObjectStore {
     if (dfd < 0) direct = 0;  // the file system refuses O_DIRECT (tmpfs): all through the page cache
     Status written = WriteAt(dfd, data.data(), direct, 0, tmp);
     if (dfd >= 0) close(dfd);
-    if (written.ok()) written = WriteAt(fd, data.data() + direct, data.size() - direct, direct, tmp);
+    if (!written.ok()) direct = 0;  // a file system with stricter O_DIRECT rules: write it all again, normally
+    written = WriteAt(fd, data.data() + direct, data.size() - direct, direct, tmp);
     if (!written.ok()) {
       close(fd);
       unlink(tmp.c_str());
