@@ -105,6 +105,26 @@ void ForEachPiece(const std::vector<FileExtent>& extents, uint64_t off, uint64_t
   }
 }
 
+// The stretches [from, to) of buf[0, len) worth writing: 64 KiB blocks that are
+// not all zero, joined across zero runs shorter than 1 MiB (a few big writes
+// are much faster than many small ones; longer zero runs stay holes).
+std::vector<std::pair<uint64_t, uint64_t>> DataRuns(const char* buf, uint64_t len) {
+  constexpr uint64_t kBlock = 64 << 10, kHole = 1 << 20;
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  uint64_t hole_from = 0;  // where the zeros after the last run began
+  for (uint64_t b = 0; b < len; b += kBlock) {
+    uint64_t end = std::min(len, b + kBlock);
+    if (AllZero(buf + b, end - b)) continue;
+    if (!runs.empty() && b - hole_from < kHole) {
+      runs.back().second = end;  // join across a short zero run
+    } else {
+      runs.emplace_back(b, end);
+    }
+    hole_from = end;
+  }
+  return runs;
+}
+
 // Whether the extents lay out every byte of [0, size), in order and without gaps.
 bool CoversDisk(const std::vector<FileExtent>& extents, uint64_t size) {
   uint64_t next = 0;
@@ -131,7 +151,7 @@ class Fd {
 
 // A chunk-sized buffer aligned for O_DIRECT.
 struct AlignedBuffer {
-  explicit AlignedBuffer(size_t n) : size(n) {
+  explicit AlignedBuffer(size_t n) {
     void* p = nullptr;
     if (posix_memalign(&p, 4096, n) != 0) throw std::bad_alloc();
     data = static_cast<char*>(p);
@@ -140,7 +160,6 @@ struct AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
   char* data;
-  size_t size;
 };
 
 // Where one backup worker gets a chunk's bytes: its own NBD connection, or the image file.
@@ -303,7 +322,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
     return Status::Internal(target.path + " is not laid out for the whole disk: cannot write it directly");
   }
   // O_DIRECT skips the page cache (half the CPU of a restore went into copying
-  // there); pieces it cannot take (unaligned) go through the plain descriptor.
+  // there); what it cannot take goes through the plain descriptor (WriteAtDirect).
   Fd plain(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));
   if (plain.get() < 0) return Status::Unavailable("cannot open " + target.path + ": " + std::strerror(errno));
   Fd direct(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
@@ -314,7 +333,6 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
     todo.push_back(i);
     total += std::min<uint64_t>(chunk, size - i * chunk);
   }
-  constexpr uint64_t kBlock = 64 << 10, kHole = 1 << 20;
   std::atomic<size_t> next{0};
   std::mutex mu;
   uint64_t done = 0;
@@ -331,36 +349,14 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
       double open = Since(t0);
       t0 = Clock::now();
       uint64_t base = i * chunk, len = std::min<uint64_t>(chunk, size - base);
-      // Zero runs of kHole or more stay holes; shorter ones are written
-      // through: a few big writes are much faster than many small ones.
-      uint64_t nblocks = (len + kBlock - 1) / kBlock;
-      std::vector<char> zero(nblocks);
-      for (uint64_t k = 0; k < nblocks; ++k)
-        zero[k] = AllZero(buf.data + k * kBlock, std::min(kBlock, len - k * kBlock));
-      for (uint64_t k = 0; k < nblocks;) {
-        if (zero[k]) {
-          ++k;
-          continue;
-        }
-        uint64_t end = k + 1;  // one past the last data block of this write
-        for (uint64_t z = end; z < nblocks;) {
-          uint64_t run = z;
-          while (run < nblocks && zero[run]) ++run;
-          if (run == nblocks || (run - z) * kBlock >= kHole) break;
-          while (run < nblocks && !zero[run]) ++run;
-          end = z = run;
-        }
-        uint64_t from_b = k * kBlock, to_b = std::min(len, end * kBlock);
+      for (auto [from_b, to_b] : DataRuns(buf.data, len)) {
         Status ws = Status::Ok();
         ForEachPiece(target.extents, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
-          uint64_t off = x.offset + (from - x.start);
-          const char* src = buf.data + (from - base);
-          bool aligned =
-              direct.get() >= 0 && off % 4096 == 0 && n % 4096 == 0 && reinterpret_cast<uintptr_t>(src) % 4096 == 0;
-          if (ws.ok()) ws = WriteAt(aligned ? direct.get() : plain.get(), src, n, off, target.path);
+          if (ws.ok())
+            ws = WriteAtDirect(direct.get(), plain.get(), buf.data + (from - base), n, x.offset + (from - x.start),
+                               target.path);
         });
         PAMPA_RETURN_IF_ERROR(ws);
-        k = end;
       }
       double write = Since(t0);
       std::lock_guard lock(mu);

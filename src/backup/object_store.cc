@@ -85,14 +85,10 @@ class LocalObjectStore final : public ObjectStore {
     if (fd < 0) return Status::Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
     // A page-aligned object (chunks are) goes to the disk with O_DIRECT, all
     // but its last partial page: copying it into the page cache cost more CPU
-    // than anything but compression and hashing. The rest is written normally.
-    size_t direct = reinterpret_cast<uintptr_t>(data.data()) % 4096 == 0 ? data.size() & ~size_t{4095} : 0;
-    int dfd = direct > 0 ? open(tmp.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC) : -1;
-    if (dfd < 0) direct = 0;  // the file system refuses O_DIRECT (tmpfs): all through the page cache
-    Status written = WriteAt(dfd, data.data(), direct, 0, tmp);
+    // than anything but compression and hashing. tmpfs refuses O_DIRECT (-1).
+    int dfd = open(tmp.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    Status written = WriteAtDirect(dfd, fd, data.data(), data.size(), 0, tmp);
     if (dfd >= 0) close(dfd);
-    if (!written.ok()) direct = 0;  // a file system with stricter O_DIRECT rules: write it all again, normally
-    written = WriteAt(fd, data.data() + direct, data.size() - direct, direct, tmp);
     if (!written.ok()) {
       close(fd);
       unlink(tmp.c_str());

@@ -135,4 +135,15 @@ Status WriteAt(int fd, const char* buf, size_t len, uint64_t offset, const std::
   return Status::Ok();
 }
 
+Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, uint64_t offset,
+                     const std::string& path) {
+  constexpr size_t kPage = 4096;
+  size_t direct = 0;
+  if (direct_fd >= 0 && reinterpret_cast<uintptr_t>(buf) % kPage == 0 && offset % kPage == 0) {
+    direct = len & ~(kPage - 1);
+    if (!WriteAt(direct_fd, buf, direct, offset, path).ok()) direct = 0;  // stricter O_DIRECT rules: all again, plainly
+  }
+  return WriteAt(plain_fd, buf + direct, len - direct, offset + direct, path);
+}
+
 }  // namespace pampa

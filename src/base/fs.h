@@ -20,6 +20,12 @@ bool PathWithin(const std::string& path, const std::string& dir);
 // `path` names the file in errors. A read past the end is an error.
 Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path);
 Status WriteAt(int fd, const char* buf, size_t len, uint64_t offset, const std::string& path);
+// WriteAt past the page cache: when buf and offset are page-aligned, the whole
+// pages go through direct_fd (an O_DIRECT descriptor of the same file, or -1);
+// the partial last page, or everything when the file system refuses the direct
+// write, goes through plain_fd.
+Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, uint64_t offset,
+                     const std::string& path);
 // The last `max_bytes` of a file, starting at a line boundary.
 std::string TailFile(const std::string& path, size_t max_bytes);
 
