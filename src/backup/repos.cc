@@ -1,7 +1,5 @@
 #include "backup/repos.h"
 
-#include <sys/stat.h>
-
 #include "backup/sftp_store.h"
 #include "base/fs.h"
 #include "base/units.h"
@@ -28,14 +26,9 @@ Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info) {
 namespace {
 
 Result<std::string> ReadPassphrase(const std::string& file, const std::string& repo) {
-  struct stat st;
-  if (::stat(file.c_str(), &st) != 0) {
-    return Status::Invalid("passphrase file " + file + " of repository '" + repo + "' is missing");
-  }
-  if (st.st_mode & 0077) {
-    return Status::Invalid("passphrase file " + file + " is readable by others; chmod 600 it first");
-  }
-  PAMPA_ASSIGN_OR_RETURN(auto text, ReadFile(file));
+  auto read = ReadPrivateFile(file, "passphrase file");
+  if (!read.ok()) return read.status().Context("repository '" + repo + "'");
+  std::string text = std::move(*read);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   if (text.size() < 8) return Status::Invalid("the passphrase in " + file + " is shorter than 8 characters");
   return text;

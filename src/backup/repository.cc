@@ -1,6 +1,5 @@
 #include "backup/repository.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -108,13 +107,6 @@ std::optional<RepoKeys> UnwrapKeys(const std::string& text, const std::string& p
 
 std::string NewKeyObject() { return "keys/" + ToHex(RandomBytes(8)); }
 
-Status CheckPrivate(const std::string& path, const std::string& what) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(what + " " + path + " is missing");
-  if (st.st_mode & 0077) return Status::Invalid(what + " " + path + " is readable by others; chmod 600 it first");
-  return Status::Ok();
-}
-
 // A key file: {"format":"pampa-repository-key","repository":ID,"keys":base64(data_key || id_key)}.
 Status WriteKeyFile(const std::string& path, const std::string& repo_id, const RepoKeys& keys) {
   if (path.empty() || path[0] != '/') return Status::Invalid("the key file path must be absolute");
@@ -127,8 +119,7 @@ Status WriteKeyFile(const std::string& path, const std::string& repo_id, const R
 }
 
 Result<RepoKeys> ReadKeyFile(const std::string& path, const RepoConfig& c) {
-  PAMPA_RETURN_IF_ERROR(CheckPrivate(path, "key file"));
-  PAMPA_ASSIGN_OR_RETURN(auto text, ReadFile(path));
+  PAMPA_ASSIGN_OR_RETURN(auto text, ReadPrivateFile(path, "key file"));
   auto j = json::parse(text, nullptr, false);
   auto raw = FromBase64(j.is_object() ? j.value("keys", "") : "");
   if (!j.is_object() || j.value("format", "") != "pampa-repository-key" || !raw.ok() || raw->size() != 64) {

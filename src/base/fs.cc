@@ -43,6 +43,13 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::Invalid(what + " " + path + " is missing");
+  if (st.st_mode & 0077) return Status::Invalid(what + " " + path + " is readable by others; chmod 600 it first");
+  return ReadFile(path);
+}
+
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);

@@ -8,6 +8,9 @@
 namespace pampa {
 
 Result<std::string> ReadFile(const std::string& path);
+// Reads a secret (passphrase, key): refused with a clear kInvalid when missing
+// or when group or others may read it. `what` names it in messages.
+Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what);
 // Writes to a temporary name, fsyncs, renames over `path`.
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode = 0644);
 Status MakeDirs(const std::string& path, int mode = 0755);
