@@ -104,6 +104,10 @@ void KillStaleNbd(const std::string& run_dir) {
 
 namespace {
 
+// Backups' dirty bitmaps are named pampa-<repository>-<8 hex> on the disk nodes.
+constexpr char kBitmapPrefix[] = "pampa-";
+std::string RepoBitmapPrefix(const std::string& repo) { return kBitmapPrefix + repo + "-"; }
+
 // Persistent bitmaps recorded in a qcow2 image, with whether each is usable.
 std::map<std::string, bool> ImageBitmaps(const std::string& path) {
   std::map<std::string, bool> out;
@@ -171,7 +175,7 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
   for (size_t i = 0; i < n; ++i) {
     auto bitmaps = ImageBitmaps(run.paths[i]);
     for (auto& [bname, usable] : bitmaps) {
-      if (bname != run.prev_bitmap && bname.rfind("pampa-" + run.repo_name + "-", 0) == 0) {
+      if (bname != run.prev_bitmap && bname.starts_with(RepoBitmapPrefix(run.repo_name))) {
         (void)RunChecked({"qemu-img", "bitmap", "--remove", run.paths[i], bname});
       }
     }
@@ -209,7 +213,7 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
 }
 
 Status VmManager::DropBackupBitmaps(Vm& vm, const std::vector<std::string>& paths, TaskContext& ctx) {
-  auto ours = [](const std::string& name) { return name.rfind("pampa-", 0) == 0; };
+  auto ours = [](const std::string& name) { return name.starts_with(kBitmapPrefix); };
   int dropped = 0;
   if (vm.qmp && vm.qmp->connected()) {
     PAMPA_ASSIGN_OR_RETURN(auto nodes, vm.qmp->Execute("query-named-block-nodes", {{"flat", true}}, 10s));
@@ -277,7 +281,7 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
             std::string bname = b.value("name", "");
             if (bname == run.prev_bitmap && !b.value("inconsistent", false)) incremental[i] = true;
             // Bitmaps of this repository from interrupted backups only cost write overhead.
-            if (bname != run.prev_bitmap && bname.rfind("pampa-" + run.repo_name + "-", 0) == 0) {
+            if (bname != run.prev_bitmap && bname.starts_with(RepoBitmapPrefix(run.repo_name))) {
               (void)vm.qmp->Execute("block-dirty-bitmap-remove", {{"node", name}, {"name", bname}}, 5s);
             }
           }
@@ -441,7 +445,7 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
     run.repo = repo;
     run.repo_name = repo_name;
     run.id = NewBackupId(vm->spec.name);
-    run.new_bitmap = "pampa-" + repo_name + "-" + RandomHex(8);
+    run.new_bitmap = RepoBitmapPrefix(repo_name) + RandomHex(8);
     // Garbage collection must not delete chunks this backup is about to reference.
     if (Status lock_st = LockForBackup(*repo, "backup-" + run.id); !lock_st.ok()) {
       vm->busy.clear();
