@@ -146,8 +146,7 @@ class SftpObjectStore final : public ObjectStore {
         if (id < 0) break;
         ids.push_back(id);
       }
-      uint64_t got = 0;
-      bool whole = ids.size() == (size + c.io_size - 1) / c.io_size;
+      uint64_t got = 0;  // bytes in place from the start, with no short answer before
       for (size_t k = 0; k < ids.size(); ++k) {
         uint64_t off = k * c.io_size, want = std::min<uint64_t>(c.io_size, size - off);
         int n = sftp_async_read(f, out.data() + off, static_cast<uint32_t>(want), static_cast<uint32_t>(ids[k]));
@@ -155,12 +154,11 @@ class SftpObjectStore final : public ObjectStore {
           sftp_close(f);
           return Status::Unavailable("sftp: read of " + path + " failed: " + Error(c));
         }
-        whole &= static_cast<uint64_t>(n) == want && got == off;
-        if (whole) got = off + n;
+        if (got == off && static_cast<uint64_t>(n) == want) got += n;
         c.Progress();
       }
-      // Short answers (or a failed request): the rest piece by piece, to the real end.
-      if (!whole || got != size) {
+      // Short answers (or requests not sent): the rest piece by piece, to the real end.
+      if (got != size) {
         out.resize(got);
         sftp_seek64(f, got);
         while (true) {
