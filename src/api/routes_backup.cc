@@ -36,8 +36,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     if (!repos.ok()) return ErrorResponse(repos.status());
     json out = json::array();
     for (auto& i : *repos) {
-      std::string key = !i.key_file.empty() ? "file" : !i.passphrase_file.empty() ? "passphrase" : "none";
-      out.push_back({{"name", i.name}, {"url", i.url}, {"encrypted", key != "none"}, {"key", key}});
+      out.push_back({{"name", i.name}, {"url", i.url}, {"encrypted", i.KeyKind() != "none"}, {"key", i.KeyKind()}});
     }
     return HttpResponse{200, out};
   });

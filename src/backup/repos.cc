@@ -90,13 +90,8 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
     encrypted = repo->encrypted();
   }
   PAMPA_RETURN_IF_ERROR(Record(in, /*create=*/true));
-  return json{{"name", in.name},
-              {"url", in.url},
-              {"encrypted", encrypted},
-              {"created", !exists},
-              {"key", !in.key_file.empty() ? "file"
-                      : encrypted          ? "passphrase"
-                                           : "none"}};
+  return json{
+      {"name", in.name}, {"url", in.url}, {"encrypted", encrypted}, {"created", !exists}, {"key", in.KeyKind()}};
 }
 
 Result<std::vector<RepoInfo>> Repos::List() {

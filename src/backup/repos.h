@@ -22,6 +22,8 @@ struct RepoInfo {
   std::string key_file;         // or: encrypted with the key kept in this file; neither: unencrypted
   std::string ssh_key;          // sftp: private key file (empty: root's default keys)
   std::string known_hosts;      // sftp: known_hosts file (empty: ~/.ssh/known_hosts)
+  // How the repository is unlocked: "passphrase", "file" (key file) or "none".
+  std::string KeyKind() const { return !key_file.empty() ? "file" : !passphrase_file.empty() ? "passphrase" : "none"; }
 };
 
 class Repos {
