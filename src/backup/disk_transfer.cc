@@ -249,6 +249,7 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
     }));
   }
   nbd_shutdown(nbd.get(), 0);
+  if (opt.block_status_read) opt.block_status_read();
   std::vector<size_t> todo;
   for (size_t c = 0; c < n; ++c) {
     if (res.incremental && !dirty[c]) {

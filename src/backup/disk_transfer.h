@@ -63,6 +63,10 @@ struct DiskBackupOptions {
   // Called with (bytes done, bytes to do, stage times so far) as work progresses; may be empty.
   std::function<void(uint64_t, uint64_t, const StageTimes&)> progress;
   const std::atomic<bool>* cancel = nullptr;
+  // Called once allocation and dirtiness are known, before any data is read:
+  // from then on the NBD server serves only data reads (none when the source
+  // has a file). May be empty.
+  std::function<void()> block_status_read;
 };
 
 Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, const DiskBackupOptions& options);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -138,6 +139,21 @@ struct VmManager::BackupRun {
 
 namespace {
 
+// A stopped VM's bitmaps once its disk is read: this backup's new one is
+// added, and the repository's others in `before` removed, except `keep` (the
+// one the previous backup recorded): should this backup fail, the next still
+// reads only what changed since then; the next backup removes it.
+Status RotateBitmaps(const std::string& path, const std::map<std::string, bool>& before, const std::string& repo,
+                     const std::string& add, const std::string& keep) {
+  PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "bitmap", "--add", path, add}).status());
+  for (auto& [name, usable] : before) {
+    if (name != keep && name.starts_with(RepoBitmapPrefix(repo))) {
+      (void)RunChecked({"qemu-img", "bitmap", "--remove", path, name});
+    }
+  }
+  return Status::Ok();
+}
+
 std::vector<std::string> ChunkList(const json& manifest, size_t disk) {
   std::vector<std::string> out;
   if (!manifest.is_object() || disk >= manifest["disks"].size()) return out;
@@ -148,12 +164,14 @@ std::vector<std::string> ChunkList(const json& manifest, size_t disk) {
 // Reads disk i of n from an NBD export into the repository; with a bitmap, only
 // its dirty chunks (the others come from the previous manifest).
 Status ReadOneDisk(Repository& repo, const json& prev_manifest, std::vector<DiskBackupResult>& results, size_t i,
-                   size_t n, const DiskSource& source, const std::string& bitmap, TaskContext& ctx) {
+                   size_t n, const DiskSource& source, const std::string& bitmap, TaskContext& ctx,
+                   std::function<void()> block_status_read = {}) {
   std::vector<std::string> prev = ChunkList(prev_manifest, i);
   DiskBackupOptions opt;
   opt.bitmap = bitmap;
   opt.previous = bitmap.empty() ? nullptr : &prev;
   opt.cancel = ctx.cancel_flag();
+  opt.block_status_read = std::move(block_status_read);
   opt.progress = [&](uint64_t done, uint64_t total, const StageTimes& t) {
     ctx.Progress((i + (total ? double(done) / total : 1.0)) / n,
                  fmt::format("disk{}: read {:.0f} MiB/s, compress+encrypt {:.0f} MiB/s, upload {:.0f} MiB/s", i,
@@ -171,14 +189,9 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
   PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
   run.consistency = "consistent (the VM was stopped)";
   KillStaleNbd(vm.paths.dir);
-  std::vector<bool> had_prev(n, false);
   for (size_t i = 0; i < n; ++i) {
-    auto bitmaps = ImageBitmaps(run.paths[i]);
-    for (auto& [bname, usable] : bitmaps) {
-      if (bname != run.prev_bitmap && bname.starts_with(RepoBitmapPrefix(run.repo_name))) {
-        (void)RunChecked({"qemu-img", "bitmap", "--remove", run.paths[i], bname});
-      }
-    }
+    const std::string& path = run.paths[i];
+    auto bitmaps = ImageBitmaps(path);
     std::string bitmap;
     if (!run.prev_bitmap.empty() && !ChunkList(run.prev_manifest, i).empty()) {
       auto it = bitmaps.find(run.prev_bitmap);
@@ -191,23 +204,34 @@ Status VmManager::BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx) {
         bitmap = run.prev_bitmap;
       }
     }
-    PAMPA_ASSIGN_OR_RETURN(
-        auto server, QemuNbdServer::Start(run.paths[i], vm.paths.dir + "/nbd" + std::to_string(i) + ".sock", bitmap));
     // qemu-nbd answers which blocks are allocated and dirty; the data itself is
     // read straight from the image file when its layout allows (no copies
-    // through a socket), else through qemu-nbd.
+    // through a socket), else through qemu-nbd. The layout is read while
+    // qemu-nbd starts.
+    auto layout = std::async(std::launch::async, [&path] { return MapImage(path, "qcow2"); });
+    PAMPA_ASSIGN_OR_RETURN(auto server,
+                           QemuNbdServer::Start(path, vm.paths.dir + "/nbd" + std::to_string(i) + ".sock", bitmap));
     DiskSource source{server->target(), "", {}};
-    if (auto map = MapImage(run.paths[i], "qcow2"); map.ok()) {
-      source.file = run.paths[i];
+    if (auto map = layout.get(); map.ok()) {
+      source.file = path;
       source.extents = std::move(*map);
     }
-    PAMPA_RETURN_IF_ERROR(ReadOneDisk(*run.repo, run.prev_manifest, run.results, i, n, source, bitmap, ctx));
-    had_prev[i] = bitmaps.count(run.prev_bitmap) > 0;
-  }
-  // Every disk is read: rotate the bitmaps (a running VM's are rotated inside QEMU).
-  for (size_t i = 0; i < n; ++i) {
-    PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "bitmap", "--add", run.paths[i], run.new_bitmap}).status());
-    if (had_prev[i]) (void)RunChecked({"qemu-img", "bitmap", "--remove", run.paths[i], run.prev_bitmap});
+    // Nothing writes a stopped VM's disk, so its next bitmap may start at any
+    // moment of the backup: once qemu-nbd is no longer needed, the bitmaps are
+    // rotated while the chunks are still being compressed.
+    std::future<Status> rotated;
+    auto stop_server_and_rotate = [&] {
+      server.reset();
+      rotated = std::async(std::launch::async, [&] {
+        return RotateBitmaps(path, bitmaps, run.repo_name, run.new_bitmap, run.prev_bitmap);
+      });
+    };
+    Status st = ReadOneDisk(*run.repo, run.prev_manifest, run.results, i, n, source, bitmap, ctx,
+                            source.file.empty() ? std::function<void()>() : stop_server_and_rotate);
+    if (st.ok() && !rotated.valid()) stop_server_and_rotate();
+    Status rotation = rotated.valid() ? rotated.get() : Status::Ok();
+    PAMPA_RETURN_IF_ERROR(st);
+    PAMPA_RETURN_IF_ERROR(rotation);
   }
   return Status::Ok();
 }
