@@ -13,7 +13,8 @@ backup to a remote server; here the server shares this machine's CPUs): full
 backup and restore over SFTP, Pampa and restic (sftp), borg (ssh + borg serve).
 Also, Pampa only: the same disk in a running guest (the hot path through
 QEMU's fleecing export, with fsfreeze through the guest agent).
-Every timed step starts after a sync. --pampa-only skips the peers (profiling).
+Every timed step starts with nothing to write back and ends when what it wrote
+is on disk (sync). --pampa-only skips the peers (profiling).
 """
 import json
 import os
@@ -35,11 +36,14 @@ def sh(*argv, env=None, **kw):
 
 
 def timed(fn):
-    # Every timed step starts with nothing left to write back: no tool pays
-    # for flushing what the previous step (or the setup) wrote.
+    # Every timed step starts with nothing left to write back (no tool pays for
+    # what the previous step or the setup wrote) and ends when what it wrote is
+    # on disk: restic and borg leave restored files in the page cache for the
+    # kernel to write later, Pampa syncs before it answers.
     os.sync()
     t0 = time.monotonic()
     fn()
+    os.sync()
     return time.monotonic() - t0
 
 

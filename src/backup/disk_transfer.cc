@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -198,24 +201,94 @@ class ChunkReader {
   std::unique_ptr<Nbd> nbd_;
 };
 
-// Runs fn(worker) on `workers` threads; the first error stops the others (they
-// check `stop`) and is returned.
+// Threads that outlive one backup or restore, so that the next one finds their
+// zstd contexts and chunk buffers (thread_local) ready instead of faulting in
+// tens of MiB again. A thread idle for a minute ends and frees its memory.
+class WorkerPool {
+ public:
+  static WorkerPool& Get() {
+    static auto* pool = new WorkerPool;  // never destroyed: its detached threads may outlive main()
+    return *pool;
+  }
+
+  // Runs fn on n threads at once and returns when all are done.
+  void Run(int n, const std::function<void()>& fn) {
+    Batch batch{&fn, n};
+    {
+      std::lock_guard lock(mu_);
+      for (int i = 0; i < n; ++i) {
+        if (idle_ > 0) {
+          --idle_;  // reserved: it takes the job queued below
+        } else {
+          std::thread([this] { Loop(); }).detach();
+        }
+        queue_.push_back(&batch);
+      }
+    }
+    cv_.notify_all();
+    std::unique_lock lock(batch.mu);
+    batch.cv.wait(lock, [&] { return batch.left == 0; });
+  }
+
+ private:
+  struct Batch {
+    const std::function<void()>* fn;
+    int left;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (!cv_.wait_for(lock, std::chrono::minutes(1), [&] { return !queue_.empty(); })) {
+        --idle_;  // no job was queued for it: every reservation has taken its job
+        return;
+      }
+      Batch* b = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      (*b->fn)();
+      {
+        std::lock_guard done(b->mu);
+        if (--b->left == 0) b->cv.notify_all();
+      }
+      lock.lock();
+      ++idle_;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Batch*> queue_;
+  int idle_ = 0;  // threads waiting for a job that no Run has reserved
+};
+
+// Runs fn(worker) on `workers` pooled threads; the first error stops the
+// others (they check `stop`) and is returned.
 Status RunWorkers(int workers, const std::function<Status(const std::atomic<bool>& stop)>& fn) {
   std::atomic<bool> stop{false};
   std::mutex mu;
   Status first = Status::Ok();
-  std::vector<std::thread> threads;
-  for (int w = 0; w < std::max(1, workers); ++w) {
-    threads.emplace_back([&] {
-      Status st = fn(stop);
-      if (st.ok()) return;
-      std::lock_guard lock(mu);
-      if (first.ok()) first = st;
-      stop = true;
-    });
-  }
-  for (auto& t : threads) t.join();
+  WorkerPool::Get().Run(std::max(1, workers), [&] {
+    Status st = fn(stop);
+    if (st.ok()) return;
+    std::lock_guard lock(mu);
+    if (first.ok()) first = st;
+    stop = true;
+  });
   return first;
+}
+
+// A worker's chunk buffer, kept with its thread (see WorkerPool).
+char* ThreadBuffer(size_t n) {
+  thread_local std::unique_ptr<AlignedBuffer> buf;
+  thread_local size_t size = 0;
+  if (size < n) {
+    buf = std::make_unique<AlignedBuffer>(n);
+    size = n;
+  }
+  return buf->data;
 }
 
 }  // namespace
@@ -273,21 +346,22 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   uint64_t done = 0;
   Status st = RunWorkers(opt.workers, [&](const std::atomic<bool>& stop) -> Status {
     ChunkReader reader(source, file.get());
-    std::string buf(chunk, '\0'), sealed_buf;
+    char* buf = ThreadBuffer(chunk);
+    thread_local std::string sealed_buf;
     for (size_t k = next++; k < todo.size() && !stop; k = next++) {
       if (opt.cancel && opt.cancel->load()) return Status::Invalid("backup cancelled");
       size_t c = todo[k];
       uint64_t len = std::min<uint64_t>(chunk, res.size - c * chunk);
       auto t0 = Clock::now();
       // The last chunk is zero-padded: the same content has the same id wherever it is.
-      if (len < chunk) std::memset(buf.data() + len, 0, chunk - len);
-      PAMPA_RETURN_IF_ERROR(reader.Read(buf.data(), len, c * chunk));
+      if (len < chunk) std::memset(buf + len, 0, chunk - len);
+      PAMPA_RETURN_IF_ERROR(reader.Read(buf, len, c * chunk));
       double read = Since(t0), seal = 0, upload = 0;
       std::string id = kZeroChunk;
       uint64_t up = 0;
-      if (!AllZero(buf.data(), len)) {
+      if (!AllZero(buf, len)) {
         t0 = Clock::now();
-        PAMPA_ASSIGN_OR_RETURN(auto sealed, repo.Seal(buf, &sealed_buf));
+        PAMPA_ASSIGN_OR_RETURN(auto sealed, repo.Seal(std::string_view(buf, chunk), &sealed_buf));
         seal = Since(t0);
         t0 = Clock::now();
         PAMPA_ASSIGN_OR_RETURN(up, repo.Upload(sealed));
@@ -338,7 +412,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   std::mutex mu;
   uint64_t done = 0;
   Status st = RunWorkers(workers, [&](const std::atomic<bool>& stop) -> Status {
-    AlignedBuffer buf(chunk);
+    char* buf = ThreadBuffer(chunk);
     for (size_t k = next++; k < todo.size() && !stop; k = next++) {
       if (cancel && cancel->load()) return Status::Invalid("restore cancelled");
       size_t i = todo[k];
@@ -346,15 +420,15 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
       PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));
       double fetch = Since(t0);
       t0 = Clock::now();
-      PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf.data));
+      PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf));
       double open = Since(t0);
       t0 = Clock::now();
       uint64_t base = i * chunk, len = std::min<uint64_t>(chunk, size - base);
-      for (auto [from_b, to_b] : DataRuns(buf.data, len)) {
+      for (auto [from_b, to_b] : DataRuns(buf, len)) {
         Status ws = Status::Ok();
         ForEachPiece(target.extents, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
           if (ws.ok())
-            ws = WriteAtDirect(direct.get(), plain.get(), buf.data + (from - base), n, x.offset + (from - x.start),
+            ws = WriteAtDirect(direct.get(), plain.get(), buf + (from - base), n, x.offset + (from - x.start),
                                target.path);
         });
         PAMPA_RETURN_IF_ERROR(ws);

@@ -105,6 +105,10 @@ void KillStaleNbd(const std::string& run_dir) {
 
 namespace {
 
+// Restores are bound by the target disk's writes, which go faster with more of
+// them in flight than there are cores (8 against 4: 1.5 s -> 1.4 s for 1.4 GiB).
+constexpr int kRestoreWorkers = 8;
+
 // Backups' dirty bitmaps are named pampa-<repository>-<8 hex> on the disk nodes.
 constexpr char kBitmapPrefix[] = "pampa-";
 std::string RepoBitmapPrefix(const std::string& repo) { return kBitmapPrefix + repo + "-"; }
@@ -655,7 +659,7 @@ Result<std::string> VmManager::RestoreBackup(std::shared_ptr<Repository> repo, c
       auto map = MapImage(vol->path, "qcow2");
       if (!map.ok()) return fail(map.status());
       Status st = RestoreDisk(
-          *repo, chunks, size, {vol->path, std::move(*map)}, 4,
+          *repo, chunks, size, {vol->path, std::move(*map)}, kRestoreWorkers,
           [&](uint64_t done, uint64_t) {
             ctx.Progress(total ? double(done_before + done) / total : 1.0, "restoring " + d.volume);
           },
