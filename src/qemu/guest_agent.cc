@@ -1,9 +1,8 @@
 #include "qemu/guest_agent.h"
 
+#include <algorithm>
 #include <random>
 #include <thread>
-
-#include "qmp/json_channel.h"
 
 namespace pampa {
 namespace {
@@ -27,33 +26,44 @@ std::string Base64Decode(const std::string& in) {
 
 }  // namespace
 
-Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohmann::json& args,
-                                        std::chrono::milliseconds timeout) {
-  JsonChannel ch;
+Result<std::unique_ptr<GuestAgentSession>> GuestAgentSession::Open(const std::string& socket_path,
+                                                                   std::chrono::milliseconds timeout) {
+  std::unique_ptr<GuestAgentSession> s(new GuestAgentSession);
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  PAMPA_RETURN_IF_ERROR(ch.Connect(path_, std::chrono::milliseconds(1000)).Context("guest agent socket"));
+  PAMPA_RETURN_IF_ERROR(
+      s->ch_.Connect(socket_path, std::min(timeout, std::chrono::milliseconds(1000))).Context("guest agent socket"));
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   int64_t sync_id = static_cast<int64_t>(rng() >> 12);
-  auto remaining = [&] {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return left.count() > 0 ? left : std::chrono::milliseconds(0);
-  };
-  PAMPA_RETURN_IF_ERROR(ch.Send({{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}}));
+  PAMPA_RETURN_IF_ERROR(s->ch_.Send({{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}}));
   while (true) {
-    auto r = ch.Receive(remaining());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto r = s->ch_.Receive(std::max(left, std::chrono::milliseconds(0)));
     if (!r.ok())
       return Status::Unavailable("the guest agent does not answer (is qemu-guest-agent running in the guest?)");
-    if (r->contains("return") && (*r)["return"] == sync_id) break;
+    if (r->contains("return") && (*r)["return"] == sync_id) return s;
   }
+}
+
+Result<nlohmann::json> GuestAgentSession::Call(const std::string& command, const nlohmann::json& args,
+                                               std::chrono::milliseconds timeout) {
   nlohmann::json msg = {{"execute", command}};
   if (!args.is_null()) msg["arguments"] = args;
-  PAMPA_RETURN_IF_ERROR(ch.Send(msg));
-  auto r = ch.Receive(remaining());
+  PAMPA_RETURN_IF_ERROR(ch_.Send(msg));
+  auto r = ch_.Receive(timeout);
   if (!r.ok()) return Status::Unavailable("the guest agent did not answer " + command + " in time");
   if (r->contains("error")) {
     return Status::Invalid("guest agent refused " + command + ": " + (*r)["error"].value("desc", r->dump()));
   }
   return r->value("return", nlohmann::json::object());
+}
+
+// A fresh session per call: a previous caller that gave up half-way cannot confuse this one.
+Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohmann::json& args,
+                                        std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  PAMPA_ASSIGN_OR_RETURN(auto session, GuestAgentSession::Open(path_, timeout));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return session->Call(command, args, std::max(left, std::chrono::milliseconds(0)));
 }
 
 Status GuestAgent::Ping(std::chrono::milliseconds timeout) { return Call("guest-ping", nullptr, timeout).status(); }

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "qmp/json_channel.h"
 
 namespace pampa {
 
@@ -17,6 +19,24 @@ struct ExecResult {
   std::string out;
   std::string err;
   bool out_truncated = false;
+};
+
+// One connection to the agent, synchronised once, that then carries several
+// commands: for sequences that must be quick, such as freeze, point in time,
+// thaw (a thaw on a fresh connection waits for two more round trips, and the
+// guest's writes wait with it). Its commands must not time out halfway: a late
+// answer would be read as the next command's.
+class GuestAgentSession {
+ public:
+  // Connects and resynchronises; kUnavailable when the agent does not answer within timeout.
+  static Result<std::unique_ptr<GuestAgentSession>> Open(const std::string& socket_path,
+                                                         std::chrono::milliseconds timeout);
+  Result<nlohmann::json> Call(const std::string& command, const nlohmann::json& args,
+                              std::chrono::milliseconds timeout);
+
+ private:
+  GuestAgentSession() = default;
+  JsonChannel ch_;
 };
 
 class GuestAgent {

@@ -380,13 +380,6 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
                                 .status());
       node_added[i] = true;
     }
-    // Application consistency when the agent answers: freeze, one atomic transaction, thaw.
-    bool frozen = false;
-    {
-      std::lock_guard agent(vm.agent_mu);
-      GuestAgent ga(vm.paths.qga());
-      if (ga.Ping(1500ms).ok()) frozen = ga.Call("guest-fsfreeze-freeze", nullptr, 20s).ok();
-    }
     json actions = json::array();
     for (size_t i = 0; i < n; ++i) {
       std::string disk = "disk" + std::to_string(i), fleece = "fleece" + std::to_string(i);
@@ -406,22 +399,31 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
            {"data",
             {{"job-id", "fleece-job" + std::to_string(i)}, {"device", disk}, {"target", fleece}, {"sync", "none"}}}});
     }
+    // Application consistency when the agent answers: freeze, one atomic
+    // transaction, thaw, on one agent connection (the guest's writes wait from
+    // the freeze to the thaw).
+    double held_ms = 0;
+    std::unique_lock agent_lock(vm.agent_mu);
+    auto agent = GuestAgentSession::Open(vm.paths.qga(), 1500ms);
+    bool frozen = agent.ok() && (*agent)->Call("guest-fsfreeze-freeze", nullptr, 20s).ok();
     auto t0 = std::chrono::steady_clock::now();
     auto tr = qmp("transaction", {{"actions", actions}});
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (frozen) {
-      std::lock_guard agent(vm.agent_mu);
-      auto thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+      auto thaw = (*agent)->Call("guest-fsfreeze-thaw", nullptr, 20s);
+      if (!thaw.ok()) thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
       if (!thaw.ok())
         log::Error("vm {}: could not thaw the guest filesystems: {}", vm.spec.name, thaw.status().message());
+      held_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
+    agent_lock.unlock();
     if (!tr.ok()) return tr.status().Context("starting the point-in-time view");
     bitmaps_added = true;
     for (size_t i = 0; i < n; ++i) job_started[i] = true;
     run.consistency = frozen ? "application-consistent (guest filesystems frozen through the agent)"
                              : "crash-consistent (the guest agent did not answer)";
-    ctx.Log("point in time taken for " + std::to_string(n) + " disk(s) in " + std::to_string(static_cast<int>(ms)) +
-            " ms; " + run.consistency);
+    ctx.Log(fmt::format("point in time taken for {} disk(s) in {:.0f} ms; {}", n, ms, run.consistency));
+    if (frozen) ctx.Log(fmt::format("guest writes waited {:.0f} ms for the thaw", held_ms));
     PAMPA_RETURN_IF_ERROR(
         qmp("nbd-server-start", {{"addr", {{"type", "unix"}, {"data", {{"path", nbd_sock}}}}}}).status());
     nbd_started = true;

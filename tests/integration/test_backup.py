@@ -3,6 +3,7 @@ consistency while the guest writes, restore and boot, incremental reads, bitmaps
 across stop/start, in-place restore, verify finding damage, kill -9 mid-backup."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -51,6 +52,9 @@ def test_backup_of_a_writing_guest_restores_to_a_clean_bootable_copy(bk):
         assert key in r
     assert r["incremental"] is False
     assert r["consistency"].startswith("application-consistent")
+    # Freeze, transaction and thaw share one agent connection: the log says how long guest writes waited.
+    task = [t for t in d.cli_json("task", "list") if t["type"] == "backup"][-1]
+    assert re.search(r"guest writes waited \d+ ms for the thaw", d.cli("task", "show", task["id"]).stdout)
     assert r["slowest_stage"] in ("read", "compress_encrypt", "upload")
     assert d.vm("bk")["state"] == "running"
 
