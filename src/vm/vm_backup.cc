@@ -405,13 +405,27 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
     double held_ms = 0;
     std::unique_lock agent_lock(vm.agent_mu);
     auto agent = GuestAgentSession::Open(vm.paths.qga(), 1500ms);
-    bool frozen = agent.ok() && (*agent)->Call("guest-fsfreeze-freeze", nullptr, 20s).ok();
+    bool frozen = false;
+    if (agent.ok()) {
+      auto freeze = (*agent)->Call("guest-fsfreeze-freeze", nullptr, 20s);
+      frozen = freeze.ok();
+      // A freeze that timed out may still happen in the guest: never leave it
+      // frozen (on a new connection: the agent serves one at a time, and its
+      // resync skips the late answer).
+      if (!frozen && freeze.status().code() == ErrorCode::kUnavailable) {
+        agent->reset();
+        (void)GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+      }
+    }
     auto t0 = std::chrono::steady_clock::now();
     auto tr = qmp("transaction", {{"actions", actions}});
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (frozen) {
       auto thaw = (*agent)->Call("guest-fsfreeze-thaw", nullptr, 20s);
-      if (!thaw.ok()) thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+      if (!thaw.ok()) {
+        agent->reset();  // as above: a new connection resyncs past a late answer
+        thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+      }
       if (!thaw.ok())
         log::Error("vm {}: could not thaw the guest filesystems: {}", vm.spec.name, thaw.status().message());
       held_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
