@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "backup/prune.h"
 #include "backup/verify.h"
+#include "base/units.h"
 
 namespace pampa {
 namespace {
@@ -42,8 +43,8 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   });
 
   r.Add("POST", "/api/v1/repos", [&](const HttpRequest& req) {
-    auto body =
-        BodyWithFields(req, {"name", "url", "passphrase_file", "key_file", "no_encryption", "ssh_key", "known_hosts"});
+    auto body = BodyWithFields(
+        req, {"name", "url", "passphrase_file", "key_file", "no_encryption", "ssh_key", "known_hosts", "chunk_size"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto name = RequiredString(*body, "name");
     if (!name.ok()) return ErrorResponse(name.status());
@@ -60,7 +61,15 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     auto no_enc = OptionalBool(*body, "no_encryption");
     if (!no_enc.ok()) return ErrorResponse(no_enc.status());
-    auto added = ctx.repos.Add(info, *no_enc);
+    auto chunk = OptionalString(*body, "chunk_size");
+    if (!chunk.ok()) return ErrorResponse(chunk.status());
+    uint64_t chunk_size = 0;
+    if (!chunk->empty()) {
+      auto parsed = ParseSize(*chunk);
+      if (!parsed.ok()) return ErrorResponse(parsed.status().Context("chunk_size"));
+      chunk_size = *parsed;
+    }
+    auto added = ctx.repos.Add(info, *no_enc, chunk_size);
     return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
   });
 

@@ -62,7 +62,7 @@ Status Repos::Record(const RepoInfo& info, bool create) {
   return create ? store_.Create("repos/" + info.name, text) : store_.Put("repos/" + info.name, text);
 }
 
-Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
+Result<json> Repos::Add(const RepoInfo& in, bool no_encryption, uint64_t chunk_size) {
   PAMPA_RETURN_IF_ERROR(ValidateName("repository", in.name));
   if (store_.Get("repos/" + in.name)->has_value())
     return Status::Conflict("repository '" + in.name + "' already exists");
@@ -73,25 +73,31 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption) {
         "--key-file FILE (the key is kept in that file only) or --no-encryption");
   }
   if (!in.key_file.empty() && in.key_file.front() != '/') return Status::Invalid("the key file path must be absolute");
+  if (chunk_size != 0 && (chunk_size < (64 << 10) || chunk_size > (64 << 20) || (chunk_size & (chunk_size - 1)))) {
+    return Status::Invalid("the chunk size must be a power of two from 64K to 64M (default 4M): " +
+                           std::to_string(chunk_size) + " bytes is not");
+  }
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(in));
   for (auto* f : {&in.ssh_key, &in.known_hosts}) {
     if (!f->empty() && (f->front() != '/' || !Exists(*f))) return Status::Invalid("file " + *f + " does not exist");
   }
   PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(in));
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
-  bool encrypted;
+  std::unique_ptr<Repository> repo;
   if (exists) {
-    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
-    encrypted = repo->encrypted();
-    if (!encrypted && !secret.empty())
+    PAMPA_ASSIGN_OR_RETURN(repo, Repository::Open(std::move(store), secret));
+    if (!repo->encrypted() && !secret.empty())
       return Status::Invalid("the repository at " + in.url + " is not encrypted: use --no-encryption");
+    if (chunk_size != 0 && chunk_size != repo->config().chunk_size) {
+      return Status::Invalid("the repository at " + in.url + " already uses " +
+                             std::to_string(repo->config().chunk_size) + "-byte chunks: leave out --chunk-size");
+    }
   } else {
-    PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Init(std::move(store), secret));
-    encrypted = repo->encrypted();
+    PAMPA_ASSIGN_OR_RETURN(repo, Repository::Init(std::move(store), secret, chunk_size ? chunk_size : 4 << 20));
   }
   PAMPA_RETURN_IF_ERROR(Record(in, /*create=*/true));
-  return json{
-      {"name", in.name}, {"url", in.url}, {"encrypted", encrypted}, {"created", !exists}, {"key", in.KeyKind()}};
+  return json{{"name", in.name},    {"url", in.url},       {"encrypted", repo->encrypted()},
+              {"created", !exists}, {"key", in.KeyKind()}, {"chunk_size", repo->config().chunk_size}};
 }
 
 Result<std::vector<RepoInfo>> Repos::List() {

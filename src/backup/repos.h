@@ -31,7 +31,8 @@ class Repos {
   explicit Repos(Store& store) : store_(store) {}
   // Registers a repository, creating it when the location is empty.
   // Returns {"name", "url", "encrypted", "created"}.
-  Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption);
+  // chunk_size: for a new repository (0: the 4 MiB default); an existing one keeps its own.
+  Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption, uint64_t chunk_size = 0);
   Result<std::vector<RepoInfo>> List();
   Result<RepoInfo> Get(const std::string& name);
   // Opens a registered repository (checks the passphrase or key file).

@@ -219,6 +219,27 @@ def test_key_file_repository_and_passphrase_change(bk):
     d.cli("repo", "passphrase", "main", "--new-passphrase-file", os.path.join(d.root, "passphrase"))  # as before
 
 
+def test_repository_with_a_smaller_chunk_size(bk):
+    d = bk
+    url = os.path.join(d.root, "repo-1m")
+    pw = os.path.join(d.root, "passphrase")
+    r = d.cli("repo", "add", "odd", "--url", url, "--passphrase-file", pw, "--chunk-size", "3M", check=False)
+    assert r.returncode != 0 and "power of two" in r.stderr and not os.path.exists(os.path.join(url, "config"))
+    d.cli("repo", "add", "small", "--url", url, "--passphrase-file", pw, "--chunk-size", "1M")
+    with open(os.path.join(url, "config")) as f:
+        assert json.load(f)["chunk_size"] == 1 << 20
+    # An existing repository keeps its chunk size: asking for another is refused, not ignored.
+    r = d.cli("repo", "add", "small2", "--url", url, "--passphrase-file", pw, "--chunk-size", "4M", check=False)
+    assert r.returncode != 0 and "1048576-byte chunks" in r.stderr
+    first = backup(d, repo="small")
+    shown = d.cli_json("backup", "show", first["id"], "--repo", "small")
+    assert shown["disks"][0]["chunks"] == 1024  # 1 GiB in 1 MiB chunks
+    d.exec("bk", "sh", "-c", "dd if=/dev/urandom of=/mnt/data/small1 bs=1M count=1 2>/dev/null; sync")
+    inc = backup(d, repo="small")
+    assert inc["incremental"] is True and inc["bytes_read"] <= 12 * MiB, inc
+    assert d.cli("backup", "verify", "--repo", "small").returncode == 0
+
+
 def test_kill9_of_pampad_during_a_backup_leaves_a_usable_repository(bk):
     d = bk
     d.exec("bk", "sh", "-c", "dd if=/dev/urandom of=/mnt/data/big bs=1M count=48 2>/dev/null; sync")
