@@ -73,9 +73,8 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption, uint64_t chunk_s
         "--key-file FILE (the key is kept in that file only) or --no-encryption");
   }
   if (!in.key_file.empty() && in.key_file.front() != '/') return Status::Invalid("the key file path must be absolute");
-  if (chunk_size != 0 && (chunk_size < (64 << 10) || chunk_size > (64 << 20) || (chunk_size & (chunk_size - 1)))) {
-    return Status::Invalid("the chunk size must be a power of two from 64K to 64M (default 4M): " +
-                           std::to_string(chunk_size) + " bytes is not");
+  if (chunk_size != 0) {  // checked before a directory or a connection is made
+    PAMPA_RETURN_IF_ERROR(CheckChunkSize(chunk_size));
   }
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(in));
   for (auto* f : {&in.ssh_key, &in.known_hosts}) {
@@ -93,7 +92,8 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption, uint64_t chunk_s
                              std::to_string(repo->config().chunk_size) + "-byte chunks: leave out --chunk-size");
     }
   } else {
-    PAMPA_ASSIGN_OR_RETURN(repo, Repository::Init(std::move(store), secret, chunk_size ? chunk_size : 4 << 20));
+    PAMPA_ASSIGN_OR_RETURN(repo,
+                           Repository::Init(std::move(store), secret, chunk_size ? chunk_size : kDefaultChunkSize));
   }
   PAMPA_RETURN_IF_ERROR(Record(in, /*create=*/true));
   return json{{"name", in.name},    {"url", in.url},       {"encrypted", repo->encrypted()},

@@ -41,9 +41,7 @@ Result<RepoConfig> ConfigFromJson(const std::string& text) {
     return Status::Invalid("repository format version " + std::to_string(c.version) + " is not supported");
   c.id = j.value("id", "");
   c.chunk_size = j.value("chunk_size", 0ull);
-  if (c.chunk_size < 65536 || c.chunk_size > (64ull << 20) || (c.chunk_size & (c.chunk_size - 1))) {
-    return Status::Invalid("repository config has a bad chunk size");
-  }
+  if (!ValidChunkSize(c.chunk_size)) return Status::Invalid("repository config has a bad chunk size");
   c.encryption = j.value("encryption", "");
   c.zstd_level = j.value("zstd_level", 3);
   if (c.encryption == "aes-256-gcm") {
@@ -134,8 +132,15 @@ Result<RepoKeys> ReadKeyFile(const std::string& path, const RepoConfig& c) {
 
 }  // namespace
 
+Status CheckChunkSize(uint64_t n) {
+  if (ValidChunkSize(n)) return Status::Ok();
+  return Status::Invalid("the chunk size must be a power of two from 64K to 64M (default 4M): " + std::to_string(n) +
+                         " bytes is not");
+}
+
 Result<std::unique_ptr<Repository>> Repository::Init(std::unique_ptr<ObjectStore> store, const RepoSecret& secret,
                                                      uint64_t chunk_size) {
+  PAMPA_RETURN_IF_ERROR(CheckChunkSize(chunk_size));
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   if (exists) return Status::Conflict("a repository already exists at " + store->Describe());
   PAMPA_ASSIGN_OR_RETURN(auto existing, store->List(""));

@@ -17,9 +17,16 @@
 
 namespace pampa {
 
+// A repository's chunk size: a power of two from 64 KiB (the dirty-bitmap
+// granularity, so chunks stay aligned with it) to 64 MiB.
+constexpr uint64_t kDefaultChunkSize = 4 << 20;
+inline bool ValidChunkSize(uint64_t n) { return n >= (64 << 10) && n <= (64 << 20) && (n & (n - 1)) == 0; }
+// kInvalid, saying what is allowed, for a chunk size a new repository cannot have.
+Status CheckChunkSize(uint64_t n);
+
 struct RepoConfig {
   int version = 1;
-  uint64_t chunk_size = 4 << 20;
+  uint64_t chunk_size = kDefaultChunkSize;
   std::string id;
   std::string encryption = "aes-256-gcm";  // or "none"
   std::string key = "passphrase";          // encrypted: "passphrase" (keys/ objects) or "file"
@@ -43,9 +50,10 @@ inline const std::string kZeroChunk = "zero";
 class Repository {
  public:
   // Creates a repository in an empty store. An empty secret means no
-  // encryption (callers must have said --no-encryption).
+  // encryption (callers must have said --no-encryption). A bad chunk size
+  // (CheckChunkSize) is refused before anything is written.
   static Result<std::unique_ptr<Repository>> Init(std::unique_ptr<ObjectStore> store, const RepoSecret& secret,
-                                                  uint64_t chunk_size = 4 << 20);
+                                                  uint64_t chunk_size = kDefaultChunkSize);
   // Opens an existing one; a wrong passphrase or key file is kInvalid and touches nothing.
   static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<ObjectStore> store, const RepoSecret& secret);
 
