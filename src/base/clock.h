@@ -2,6 +2,7 @@
 // a monotonic clock for measuring intervals.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -16,6 +17,12 @@ inline int64_t NowMs() {
 inline int64_t MonotonicMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// Time left until a steady_clock deadline, never negative (for poll-style timeouts).
+inline std::chrono::milliseconds MillisecondsLeft(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
 }
 
 }  // namespace pampa

@@ -4,6 +4,8 @@
 #include <random>
 #include <thread>
 
+#include "base/clock.h"
+
 namespace pampa {
 namespace {
 
@@ -36,8 +38,7 @@ Result<std::unique_ptr<GuestAgentSession>> GuestAgentSession::Open(const std::st
   int64_t sync_id = static_cast<int64_t>(rng() >> 12);
   PAMPA_RETURN_IF_ERROR(s->ch_.Send({{"execute", "guest-sync-delimited"}, {"arguments", {{"id", sync_id}}}}));
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    auto r = s->ch_.Receive(std::max(left, std::chrono::milliseconds(0)));
+    auto r = s->ch_.Receive(MillisecondsLeft(deadline));
     if (!r.ok())
       return Status::Unavailable("the guest agent does not answer (is qemu-guest-agent running in the guest?)");
     if (r->contains("return") && (*r)["return"] == sync_id) return s;
@@ -62,8 +63,7 @@ Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohma
                                         std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   PAMPA_ASSIGN_OR_RETURN(auto session, GuestAgentSession::Open(path_, timeout));
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-  return session->Call(command, args, std::max(left, std::chrono::milliseconds(0)));
+  return session->Call(command, args, MillisecondsLeft(deadline));
 }
 
 Status GuestAgent::Ping(std::chrono::milliseconds timeout) { return Call("guest-ping", nullptr, timeout).status(); }

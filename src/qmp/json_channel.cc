@@ -10,6 +10,8 @@
 #include <cstring>
 #include <thread>
 
+#include "base/clock.h"
+
 namespace pampa {
 
 JsonChannel::~JsonChannel() { Close(); }
@@ -80,10 +82,8 @@ Result<nlohmann::json> JsonChannel::Receive(std::chrono::milliseconds timeout) {
   while (true) {
     if (auto j = TakeBufferedLine()) return *j;
     if (fd_ < 0) return Status::Unavailable("not connected");
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 0) left = std::chrono::milliseconds(0);
     pollfd p{fd_, POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(left.count()));
+    int n = poll(&p, 1, static_cast<int>(MillisecondsLeft(deadline).count()));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Status::Unavailable("no answer within " + std::to_string(timeout.count()) + " ms");
     char tmp[65536];

@@ -1,5 +1,7 @@
 #include "qmp/qmp_client.h"
 
+#include "base/clock.h"
+
 namespace pampa {
 
 Status QmpClient::Connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
@@ -22,9 +24,7 @@ Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nloh
   PAMPA_RETURN_IF_ERROR(ch_.Send(msg));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 0) left = std::chrono::milliseconds(0);
-    auto reply = ch_.Receive(left);
+    auto reply = ch_.Receive(MillisecondsLeft(deadline));
     if (!reply.ok()) return reply.status().Context("QMP " + command);
     auto& j = *reply;
     if (j.contains("event")) {
