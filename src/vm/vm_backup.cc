@@ -405,27 +405,25 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
     double held_ms = 0;
     std::unique_lock agent_lock(vm.agent_mu);
     auto agent = GuestAgentSession::Open(vm.paths.qga(), 1500ms);
+    // After a command of the session went unanswered: thaw on a new connection
+    // (the agent serves one at a time, and its resync skips the late answer).
+    auto thaw_anew = [&] {
+      agent->reset();
+      return GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
+    };
     bool frozen = false;
     if (agent.ok()) {
       auto freeze = (*agent)->Call("guest-fsfreeze-freeze", nullptr, 20s);
       frozen = freeze.ok();
-      // A freeze that timed out may still happen in the guest: never leave it
-      // frozen (on a new connection: the agent serves one at a time, and its
-      // resync skips the late answer).
-      if (!frozen && freeze.status().code() == ErrorCode::kUnavailable) {
-        agent->reset();
-        (void)GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
-      }
+      // A freeze that timed out may still happen in the guest: never leave it frozen.
+      if (!frozen && freeze.status().code() == ErrorCode::kUnavailable) (void)thaw_anew();
     }
     auto t0 = std::chrono::steady_clock::now();
     auto tr = qmp("transaction", {{"actions", actions}});
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (frozen) {
       auto thaw = (*agent)->Call("guest-fsfreeze-thaw", nullptr, 20s);
-      if (!thaw.ok()) {
-        agent->reset();  // as above: a new connection resyncs past a late answer
-        thaw = GuestAgent(vm.paths.qga()).Call("guest-fsfreeze-thaw", nullptr, 20s);
-      }
+      if (!thaw.ok()) thaw = thaw_anew();
       if (!thaw.ok())
         log::Error("vm {}: could not thaw the guest filesystems: {}", vm.spec.name, thaw.status().message());
       held_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
