@@ -154,7 +154,7 @@ class Fd {
 
 // A chunk-sized buffer aligned for O_DIRECT.
 struct AlignedBuffer {
-  explicit AlignedBuffer(size_t n) {
+  explicit AlignedBuffer(size_t n) : size(n) {
     void* p = nullptr;
     if (posix_memalign(&p, 4096, n) != 0) throw std::bad_alloc();
     data = static_cast<char*>(p);
@@ -163,6 +163,7 @@ struct AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
   char* data;
+  size_t size;
 };
 
 // Where one backup worker gets a chunk's bytes: its own NBD connection, or the image file.
@@ -283,11 +284,7 @@ Status RunWorkers(int workers, const std::function<Status(const std::atomic<bool
 // A worker's chunk buffer, kept with its thread (see WorkerPool).
 char* ThreadBuffer(size_t n) {
   thread_local std::unique_ptr<AlignedBuffer> buf;
-  thread_local size_t size = 0;
-  if (size < n) {
-    buf = std::make_unique<AlignedBuffer>(n);
-    size = n;
-  }
+  if (!buf || buf->size < n) buf = std::make_unique<AlignedBuffer>(n);
   return buf->data;
 }
 
@@ -302,6 +299,9 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   if (size < 0) return nbd.Error("reading the disk size");
   DiskBackupResult res;
   res.size = static_cast<uint64_t>(size);
+  if (!source.file.empty() && !CoversDisk(source.extents, res.size)) {
+    return Status::Internal("the layout of " + source.file + " does not cover the whole disk");
+  }
   size_t n = (res.size + chunk - 1) / chunk;
   res.chunks.assign(n, kZeroChunk);
 
@@ -334,9 +334,6 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   uint64_t total = 0;
   for (size_t c : todo) total += std::min<uint64_t>(chunk, res.size - c * chunk);
 
-  if (!source.file.empty() && !CoversDisk(source.extents, res.size)) {
-    return Status::Internal("the layout of " + source.file + " does not cover the whole disk");
-  }
   Fd file(source.file.empty() ? -1 : open(source.file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!source.file.empty() && file.get() < 0) {
     return Status::Unavailable("cannot open " + source.file + ": " + std::strerror(errno));
