@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/units.h"
+#include "qmp/json_channel.h"
 #include "storage/image.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_manager.h"
@@ -63,7 +64,9 @@ class QemuNbdServer {
     PAMPA_ASSIGN_OR_RETURN(pid_t pid, SpawnDetached(argv, socket + ".log"));
     auto server = std::unique_ptr<QemuNbdServer>(new QemuNbdServer(pid, socket));
     for (int i = 0; i < 2500; ++i) {  // it listens within a few ms
-      if (Exists(socket)) return server;
+      // Accepting, not only bound: the socket file appears before listen(),
+      // and a connection in between is refused.
+      if (JsonChannel().Connect(socket, 0ms).ok()) return server;
       if (!ProcessAlive(pid, "")) break;
       std::this_thread::sleep_for(2ms);
     }
