@@ -1,5 +1,6 @@
 #include "api/http_server.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -274,11 +275,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   bool keep_alive_ = true;
 };
 
+// Asio opens and accepts without SOCK_CLOEXEC; a QEMU that inherited a
+// listening socket would keep pampad's port and answer its clients.
+// (The spawn path closes every inherited descriptor too; this is the second lock.)
+void CloseOnExec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
+
 template <class Acceptor, class Socket>
 void Accept(asio::io_context& ioc, Acceptor& acceptor, Shared& shared, bool needs_token) {
   acceptor.async_accept(asio::make_strand(ioc),
                         [&ioc, &acceptor, &shared, needs_token](beast::error_code ec, Socket s) {
                           if (!acceptor.is_open()) return;
+                          if (!ec) CloseOnExec(s.native_handle());
                           if (!ec) std::make_shared<HttpSession<Socket>>(std::move(s), shared, needs_token)->Run();
                           Accept<Acceptor, Socket>(ioc, acceptor, shared, needs_token);
                         });
@@ -311,6 +318,7 @@ Status HttpServer::Start() {
     impl_->unix_acceptor.emplace(impl_->ioc);
     local::endpoint ep(o.unix_socket);
     impl_->unix_acceptor->open(ep.protocol(), ec);
+    if (!ec) CloseOnExec(impl_->unix_acceptor->native_handle());
     mode_t old = umask(0177);  // the socket is born 0600: root only
     if (!ec) impl_->unix_acceptor->bind(ep, ec);
     umask(old);
@@ -325,6 +333,7 @@ Status HttpServer::Start() {
     tcp::endpoint ep(addr, o.tcp_port);
     impl_->tcp_acceptor.emplace(impl_->ioc);
     impl_->tcp_acceptor->open(ep.protocol(), ec);
+    if (!ec) CloseOnExec(impl_->tcp_acceptor->native_handle());
     if (!ec) impl_->tcp_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) impl_->tcp_acceptor->bind(ep, ec);
     if (!ec) impl_->tcp_acceptor->listen(asio::socket_base::max_listen_connections, ec);

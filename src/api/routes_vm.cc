@@ -68,7 +68,10 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     if (!create.ok()) return ErrorResponse(create.status());
     auto task = ctx.vms.Create(*create);
     if (!task.ok()) return ErrorResponse(task.status());
-    return HttpResponse{202, {{"task", *task}, {"vm", create->name}}};
+    VmSpec planned;
+    planned.name = create->name;
+    planned.memory_mib = create->memory_mib;
+    return HttpResponse{202, {{"task", *task}, {"vm", create->name}, {"warnings", ctx.vms.SpecWarnings(planned)}}};
   });
 
   r.Add("GET", "/api/v1/vms/{name}",
@@ -88,8 +91,15 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return Reply(ctx.vms.Delete(req.params.at("name")), {{"deleted", req.params.at("name")}});
   });
 
-  r.Add("POST", "/api/v1/vms/{name}/start",
-        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Start); });
+  r.Add("POST", "/api/v1/vms/{name}/start", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"force"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto force = OptionalBool(*body, "force", false);
+    if (!force.ok()) return ErrorResponse(force.status());
+    const std::string& name = req.params.at("name");
+    if (Status st = ctx.vms.Start(name, *force); !st.ok()) return ErrorResponse(st);
+    return Reply(ctx.vms.Show(name));
+  });
   r.Add("POST", "/api/v1/vms/{name}/stop", [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Stop); });
   r.Add("POST", "/api/v1/vms/{name}/reboot",
         [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::Reboot); });

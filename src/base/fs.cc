@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -153,4 +154,12 @@ Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, u
   return WriteAt(plain_fd, buf + direct, len - direct, offset + direct, path);
 }
 
+}  // namespace pampa
+
+namespace pampa {
+uint64_t HostMemoryBytes() {
+  struct sysinfo si {};
+  if (sysinfo(&si) != 0) return 0;
+  return static_cast<uint64_t>(si.totalram) * si.mem_unit;
+}
 }  // namespace pampa

@@ -1,6 +1,7 @@
 // Small file helpers. Writes that must survive a crash go through WriteFileAtomic.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "base/status.h"
@@ -32,4 +33,9 @@ Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, u
 // The last `max_bytes` of a file, starting at a line boundary.
 std::string TailFile(const std::string& path, size_t max_bytes);
 
+}  // namespace pampa
+
+namespace pampa {
+// The host's physical memory in bytes (sysinfo), 0 when unknown.
+uint64_t HostMemoryBytes();
 }  // namespace pampa

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,16 @@ std::string LastLine(const std::string& s) {
   return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
 
+// Closes every descriptor above stderr (async-signal-safe: runs between fork
+// and exec). A detached child must not hold pampad's listening sockets, its
+// state file or another VM's files: it outlives pampad.
+void CloseFrom3() {
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
+  // Kernels before 5.9: close one by one up to the descriptor limit.
+  long max = sysconf(_SC_OPEN_MAX);
+  for (long fd = 3; fd < (max > 0 ? max : 65536); ++fd) close(static_cast<int>(fd));
+}
+
 }  // namespace
 
 Result<RunResult> Run(const std::vector<std::string>& argv, const RunOptions& opts) {
@@ -46,6 +57,9 @@ Result<RunResult> Run(const std::vector<std::string>& argv, const RunOptions& op
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  // Children get stdin/stdout/stderr and nothing else, even a descriptor some
+  // library opened without O_CLOEXEC (libssh, Asio's accepted sockets).
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
@@ -157,6 +171,7 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
       dup2(devnull, 0);
       dup2(logfd, 1);
       dup2(logfd, 2);
+      CloseFrom3();
       execvp(cargv[0], cargv.data());
       dprintf(2, "exec %s: %s\n", cargv[0], std::strerror(errno));
       _exit(127);

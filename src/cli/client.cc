@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
@@ -23,16 +25,27 @@ namespace websocket = beast::websocket;
 
 namespace {
 
-template <class Socket>
-Result<ApiResponse> Exchange(Socket& socket, http::request<http::string_body>& req) {
+// One request and its answer on a connected stream, within the stream's
+// deadline. The io_context runs only for this exchange.
+template <class Stream>
+Result<ApiResponse> Exchange(asio::io_context& ioc, Stream& stream, http::request<http::string_body>& req,
+                             std::chrono::seconds timeout, const std::string& where) {
   beast::error_code ec;
-  http::write(socket, req, ec);
-  if (ec) return Status::Unavailable("sending the request to pampad failed: " + ec.message());
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 << 20);
-  http::read(socket, buf, parser, ec);
-  if (ec) return Status::Unavailable("reading pampad's answer failed: " + ec.message());
+  stream.expires_after(timeout);
+  http::async_write(stream, req, [&](beast::error_code wec, size_t) {
+    ec = wec;
+    if (!ec) http::async_read(stream, buf, parser, [&](beast::error_code rec, size_t) { ec = rec; });
+  });
+  ioc.restart();
+  ioc.run();
+  if (ec == beast::error::timeout) {
+    return Status::Unavailable("pampad at " + where + " did not answer in " + std::to_string(timeout.count()) +
+                               " s: is it running? see its log (or raise PAMPA_TIMEOUT)");
+  }
+  if (ec) return Status::Unavailable("talking to pampad at " + where + " failed: " + ec.message());
   auto res = parser.release();
   ApiResponse out;
   out.status = res.result_int();
@@ -95,27 +108,44 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
   req.prepare_payload();
   asio::io_context ioc;
   beast::error_code ec;
+  auto timeout = timeout_.count() > 0 ? timeout_ : RequestTimeout();
   if (ep_.tcp()) {
+    std::string where = ep_.host + ":" + ep_.port;
     asio::ip::tcp::resolver resolver(ioc);
     auto results = resolver.resolve(ep_.host, ep_.port, ec);
     if (ec) return Status::Unavailable("cannot resolve " + ep_.host + ": " + ec.message());
-    asio::ip::tcp::socket socket(ioc);
-    asio::connect(socket, results, ec);
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(kConnectTimeout);
+    stream.async_connect(results, [&](beast::error_code cec, const auto&) { ec = cec; });
+    ioc.run();
     if (ec) {
-      return Status::Unavailable("cannot reach pampad at " + ep_.host + ":" + ep_.port + ": " + ec.message() +
-                                 " (is pampad running? check --url)");
+      std::string why =
+          ec == beast::error::timeout ? "no answer in " + std::to_string(kConnectTimeout.count()) + " s" : ec.message();
+      return Status::Unavailable("cannot reach pampad at " + where + ": " + why + " (is pampad running? check --url)");
     }
-    return Exchange(socket, req);
+    return Exchange(ioc, stream, req, timeout, where);
   }
-  asio::local::stream_protocol::socket socket(ioc);
-  socket.connect(asio::local::stream_protocol::endpoint(ep_.unix_socket), ec);
+  beast::basic_stream<asio::local::stream_protocol> stream(ioc);
+  stream.expires_after(kConnectTimeout);
+  stream.async_connect(asio::local::stream_protocol::endpoint(ep_.unix_socket),
+                       [&](beast::error_code cec) { ec = cec; });
+  ioc.run();
   if (ec) {
     std::string hint = ec == asio::error::access_denied
                            ? " (the API socket is root only: run as root, or use --url and --token)"
                            : " (is pampad running? start it with: make run)";
     return Status::Unavailable("cannot connect to pampad at " + ep_.unix_socket + ": " + ec.message() + hint);
   }
-  return Exchange(socket, req);
+  return Exchange(ioc, stream, req, timeout, ep_.unix_socket);
+}
+
+std::chrono::seconds RequestTimeout() {
+  const char* s = std::getenv("PAMPA_TIMEOUT");
+  if (s == nullptr || *s == '\0') return kDefaultRequestTimeout;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  if (*end != '\0' || v <= 0 || v > 86400) return kDefaultRequestTimeout;
+  return std::chrono::seconds(v);
 }
 
 Result<nlohmann::json> ApiClient::Call(const std::string& method, const std::string& path, const nlohmann::json& body) {

@@ -3,6 +3,7 @@
 // progress bar. The CLI knows only the API's JSON wire format.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -23,9 +24,22 @@ struct ApiResponse {
   std::string raw;
 };
 
+// A request that gets no answer fails after this long with a message saying so
+// (long work is a task: no request needs minutes). PAMPA_TIMEOUT (seconds)
+// overrides it; connecting has its own, shorter limit.
+inline constexpr std::chrono::seconds kDefaultRequestTimeout{60};
+inline constexpr std::chrono::seconds kConnectTimeout{5};
+std::chrono::seconds RequestTimeout();
+
 class ApiClient {
  public:
   explicit ApiClient(Endpoint ep) : ep_(std::move(ep)) {}
+  // Requests that legitimately wait (vm exec waits for the guest's command)
+  // widen the request timeout for this client.
+  ApiClient& WithTimeout(std::chrono::seconds t) {
+    timeout_ = t;
+    return *this;
+  }
   // Sends one request; an HTTP error status becomes a Status with the server's message.
   Result<nlohmann::json> Call(const std::string& method, const std::string& path, const nlohmann::json& body = nullptr);
   // The raw response body (text endpoints such as the console log).
@@ -38,6 +52,7 @@ class ApiClient {
  private:
   Result<ApiResponse> Send(const std::string& method, const std::string& path, const std::string& body);
   Endpoint ep_;
+  std::chrono::seconds timeout_{0};  // 0: RequestTimeout()
 };
 
 // Parses "http://host:port" into the endpoint.

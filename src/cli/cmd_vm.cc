@@ -115,6 +115,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       }
       auto r = g.client().Call("POST", "/api/v1/vms", body);
       if (!r.ok()) return PrintError(r.status().message());
+      for (auto& w : r->value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
       return FinishTask(g, (*r)["task"], o->async, "created vm " + o->name);
     });
   }
@@ -143,7 +144,21 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     });
   }
 
-  AddSimple(vm, g, "start", "POST", "start a VM", "started");
+  {
+    auto name = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("start", "start a VM");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--force", *force, "start even when the VM has more memory than the host");
+    Bind(cmd, g, [&g, name, force] {
+      json body = json::object();
+      if (*force) body["force"] = true;
+      auto r = g.client().Call("POST", VmPath(*name) + "/start", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "started " << *name << "\n";
+      return 0;
+    });
+  }
   AddSimple(vm, g, "stop", "POST", "power a VM off at once (like pulling the plug)", "stopped");
   AddSimple(vm, g, "reboot", "POST", "reboot a VM (through the guest agent, else a hard reset)", "rebooting");
   AddSimple(vm, g, "pause", "POST", "pause a VM's CPUs", "paused");
@@ -216,7 +231,9 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--timeout", *timeout, "seconds to wait for the command")->capture_default_str();
     cmd->add_flag("--json", *as_json, "print JSON");
     Bind(cmd, g, [&g, name, argv, timeout, as_json] {
-      auto r = g.client().Call("POST", VmPath(*name) + "/exec", {{"command", *argv}, {"timeout", *timeout}});
+      auto client = g.client();
+      client.WithTimeout(RequestTimeout() + std::chrono::seconds(*timeout));
+      auto r = client.Call("POST", VmPath(*name) + "/exec", {{"command", *argv}, {"timeout", *timeout}});
       if (!r.ok()) return PrintError(r.status().message());
       if (*as_json) {
         PrintJson(*r);

@@ -179,6 +179,19 @@ Status Storage::ResizeVolume(const std::string& pool, const std::string& name, u
       .Context("resizing volume " + name);
 }
 
+int Storage::RemoveUnfinished() {
+  auto pools = ListPools();
+  if (!pools.ok()) return 0;
+  int removed = 0;
+  for (auto& pool : *pools) {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(pool.path, ec)) {
+      if (e.path().extension() == ".creating" && unlink(e.path().c_str()) == 0) ++removed;
+    }
+  }
+  return removed;
+}
+
 Status Storage::DeleteVolume(const std::string& pool, const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto v, GetVolume(pool, name));
   if (unlink(v.path.c_str()) != 0) return Status::Internal("cannot delete " + v.path);
@@ -222,7 +235,15 @@ Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::str
     PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
     dst = p.path + "/" + name + ".qcow2";
   }
-  PAMPA_RETURN_IF_ERROR(ConvertImage(canon, info.format, dst, "qcow2", progress, cancel));
+  // Converted under a name no listing shows, then renamed: a pampad killed
+  // mid-import leaves only a .creating file, which the next start removes.
+  std::string tmp = dst + ".creating";
+  Status st = ConvertImage(canon, info.format, tmp, "qcow2", progress, cancel);
+  if (st.ok() && rename(tmp.c_str(), dst.c_str()) != 0) st = Status::Internal("cannot create " + dst);
+  if (!st.ok()) {
+    unlink(tmp.c_str());
+    return st;
+  }
   return FindVolume(p, name);
 }
 

@@ -54,6 +54,10 @@ class Storage {
   // Grows only: shrinking would destroy data.
   Status ResizeVolume(const std::string& pool, const std::string& name, uint64_t size);
   Status DeleteVolume(const std::string& pool, const std::string& name);
+  // Removes the half-made volume files (NAME.FORMAT.creating) a pampad killed
+  // mid-create or mid-import left in every pool; returns how many. Call once
+  // at start, before any volume is made.
+  int RemoveUnfinished();
   // Validates the image (see ValidateImportImage) and converts it into a new qcow2 volume.
   Result<VolumeInfo> ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
                                   const ProgressFn& progress, const std::atomic<bool>* cancel);

@@ -29,35 +29,26 @@ std::vector<std::string> NodeNames(size_t disks) {
   return out;
 }
 
-bool Running(const std::string& state) { return state == "running" || state == "paused"; }
+bool Running(VmState state) { return state == VmState::kRunning || state == VmState::kPaused; }
 
 }  // namespace
 
-Result<std::string> VmManager::RunVmTask(const std::string& name, const std::string& op,
+Result<std::string> VmManager::RunVmTask(const std::string& name, VmOp op, VmAction action,
                                          std::function<Result<json>(Vm&, TaskContext&)> body) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  {
-    std::lock_guard lock(vm->mu);
-    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-    if (vm->state == "starting" || vm->state == "shutting-down") {
-      return Status::Conflict("vm '" + name + "' is " + vm->state + "; try again when it has settled");
-    }
-    vm->busy = op;
-    SetState(*vm, vm->state, vm->reason);
-  }
-  return tasks_.Start("vm-" + op, name, [this, vm, body = std::move(body)](TaskContext& ctx) -> Result<json> {
-    std::lock_guard lock(vm->mu);
-    auto r = body(*vm, ctx);
-    vm->busy.clear();
-    SetState(*vm, vm->state, vm->reason);
-    return r;
-  });
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, op, action));
+  auto held = std::make_shared<OperationLease>(std::move(lease));
+  return tasks_.Start("vm-" + std::string(Name(op)), name,
+                      [held, body = std::move(body)](TaskContext& ctx) -> Result<json> {
+                        OperationLease owned = std::move(*held);  // given back when the body returns
+                        return body(owned.vm(), ctx);
+                      });
 }
 
-Result<std::vector<std::string>> VmManager::Qcow2Disks(Vm& vm) {
+Result<std::vector<std::string>> VmManager::Qcow2Disks(const VmSpec& spec) {
   std::vector<std::string> paths;
-  if (vm.spec.disks.empty()) return Status::Invalid("vm '" + vm.spec.name + "' has no disks to snapshot");
-  for (auto& d : vm.spec.disks) {
+  if (spec.disks.empty()) return Status::Invalid("vm '" + spec.name + "' has no disks to snapshot");
+  for (auto& d : spec.disks) {
     PAMPA_ASSIGN_OR_RETURN(auto v, storage_.LocateVolume(d.pool, d.volume));
     if (v.format != "qcow2") {
       return Status::Invalid("disk " + d.volume +
@@ -99,45 +90,48 @@ Result<std::string> VmManager::CreateSnapshot(const std::string& name, const std
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_ASSIGN_OR_RETURN(auto existing, store_.Get(Key(name, snap)));
   if (existing) return Status::Conflict("vm '" + name + "' already has a snapshot '" + snap + "'");
-  {
-    std::lock_guard lock(vm->mu);
-    PAMPA_RETURN_IF_ERROR(Qcow2Disks(*vm).status());
-    if (memory && !Running(vm->state)) {
-      return Status::Invalid("--memory saves the RAM of a running VM; vm '" + name + "' is " + vm->state);
-    }
+  PAMPA_RETURN_IF_ERROR(Qcow2Disks(*vm->Spec()).status());
+  if (VmState state = vm->State(); memory && !Running(state)) {
+    return Status::Invalid("--memory saves the RAM of a running VM; vm '" + name + "' is " + std::string(Name(state)));
   }
-  return RunVmTask(name, "snapshot", [this, snap, memory, description](Vm& vm, TaskContext& ctx) -> Result<json> {
-    auto start = std::chrono::steady_clock::now();
-    PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm));
-    auto nodes = NodeNames(paths.size());
-    bool running = Running(vm.state);
-    if (running && memory) {
-      ctx.Log("saving RAM and disks with snapshot-save");
-      PAMPA_RETURN_IF_ERROR(
-          RunQmpJob(vm, "snapshot-save", {{"tag", snap}, {"vmstate", nodes[0]}, {"devices", nodes}}, ctx));
-    } else if (running) {
-      // One transaction: all disks at the same instant, without pausing the guest.
-      json actions = json::array();
-      for (auto& n : nodes) {
-        actions.push_back({{"type", "blockdev-snapshot-internal-sync"}, {"data", {{"device", n}, {"name", snap}}}});
-      }
-      if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
-      PAMPA_RETURN_IF_ERROR(vm.qmp->Execute("transaction", {{"actions", actions}}, 30s).status());
-    } else {
-      for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-c", snap, p}).status());
-    }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    auto parent = store_.Get(CurrentKey(vm.spec.name));
-    json meta = {{"name", snap},         {"parent", parent.ok() && parent->has_value() ? **parent : ""},
-                 {"created", NowMs()},   {"memory", running && memory},
-                 {"vm_state", vm.state}, {"description", description},
-                 {"seconds", secs}};
-    PAMPA_RETURN_IF_ERROR(store_.Put(Key(vm.spec.name, snap), meta.dump()));
-    PAMPA_RETURN_IF_ERROR(store_.Put(CurrentKey(vm.spec.name), snap));
-    ctx.Log("snapshot " + snap + " taken in " + std::to_string(secs) + " s");
-    events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "created"}});
-    return meta;
-  });
+  return RunVmTask(
+      name, VmOp::kSnapshot, VmAction::kSnapshot,
+      [this, snap, memory, description](Vm& vm, TaskContext& ctx) -> Result<json> {
+        auto start = std::chrono::steady_clock::now();
+        PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm.spec));
+        auto nodes = NodeNames(paths.size());
+        VmState state = vm.State();
+        bool running = Running(state);
+        if (running && memory) {
+          ctx.Log("saving RAM and disks with snapshot-save");
+          PAMPA_RETURN_IF_ERROR(
+              RunQmpJob(vm, "snapshot-save", {{"tag", snap}, {"vmstate", nodes[0]}, {"devices", nodes}}, ctx));
+        } else if (running) {
+          // One transaction: all disks at the same instant, without pausing the guest.
+          json actions = json::array();
+          for (auto& n : nodes) {
+            actions.push_back({{"type", "blockdev-snapshot-internal-sync"}, {"data", {{"device", n}, {"name", snap}}}});
+          }
+          if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
+          PAMPA_RETURN_IF_ERROR(vm.qmp->Execute("transaction", {{"actions", actions}}, 30s).status());
+        } else {
+          for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-c", snap, p}).status());
+        }
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        auto parent = store_.Get(CurrentKey(vm.spec.name));
+        json meta = {{"name", snap},
+                     {"parent", parent.ok() && parent->has_value() ? **parent : ""},
+                     {"created", NowMs()},
+                     {"memory", running && memory},
+                     {"vm_state", Name(state)},
+                     {"description", description},
+                     {"seconds", secs}};
+        PAMPA_RETURN_IF_ERROR(store_.Put(Key(vm.spec.name, snap), meta.dump()));
+        PAMPA_RETURN_IF_ERROR(store_.Put(CurrentKey(vm.spec.name), snap));
+        ctx.Log("snapshot " + snap + " taken in " + std::to_string(secs) + " s");
+        events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "created"}});
+        return meta;
+      });
 }
 
 Result<json> VmManager::ListSnapshots(const std::string& name) {
@@ -158,39 +152,40 @@ Result<std::string> VmManager::RevertSnapshot(const std::string& name, const std
   if (!raw)
     return Status::NotFound("vm '" + name + "' has no snapshot '" + snap + "' (see: pampa snapshot list " + name + ")");
   json meta = json::parse(*raw, nullptr, false);
-  return RunVmTask(name, "revert", [this, snap, meta](Vm& vm, TaskContext& ctx) -> Result<json> {
-    PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm));
-    auto nodes = NodeNames(paths.size());
-    bool memory = meta.value("memory", false);
-    bool was_running = Running(vm.state);
-    PAMPA_RETURN_IF_ERROR(DropBackupBitmaps(vm, paths, ctx));
-    if (memory && was_running) {
-      ctx.Log("loading RAM and disks with snapshot-load");
-      PAMPA_RETURN_IF_ERROR(
-          RunQmpJob(vm, "snapshot-load", {{"tag", snap}, {"vmstate", nodes[0]}, {"devices", nodes}}, ctx));
-      if (vm.qmp && vm.qmp->connected()) {
-        auto r = vm.qmp->Execute("cont", nullptr, 10s);  // back running at that instant, even if it was paused
-        (void)r;
-      }
-      SetState(vm, "running");
-    } else {
-      if (was_running) {
-        ctx.Log("stopping the VM to put its disks back");
-        PAMPA_RETURN_IF_ERROR(StopLocked(vm));
-      }
-      for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-a", snap, p}).status());
-      if (memory) {
-        ctx.Log("starting the VM from the saved RAM state");
-        PAMPA_RETURN_IF_ERROR(StartLocked(vm, snap));
-      } else if (was_running) {
-        ctx.Log("starting the VM again from the reverted disks");
-        PAMPA_RETURN_IF_ERROR(StartLocked(vm));
-      }
-    }
-    PAMPA_RETURN_IF_ERROR(store_.Put(CurrentKey(vm.spec.name), snap));
-    events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "reverted"}});
-    return json{{"vm", vm.spec.name}, {"snapshot", snap}, {"state", vm.state}};
-  });
+  return RunVmTask(
+      name, VmOp::kRevert, VmAction::kRevert, [this, snap, meta](Vm& vm, TaskContext& ctx) -> Result<json> {
+        PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm.spec));
+        auto nodes = NodeNames(paths.size());
+        bool memory = meta.value("memory", false);
+        bool was_running = Running(vm.State());
+        PAMPA_RETURN_IF_ERROR(DropBackupBitmaps(vm, paths, ctx));
+        if (memory && was_running) {
+          ctx.Log("loading RAM and disks with snapshot-load");
+          PAMPA_RETURN_IF_ERROR(
+              RunQmpJob(vm, "snapshot-load", {{"tag", snap}, {"vmstate", nodes[0]}, {"devices", nodes}}, ctx));
+          if (vm.qmp && vm.qmp->connected()) {
+            auto r = vm.qmp->Execute("cont", nullptr, 10s);  // back running at that instant, even if it was paused
+            (void)r;
+          }
+          SetState(vm, VmState::kRunning);
+        } else {
+          if (was_running) {
+            ctx.Log("stopping the VM to put its disks back");
+            PAMPA_RETURN_IF_ERROR(StopLocked(vm));
+          }
+          for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-a", snap, p}).status());
+          if (memory) {
+            ctx.Log("starting the VM from the saved RAM state");
+            PAMPA_RETURN_IF_ERROR(StartLocked(vm, snap));
+          } else if (was_running) {
+            ctx.Log("starting the VM again from the reverted disks");
+            PAMPA_RETURN_IF_ERROR(StartLocked(vm));
+          }
+        }
+        PAMPA_RETURN_IF_ERROR(store_.Put(CurrentKey(vm.spec.name), snap));
+        events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "reverted"}});
+        return json{{"vm", vm.spec.name}, {"snapshot", snap}, {"state", Name(vm.State())}};
+      });
 }
 
 Result<std::string> VmManager::DeleteSnapshot(const std::string& name, const std::string& snap) {
@@ -199,40 +194,41 @@ Result<std::string> VmManager::DeleteSnapshot(const std::string& name, const std
   PAMPA_ASSIGN_OR_RETURN(auto raw, store_.Get(Key(name, snap)));
   if (!raw) return Status::NotFound("vm '" + name + "' has no snapshot '" + snap + "'");
   json meta = json::parse(*raw, nullptr, false);
-  return RunVmTask(name, "snapshot-delete", [this, snap, meta](Vm& vm, TaskContext& ctx) -> Result<json> {
-    PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm));
-    if (Running(vm.state)) {
-      // Removing an internal snapshot frees its clusters; the guest keeps running.
-      for (size_t i = 0; i < paths.size(); ++i) {
-        if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
-        auto r = vm.qmp->Execute("blockdev-snapshot-delete-internal-sync",
-                                 {{"device", "disk" + std::to_string(i)}, {"name", snap}}, 5min);
-        if (!r.ok()) return r.status();
-      }
-    } else {
-      for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-d", snap, p}).status());
-    }
-    // Children now hang from the deleted snapshot's parent.
-    std::string parent = meta.value("parent", "");
-    auto kvs = store_.List("snapshots/" + vm.spec.name + "/");
-    if (kvs.ok()) {
-      for (auto& [k, v] : *kvs) {
-        json child = json::parse(v, nullptr, false);
-        if (child.value("parent", "") != snap) continue;
-        child["parent"] = parent;
-        PAMPA_RETURN_IF_ERROR(store_.Put(k, child.dump()));
-      }
-    }
-    auto current = store_.Get(CurrentKey(vm.spec.name));
-    if (current.ok() && current->has_value() && **current == snap) {
-      PAMPA_RETURN_IF_ERROR(parent.empty() ? store_.Delete(CurrentKey(vm.spec.name))
-                                           : store_.Put(CurrentKey(vm.spec.name), parent));
-    }
-    PAMPA_RETURN_IF_ERROR(store_.Delete(Key(vm.spec.name, snap)));
-    ctx.Log("deleted snapshot " + snap);
-    events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "deleted"}});
-    return json{{"vm", vm.spec.name}, {"deleted", snap}};
-  });
+  return RunVmTask(
+      name, VmOp::kSnapshotDelete, VmAction::kSnapshot, [this, snap, meta](Vm& vm, TaskContext& ctx) -> Result<json> {
+        PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm.spec));
+        if (Running(vm.State())) {
+          // Removing an internal snapshot frees its clusters; the guest keeps running.
+          for (size_t i = 0; i < paths.size(); ++i) {
+            if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
+            auto r = vm.qmp->Execute("blockdev-snapshot-delete-internal-sync",
+                                     {{"device", "disk" + std::to_string(i)}, {"name", snap}}, 5min);
+            if (!r.ok()) return r.status();
+          }
+        } else {
+          for (auto& p : paths) PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "snapshot", "-d", snap, p}).status());
+        }
+        // Children now hang from the deleted snapshot's parent.
+        std::string parent = meta.value("parent", "");
+        auto kvs = store_.List("snapshots/" + vm.spec.name + "/");
+        if (kvs.ok()) {
+          for (auto& [k, v] : *kvs) {
+            json child = json::parse(v, nullptr, false);
+            if (child.value("parent", "") != snap) continue;
+            child["parent"] = parent;
+            PAMPA_RETURN_IF_ERROR(store_.Put(k, child.dump()));
+          }
+        }
+        auto current = store_.Get(CurrentKey(vm.spec.name));
+        if (current.ok() && current->has_value() && **current == snap) {
+          PAMPA_RETURN_IF_ERROR(parent.empty() ? store_.Delete(CurrentKey(vm.spec.name))
+                                               : store_.Put(CurrentKey(vm.spec.name), parent));
+        }
+        PAMPA_RETURN_IF_ERROR(store_.Delete(Key(vm.spec.name, snap)));
+        ctx.Log("deleted snapshot " + snap);
+        events_.Publish({{"type", "snapshot"}, {"vm", vm.spec.name}, {"snapshot", snap}, {"action", "deleted"}});
+        return json{{"vm", vm.spec.name}, {"deleted", snap}};
+      });
 }
 
 }  // namespace pampa

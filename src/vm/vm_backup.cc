@@ -275,7 +275,7 @@ Status VmManager::DropBackupBitmaps(Vm& vm, const std::vector<std::string>& path
   return Status::Ok();
 }
 
-Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx) {
+Status VmManager::BackupRunning(Vm& vm, BackupRun& run, TaskContext& ctx) {
   size_t n = run.paths.size();
   if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
   std::string tmpdir = config_.data_dir + "/backup-tmp";
@@ -457,13 +457,10 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
 
   Status st = setup();
   if (st.ok()) {
-    // Reading takes long: let the reconcile loop and readers see the VM meanwhile.
-    lock.unlock();
     for (size_t i = 0; i < n && st.ok(); ++i) {
       st = ReadOneDisk(*run.repo, run.prev_manifest, run.results, i, n, {{nbd_sock, "disk" + std::to_string(i)}},
                        incremental[i] ? "pampa-backup" : "", ctx);
     }
-    lock.lock();
   }
   teardown(st.ok());
   return st;
@@ -472,19 +469,12 @@ Status VmManager::BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mu
 Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr<Repository> repo,
                                         const std::string& repo_name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  {
-    std::lock_guard lock(vm->mu);
-    PAMPA_RETURN_IF_ERROR(Qcow2Disks(*vm).status());
-    if (vm->state == "starting" || vm->state == "shutting-down") {
-      return Status::Conflict("vm '" + name + "' is " + vm->state + "; back it up once it has settled");
-    }
-    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-    vm->busy = "backup";
-    SetState(*vm, vm->state, vm->reason);
-  }
-  return tasks_.Start("backup", name, [this, vm, repo, repo_name](TaskContext& ctx) -> Result<json> {
-    std::unique_lock lock(vm->mu);
+  PAMPA_RETURN_IF_ERROR(Qcow2Disks(*vm->Spec()).status());
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kBackup, VmAction::kBackup));
+  auto held = std::make_shared<OperationLease>(std::move(lease));
+  return tasks_.Start("backup", name, [this, held, repo, repo_name](TaskContext& ctx) -> Result<json> {
+    OperationLease owned = std::move(*held);  // given back on every return
+    Vm* vm = &owned.vm();
     auto start = std::chrono::steady_clock::now();
     BackupRun run;
     run.repo = repo;
@@ -492,18 +482,12 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
     run.id = NewBackupId(vm->spec.name);
     run.new_bitmap = RepoBitmapPrefix(repo_name) + RandomHex(8);
     // Garbage collection must not delete chunks this backup is about to reference.
-    if (Status lock_st = LockForBackup(*repo, "backup-" + run.id); !lock_st.ok()) {
-      vm->busy.clear();
-      SetState(*vm, vm->state, vm->reason);
-      return lock_st;
-    }
+    PAMPA_RETURN_IF_ERROR(LockForBackup(*repo, "backup-" + run.id));
     auto finish = [&](Result<json> r) {
       (void)repo->RemoveLock("backup-" + run.id);
-      vm->busy.clear();
-      SetState(*vm, vm->state, vm->reason);
       return r;
     };
-    auto paths = Qcow2Disks(*vm);
+    auto paths = Qcow2Disks(vm->spec);
     if (!paths.ok()) return finish(paths.status());
     run.paths = *paths;
     // The previous backup to this repository, and the bitmap that has tracked writes since.
@@ -518,8 +502,9 @@ Result<std::string> VmManager::BackupVm(const std::string& name, std::shared_ptr
       else
         run.notes.push_back("previous backup " + run.prev_backup + " is not in the repository: full read");
     }
-    bool running = vm->state == "running" || vm->state == "paused";
-    Status st = running ? BackupRunning(*vm, run, lock, ctx) : BackupStopped(*vm, run, ctx);
+    VmState vm_state = vm->State();
+    bool running = vm_state == VmState::kRunning || vm_state == VmState::kPaused;
+    Status st = running ? BackupRunning(*vm, run, ctx) : BackupStopped(*vm, run, ctx);
     if (!st.ok()) {
       for (auto& note : run.notes) ctx.Log(note);
       return finish(st);
@@ -597,20 +582,15 @@ Result<std::string> VmManager::RestoreBackup(std::shared_ptr<Repository> repo, c
   PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest["spec"]));
   std::shared_ptr<Vm> vm;
   std::string name = target.empty() ? spec.name : target;
+  std::shared_ptr<OperationLease> held;
   if (in_place) {
     PAMPA_ASSIGN_OR_RETURN(vm, Find(name));
-    PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-    std::lock_guard lock(vm->mu);
-    if (vm->state != "stopped" && vm->state != "crashed") {
-      return Status::Conflict("vm '" + name + "' is " + vm->state + "; stop it before restoring over it");
-    }
+    PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kRestore, VmAction::kRestoreInPlace));
     if (vm->spec.disks.size() != manifest["disks"].size()) {
       return Status::Invalid("vm '" + name + "' has " + std::to_string(vm->spec.disks.size()) +
                              " disk(s) but the backup has " + std::to_string(manifest["disks"].size()));
     }
-    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-    vm->busy = "restore";
-    SetState(*vm, vm->state, vm->reason);
+    held = std::make_shared<OperationLease>(std::move(lease));
   } else {
     if (target.empty()) return Status::Invalid("give the new VM's name with --as NAME (or restore --in-place)");
     PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
@@ -632,89 +612,102 @@ Result<std::string> VmManager::RestoreBackup(std::shared_ptr<Repository> repo, c
     vm = std::make_shared<Vm>();
     vm->spec = spec;
     vm->paths = PathsFor(spec);
-    vm->busy = "restore";
+    vm->op = VmOp::kRestore;
     {
       std::lock_guard lock(mu_);
       if (vms_.count(name)) return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
       vms_[name] = vm;
     }
-    std::lock_guard lock(vm->mu);
-    SetState(*vm, "stopped");
+    held = std::make_shared<OperationLease>(this, vm, VmOp::kRestore);
+    SetState(*vm, VmState::kStopped);
   }
-  return tasks_.Start("restore", name, [this, vm, repo, manifest, in_place](TaskContext& ctx) -> Result<json> {
-    std::lock_guard lock(vm->mu);
-    auto start = std::chrono::steady_clock::now();
-    auto fail = [&](const Status& st) -> Result<json> {
-      vm->busy.clear();
-      if (!in_place) {
-        for (auto& d : vm->spec.disks) (void)storage_.DeleteVolume(d.pool, d.volume);
-        std::lock_guard l(mu_);
-        vms_.erase(vm->spec.name);
-      } else {
-        SetState(*vm, vm->state, vm->reason);
-      }
-      return st;
-    };
-    uint64_t total = 0, done_before = 0;
-    StageTimes times;
-    for (auto& d : manifest["disks"]) {
-      for (auto& c : d["chunks"]) total += c != kZeroChunk ? repo->config().chunk_size : 0;
-    }
-    PAMPA_RETURN_IF_ERROR(MakeDirs(vm->paths.dir, 0700));
-    KillStaleNbd(vm->paths.dir);
-    for (size_t i = 0; i < vm->spec.disks.size(); ++i) {
-      auto& disk = manifest["disks"][i];
-      uint64_t size = disk.value("size", 0ull);
-      std::vector<std::string> chunks = disk["chunks"];
-      const auto& d = vm->spec.disks[i];
-      if (in_place) {
-        Status del = storage_.DeleteVolume(d.pool, d.volume);
-        if (!del.ok() && del.code() != ErrorCode::kNotFound) return fail(del);
-      }
-      auto vol = storage_.CreateVolume(d.pool, d.volume, size, "qcow2", /*preallocate=*/true);
-      if (!vol.ok()) return fail(vol.status());
-      auto map = MapImage(vol->path, "qcow2");
-      if (!map.ok()) return fail(map.status());
-      Status st = RestoreDisk(
-          *repo, chunks, size, {vol->path, std::move(*map)}, kRestoreWorkers,
-          [&](uint64_t done, uint64_t) {
-            ctx.Progress(total ? double(done_before + done) / total : 1.0, "restoring " + d.volume);
-          },
-          ctx.cancel_flag(), &times);
-      if (!st.ok()) return fail(st.Context("restoring " + d.volume));
-      for (auto& c : chunks) done_before += c != kZeroChunk ? repo->config().chunk_size : 0;
-      ctx.Log("restored " + d.volume + " (" + FormatSize(size) + ")");
-    }
-    if (in_place) {
-      // The new images carry no dirty bitmaps and no snapshots.
-      if (auto states = store_.List("backup-state/"); states.ok()) {
-        for (auto& [k, v] : *states) {
-          if (k.size() > vm->spec.name.size() &&
-              k.compare(k.size() - vm->spec.name.size() - 1, std::string::npos, "/" + vm->spec.name) == 0) {
-            (void)store_.Delete(k);
+  // Should pampad die mid-way, its next start removes what a new VM's restore
+  // made, or marks the VM restored over as incomplete.
+  std::string intent = in_place ? "restore-in-place" : "restore";
+  if (Status st = WriteIntent(intent, vm->spec); !st.ok()) {
+    held->Release();
+    if (!in_place) Forget(*vm);
+    return st;
+  }
+  return tasks_.Start(
+      "restore", name, [this, held, repo, manifest, in_place, intent](TaskContext& ctx) -> Result<json> {
+        OperationLease owned = std::move(*held);
+        Vm* vm = &owned.vm();
+        auto start = std::chrono::steady_clock::now();
+        auto fail = [&](const Status& st) -> Result<json> {
+          if (!in_place) {
+            RemoveVolumes(vm->spec);
+            ClearIntent(intent, vm->spec.name);
+            owned.Release();
+            Forget(*vm);
+          } else {
+            ClearIntent(intent, vm->spec.name);
+            SetState(*vm, vm->State(),
+                     "a restore over this VM failed: its disks are incomplete; run the restore again");
           }
+          return st;
+        };
+        uint64_t total = 0, done_before = 0;
+        StageTimes times;
+        for (auto& d : manifest["disks"]) {
+          for (auto& c : d["chunks"]) total += c != kZeroChunk ? repo->config().chunk_size : 0;
         }
-      }
-      if (auto snaps = store_.List("snapshots/" + vm->spec.name + "/"); snaps.ok()) {
-        for (auto& [k, v] : *snaps) (void)store_.Delete(k);
-      }
-      (void)store_.Delete("snapshot-current/" + vm->spec.name);
-    } else {
-      Status st = PersistSpec(vm->spec);
-      if (!st.ok()) return fail(st);
-    }
-    vm->busy.clear();
-    SetState(*vm, "stopped");
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    events_.Publish({{"type", "vm"}, {"vm", vm->spec.name}, {"state", "stopped"}, {"restored", manifest["id"]}});
-    ctx.Log(fmt::format("stage seconds summed over threads: fetch {:.2f}, decrypt+decompress {:.2f}, write {:.2f}",
-                        times.read, times.seal, times.upload));
-    return json{{"vm", vm->spec.name},
-                {"backup", manifest["id"]},
-                {"seconds", secs},
-                {"in_place", in_place},
-                {"stages", {{"fetch", times.read}, {"open", times.seal}, {"write", times.upload}}}};
-  });
+        if (Status st = MakeDirs(vm->paths.dir, 0700); !st.ok()) return fail(st);
+        KillStaleNbd(vm->paths.dir);
+        for (size_t i = 0; i < vm->spec.disks.size(); ++i) {
+          auto& disk = manifest["disks"][i];
+          uint64_t size = disk.value("size", 0ull);
+          std::vector<std::string> chunks = disk["chunks"];
+          const auto& d = vm->spec.disks[i];
+          if (in_place) {
+            Status del = storage_.DeleteVolume(d.pool, d.volume);
+            if (!del.ok() && del.code() != ErrorCode::kNotFound) return fail(del);
+          }
+          auto vol = storage_.CreateVolume(d.pool, d.volume, size, "qcow2", /*preallocate=*/true);
+          if (!vol.ok()) return fail(vol.status());
+          auto map = MapImage(vol->path, "qcow2");
+          if (!map.ok()) return fail(map.status());
+          Status st = RestoreDisk(
+              *repo, chunks, size, {vol->path, std::move(*map)}, kRestoreWorkers,
+              [&](uint64_t done, uint64_t) {
+                ctx.Progress(total ? double(done_before + done) / total : 1.0, "restoring " + d.volume);
+              },
+              ctx.cancel_flag(), &times);
+          if (!st.ok()) return fail(st.Context("restoring " + d.volume));
+          for (auto& c : chunks) done_before += c != kZeroChunk ? repo->config().chunk_size : 0;
+          ctx.Log("restored " + d.volume + " (" + FormatSize(size) + ")");
+        }
+        if (in_place) {
+          // The new images carry no dirty bitmaps and no snapshots.
+          if (auto states = store_.List("backup-state/"); states.ok()) {
+            for (auto& [k, v] : *states) {
+              if (k.size() > vm->spec.name.size() &&
+                  k.compare(k.size() - vm->spec.name.size() - 1, std::string::npos, "/" + vm->spec.name) == 0) {
+                (void)store_.Delete(k);
+              }
+            }
+          }
+          if (auto snaps = store_.List("snapshots/" + vm->spec.name + "/"); snaps.ok()) {
+            for (auto& [k, v] : *snaps) (void)store_.Delete(k);
+          }
+          (void)store_.Delete("snapshot-current/" + vm->spec.name);
+        } else {
+          Status st = PersistSpec(vm->spec);
+          if (!st.ok()) return fail(st);
+        }
+        ClearIntent(intent, vm->spec.name);
+        SetState(*vm, VmState::kStopped);
+        owned.Release();
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        events_.Publish({{"type", "vm"}, {"vm", vm->spec.name}, {"state", "stopped"}, {"restored", manifest["id"]}});
+        ctx.Log(fmt::format("stage seconds summed over threads: fetch {:.2f}, decrypt+decompress {:.2f}, write {:.2f}",
+                            times.read, times.seal, times.upload));
+        return json{{"vm", vm->spec.name},
+                    {"backup", manifest["id"]},
+                    {"seconds", secs},
+                    {"in_place", in_place},
+                    {"stages", {{"fetch", times.read}, {"open", times.seal}, {"write", times.upload}}}};
+      });
 }
 
 }  // namespace pampa

@@ -1,8 +1,17 @@
-// The per-VM record shared by vm_manager.cc and vm_runtime.cc.
+// The per-VM record shared by the files of VmManager, and the operation lease
+// that makes one thread at a time its owner.
+//
+// Ownership, not a lock held for the work: whoever holds the VM's
+// OperationLease (a task, an API call, or the reconcile loop for one short
+// look) owns its runtime (QEMU process, QMP connection, spec edits) and works
+// on it with no mutex held. `mu` guards only the few fields other threads
+// read (state, reason, op, the published JSON, the spec pointer) and is held
+// for a copy or an assignment, never across I/O, a guest wait or a task.
 #pragma once
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -11,29 +20,74 @@
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"
 #include "vm/vm_manager.h"
+#include "vm/vm_state.h"
 
 namespace pampa {
 
 struct VmManager::Vm {
-  std::mutex mu;  // guards everything below except the snapshot
-  VmSpec spec;
-  std::string state = "stopped";  // stopped | starting | running | paused | shutting-down | crashed
-  std::string reason;             // why it is crashed, or other notes
-  std::string busy;               // long operation in progress, "" when none
+  // --- owned by the lease holder (read and written without a lock by it) ---
+  VmSpec spec;  // also published through `published_spec` for other threads
   pid_t pid = 0;
   std::string accel;
   int64_t started_ms = 0;
   bool stop_requested = false;  // a stop we asked for: QEMU exiting is not a crash
-  bool deleted = false;
   std::unique_ptr<QmpClient> qmp;
   RuntimePaths paths;
 
-  std::mutex agent_mu;  // one guest-agent conversation at a time
+  // --- guarded by mu: short critical sections only ---
+  mutable std::mutex mu;
+  std::condition_variable released;  // signalled when op returns to kNone
+  VmState state = VmState::kStopped;
+  std::string reason;       // why it is crashed or stopped, or other notes
+  VmOp op = VmOp::kNone;    // the lease: who owns the runtime now
+  bool force_stop = false;  // a forced stop asked of the shutdown task
+  bool deleted = false;
+  std::shared_ptr<const VmSpec> published_spec;  // what readers and lookups see
+  nlohmann::json snapshot;                       // what List/Show return
 
-  // What List/Show return, refreshed after every change so readers never wait
-  // for an operation in progress.
-  std::mutex snap_mu;
-  nlohmann::json snapshot;
+  // One guest-agent conversation at a time (the agent serves one connection):
+  // held across that conversation only, never together with mu.
+  std::mutex agent_mu;
+
+  VmState State() const {
+    std::lock_guard lock(mu);
+    return state;
+  }
+  std::shared_ptr<const VmSpec> Spec() const {
+    std::lock_guard lock(mu);
+    return published_spec;
+  }
+};
+
+// Holding one makes the holder the VM's owner; its destructor (on every path)
+// gives the VM back and republishes its JSON. Move-only.
+class VmManager::OperationLease {
+ public:
+  OperationLease() = default;
+  OperationLease(VmManager* manager, std::shared_ptr<Vm> vm, VmOp op)
+      : manager_(manager), vm_(std::move(vm)), op_(op) {}
+  OperationLease(OperationLease&& o) noexcept { *this = std::move(o); }
+  OperationLease& operator=(OperationLease&& o) noexcept {
+    Release();
+    manager_ = o.manager_;
+    vm_ = std::move(o.vm_);
+    op_ = o.op_;
+    o.manager_ = nullptr;
+    return *this;
+  }
+  OperationLease(const OperationLease&) = delete;
+  OperationLease& operator=(const OperationLease&) = delete;
+  ~OperationLease() { Release(); }
+
+  Vm& vm() const { return *vm_; }
+  VmOp op() const { return op_; }
+  // Gives the VM back now (idempotent).
+  void Release();
+
+ private:
+  VmManager* manager_ = nullptr;
+  std::shared_ptr<Vm> vm_;
+  VmOp op_ = VmOp::kNone;
 };
 
 // Stops qemu-nbd servers a dead pampad left in a VM's run directory.

@@ -15,6 +15,7 @@ namespace pampa {
 namespace {
 
 using json = nlohmann::json;
+using namespace std::chrono_literals;
 
 const char* kOvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const char* kOvmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -38,42 +39,64 @@ RuntimePaths VmManager::PathsFor(const VmSpec& spec) const {
 }
 
 json VmManager::Describe(Vm& vm) {
-  json disks = json::array(), nics = json::array();
-  for (auto& d : vm.spec.disks) disks.push_back({{"pool", d.pool}, {"volume", d.volume}});
-  for (auto& n : vm.spec.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
   json j = ToJson(vm.spec);
-  j["state"] = vm.state;
+  VmState state;
+  VmOp op;
+  std::string reason;
+  {
+    std::lock_guard lock(vm.mu);
+    state = vm.state;
+    op = vm.op;
+    reason = vm.reason;
+  }
+  j["state"] = Name(state);
   j["host"] = config_.hostname;
-  j["busy"] = vm.busy;
-  j["reason"] = vm.reason;
+  j["busy"] = Name(op);
+  j["actions"] = AllowedActions(state, op);
+  j["reason"] = reason;
   j["pid"] = vm.pid;
   j["accel"] = vm.accel;
   j["started"] = vm.started_ms;
   return j;
 }
 
-void VmManager::SetState(Vm& vm, const std::string& state, const std::string& reason) {
-  bool changed = vm.state != state || vm.reason != reason;
-  vm.state = state;
-  vm.reason = reason;
+void VmManager::Publish(Vm& vm) {
   json snap = Describe(vm);
+  auto spec = std::make_shared<const VmSpec>(vm.spec);
+  std::lock_guard lock(vm.mu);
+  vm.snapshot = std::move(snap);
+  vm.published_spec = std::move(spec);
+}
+
+void VmManager::SetState(Vm& vm, VmState state, const std::string& reason) {
+  bool changed;
   {
-    std::lock_guard lock(vm.snap_mu);
-    vm.snapshot = snap;
+    std::lock_guard lock(vm.mu);
+    changed = vm.state != state || vm.reason != reason;
+    vm.state = state;
+    vm.reason = reason;
   }
+  Publish(vm);
   if (changed) {
-    log::Info("vm {}: {}{}", vm.spec.name, state, reason.empty() ? "" : " (" + reason + ")");
-    events_.Publish({{"type", "vm"}, {"vm", vm.spec.name}, {"state", state}, {"reason", reason}});
+    log::Info("vm {}: {}{}", vm.spec.name, Name(state), reason.empty() ? "" : " (" + reason + ")");
+    events_.Publish({{"type", "vm"}, {"vm", vm.spec.name}, {"state", Name(state)}, {"reason", reason}});
   }
 }
 
 Status VmManager::PersistSpec(const VmSpec& spec) { return store_.Put("vms/" + spec.name, ToJson(spec).dump()); }
 
 Status VmManager::PersistRuntime(Vm& vm) {
-  if (vm.pid == 0 && vm.state != "crashed") return store_.Delete("runtime/" + vm.spec.name);
+  VmState state;
+  std::string reason;
+  {
+    std::lock_guard lock(vm.mu);
+    state = vm.state;
+    reason = vm.reason;
+  }
+  if (vm.pid == 0 && state != VmState::kCrashed) return store_.Delete("runtime/" + vm.spec.name);
   json j = {
-      {"pid", vm.pid},     {"accel", vm.accel},  {"started", vm.started_ms}, {"stop_requested", vm.stop_requested},
-      {"state", vm.state}, {"reason", vm.reason}};
+      {"pid", vm.pid},        {"accel", vm.accel}, {"started", vm.started_ms}, {"stop_requested", vm.stop_requested},
+      {"state", Name(state)}, {"reason", reason}};
   return store_.Put("runtime/" + vm.spec.name, j.dump());
 }
 
@@ -85,11 +108,53 @@ Result<std::shared_ptr<VmManager::Vm>> VmManager::Find(const std::string& name) 
   return it->second;
 }
 
-Status VmManager::RefuseIfBusy(Vm& vm, const std::string& allowed) {
-  std::lock_guard lock(vm.snap_mu);
-  std::string busy = vm.snapshot.value("busy", "");
-  if (!busy.empty() && busy != allowed) return Status::Busy("busy: " + busy + " in progress");
-  return Status::Ok();
+void VmManager::OperationLease::Release() {
+  if (manager_ == nullptr) return;
+  Vm& vm = *vm_;
+  {
+    std::lock_guard lock(vm.mu);
+    vm.op = VmOp::kNone;
+    vm.force_stop = false;
+  }
+  if (op_ != VmOp::kReconcile) manager_->Publish(vm);  // "busy" is part of the JSON
+  vm.released.notify_all();
+  manager_ = nullptr;
+}
+
+Result<VmManager::OperationLease> VmManager::Claim(const std::shared_ptr<Vm>& vm, VmOp op,
+                                                   std::optional<VmAction> action) {
+  {
+    std::unique_lock lock(vm->mu);
+    // The reconcile loop's look is one short QMP exchange: wait it out.
+    vm->released.wait_for(lock, 5s, [&] { return vm->op != VmOp::kReconcile; });
+    if (vm->deleted) return Status::NotFound("vm '" + vm->spec.name + "' was deleted");
+    if (vm->op != VmOp::kNone) {
+      return Status::Busy("busy: " + std::string(vm->op == VmOp::kReconcile ? "a state check" : Name(vm->op)) +
+                          " in progress");
+    }
+    if (action) PAMPA_RETURN_IF_ERROR(CheckAllowed(*action, vm->state, vm->spec.name));
+    vm->op = op;
+  }
+  OperationLease lease(this, vm, op);
+  Publish(*vm);
+  return lease;
+}
+
+std::optional<VmManager::OperationLease> VmManager::TryClaim(const std::shared_ptr<Vm>& vm, VmOp op) {
+  std::lock_guard lock(vm->mu);
+  if (vm->op != VmOp::kNone || vm->deleted) return std::nullopt;
+  vm->op = op;
+  return OperationLease(this, vm, op);
+}
+
+std::vector<std::string> VmManager::SpecWarnings(const VmSpec& spec) const {
+  std::vector<std::string> out;
+  uint64_t host = HostMemoryBytes();
+  if (host > 0 && spec.memory_mib * (1ull << 20) > host) {
+    out.push_back("vm '" + spec.name + "' has " + FormatSize(spec.memory_mib << 20) + " of memory but this host has " +
+                  FormatSize(host) + ": it will not start unless forced (pampa vm start " + spec.name + " --force)");
+  }
+  return out;
 }
 
 Status VmManager::Load() {
@@ -109,15 +174,18 @@ Status VmManager::Load() {
     auto vm = std::make_shared<Vm>();
     vm->spec = *spec;
     vm->paths = PathsFor(vm->spec);
-    std::lock_guard lock(vm->mu);
     if (host_booted) {
       Status st = store_.Delete("runtime/" + vm->spec.name);
       (void)st;
     }
-    Reattach(*vm);
+    {
+      auto lease = TryClaim(vm, VmOp::kStart);  // nobody else knows this VM yet
+      Reattach(*vm);
+    }
     std::lock_guard l(mu_);
     vms_[vm->spec.name] = vm;
   }
+  RecoverIntents();
   if (host_booted) {
     Status st = store_.Put("host/boot_id", boot_id);
     (void)st;
@@ -188,27 +256,29 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   auto vm = std::make_shared<Vm>();
   vm->spec = spec;
   vm->paths = PathsFor(spec);
-  vm->busy = "create";
+  vm->op = VmOp::kCreate;
   {
     std::lock_guard lock(mu_);
     if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
     vms_[spec.name] = vm;
   }
-  {
-    std::lock_guard lock(vm->mu);
-    SetState(*vm, "stopped");
+  auto lease = std::make_shared<OperationLease>(this, vm, VmOp::kCreate);
+  SetState(*vm, VmState::kStopped);
+  // Should pampad die before the spec is saved, the next start removes the volumes.
+  if (Status st = WriteIntent("create", spec); !st.ok()) {
+    lease->Release();
+    Forget(*vm);
+    return st;
   }
   std::vector<uint64_t> blanks = req.disks;
-  return tasks_.Start("vm-create", spec.name, [this, vm, spec, image, blanks](TaskContext& ctx) -> Result<json> {
-    std::vector<std::string> made;
+  return tasks_.Start("vm-create", spec.name, [this, lease, spec, image, blanks](TaskContext& ctx) -> Result<json> {
+    OperationLease owned = std::move(*lease);
+    Vm& vm = owned.vm();
     auto fail = [&](const Status& st) -> Result<json> {
-      for (auto& v : made) {
-        Status ignored = storage_.DeleteVolume(spec.disks[0].pool, v);
-        (void)ignored;
-      }
-      std::lock_guard lock(mu_);
-      vms_.erase(spec.name);
-      events_.Publish({{"type", "vm"}, {"vm", spec.name}, {"state", "deleted"}});
+      RemoveVolumes(spec);
+      ClearIntent("create", spec.name);
+      owned.Release();
+      Forget(vm);
       return st;
     };
     size_t d = 0;
@@ -218,14 +288,12 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
           spec.disks[0].pool, spec.disks[0].volume, image,
           [&](double f) { ctx.Progress(f * 0.95, "importing disk image"); }, ctx.cancel_flag());
       if (!v.ok()) return fail(v.status());
-      made.push_back(spec.disks[0].volume);
       ++d;
     }
     for (uint64_t size : blanks) {
       auto v = storage_.CreateVolume(spec.disks[d].pool, spec.disks[d].volume, size, "qcow2");
       if (!v.ok()) return fail(v.status());
       ctx.Log("created " + spec.disks[d].volume + " (" + FormatSize(size) + ")");
-      made.push_back(spec.disks[d].volume);
       ++d;
     }
     if (spec.firmware == "uefi") {
@@ -240,9 +308,8 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
     }
     Status st = PersistSpec(spec);
     if (!st.ok()) return fail(st);
-    std::lock_guard lock(vm->mu);
-    vm->busy.clear();
-    SetState(*vm, "stopped");
+    ClearIntent("create", spec.name);
+    owned.Release();
     events_.Publish({{"type", "vm"}, {"vm", spec.name}, {"state", "stopped"}, {"created", true}});
     return json{{"vm", spec.name}, {"uuid", spec.uuid}};
   });
@@ -258,7 +325,7 @@ std::vector<json> VmManager::List() {
   std::vector<json> out;
   out.reserve(vms.size());
   for (auto& vm : vms) {
-    std::lock_guard lock(vm->snap_mu);
+    std::lock_guard lock(vm->mu);
     out.push_back(vm->snapshot);
   }
   return out;
@@ -266,21 +333,16 @@ std::vector<json> VmManager::List() {
 
 Result<json> VmManager::Show(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard lock(vm->snap_mu);
+  std::lock_guard lock(vm->mu);
   return vm->snapshot;
 }
 
 Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::lock_guard lock(vm->mu);
-  if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
   bool only_autostart =
       !req.cpus && !req.memory_mib && !req.cdrom && !req.kernel && !req.initrd && !req.append && !req.firmware;
-  if (!only_autostart && vm->state != "stopped" && vm->state != "crashed") {
-    return Status::Conflict("vm '" + name + "' is " + vm->state +
-                            "; stop it before editing (only --autostart can change while it runs)");
-  }
+  PAMPA_ASSIGN_OR_RETURN(
+      auto lease, Claim(vm, VmOp::kEdit, only_autostart ? std::nullopt : std::optional(VmAction::kEditHardware)));
   VmSpec s = vm->spec;
   if (req.cpus) s.cpus = *req.cpus;
   if (req.memory_mib) s.memory_mib = *req.memory_mib;
@@ -310,18 +372,13 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   }
   PAMPA_RETURN_IF_ERROR(PersistSpec(s));
   vm->spec = s;
-  SetState(*vm, vm->state, vm->reason);
+  Publish(*vm);
   return Status::Ok();
 }
 
 Status VmManager::Delete(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::lock_guard lock(vm->mu);
-  if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-  if (vm->state != "stopped" && vm->state != "crashed") {
-    return Status::Conflict("vm '" + name + "' is " + vm->state + "; stop it first (pampa vm stop " + name + ")");
-  }
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kDelete, VmAction::kDelete));
   for (auto& d : vm->spec.disks) {
     Status st = storage_.DeleteVolume(d.pool, d.volume);
     if (!st.ok() && st.code() != ErrorCode::kNotFound) return st.Context("deleting disk " + d.volume);
@@ -334,33 +391,104 @@ Status VmManager::Delete(const std::string& name) {
   }
   PAMPA_RETURN_IF_ERROR(store_.Delete("snapshot-current/" + name));
   PAMPA_RETURN_IF_ERROR(store_.Delete("vms/" + name));
-  vm->deleted = true;
-  {
-    std::lock_guard l(mu_);
-    vms_.erase(name);
-  }
-  events_.Publish({{"type", "vm"}, {"vm", name}, {"state", "deleted"}});
+  lease.Release();
+  Forget(*vm);
   log::Info("vm {}: deleted", name);
   return Status::Ok();
 }
 
+void VmManager::Forget(Vm& vm) {
+  {
+    std::lock_guard lock(vm.mu);
+    vm.deleted = true;
+  }
+  vm.released.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(vm.spec.name);
+    if (it != vms_.end() && it->second.get() == &vm) vms_.erase(it);
+  }
+  events_.Publish({{"type", "vm"}, {"vm", vm.spec.name}, {"state", "deleted"}});
+}
+
+std::string IntentKey(const std::string& host, const std::string& kind, const std::string& vm) {
+  return "intents/" + host + "/" + kind + "/" + vm;
+}
+
+Status VmManager::WriteIntent(const std::string& kind, const VmSpec& spec) {
+  return store_.Put(IntentKey(config_.hostname, kind, spec.name), ToJson(spec).dump())
+      .Context("recording the " + kind + " of vm " + spec.name);
+}
+
+void VmManager::ClearIntent(const std::string& kind, const std::string& vm) {
+  Status st = store_.Delete(IntentKey(config_.hostname, kind, vm));
+  if (!st.ok()) log::Warn("vm {}: {}", vm, st.message());
+}
+
+void VmManager::RemoveVolumes(const VmSpec& spec) {
+  for (auto& d : spec.disks) {
+    Status st = storage_.DeleteVolume(d.pool, d.volume);
+    if (!st.ok() && st.code() != ErrorCode::kNotFound) log::Warn("vm {}: {}", spec.name, st.message());
+  }
+}
+
+void VmManager::RecoverIntents() {
+  if (int n = storage_.RemoveUnfinished(); n > 0)
+    log::Info("removed {} half-made volume file(s) a dead pampad left", n);
+  std::string prefix = "intents/" + config_.hostname + "/";
+  auto intents = store_.List(prefix);
+  if (!intents.ok()) {
+    log::Error("cannot read unfinished work: {}", intents.status().message());
+    return;
+  }
+  for (auto& [key, value] : *intents) {
+    std::string rest = key.substr(prefix.size());
+    std::string kind = rest.substr(0, rest.find('/'));
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (!spec.ok()) continue;
+    auto known = Find(spec->name);
+    bool saved = known.ok() && (*known)->spec.uuid == spec->uuid;
+    if (kind == "restore-in-place" && saved) {
+      // The old disks are gone and the new ones incomplete: say so until a restore succeeds.
+      auto lease = TryClaim(*known, VmOp::kRestore);
+      if (lease) {
+        SetState(**known, (*known)->State(),
+                 "a restore over this VM was interrupted: its disks are incomplete; run the restore again");
+      }
+    } else if (!saved) {
+      RemoveVolumes(*spec);
+      log::Warn("vm {}: removed the volumes of a {} that pampad did not finish", spec->name, kind);
+    }
+    ClearIntent(kind, spec->name);
+  }
+}
+
+std::vector<std::shared_ptr<const VmSpec>> VmManager::Specs() {
+  std::vector<std::shared_ptr<Vm>> vms;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, vm] : vms_) vms.push_back(vm);
+  }
+  std::vector<std::shared_ptr<const VmSpec>> out;
+  for (auto& vm : vms) {
+    if (auto spec = vm->Spec()) out.push_back(std::move(spec));
+  }
+  return out;
+}
+
 std::string VmManager::VolumeUser(const std::string& pool, const std::string& volume) {
-  std::lock_guard lock(mu_);
-  for (auto& [name, vm] : vms_) {
-    std::lock_guard l(vm->mu);
-    for (auto& d : vm->spec.disks) {
-      if (d.pool == pool && d.volume == volume) return name;
+  for (auto& spec : Specs()) {
+    for (auto& d : spec->disks) {
+      if (d.pool == pool && d.volume == volume) return spec->name;
     }
   }
   return "";
 }
 
 std::string VmManager::NetworkUser(const std::string& network) {
-  std::lock_guard lock(mu_);
-  for (auto& [name, vm] : vms_) {
-    std::lock_guard l(vm->mu);
-    for (auto& n : vm->spec.nics) {
-      if (n.network == network) return name;
+  for (auto& spec : Specs()) {
+    for (auto& n : spec->nics) {
+      if (n.network == network) return spec->name;
     }
   }
   return "";

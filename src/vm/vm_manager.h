@@ -1,12 +1,14 @@
 // VmManager owns every VM on this host: their desired state (VmSpec, in the
 // store) and what is (the QEMU process, its QMP connection, the state).
 //
-// Threads: API worker threads call the public methods. Each VM has one mutex
-// guarding its runtime fields and QMP connection, held only for short steps;
-// operations that take long (start, shutdown, create) claim the VM's `busy`
-// slot so a second conflicting operation is refused with "busy: <op> in
-// progress" instead of interleaving. A reconcile thread polls QMP events and
-// process liveness every 250 ms and converges the state.
+// Threads: API worker threads call the public methods. An operation on a VM
+// claims the VM's OperationLease (vm_internal.h): the holder owns the VM's
+// runtime and works with no mutex held; a second conflicting operation is
+// refused with "busy: <op> in progress" instead of interleaving. Which action
+// each state allows is one table (vm_state.h). A reconcile thread takes the
+// lease of each idle VM for a short look every 250 ms (QMP events, process
+// liveness) and converges the state. Readers (List, Show, VolumeUser,
+// NetworkUser) copy what the VM published and never wait for an operation.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +34,7 @@
 #include "store/store.h"
 #include "task/tasks.h"
 #include "vm/vm_spec.h"
+#include "vm/vm_state.h"
 
 namespace pampa {
 
@@ -66,8 +70,9 @@ class VmManager {
   // Refuses while running; deletes the VM's volumes too.
   Status Delete(const std::string& name);
 
-  // Returns once QEMU runs (not when the guest has booted).
-  Status Start(const std::string& name);
+  // Returns once QEMU runs (not when the guest has booted). Refuses a VM whose
+  // memory exceeds the host's unless forced.
+  Status Start(const std::string& name, bool force = false);
   // ACPI power button, then forced off after timeout; a task, returns its id.
   Result<std::string> Shutdown(const std::string& name, std::chrono::seconds timeout);
   // Forced power off.
@@ -97,48 +102,72 @@ class VmManager {
   Result<std::string> RestoreBackup(std::shared_ptr<Repository> repo, const std::string& backup_id,
                                     const std::string& target_vm, const std::string& pool, bool in_place);
 
+  // Warnings about a VM's definition a user should see at create (e.g. more
+  // memory than the host has).
+  std::vector<std::string> SpecWarnings(const VmSpec& spec) const;
+
   // True when some VM uses this volume / network (deleting it is refused).
   std::string VolumeUser(const std::string& pool, const std::string& volume);
   std::string NetworkUser(const std::string& network);
 
  private:
   struct Vm;
-  class BusyClaim;
+  class OperationLease;
 
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
-  // "busy: <op> in progress" without waiting for the VM's mutex (a long task may hold it).
-  Status RefuseIfBusy(Vm& vm, const std::string& allowed = "");
-  nlohmann::json Describe(Vm& vm);                                                  // REQUIRES: vm.mu held
-  void SetState(Vm& vm, const std::string& state, const std::string& reason = "");  // REQUIRES: vm.mu held
+  // Makes the caller the VM's owner for op, after checking that its state
+  // allows `action` (none: any state). Fails with kBusy naming the operation
+  // in progress; waits (briefly) only for the reconcile loop's short look.
+  Result<OperationLease> Claim(const std::shared_ptr<Vm>& vm, VmOp op, std::optional<VmAction> action);
+  // Without waiting: nullopt when the VM is busy (the reconcile loop skips it).
+  std::optional<OperationLease> TryClaim(const std::shared_ptr<Vm>& vm, VmOp op);
+  nlohmann::json Describe(Vm& vm);  // REQUIRES: lease held
+  // Records the state and republishes the VM's JSON. REQUIRES: lease held
+  void SetState(Vm& vm, VmState state, const std::string& reason = "");
+  void Publish(Vm& vm);  // REQUIRES: lease held
   Status PersistSpec(const VmSpec& spec);
-  Status PersistRuntime(Vm& vm);  // REQUIRES: vm.mu held
+  Status PersistRuntime(Vm& vm);  // REQUIRES: lease held
+  friend class OperationLease;
 
-  // vm_runtime.cc: everything that touches QEMU.
-  Result<MachineConfig> Resolve(Vm& vm);                       // REQUIRES: vm.mu held
-  Status StartLocked(Vm& vm, const std::string& loadvm = "");  // REQUIRES: vm.mu held, busy claimed
-  Status StopLocked(Vm& vm);                                   // REQUIRES: vm.mu held
-  void Reattach(Vm& vm);                                       // REQUIRES: vm.mu held
-  void Cleanup(Vm& vm);                                        // REQUIRES: vm.mu held; taps, sockets
-  void ReconcileOne(Vm& vm);                                   // REQUIRES: vm.mu held
+  // vm_runtime.cc: everything that touches QEMU. All REQUIRE the VM's lease.
+  Result<MachineConfig> Resolve(Vm& vm);
+  Status StartLocked(Vm& vm, const std::string& loadvm = "");
+  Status StopLocked(Vm& vm);
+  void Reattach(Vm& vm);
+  void Cleanup(Vm& vm);  // taps, sockets
+  void ReconcileOne(Vm& vm);
   void HandleExit(Vm& vm);
-  Status SwitchPaused(const std::string& name, bool pause);  // REQUIRES: vm.mu held; QEMU is gone: stopped or crashed
+  Status SwitchPaused(const std::string& name, bool pause);
   void ReconcileLoop();
   std::string CrashReason(Vm& vm);
   RuntimePaths PathsFor(const VmSpec& spec) const;
-  // Claims the VM's busy slot for op and runs body in a task; the slot is freed when it ends.
-  Result<std::string> RunVmTask(const std::string& name, const std::string& op,
+  // Claims the VM for op (checking `action` against its state) and runs body
+  // in a task that owns the lease; the VM is given back when body returns.
+  Result<std::string> RunVmTask(const std::string& name, VmOp op, VmAction action,
                                 std::function<Result<nlohmann::json>(Vm&, TaskContext&)> body);
-  Result<std::vector<std::string>> Qcow2Disks(Vm& vm);  // REQUIRES: vm.mu held
+  Result<std::vector<std::string>> Qcow2Disks(const VmSpec& spec);
   struct BackupRun;
-  Status BackupRunning(Vm& vm, BackupRun& run, std::unique_lock<std::mutex>& lock, TaskContext& ctx);
-  Status BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx);  // REQUIRES: vm.mu held
+  Status BackupRunning(Vm& vm, BackupRun& run, TaskContext& ctx);
+  Status BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx);
   // Removes the backups' dirty bitmaps from the VM's disks before a snapshot
   // revert: the revert changes the disks behind the bitmaps' back (and QEMU
   // refuses to apply a snapshot while they exist). The next backup reads the
-  // disks in full. REQUIRES: vm.mu held
+  // disks in full. REQUIRES: lease held
   Status DropBackupBitmaps(Vm& vm, const std::vector<std::string>& paths, TaskContext& ctx);
   Status RunQmpJob(Vm& vm, const std::string& command, nlohmann::json args,
-                   TaskContext& ctx);  // REQUIRES: vm.mu held
+                   TaskContext& ctx);  // REQUIRES: lease held
+  // Work a dead pampad left half-done (intents/ records): volumes of a create
+  // or restore that never finished are removed.
+  void RecoverIntents();
+  // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
+  // recorded before the first one is made and cleared once the VM is saved.
+  Status WriteIntent(const std::string& kind, const VmSpec& spec);
+  void ClearIntent(const std::string& kind, const std::string& vm);
+  void RemoveVolumes(const VmSpec& spec);  // what exists of them; errors are logged
+  // Drops a VM from the registry (a failed create or restore, a delete).
+  void Forget(Vm& vm);
+  // Every VM's published spec, for lookups that must never wait.
+  std::vector<std::shared_ptr<const VmSpec>> Specs();
 
   VmManagerConfig config_;
   Store& store_;

@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "base/units.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_manager.h"
 
@@ -78,14 +79,15 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
   PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
   machine.loadvm = loadvm;
   log::Debug("vm {}: resolved in {:.1f} ms", vm.spec.name, ms());
-  SetState(vm, "starting");
+  SetState(vm, VmState::kStarting);
   auto fail = [&](const Status& st) {
     if (vm.pid > 0 && ProcessAlive(vm.pid, "")) {
       kill(vm.pid, SIGKILL);
       WaitExit(vm.pid, "", 2s);
     }
     Cleanup(vm);
-    SetState(vm, "stopped", st.message());
+    log::Error("vm {}: start failed: {}", vm.spec.name, st.message());
+    SetState(vm, VmState::kStopped, st.message());
     Status ignored = PersistRuntime(vm);
     (void)ignored;
     return st;
@@ -97,7 +99,7 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
   KillStaleNbd(vm.paths.dir);
   std::error_code ec;
   std::filesystem::remove_all(vm.paths.dir, ec);
-  PAMPA_RETURN_IF_ERROR(MakeDirs(vm.paths.dir, 0700));
+  if (Status st = MakeDirs(vm.paths.dir, 0700); !st.ok()) return fail(st);
   auto argv = QemuCommandLine(machine, vm.paths);
   log::Debug("vm {}: taps and run directory ready at {:.1f} ms", vm.spec.name, ms());
   auto pid = SpawnDetached(argv, vm.paths.qemu_log());
@@ -123,7 +125,7 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
   if (!st.ok()) return fail(st.Context("starting QEMU"));
   log::Debug("vm {}: QEMU pid {} answered QMP at {:.1f} ms", vm.spec.name, vm.pid, ms());
   vm.qmp = std::move(qmp);
-  SetState(vm, "running");
+  SetState(vm, VmState::kRunning);
   PAMPA_RETURN_IF_ERROR(PersistRuntime(vm));
   log::Debug("vm {}: running, recorded at {:.1f} ms", vm.spec.name, ms());
   if (machine.accel == "tcg" && !accel_.Current().forced) {
@@ -134,7 +136,7 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
 
 Status VmManager::StopLocked(Vm& vm) {
   if (vm.pid == 0) {
-    SetState(vm, "stopped");
+    SetState(vm, VmState::kStopped);
     return PersistRuntime(vm);
   }
   vm.stop_requested = true;
@@ -151,7 +153,7 @@ Status VmManager::StopLocked(Vm& vm) {
     }
   }
   Cleanup(vm);
-  SetState(vm, "stopped");
+  SetState(vm, VmState::kStopped);
   return PersistRuntime(vm);
 }
 
@@ -178,7 +180,7 @@ void VmManager::HandleExit(Vm& vm) {
   bool requested = vm.stop_requested;
   std::string why = requested ? "" : CrashReason(vm);
   Cleanup(vm);
-  SetState(vm, requested ? "stopped" : "crashed", why);
+  SetState(vm, requested ? VmState::kStopped : VmState::kCrashed, why);
   Status st = PersistRuntime(vm);
   if (!st.ok()) log::Warn("vm {}: {}", vm.spec.name, st.message());
 }
@@ -186,20 +188,20 @@ void VmManager::HandleExit(Vm& vm) {
 void VmManager::Reattach(Vm& vm) {
   auto rt = store_.Get("runtime/" + vm.spec.name);
   if (!rt.ok() || !rt->has_value()) {
-    SetState(vm, "stopped");
+    SetState(vm, VmState::kStopped);
     return;
   }
   auto j = json::parse(**rt, nullptr, false);
   if (!j.is_object()) {
-    SetState(vm, "stopped");
+    SetState(vm, VmState::kStopped);
     return;
   }
   vm.pid = j.value("pid", 0);
   vm.accel = j.value("accel", "");
   vm.started_ms = j.value("started", int64_t{0});
   vm.stop_requested = j.value("stop_requested", false);
-  if (j.value("state", "") == "crashed" && vm.pid == 0) {
-    SetState(vm, "crashed", j.value("reason", ""));
+  if (j.value("state", "") == Name(VmState::kCrashed) && vm.pid == 0) {
+    SetState(vm, VmState::kCrashed, j.value("reason", ""));
     return;
   }
   if (!ProcessAlive(vm.pid, vm.spec.uuid)) return HandleExit(vm);
@@ -207,11 +209,11 @@ void VmManager::Reattach(Vm& vm) {
   Status st = vm.qmp->Connect(vm.paths.qmp(), 2s);
   if (!st.ok()) {
     log::Warn("vm {}: QEMU pid {} alive but QMP does not answer yet: {}", vm.spec.name, vm.pid, st.message());
-    SetState(vm, "running", "re-attached; QMP not answering yet");
+    SetState(vm, VmState::kRunning, "re-attached; QMP not answering yet");
     return;
   }
   log::Info("vm {}: re-attached to QEMU pid {}", vm.spec.name, vm.pid);
-  SetState(vm, "running");
+  SetState(vm, VmState::kRunning);
   ReconcileOne(vm);
 }
 
@@ -233,7 +235,14 @@ void VmManager::ReconcileOne(Vm& vm) {
     ReconcileOne(vm);  // EOF: decide crash or stop from the process
     return;
   }
-  if (!check && vm.state != "starting" && vm.reason.empty()) return;
+  VmState now;
+  bool noted;
+  {
+    std::lock_guard lock(vm.mu);
+    now = vm.state;
+    noted = !vm.reason.empty();
+  }
+  if (!check && now != VmState::kStarting && !noted) return;
   auto status = vm.qmp->Execute("query-status", nullptr, 2s);
   if (!status.ok()) return;
   std::string s = status->value("status", "");
@@ -242,13 +251,13 @@ void VmManager::ReconcileOne(Vm& vm) {
     vm.stop_requested = true;
     Status st = StopLocked(vm);
     if (!st.ok()) log::Error("vm {}: {}", vm.spec.name, st.message());
-    if (s == "guest-panicked") SetState(vm, "crashed", "the guest kernel panicked");
+    if (s == "guest-panicked") SetState(vm, VmState::kCrashed, "the guest kernel panicked");
     return;
   }
   if (s == "paused" || s == "suspended" || s == "io-error") {
-    SetState(vm, "paused", s == "io-error" ? "paused after a disk I/O error (disk full?)" : "");
-  } else if (vm.state != "shutting-down") {
-    SetState(vm, "running");
+    SetState(vm, VmState::kPaused, s == "io-error" ? "paused after a disk I/O error (disk full?)" : "");
+  } else if (now != VmState::kShuttingDown) {
+    SetState(vm, VmState::kRunning);
   }
 }
 
@@ -260,8 +269,8 @@ void VmManager::ReconcileLoop() {
       for (auto& [n, vm] : vms_) vms.push_back(vm);
     }
     for (auto& vm : vms) {
-      std::unique_lock lock(vm->mu, std::try_to_lock);
-      if (!lock.owns_lock() || vm->deleted) continue;  // an operation is running; next round
+      auto lease = TryClaim(vm, VmOp::kReconcile);
+      if (!lease) continue;  // an operation owns it (and watches QEMU itself); next round
       ReconcileOne(*vm);
     }
     for (int i = 0; i < 5 && !stopping_; ++i) std::this_thread::sleep_for(50ms);
@@ -278,67 +287,57 @@ void VmManager::StopReconciler() {
   if (reconciler_.joinable()) reconciler_.join();
 }
 
-Status VmManager::Start(const std::string& name) {
+Status VmManager::Start(const std::string& name, bool force) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::lock_guard lock(vm->mu);
-  if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-  if (vm->state != "stopped" && vm->state != "crashed") {
-    return Status::Conflict("vm '" + name + "' is already " + vm->state);
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kStart, VmAction::kStart));
+  uint64_t host = HostMemoryBytes();
+  if (!force && host > 0 && (vm->spec.memory_mib << 20) > host) {
+    return Status::Conflict("vm '" + name + "' has " + FormatSize(vm->spec.memory_mib << 20) +
+                            " of memory but this host has " + FormatSize(host) + "; lower it (pampa vm edit " + name +
+                            " --memory SIZE) or start it anyway with --force");
   }
-  vm->busy = "start";
-  Status st = StartLocked(*vm);
-  vm->busy.clear();
-  SetState(*vm, vm->state, vm->reason);
-  return st.Context("starting vm " + name);
+  return StartLocked(*vm).Context("starting vm " + name);
 }
 
 Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::seconds timeout) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  {
-    std::lock_guard lock(vm->mu);
-    if (!vm->busy.empty()) return Status::Busy("busy: " + vm->busy + " in progress");
-    if (vm->state != "running" && vm->state != "paused") {
-      return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
-    }
-    if (!vm->qmp || !vm->qmp->connected())
-      return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
-    if (vm->state == "paused") {
-      auto r = vm->qmp->Execute("cont");
-      (void)r;
-    }
-    auto r = vm->qmp->Execute("system_powerdown");
-    if (!r.ok()) return r.status();
-    vm->busy = "shutdown";
-    SetState(*vm, "shutting-down");
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kShutdown, VmAction::kShutdown));
+  if (!vm->qmp || !vm->qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
+  if (vm->State() == VmState::kPaused) {
+    auto r = vm->qmp->Execute("cont");
+    (void)r;
   }
-  return tasks_.Start("vm-shutdown", name, [this, vm, timeout](TaskContext& ctx) -> Result<json> {
+  PAMPA_RETURN_IF_ERROR(vm->qmp->Execute("system_powerdown").status());
+  SetState(*vm, VmState::kShuttingDown);
+  auto held = std::make_shared<OperationLease>(std::move(lease));
+  return tasks_.Start("vm-shutdown", name, [this, held, timeout](TaskContext& ctx) -> Result<json> {
+    OperationLease owned = std::move(*held);
+    Vm& vm = owned.vm();
     auto start = std::chrono::steady_clock::now();
     auto deadline = start + timeout;
     ctx.Log("sent the ACPI power button to the guest");
     while (true) {
-      {
-        std::lock_guard lock(vm->mu);
-        ReconcileOne(*vm);
-        if (vm->state == "stopped" || vm->state == "crashed") {
-          vm->busy.clear();
-          SetState(*vm, vm->state, vm->reason);
-          double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          return json{{"vm", vm->spec.name}, {"forced", false}, {"seconds", secs}};
-        }
-        bool timed_out = std::chrono::steady_clock::now() > deadline;
-        if (timed_out || ctx.cancelled()) {
-          ctx.Log(timed_out ? "the guest did not power off in time: forcing it off" : "cancelled: forcing the VM off");
-          Status st = StopLocked(*vm);
-          vm->busy.clear();
-          SetState(*vm, vm->state, vm->reason);
-          if (!st.ok()) return st;
-          return json{{"vm", vm->spec.name}, {"forced", true}};
-        }
-        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        ctx.Progress(elapsed / std::max<double>(1, timeout.count()), "waiting for the guest to power off");
+      ReconcileOne(vm);
+      VmState state = vm.State();
+      if (state == VmState::kStopped || state == VmState::kCrashed) {
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return json{{"vm", vm.spec.name}, {"forced", false}, {"seconds", secs}};
       }
+      bool timed_out = std::chrono::steady_clock::now() > deadline;
+      bool forced;
+      {
+        std::lock_guard lock(vm.mu);
+        forced = vm.force_stop;
+      }
+      if (timed_out || forced || ctx.cancelled()) {
+        ctx.Log(timed_out ? "the guest did not power off in time: forcing it off"
+                : forced  ? "a forced stop was asked: forcing the VM off"
+                          : "cancelled: forcing the VM off");
+        PAMPA_RETURN_IF_ERROR(StopLocked(vm));
+        return json{{"vm", vm.spec.name}, {"forced", true}};
+      }
+      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ctx.Progress(elapsed / std::max<double>(1, timeout.count()), "waiting for the guest to power off");
       std::this_thread::sleep_for(100ms);
     }
   });
@@ -346,74 +345,65 @@ Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::se
 
 Status VmManager::Stop(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm, "shutdown"));
-  std::lock_guard lock(vm->mu);
-  // A forced stop may interrupt a pending shutdown; the shutdown task then sees "stopped".
-  if (!vm->busy.empty() && vm->busy != "shutdown") return Status::Busy("busy: " + vm->busy + " in progress");
-  if (vm->state == "stopped") return Status::Conflict("vm '" + name + "' is already stopped");
-  if (vm->state == "crashed") {
-    SetState(*vm, "stopped");
+  {
+    // A forced stop may interrupt a pending shutdown: its task owns the VM, so
+    // it is asked to force the VM off, and this call waits for it.
+    std::unique_lock lock(vm->mu);
+    if (vm->op == VmOp::kShutdown) {
+      vm->force_stop = true;
+      if (!vm->released.wait_for(lock, 30s, [&] { return vm->op != VmOp::kShutdown; })) {
+        return Status::Unavailable("vm '" + name + "' did not stop within 30 s; see pampa task list");
+      }
+      return Status::Ok();
+    }
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kStop, VmAction::kStop));
+  if (vm->State() == VmState::kCrashed) {
+    SetState(*vm, VmState::kStopped);
     return PersistRuntime(*vm);
   }
   return StopLocked(*vm).Context("stopping vm " + name);
 }
 
-namespace {
-template <typename F>
-Status WithRunningQmp(const std::string& name, const std::string& busy, const std::string& state,
-                      std::unique_ptr<QmpClient>& qmp, F&& f) {
-  if (!busy.empty()) return Status::Busy("busy: " + busy + " in progress");
-  if (state != "running" && state != "paused" && state != "shutting-down") {
-    return Status::Conflict("vm '" + name + "' is " + state + ", not running");
-  }
-  if (!qmp || !qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
-  return f(*qmp);
-}
-}  // namespace
-
 Status VmManager::Pause(const std::string& name) { return SwitchPaused(name, true); }
 Status VmManager::Resume(const std::string& name) { return SwitchPaused(name, false); }
 
+namespace {
+Status NeedQmp(const std::string& name, const std::unique_ptr<QmpClient>& qmp) {
+  if (!qmp || !qmp->connected()) return Status::Unavailable("QEMU of vm '" + name + "' does not answer on QMP");
+  return Status::Ok();
+}
+}  // namespace
+
 Status VmManager::SwitchPaused(const std::string& name, bool pause) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::lock_guard lock(vm->mu);
-  if ((vm->state == "paused") == pause) {
-    return Status::Conflict(pause ? "vm '" + name + "' is already paused"
-                                  : "vm '" + name + "' is " + vm->state + ", not paused");
-  }
-  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp,
-                                       [pause](QmpClient& q) { return q.Execute(pause ? "stop" : "cont").status(); }));
-  SetState(*vm, pause ? "paused" : "running");
+  PAMPA_ASSIGN_OR_RETURN(auto lease,
+                         Claim(vm, pause ? VmOp::kPause : VmOp::kResume, pause ? VmAction::kPause : VmAction::kResume));
+  PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
+  PAMPA_RETURN_IF_ERROR(vm->qmp->Execute(pause ? "stop" : "cont").status());
+  SetState(*vm, pause ? VmState::kPaused : VmState::kRunning);
   return Status::Ok();
 }
 
 Status VmManager::Reboot(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_RETURN_IF_ERROR(RefuseIfBusy(*vm));
-  std::string qga;
-  {
-    std::lock_guard lock(vm->mu);
-    PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp, [](QmpClient&) { return Status::Ok(); }));
-    qga = vm->paths.qga();
-  }
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kReboot, VmAction::kReboot));
+  PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
   // A clean reboot through the agent when it answers; otherwise a hard reset.
   {
     std::lock_guard agent(vm->agent_mu);
-    GuestAgent ga(qga);
+    GuestAgent ga(vm->paths.qga());
     if (ga.Ping(1500ms).ok()) {
       auto r = ga.Call("guest-shutdown", {{"mode", "reboot"}}, 2s);
       (void)r;  // the agent may not answer: it is going down
       return Status::Ok();
     }
   }
-  std::lock_guard lock(vm->mu);
-  PAMPA_RETURN_IF_ERROR(WithRunningQmp(name, vm->busy, vm->state, vm->qmp,
-                                       [](QmpClient& q) { return q.Execute("system_reset").status(); }));
-  if (vm->state == "paused") {
+  PAMPA_RETURN_IF_ERROR(vm->qmp->Execute("system_reset").status());
+  if (vm->State() == VmState::kPaused) {
     auto r = vm->qmp->Execute("cont");
     (void)r;
-    SetState(*vm, "running");
+    SetState(*vm, VmState::kRunning);
   }
   return Status::Ok();
 }
@@ -421,32 +411,21 @@ Status VmManager::Reboot(const std::string& name) {
 Result<ExecResult> VmManager::Exec(const std::string& name, const std::vector<std::string>& argv,
                                    std::chrono::seconds timeout) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::string qga;
-  {
-    std::lock_guard lock(vm->mu);
-    if (vm->state != "running") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
-    qga = vm->paths.qga();
-  }
+  PAMPA_RETURN_IF_ERROR(CheckAllowed(VmAction::kGuestAgent, vm->State(), name));
   std::lock_guard agent(vm->agent_mu);
-  return GuestAgent(qga).Exec(argv, timeout);
+  return GuestAgent(vm->paths.qga()).Exec(argv, timeout);
 }
 
 Status VmManager::AgentPing(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::string qga;
-  {
-    std::lock_guard lock(vm->mu);
-    if (vm->state != "running") return Status::Conflict("vm '" + name + "' is " + vm->state + ", not running");
-    qga = vm->paths.qga();
-  }
+  PAMPA_RETURN_IF_ERROR(CheckAllowed(VmAction::kGuestAgent, vm->State(), name));
   std::lock_guard agent(vm->agent_mu);
-  return GuestAgent(qga).Ping(3s);
+  return GuestAgent(vm->paths.qga()).Ping(3s);
 }
 
 Result<ConsoleEndpoints> VmManager::Console(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard lock(vm->mu);
-  ConsoleEndpoints c{vm->paths.serial(), vm->paths.serial_log(), vm->paths.vnc(), vm->pid != 0};
+  ConsoleEndpoints c{vm->paths.serial(), vm->paths.serial_log(), vm->paths.vnc(), QemuAlive(vm->State())};
   return c;
 }
 

@@ -1,0 +1,79 @@
+// A VM's states and the operations on it, as types: the one table of which
+// action each state allows lives in vm_state.cc, and the API, the CLI's
+// messages and (later) the web console all read it from there.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace pampa {
+
+// What the VM is, as pampad last saw its QEMU.
+enum class VmState {
+  kStopped,       // no QEMU process
+  kStarting,      // QEMU spawned, QMP not answering yet
+  kRunning,       // QEMU runs the guest
+  kPaused,        // QEMU runs, the guest's CPUs are stopped (by a user or an I/O error)
+  kShuttingDown,  // the guest was asked to power off and has not yet
+  kCrashed,       // QEMU went away without being asked to
+};
+
+// Long work that holds a VM (its operation lease): while one runs, every other
+// operation on that VM is refused with "busy: <op> in progress".
+enum class VmOp {
+  kNone,
+  kCreate,
+  kStart,
+  kShutdown,
+  kStop,
+  kPause,
+  kResume,
+  kReboot,
+  kEdit,
+  kDelete,
+  kSnapshot,
+  kRevert,
+  kSnapshotDelete,
+  kBackup,
+  kRestore,
+  kReconcile,  // the reconcile loop's own short look at QEMU; never shown, never refuses anyone
+};
+
+// What a user can ask of a VM.
+enum class VmAction {
+  kStart,
+  kShutdown,
+  kStop,
+  kReboot,
+  kPause,
+  kResume,
+  kEditHardware,  // CPUs, memory, kernel, CD...: only while QEMU is not running
+  kDelete,
+  kSnapshot,
+  kRevert,
+  kBackup,
+  kRestoreInPlace,
+  kGuestAgent,  // exec and agent ping
+};
+
+std::string_view Name(VmState s);
+std::string_view Name(VmOp op);
+std::string_view Name(VmAction a);
+// The state named by the wire format; false when the name is unknown.
+bool ParseVmState(std::string_view name, VmState* out);
+
+// True when a VM in state s may be asked for a (busy or not).
+bool Allowed(VmAction a, VmState s);
+// Ok, or kConflict with a message that says why and what to do.
+Status CheckAllowed(VmAction a, VmState s, const std::string& vm);
+// Every action the VM allows now (none while an operation holds it), by name:
+// what the API shows as "actions".
+std::vector<std::string> AllowedActions(VmState s, VmOp busy);
+
+// QEMU is alive in these states (its QMP socket may answer).
+inline bool QemuAlive(VmState s) { return s != VmState::kStopped && s != VmState::kCrashed; }
+
+}  // namespace pampa

@@ -1,0 +1,53 @@
+#include "vm/vm_state.h"
+
+#include <gtest/gtest.h>
+
+namespace pampa {
+namespace {
+
+TEST(VmState, NamesRoundTrip) {
+  for (auto s : {VmState::kStopped, VmState::kStarting, VmState::kRunning, VmState::kPaused, VmState::kShuttingDown,
+                 VmState::kCrashed}) {
+    VmState parsed;
+    ASSERT_TRUE(ParseVmState(Name(s), &parsed)) << Name(s);
+    EXPECT_EQ(parsed, s);
+  }
+  VmState ignored;
+  EXPECT_FALSE(ParseVmState("runing", &ignored));
+}
+
+TEST(VmState, EveryActionHasANameAndARule) {
+  for (int a = 0; a <= static_cast<int>(VmAction::kGuestAgent); ++a) {
+    auto action = static_cast<VmAction>(a);
+    EXPECT_FALSE(Name(action).empty());
+    bool some_state_allows = false;
+    for (int s = 0; s <= static_cast<int>(VmState::kCrashed); ++s) {
+      some_state_allows |= Allowed(action, static_cast<VmState>(s));
+    }
+    EXPECT_TRUE(some_state_allows) << Name(action);
+  }
+}
+
+TEST(VmState, RefusalsSayWhatToDo) {
+  EXPECT_EQ(CheckAllowed(VmAction::kStart, VmState::kRunning, "web").message(), "vm 'web' is already running");
+  EXPECT_EQ(CheckAllowed(VmAction::kDelete, VmState::kRunning, "web").message(),
+            "vm 'web' is running; stop it first (pampa vm stop web)");
+  EXPECT_EQ(CheckAllowed(VmAction::kStop, VmState::kStopped, "web").message(), "vm 'web' is already stopped");
+  EXPECT_EQ(CheckAllowed(VmAction::kGuestAgent, VmState::kPaused, "web").message(), "vm 'web' is paused, not running");
+  EXPECT_EQ(CheckAllowed(VmAction::kStart, VmState::kRunning, "web").code(), ErrorCode::kConflict);
+  EXPECT_TRUE(CheckAllowed(VmAction::kBackup, VmState::kRunning, "web").ok());
+  EXPECT_FALSE(CheckAllowed(VmAction::kBackup, VmState::kStarting, "web").ok());
+}
+
+TEST(VmState, ActionsFollowTheStateAndTheLease) {
+  auto stopped = AllowedActions(VmState::kStopped, VmOp::kNone);
+  EXPECT_NE(std::find(stopped.begin(), stopped.end(), "start"), stopped.end());
+  EXPECT_EQ(std::find(stopped.begin(), stopped.end(), "shutdown"), stopped.end());
+  EXPECT_TRUE(AllowedActions(VmState::kRunning, VmOp::kBackup).empty());
+  EXPECT_EQ(AllowedActions(VmState::kShuttingDown, VmOp::kShutdown), std::vector<std::string>{"stop"});
+  // The reconcile loop's look is invisible.
+  EXPECT_EQ(AllowedActions(VmState::kRunning, VmOp::kReconcile), AllowedActions(VmState::kRunning, VmOp::kNone));
+}
+
+}  // namespace
+}  // namespace pampa
