@@ -2,7 +2,8 @@
 // objects ("config", "chunks/ab/abcd...", "backups/ID"). Small interface, one
 // conformance suite (object_store_test.cc) that every implementation passes:
 // local directory (also an NFS or SSHFS mount), in-memory (tests); SFTP next.
-// Implementations are thread-safe.
+// Implementations are thread-safe. Tests fail or stall chosen calls with
+// FaultInjectingObjectStore (object_store_wrapper.h).
 #pragma once
 
 #include <memory>

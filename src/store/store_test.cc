@@ -1,59 +1,42 @@
-// One conformance suite that every Store implementation passes.
+// One conformance suite that every Store implementation passes: key/value
+// calls, revisions, compare-and-swap and transactions here; watches in
+// store_watch_test.cc; what only SQLite promises in sqlite_store_test.cc.
 #include "store/store.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
+#include <atomic>
 #include <thread>
+
+#include "store/store_test_util.h"
 
 namespace pampa {
 namespace {
 
-enum class Kind { kMemory, kSqlite };
+using StoreTest = StoreConformance;
 
-class StoreConformance : public ::testing::TestWithParam<Kind> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Kind::kMemory) {
-      store_ = NewMemoryStore();
-    } else {
-      dir_ = std::filesystem::temp_directory_path() / ("pampa-store-" + std::to_string(getpid()));
-      std::filesystem::create_directories(dir_);
-      auto s = OpenSqliteStore((dir_ / "state.db").string());
-      ASSERT_TRUE(s.ok()) << s.status().message();
-      store_ = std::move(s.value());
-    }
-  }
-  void TearDown() override {
-    store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-  std::unique_ptr<Store> store_;
-  std::filesystem::path dir_;
-};
-
-TEST_P(StoreConformance, GetOfMissingKeyIsEmpty) {
+TEST_P(StoreTest, GetOfMissingKeyIsEmpty) {
   auto v = store_->Get("vms/none");
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->has_value());
 }
 
-TEST_P(StoreConformance, PutThenGetAndOverwrite) {
+TEST_P(StoreTest, PutThenGetAndOverwrite) {
   ASSERT_TRUE(store_->Put("vms/a", "1").ok());
   EXPECT_EQ(**store_->Get("vms/a"), "1");
   ASSERT_TRUE(store_->Put("vms/a", "2").ok());
   EXPECT_EQ(**store_->Get("vms/a"), "2");
 }
 
-TEST_P(StoreConformance, CreateRefusesExistingKey) {
+TEST_P(StoreTest, CreateRefusesExistingKey) {
   ASSERT_TRUE(store_->Create("vms/a", "1").ok());
   auto st = store_->Create("vms/a", "2");
   EXPECT_EQ(st.code(), ErrorCode::kConflict);
+  EXPECT_EQ(st.message(), "vms/a already exists");
   EXPECT_EQ(**store_->Get("vms/a"), "1");
 }
 
-TEST_P(StoreConformance, ListIsPrefixOnlyAndOrdered) {
+TEST_P(StoreTest, ListIsPrefixOnlyAndOrdered) {
   ASSERT_TRUE(store_->Put("vms/b", "b").ok());
   ASSERT_TRUE(store_->Put("vms/a", "a").ok());
   ASSERT_TRUE(store_->Put("vmsx/c", "c").ok());
@@ -65,20 +48,20 @@ TEST_P(StoreConformance, ListIsPrefixOnlyAndOrdered) {
   EXPECT_EQ((*l)[1].first, "vms/b");
 }
 
-TEST_P(StoreConformance, DeleteIsIdempotent) {
+TEST_P(StoreTest, DeleteIsIdempotent) {
   ASSERT_TRUE(store_->Put("k", "v").ok());
   ASSERT_TRUE(store_->Delete("k").ok());
   ASSERT_TRUE(store_->Delete("k").ok());
   EXPECT_FALSE(store_->Get("k")->has_value());
 }
 
-TEST_P(StoreConformance, ValuesAreBinarySafeUtf8) {
+TEST_P(StoreTest, ValuesAreBinarySafeUtf8) {
   std::string v = "{\"name\":\"é\\u0000\"}\n";
   ASSERT_TRUE(store_->Put("k", v).ok());
   EXPECT_EQ(**store_->Get("k"), v);
 }
 
-TEST_P(StoreConformance, ConcurrentCreatesHaveOneWinner) {
+TEST_P(StoreTest, ConcurrentCreatesHaveOneWinner) {
   std::atomic<int> wins{0};
   std::vector<std::thread> ts;
   for (int i = 0; i < 8; ++i) {
@@ -90,33 +73,184 @@ TEST_P(StoreConformance, ConcurrentCreatesHaveOneWinner) {
   EXPECT_EQ(wins.load(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, StoreConformance, ::testing::Values(Kind::kMemory, Kind::kSqlite));
+TEST_P(StoreTest, EveryWriteTakesTheNextRevision) {
+  EXPECT_EQ(*store_->Revision(), 0);
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  ASSERT_TRUE(store_->Create("vms/b", "1").ok());
+  ASSERT_TRUE(store_->Put("vms/a", "2").ok());
+  EXPECT_EQ(*store_->Revision(), 3);
+  auto a = store_->GetVersioned("vms/a");
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ((*a)->value, "2");
+  EXPECT_EQ((*a)->mod_revision, 3);
+  EXPECT_EQ((*a)->create_revision, 1);
+  ASSERT_TRUE(store_->Delete("vms/a").ok());
+  EXPECT_EQ(*store_->Revision(), 4);
+  // Writes that change nothing take no revision.
+  ASSERT_TRUE(store_->Delete("vms/a").ok());
+  EXPECT_FALSE(store_->Create("vms/b", "2").ok());
+  EXPECT_EQ(*store_->Revision(), 4);
+  EXPECT_FALSE(store_->GetVersioned("vms/a")->has_value());
+}
 
-TEST(SqliteStore, DataSurvivesReopen) {
-  auto dir = std::filesystem::temp_directory_path() / ("pampa-reopen-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto path = (dir / "state.db").string();
-  {
-    auto s = OpenSqliteStore(path);
-    ASSERT_TRUE(s.ok());
-    ASSERT_TRUE((*s)->Put("vms/web", "{}").ok());
+TEST_P(StoreTest, ListVersionedReadsItemsAtOneRevision) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  ASSERT_TRUE(store_->Put("tasks/t", "x").ok());
+  ASSERT_TRUE(store_->Put("vms/b", "2").ok());
+  auto l = store_->ListVersioned("vms/");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->revision, 3);
+  ASSERT_EQ(l->items.size(), 2u);
+  EXPECT_EQ(l->items[0].first, "vms/a");
+  EXPECT_EQ(l->items[0].second.mod_revision, 1);
+  EXPECT_EQ(l->items[1].second.value, "2");
+  EXPECT_EQ(l->items[1].second.mod_revision, 3);
+}
+
+TEST_P(StoreTest, CompareAndPutWinsOnlyAtTheRevisionRead) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  int64_t seen = (*store_->GetVersioned("vms/a"))->mod_revision;
+  ASSERT_TRUE(store_->CompareAndPut("vms/a", "2", seen).ok());
+  Status st = store_->CompareAndPut("vms/a", "3", seen);
+  EXPECT_EQ(st.code(), ErrorCode::kConflict);
+  EXPECT_EQ(st.message(), "vms/a changed since revision 1 (now 2): re-read and retry");
+  EXPECT_EQ(**store_->Get("vms/a"), "2");
+  EXPECT_EQ(*store_->Revision(), 2);
+}
+
+TEST_P(StoreTest, CompareAndPutAtZeroCreatesOnlyAnAbsentKey) {
+  ASSERT_TRUE(store_->CompareAndPut("vms/a", "1", 0).ok());
+  EXPECT_EQ(store_->CompareAndPut("vms/a", "2", 0).code(), ErrorCode::kConflict);
+  EXPECT_EQ(**store_->Get("vms/a"), "1");
+}
+
+TEST_P(StoreTest, CompareAndDeleteChecksTheRevision) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  ASSERT_TRUE(store_->Put("vms/a", "2").ok());
+  Status st = store_->CompareAndDelete("vms/a", 1);
+  EXPECT_EQ(st.code(), ErrorCode::kConflict);
+  EXPECT_NE(st.message().find("changed since revision 1 (now 2)"), std::string::npos) << st.message();
+  EXPECT_TRUE(store_->Get("vms/a")->has_value());
+  ASSERT_TRUE(store_->CompareAndDelete("vms/a", 2).ok());
+  EXPECT_FALSE(store_->Get("vms/a")->has_value());
+  st = store_->CompareAndPut("vms/a", "3", 2);
+  EXPECT_EQ(st.message(), "vms/a changed since revision 2 (now absent): re-read and retry");
+}
+
+TEST_P(StoreTest, ConcurrentCompareAndPutLosesNoIncrement) {
+  ASSERT_TRUE(store_->Put("counter", "0").ok());
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        for (;;) {  // the read-modify-write loop callers write
+          auto v = store_->GetVersioned("counter");
+          ASSERT_TRUE(v.ok() && v->has_value());
+          Status st = store_->CompareAndPut("counter", std::to_string(std::stoi((*v)->value) + 1), (*v)->mod_revision);
+          if (st.ok()) break;
+          ASSERT_EQ(st.code(), ErrorCode::kConflict) << st.message();
+        }
+      }
+    });
   }
-  auto s = OpenSqliteStore(path);
-  ASSERT_TRUE(s.ok());
-  EXPECT_EQ(**(*s)->Get("vms/web"), "{}");
-  std::filesystem::remove_all(dir);
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(**store_->Get("counter"), "40");
 }
 
-TEST(SqliteStore, NotADatabaseGivesClearError) {
-  auto path = std::filesystem::temp_directory_path() / ("pampa-bad-" + std::to_string(getpid()));
-  FILE* f = fopen(path.c_str(), "w");
-  fputs("this is not sqlite, just text that is long enough to be a header.....", f);
-  fclose(f);
-  auto s = OpenSqliteStore(path.string());
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("cannot"), std::string::npos);
-  std::filesystem::remove(path);
+TEST_P(StoreTest, TxnAppliesEveryOpAtOneRevision) {
+  ASSERT_TRUE(store_->Put("drafts/a", "d").ok());
+  auto rev = store_->Commit(Txn().IfAbsent("vms/a").Put("vms/a", "1").Put("runtime/a", "r").Delete("drafts/a"));
+  ASSERT_TRUE(rev.ok()) << rev.status().message();
+  EXPECT_EQ(*rev, 2);
+  EXPECT_EQ((*store_->GetVersioned("vms/a"))->mod_revision, 2);
+  EXPECT_EQ((*store_->GetVersioned("runtime/a"))->mod_revision, 2);
+  EXPECT_FALSE(store_->Get("drafts/a")->has_value());
+  EXPECT_EQ(*store_->Revision(), 2);
 }
+
+TEST_P(StoreTest, TxnWithAFailingCompareChangesNothing) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  ASSERT_TRUE(store_->Put("snapshots/a/s1", "s").ok());
+  auto rev = store_->Commit(Txn()
+                                .IfValue("vms/a", "1")
+                                .IfModRevision("snapshots/a/s1", 1)  // fails: it is at 2
+                                .IfAbsent("vms/a")
+                                .Put("vms/b", "2")
+                                .DeletePrefix("snapshots/a/")
+                                .Delete("vms/a"));
+  ASSERT_FALSE(rev.ok());
+  EXPECT_EQ(rev.status().code(), ErrorCode::kConflict);
+  EXPECT_EQ(rev.status().message(), "snapshots/a/s1 changed since revision 1 (now 2): re-read and retry");
+  EXPECT_EQ(*store_->Revision(), 2);
+  EXPECT_FALSE(store_->Get("vms/b")->has_value());
+  EXPECT_TRUE(store_->Get("snapshots/a/s1")->has_value());
+  EXPECT_TRUE(store_->Get("vms/a")->has_value());
+}
+
+TEST_P(StoreTest, TxnComparesSayWhatFailed) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  EXPECT_EQ(store_->Commit(Txn().IfAbsent("vms/a").Put("x", "1")).status().message(), "vms/a already exists");
+  EXPECT_EQ(store_->Commit(Txn().IfExists("vms/b").Put("x", "1")).status().message(), "vms/b does not exist");
+  EXPECT_EQ(store_->Commit(Txn().IfValue("vms/a", "2").Put("x", "1")).status().message(),
+            "vms/a does not hold the expected value (changed at revision 1): re-read and retry");
+  EXPECT_TRUE(store_->Commit(Txn().IfExists("vms/a").IfValue("vms/a", "1").Put("x", "1")).ok());
+}
+
+TEST_P(StoreTest, TxnDeletePrefixRemovesOnlyThatPrefix) {
+  for (const char* k : {"snapshots/web/s1", "snapshots/web/s2", "snapshots/web2/s1", "vms/web"}) {
+    ASSERT_TRUE(store_->Put(k, "x").ok());
+  }
+  auto rev = store_->Commit(Txn().DeletePrefix("snapshots/web/").Delete("vms/web"));
+  ASSERT_TRUE(rev.ok());
+  EXPECT_EQ(*rev, 5);
+  auto left = store_->List("");
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].first, "snapshots/web2/s1");
+}
+
+TEST_P(StoreTest, TxnThatChangesNothingKeepsTheRevision) {
+  ASSERT_TRUE(store_->Put("a", "1").ok());
+  auto rev = store_->Commit(Txn().Delete("absent").DeletePrefix("none/"));
+  ASSERT_TRUE(rev.ok());
+  EXPECT_EQ(*rev, 1);
+  EXPECT_EQ(*store_->Revision(), 1);
+}
+
+TEST_P(StoreTest, TxnRefusesAKeyWrittenTwice) {
+  EXPECT_EQ(store_->Commit(Txn().Put("a", "1").Put("a", "2")).status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(store_->Commit(Txn().Put("a", "1").Delete("a")).status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(store_->Commit(Txn().DeletePrefix("vms/").Put("vms/a", "1")).status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(store_->Commit(Txn().DeletePrefix("").Put("a", "1")).status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(store_->Commit(Txn().IfAbsent("").Put("a", "1")).status().code(), ErrorCode::kInvalid);
+  EXPECT_EQ(*store_->Revision(), 0);
+  // Deletes may overlap.
+  EXPECT_TRUE(store_->Commit(Txn().DeletePrefix("vms/").Delete("vms/a").Put("b", "1")).ok());
+}
+
+TEST_P(StoreTest, ConcurrentIfAbsentTxnsHaveOneWinner) {
+  std::atomic<int> wins{0};
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 8; ++i) {
+    ts.emplace_back([&, i] {
+      auto r = store_->Commit(
+          Txn().IfAbsent("vms/race").Put("vms/race", std::to_string(i)).Put("owners/" + std::to_string(i), "1"));
+      if (r.ok()) ++wins;
+      if (r.status().code() == ErrorCode::kConflict) ++conflicts;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wins.load(), 1);
+  EXPECT_EQ(conflicts.load(), 7);
+  // The winner's whole transaction landed, nobody else's did.
+  auto owners = store_->List("owners/");
+  ASSERT_EQ(owners->size(), 1u);
+  EXPECT_EQ((*owners)[0].first, "owners/" + **store_->Get("vms/race"));
+  EXPECT_EQ(*store_->Revision(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest, ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
+                         PrintStoreKind);
 
 }  // namespace
 }  // namespace pampa

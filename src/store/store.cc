@@ -1,0 +1,116 @@
+// The parts of the Store contract every implementation shares: Txn building
+// and checking, the messages of failed compares, and compare-and-swap as a
+// one-compare, one-op Txn.
+#include <set>
+
+#include "store/store_internal.h"
+
+namespace pampa {
+
+Txn& Txn::IfAbsent(std::string key) {
+  compares.push_back({.kind = Compare::Kind::kAbsent, .key = std::move(key)});
+  return *this;
+}
+
+Txn& Txn::IfExists(std::string key) {
+  compares.push_back({.kind = Compare::Kind::kExists, .key = std::move(key)});
+  return *this;
+}
+
+Txn& Txn::IfModRevision(std::string key, int64_t mod_revision) {
+  compares.push_back({.kind = Compare::Kind::kModRevision, .key = std::move(key), .mod_revision = mod_revision});
+  return *this;
+}
+
+Txn& Txn::IfValue(std::string key, std::string value) {
+  compares.push_back({.kind = Compare::Kind::kValue, .key = std::move(key), .value = std::move(value)});
+  return *this;
+}
+
+Txn& Txn::Put(std::string key, std::string value) {
+  ops.push_back({.kind = Op::Kind::kPut, .key = std::move(key), .value = std::move(value)});
+  return *this;
+}
+
+Txn& Txn::Delete(std::string key) {
+  ops.push_back({.kind = Op::Kind::kDelete, .key = std::move(key)});
+  return *this;
+}
+
+Txn& Txn::DeletePrefix(std::string prefix) {
+  ops.push_back({.kind = Op::Kind::kDeletePrefix, .key = std::move(prefix)});
+  return *this;
+}
+
+Status ValidateTxn(const Txn& txn) {
+  for (const Compare& c : txn.compares) {
+    if (c.key.empty()) return Status::Invalid("state store transaction: a compare has an empty key");
+  }
+  // The final state of every key must not depend on the order of the ops
+  // (etcd refuses such a Txn too, so both stores behave alike).
+  std::set<std::string> puts;
+  for (const Op& op : txn.ops) {
+    if (op.key.empty()) return Status::Invalid("state store transaction: an operation has an empty key or prefix");
+    if (op.kind == Op::Kind::kPut && !puts.insert(op.key).second) {
+      return Status::Invalid("state store transaction: " + op.key + " is written twice");
+    }
+  }
+  for (const Op& op : txn.ops) {
+    if (op.kind == Op::Kind::kDelete && puts.count(op.key) > 0) {
+      return Status::Invalid("state store transaction: " + op.key + " is both put and deleted");
+    }
+    if (op.kind == Op::Kind::kDeletePrefix) {
+      auto it = puts.lower_bound(op.key);
+      if (it != puts.end() && it->rfind(op.key, 0) == 0) {
+        return Status::Invalid("state store transaction: " + *it + " is put and deleted by prefix " + op.key);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckCompare(const Compare& c, const std::optional<Versioned>& current) {
+  const std::string now = current ? std::to_string(current->mod_revision) : "absent";
+  switch (c.kind) {
+    case Compare::Kind::kAbsent:
+      if (!current) return Status::Ok();
+      return Status::Conflict(c.key + " already exists");
+    case Compare::Kind::kExists:
+      if (current) return Status::Ok();
+      return Status::Conflict(c.key + " does not exist");
+    case Compare::Kind::kModRevision:
+      if ((current ? current->mod_revision : 0) == c.mod_revision) return Status::Ok();
+      if (c.mod_revision == 0) {
+        return Status::Conflict(c.key + " already exists (revision " + now + "): re-read and retry");
+      }
+      return Status::Conflict(c.key + " changed since revision " + std::to_string(c.mod_revision) + " (now " + now +
+                              "): re-read and retry");
+    case Compare::Kind::kValue:
+      if (current && current->value == c.value) return Status::Ok();
+      if (!current) return Status::Conflict(c.key + " does not exist");
+      return Status::Conflict(c.key + " does not hold the expected value (changed at revision " + now +
+                              "): re-read and retry");
+  }
+  return Status::Internal("state store: unknown compare kind");
+}
+
+Status CompactedError(int64_t revision, int64_t oldest_kept) {
+  return Status::Conflict("revision " + std::to_string(revision) + " was compacted (oldest kept: " +
+                          std::to_string(oldest_kept) + "): re-list and watch from the current revision");
+}
+
+Status ValidateWatch(int64_t from_revision, const std::function<void(const WatchEvent&)>& on_event) {
+  if (from_revision < 0) return Status::Invalid("cannot watch from revision " + std::to_string(from_revision));
+  if (!on_event) return Status::Invalid("a watch needs a callback");
+  return Status::Ok();
+}
+
+Status Store::CompareAndPut(const std::string& key, const std::string& value, int64_t expected_mod_revision) {
+  return Commit(Txn().IfModRevision(key, expected_mod_revision).Put(key, value)).status();
+}
+
+Status Store::CompareAndDelete(const std::string& key, int64_t expected_mod_revision) {
+  return Commit(Txn().IfModRevision(key, expected_mod_revision).Delete(key)).status();
+}
+
+}  // namespace pampa

@@ -1,0 +1,111 @@
+// Test helpers of the Store conformance suite: a fixture that runs each test
+// against every implementation, and a recorder of watch events.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+namespace pampa {
+
+enum class StoreKind { kMemory, kSqlite };
+
+inline std::string PrintStoreKind(const ::testing::TestParamInfo<StoreKind>& info) {
+  return info.param == StoreKind::kMemory ? "Memory" : "Sqlite";
+}
+
+// A fresh, empty store of the kind under test for every test; SQLite in a
+// temporary directory removed afterwards.
+class StoreConformance : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == StoreKind::kSqlite) {
+      const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+      std::string name = std::string(info->test_suite_name()) + "-" + info->name();
+      for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+      dir_ = std::filesystem::temp_directory_path() / ("pampa-store-" + std::to_string(getpid()) + "-" + name);
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+    }
+    Open(StoreOptions());
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  // Replaces the store under test by one opened with options (SQLite: the
+  // same file again; memory: an empty store).
+  void Open(const StoreOptions& options) {
+    store_.reset();
+    if (GetParam() == StoreKind::kMemory) {
+      store_ = NewMemoryStore(options);
+      return;
+    }
+    auto s = OpenSqliteStore((dir_ / "state.db").string(), options);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s.value());
+  }
+
+  std::unique_ptr<Store> store_;
+  std::filesystem::path dir_;
+};
+
+// Records the events a watch delivers. Declare it before the Watch, so that
+// the watch stops before the recorder goes away.
+class EventLog {
+ public:
+  std::function<void(const WatchEvent&)> Callback() {
+    return [this](const WatchEvent& e) {
+      std::lock_guard lock(mu_);
+      events_.push_back(e);
+      cv_.notify_all();
+    };
+  }
+  // The events once there are at least n, or those seen after 10 s.
+  std::vector<WatchEvent> WaitFor(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return events_.size() >= n; });
+    return events_;
+  }
+  std::vector<WatchEvent> Events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<WatchEvent> events_;
+};
+
+// "put vms/a=1 @3", "delete vms/a @4", "canceled @5": one string per event
+// so that a failed expectation shows the whole sequence.
+inline std::string Describe(const WatchEvent& e) {
+  switch (e.type) {
+    case WatchEvent::Type::kPut:
+      return "put " + e.key + "=" + e.value + " @" + std::to_string(e.revision);
+    case WatchEvent::Type::kDelete:
+      return "delete " + e.key + " @" + std::to_string(e.revision);
+    case WatchEvent::Type::kCanceled:
+      return "canceled @" + std::to_string(e.revision);
+  }
+  return "?";
+}
+
+inline std::vector<std::string> Describe(const std::vector<WatchEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(Describe(e));
+  return out;
+}
+
+}  // namespace pampa
