@@ -65,6 +65,8 @@ const char* CodeName(ErrorCode c) {
       return "unavailable";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kCancelled:
+      return "cancelled";
   }
   return "internal";
 }
@@ -87,6 +89,8 @@ int HttpStatus(ErrorCode c) {
       return 503;
     case ErrorCode::kInternal:
       return 500;
+    case ErrorCode::kCancelled:
+      return 499;  // as nginx's "client closed request": the caller ended it
   }
   return 500;
 }

@@ -23,6 +23,8 @@ TEST(Router, ErrorsMapToHttpStatuses) {
   EXPECT_EQ(ErrorResponse(Status::NotFound("x")).status, 404);
   EXPECT_EQ(ErrorResponse(Status::Busy("busy: start in progress")).status, 409);
   EXPECT_EQ(ErrorResponse(Status::Busy("x")).body["code"], "busy");
+  EXPECT_EQ(ErrorResponse(Status::Cancelled("backup cancelled")).status, 499);
+  EXPECT_EQ(ErrorResponse(Status::Cancelled("x")).body["code"], "cancelled");
 }
 
 TEST(Router, HandlerExceptionsBecome500) {

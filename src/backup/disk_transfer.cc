@@ -346,7 +346,7 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
     char* buf = ThreadBuffer(chunk);
     thread_local std::string sealed_buf;
     for (size_t k = next++; k < todo.size() && !stop; k = next++) {
-      if (opt.cancel && opt.cancel->load()) return Status::Invalid("backup cancelled");
+      if (opt.cancel && opt.cancel->load()) return Status::Cancelled("backup cancelled");
       size_t c = todo[k];
       uint64_t len = std::min<uint64_t>(chunk, res.size - c * chunk);
       auto t0 = Clock::now();
@@ -411,7 +411,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   Status st = RunWorkers(workers, [&](const std::atomic<bool>& stop) -> Status {
     char* buf = ThreadBuffer(chunk);
     for (size_t k = next++; k < todo.size() && !stop; k = next++) {
-      if (cancel && cancel->load()) return Status::Invalid("restore cancelled");
+      if (cancel && cancel->load()) return Status::Cancelled("restore cancelled");
       size_t i = todo[k];
       auto t0 = Clock::now();
       PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));

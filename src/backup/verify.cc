@@ -56,7 +56,7 @@ Result<json> VerifyRepository(Repository& repo, const std::string& backup_id, in
     });
   }
   for (auto& t : threads) t.join();
-  if (cancel && cancel->load()) return Status::Invalid("verify cancelled");
+  if (cancel && cancel->load()) return Status::Cancelled("verify cancelled");
   for (auto& id : bad_backups)
     damaged_backups.push_back({{"id", id}, {"reason", "references damaged or missing chunks"}});
   return json{{"ok", damaged_backups.empty() && damaged_chunks.empty()},

@@ -124,7 +124,7 @@ Result<RunResult> Run(const std::vector<std::string>& argv, const RunOptions& op
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
-  if (cancelled) return Status::Invalid(argv[0] + " was cancelled");
+  if (cancelled) return Status::Cancelled(argv[0] + " was cancelled");
   if (killed) return Status::Unavailable(argv[0] + " did not finish in time and was killed");
   result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
   return result;

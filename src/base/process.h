@@ -20,8 +20,7 @@ struct RunOptions {
   // Called with each chunk of stderr as it arrives (qemu-img -p writes progress
   // there and on stdout); may be empty.
   std::function<void(const std::string&)> on_output;
-  // When set and becoming true, the process is killed and Run returns kBusy-free
-  // "cancelled" kInvalid status.
+  // When set and becoming true, the process is killed and Run returns kCancelled.
   const std::atomic<bool>* cancel = nullptr;
 };
 

@@ -17,6 +17,7 @@ enum class ErrorCode {
   kUnauthorized,  // missing or wrong credentials
   kUnavailable,   // a dependency (QEMU, the guest agent) does not answer
   kInternal,      // a bug or an unexpected OS failure
+  kCancelled,     // the user cancelled the work; nothing is half-done
 };
 
 class [[nodiscard]] Status {
@@ -32,6 +33,7 @@ class [[nodiscard]] Status {
   static Status Unauthorized(std::string m) { return {ErrorCode::kUnauthorized, std::move(m)}; }
   static Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {ErrorCode::kCancelled, std::move(m)}; }
 
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }

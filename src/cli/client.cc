@@ -66,6 +66,8 @@ ErrorCode CodeFor(int status) {
       return ErrorCode::kNotFound;
     case 409:
       return ErrorCode::kConflict;
+    case 499:
+      return ErrorCode::kCancelled;
     case 503:
       return ErrorCode::kUnavailable;
     default:

@@ -135,7 +135,8 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
         r->info.progress = 1.0;
         r->info.result = result.value();
       } else {
-        r->info.state = r->cancel ? "cancelled" : "failed";
+        bool cancelled = r->cancel || result.status().code() == ErrorCode::kCancelled;
+        r->info.state = cancelled ? "cancelled" : "failed";
         r->info.error = result.status().message();
       }
       done = r->info;

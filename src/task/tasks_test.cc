@@ -44,7 +44,7 @@ TEST(Tasks, CancelStopsACooperatingTask) {
   Tasks tasks(*store, bus);
   auto id = tasks.Start("wait", "x", [](TaskContext& ctx) -> Result<nlohmann::json> {
     while (!ctx.cancelled()) std::this_thread::sleep_for(5ms);
-    return Status::Invalid("cancelled by user");
+    return Status::Cancelled("cancelled by user");
   });
   ASSERT_TRUE(tasks.Cancel(id).ok());
   EXPECT_EQ(WaitDone(tasks, id).state, "cancelled");
