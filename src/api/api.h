@@ -6,17 +6,19 @@
 
 #include "api/router.h"
 #include "backup/repos.h"
+#include "jobs/backup_job.h"
+#include "jobs/backup_schedules.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "storage/pools.h"
 #include "task/tasks.h"
-#include "vm/backup_schedules.h"
 #include "vm/vm_manager.h"
 
 namespace pampa {
 
 struct ApiContext {
   VmManager& vms;
+  BackupJobs& jobs;
   Repos& repos;
   BackupScheduler& schedules;
   Storage& storage;

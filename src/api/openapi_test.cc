@@ -47,8 +47,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   AccelProbe accel("/nonexistent", "", "/tmp");
   VmManager vms({"/tmp", "/tmp", "test"}, *store, storage, networks, tasks, events, accel);
   Repos repos(*store);
-  BackupScheduler schedules(*store, vms, repos, tasks);
-  ApiContext ctx{vms, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  BackupJobs jobs(vms, *store, storage, networks, tasks, events);
+  BackupScheduler schedules(*store, vms, jobs, repos, tasks);
+  ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

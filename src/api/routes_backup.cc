@@ -90,7 +90,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     if (!repo_name.ok()) return ErrorResponse(repo_name.status());
     auto repo = ctx.repos.Open(*repo_name);
     if (!repo.ok()) return ErrorResponse(repo.status());
-    return Task(ctx.vms.BackupVm(req.params.at("name"), *repo, *repo_name));
+    return Task(ctx.jobs.Backup(req.params.at("name"), *repo, *repo_name));
   });
 
   r.Add("GET", "/api/v1/backups", [&](const HttpRequest& req) {
@@ -156,7 +156,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
-    return Task(ctx.vms.RestoreBackup(*repo, req.params.at("id"), *as, *pool, *in_place));
+    return Task(ctx.jobs.Restore(*repo, req.params.at("id"), *as, *pool, *in_place));
   });
 
   r.Add("GET", "/api/v1/schedules", [&](const HttpRequest&) {

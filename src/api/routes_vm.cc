@@ -59,7 +59,8 @@ HttpResponse Simple(ApiContext& ctx, const HttpRequest& req, Status (VmManager::
 }  // namespace
 
 void RegisterVmRoutes(Router& r, ApiContext& ctx) {
-  r.Add("GET", "/api/v1/vms", [&](const HttpRequest&) { return HttpResponse{200, json(ctx.vms.List())}; });
+  r.Add("GET", "/api/v1/vms",
+        [&](const HttpRequest&) { return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"}; });
 
   r.Add("POST", "/api/v1/vms", [&](const HttpRequest& req) {
     auto body = req.Json();
@@ -74,8 +75,11 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return HttpResponse{202, {{"task", *task}, {"vm", create->name}, {"warnings", ctx.vms.SpecWarnings(planned)}}};
   });
 
-  r.Add("GET", "/api/v1/vms/{name}",
-        [&](const HttpRequest& req) { return Reply(ctx.vms.Show(req.params.at("name"))); });
+  r.Add("GET", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
+    auto text = ctx.vms.ShowText(req.params.at("name"));
+    if (!text.ok()) return ErrorResponse(text.status());
+    return HttpResponse{200, {}, std::move(*text), "application/json"};
+  });
 
   r.Add("PATCH", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
     auto body = req.Json();

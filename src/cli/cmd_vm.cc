@@ -78,7 +78,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       std::string name, memory, pool, image, cdrom, kernel, initrd, append, firmware;
       int cpus = 0;
       std::vector<std::string> disks, nets;
-      bool autostart = false, async = false;
+      bool autostart = false, async = false, as_json = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("create", "define a VM (its disks are volumes in a pool)");
@@ -96,6 +96,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--firmware", o->firmware, "bios or uefi");
     cmd->add_flag("--autostart", o->autostart, "start this VM when the host boots");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
+    cmd->add_flag("--json", o->as_json, "print the answer (task, vm, warnings) as JSON");
     Bind(cmd, g, [&g, o] {
       json body = {{"name", o->name}, {"cpus", o->cpus}, {"memory", o->memory}};
       if (!o->pool.empty()) body["pool"] = o->pool;
@@ -115,6 +116,14 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       }
       auto r = g.client().Call("POST", "/api/v1/vms", body);
       if (!r.ok()) return PrintError(r.status().message());
+      if (o->as_json) {
+        if (!o->async) {
+          auto t = g.client().WaitTask((*r)["task"], /*quiet=*/true);
+          if (!t.ok()) return PrintError(t.status().message());
+        }
+        PrintJson(*r);
+        return 0;
+      }
       for (auto& w : r->value("warnings", json::array())) std::cerr << "warning: " << w.get<std::string>() << "\n";
       return FinishTask(g, (*r)["task"], o->async, "created vm " + o->name);
     });

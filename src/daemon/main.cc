@@ -151,9 +151,10 @@ int main(int argc, char** argv) {
 
   Router router;
   Repos repos(db);
-  BackupScheduler schedules(db, vms, repos, tasks);
+  BackupJobs jobs(vms, db, storage, networks, tasks, events);
+  BackupScheduler schedules(db, vms, jobs, repos, tasks);
   schedules.Start();
-  ApiContext ctx{vms, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

@@ -1,4 +1,4 @@
-#include "vm/backup_schedules.h"
+#include "jobs/backup_schedules.h"
 
 #include <ctime>
 
@@ -72,8 +72,8 @@ int64_t NextDailyRun(const std::string& hhmm, int64_t after_ms) {
   return int64_t{candidate} * 1000;
 }
 
-BackupScheduler::BackupScheduler(Store& store, VmManager& vms, Repos& repos, Tasks& tasks)
-    : store_(store), vms_(vms), repos_(repos), tasks_(tasks) {}
+BackupScheduler::BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks)
+    : store_(store), vms_(vms), jobs_(jobs), repos_(repos), tasks_(tasks) {}
 
 BackupScheduler::~BackupScheduler() { Stop(); }
 
@@ -146,7 +146,7 @@ json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
   if (!repo.ok()) failures.push_back("repository " + repo_name + ": " + repo.status().message());
   auto vms = s.value("vms", std::vector<std::string>{});
   for (size_t i = 0; repo.ok() && i < vms.size(); ++i) {
-    auto task = vms_.BackupVm(vms[i], *repo, repo_name);
+    auto task = jobs_.Backup(vms[i], *repo, repo_name);
     if (!task.ok()) {
       failures.push_back(vms[i] + ": " + task.status().message());
       continue;

@@ -14,6 +14,7 @@
 
 #include "backup/prune.h"
 #include "backup/repos.h"
+#include "jobs/backup_job.h"
 #include "task/tasks.h"
 #include "vm/vm_manager.h"
 
@@ -25,7 +26,7 @@ Status ValidateDailyTime(const std::string& hhmm);
 
 class BackupScheduler {
  public:
-  BackupScheduler(Store& store, VmManager& vms, Repos& repos, Tasks& tasks);
+  BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks);
   ~BackupScheduler();
   void Start();
   void Stop();
@@ -43,6 +44,7 @@ class BackupScheduler {
 
   Store& store_;
   VmManager& vms_;
+  BackupJobs& jobs_;
   Repos& repos_;
   Tasks& tasks_;
   std::mutex run_mu_;  // one schedule run at a time

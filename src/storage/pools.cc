@@ -1,5 +1,6 @@
 #include "storage/pools.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -87,6 +88,24 @@ Status Storage::DeletePool(const std::string& name) {
   return store_.Delete("pools/" + name);
 }
 
+namespace {
+
+Result<uint64_t> Qcow2VirtualSize(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Unavailable("cannot open " + path);
+  unsigned char h[32];
+  ssize_t n = pread(fd, h, sizeof h, 0);
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof h) || h[0] != 'Q' || h[1] != 'F' || h[2] != 'I' || h[3] != 0xfb) {
+    return Status::Invalid(path + " has no qcow2 header");
+  }
+  uint64_t size = 0;
+  for (int i = 24; i < 32; ++i) size = (size << 8) | h[i];
+  return size;
+}
+
+}  // namespace
+
 Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& name, bool inspect) {
   for (const char* fmt : {"qcow2", "raw"}) {
     std::string path = pool.path + "/" + name + "." + fmt;
@@ -97,8 +116,14 @@ Result<VolumeInfo> Storage::FindVolume(const PoolInfo& pool, const std::string& 
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) v.allocated = static_cast<uint64_t>(st.st_blocks) * 512;
     if (v.format == "qcow2" && inspect) {
-      auto info = InspectImage(path);
-      if (info.ok()) v.virtual_size = info->virtual_size;
+      // The header says the size (bytes 24..31, big-endian): no qemu-img per
+      // volume, so a listing stays a few milliseconds while disks are busy.
+      auto size = Qcow2VirtualSize(path);
+      if (!size.ok()) {
+        auto info = InspectImage(path);
+        if (info.ok()) size = info->virtual_size;
+      }
+      if (size.ok()) v.virtual_size = *size;
     }
     return v;
   }

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/units.h"
+#include "qemu/bitmaps.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_manager.h"
 
@@ -158,7 +159,14 @@ Result<std::string> VmManager::RevertSnapshot(const std::string& name, const std
         auto nodes = NodeNames(paths.size());
         bool memory = meta.value("memory", false);
         bool was_running = Running(vm.State());
-        PAMPA_RETURN_IF_ERROR(DropBackupBitmaps(vm, paths, ctx));
+        // The revert changes the disks behind the backups' dirty bitmaps (and QEMU
+        // refuses to apply a snapshot while they exist): drop them; the next
+        // backup of this VM reads its disks in full.
+        PAMPA_ASSIGN_OR_RETURN(int dropped, DropBackupBitmaps(vm.qmp.get(), paths));
+        if (dropped > 0) {
+          ctx.Log("dropped " + std::to_string(dropped) +
+                  " backup dirty bitmap(s): the next backup of this VM reads its disks in full");
+        }
         if (memory && was_running) {
           ctx.Log("loading RAM and disks with snapshot-load");
           PAMPA_RETURN_IF_ERROR(

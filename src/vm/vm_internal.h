@@ -44,6 +44,7 @@ struct VmManager::Vm {
   bool deleted = false;
   std::shared_ptr<const VmSpec> published_spec;  // what readers and lookups see
   nlohmann::json snapshot;                       // what List/Show return
+  std::shared_ptr<const std::string> snapshot_text;  // the same, serialized once per change
 
   // One guest-agent conversation at a time (the agent serves one connection):
   // held across that conversation only, never together with mu.
@@ -81,6 +82,7 @@ class VmManager::OperationLease {
 
   Vm& vm() const { return *vm_; }
   VmOp op() const { return op_; }
+  VmManager* manager() const { return manager_; }
   // Gives the VM back now (idempotent).
   void Release();
 
@@ -89,8 +91,5 @@ class VmManager::OperationLease {
   std::shared_ptr<Vm> vm_;
   VmOp op_ = VmOp::kNone;
 };
-
-// Stops qemu-nbd servers a dead pampad left in a VM's run directory.
-void KillStaleNbd(const std::string& run_dir);
 
 }  // namespace pampa

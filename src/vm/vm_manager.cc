@@ -62,9 +62,11 @@ json VmManager::Describe(Vm& vm) {
 
 void VmManager::Publish(Vm& vm) {
   json snap = Describe(vm);
+  auto text = std::make_shared<const std::string>(snap.dump());
   auto spec = std::make_shared<const VmSpec>(vm.spec);
   std::lock_guard lock(vm.mu);
   vm.snapshot = std::move(snap);
+  vm.snapshot_text = std::move(text);
   vm.published_spec = std::move(spec);
 }
 
@@ -145,6 +147,56 @@ std::optional<VmManager::OperationLease> VmManager::TryClaim(const std::shared_p
   if (vm->op != VmOp::kNone || vm->deleted) return std::nullopt;
   vm->op = op;
   return OperationLease(this, vm, op);
+}
+
+VmManager::Hold::Hold(std::unique_ptr<OperationLease> lease) : lease_(std::move(lease)) {}
+VmManager::Hold::Hold() = default;
+VmManager::Hold::Hold(Hold&&) noexcept = default;
+VmManager::Hold& VmManager::Hold::operator=(Hold&&) noexcept = default;
+VmManager::Hold::~Hold() = default;
+const VmSpec& VmManager::Hold::spec() const { return lease_->vm().spec; }
+const RuntimePaths& VmManager::Hold::paths() const { return lease_->vm().paths; }
+VmState VmManager::Hold::state() const { return lease_->vm().State(); }
+QmpClient* VmManager::Hold::qmp() const {
+  auto& q = lease_->vm().qmp;
+  return q && q->connected() ? q.get() : nullptr;
+}
+std::mutex& VmManager::Hold::agent_mutex() const { return lease_->vm().agent_mu; }
+void VmManager::Hold::Note(const std::string& reason) {
+  Vm& vm = lease_->vm();
+  lease_->manager()->SetState(vm, vm.State(), reason);
+}
+void VmManager::Hold::Release() {
+  if (lease_) lease_->Release();
+}
+
+Result<VmManager::Hold> VmManager::HoldVm(const std::string& name, VmOp op, VmAction action) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, op, action));
+  return Hold(std::make_unique<OperationLease>(std::move(lease)));
+}
+
+Result<VmManager::Hold> VmManager::HoldNewVm(const VmSpec& spec, VmOp op) {
+  auto vm = std::make_shared<Vm>();
+  vm->spec = spec;
+  vm->paths = PathsFor(spec);
+  vm->op = op;
+  {
+    std::lock_guard lock(mu_);
+    if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
+    vms_[spec.name] = vm;
+  }
+  auto lease = std::make_unique<OperationLease>(this, vm, op);
+  SetState(*vm, VmState::kStopped);
+  return Hold(std::move(lease));
+}
+
+Status VmManager::Keep(Hold& hold) { return PersistSpec(hold.spec()); }
+
+void VmManager::Abandon(Hold& hold) {
+  Vm& vm = hold.lease_->vm();
+  hold.Release();
+  Forget(vm);
 }
 
 std::vector<std::string> VmManager::SpecWarnings(const VmSpec& spec) const {
@@ -329,6 +381,40 @@ std::vector<json> VmManager::List() {
     out.push_back(vm->snapshot);
   }
   return out;
+}
+
+std::string VmManager::ListText() {
+  std::vector<std::shared_ptr<Vm>> vms;
+  {
+    std::lock_guard lock(mu_);
+    vms.reserve(vms_.size());
+    for (auto& [n, vm] : vms_) vms.push_back(vm);
+  }
+  std::vector<std::shared_ptr<const std::string>> texts;
+  texts.reserve(vms.size());
+  size_t bytes = 2;
+  for (auto& vm : vms) {
+    std::lock_guard lock(vm->mu);
+    if (!vm->snapshot_text) continue;
+    texts.push_back(vm->snapshot_text);
+    bytes += texts.back()->size() + 1;
+  }
+  std::string out;
+  out.reserve(bytes);
+  out += '[';
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (i) out += ',';
+    out += *texts[i];
+  }
+  out += ']';
+  return out;
+}
+
+Result<std::string> VmManager::ShowText(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  std::lock_guard lock(vm->mu);
+  if (!vm->snapshot_text) return std::string("{}");
+  return *vm->snapshot_text;
 }
 
 Result<json> VmManager::Show(const std::string& name) {

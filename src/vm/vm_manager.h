@@ -23,7 +23,6 @@
 #include <thread>
 #include <vector>
 
-#include "backup/repository.h"
 #include "base/events.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
@@ -66,6 +65,10 @@ class VmManager {
   Result<std::string> Create(const CreateRequest& req);
   std::vector<nlohmann::json> List();
   Result<nlohmann::json> Show(const std::string& name);
+  // The same, serialized: each VM's JSON is serialized once per change, so a
+  // reader costs a copy of strings (the API serves these).
+  std::string ListText();
+  Result<std::string> ShowText(const std::string& name);
   Status Edit(const std::string& name, const EditRequest& req);
   // Refuses while running; deletes the VM's volumes too.
   Status Delete(const std::string& name);
@@ -93,14 +96,33 @@ class VmManager {
   Result<std::string> RevertSnapshot(const std::string& vm, const std::string& snap);
   Result<std::string> DeleteSnapshot(const std::string& vm, const std::string& snap);
 
-  // Backup and restore (vm/vm_backup.cc). A backup of a running VM reads a
-  // point-in-time view (fleecing) through QEMU's NBD server, only the blocks
-  // its persistent dirty bitmap marks when the previous backup to this
-  // repository is known; a stopped VM's disks are read through qemu-nbd.
-  Result<std::string> BackupVm(const std::string& vm, std::shared_ptr<Repository> repo, const std::string& repo_name);
-  // Restores a backup as a new VM (new uuid and MACs), or in place over a stopped VM.
-  Result<std::string> RestoreBackup(std::shared_ptr<Repository> repo, const std::string& backup_id,
-                                    const std::string& target_vm, const std::string& pool, bool in_place);
+  // Long work on a VM by a job above vm/ (backup, restore; later migration).
+  // A Hold is the VM's operation lease: while it lives, its holder owns the
+  // VM's runtime with no lock held, and everyone else is told "busy: <op> in
+  // progress". Destroying it (or Release) gives the VM back. Move-only.
+  class Hold;
+  // Holds an existing VM for op once its state allows action.
+  Result<Hold> HoldVm(const std::string& name, VmOp op, VmAction action);
+  // Registers a new, stopped VM under spec.name, held for op (a restore as a
+  // new VM); kConflict when the name is taken. Until Keep, it is not saved:
+  // Abandon (or a pampad restart, through its intent) removes it.
+  Result<Hold> HoldNewVm(const VmSpec& spec, VmOp op);
+  // Saves a held new VM's spec: from now on it is a VM like any other.
+  Status Keep(Hold& hold);
+  // Removes a held new VM that will not be (its volumes are the caller's).
+  void Abandon(Hold& hold);
+
+  // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
+  // recorded before the first one is made and cleared once the VM is saved.
+  // At start, volumes of an intent whose VM was never saved are removed, and a
+  // VM whose in-place work ("<kind>-in-place") never finished says so.
+  Status WriteIntent(const std::string& kind, const VmSpec& spec);
+  void ClearIntent(const std::string& kind, const std::string& vm);
+  void RemoveVolumes(const VmSpec& spec);  // what exists of them; errors are logged
+  const VmManagerConfig& config() const { return config_; }
+  // The image paths of a VM's disks; kInvalid unless every disk is qcow2
+  // (snapshots and backups need qcow2).
+  Result<std::vector<std::string>> Qcow2Disks(const VmSpec& spec);
 
   // Warnings about a VM's definition a user should see at create (e.g. more
   // memory than the host has).
@@ -145,25 +167,11 @@ class VmManager {
   // in a task that owns the lease; the VM is given back when body returns.
   Result<std::string> RunVmTask(const std::string& name, VmOp op, VmAction action,
                                 std::function<Result<nlohmann::json>(Vm&, TaskContext&)> body);
-  Result<std::vector<std::string>> Qcow2Disks(const VmSpec& spec);
-  struct BackupRun;
-  Status BackupRunning(Vm& vm, BackupRun& run, TaskContext& ctx);
-  Status BackupStopped(Vm& vm, BackupRun& run, TaskContext& ctx);
-  // Removes the backups' dirty bitmaps from the VM's disks before a snapshot
-  // revert: the revert changes the disks behind the bitmaps' back (and QEMU
-  // refuses to apply a snapshot while they exist). The next backup reads the
-  // disks in full. REQUIRES: lease held
-  Status DropBackupBitmaps(Vm& vm, const std::vector<std::string>& paths, TaskContext& ctx);
   Status RunQmpJob(Vm& vm, const std::string& command, nlohmann::json args,
                    TaskContext& ctx);  // REQUIRES: lease held
   // Work a dead pampad left half-done (intents/ records): volumes of a create
   // or restore that never finished are removed.
   void RecoverIntents();
-  // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
-  // recorded before the first one is made and cleared once the VM is saved.
-  Status WriteIntent(const std::string& kind, const VmSpec& spec);
-  void ClearIntent(const std::string& kind, const std::string& vm);
-  void RemoveVolumes(const VmSpec& spec);  // what exists of them; errors are logged
   // Drops a VM from the registry (a failed create or restore, a delete).
   void Forget(Vm& vm);
   // Every VM's published spec, for lookups that must never wait.
@@ -182,6 +190,30 @@ class VmManager {
 
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;
+};
+
+class VmManager::Hold {
+ public:
+  Hold();
+  Hold(Hold&&) noexcept;
+  Hold& operator=(Hold&&) noexcept;
+  ~Hold();
+
+  const VmSpec& spec() const;
+  const RuntimePaths& paths() const;
+  VmState state() const;
+  // QEMU's QMP connection, or nullptr when QEMU is not running or not answering.
+  QmpClient* qmp() const;
+  // Held across one guest-agent conversation (the agent serves one at a time).
+  std::mutex& agent_mutex() const;
+  // Sets the note shown with the VM's state (its "reason").
+  void Note(const std::string& reason);
+  void Release();
+
+ private:
+  friend class VmManager;
+  explicit Hold(std::unique_ptr<OperationLease> lease);
+  std::unique_ptr<OperationLease> lease_;
 };
 
 }  // namespace pampa

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/units.h"
+#include "qemu/nbd_server.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_manager.h"
 
