@@ -7,6 +7,20 @@
 2. API latency with 500 defined VMs: p50/p99 of `GET /vms` and `GET /vms/NAME`
    over the unix socket on a kept-alive connection. Goal: p99 under 10 ms.
 3. pampad's resident memory per defined VM. Goal: under 1 MiB.
+4. API latency under long operations: with the 500 VMs of benchmark 2 still defined and a running
+   guest `busy` (1 GiB RAM, its page cache filled from a disk with 768 MiB of random data), p50/p99/max
+   of `GET /vms`, `/vms/busy`, `/vms/cold` (a stopped VM), `/pools/default/volumes` and `/networks`
+   over the unix socket on a kept-alive connection: idle, then while each of these runs: a backup of
+   the running `busy`, a backup of the stopped `cold` (1 GiB of random data), `snapshot create
+   --memory` of `busy`, a restore of cold's backup as a new VM. Goal: every p99 under 50 ms, and
+   readers unaffected by the operations: p99(during)/p99(idle) near 1.
+
+   Each phase also prints pampad's and the host's CPU use: on 2 cores the readers' own loop keeps
+   the host busy, so a long tail during an operation may be CPU contention rather than waiting.
+
+The whole run takes about 3 minutes on 2 cores (benchmark 4: about 80 s, most of it making its disks
+and booting `busy`). BENCH_ONLY=4 (a comma-separated list, e.g. BENCH_ONLY=2,3 or 1) runs only those
+benchmarks; 4 still defines the 500 VMs first.
 """
 import http.client
 import json
@@ -18,10 +32,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import GUEST, Pampad  # noqa: E402
+from pampa_harness import APPEND, GUEST, Pampad  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+ONLY = {int(x) for x in os.environ.get("BENCH_ONLY", "1,2,3,4").split(",") if x.strip()}
 READY = b"pampa-guest: ready"
+MiB = 1 << 20
+IDLE_VMS = 500
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -118,6 +135,29 @@ def time_to_qmp(d, runs):
     return hand, ours
 
 
+def define_idle_vms(conn, n=IDLE_VMS):
+    """Defines n stopped VMs idle000.. through the API and waits until none is busy."""
+    for i in range(n):
+        body = json.dumps({"name": f"idle{i:03d}", "cpus": 1, "memory": "128M", "networks": []})
+        conn.request("POST", "/api/v1/vms", body, {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 202, r.status
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        conn.request("GET", "/api/v1/vms")
+        vms = json.loads(conn.getresponse().read())
+        if len(vms) >= n and all(v["busy"] == "" for v in vms):
+            break
+        time.sleep(0.2)
+
+
+def delete_idle_vms(conn, n=IDLE_VMS):
+    for i in range(n):
+        conn.request("DELETE", f"/api/v1/vms/idle{i:03d}")
+        conn.getresponse().read()
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -131,76 +171,205 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def get_json(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status == 200, (path, r.status, body)
+    return json.loads(body)
+
+
+def disk_with_random_tail(d, name, tail_mib):
+    """The guest's disk as a raw image grown by tail_mib MiB of random bytes past its filesystem (as
+    test_core.py's test_readers_never_wait_for_long_operations does): the guest boots as always, and
+    a backup or a restore has that much data that neither compresses nor deduplicates."""
+    raw = os.path.join(d.root, name)
+    subprocess.run(["qemu-img", "convert", "-O", "raw", os.path.join(GUEST, "disk.qcow2"), raw], check=True)
+    with open(raw, "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        for _ in range(tail_mib):
+            f.write(os.urandom(MiB))
+    return raw
+
+
+# Benchmark 4's readers; `cold` is the stopped VM (the target of the stopped backup, the restore's source).
+READERS = {"vm list": "/api/v1/vms", "vm show busy": "/api/v1/vms/busy", "vm show cold": "/api/v1/vms/cold",
+           "volume list": "/api/v1/pools/default/volumes", "net list": "/api/v1/networks"}
+IDLE_ROUNDS = 200
+
+
+def cpu_ticks(pid):
+    """(pampad's user+system ticks, the host's busy ticks, the host's total ticks) from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        own = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    with open("/proc/stat") as f:
+        cols = [int(x) for x in f.readline().split()[1:9]]
+    return own, sum(cols) - cols[3] - cols[4], sum(cols)
+
+
+def cpu_report(before, after):
+    """pampad's CPU use (100% = one core) and the host's (100% = all cores) between two cpu_ticks()."""
+    own, busy, total = (b - a for a, b in zip(before, after))
+    cores = os.cpu_count() or 1
+    return f"pampad CPU {own / max(total, 1) * cores * 100:4.0f}%, host CPU {busy / max(total, 1) * 100:3.0f}% busy"
+
+
+def time_round(conn, samples):
+    for name, path in READERS.items():
+        t0 = time.perf_counter()
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        samples[name].append((time.perf_counter() - t0) * 1000)
+        assert r.status == 200, (name, r.status, body)
+
+
+def readers_during(conn, task):
+    """Times every reader, round after round, for as long as the task runs. A round starts only while
+    the task is running (asked on the same connection, not timed), so a reader that has to wait for
+    the operation shows up as a slow sample. Returns (samples, seconds, the task's final JSON)."""
+    samples = {name: [] for name in READERS}
+    t0 = time.monotonic()
+    while True:
+        t = get_json(conn, f"/api/v1/tasks/{task}")
+        if t["state"] != "running":
+            break
+        time_round(conn, samples)
+    assert t["state"] == "succeeded", t
+    return samples, time.monotonic() - t0, t
+
+
+def long_operations(d, conn):
+    """Benchmark 4: {phase: {reader: samples in ms}} idle, then during each long operation."""
+    d.cli("vm", "create", "busy", "--cpus", "1", "--memory", "1G", "--net", "none",
+          "--disk-image", disk_with_random_tail(d, "busy.raw", 768), "--kernel", os.path.join(GUEST, "vmlinuz"),
+          "--initrd", os.path.join(GUEST, "initrd.img"), "--append", APPEND)
+    d.cli("vm", "create", "cold", "--cpus", "1", "--memory", "128M", "--net", "none",
+          "--disk-image", disk_with_random_tail(d, "cold.raw", 1024), "--kernel", os.path.join(GUEST, "vmlinuz"),
+          "--initrd", os.path.join(GUEST, "initrd.img"), "--append", APPEND)
+    for f in ("busy.raw", "cold.raw"):  # imported into the pool: the copies are not needed any more
+        os.remove(os.path.join(d.root, f))
+    d.cli("vm", "start", "busy")
+    d.wait_console("busy", READY.decode())
+    d.cli("repo", "add", "r", "--url", os.path.join(d.root, "repo"), "--no-encryption")
+    # The guest's RAM (its page cache) holds the disk's random tail: the memory snapshot saves ~800 MB.
+    d.exec("busy", "dd", "if=/dev/vda", "of=/dev/null", "bs=1M", "skip=1024", "count=768")
+
+    phases = {"idle": {name: [] for name in READERS}}
+    t0, ticks = time.monotonic(), cpu_ticks(d.proc.pid)
+    for _ in range(IDLE_ROUNDS):
+        time_round(conn, phases["idle"])
+    print(f"{'idle':>18} | {time.monotonic() - t0:4.1f} s: {IDLE_ROUNDS:3d} rounds, "
+          f"{cpu_report(ticks, cpu_ticks(d.proc.pid))}")
+    ops = [("backup running", ["backup", "run", "busy", "--repo", "r", "--async"]),
+           ("backup stopped", ["backup", "run", "cold", "--repo", "r", "--async"]),
+           ("snapshot --memory", ["snapshot", "create", "busy", "s1", "--memory", "--async"]),
+           ("restore", None)]
+    cold_backup = None
+    for what, args in ops:
+        if what == "restore":
+            args = ["backup", "restore", cold_backup, "--repo", "r", "--as", "restored", "--async"]
+        task = d.cli(*args).stdout.strip()
+        ticks = cpu_ticks(d.proc.pid)
+        phases[what], secs, t = readers_during(conn, task)
+        cpu = cpu_report(ticks, cpu_ticks(d.proc.pid))
+        if what == "backup stopped":
+            cold_backup = (t.get("result") or {}).get("id") or \
+                [b for b in d.cli_json("backup", "list", "--repo", "r") if b["vm"] == "cold"][0]["id"]
+        n = min(len(xs) for xs in phases[what].values())
+        print(f"{what:>18} | {secs:4.1f} s: {n:3d} rounds, {cpu} (task {task})")
+    return phases
+
+
+def print_long_operations(phases):
+    print(f"{'phase':>18} | {'reader':<12} {'n':>4} {'p50':>8} {'p99':>8} {'max':>8}  (ms)")
+    for what, samples in phases.items():
+        for name, xs in samples.items():
+            print(f"{what:>18} | {name:<12} {len(xs):4d} {percentile(xs, 50):8.2f} {percentile(xs, 99):8.2f} "
+                  f"{max(xs):8.2f}" if xs else f"{what:>18} | {name:<12}    0  (the operation ended first)")
+    ops = [w for w in phases if w != "idle"]
+    print("p99 in ms, and p99(during)/p99(idle) in brackets:")
+    print(f"{'reader':<13}{'idle':>8}" + "".join(f"{w:>22}" for w in ops))
+    worst, worst_ratio = 0.0, 0.0
+    for name in READERS:
+        idle = percentile(phases["idle"][name], 99)
+        row = f"{name:<13}{idle:8.2f}"
+        for w in ops:
+            if not phases[w][name]:
+                row += f"{'n/a':>22}"
+                continue
+            p99 = percentile(phases[w][name], 99)
+            worst, worst_ratio = max(worst, p99), max(worst_ratio, p99 / idle)
+            row += f"{p99:13.2f} (x{p99 / idle:5.2f})"
+        print(row)
+    print(f"worst p99 {worst:.2f} ms (goal < 50 ms: ratio {worst / 50:.2f}); "
+          f"worst p99(during)/p99(idle) x{worst_ratio:.2f} (goal: near 1)")
+
+
 def main():
     d = Pampad(subnet="10.216.0.0/24").start()
     try:
-        print("== command to a QEMU that answers QMP (median of 15): the overhead pampad adds to a start")
-        hand, ours = time_to_qmp(d, 15)
-        h, o = statistics.median(hand), statistics.median(ours)
-        print(f"hand-written qemu: {h * 1000:6.1f} ms    pampa vm start: {o * 1000:6.1f} ms    "
-              f"overhead {(o - h) * 1000:+.1f} ms (goal < 50 ms: ratio {(o - h) * 1000 / 50:.2f}), "
-              f"pampa/qemu = {o / h:.2f}")
-        print(f"== start to 'pampa-guest: ready' (TCG, median of {RUNS}, alternating)")
-        hand, ours, cli = [], [], []
-        for i in range(RUNS):
-            secs, cli_secs, argv, run_dir, name = pampad_start(d, i)
-            ours.append(secs)
-            cli.append(cli_secs)
-            hand.append(hand_written_qemu(argv, run_dir, d.root, i))
-            d.cli("vm", "delete", name)
-        h, o = statistics.median(hand), statistics.median(ours)
-        print(f"hand-written qemu: {h * 1000:8.0f} ms   runs {[round(x * 1000) for x in hand]}")
-        print(f"pampa vm start:    {o * 1000:8.0f} ms   runs {[round(x * 1000) for x in ours]}")
-        print(f"`pampa vm start` returned (QEMU up, QMP connected) after median {statistics.median(cli) * 1000:.0f} ms")
-        print(f"difference {(o - h) * 1000:+.0f} ms, ratio pampa/qemu = {o / h:.3f}"
-              " (TCG boot jitter on 2 cores, +-2 s, hides the overhead here: see the QMP measure above)")
+        if 1 in ONLY:
+            print("== command to a QEMU that answers QMP (median of 15): the overhead pampad adds to a start")
+            hand, ours = time_to_qmp(d, 15)
+            h, o = statistics.median(hand), statistics.median(ours)
+            print(f"hand-written qemu: {h * 1000:6.1f} ms    pampa vm start: {o * 1000:6.1f} ms    "
+                  f"overhead {(o - h) * 1000:+.1f} ms (goal < 50 ms: ratio {(o - h) * 1000 / 50:.2f}), "
+                  f"pampa/qemu = {o / h:.2f}")
+            print(f"== start to 'pampa-guest: ready' (TCG, median of {RUNS}, alternating)")
+            hand, ours, cli = [], [], []
+            for i in range(RUNS):
+                secs, cli_secs, argv, run_dir, name = pampad_start(d, i)
+                ours.append(secs)
+                cli.append(cli_secs)
+                hand.append(hand_written_qemu(argv, run_dir, d.root, i))
+                d.cli("vm", "delete", name)
+            h, o = statistics.median(hand), statistics.median(ours)
+            print(f"hand-written qemu: {h * 1000:8.0f} ms   runs {[round(x * 1000) for x in hand]}")
+            print(f"pampa vm start:    {o * 1000:8.0f} ms   runs {[round(x * 1000) for x in ours]}")
+            print(f"`pampa vm start` returned (QEMU up, QMP connected) after median "
+                  f"{statistics.median(cli) * 1000:.0f} ms")
+            print(f"difference {(o - h) * 1000:+.0f} ms, ratio pampa/qemu = {o / h:.3f}"
+                  " (TCG boot jitter on 2 cores, +-2 s, hides the overhead here: see the QMP measure above)")
 
-        print("== API latency and memory with 500 defined VMs")
+        if not ONLY & {2, 3, 4}:
+            return
         pid = d.proc.pid
         rss0 = rss_kib(pid)
         conn = UnixHTTP(d.sock)
-        for i in range(500):
-            body = json.dumps({"name": f"idle{i:03d}", "cpus": 1, "memory": "128M", "networks": []})
-            conn.request("POST", "/api/v1/vms", body, {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            r.read()
-            assert r.status == 202, r.status
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            conn.request("GET", "/api/v1/vms")
-            vms = json.loads(conn.getresponse().read())
-            if len(vms) >= 500 and all(v["busy"] == "" for v in vms):
-                break
-            time.sleep(0.2)
+        define_idle_vms(conn)
         time.sleep(0.5)
         rss1 = rss_kib(pid)
+        if ONLY & {2, 3}:
+            print(f"== API latency and memory with {IDLE_VMS} defined VMs")
 
-        def timed(path, n):
-            out = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                conn.request("GET", path(i))
-                r = conn.getresponse()
-                r.read()
-                out.append((time.perf_counter() - t0) * 1000)
-                assert r.status == 200
-            return out
+            def timed(path, n):
+                out = []
+                for i in range(n):
+                    t0 = time.perf_counter()
+                    conn.request("GET", path(i))
+                    r = conn.getresponse()
+                    r.read()
+                    out.append((time.perf_counter() - t0) * 1000)
+                    assert r.status == 200
+                return out
 
-        lst = timed(lambda i: "/api/v1/vms", 200)
-        show = timed(lambda i: f"/api/v1/vms/idle{i % 500:03d}", 1000)
-        for name, xs in (("vm list (500 VMs)", lst), ("vm show", show)):
-            p99 = percentile(xs, 99)
-            print(f"{name:18s} p50 {percentile(xs, 50):6.2f} ms  p99 {p99:6.2f} ms  "
-                  f"(goal p99 < 10 ms: ratio {p99 / 10:.2f})")
-        per_vm = (rss1 - rss0) / 500
-        print(f"pampad RSS {rss0 / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB with 500 VMs: "
-              f"{per_vm:.1f} KiB per VM (goal < 1024 KiB: ratio {per_vm / 1024:.3f})")
-        # The 500 idle VMs are removed through the API as well.
-        for i in range(500):
-            conn.request("DELETE", f"/api/v1/vms/idle{i:03d}")
-            conn.getresponse().read()
+            lst = timed(lambda i: "/api/v1/vms", 200)
+            show = timed(lambda i: f"/api/v1/vms/idle{i % IDLE_VMS:03d}", 1000)
+            for name, xs in (("vm list (500 VMs)", lst), ("vm show", show)):
+                p99 = percentile(xs, 99)
+                print(f"{name:18s} p50 {percentile(xs, 50):6.2f} ms  p99 {p99:6.2f} ms  "
+                      f"(goal p99 < 10 ms: ratio {p99 / 10:.2f})")
+            per_vm = (rss1 - rss0) / IDLE_VMS
+            print(f"pampad RSS {rss0 / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB with 500 VMs: "
+                  f"{per_vm:.1f} KiB per VM (goal < 1024 KiB: ratio {per_vm / 1024:.3f})")
+        if 4 in ONLY:
+            print(f"== API latency under long operations ({IDLE_VMS} defined VMs, a running 1 GiB guest `busy`)")
+            print_long_operations(long_operations(d, conn))
+        # The 500 idle VMs are removed through the API as well; destroy() stops and deletes the rest.
+        delete_idle_vms(conn)
     finally:
-        d.teardown()
+        d.destroy()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "backup/prune.h"
 #include "backup/sftp_store.h"
@@ -23,31 +25,52 @@ namespace {
 enum class Kind { kMemory, kLocal, kSftp };
 
 // A real OpenSSH server on loopback with a fresh host key and client key, for
-// the SFTP store. Skipped where sshd is not installed.
+// the SFTP store. Skipped where sshd is not installed. Started on first use;
+// StopIfStarted (run by SshdEnvironment when the test process ends) stops it,
+// its per-connection children and removes its directory: detached, it would
+// otherwise outlive every test process that used it.
 class TestSshd {
  public:
+  // REQUIRES: called from the test's main thread.
   static TestSshd* Get() {
-    static TestSshd* instance = [] {
-      auto* s = new TestSshd();
-      return s->ok_ ? s : nullptr;
-    }();
-    return instance;
+    if (!started_) started_ = new TestSshd();
+    return started_->ok_ ? started_ : nullptr;
+  }
+  static void StopIfStarted() {
+    delete started_;
+    started_ = nullptr;
   }
   ~TestSshd() {
-    if (pid_ > 0) kill(pid_, SIGTERM);
+    if (pid_ > 0) {
+      // Children first (they would be reparented, out of reach, once sshd is
+      // gone), each woken in case a test left it stopped.
+      std::vector<pid_t> tree = Tree();
+      for (auto it = tree.rbegin(); it != tree.rend(); ++it) {
+        kill(*it, SIGCONT);
+        kill(*it, SIGTERM);
+      }
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      auto alive = [&] {
+        for (pid_t p : tree) {
+          if (ProcessAlive(p, "sshd")) return true;
+        }
+        return false;
+      };
+      while (alive() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      for (pid_t p : tree) {
+        if (ProcessAlive(p, "sshd")) kill(p, SIGKILL);
+      }
+    }
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
   }
   // Sends sig to sshd and every process it forked (the per-connection ones).
   void SignalAll(int sig) const {
-    std::vector<pid_t> todo = {pid_};
-    while (!todo.empty()) {
-      pid_t p = todo.back();
-      todo.pop_back();
-      kill(p, sig);
-      auto kids = Run({"pgrep", "-P", std::to_string(p)});
-      if (!kids.ok()) continue;
-      std::istringstream in(kids->out);
-      for (pid_t k; in >> k;) todo.push_back(k);
-    }
+    for (pid_t p : Tree()) kill(p, sig);
   }
   SftpLocation Location(const std::string& path) const {
     SftpLocation l{"root", "127.0.0.1", dir_ + "/" + path, port_, dir_ + "/client", dir_ + "/known_hosts"};
@@ -96,11 +119,33 @@ class TestSshd {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  // sshd and its descendants, parents before children.
+  std::vector<pid_t> Tree() const {
+    std::vector<pid_t> out;
+    if (pid_ <= 0) return out;
+    out.push_back(pid_);
+    for (size_t i = 0; i < out.size(); ++i) {
+      auto kids = Run({"pgrep", "-P", std::to_string(out[i])});
+      if (!kids.ok()) continue;
+      std::istringstream in(kids->out);
+      for (pid_t k; in >> k;) out.push_back(k);
+    }
+    return out;
+  }
+
+  static inline TestSshd* started_ = nullptr;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = 0;
   bool ok_ = false;
 };
+
+class SshdEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { TestSshd::StopIfStarted(); }
+};
+[[maybe_unused]] ::testing::Environment* const kSshdEnvironment =
+    ::testing::AddGlobalTestEnvironment(new SshdEnvironment);
 
 class ObjectStoreConformance : public ::testing::TestWithParam<Kind> {
  protected:
@@ -430,7 +475,7 @@ TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {
 }  // namespace
 }  // namespace pampa
 
-#include "vm/backup_schedules.h"
+#include "jobs/backup_schedules.h"
 
 namespace pampa {
 namespace {

@@ -20,14 +20,24 @@ PAMPA = os.path.join(BUILD, "pampa")
 APPEND = "console=ttyS0 quiet"
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound, read, released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Pampad:
-    def __init__(self, subnet="10.213.0.0/24"):
+    def __init__(self, subnet="10.213.0.0/24", port=0):
         # Short paths: unix socket paths are limited to 108 bytes.
         self.root = tempfile.mkdtemp(prefix="pit-", dir="/tmp")
         self.data = os.path.join(self.root, "data")
         self.sock = os.path.join(self.root, "pampa.sock")
         self.log = os.path.join(self.root, "pampad.log")
         self.subnet = subnet
+        self.listen_port = port  # the API's TCP port on every start; 0: pampad picks one each time
         self.proc = None
         self.port = None
 
@@ -36,7 +46,7 @@ class Pampad:
         env = dict(os.environ, PAMPA_ACCEL="tcg")
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
-            [PAMPAD, "--data-dir", self.data, "--socket", self.sock, "--listen", "127.0.0.1:0",
+            [PAMPAD, "--data-dir", self.data, "--socket", self.sock, "--listen", f"127.0.0.1:{self.listen_port}",
              "--allow-path", GUEST, "--allow-path", self.root, "--default-subnet", self.subnet],
             stdout=logf, stderr=logf, env=env, start_new_session=True)
         deadline = time.time() + timeout
@@ -73,6 +83,101 @@ class Pampad:
                 self.cli("net", "delete", net["name"], check=False)
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def stop_with(self, sig):
+        """Stops pampad with this signal (SIGTERM, SIGINT, SIGKILL) and waits for it to exit."""
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+
+    def destroy(self):
+        """Ends everything this instance started, also after a kill -9 or a test that failed half way:
+        restarts a pampad that is down so it stops its VMs and deletes its networks, then kills by pid
+        whatever still runs from this instance's directory (QEMU, qemu-nbd, qemu-img, dnsmasq) and
+        deletes the bridges (and their taps) of its NAT networks."""
+        bridges = self.nat_bridges()
+        if self.proc is not None and self.proc.poll() is not None:
+            try:
+                self.start()
+            except Exception:  # noqa: BLE001 - whatever it left is killed below
+                pass
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                for vm in self.vms():
+                    if vm["state"] != "stopped":
+                        self.cli("vm", "stop", vm["name"], check=False, timeout=60)
+                    self.cli("vm", "delete", vm["name"], check=False, timeout=60)
+                for net in self.cli_json("net", "list"):
+                    self.cli("net", "delete", net["name"], check=False, timeout=60)
+            except Exception:  # noqa: BLE001 - pampad does not answer: kill below
+                pass
+            try:
+                self.stop()
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        for pid in self.leftover_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while self.leftover_pids() and time.time() < deadline:
+            time.sleep(0.1)
+        for br in bridges:
+            if not os.path.exists(f"/sys/class/net/{br}"):
+                continue
+            for tap in os.listdir(f"/sys/class/net/{br}/brif") if os.path.isdir(f"/sys/class/net/{br}/brif") else []:
+                subprocess.run(["ip", "link", "del", tap], capture_output=True)
+            subprocess.run(["ip", "link", "del", br], capture_output=True)
+            subprocess.run(["nft", "delete", "table", "ip", "pampa_" + br], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def nat_bridges(self):
+        """The bridges of this instance's NAT networks, read from its state file (works with pampad down)."""
+        db = os.path.join(self.data, "state.db")
+        if not os.path.exists(db):
+            return []
+        r = subprocess.run(["sqlite3", "-cmd", ".timeout 3000", db, "SELECT value FROM kv WHERE key LIKE 'networks/%'"],
+                           capture_output=True, text=True)
+        out = []
+        for line in r.stdout.splitlines():
+            try:
+                n = json.loads(line)
+            except ValueError:
+                continue
+            if n.get("mode", "nat") == "nat" and n.get("bridge"):
+                out.append(n["bridge"])
+        return out
+
+    def leftover_pids(self):
+        """Live processes whose command line names this instance's directory (pampad, QEMU, dnsmasq, ...)."""
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if self.root + "/" in cmd and qemu_alive(int(entry)):
+                out.append(int(entry))
+        return out
+
+    def wait_task(self, task, timeout=120):
+        """Waits until the task leaves "running"; returns its final JSON (whatever its state)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            t = self.cli_json("task", "show", task)
+            if t["state"] != "running":
+                return t
+            time.sleep(0.2)
+        raise AssertionError(f"task {task} still running after {timeout}s: {self.cli_json('task', 'show', task)}")
+
+    def volume_paths(self, pool="default"):
+        return {v["name"]: v["path"] for v in self.cli_json("volume", "list", pool)}
+
+    def pool_path(self, pool="default"):
+        return [p for p in self.cli_json("pool", "list") if p["name"] == pool][0]["path"]
 
     @property
     def token(self):
@@ -141,6 +246,64 @@ class Pampad:
 
     def exec(self, name, *argv, check=True):
         return self.cli("vm", "exec", name, "--", *argv, check=check)
+
+
+def fd_table(pid):
+    """{fd: what it points at} for a process, as /proc/PID/fd shows it."""
+    out = {}
+    base = f"/proc/{pid}/fd"
+    for fd in sorted(os.listdir(base), key=int):
+        try:
+            out[int(fd)] = os.readlink(os.path.join(base, fd))
+        except OSError:  # closed while we looked
+            pass
+    return out
+
+
+def format_fd_table(table):
+    return "\n".join(f"  {fd:>4} -> {target}" for fd, target in sorted(table.items()))
+
+
+def listening_socket_inodes(unix_path=None, tcp_port=None):
+    """Inodes of the listening sockets bound to this unix path or this TCP port (any address)."""
+    inodes = set()
+    if unix_path:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                # Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is __SO_ACCEPTCON (listening)
+                if len(cols) >= 8 and cols[7] == unix_path and int(cols[3], 16) & 0x10000:
+                    inodes.add(int(cols[6]))
+    if tcp_port:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            if not os.path.exists(table):
+                continue
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    # sl local_address rem_address st ... inode (column 9); st 0A is LISTEN
+                    if int(cols[1].rsplit(":", 1)[1], 16) == tcp_port and cols[3] == "0A":
+                        inodes.add(int(cols[9]))
+    return inodes
+
+
+def holders_of(target):
+    """Pids (with their command names) that hold a descriptor pointing at target, e.g. "socket:[123]"."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            links = [os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")]
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if target in links:
+            out.append(f"{entry} ({comm})")
+    return out
 
 
 def qemu_alive(pid):
