@@ -491,7 +491,8 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
         return Status::Conflict("volume '" + spec.disks[i].volume + "' already exists in pool '" + use_pool + "'");
       }
     }
-    auto fresh = vms_.HoldNewVm(spec, VmOp::kRestore);
+    // Should pampad die mid-way, its next start removes the new VM and its volumes.
+    auto fresh = vms_.HoldNewVm(spec, VmOp::kRestore, "restore");
     if (!fresh.ok()) {
       return fresh.status().code() == ErrorCode::kConflict
                  ? Status::Conflict("vm '" + name + "' already exists; pick another --as name")
@@ -499,13 +500,9 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
     }
     hold = std::move(*fresh);
   }
-  // Should pampad die mid-way, its next start removes what a new VM's restore
-  // made, or marks the VM restored over as incomplete.
   std::string intent = in_place ? "restore-in-place" : "restore";
-  if (Status st = vms_.WriteIntent(intent, hold.spec()); !st.ok()) {
-    if (!in_place) vms_.Abandon(hold);
-    return st;
-  }
+  // Over an existing VM: should pampad die mid-way, its next start marks the VM incomplete.
+  if (in_place) PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(intent, hold.spec()));
   auto held = std::make_shared<VmManager::Hold>(std::move(hold));
   return tasks_.Start(
       "restore", name, [this, held, repo, manifest, in_place, intent](TaskContext& ctx) -> Result<json> {
@@ -514,11 +511,11 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
         const VmSpec& spec = vm->spec();
         auto start = std::chrono::steady_clock::now();
         auto fail = [&](const Status& st) -> Result<json> {
-          vms_.ClearIntent(intent, spec.name);
           if (!in_place) {
             vms_.RemoveVolumes(spec);
-            vms_.Abandon(owned);
+            vms_.Abandon(owned, intent);
           } else {
+            (void)vms_.ClearIntent(intent, spec.name);
             vm->Note("a restore over this VM failed: its disks are incomplete; run the restore again");
           }
           return st;
@@ -554,24 +551,22 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
           ctx.Log("restored " + d.volume + " (" + FormatSize(size) + ")");
         }
         if (in_place) {
-          // The new images carry no dirty bitmaps and no snapshots.
+          // The new images carry no dirty bitmaps and no snapshots: their
+          // records go, with the intent, in one transaction.
+          Txn txn;
+          txn.DeletePrefix("snapshots/" + spec.name + "/")
+              .Delete("snapshot-current/" + spec.name)
+              .Delete(vms_.IntentKey(intent, spec.name));
           if (auto states = store_.List("backup-state/"); states.ok()) {
             for (auto& [k, v] : *states) {
-              if (k.size() > spec.name.size() &&
-                  k.compare(k.size() - spec.name.size() - 1, std::string::npos, "/" + spec.name) == 0) {
-                (void)store_.Delete(k);
-              }
+              if (k.ends_with("/" + spec.name)) txn.Delete(k);
             }
           }
-          if (auto snaps = store_.List("snapshots/" + spec.name + "/"); snaps.ok()) {
-            for (auto& [k, v] : *snaps) (void)store_.Delete(k);
-          }
-          (void)store_.Delete("snapshot-current/" + spec.name);
+          if (auto done = store_.Commit(txn); !done.ok()) return fail(done.status());
         } else {
-          Status st = vms_.Keep(owned);
+          Status st = vms_.Keep(owned, intent);
           if (!st.ok()) return fail(st);
         }
-        vms_.ClearIntent(intent, spec.name);
         std::string vm_name = spec.name;
         if (in_place) vm->Note("");
         owned.Release();

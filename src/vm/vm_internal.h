@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/mutex.h"
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"
 #include "vm/vm_manager.h"
@@ -25,6 +26,10 @@
 namespace pampa {
 
 struct VmManager::Vm {
+  Vm() = default;
+  // A VM made by an operation (create, restore) is that operation's from the start.
+  explicit Vm(VmOp op) : op(op) {}
+
   // --- owned by the lease holder (read and written without a lock by it) ---
   VmSpec spec;  // also published through `published_spec` for other threads
   pid_t pid = 0;
@@ -33,29 +38,30 @@ struct VmManager::Vm {
   bool stop_requested = false;  // a stop we asked for: QEMU exiting is not a crash
   std::unique_ptr<QmpClient> qmp;
   RuntimePaths paths;
+  int64_t spec_revision = 0;  // the store's mod_revision of vms/<name>: edits compare-and-swap on it
 
   // --- guarded by mu: short critical sections only ---
-  mutable std::mutex mu;
+  mutable Mutex mu;
   std::condition_variable released;  // signalled when op returns to kNone
-  VmState state = VmState::kStopped;
-  std::string reason;       // why it is crashed or stopped, or other notes
-  VmOp op = VmOp::kNone;    // the lease: who owns the runtime now
-  bool force_stop = false;  // a forced stop asked of the shutdown task
-  bool deleted = false;
-  std::shared_ptr<const VmSpec> published_spec;  // what readers and lookups see
-  nlohmann::json snapshot;                       // what List/Show return
-  std::shared_ptr<const std::string> snapshot_text;  // the same, serialized once per change
+  VmState state GUARDED_BY(mu) = VmState::kStopped;
+  std::string reason GUARDED_BY(mu);       // why it is crashed or stopped, or other notes
+  VmOp op GUARDED_BY(mu) = VmOp::kNone;    // the lease: who owns the runtime now
+  bool force_stop GUARDED_BY(mu) = false;  // a forced stop asked of the shutdown task
+  bool deleted GUARDED_BY(mu) = false;
+  std::shared_ptr<const VmSpec> published_spec GUARDED_BY(mu);      // what readers and lookups see
+  nlohmann::json snapshot GUARDED_BY(mu);                           // what List/Show return
+  std::shared_ptr<const std::string> snapshot_text GUARDED_BY(mu);  // the same, serialized once per change
 
   // One guest-agent conversation at a time (the agent serves one connection):
   // held across that conversation only, never together with mu.
   std::mutex agent_mu;
 
   VmState State() const {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     return state;
   }
   std::shared_ptr<const VmSpec> Spec() const {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     return published_spec;
   }
 };

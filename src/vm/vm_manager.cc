@@ -44,7 +44,7 @@ json VmManager::Describe(Vm& vm) {
   VmOp op;
   std::string reason;
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
     state = vm.state;
     op = vm.op;
     reason = vm.reason;
@@ -64,47 +64,99 @@ void VmManager::Publish(Vm& vm) {
   json snap = Describe(vm);
   auto text = std::make_shared<const std::string>(snap.dump());
   auto spec = std::make_shared<const VmSpec>(vm.spec);
-  std::lock_guard lock(vm.mu);
+  MutexLock lock(&vm.mu);
   vm.snapshot = std::move(snap);
   vm.snapshot_text = std::move(text);
   vm.published_spec = std::move(spec);
 }
 
 void VmManager::SetState(Vm& vm, VmState state, const std::string& reason) {
-  bool changed;
+  bool changed, valid;
+  VmState from;
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
+    from = vm.state;
+    valid = ValidTransition(from, state);
     changed = vm.state != state || vm.reason != reason;
     vm.state = state;
     vm.reason = reason;
   }
   Publish(vm);
+  if (!valid)
+    log::Error("vm {}: unexpected state change {} -> {} (a bug: please report it)", vm.spec.name, Name(from),
+               Name(state));
   if (changed) {
     log::Info("vm {}: {}{}", vm.spec.name, Name(state), reason.empty() ? "" : " (" + reason + ")");
     events_.Publish({{"type", "vm"}, {"vm", vm.spec.name}, {"state", Name(state)}, {"reason", reason}});
   }
 }
 
-Status VmManager::PersistSpec(const VmSpec& spec) { return store_.Put("vms/" + spec.name, ToJson(spec).dump()); }
+std::string SpecKey(const std::string& vm) { return "vms/" + vm; }
+
+std::string VmManager::RuntimeKey(const std::string& vm) const {
+  return "hosts/" + config_.hostname + "/runtime/" + vm;
+}
+std::string VmManager::BootIdKey() const { return "hosts/" + config_.hostname + "/boot_id"; }
+
+void VmManager::MigrateHostKeys() {
+  auto legacy = store_.List("runtime/");
+  std::vector<std::pair<std::string, std::string>> moves;
+  if (legacy.ok()) {
+    for (auto& [k, v] : *legacy) moves.emplace_back(k, RuntimeKey(k.substr(std::string("runtime/").size())));
+  }
+  moves.emplace_back("host/boot_id", BootIdKey());
+  for (auto& [from, to] : moves) {
+    auto value = store_.Get(from);
+    if (!value.ok() || !value->has_value()) continue;
+    auto done = store_.Commit(Txn().IfAbsent(to).Put(to, **value).Delete(from));
+    if (!done.ok()) log::Warn("moving {} to {}: {}", from, to, done.status().message());
+  }
+}
+
+Status VmManager::ClaimName(Vm& vm, const std::string& intent) {
+  std::string spec = ToJson(vm.spec).dump();
+  auto rev = store_.Commit(Txn()
+                               .IfAbsent(SpecKey(vm.spec.name))
+                               .Put(SpecKey(vm.spec.name), spec)
+                               .Put(IntentKey(intent, vm.spec.name), spec));
+  if (!rev.ok()) {
+    if (rev.status().code() == ErrorCode::kConflict)
+      return Status::Conflict("vm '" + vm.spec.name + "' already exists");
+    return rev.status().Context("recording vm " + vm.spec.name);
+  }
+  vm.spec_revision = *rev;
+  return Status::Ok();
+}
+
+Status VmManager::UnclaimName(const VmSpec& spec, const std::string& intent) {
+  auto current = store_.Get(SpecKey(spec.name));
+  Txn txn;
+  txn.Delete(IntentKey(intent, spec.name));
+  // Only our own record: never another VM that took the name since.
+  if (current.ok() && current->has_value() && json::parse(**current, nullptr, false).value("uuid", "") == spec.uuid) {
+    txn.IfValue(SpecKey(spec.name), **current).Delete(SpecKey(spec.name));
+  }
+  return store_.Commit(txn).status();
+}
 
 Status VmManager::PersistRuntime(Vm& vm) {
   VmState state;
   std::string reason;
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
     state = vm.state;
     reason = vm.reason;
   }
-  if (vm.pid == 0 && state != VmState::kCrashed) return store_.Delete("runtime/" + vm.spec.name);
+  if (vm.pid == 0 && state != VmState::kCrashed) return store_.Delete(RuntimeKey(vm.spec.name));
   json j = {
       {"pid", vm.pid},        {"accel", vm.accel}, {"started", vm.started_ms}, {"stop_requested", vm.stop_requested},
       {"state", Name(state)}, {"reason", reason}};
-  return store_.Put("runtime/" + vm.spec.name, j.dump());
+  return store_.Put(RuntimeKey(vm.spec.name), j.dump());
 }
 
 Result<std::shared_ptr<VmManager::Vm>> VmManager::Find(const std::string& name) {
   PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return Status::NotFound("vm '" + name + "' does not exist (see: pampa vm list)");
   return it->second;
@@ -114,7 +166,7 @@ void VmManager::OperationLease::Release() {
   if (manager_ == nullptr) return;
   Vm& vm = *vm_;
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
     vm.op = VmOp::kNone;
     vm.force_stop = false;
   }
@@ -126,9 +178,9 @@ void VmManager::OperationLease::Release() {
 Result<VmManager::OperationLease> VmManager::Claim(const std::shared_ptr<Vm>& vm, VmOp op,
                                                    std::optional<VmAction> action) {
   {
-    std::unique_lock lock(vm->mu);
+    MutexLock lock(&vm->mu);
     // The reconcile loop's look is one short QMP exchange: wait it out.
-    vm->released.wait_for(lock, 5s, [&] { return vm->op != VmOp::kReconcile; });
+    lock.WaitFor(vm->released, 5s, [&]() REQUIRES(vm->mu) { return vm->op != VmOp::kReconcile; });
     if (vm->deleted) return Status::NotFound("vm '" + vm->spec.name + "' was deleted");
     if (vm->op != VmOp::kNone) {
       return Status::Busy("busy: " + std::string(vm->op == VmOp::kReconcile ? "a state check" : Name(vm->op)) +
@@ -143,7 +195,7 @@ Result<VmManager::OperationLease> VmManager::Claim(const std::shared_ptr<Vm>& vm
 }
 
 std::optional<VmManager::OperationLease> VmManager::TryClaim(const std::shared_ptr<Vm>& vm, VmOp op) {
-  std::lock_guard lock(vm->mu);
+  MutexLock lock(&vm->mu);
   if (vm->op != VmOp::kNone || vm->deleted) return std::nullopt;
   vm->op = op;
   return OperationLease(this, vm, op);
@@ -176,27 +228,33 @@ Result<VmManager::Hold> VmManager::HoldVm(const std::string& name, VmOp op, VmAc
   return Hold(std::make_unique<OperationLease>(std::move(lease)));
 }
 
-Result<VmManager::Hold> VmManager::HoldNewVm(const VmSpec& spec, VmOp op) {
-  auto vm = std::make_shared<Vm>();
+Result<VmManager::Hold> VmManager::HoldNewVm(const VmSpec& spec, VmOp op, const std::string& intent) {
+  auto vm = std::make_shared<Vm>(op);
   vm->spec = spec;
   vm->paths = PathsFor(spec);
-  vm->op = op;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
     vms_[spec.name] = vm;
   }
   auto lease = std::make_unique<OperationLease>(this, vm, op);
+  if (Status st = ClaimName(*vm, intent); !st.ok()) {
+    lease->Release();
+    Forget(*vm);
+    return st;
+  }
   SetState(*vm, VmState::kStopped);
   return Hold(std::move(lease));
 }
 
-Status VmManager::Keep(Hold& hold) { return PersistSpec(hold.spec()); }
+Status VmManager::Keep(Hold& hold, const std::string& intent) { return ClearIntent(intent, hold.spec().name); }
 
-void VmManager::Abandon(Hold& hold) {
+void VmManager::Abandon(Hold& hold, const std::string& intent) {
   Vm& vm = hold.lease_->vm();
-  hold.Release();
+  Status st = UnclaimName(vm.spec, intent);
+  if (!st.ok()) log::Warn("vm {}: {} (removed at the next start)", vm.spec.name, st.message());
   Forget(vm);
+  hold.Release();
 }
 
 std::vector<std::string> VmManager::SpecWarnings(const VmSpec& spec) const {
@@ -210,15 +268,16 @@ std::vector<std::string> VmManager::SpecWarnings(const VmSpec& spec) const {
 }
 
 Status VmManager::Load() {
-  PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
+  MigrateHostKeys();
+  PAMPA_ASSIGN_OR_RETURN(auto specs, store_.ListVersioned("vms/"));
   // A changed boot id means the host rebooted: no QEMU of ours can be alive,
   // and autostart VMs must be started.
   auto boot_file = ReadFile("/proc/sys/kernel/random/boot_id");
   std::string boot_id = boot_file.ok() ? *boot_file : "";
-  auto stored = store_.Get("host/boot_id");
+  auto stored = store_.Get(BootIdKey());
   bool host_booted = stored.ok() && (!stored->has_value() || **stored != boot_id);
-  for (auto& [key, value] : specs) {
-    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+  for (auto& [key, versioned] : specs.items) {
+    auto spec = VmSpecFromJson(json::parse(versioned.value, nullptr, false));
     if (!spec.ok()) {
       log::Error("skipping {}: {}", key, spec.status().message());
       continue;
@@ -226,24 +285,25 @@ Status VmManager::Load() {
     auto vm = std::make_shared<Vm>();
     vm->spec = *spec;
     vm->paths = PathsFor(vm->spec);
+    vm->spec_revision = versioned.mod_revision;
     if (host_booted) {
-      Status st = store_.Delete("runtime/" + vm->spec.name);
+      Status st = store_.Delete(RuntimeKey(vm->spec.name));
       (void)st;
     }
     {
       auto lease = TryClaim(vm, VmOp::kStart);  // nobody else knows this VM yet
       Reattach(*vm);
     }
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     vms_[vm->spec.name] = vm;
   }
   RecoverIntents();
   if (host_booted) {
-    Status st = store_.Put("host/boot_id", boot_id);
+    Status st = store_.Put(BootIdKey(), boot_id);
     (void)st;
     std::vector<std::string> autostart;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       for (auto& [name, vm] : vms_) {
         if (vm->spec.autostart) autostart.push_back(name);
       }
@@ -305,32 +365,32 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   }
   for (auto& n : req.networks) spec.nics.push_back({n, NewMac()});
 
-  auto vm = std::make_shared<Vm>();
+  auto vm = std::make_shared<Vm>(VmOp::kCreate);
   vm->spec = spec;
   vm->paths = PathsFor(spec);
-  vm->op = VmOp::kCreate;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
     vms_[spec.name] = vm;
   }
   auto lease = std::make_shared<OperationLease>(this, vm, VmOp::kCreate);
-  SetState(*vm, VmState::kStopped);
-  // Should pampad die before the spec is saved, the next start removes the volumes.
-  if (Status st = WriteIntent("create", spec); !st.ok()) {
+  // The store makes the name unique; should pampad die before the create
+  // ends, its next start removes the VM and its volumes (the intent).
+  if (Status st = ClaimName(*vm, "create"); !st.ok()) {
     lease->Release();
     Forget(*vm);
     return st;
   }
+  SetState(*vm, VmState::kStopped);
   std::vector<uint64_t> blanks = req.disks;
   return tasks_.Start("vm-create", spec.name, [this, lease, spec, image, blanks](TaskContext& ctx) -> Result<json> {
     OperationLease owned = std::move(*lease);
     Vm& vm = owned.vm();
     auto fail = [&](const Status& st) -> Result<json> {
       RemoveVolumes(spec);
-      ClearIntent("create", spec.name);
-      owned.Release();
+      if (Status undo = UnclaimName(spec, "create"); !undo.ok()) log::Warn("vm {}: {}", spec.name, undo.message());
       Forget(vm);
+      owned.Release();
       return st;
     };
     size_t d = 0;
@@ -358,9 +418,7 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
       }
       if (!st.ok()) return fail(st);
     }
-    Status st = PersistSpec(spec);
-    if (!st.ok()) return fail(st);
-    ClearIntent("create", spec.name);
+    if (Status st = ClearIntent("create", spec.name); !st.ok()) return fail(st);
     owned.Release();
     events_.Publish({{"type", "vm"}, {"vm", spec.name}, {"state", "stopped"}, {"created", true}});
     return json{{"vm", spec.name}, {"uuid", spec.uuid}};
@@ -370,14 +428,14 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
 std::vector<json> VmManager::List() {
   std::vector<std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     vms.reserve(vms_.size());
     for (auto& [n, vm] : vms_) vms.push_back(vm);
   }
   std::vector<json> out;
   out.reserve(vms.size());
   for (auto& vm : vms) {
-    std::lock_guard lock(vm->mu);
+    MutexLock lock(&vm->mu);
     out.push_back(vm->snapshot);
   }
   return out;
@@ -386,7 +444,7 @@ std::vector<json> VmManager::List() {
 std::string VmManager::ListText() {
   std::vector<std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     vms.reserve(vms_.size());
     for (auto& [n, vm] : vms_) vms.push_back(vm);
   }
@@ -394,7 +452,7 @@ std::string VmManager::ListText() {
   texts.reserve(vms.size());
   size_t bytes = 2;
   for (auto& vm : vms) {
-    std::lock_guard lock(vm->mu);
+    MutexLock lock(&vm->mu);
     if (!vm->snapshot_text) continue;
     texts.push_back(vm->snapshot_text);
     bytes += texts.back()->size() + 1;
@@ -412,14 +470,14 @@ std::string VmManager::ListText() {
 
 Result<std::string> VmManager::ShowText(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard lock(vm->mu);
+  MutexLock lock(&vm->mu);
   if (!vm->snapshot_text) return std::string("{}");
   return *vm->snapshot_text;
 }
 
 Result<json> VmManager::Show(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  std::lock_guard lock(vm->mu);
+  MutexLock lock(&vm->mu);
   return vm->snapshot;
 }
 
@@ -456,7 +514,16 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if ((!s.initrd.empty() || !s.append.empty()) && s.kernel.empty()) {
     return Status::Invalid("an initrd or kernel command line needs a kernel");
   }
-  PAMPA_RETURN_IF_ERROR(PersistSpec(s));
+  // Compare-and-swap: an edit made elsewhere since this one read the spec
+  // (another host of the pool, later) is refused, not overwritten.
+  auto rev = store_.Commit(Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
+  if (!rev.ok()) {
+    if (rev.status().code() == ErrorCode::kConflict) {
+      return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; run the edit again");
+    }
+    return rev.status();
+  }
+  vm->spec_revision = *rev;
   vm->spec = s;
   Publish(*vm);
   return Status::Ok();
@@ -465,50 +532,65 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
 Status VmManager::Delete(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kDelete, VmAction::kDelete));
-  for (auto& d : vm->spec.disks) {
-    Status st = storage_.DeleteVolume(d.pool, d.volume);
-    if (!st.ok() && st.code() != ErrorCode::kNotFound) return st.Context("deleting disk " + d.volume);
-  }
+  // Every record of the VM goes in one transaction, which also records the
+  // volumes still to remove: a pampad that dies after it removes them at its
+  // next start; one that dies before it still has the whole VM.
+  PAMPA_RETURN_IF_ERROR(store_
+                            .Commit(Txn()
+                                        .IfModRevision(SpecKey(name), vm->spec_revision)
+                                        .Delete(SpecKey(name))
+                                        .Delete(RuntimeKey(name))
+                                        .DeletePrefix("snapshots/" + name + "/")
+                                        .Delete("snapshot-current/" + name)
+                                        .Put(IntentKey("delete", name), ToJson(vm->spec).dump()))
+                            .status()
+                            .Context("deleting vm " + name));
   Cleanup(*vm);
   unlink((config_.data_dir + "/vms/" + name + ".vars.fd").c_str());
-  PAMPA_RETURN_IF_ERROR(store_.Delete("runtime/" + name));
-  if (auto snaps = store_.List("snapshots/" + name + "/"); snaps.ok()) {
-    for (auto& [key, value] : *snaps) PAMPA_RETURN_IF_ERROR(store_.Delete(key));
-  }
-  PAMPA_RETURN_IF_ERROR(store_.Delete("snapshot-current/" + name));
-  PAMPA_RETURN_IF_ERROR(store_.Delete("vms/" + name));
-  lease.Release();
   Forget(*vm);
+  lease.Release();
+  Status removed = Status::Ok();
+  for (auto& d : vm->spec.disks) {
+    Status st = storage_.DeleteVolume(d.pool, d.volume);
+    if (!st.ok() && st.code() != ErrorCode::kNotFound && removed.ok())
+      removed = st.Context("deleting disk " + d.volume);
+  }
+  if (!removed.ok())
+    return Status(removed.code(), removed.message() + " (the VM is deleted; pampad retries at its next start)");
+  if (Status st = ClearIntent("delete", name); !st.ok()) log::Warn("{} (retried at the next start)", st.message());
   log::Info("vm {}: deleted", name);
   return Status::Ok();
 }
 
 void VmManager::Forget(Vm& vm) {
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
     vm.deleted = true;
   }
   vm.released.notify_all();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = vms_.find(vm.spec.name);
     if (it != vms_.end() && it->second.get() == &vm) vms_.erase(it);
   }
   events_.Publish({{"type", "vm"}, {"vm", vm.spec.name}, {"state", "deleted"}});
 }
 
-std::string IntentKey(const std::string& host, const std::string& kind, const std::string& vm) {
+std::string HostIntentKey(const std::string& host, const std::string& kind, const std::string& vm) {
   return "intents/" + host + "/" + kind + "/" + vm;
 }
 
+std::string VmManager::IntentKey(const std::string& kind, const std::string& vm) const {
+  return HostIntentKey(config_.hostname, kind, vm);
+}
+
 Status VmManager::WriteIntent(const std::string& kind, const VmSpec& spec) {
-  return store_.Put(IntentKey(config_.hostname, kind, spec.name), ToJson(spec).dump())
+  return store_.Put(IntentKey(kind, spec.name), ToJson(spec).dump())
       .Context("recording the " + kind + " of vm " + spec.name);
 }
 
-void VmManager::ClearIntent(const std::string& kind, const std::string& vm) {
-  Status st = store_.Delete(IntentKey(config_.hostname, kind, vm));
-  if (!st.ok()) log::Warn("vm {}: {}", vm, st.message());
+Status VmManager::ClearIntent(const std::string& kind, const std::string& vm) {
+  return store_.Delete(IntentKey(kind, vm)).Context("vm " + vm + ": clearing its " + kind + " record");
 }
 
 void VmManager::RemoveVolumes(const VmSpec& spec) {
@@ -533,26 +615,35 @@ void VmManager::RecoverIntents() {
     auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
     if (!spec.ok()) continue;
     auto known = Find(spec->name);
-    bool saved = known.ok() && (*known)->spec.uuid == spec->uuid;
-    if (kind == "restore-in-place" && saved) {
-      // The old disks are gone and the new ones incomplete: say so until a restore succeeds.
-      auto lease = TryClaim(*known, VmOp::kRestore);
-      if (lease) {
-        SetState(**known, (*known)->State(),
-                 "a restore over this VM was interrupted: its disks are incomplete; run the restore again");
+    bool same_vm = known.ok() && (*known)->spec.uuid == spec->uuid;
+    if (kind.ends_with("-in-place")) {
+      // The old disks are gone and the new ones incomplete: say so until the work is redone.
+      if (same_vm) {
+        if (auto lease = TryClaim(*known, VmOp::kRestore)) {
+          SetState(**known, (*known)->State(),
+                   "a " + kind.substr(0, kind.size() - 9) +
+                       " over this VM was interrupted: its disks are incomplete; run it again");
+        }
       }
-    } else if (!saved) {
-      RemoveVolumes(*spec);
-      log::Warn("vm {}: removed the volumes of a {} that pampad did not finish", spec->name, kind);
+      if (Status st = ClearIntent(kind, spec->name); !st.ok()) log::Error("{}", st.message());
+      continue;
     }
-    ClearIntent(kind, spec->name);
+    // A create or restore that did not finish, or a delete that did not
+    // remove every volume: the VM goes, with what exists of its volumes.
+    RemoveVolumes(*spec);
+    if (Status st = UnclaimName(*spec, kind); !st.ok()) {
+      log::Error("vm {}: cannot remove the unfinished {}: {}", spec->name, kind, st.message());
+      continue;
+    }
+    if (same_vm) Forget(**known);
+    log::Warn("vm {}: removed what an unfinished {} left (pampad stopped during it)", spec->name, kind);
   }
 }
 
 std::vector<std::shared_ptr<const VmSpec>> VmManager::Specs() {
   std::vector<std::shared_ptr<Vm>> vms;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [name, vm] : vms_) vms.push_back(vm);
   }
   std::vector<std::shared_ptr<const VmSpec>> out;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/events.h"
+#include "base/mutex.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "qemu/guest_agent.h"
@@ -106,18 +107,25 @@ class VmManager {
   // Registers a new, stopped VM under spec.name, held for op (a restore as a
   // new VM); kConflict when the name is taken. Until Keep, it is not saved:
   // Abandon (or a pampad restart, through its intent) removes it.
-  Result<Hold> HoldNewVm(const VmSpec& spec, VmOp op);
-  // Saves a held new VM's spec: from now on it is a VM like any other.
-  Status Keep(Hold& hold);
-  // Removes a held new VM that will not be (its volumes are the caller's).
-  void Abandon(Hold& hold);
+  // The store makes the name unique (of two creates of one name exactly one
+  // wins) and records `intent` with it, so that a pampad that dies before
+  // Keep has the VM and its volumes removed at its next start.
+  Result<Hold> HoldNewVm(const VmSpec& spec, VmOp op, const std::string& intent);
+  // The held new VM is whole: from now on it is a VM like any other.
+  Status Keep(Hold& hold, const std::string& intent);
+  // Removes a held new VM that will not be, from the store and the registry
+  // (its volumes are the caller's).
+  void Abandon(Hold& hold, const std::string& intent);
 
   // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
   // recorded before the first one is made and cleared once the VM is saved.
   // At start, volumes of an intent whose VM was never saved are removed, and a
   // VM whose in-place work ("<kind>-in-place") never finished says so.
   Status WriteIntent(const std::string& kind, const VmSpec& spec);
-  void ClearIntent(const std::string& kind, const std::string& vm);
+  std::string IntentKey(const std::string& kind, const std::string& vm) const;
+  // Fails when the store does: the work must then count as unfinished (a left
+  // intent makes the next start remove the VM).
+  Status ClearIntent(const std::string& kind, const std::string& vm);
   void RemoveVolumes(const VmSpec& spec);  // what exists of them; errors are logged
   const VmManagerConfig& config() const { return config_; }
   // The image paths of a VM's disks; kInvalid unless every disk is qcow2
@@ -147,7 +155,17 @@ class VmManager {
   // Records the state and republishes the VM's JSON. REQUIRES: lease held
   void SetState(Vm& vm, VmState state, const std::string& reason = "");
   void Publish(Vm& vm);  // REQUIRES: lease held
-  Status PersistSpec(const VmSpec& spec);
+  // Keys that belong to this host say so: hosts/<host>/runtime/<vm>.
+  std::string RuntimeKey(const std::string& vm) const;
+  std::string BootIdKey() const;
+  // Moves records written before keys named their host (runtime/<vm>,
+  // host/boot_id) under hosts/<host>/.
+  void MigrateHostKeys();
+  // Claims spec.name in the store (vms/<name> must be absent) and records the
+  // intent, in one transaction; sets vm.spec_revision.
+  Status ClaimName(Vm& vm, const std::string& intent);
+  // Undoes ClaimName: the spec and the intent go in one transaction.
+  Status UnclaimName(const VmSpec& spec, const std::string& intent);
   Status PersistRuntime(Vm& vm);  // REQUIRES: lease held
   friend class OperationLease;
 
@@ -185,8 +203,8 @@ class VmManager {
   EventBus& events_;
   AccelProbe& accel_;
 
-  std::mutex mu_;  // guards vms_ (the map, not the VMs)
-  std::map<std::string, std::shared_ptr<Vm>> vms_;
+  Mutex mu_;  // guards vms_ (the map, not the VMs)
+  std::map<std::string, std::shared_ptr<Vm>> vms_ GUARDED_BY(mu_);
 
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;

@@ -187,7 +187,7 @@ void VmManager::HandleExit(Vm& vm) {
 }
 
 void VmManager::Reattach(Vm& vm) {
-  auto rt = store_.Get("runtime/" + vm.spec.name);
+  auto rt = store_.Get(RuntimeKey(vm.spec.name));
   if (!rt.ok() || !rt->has_value()) {
     SetState(vm, VmState::kStopped);
     return;
@@ -239,7 +239,7 @@ void VmManager::ReconcileOne(Vm& vm) {
   VmState now;
   bool noted;
   {
-    std::lock_guard lock(vm.mu);
+    MutexLock lock(&vm.mu);
     now = vm.state;
     noted = !vm.reason.empty();
   }
@@ -266,7 +266,7 @@ void VmManager::ReconcileLoop() {
   while (!stopping_) {
     std::vector<std::shared_ptr<Vm>> vms;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       for (auto& [n, vm] : vms_) vms.push_back(vm);
     }
     for (auto& vm : vms) {
@@ -327,7 +327,7 @@ Result<std::string> VmManager::Shutdown(const std::string& name, std::chrono::se
       bool timed_out = std::chrono::steady_clock::now() > deadline;
       bool forced;
       {
-        std::lock_guard lock(vm.mu);
+        MutexLock lock(&vm.mu);
         forced = vm.force_stop;
       }
       if (timed_out || forced || ctx.cancelled()) {
@@ -349,10 +349,10 @@ Status VmManager::Stop(const std::string& name) {
   {
     // A forced stop may interrupt a pending shutdown: its task owns the VM, so
     // it is asked to force the VM off, and this call waits for it.
-    std::unique_lock lock(vm->mu);
+    MutexLock lock(&vm->mu);
     if (vm->op == VmOp::kShutdown) {
       vm->force_stop = true;
-      if (!vm->released.wait_for(lock, 30s, [&] { return vm->op != VmOp::kShutdown; })) {
+      if (!lock.WaitFor(vm->released, 30s, [&]() REQUIRES(vm->mu) { return vm->op != VmOp::kShutdown; })) {
         return Status::Unavailable("vm '" + name + "' did not stop within 30 s; see pampa task list");
       }
       return Status::Ok();

@@ -129,6 +129,24 @@ std::string_view Name(VmAction a) {
   return "";
 }
 
+bool ValidTransition(VmState from, VmState to) {
+  if (from == to) return true;
+  switch (from) {
+    case S::kStopped:  // start, or what a re-attach finds
+      return true;
+    case S::kStarting:
+      return to == S::kRunning || to == S::kStopped || to == S::kCrashed;
+    case S::kRunning:
+    case S::kPaused:
+      return to != S::kStarting;
+    case S::kShuttingDown:
+      return to == S::kStopped || to == S::kCrashed || to == S::kPaused;
+    case S::kCrashed:
+      return to == S::kStopped || to == S::kStarting;
+  }
+  return false;
+}
+
 bool Allowed(VmAction a, VmState s) {
   for (S allowed : RuleFor(a).states) {
     if (allowed == s) return true;

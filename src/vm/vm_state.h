@@ -65,6 +65,11 @@ std::string_view Name(VmAction a);
 // The state named by the wire format; false when the name is unknown.
 bool ParseVmState(std::string_view name, VmState* out);
 
+// The state changes pampad makes, in one place: true when a VM may go from
+// `from` to `to` (the same state with a new reason always may). A freshly
+// loaded VM starts as kStopped and its re-attach may find it in any state.
+bool ValidTransition(VmState from, VmState to);
+
 // True when a VM in state s may be asked for a (busy or not).
 bool Allowed(VmAction a, VmState s);
 // Ok, or kConflict with a message that says why and what to do.

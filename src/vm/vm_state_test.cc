@@ -28,6 +28,17 @@ TEST(VmState, EveryActionHasANameAndARule) {
   }
 }
 
+TEST(VmState, TransitionsFollowTheLifecycle) {
+  EXPECT_TRUE(ValidTransition(VmState::kStopped, VmState::kStarting));
+  EXPECT_TRUE(ValidTransition(VmState::kStarting, VmState::kRunning));
+  EXPECT_TRUE(ValidTransition(VmState::kRunning, VmState::kShuttingDown));
+  EXPECT_TRUE(ValidTransition(VmState::kShuttingDown, VmState::kStopped));
+  EXPECT_TRUE(ValidTransition(VmState::kCrashed, VmState::kStarting));
+  EXPECT_FALSE(ValidTransition(VmState::kCrashed, VmState::kRunning));
+  EXPECT_FALSE(ValidTransition(VmState::kShuttingDown, VmState::kStarting));
+  EXPECT_FALSE(ValidTransition(VmState::kStarting, VmState::kPaused));
+}
+
 TEST(VmState, RefusalsSayWhatToDo) {
   EXPECT_EQ(CheckAllowed(VmAction::kStart, VmState::kRunning, "web").message(), "vm 'web' is already running");
   EXPECT_EQ(CheckAllowed(VmAction::kDelete, VmState::kRunning, "web").message(),
