@@ -305,13 +305,22 @@ def test_readers_never_wait_for_long_operations(fresh):
     ops = [("snapshot --memory", ["snapshot", "create", "a", "s1", "--memory", "--async"]),
            ("backup", ["backup", "run", "a", "--repo", "r", "--async"]),
            # The guest stops answering the power button: the shutdown waits out its timeout.
-           ("shutdown", ["vm", "shutdown", "a", "--timeout", "6", "--async"])]
+           ("shutdown", ["vm", "shutdown", "a", "--timeout", "6", "--async"]),
+           # Then the same disk once the VM is stopped: through qemu-nbd, restored, and imported.
+           ("backup stopped", ["backup", "run", "a", "--repo", "r", "--async"]),
+           ("restore", None),
+           ("image import", ["volume", "import", "default", "imported", d.root + "/a.raw", "--async"])]
     failures, reports = [], []
+    last_backup = None
     for what, args in ops:
         if what == "shutdown":
             d.exec("a", "killall", "acpid")
+        if what == "restore":
+            args = ["backup", "restore", last_backup, "--repo", "r", "--as", "a2", "--async"]
         task = d.cli(*args).stdout.strip()
         samples, report = time_readers_during(d, task, what)
+        if what.startswith("backup"):
+            last_backup = d.api("GET", f"/api/v1/tasks/{task}", token=d.token)[1]["result"]["id"]
         reports += report
         for name, ss in samples.items():
             if not ss or percentile(ss, 99) >= 0.050:
