@@ -9,19 +9,19 @@ namespace {
 
 using json = nlohmann::json;
 
-json Summary(const json& m, const std::string& repo) {
-  return {{"id", m.value("id", "")},
+json Summary(const Manifest& m, const std::string& repo) {
+  return {{"id", m.id},
           {"repo", repo},
-          {"vm", m.value("vm", "")},
-          {"created", m.value("created", int64_t{0})},
-          {"incremental", m.value("incremental", false)},
-          {"parent", m.value("parent", "")},
-          {"consistency", m.value("consistency", "")},
-          {"size", m.value("size", 0ull)},
-          {"bytes_read", m.value("bytes_read", 0ull)},
-          {"bytes_uploaded", m.value("bytes_uploaded", 0ull)},
-          {"seconds", m.value("seconds", 0.0)},
-          {"disks", m["disks"].size()}};
+          {"vm", m.vm},
+          {"created", m.created},
+          {"incremental", m.incremental},
+          {"parent", m.parent},
+          {"consistency", m.consistency},
+          {"size", m.size},
+          {"bytes_read", m.bytes_read},
+          {"bytes_uploaded", m.bytes_uploaded},
+          {"seconds", m.seconds},
+          {"disks", m.disks.size()}};
 }
 
 HttpResponse Task(const Result<std::string>& task) {
@@ -115,7 +115,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
           out.push_back({{"id", id}, {"repo", name}, {"error", m.status().message()}});
           continue;
         }
-        if (!vm.empty() && m->value("vm", "") != vm) continue;
+        if (!vm.empty() && m->vm != vm) continue;
         out.push_back(Summary(*m, name));
       }
     }
@@ -128,15 +128,11 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     auto m = (*repo)->ReadManifest(req.params.at("id"));
     if (!m.ok()) return ErrorResponse(m.status());
     json s = Summary(*m, req.params.at("repo"));
-    s["spec"] = (*m)["spec"];
+    s["spec"] = m->spec;
     json disks = json::array();
-    for (auto& d : (*m)["disks"]) {
-      size_t stored = 0;
-      for (auto& c : d["chunks"]) stored += c != kZeroChunk;
-      disks.push_back({{"volume", d.value("volume", "")},
-                       {"size", d.value("size", 0ull)},
-                       {"chunks", d["chunks"].size()},
-                       {"data_chunks", stored}});
+    for (auto& d : m->disks) {
+      disks.push_back(
+          {{"volume", d.volume}, {"size", d.size}, {"chunks", d.chunks.size()}, {"data_chunks", d.DataChunks()}});
     }
     s["disks"] = disks;
     return HttpResponse{200, s};

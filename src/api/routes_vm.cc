@@ -59,8 +59,9 @@ HttpResponse Simple(ApiContext& ctx, const HttpRequest& req, Status (VmManager::
 }  // namespace
 
 void RegisterVmRoutes(Router& r, ApiContext& ctx) {
-  r.Add("GET", "/api/v1/vms",
-        [&](const HttpRequest&) { return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"}; });
+  r.Add("GET", "/api/v1/vms", [&](const HttpRequest&) {
+    return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"};
+  });
 
   r.Add("POST", "/api/v1/vms", [&](const HttpRequest& req) {
     auto body = req.Json();

@@ -101,9 +101,7 @@ Result<json> CollectGarbage(Repository& repo) {
                   {"chunks_deleted", 0},
                   {"bytes_freed", 0}};
     }
-    for (auto& d : (*m)["disks"]) {
-      for (auto& c : d["chunks"]) referenced.insert(c.get<std::string>());
-    }
+    for (auto& d : m->disks) referenced.insert(d.chunks.begin(), d.chunks.end());
   }
   auto chunks = repo.ListChunks();
   if (!chunks.ok()) {
@@ -129,9 +127,9 @@ Result<json> Prune(Repository& repo, const RetentionPolicy& policy, const std::s
   for (auto& id : ids) {
     auto m = repo.ReadManifest(id);
     if (!m.ok()) continue;  // damaged manifests are verify's business, never pruned blindly
-    std::string owner = m->value("vm", "");
+    const std::string& owner = m->vm;
     if (!vm.empty() && owner != vm) continue;
-    per_vm[owner].push_back({id, owner, m->value("created", int64_t{0})});
+    per_vm[owner].push_back({id, owner, m->created});
   }
   json kept = json::array(), removed = json::array();
   for (auto& [owner, backups] : per_vm) {

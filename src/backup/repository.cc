@@ -276,7 +276,7 @@ Result<std::vector<std::string>> Repository::ActiveLocks() {
 
 Status Repository::ReloadChunkIndex() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     known_.clear();
   }
   return LoadChunkIndex();
@@ -284,7 +284,7 @@ Status Repository::ReloadChunkIndex() {
 
 Status Repository::LoadChunkIndex() {
   PAMPA_ASSIGN_OR_RETURN(auto ids, ListChunks());
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   known_.insert(ids.begin(), ids.end());
   return Status::Ok();
 }
@@ -301,7 +301,7 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
   SealedChunk c;
   c.id = ChunkId(keys_, plaintext);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (known_.count(c.id)) return c;  // deduplicated: not even compressed
   }
   c.object = SealChunk(keys_, c.id, plaintext, config_.zstd_level, buf);
@@ -311,11 +311,11 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
 Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
   if (chunk.object.empty()) return uint64_t{0};
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (known_.count(chunk.id)) return uint64_t{0};  // another worker was faster
   }
   PAMPA_RETURN_IF_ERROR(store_->Put(ChunkObject(chunk.id), chunk.object));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   known_.insert(chunk.id);
   return uint64_t{chunk.object.size()};
 }
@@ -361,16 +361,16 @@ Status Repository::CheckChunk(const std::string& id) { return GetChunk(id).statu
 
 Status Repository::DeleteChunk(const std::string& id) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     known_.erase(id);
   }
   return store_->Delete(ChunkObject(id));
 }
 
-Status Repository::WriteManifest(const json& manifest) {
-  std::string id = manifest.value("id", "");
+Status Repository::WriteManifest(const Manifest& manifest) {
+  const std::string& id = manifest.id;
   if (id.empty()) return Status::Internal("manifest without id");
-  std::string body = manifest.dump();
+  std::string body = manifest.ToJson().dump();
   json envelope = {{"version", 1}};
   if (keys_.encrypted) {
     envelope["body"] = ToBase64(Encrypt(keys_.data_key, body));
@@ -382,7 +382,7 @@ Status Repository::WriteManifest(const json& manifest) {
   return store_->Put("backups/" + id, envelope.dump());
 }
 
-Result<json> Repository::ReadManifest(const std::string& backup_id) {
+Result<Manifest> Repository::ReadManifest(const std::string& backup_id) {
   auto text = store_->Get("backups/" + backup_id);
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound)
@@ -407,11 +407,11 @@ Result<json> Repository::ReadManifest(const std::string& backup_id) {
       return Status::Invalid("manifest of backup " + backup_id + " is damaged (checksum mismatch)");
     }
   }
-  auto m = json::parse(body, nullptr, false);
-  if (!m.is_object() || m.value("id", "") != backup_id) {
+  auto j = json::parse(body, nullptr, false);
+  if (!j.is_object() || j.value("id", "") != backup_id) {
     return Status::Invalid("manifest of backup " + backup_id + " is damaged");
   }
-  return m;
+  return Manifest::FromJson(j);
 }
 
 Result<std::vector<std::string>> Repository::ListBackups() {

@@ -5,7 +5,6 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -13,7 +12,9 @@
 #include <vector>
 
 #include "backup/chunk_codec.h"
+#include "backup/manifest.h"
 #include "backup/object_store.h"
+#include "base/mutex.h"
 
 namespace pampa {
 
@@ -43,9 +44,6 @@ struct RepoSecret {
   std::string key_file;  // absolute path; Init creates it (mode 600)
   bool empty() const { return passphrase.empty() && key_file.empty(); }
 };
-
-// The id of an all-zero chunk: never stored, restored as a hole.
-inline const std::string kZeroChunk = "zero";
 
 class Repository {
  public:
@@ -93,8 +91,9 @@ class Repository {
   Status CheckChunk(const std::string& id);
 
   // Manifests are written last, atomically, and authenticated.
-  Status WriteManifest(const nlohmann::json& manifest);
-  Result<nlohmann::json> ReadManifest(const std::string& backup_id);
+  Status WriteManifest(const Manifest& manifest);
+  // kNotFound when absent; kInvalid when damaged, tampered with, or not a manifest.
+  Result<Manifest> ReadManifest(const std::string& backup_id);
   Result<std::vector<std::string>> ListBackups();
   Status DeleteManifest(const std::string& backup_id);
   // Every chunk id present in the store.
@@ -121,8 +120,8 @@ class Repository {
   RepoConfig config_;
   RepoKeys keys_;
   std::string key_object_;  // "keys/..." that the passphrase opened; empty otherwise
-  std::mutex mu_;
-  std::unordered_set<std::string> known_;  // chunk ids known to exist; REQUIRES: mu_
+  Mutex mu_;
+  std::unordered_set<std::string> known_ GUARDED_BY(mu_);  // chunk ids known to exist
 };
 
 }  // namespace pampa

@@ -22,6 +22,13 @@
 namespace pampa {
 namespace {
 
+// A manifest from the JSON a test spells out (the wire format).
+Manifest TestManifest(const nlohmann::json& j) {
+  auto m = Manifest::FromJson(j);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? *m : Manifest{};
+}
+
 enum class Kind { kMemory, kLocal, kSftp };
 
 // A real OpenSSH server on loopback with a fresh host key and client key, for
@@ -317,9 +324,9 @@ TEST(Repository, DedupAndManifestRoundTrip) {
   EXPECT_GT(up1, 0u);
   EXPECT_EQ(up2, 0u);  // deduplicated
   EXPECT_EQ(*(*repo)->GetChunk(*a), "block");
-  nlohmann::json m = {{"id", "b1"}, {"vm", "web"}, {"disks", {{{"chunks", {*a}}}}}};
+  Manifest m = TestManifest({{"id", "b1"}, {"vm", "web"}, {"disks", {{{"chunks", {*a}}}}}});
   ASSERT_TRUE((*repo)->WriteManifest(m).ok());
-  EXPECT_EQ(*(*repo)->ReadManifest("b1"), m);
+  EXPECT_EQ((*repo)->ReadManifest("b1")->ToJson(), m.ToJson());
   EXPECT_EQ(*(*repo)->ListBackups(), std::vector<std::string>{"b1"});
 }
 
@@ -404,7 +411,8 @@ TEST(Repository, TamperedManifestIsDetected) {
     ObjectStore* raw = store.get();
     auto repo = Repository::Init(std::move(store), {pass});
     ASSERT_TRUE(repo.ok());
-    ASSERT_TRUE((*repo)->WriteManifest({{"id", "b1"}, {"vm", "web"}}).ok());
+    ASSERT_TRUE(
+        (*repo)->WriteManifest(TestManifest({{"id", "b1"}, {"vm", "web"}, {"disks", nlohmann::json::array()}})).ok());
     std::string env = *raw->Get("backups/b1");
     auto pos = env.find(pass.empty() ? "web" : "\"body\":\"") + (pass.empty() ? 0 : 12);
     env[pos] = env[pos] == 'A' ? 'B' : 'A';
@@ -443,13 +451,13 @@ TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {
   auto old_only = *(*repo)->PutChunk("old only", &up);
   ASSERT_TRUE(
       (*repo)
-          ->WriteManifest(
-              {{"id", "old"}, {"vm", "web"}, {"created", Day(1)}, {"disks", {{{"chunks", {shared, old_only}}}}}})
+          ->WriteManifest(TestManifest(
+              {{"id", "old"}, {"vm", "web"}, {"created", Day(1)}, {"disks", {{{"chunks", {shared, old_only}}}}}}))
           .ok());
   ASSERT_TRUE(
       (*repo)
-          ->WriteManifest(
-              {{"id", "new"}, {"vm", "web"}, {"created", Day(2)}, {"disks", {{{"chunks", {shared, kZeroChunk}}}}}})
+          ->WriteManifest(TestManifest(
+              {{"id", "new"}, {"vm", "web"}, {"created", Day(2)}, {"disks", {{{"chunks", {shared, kZeroChunk}}}}}}))
           .ok());
   RetentionPolicy p;
   p.keep_last = 1;

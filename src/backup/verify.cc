@@ -26,9 +26,9 @@ Result<json> VerifyRepository(Repository& repo, const std::string& backup_id, in
       damaged_backups.push_back({{"id", id}, {"reason", m.status().message()}});
       continue;
     }
-    for (auto& d : (*m)["disks"]) {
-      for (auto& c : d["chunks"]) {
-        if (c != kZeroChunk) users[c.get<std::string>()].insert(id);
+    for (auto& d : m->disks) {
+      for (auto& c : d.chunks) {
+        if (c != kZeroChunk) users[c].insert(id);
       }
     }
   }

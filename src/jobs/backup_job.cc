@@ -66,7 +66,7 @@ constexpr int kRestoreWorkers = 8;
 struct BackupJobs::BackupRun {
   std::shared_ptr<Repository> repo;
   std::string repo_name, id, new_bitmap, prev_bitmap, prev_backup;
-  json prev_manifest;  // null when there is no usable previous backup
+  std::optional<Manifest> prev_manifest;  // none when there is no usable previous backup
   std::vector<std::string> paths;
   std::vector<DiskBackupResult> results;
   std::string consistency;
@@ -75,18 +75,16 @@ struct BackupJobs::BackupRun {
 
 namespace {
 
-std::vector<std::string> ChunkList(const json& manifest, size_t disk) {
-  std::vector<std::string> out;
-  if (!manifest.is_object() || disk >= manifest["disks"].size()) return out;
-  for (auto& c : manifest["disks"][disk]["chunks"]) out.push_back(c);
-  return out;
+std::vector<std::string> ChunkList(const std::optional<Manifest>& manifest, size_t disk) {
+  if (!manifest || disk >= manifest->disks.size()) return {};
+  return manifest->disks[disk].chunks;
 }
 
 // Reads disk i of n from an NBD export into the repository; with a bitmap, only
 // its dirty chunks (the others come from the previous manifest).
-Status ReadOneDisk(Repository& repo, const json& prev_manifest, std::vector<DiskBackupResult>& results, size_t i,
-                   size_t n, const DiskSource& source, const std::string& bitmap, TaskContext& ctx,
-                   std::function<void()> block_status_read = {}) {
+Status ReadOneDisk(Repository& repo, const std::optional<Manifest>& prev_manifest,
+                   std::vector<DiskBackupResult>& results, size_t i, size_t n, const DiskSource& source,
+                   const std::string& bitmap, TaskContext& ctx, std::function<void()> block_status_read = {}) {
   std::vector<std::string> prev = ChunkList(prev_manifest, i);
   DiskBackupOptions opt;
   opt.bitmap = bitmap;
@@ -183,7 +181,7 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
 
   // Which disks have a usable previous bitmap (present, not inconsistent)?
   std::vector<bool> incremental(n, false);
-  if (!run.prev_bitmap.empty() && run.prev_manifest.is_object()) {
+  if (!run.prev_bitmap.empty() && run.prev_manifest) {
     auto nodes = vm.qmp()->Execute("query-named-block-nodes", {{"flat", true}}, 10s);
     if (nodes.ok()) {
       for (auto& node : *nodes) {
@@ -382,7 +380,7 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
       run.prev_bitmap = j.value("bitmap", "");
       run.prev_backup = j.value("backup", "");
       auto m = repo->ReadManifest(run.prev_backup);
-      if (m.ok() && (*m)["disks"].size() == run.paths.size())
+      if (m.ok() && m->disks.size() == run.paths.size())
         run.prev_manifest = *m;
       else
         run.notes.push_back("previous backup " + run.prev_backup + " is not in the repository: full read");
@@ -398,7 +396,7 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
     uint64_t read = 0, uploaded = 0, size = 0, chunks_up = 0;
     StageTimes t;
     bool incremental = true;
-    json disks = json::array();
+    std::vector<ManifestDisk> disks;
     for (size_t i = 0; i < run.results.size(); ++i) {
       auto& r = run.results[i];
       read += r.bytes_read;
@@ -409,11 +407,7 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
       t.seal += r.times.seal;
       t.upload += r.times.upload;
       incremental &= r.incremental;
-      disks.push_back({{"index", i},
-                       {"pool", vm->spec().disks[i].pool},
-                       {"volume", vm->spec().disks[i].volume},
-                       {"size", r.size},
-                       {"chunks", r.chunks}});
+      disks.push_back({i, vm->spec().disks[i].pool, vm->spec().disks[i].volume, r.size, r.chunks});
     }
     // Stage throughput: bytes through each stage per second of that stage.
     auto rate = [&](double s) { return MibPerSecond(read, s); };
@@ -423,19 +417,20 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
     std::string slowest = t.read >= t.seal && t.read >= t.upload ? "read"
                           : t.seal >= t.upload                   ? "compress_encrypt"
                                                                  : "upload";
-    json manifest = {{"id", run.id},
-                     {"vm", vm->spec().name},
-                     {"created", NowMs()},
-                     {"spec", ToJson(vm->spec())},
-                     {"disks", disks},
-                     {"incremental", incremental && run.prev_manifest.is_object()},
-                     {"parent", run.prev_manifest.is_object() ? run.prev_backup : ""},
-                     {"consistency", run.consistency},
-                     {"bytes_read", read},
-                     {"bytes_uploaded", uploaded},
-                     {"size", size},
-                     {"seconds", secs},
-                     {"chunk_size", repo->config().chunk_size}};
+    Manifest manifest;
+    manifest.id = run.id;
+    manifest.vm = vm->spec().name;
+    manifest.created = NowMs();
+    manifest.spec = ToJson(vm->spec());
+    manifest.disks = std::move(disks);
+    manifest.incremental = incremental && run.prev_manifest.has_value();
+    manifest.parent = run.prev_manifest ? run.prev_backup : "";
+    manifest.consistency = run.consistency;
+    manifest.bytes_read = read;
+    manifest.bytes_uploaded = uploaded;
+    manifest.size = size;
+    manifest.seconds = secs;
+    manifest.chunk_size = repo->config().chunk_size;
     Status w = repo->WriteManifest(manifest);
     if (!w.ok()) return finish(w.Context("writing the manifest"));
     Status ps = store_.Put(StateKey(run.repo_name, vm->spec().name),
@@ -453,7 +448,7 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
                        {"bytes_uploaded", uploaded},
                        {"size", size},
                        {"seconds", secs},
-                       {"incremental", manifest["incremental"]},
+                       {"incremental", manifest.incremental},
                        {"consistency", run.consistency},
                        {"stages", stages},
                        {"slowest_stage", slowest},
@@ -464,14 +459,14 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
 Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const std::string& backup_id,
                                         const std::string& target, const std::string& pool, bool in_place) {
   PAMPA_ASSIGN_OR_RETURN(auto manifest, repo->ReadManifest(backup_id));
-  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest["spec"]));
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest.spec));
   std::string name = target.empty() ? spec.name : target;
   VmManager::Hold hold;
   if (in_place) {
     PAMPA_ASSIGN_OR_RETURN(hold, vms_.HoldVm(name, VmOp::kRestore, VmAction::kRestoreInPlace));
-    if (hold.spec().disks.size() != manifest["disks"].size()) {
+    if (hold.spec().disks.size() != manifest.disks.size()) {
       return Status::Invalid("vm '" + name + "' has " + std::to_string(hold.spec().disks.size()) +
-                             " disk(s) but the backup has " + std::to_string(manifest["disks"].size()));
+                             " disk(s) but the backup has " + std::to_string(manifest.disks.size()));
     }
   } else {
     if (target.empty()) return Status::Invalid("give the new VM's name with --as NAME (or restore --in-place)");
@@ -522,15 +517,13 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
         };
         uint64_t total = 0, done_before = 0;
         StageTimes times;
-        for (auto& d : manifest["disks"]) {
-          for (auto& c : d["chunks"]) total += c != kZeroChunk ? repo->config().chunk_size : 0;
-        }
+        for (auto& d : manifest.disks) total += d.DataChunks() * repo->config().chunk_size;
         if (Status st = MakeDirs(vm->paths().dir, 0700); !st.ok()) return fail(st);
         KillStaleNbd(vm->paths().dir);
         for (size_t i = 0; i < spec.disks.size(); ++i) {
-          auto& disk = manifest["disks"][i];
-          uint64_t size = disk.value("size", 0ull);
-          std::vector<std::string> chunks = disk["chunks"];
+          const ManifestDisk& disk = manifest.disks[i];
+          uint64_t size = disk.size;
+          const std::vector<std::string>& chunks = disk.chunks;
           const auto& d = spec.disks[i];
           if (in_place) {
             Status del = storage_.DeleteVolume(d.pool, d.volume);
@@ -571,11 +564,11 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
         if (in_place) vm->Note("");
         owned.Release();
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        events_.Publish({{"type", "vm"}, {"vm", vm_name}, {"state", "stopped"}, {"restored", manifest["id"]}});
+        events_.Publish({{"type", "vm"}, {"vm", vm_name}, {"state", "stopped"}, {"restored", manifest.id}});
         ctx.Log(fmt::format("stage seconds summed over threads: fetch {:.2f}, decrypt+decompress {:.2f}, write {:.2f}",
                             times.read, times.seal, times.upload));
         return json{{"vm", vm_name},
-                    {"backup", manifest["id"]},
+                    {"backup", manifest.id},
                     {"seconds", secs},
                     {"in_place", in_place},
                     {"stages", {{"fetch", times.read}, {"open", times.seal}, {"write", times.upload}}}};

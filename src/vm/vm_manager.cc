@@ -629,8 +629,9 @@ void VmManager::RecoverIntents() {
       continue;
     }
     // A create or restore that did not finish, or a delete that did not
-    // remove every volume: the VM goes, with what exists of its volumes.
-    RemoveVolumes(*spec);
+    // remove every volume: the VM goes, with what exists of its volumes,
+    // unless another VM took the name (and so those volume names) since.
+    if (!known.ok() || same_vm) RemoveVolumes(*spec);
     if (Status st = UnclaimName(*spec, kind); !st.ok()) {
       log::Error("vm {}: cannot remove the unfinished {}: {}", spec->name, kind, st.message());
       continue;
