@@ -35,6 +35,7 @@ integration: build guest
 test: build guest
 	@tools/check-format
 	@tools/check-tidy $(BUILD)
+	@tools/check-threads $(BUILD)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 

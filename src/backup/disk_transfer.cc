@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "base/mutex.h"
 
 namespace pampa {
 namespace {
@@ -216,7 +217,7 @@ class WorkerPool {
   void Run(int n, const std::function<void()>& fn) {
     Batch batch{&fn, n};
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       for (int i = 0; i < n; ++i) {
         if (idle_ > 0) {
           --idle_;  // reserved: it takes the job queued below
@@ -227,42 +228,42 @@ class WorkerPool {
       }
     }
     cv_.notify_all();
-    std::unique_lock lock(batch.mu);
-    batch.cv.wait(lock, [&] { return batch.left == 0; });
+    MutexLock lock(&batch.mu);
+    lock.Wait(batch.cv, [&]() REQUIRES(batch.mu) { return batch.left == 0; });
   }
 
  private:
   struct Batch {
     const std::function<void()>* fn;
-    int left;
-    std::mutex mu;
+    int left GUARDED_BY(mu);
+    Mutex mu;
     std::condition_variable cv;
   };
 
   void Loop() {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     for (;;) {
-      if (!cv_.wait_for(lock, std::chrono::minutes(1), [&] { return !queue_.empty(); })) {
+      if (!lock.WaitFor(cv_, std::chrono::minutes(1), [&]() REQUIRES(mu_) { return !queue_.empty(); })) {
         --idle_;  // no job was queued for it: every reservation has taken its job
         return;
       }
       Batch* b = queue_.front();
       queue_.pop_front();
-      lock.unlock();
+      lock.Unlock();
       (*b->fn)();
       {
-        std::lock_guard done(b->mu);
+        MutexLock done(&b->mu);
         if (--b->left == 0) b->cv.notify_all();
       }
-      lock.lock();
+      lock.Lock();
       ++idle_;
     }
   }
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::deque<Batch*> queue_;
-  int idle_ = 0;  // threads waiting for a job that no Run has reserved
+  std::deque<Batch*> queue_ GUARDED_BY(mu_);
+  int idle_ GUARDED_BY(mu_) = 0;  // threads waiting for a job that no Run has reserved
 };
 
 // Runs fn(worker) on `workers` pooled threads; the first error stops the

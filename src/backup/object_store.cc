@@ -11,9 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <mutex>
 
 #include "base/fs.h"
+#include "base/mutex.h"
 
 namespace pampa {
 namespace {
@@ -32,22 +32,22 @@ class MemoryObjectStore final : public ObjectStore {
  public:
   Status Put(const std::string& name, std::string_view data) override {
     if (!ValidObjectName(name)) return BadName(name);
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     objects_[name] = std::string(data);
     return Status::Ok();
   }
   Result<std::string> Get(const std::string& name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = objects_.find(name);
     if (it == objects_.end()) return Status::NotFound("no object " + name + " in the repository");
     return it->second;
   }
   Result<bool> Exists(const std::string& name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return objects_.count(name) > 0;
   }
   Result<std::vector<std::string>> List(const std::string& prefix) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<std::string> out;
     for (auto it = objects_.lower_bound(prefix); it != objects_.end() && it->first.rfind(prefix, 0) == 0; ++it) {
       out.push_back(it->first);
@@ -55,15 +55,15 @@ class MemoryObjectStore final : public ObjectStore {
     return out;
   }
   Status Delete(const std::string& name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     objects_.erase(name);
     return Status::Ok();
   }
   std::string Describe() const override { return "memory"; }
 
  private:
-  std::mutex mu_;
-  std::map<std::string, std::string> objects_;
+  Mutex mu_;
+  std::map<std::string, std::string> objects_ GUARDED_BY(mu_);
 };
 
 class LocalObjectStore final : public ObjectStore {

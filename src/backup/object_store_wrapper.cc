@@ -5,30 +5,30 @@
 namespace pampa {
 
 void FaultInjectingObjectStore::InjectFault(ObjectStoreFault fault) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   faults_.push_back({std::move(fault)});
 }
 
 void FaultInjectingObjectStore::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   faults_.clear();
   stall_ = std::chrono::milliseconds(0);
 }
 
 void FaultInjectingObjectStore::SetStall(std::chrono::milliseconds stall) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   stall_ = stall;
 }
 
 int FaultInjectingObjectStore::calls(ObjectOp op) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return calls_[static_cast<int>(op)];
 }
 
 void FaultInjectingObjectStore::Stall() const {
   std::chrono::milliseconds stall;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stall = stall_;
   }
   // Outside mu_: stalled calls of several threads overlap, as on a slow link.
@@ -37,7 +37,7 @@ void FaultInjectingObjectStore::Stall() const {
 
 FaultInjectingObjectStore::Verdict FaultInjectingObjectStore::Admit(ObjectOp op, const std::string& name) {
   Stall();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ++calls_[static_cast<int>(op)];
   Verdict verdict = Verdict::kPass;
   for (Pending& p : faults_) {

@@ -7,11 +7,11 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "backup/object_store.h"
+#include "base/mutex.h"
 
 namespace pampa {
 
@@ -86,10 +86,10 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
   void Stall() const;
   static Status Injected(const std::string& what);
 
-  mutable std::mutex mu_;
-  std::vector<Pending> faults_;         // GUARDED_BY(mu_)
-  std::chrono::milliseconds stall_{0};  // GUARDED_BY(mu_)
-  int calls_[3] = {0, 0, 0};            // GUARDED_BY(mu_): by ObjectOp
+  mutable Mutex mu_;
+  std::vector<Pending> faults_ GUARDED_BY(mu_);
+  std::chrono::milliseconds stall_ GUARDED_BY(mu_){0};
+  int calls_[3] GUARDED_BY(mu_) = {0, 0, 0};  // by ObjectOp
 };
 
 }  // namespace pampa

@@ -121,14 +121,14 @@ Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
   std::string key = Sha256Hex(info.url + "\n" + secret.passphrase + "\n" + secret.key_file);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = open_.find(name);
     if (it != open_.end() && it->second.first == key) return it->second.second;
   }
   PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info));
   PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
   std::shared_ptr<Repository> shared(std::move(repo));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   open_[name] = {key, shared};
   return shared;
 }
@@ -142,7 +142,7 @@ Status Repos::ChangePassphrase(const std::string& name, const std::string& new_f
   PAMPA_ASSIGN_OR_RETURN(auto repo, Open(name));
   info.passphrase_file = new_file;
   PAMPA_RETURN_IF_ERROR(repo->ChangePassphrase(pass, [&] { return Record(info, /*create=*/false); }));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   open_.erase(name);  // reopened (and re-derived) with the new file next time
   return Status::Ok();
 }

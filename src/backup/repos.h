@@ -5,12 +5,12 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "backup/repository.h"
+#include "base/mutex.h"
 #include "store/store.h"
 
 namespace pampa {
@@ -48,8 +48,9 @@ class Repos {
   Store& store_;
   // Opened repositories, so the key derivation (scrypt, ~0.1 s and 32 MiB) runs
   // once per repository and passphrase, not per request.
-  std::mutex mu_;
-  std::map<std::string, std::pair<std::string, std::shared_ptr<Repository>>> open_;  // name -> (secret hash, repo)
+  Mutex mu_;
+  // name -> (secret hash, repo)
+  std::map<std::string, std::pair<std::string, std::shared_ptr<Repository>>> open_ GUARDED_BY(mu_);
 };
 
 }  // namespace pampa

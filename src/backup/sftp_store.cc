@@ -14,11 +14,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 
 namespace pampa {
 namespace {
@@ -58,7 +58,7 @@ class SftpObjectStore final : public ObjectStore {
   }
   ~SftpObjectStore() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
     }
     watch_cv_.notify_all();
@@ -298,14 +298,14 @@ class SftpObjectStore final : public ObjectStore {
     if (slash == std::string::npos) return;
     std::string dir = name.substr(0, slash);
     {
-      std::lock_guard lock(dirs_mu_);
+      MutexLock lock(&dirs_mu_);
       if (std::find(dirs_.begin(), dirs_.end(), dir) != dirs_.end()) return;
     }
     std::string path;
     for (size_t i = 0; i <= dir.size(); ++i) {
       if (i == dir.size() || dir[i] == '/') sftp_mkdir(c.sftp, (loc_.path + "/" + dir.substr(0, i)).c_str(), 0700);
     }
-    std::lock_guard lock(dirs_mu_);
+    MutexLock lock(&dirs_mu_);
     dirs_.push_back(dir);
   }
 
@@ -313,8 +313,8 @@ class SftpObjectStore final : public ObjectStore {
   Status With(const std::function<Status(Conn&)>& fn) {
     std::unique_ptr<Conn> c;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !free_.empty() || open_ < max_; });
+      MutexLock lock(&mu_);
+      lock.Wait(cv_, [&]() REQUIRES(mu_) { return !free_.empty() || open_ < max_; });
       if (!free_.empty()) {
         c = std::move(free_.back());
         free_.pop_back();
@@ -325,7 +325,7 @@ class SftpObjectStore final : public ObjectStore {
     if (!c) {
       auto made = Connect();
       if (!made.ok()) {
-        std::lock_guard lock(mu_);
+        MutexLock lock(&mu_);
         --open_;
         cv_.notify_one();
         return made.status();
@@ -334,12 +334,12 @@ class SftpObjectStore final : public ObjectStore {
     }
     c->Progress();
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       busy_.push_back(c.get());
     }
     Status st = fn(*c);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       busy_.erase(std::find(busy_.begin(), busy_.end(), c.get()));
       c->last_progress = 0;
     }
@@ -348,7 +348,7 @@ class SftpObjectStore final : public ObjectStore {
                                std::to_string(loc_.stall_seconds) + " s); check the server and the network");
     }
     if (st.code() == ErrorCode::kUnavailable) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       --open_;
       cv_.notify_one();
       return st;
@@ -360,9 +360,9 @@ class SftpObjectStore final : public ObjectStore {
   // Cuts the socket of an operation that moved no data for stall_seconds:
   // the blocked libssh call then fails, and With() drops the connection.
   void Watch() {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     while (!stopping_) {
-      watch_cv_.wait_for(lock, std::chrono::milliseconds(500));
+      lock.WaitFor(watch_cv_, std::chrono::milliseconds(500));
       int64_t now = MonotonicMs();
       for (Conn* c : busy_) {
         int64_t last = c->last_progress;
@@ -374,23 +374,23 @@ class SftpObjectStore final : public ObjectStore {
   }
 
   void Release(std::unique_ptr<Conn> c) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     free_.push_back(std::move(c));
     cv_.notify_one();
   }
 
   SftpLocation loc_;
   int max_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<Conn>> free_;  // REQUIRES: mu_
-  int open_ = 1;                             // connections in existence (Init's counts); REQUIRES: mu_
-  std::vector<Conn*> busy_;                  // connections running an operation; REQUIRES: mu_
-  bool stopping_ = false;                    // REQUIRES: mu_
+  std::vector<std::unique_ptr<Conn>> free_ GUARDED_BY(mu_);
+  int open_ GUARDED_BY(mu_) = 1;             // connections in existence (Init's counts)
+  std::vector<Conn*> busy_ GUARDED_BY(mu_);  // connections running an operation
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::condition_variable watch_cv_;
   std::thread watchdog_;
-  std::mutex dirs_mu_;
-  std::vector<std::string> dirs_;
+  Mutex dirs_mu_;
+  std::vector<std::string> dirs_ GUARDED_BY(dirs_mu_);
 };
 
 }  // namespace

@@ -5,8 +5,9 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "base/mutex.h"
 
 namespace pampa {
 
@@ -14,24 +15,24 @@ class EventBus {
  public:
   using Callback = std::function<void(const nlohmann::json&)>;
   int Subscribe(Callback cb) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     subs_[next_] = std::move(cb);
     return next_++;
   }
   void Unsubscribe(int id) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     subs_.erase(id);
   }
   // `event` has at least "type" ("vm", "task", ...).
   void Publish(const nlohmann::json& event) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [id, cb] : subs_) cb(event);
   }
 
  private:
-  std::mutex mu_;
-  std::map<int, Callback> subs_;
-  int next_ = 1;
+  Mutex mu_;
+  std::map<int, Callback> subs_ GUARDED_BY(mu_);
+  int next_ GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace pampa

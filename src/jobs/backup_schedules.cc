@@ -83,7 +83,7 @@ void BackupScheduler::Start() {
 
 void BackupScheduler::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -136,7 +136,7 @@ Result<std::string> BackupScheduler::RunNow(const std::string& id) {
 }
 
 json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
-  std::lock_guard run(run_mu_);
+  MutexLock run(&run_mu_);
   NullContext null;
   TaskContext& c = ctx ? *ctx : null;
   std::string id = s.value("id", ""), repo_name = s.value("repo", "");
@@ -198,9 +198,9 @@ json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
 }
 
 void BackupScheduler::Loop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
-    lock.unlock();
+    lock.Unlock();
     auto list = List();
     if (list.ok()) {
       for (auto& s : *list) {
@@ -208,8 +208,8 @@ void BackupScheduler::Loop() {
         RunSchedule(s, nullptr);
       }
     }
-    lock.lock();
-    cv_.wait_for(lock, std::chrono::seconds(15), [&] { return stopping_; });
+    lock.Lock();
+    lock.WaitFor(cv_, std::chrono::seconds(15), [&]() REQUIRES(mu_) { return stopping_; });
   }
 }
 

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -14,6 +13,7 @@
 
 #include "backup/prune.h"
 #include "backup/repos.h"
+#include "base/mutex.h"
 #include "jobs/backup_job.h"
 #include "task/tasks.h"
 #include "vm/vm_manager.h"
@@ -47,10 +47,10 @@ class BackupScheduler {
   BackupJobs& jobs_;
   Repos& repos_;
   Tasks& tasks_;
-  std::mutex run_mu_;  // one schedule run at a time
-  std::mutex mu_;
+  Mutex run_mu_;  // one schedule run at a time
+  Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

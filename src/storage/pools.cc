@@ -176,7 +176,7 @@ Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::str
     return Status::Invalid("volume format '" + format + "' is not supported (use qcow2 or raw)");
   }
   PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
   std::string path = p.path + "/" + name + "." + format;
   std::string tmp = path + ".creating";
@@ -256,7 +256,7 @@ Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::str
   PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
   std::string dst;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
     dst = p.path + "/" + name + ".qcow2";
   }

@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "storage/image.h"
 #include "store/store.h"
 
@@ -70,11 +70,11 @@ class Storage {
 
  private:
   Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name, bool inspect = true);
-  Status CheckNewVolume(const PoolInfo& pool, const std::string& name);
+  Status CheckNewVolume(const PoolInfo& pool, const std::string& name) REQUIRES(mu_);
 
   Store& store_;
   std::vector<std::string> allowed_dirs_;
-  std::mutex mu_;  // serializes volume creation (name checks and file creation)
+  Mutex mu_;  // serializes volume creation (name checks and file creation)
 };
 
 }  // namespace pampa

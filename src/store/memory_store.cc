@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <deque>
 #include <map>
-#include <mutex>
 
+#include "base/mutex.h"
 #include "store/store_internal.h"
 
 namespace pampa {
@@ -18,7 +18,7 @@ class MemoryStore final : public Store {
   ~MemoryStore() override { signal_->Close(); }
 
   Result<std::optional<std::string>> Get(const std::string& key) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = data_.find(key);
     if (it == data_.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second.value);
@@ -31,7 +31,7 @@ class MemoryStore final : public Store {
   }
   Status Delete(const std::string& key) override { return Apply(Txn().Delete(key)).status(); }
   Result<std::vector<std::pair<std::string, std::string>>> List(const std::string& prefix) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<std::pair<std::string, std::string>> out;
     for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix); ++it) {
       out.emplace_back(it->first, it->second.value);
@@ -40,15 +40,15 @@ class MemoryStore final : public Store {
   }
 
   Result<int64_t> Revision() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return revision_;
   }
   Result<std::optional<Versioned>> GetVersioned(const std::string& key) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return Lookup(key);
   }
   Result<VersionedList> ListVersioned(const std::string& prefix) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     VersionedList out{.revision = revision_};
     for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix); ++it) {
       out.items.emplace_back(it->first, it->second);
@@ -66,7 +66,7 @@ class MemoryStore final : public Store {
     PAMPA_RETURN_IF_ERROR(ValidateWatch(from_revision, on_event));
     int64_t from;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       if (from_revision != 0 && from_revision < oldest_) return CompactedError(from_revision, oldest_);
       from = from_revision != 0 ? from_revision : revision_ + 1;
     }
@@ -76,7 +76,7 @@ class MemoryStore final : public Store {
   }
 
   Status Compact(int64_t revision) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (revision > revision_) {
       return Status::Invalid("cannot compact to revision " + std::to_string(revision) + ": the store is at " +
                              std::to_string(revision_));
@@ -93,8 +93,7 @@ class MemoryStore final : public Store {
     bool deleted;
   };
 
-  // REQUIRES: mu_ held.
-  std::optional<Versioned> Lookup(const std::string& key) const {
+  std::optional<Versioned> Lookup(const std::string& key) const REQUIRES(mu_) {
     auto it = data_.find(key);
     if (it == data_.end()) return std::nullopt;
     return it->second;
@@ -103,7 +102,7 @@ class MemoryStore final : public Store {
   // Commit without ValidateTxn: Put/Create/Delete keep accepting any key, as
   // they always did.
   Result<int64_t> Apply(const Txn& txn) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     for (const Compare& c : txn.compares) PAMPA_RETURN_IF_ERROR(CheckCompare(c, Lookup(c.key)));
     const int64_t rev = revision_ + 1;
     std::map<std::string, Change> changes;  // by key: history lists a revision's changes in key order
@@ -128,20 +127,19 @@ class MemoryStore final : public Store {
     revision_ = rev;
     for (auto& [key, change] : changes) history_.push_back(std::move(change));
     CompactTo(rev - history_revisions_ + 1);
-    lock.unlock();
+    lock.Unlock();
     signal_->Advance(rev);
     return rev;
   }
 
-  // REQUIRES: mu_ held.
-  void CompactTo(int64_t revision) {
+  void CompactTo(int64_t revision) REQUIRES(mu_) {
     if (revision <= oldest_) return;
     oldest_ = revision;
     while (!history_.empty() && history_.front().revision < oldest_) history_.pop_front();
   }
 
   Result<std::vector<WatchEvent>> ReadChanges(const std::string& prefix, int64_t from, int64_t to) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (from < oldest_) return CompactedError(from, oldest_);
     auto it = std::lower_bound(history_.begin(), history_.end(), from,
                                [](const Change& c, int64_t r) { return c.revision < r; });
@@ -158,11 +156,11 @@ class MemoryStore final : public Store {
 
   const int64_t history_revisions_;
   const std::shared_ptr<RevisionSignal> signal_;
-  std::mutex mu_;
-  std::map<std::string, Versioned> data_;  // GUARDED_BY(mu_)
-  int64_t revision_ = 0;                   // GUARDED_BY(mu_)
-  int64_t oldest_ = 1;                     // GUARDED_BY(mu_): oldest revision history_ holds
-  std::deque<Change> history_;             // GUARDED_BY(mu_): in revision order
+  Mutex mu_;
+  std::map<std::string, Versioned> data_ GUARDED_BY(mu_);
+  int64_t revision_ GUARDED_BY(mu_) = 0;
+  int64_t oldest_ GUARDED_BY(mu_) = 1;          // oldest revision history_ holds
+  std::deque<Change> history_ GUARDED_BY(mu_);  // in revision order
 };
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <mutex>
 
+#include "base/mutex.h"
 #include "store/sqlite_db.h"
 #include "store/store_internal.h"
 
@@ -26,7 +26,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<std::string>> Get(const std::string& key) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     PAMPA_ASSIGN_OR_RETURN(auto v, Lookup(key));
     if (!v) return std::optional<std::string>();
     return std::optional<std::string>(std::move(v->value));
@@ -39,7 +39,7 @@ class SqliteStore final : public Store {
   }
   Status Delete(const std::string& key) override { return Apply(Txn().Delete(key)).status(); }
   Result<std::vector<std::pair<std::string, std::string>>> List(const std::string& prefix) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     // Range scan [prefix, prefix + 0xff) keeps the primary-key index in use.
     SqlStatement st(db_, "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key");
     st.Bind(1, prefix).Bind(2, prefix + "\xff");
@@ -50,15 +50,15 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> Revision() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return ReadMeta(db_, "revision");
   }
   Result<std::optional<Versioned>> GetVersioned(const std::string& key) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return Lookup(key);
   }
   Result<VersionedList> ListVersioned(const std::string& prefix) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     SqlTransaction t(db_, "BEGIN");  // one snapshot for the revision and the rows
     PAMPA_RETURN_IF_ERROR(t.status());
     VersionedList out;
@@ -82,7 +82,7 @@ class SqliteStore final : public Store {
     PAMPA_RETURN_IF_ERROR(ValidateWatch(from_revision, on_event));
     int64_t from;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       PAMPA_ASSIGN_OR_RETURN(int64_t oldest, ReadMeta(db_, "oldest"));
       PAMPA_ASSIGN_OR_RETURN(int64_t revision, ReadMeta(db_, "revision"));
       if (from_revision != 0 && from_revision < oldest) return CompactedError(from_revision, oldest);
@@ -94,7 +94,7 @@ class SqliteStore final : public Store {
   }
 
   Status Compact(int64_t revision) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     SqlTransaction t(db_, "BEGIN IMMEDIATE");
     PAMPA_RETURN_IF_ERROR(t.status());
     PAMPA_ASSIGN_OR_RETURN(int64_t current, ReadMeta(db_, "revision"));
@@ -107,8 +107,7 @@ class SqliteStore final : public Store {
   }
 
  private:
-  // REQUIRES: mu_ held.
-  Result<std::optional<Versioned>> Lookup(const std::string& key) {
+  Result<std::optional<Versioned>> Lookup(const std::string& key) REQUIRES(mu_) {
     SqlStatement st(db_, "SELECT value, mod_revision, create_revision FROM kv WHERE key = ?1");
     st.Bind(1, key);
     int rc = st.Step();
@@ -120,7 +119,7 @@ class SqliteStore final : public Store {
   // Commit without ValidateTxn: Put/Create/Delete keep accepting any key, as
   // they always did.
   Result<int64_t> Apply(const Txn& txn) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     // IMMEDIATE takes the write lock before the compares are read, so that
     // another process cannot change a compared key before COMMIT.
     SqlTransaction t(db_, "BEGIN IMMEDIATE");
@@ -140,13 +139,13 @@ class SqliteStore final : public Store {
     PAMPA_RETURN_IF_ERROR(WriteMeta(db_, "revision", rev));
     PAMPA_RETURN_IF_ERROR(CompactTo(rev - history_revisions_ + 1));
     PAMPA_RETURN_IF_ERROR(t.Commit());
-    lock.unlock();
+    lock.Unlock();
     signal_->Advance(rev);
     return rev;
   }
 
-  // REQUIRES: mu_ held, inside a write transaction. Whether a key changed.
-  Result<bool> ApplyOp(const Op& op, int64_t rev) {
+  // Inside a write transaction. Whether a key changed.
+  Result<bool> ApplyOp(const Op& op, int64_t rev) REQUIRES(mu_) {
     if (op.kind == Op::Kind::kPut) {
       SqlStatement put(db_,
                        "INSERT INTO kv(key, value, mod_revision, create_revision) VALUES(?1, ?2, ?3, ?3) "
@@ -176,8 +175,8 @@ class SqliteStore final : public Store {
     return true;
   }
 
-  // REQUIRES: mu_ held, inside a write transaction.
-  Status CompactTo(int64_t revision) {
+  // Inside a write transaction.
+  Status CompactTo(int64_t revision) REQUIRES(mu_) {
     PAMPA_ASSIGN_OR_RETURN(int64_t oldest, ReadMeta(db_, "oldest"));
     if (revision <= oldest) return Status::Ok();
     SqlStatement st(db_, "DELETE FROM changes WHERE revision < ?1");
@@ -187,7 +186,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<WatchEvent>> ReadChanges(const std::string& prefix, int64_t from, int64_t to) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     SqlTransaction t(db_, "BEGIN");  // compaction between the two reads would hide a gap
     PAMPA_RETURN_IF_ERROR(t.status());
     PAMPA_ASSIGN_OR_RETURN(int64_t oldest, ReadMeta(db_, "oldest"));
@@ -207,10 +206,12 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  sqlite3* const db_;
+  Mutex mu_;  // serialises use of db_ (one connection)
+  // GUARDED_BY rather than PT_GUARDED_BY: the connection is only ever passed
+  // to SQLite, never dereferenced here, so reading the pointer is the use.
+  sqlite3* const db_ GUARDED_BY(mu_);
   const int64_t history_revisions_;
   const std::shared_ptr<RevisionSignal> signal_;
-  std::mutex mu_;  // serialises use of db_ (one connection)
 };
 
 }  // namespace

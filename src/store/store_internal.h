@@ -8,11 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "store/store.h"
 
 namespace pampa {
@@ -42,11 +42,11 @@ class RevisionSignal {
 
  private:
   friend class StoreWatch;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  int64_t revision_;     // GUARDED_BY(mu_)
-  bool closed_ = false;  // GUARDED_BY(mu_)
-  int readers_ = 0;      // GUARDED_BY(mu_): watches inside ReadChanges
+  int64_t revision_ GUARDED_BY(mu_);
+  bool closed_ GUARDED_BY(mu_) = false;
+  int readers_ GUARDED_BY(mu_) = 0;  // watches inside ReadChanges
 };
 
 // The events of keys under prefix with from <= revision <= to, in revision

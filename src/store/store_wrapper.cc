@@ -45,30 +45,30 @@ Result<int64_t> AsResult(const Status& st) {
 }  // namespace
 
 void FaultInjectingStore::InjectFault(StoreFault fault) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   faults_.push_back({std::move(fault)});
 }
 
 void FaultInjectingStore::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   faults_.clear();
   stall_ = std::chrono::milliseconds(0);
 }
 
 void FaultInjectingStore::SetStall(std::chrono::milliseconds stall) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   stall_ = stall;
 }
 
 int FaultInjectingStore::mutations() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return mutations_;
 }
 
 void FaultInjectingStore::Stall() const {
   std::chrono::milliseconds d;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     d = stall_;
   }
   // Outside mu_: stalled calls of several threads overlap, as on a slow disk.
@@ -80,7 +80,7 @@ Result<int64_t> FaultInjectingStore::Mutate(const Txn& writes, const std::functi
   bool fail = false;
   bool after = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     ++mutations_;
     for (Pending& p : faults_) {
       bool match = p.fault.prefix.empty();

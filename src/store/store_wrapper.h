@@ -6,10 +6,10 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "store/store.h"
 
 namespace pampa {
@@ -99,10 +99,10 @@ class FaultInjectingStore : public StoreWrapper {
   Result<int64_t> Mutate(const Txn& writes, const std::function<Result<int64_t>()>& call);
   void Stall() const;
 
-  mutable std::mutex mu_;
-  std::vector<Pending> faults_;         // GUARDED_BY(mu_)
-  std::chrono::milliseconds stall_{0};  // GUARDED_BY(mu_)
-  int mutations_ = 0;                   // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<Pending> faults_ GUARDED_BY(mu_);
+  std::chrono::milliseconds stall_ GUARDED_BY(mu_){0};
+  int mutations_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace pampa

@@ -11,7 +11,7 @@ namespace pampa {
 
 void RevisionSignal::Advance(int64_t revision) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     // Writers may report out of order once they left the store's lock.
     revision_ = std::max(revision_, revision);
   }
@@ -19,10 +19,10 @@ void RevisionSignal::Advance(int64_t revision) {
 }
 
 void RevisionSignal::Close() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   closed_ = true;
   cv_.notify_all();
-  cv_.wait(lock, [&] { return readers_ == 0; });
+  lock.Wait(cv_, [&]() REQUIRES(mu_) { return readers_ == 0; });
 }
 
 class StoreWatch final : public Watch {
@@ -39,7 +39,7 @@ class StoreWatch final : public Watch {
 
   ~StoreWatch() override {
     {
-      std::lock_guard lock(signal_->mu_);
+      MutexLock lock(&signal_->mu_);
       stop_ = true;
     }
     signal_->cv_.notify_all();
@@ -52,27 +52,27 @@ class StoreWatch final : public Watch {
   static constexpr int64_t kBatchRevisions = 1000;
 
   void Run() {
-    RevisionSignal& s = *signal_;
     for (;;) {
       int64_t to;
       {
-        std::unique_lock lock(s.mu_);
-        s.cv_.wait(lock, [&] { return stop_ || s.closed_ || s.revision_ >= next_; });
+        MutexLock lock(&signal_->mu_);
+        lock.Wait(signal_->cv_,
+                  [&]() REQUIRES(signal_->mu_) { return stop_ || signal_->closed_ || signal_->revision_ >= next_; });
         if (stop_) return;
-        if (s.closed_) {
-          lock.unlock();
+        if (signal_->closed_) {
+          lock.Unlock();
           Cancel(Status::Unavailable("the state store was closed"));
           return;
         }
-        to = std::min(s.revision_, next_ + kBatchRevisions - 1);
-        ++s.readers_;
+        to = std::min(signal_->revision_, next_ + kBatchRevisions - 1);
+        ++signal_->readers_;
       }
       auto events = read_(prefix_, next_, to);
       {
-        std::lock_guard lock(s.mu_);
-        --s.readers_;
+        MutexLock lock(&signal_->mu_);
+        --signal_->readers_;
       }
-      s.cv_.notify_all();  // Close() may be waiting for the last reader
+      signal_->cv_.notify_all();  // Close() may be waiting for the last reader
       if (!events.ok()) {
         Cancel(events.status());
         return;
@@ -86,7 +86,7 @@ class StoreWatch final : public Watch {
   }
 
   bool stop_requested() {
-    std::lock_guard lock(signal_->mu_);
+    MutexLock lock(&signal_->mu_);
     return stop_;
   }
 
@@ -104,7 +104,7 @@ class StoreWatch final : public Watch {
   int64_t next_;  // the first revision not delivered yet; only the thread touches it
   ReadChanges read_;
   std::function<void(const WatchEvent&)> on_event_;
-  bool stop_ = false;  // GUARDED_BY(signal_->mu_)
+  bool stop_ GUARDED_BY(signal_->mu_) = false;
   std::thread thread_;
 };
 

@@ -10,9 +10,9 @@ namespace pampa {
 namespace {
 
 std::string NewId() {
-  static std::mutex mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard lock(mu);
+  static Mutex mu;
+  static std::mt19937_64 rng GUARDED_BY(mu){std::random_device{}()};
+  MutexLock lock(&mu);
   // Time-ordered prefix so ids sort by start time.
   char buf[32];
   std::snprintf(buf, sizeof buf, "%011llx%04x", static_cast<unsigned long long>(NowMs()),
@@ -53,16 +53,18 @@ nlohmann::json ToJson(const TaskInfo& t) {
 }
 
 struct Tasks::Running final : TaskContext {
-  Tasks* owner;
-  std::mutex mu;
-  TaskInfo info;
+  Running(Tasks* owner, TaskInfo info) : owner(owner), info(std::move(info)) {}
+
+  Tasks* const owner;
+  Mutex mu;
+  TaskInfo info GUARDED_BY(mu);
   std::atomic<bool> cancel{false};
-  int64_t last_event_ms = 0;
+  int64_t last_event_ms GUARDED_BY(mu) = 0;
 
   void Progress(double fraction, const std::string& message) override {
     nlohmann::json ev;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       info.progress = std::clamp(fraction, 0.0, 1.0);
       if (!message.empty()) info.message = message;
       // Rate-limit progress events to 10 per second per task.
@@ -74,7 +76,7 @@ struct Tasks::Running final : TaskContext {
     owner->events_.Publish(ev);
   }
   void Log(const std::string& line) override {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     info.log.push_back(line);
   }
   const std::atomic<bool>* cancel_flag() const override { return &cancel; }
@@ -83,9 +85,9 @@ struct Tasks::Running final : TaskContext {
 Tasks::Tasks(Store& store, EventBus& events) : store_(store), events_(events) {}
 
 Tasks::~Tasks() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& [id, r] : running_) r->cancel = true;
-  idle_.wait(lock, [&] { return active_ == 0; });
+  lock.Wait(idle_, [&]() REQUIRES(mu_) { return active_ == 0; });
 }
 
 void Tasks::Persist(const TaskInfo& t) {
@@ -107,17 +109,17 @@ void Tasks::RecoverInterrupted() {
 }
 
 std::string Tasks::Start(const std::string& type, const std::string& target, Body body) {
-  auto r = std::make_shared<Running>();
-  r->owner = this;
-  r->info.id = NewId();
-  r->info.type = type;
-  r->info.target = target;
-  r->info.state = "running";
-  r->info.started = NowMs();
-  Persist(r->info);
-  events_.Publish({{"type", "task"}, {"task", ToJson(r->info)}});
-  std::lock_guard lock(mu_);
-  running_[r->info.id] = r;
+  TaskInfo info;
+  info.id = NewId();
+  info.type = type;
+  info.target = target;
+  info.state = "running";
+  info.started = NowMs();
+  Persist(info);
+  events_.Publish({{"type", "task"}, {"task", ToJson(info)}});
+  auto r = std::make_shared<Running>(this, info);
+  MutexLock lock(&mu_);
+  running_[info.id] = r;
   ++active_;
   std::thread([this, r, body = std::move(body)] {
     Result<nlohmann::json> result = Status::Internal("task did not run");
@@ -128,7 +130,7 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
     }
     TaskInfo done;
     {
-      std::lock_guard l(r->mu);
+      MutexLock l(&r->mu);
       r->info.finished = NowMs();
       if (result.ok()) {
         r->info.state = "succeeded";
@@ -143,20 +145,20 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
     }
     Persist(done);
     events_.Publish({{"type", "task"}, {"task", ToJson(done)}});
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     running_.erase(done.id);
     --active_;
     idle_.notify_all();
   }).detach();
-  return r->info.id;
+  return info.id;
 }
 
 Result<TaskInfo> Tasks::Get(const std::string& id) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = running_.find(id);
     if (it != running_.end()) {
-      std::lock_guard l(it->second->mu);
+      MutexLock l(&it->second->mu);
       return it->second->info;
     }
   }
@@ -179,7 +181,7 @@ std::vector<TaskInfo> Tasks::List() {
 }
 
 Status Tasks::Cancel(const std::string& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = running_.find(id);
   if (it == running_.end()) {
     auto v = store_.Get("tasks/" + id);

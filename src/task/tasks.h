@@ -9,13 +9,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/events.h"
+#include "base/mutex.h"
 #include "store/store.h"
 
 namespace pampa {
@@ -66,10 +66,10 @@ class Tasks {
 
   Store& store_;
   EventBus& events_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Running>> running_;
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<Running>> running_ GUARDED_BY(mu_);
   std::condition_variable idle_;
-  int active_ = 0;  // task threads still running; REQUIRES: mu_ held
+  int active_ GUARDED_BY(mu_) = 0;  // task threads still running
 };
 
 }  // namespace pampa
