@@ -298,6 +298,7 @@ def test_readers_never_wait_for_long_operations(fresh):
     d.cli("vm", "start", "a")
     d.wait_console("a", "pampa-guest: ready")
     d.cli("repo", "add", "r", "--url", os.path.join(d.root, "repo"), "--no-encryption")
+    d.cli("repo", "add", "r2", "--url", os.path.join(d.root, "repo2"), "--no-encryption")
     # Fill the guest's RAM (its page cache) with the disk's random tail: saving 800 MB of RAM takes
     # ~5 s, the backup of the disk ~4 s, the shutdown its 6 s timeout: each long enough for 20 rounds.
     d.exec("a", "dd", "if=/dev/vda", "of=/dev/null", "bs=1M", "skip=1024", "count=768")
@@ -306,8 +307,9 @@ def test_readers_never_wait_for_long_operations(fresh):
            ("backup", ["backup", "run", "a", "--repo", "r", "--async"]),
            # The guest stops answering the power button: the shutdown waits out its timeout.
            ("shutdown", ["vm", "shutdown", "a", "--timeout", "6", "--async"]),
-           # Then the same disk once the VM is stopped: through qemu-nbd, restored, and imported.
-           ("backup stopped", ["backup", "run", "a", "--repo", "r", "--async"]),
+           # Then the same disk once the VM is stopped: through qemu-nbd (a full read, into a second
+           # repository: an incremental of an unchanged disk ends too fast to sample), restored, imported.
+           ("backup stopped", ["backup", "run", "a", "--repo", "r2", "--async"]),
            ("restore", None),
            ("image import", ["volume", "import", "default", "imported", d.root + "/a.raw", "--async"])]
     failures, reports = [], []
@@ -316,7 +318,7 @@ def test_readers_never_wait_for_long_operations(fresh):
         if what == "shutdown":
             d.exec("a", "killall", "acpid")
         if what == "restore":
-            args = ["backup", "restore", last_backup, "--repo", "r", "--as", "a2", "--async"]
+            args = ["backup", "restore", last_backup, "--repo", "r2", "--as", "a2", "--async"]
         task = d.cli(*args).stdout.strip()
         samples, report = time_readers_during(d, task, what)
         if what.startswith("backup"):
