@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import APPEND, GUEST, Pampad  # noqa: E402
+from pampa_harness import APPEND, GUEST, Pampad, disk_with_random_tail  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 ONLY = {int(x) for x in os.environ.get("BENCH_ONLY", "1,2,3,4").split(",") if x.strip()}
@@ -177,19 +177,6 @@ def get_json(conn, path):
     body = r.read()
     assert r.status == 200, (path, r.status, body)
     return json.loads(body)
-
-
-def disk_with_random_tail(d, name, tail_mib):
-    """The guest's disk as a raw image grown by tail_mib MiB of random bytes past its filesystem (as
-    test_core.py's test_readers_never_wait_for_long_operations does): the guest boots as always, and
-    a backup or a restore has that much data that neither compresses nor deduplicates."""
-    raw = os.path.join(d.root, name)
-    subprocess.run(["qemu-img", "convert", "-O", "raw", os.path.join(GUEST, "disk.qcow2"), raw], check=True)
-    with open(raw, "r+b") as f:
-        f.seek(0, os.SEEK_END)
-        for _ in range(tail_mib):
-            f.write(os.urandom(MiB))
-    return raw
 
 
 # Benchmark 4's readers; `cold` is the stopped VM (the target of the stopped backup, the restore's source).

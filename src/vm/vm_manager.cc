@@ -425,13 +425,16 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   });
 }
 
-std::vector<json> VmManager::List() {
+std::vector<std::shared_ptr<VmManager::Vm>> VmManager::AllVms() {
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Vm>> vms;
-  {
-    MutexLock lock(&mu_);
-    vms.reserve(vms_.size());
-    for (auto& [n, vm] : vms_) vms.push_back(vm);
-  }
+  vms.reserve(vms_.size());
+  for (auto& [name, vm] : vms_) vms.push_back(vm);
+  return vms;
+}
+
+std::vector<json> VmManager::List() {
+  auto vms = AllVms();
   std::vector<json> out;
   out.reserve(vms.size());
   for (auto& vm : vms) {
@@ -442,12 +445,7 @@ std::vector<json> VmManager::List() {
 }
 
 std::string VmManager::ListText() {
-  std::vector<std::shared_ptr<Vm>> vms;
-  {
-    MutexLock lock(&mu_);
-    vms.reserve(vms_.size());
-    for (auto& [n, vm] : vms_) vms.push_back(vm);
-  }
+  auto vms = AllVms();
   std::vector<std::shared_ptr<const std::string>> texts;
   texts.reserve(vms.size());
   size_t bytes = 2;
@@ -642,13 +640,8 @@ void VmManager::RecoverIntents() {
 }
 
 std::vector<std::shared_ptr<const VmSpec>> VmManager::Specs() {
-  std::vector<std::shared_ptr<Vm>> vms;
-  {
-    MutexLock lock(&mu_);
-    for (auto& [name, vm] : vms_) vms.push_back(vm);
-  }
   std::vector<std::shared_ptr<const VmSpec>> out;
-  for (auto& vm : vms) {
+  for (auto& vm : AllVms()) {
     if (auto spec = vm->Spec()) out.push_back(std::move(spec));
   }
   return out;

@@ -192,6 +192,8 @@ class VmManager {
   void RecoverIntents();
   // Drops a VM from the registry (a failed create or restore, a delete).
   void Forget(Vm& vm);
+  // The registered VMs, copied out under mu_ (held for the copy only).
+  std::vector<std::shared_ptr<Vm>> AllVms() EXCLUDES(mu_);
   // Every VM's published spec, for lookups that must never wait.
   std::vector<std::shared_ptr<const VmSpec>> Specs();
 

@@ -264,12 +264,7 @@ void VmManager::ReconcileOne(Vm& vm) {
 
 void VmManager::ReconcileLoop() {
   while (!stopping_) {
-    std::vector<std::shared_ptr<Vm>> vms;
-    {
-      MutexLock lock(&mu_);
-      for (auto& [n, vm] : vms_) vms.push_back(vm);
-    }
-    for (auto& vm : vms) {
+    for (auto& vm : AllVms()) {
       auto lease = TryClaim(vm, VmOp::kReconcile);
       if (!lease) continue;  // an operation owns it (and watches QEMU itself); next round
       ReconcileOne(*vm);

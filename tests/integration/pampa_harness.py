@@ -20,6 +20,19 @@ PAMPA = os.path.join(BUILD, "pampa")
 APPEND = "console=ttyS0 quiet"
 
 
+
+def disk_with_random_tail(d, name, tail_mib):
+    """The guest's data disk as a raw image grown by tail_mib MiB of random bytes past its filesystem:
+    the guest boots and mounts it as always, and a backup or restore has that much real data to move
+    (data that neither compresses nor deduplicates)."""
+    raw = os.path.join(d.root, name)
+    subprocess.run(["qemu-img", "convert", "-O", "raw", os.path.join(GUEST, "disk.qcow2"), raw], check=True)
+    with open(raw, "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        for _ in range(tail_mib):
+            f.write(os.urandom(1 << 20))
+    return raw
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago (bound, read, released)."""
     s = socket.socket()

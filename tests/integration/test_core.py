@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pampa_harness import (APPEND, GUEST, PAMPA, Pampad, fd_table, format_fd_table, free_port, holders_of,
+from pampa_harness import (APPEND, GUEST, PAMPA, Pampad, disk_with_random_tail, fd_table, format_fd_table, free_port, holders_of,
                            listening_socket_inodes, qemu_alive)
 
 MiB = 1 << 20
@@ -36,18 +36,6 @@ def fresh():
     yield start
     for d in made:
         d.destroy()
-
-
-def disk_with_random_tail(d, name, tail_mib):
-    """The guest's data disk as a raw image grown by tail_mib MiB of random bytes past its filesystem:
-    the guest boots and mounts it as always, and a backup or restore has that much real data to move."""
-    raw = os.path.join(d.root, name)
-    subprocess.run(["qemu-img", "convert", "-O", "raw", os.path.join(GUEST, "disk.qcow2"), raw], check=True)
-    with open(raw, "r+b") as f:
-        f.seek(0, os.SEEK_END)
-        for _ in range(tail_mib):
-            f.write(os.urandom(MiB))
-    return raw
 
 
 # --- 1 -------------------------------------------------------------------------------------------
