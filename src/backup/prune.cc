@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backup/chunk_codec.h"
+#include "base/log.h"
 
 namespace pampa {
 
@@ -72,7 +73,11 @@ Status LockForBackup(Repository& repo, const std::string& name) {
 Result<json> CollectGarbage(Repository& repo) {
   std::string lock = "gc-" + ToHex(RandomBytes(6));
   PAMPA_RETURN_IF_ERROR(repo.AddLock(lock));
-  auto release = [&] { (void)repo.RemoveLock(lock); };
+  // Its lock must not outlive it: a gc lock left behind holds every backup
+  // to this repository in LockForBackup.
+  auto release = [&] {
+    if (Status st = repo.RemoveLock(lock); !st.ok()) log::Error("{} (ignored once this pampad restarts)", st.message());
+  };
   auto locks = repo.ActiveLocks();
   if (!locks.ok()) {
     release();

@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/process.h"
+#include "base/retry.h"
 
 namespace pampa {
 namespace {
@@ -249,10 +250,17 @@ std::string BootId() {
 Status Repository::AddLock(const std::string& name) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
   json lock = {{"created", now.count()}, {"host", HostName()}, {"pid", getpid()}, {"boot", BootId()}};
-  return store_->Put("locks/" + name, lock.dump());
+  Status st = store_->Put("locks/" + name, lock.dump());
+  // A Put reported failed may have landed all the same: a lock left behind
+  // would hold off garbage collection for as long as this pampad runs.
+  if (!st.ok()) (void)RemoveLock(name);
+  return st;
 }
 
-Status Repository::RemoveLock(const std::string& name) { return store_->Delete("locks/" + name); }
+Status Repository::RemoveLock(const std::string& name) {
+  return RetryIdempotent([&] { return store_->Delete("locks/" + name); })
+      .Context("removing the repository lock " + name);
+}
 
 Result<std::vector<std::string>> Repository::ActiveLocks() {
   PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("locks/"));

@@ -367,7 +367,7 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
     // Garbage collection must not delete chunks this backup is about to reference.
     PAMPA_RETURN_IF_ERROR(LockForBackup(*repo, "backup-" + run.id));
     auto finish = [&](Result<json> r) {
-      (void)repo->RemoveLock("backup-" + run.id);
+      if (Status st = repo->RemoveLock("backup-" + run.id); !st.ok()) log::Warn("{}", st.message());
       return r;
     };
     auto paths = vms_.Qcow2Disks(vm->spec());
@@ -555,7 +555,7 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
               if (k.ends_with("/" + spec.name)) txn.Delete(k);
             }
           }
-          if (auto done = store_.Commit(txn); !done.ok()) return fail(done.status());
+          if (auto done = CommitResolved(store_, txn); !done.ok()) return fail(done.status());
         } else {
           Status st = vms_.Keep(owned, intent);
           if (!st.ok()) return fail(st);

@@ -113,4 +113,48 @@ Status Store::CompareAndDelete(const std::string& key, int64_t expected_mod_revi
   return Commit(Txn().IfModRevision(key, expected_mod_revision).Delete(key)).status();
 }
 
+namespace {
+
+// Whether op's effect is in store now: nullopt when the store cannot say.
+std::optional<bool> EffectPresent(Store& store, const Op& op, int64_t* put_revision) {
+  switch (op.kind) {
+    case Op::Kind::kPut: {
+      auto v = store.GetVersioned(op.key);
+      if (!v.ok()) return std::nullopt;
+      if (!v->has_value() || (*v)->value != op.value) return false;
+      *put_revision = (*v)->mod_revision;
+      return true;
+    }
+    case Op::Kind::kDelete: {
+      auto v = store.Get(op.key);
+      if (!v.ok()) return std::nullopt;
+      return !v->has_value();
+    }
+    case Op::Kind::kDeletePrefix: {
+      auto v = store.List(op.key);
+      if (!v.ok()) return std::nullopt;
+      return v->empty();
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<int64_t> CommitResolved(Store& store, const Txn& txn) {
+  auto rev = store.Commit(txn);
+  if (rev.ok() || rev.status().code() == ErrorCode::kConflict || rev.status().code() == ErrorCode::kInvalid) {
+    return rev;
+  }
+  int64_t put_revision = 0;
+  for (const Op& op : txn.ops) {
+    std::optional<bool> present = EffectPresent(store, op, &put_revision);
+    if (!present.value_or(false)) return rev;
+  }
+  if (put_revision != 0) return put_revision;
+  auto now = store.Revision();
+  if (!now.ok()) return rev;
+  return *now;
+}
+
 }  // namespace pampa

@@ -174,6 +174,18 @@ class Store {
   virtual Status Compact(int64_t revision) = 0;
 };
 
+// Commit for callers that must know whether txn took effect. A Commit that
+// fails with anything but kConflict or kInvalid may have been applied all the
+// same (etcd answers a timeout after its commit; a disk reports an error after
+// the write reached it). CommitResolved then reads txn's keys back: when every
+// op's effect is there (each Put key holds its value, each Delete key and
+// prefix is empty), the txn counts as applied and its revision (the Put keys'
+// mod_revision; the current revision for a txn that only deletes) is
+// returned; otherwise, or when the read-back fails too, the Commit's error.
+// Sound when txn puts at least one value nobody else writes (a spec carrying
+// its uuid, an intent), or only deletes (then the wanted state is there).
+Result<int64_t> CommitResolved(Store& store, const Txn& txn);
+
 struct StoreOptions {
   // Revisions of change history kept for watchers that resume. A host writes
   // tens to hundreds of revisions a day and a record is a few hundred bytes

@@ -84,5 +84,44 @@ TEST_F(FaultInjectingStoreTest, AStallDelaysEveryCall) {
   store_.SetStall(std::chrono::milliseconds(0));
 }
 
+// CommitResolved tells a transaction that landed though its reply was lost
+// from one that did not land, by reading its keys back.
+TEST_F(FaultInjectingStoreTest, CommitResolvedAdoptsAnAppliedTxnWhoseReplyWasLost) {
+  ASSERT_TRUE(store_.Put("intents/old", "x").ok());
+  store_.InjectFault({.nth = 1, .after_apply = true});
+  auto rev = CommitResolved(
+      store_, Txn().IfAbsent("vms/a").Put("vms/a", "spec").Put("intents/a", "spec").Delete("intents/old"));
+  ASSERT_TRUE(rev.ok()) << rev.status().message();
+  EXPECT_EQ(*rev, 2);
+  EXPECT_EQ((*target_->GetVersioned("vms/a"))->mod_revision, 2);
+}
+
+TEST_F(FaultInjectingStoreTest, CommitResolvedReportsATxnThatDidNotLand) {
+  store_.InjectFault({.nth = 1});
+  auto rev = CommitResolved(store_, Txn().IfAbsent("vms/a").Put("vms/a", "spec"));
+  EXPECT_EQ(rev.status().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(target_->Get("vms/a")->has_value());
+}
+
+TEST_F(FaultInjectingStoreTest, CommitResolvedNeverAdoptsAnotherWritersValue) {
+  // Someone else put vms/a with another value: the lost txn is not ours.
+  ASSERT_TRUE(target_->Put("vms/a", "theirs").ok());
+  store_.InjectFault({.nth = 1});
+  auto rev = CommitResolved(store_, Txn().Put("vms/a", "ours"));
+  EXPECT_EQ(rev.status().code(), ErrorCode::kUnavailable);
+  // A conflict is an answer, never resolved by reading back.
+  auto conflict = CommitResolved(store_, Txn().IfAbsent("vms/a").Put("vms/a", "theirs"));
+  EXPECT_EQ(conflict.status().code(), ErrorCode::kConflict);
+}
+
+TEST_F(FaultInjectingStoreTest, CommitResolvedAdoptsALostDeleteOnlyTxn) {
+  ASSERT_TRUE(store_.Put("snapshots/a/1", "s").ok());
+  ASSERT_TRUE(store_.Put("intents/a", "i").ok());
+  store_.InjectFault({.nth = 1, .after_apply = true});
+  auto rev = CommitResolved(store_, Txn().DeletePrefix("snapshots/a/").Delete("intents/a"));
+  ASSERT_TRUE(rev.ok()) << rev.status().message();
+  EXPECT_EQ(*rev, 3);
+}
+
 }  // namespace
 }  // namespace pampa

@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/retry.h"
 
 namespace pampa {
 namespace {
@@ -90,9 +91,24 @@ Tasks::~Tasks() {
   lock.Wait(idle_, [&]() REQUIRES(mu_) { return active_ == 0; });
 }
 
-void Tasks::Persist(const TaskInfo& t) {
-  Status st = store_.Put("tasks/" + t.id, ToJson(t).dump());
+bool Tasks::Persist(const TaskInfo& t) {
+  std::string record = ToJson(t).dump();
+  Status st = RetryIdempotent([&] { return store_.Put("tasks/" + t.id, record); });
   if (!st.ok()) log::Warn("cannot record task {}: {}", t.id, st.message());
+  return st.ok();
+}
+
+void Tasks::PersistUnrecorded() {
+  std::vector<TaskInfo> pending;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [id, t] : unrecorded_) pending.push_back(t);
+  }
+  for (auto& t : pending) {
+    if (!Persist(t)) continue;
+    MutexLock lock(&mu_);
+    unrecorded_.erase(t.id);
+  }
 }
 
 void Tasks::RecoverInterrupted() {
@@ -115,6 +131,7 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
   info.target = target;
   info.state = "running";
   info.started = NowMs();
+  PersistUnrecorded();
   Persist(info);
   events_.Publish({{"type", "task"}, {"task", ToJson(info)}});
   auto r = std::make_shared<Running>(this, info);
@@ -143,9 +160,10 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
       }
       done = r->info;
     }
-    Persist(done);
+    bool recorded = Persist(done);
     events_.Publish({{"type", "task"}, {"task", ToJson(done)}});
     MutexLock l(&mu_);
+    if (!recorded) unrecorded_[done.id] = done;
     running_.erase(done.id);
     --active_;
     idle_.notify_all();
@@ -161,6 +179,8 @@ Result<TaskInfo> Tasks::Get(const std::string& id) {
       MutexLock l(&it->second->mu);
       return it->second->info;
     }
+    auto ended = unrecorded_.find(id);
+    if (ended != unrecorded_.end()) return ended->second;
   }
   auto v = store_.Get("tasks/" + id);
   if (!v.ok()) return v.status();
@@ -170,13 +190,20 @@ Result<TaskInfo> Tasks::Get(const std::string& id) {
 
 std::vector<TaskInfo> Tasks::List() {
   std::vector<TaskInfo> out;
+  std::map<std::string, TaskInfo> unrecorded;
+  {
+    MutexLock lock(&mu_);
+    unrecorded = unrecorded_;
+  }
   auto kvs = store_.List("tasks/");
   if (kvs.ok()) {
     for (auto& [k, v] : *kvs) {
+      unrecorded.erase(k.substr(6));
       auto t = Get(k.substr(6));
       if (t.ok()) out.push_back(*t);
     }
   }
+  for (auto& [id, t] : unrecorded) out.push_back(t);  // not even its first record was written
   return out;
 }
 

@@ -62,12 +62,19 @@ class Tasks {
 
  private:
   struct Running;
-  void Persist(const TaskInfo& t);
+  // Writes t's record (retried); false when it could not be written.
+  bool Persist(const TaskInfo& t);
+  // Writes the final records that could not be written when their tasks ended.
+  void PersistUnrecorded();
 
   Store& store_;
   EventBus& events_;
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Running>> running_ GUARDED_BY(mu_);
+  // Tasks that ended while their final record could not be written: Get and
+  // List answer from here (never a stale "running" from the store), and the
+  // next task start writes them again.
+  std::map<std::string, TaskInfo> unrecorded_ GUARDED_BY(mu_);
   std::condition_variable idle_;
   int active_ GUARDED_BY(mu_) = 0;  // task threads still running
 };

@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/retry.h"
 #include "base/units.h"
 #include "vm/vm_internal.h"
 
@@ -115,10 +116,11 @@ void VmManager::MigrateHostKeys() {
 
 Status VmManager::ClaimName(Vm& vm, const std::string& intent) {
   std::string spec = ToJson(vm.spec).dump();
-  auto rev = store_.Commit(Txn()
-                               .IfAbsent(SpecKey(vm.spec.name))
-                               .Put(SpecKey(vm.spec.name), spec)
-                               .Put(IntentKey(intent, vm.spec.name), spec));
+  // Resolved: a claim that was applied though its reply was lost is ours.
+  auto rev = CommitResolved(store_, Txn()
+                                        .IfAbsent(SpecKey(vm.spec.name))
+                                        .Put(SpecKey(vm.spec.name), spec)
+                                        .Put(IntentKey(intent, vm.spec.name), spec));
   if (!rev.ok()) {
     if (rev.status().code() == ErrorCode::kConflict)
       return Status::Conflict("vm '" + vm.spec.name + "' already exists");
@@ -136,7 +138,7 @@ Status VmManager::UnclaimName(const VmSpec& spec, const std::string& intent) {
   if (current.ok() && current->has_value() && json::parse(**current, nullptr, false).value("uuid", "") == spec.uuid) {
     txn.IfValue(SpecKey(spec.name), **current).Delete(SpecKey(spec.name));
   }
-  return store_.Commit(txn).status();
+  return CommitResolved(store_, txn).status();
 }
 
 Status VmManager::PersistRuntime(Vm& vm) {
@@ -514,7 +516,9 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   }
   // Compare-and-swap: an edit made elsewhere since this one read the spec
   // (another host of the pool, later) is refused, not overwritten.
-  auto rev = store_.Commit(Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
+  // Resolved: an edit applied though its reply was lost is kept, with its revision.
+  auto rev = CommitResolved(store_,
+                            Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
   if (!rev.ok()) {
     if (rev.status().code() == ErrorCode::kConflict) {
       return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; run the edit again");
@@ -533,14 +537,13 @@ Status VmManager::Delete(const std::string& name) {
   // Every record of the VM goes in one transaction, which also records the
   // volumes still to remove: a pampad that dies after it removes them at its
   // next start; one that dies before it still has the whole VM.
-  PAMPA_RETURN_IF_ERROR(store_
-                            .Commit(Txn()
-                                        .IfModRevision(SpecKey(name), vm->spec_revision)
-                                        .Delete(SpecKey(name))
-                                        .Delete(RuntimeKey(name))
-                                        .DeletePrefix("snapshots/" + name + "/")
-                                        .Delete("snapshot-current/" + name)
-                                        .Put(IntentKey("delete", name), ToJson(vm->spec).dump()))
+  PAMPA_RETURN_IF_ERROR(CommitResolved(store_, Txn()
+                                                   .IfModRevision(SpecKey(name), vm->spec_revision)
+                                                   .Delete(SpecKey(name))
+                                                   .Delete(RuntimeKey(name))
+                                                   .DeletePrefix("snapshots/" + name + "/")
+                                                   .Delete("snapshot-current/" + name)
+                                                   .Put(IntentKey("delete", name), ToJson(vm->spec).dump()))
                             .status()
                             .Context("deleting vm " + name));
   Cleanup(*vm);
@@ -555,7 +558,10 @@ Status VmManager::Delete(const std::string& name) {
   }
   if (!removed.ok())
     return Status(removed.code(), removed.message() + " (the VM is deleted; pampad retries at its next start)");
-  if (Status st = ClearIntent("delete", name); !st.ok()) log::Warn("{} (retried at the next start)", st.message());
+  if (Status st = ClearIntent("delete", name); !st.ok()) {
+    return Status(st.code(),
+                  st.message() + " (the VM and its disks are deleted; pampad clears the record at its next start)");
+  }
   log::Info("vm {}: deleted", name);
   return Status::Ok();
 }
@@ -583,12 +589,13 @@ std::string VmManager::IntentKey(const std::string& kind, const std::string& vm)
 }
 
 Status VmManager::WriteIntent(const std::string& kind, const VmSpec& spec) {
-  return store_.Put(IntentKey(kind, spec.name), ToJson(spec).dump())
+  return RetryIdempotent([&] { return store_.Put(IntentKey(kind, spec.name), ToJson(spec).dump()); })
       .Context("recording the " + kind + " of vm " + spec.name);
 }
 
 Status VmManager::ClearIntent(const std::string& kind, const std::string& vm) {
-  return store_.Delete(IntentKey(kind, vm)).Context("vm " + vm + ": clearing its " + kind + " record");
+  return RetryIdempotent([&] { return store_.Delete(IntentKey(kind, vm)); })
+      .Context("vm " + vm + ": clearing its " + kind + " record");
 }
 
 void VmManager::RemoveVolumes(const VmSpec& spec) {

@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -268,47 +267,10 @@ class Host {
   std::map<std::string, nlohmann::json> ended_;  // GUARDED_BY(mu_): id -> the task's final event
 };
 
-// Found by these tests (StuckTaskRecords), in task/tasks.cc.
-inline const std::string kTaskRecordBug =
-    "Tasks: the task thread writes a task's final record once (Tasks::Persist only logs a failure), then drops the "
-    "task from memory; when that write fails, tasks/<id> says 'running' for ever, so Tasks::Get, `pampa task show` "
-    "and a CLI waiting for the task (ApiClient::WaitTask re-reads the record after the final event) report a "
-    "finished task as running, until the next start marks it failed ('interrupted') even when it succeeded";
-
-// Collects the half-done states a test knows to be bugs (reported, not yet
-// fixed), so that a test can run every check, fail on anything else, and end
-// with GTEST_SKIP naming the bugs it saw. known(h, context) returns the
-// bug's description, or "" when h, seen after context, is not a known bug.
-class KnownBugs {
- public:
-  using Classifier = std::function<std::string(const HalfDone&, const std::string& context)>;
-  explicit KnownBugs(Classifier known) : known_(std::move(known)) {}
-
-  // Fails the test on any unknown half-done state; remembers known ones.
-  void Expect(const std::vector<HalfDone>& left, const std::string& context) {
-    std::vector<HalfDone> unknown;
-    for (auto& h : left) {
-      std::string bug = known_ ? known_(h, context) : "";
-      if (bug.empty()) {
-        unknown.push_back(h);
-      } else {
-        bugs_.emplace(bug, context + ": " + h.detail);  // keeps the first sighting
-      }
-    }
-    EXPECT_TRUE(unknown.empty()) << context << " left:" << Describe(unknown);
-  }
-  bool empty() const { return bugs_.empty(); }
-  // Each bug seen, with where it was seen first.
-  std::string Report() const {
-    std::string out;
-    for (auto& [bug, first] : bugs_) out += (out.empty() ? "" : "; ") + bug + " (first seen after " + first + ")";
-    return out;
-  }
-
- private:
-  Classifier known_;
-  std::map<std::string, std::string> bugs_;  // bug -> first sighting
-};
+// Fails the test on anything left half-done, saying after what.
+inline void ExpectNothingLeft(const std::vector<HalfDone>& left, const std::string& context) {
+  EXPECT_TRUE(left.empty()) << context << " left:" << Describe(left);
+}
 
 }  // namespace testing_host
 }  // namespace pampa
