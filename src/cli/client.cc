@@ -176,23 +176,53 @@ void ShowProgress(ProgressBar& bar, const nlohmann::json& t) {
              t.value("type", "") + " " + t.value("target", "") + (message.empty() ? "" : ": " + message));
 }
 
+// Runs ioc until the operation that sets *done has completed (the
+// websocket's own timers may still be pending then).
+void RunUntil(asio::io_context& ioc, const bool& done) {
+  ioc.restart();
+  while (!done && ioc.run_one() > 0) {
+  }
+}
+
+// How long the event stream may stay silent: the client pings pampad after
+// half of it, so only a pampad that stopped answering (hung, or its host
+// gone) ends the stream, and WaitTask falls back to polling with timeouts.
+constexpr std::chrono::seconds kEventsIdleTimeout{20};
+
 // Reads pampad's event stream until task `id` leaves "running" (true), showing
-// its progress; false when the stream breaks. `subscribed` runs once the
-// stream is open, to catch a task that ended before.
-template <class Socket>
-bool FollowEvents(websocket::stream<Socket>& ws, const std::string& host, const std::string& token,
-                  const std::string& id, ProgressBar& bar, const std::function<bool()>& subscribed) {
-  beast::error_code ec;
+// its progress; false when the stream breaks or times out. `subscribed` runs
+// once the stream is open, to catch a task that ended before. ws is connected.
+template <class NextLayer>
+bool FollowEvents(asio::io_context& ioc, websocket::stream<NextLayer>& ws, const std::string& host,
+                  const std::string& token, const std::string& id, ProgressBar& bar,
+                  const std::function<bool()>& subscribed) {
+  beast::get_lowest_layer(ws).expires_never();  // the websocket's own timeouts from here on
+  websocket::stream_base::timeout timeouts;
+  timeouts.handshake_timeout = kConnectTimeout;
+  timeouts.idle_timeout = kEventsIdleTimeout;
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
   ws.set_option(websocket::stream_base::decorator([&token](websocket::request_type& req) {
     if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   }));
-  ws.handshake(host, "/api/v1/events", ec);
-  if (ec) return false;
+  beast::error_code ec;
+  bool done = false;
+  ws.async_handshake(host, "/api/v1/events", [&](beast::error_code e) {
+    ec = e;
+    done = true;
+  });
+  RunUntil(ioc, done);
+  if (ec || !done) return false;
   if (subscribed()) return true;
   beast::flat_buffer buf;
   while (true) {
-    ws.read(buf, ec);
-    if (ec) return false;
+    done = false;
+    ws.async_read(buf, [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    });
+    RunUntil(ioc, done);
+    if (ec || !done) return false;
     auto ev = nlohmann::json::parse(beast::buffers_to_string(buf.data()), nullptr, false);
     buf.consume(buf.size());
     if (!ev.is_object() || ev.value("type", "") != "task" || !ev["task"].is_object()) continue;
@@ -201,6 +231,21 @@ bool FollowEvents(websocket::stream<Socket>& ws, const std::string& host, const 
     if (t.value("state", "") != "running") return true;
     ShowProgress(bar, t);
   }
+}
+
+// Connects the websocket's lowest layer within kConnectTimeout.
+template <class NextLayer, class Endpoints>
+bool ConnectWithin(asio::io_context& ioc, websocket::stream<NextLayer>& ws, const Endpoints& endpoints) {
+  beast::error_code ec;
+  bool done = false;
+  auto& lowest = beast::get_lowest_layer(ws);
+  lowest.expires_after(kConnectTimeout);
+  lowest.async_connect(endpoints, [&](beast::error_code e, auto&&...) {
+    ec = e;
+    done = true;
+  });
+  RunUntil(ioc, done);
+  return done && !ec;
 }
 
 }  // namespace
@@ -224,14 +269,14 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
   bool ended = false;
   if (ep_.tcp()) {
     asio::ip::tcp::resolver resolver(ioc);
-    websocket::stream<asio::ip::tcp::socket> ws(ioc);
+    websocket::stream<beast::tcp_stream> ws(ioc);
     auto results = resolver.resolve(ep_.host, ep_.port, ec);
-    if (!ec) asio::connect(ws.next_layer(), results, ec);
-    if (!ec) ended = FollowEvents(ws, ep_.host, ep_.token, id, bar, subscribed);
+    if (!ec && ConnectWithin(ioc, ws, results)) ended = FollowEvents(ioc, ws, ep_.host, ep_.token, id, bar, subscribed);
   } else {
-    websocket::stream<asio::local::stream_protocol::socket> ws(ioc);
-    ws.next_layer().connect(asio::local::stream_protocol::endpoint(ep_.unix_socket), ec);
-    if (!ec) ended = FollowEvents(ws, "localhost", ep_.token, id, bar, subscribed);
+    websocket::stream<beast::basic_stream<asio::local::stream_protocol>> ws(ioc);
+    if (ConnectWithin(ioc, ws, asio::local::stream_protocol::endpoint(ep_.unix_socket))) {
+      ended = FollowEvents(ioc, ws, "localhost", ep_.token, id, bar, subscribed);
+    }
   }
   if (ended) {
     if (last.ok() && last->value("state", "") == "running") last = Call("GET", "/api/v1/tasks/" + id);

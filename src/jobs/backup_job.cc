@@ -286,8 +286,11 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
     // transaction, thaw, on one agent connection (the guest's writes wait from
     // the freeze to the thaw).
     double held_ms = 0;
-    std::unique_lock agent_lock(vm.agent_mutex());
-    auto agent = GuestAgentSession::Open(vm.paths().qga(), 1500ms);
+    // A channel busy past 10 s (a long vm exec) makes the backup crash-consistent.
+    auto channel = vm.agent().Claim("a backup's filesystem freeze", 10s);
+    Result<std::unique_ptr<GuestAgentSession>> agent =
+        channel.ok() ? GuestAgentSession::Open(vm.paths().qga(), 1500ms)
+                     : Result<std::unique_ptr<GuestAgentSession>>(channel.status());
     // After a command of the session went unanswered: thaw on a new connection
     // (the agent serves one at a time, and its resync skips the late answer).
     auto thaw_anew = [&] {
@@ -311,12 +314,13 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
         log::Error("vm {}: could not thaw the guest filesystems: {}", vm.spec().name, thaw.status().message());
       held_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
-    agent_lock.unlock();
+    if (channel.ok()) channel->Release();
     if (!tr.ok()) return tr.status().Context("starting the point-in-time view");
     bitmaps_added = true;
     for (size_t i = 0; i < n; ++i) job_started[i] = true;
-    run.consistency = frozen ? "application-consistent (guest filesystems frozen through the agent)"
-                             : "crash-consistent (the guest agent did not answer)";
+    run.consistency = frozen         ? "application-consistent (guest filesystems frozen through the agent)"
+                      : channel.ok() ? "crash-consistent (the guest agent did not answer)"
+                                     : "crash-consistent (" + channel.status().message() + ")";
     ctx.Log(fmt::format("point in time taken for {} disk(s) in {:.0f} ms; {}", n, ms, run.consistency));
     if (frozen) ctx.Log(fmt::format("guest writes waited {:.0f} ms for the thaw", held_ms));
     PAMPA_RETURN_IF_ERROR(

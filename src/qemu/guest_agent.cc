@@ -95,4 +95,23 @@ Result<ExecResult> GuestAgent::Exec(const std::vector<std::string>& argv, std::c
   }
 }
 
+Result<AgentChannel::Lease> AgentChannel::Claim(const std::string& what, std::chrono::milliseconds wait) {
+  MutexLock lock(&mu_);
+  if (!lock.WaitFor(free_, wait, [&]() REQUIRES(mu_) { return holder_.empty(); })) {
+    return Status::Busy("the guest agent is busy with " + holder_ + "; try again in a moment");
+  }
+  holder_ = what;
+  return Lease(this);
+}
+
+void AgentChannel::Lease::Release() {
+  if (channel_ == nullptr) return;
+  {
+    MutexLock lock(&channel_->mu_);
+    channel_->holder_.clear();
+  }
+  channel_->free_.notify_one();
+  channel_ = nullptr;
+}
+
 }  // namespace pampa

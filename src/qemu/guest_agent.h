@@ -4,11 +4,14 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "qmp/json_channel.h"
 
@@ -53,6 +56,36 @@ class GuestAgent {
 
  private:
   std::string path_;
+};
+
+// The agent serves one connection at a time, so one conversation (a command,
+// or freeze + point in time + thaw) holds the channel. Claiming it is a lease,
+// not a lock held across the conversation: a claimant waits at most its wait,
+// then gets kBusy naming the conversation that holds it. Thread-safe.
+class AgentChannel {
+ public:
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept : channel_(std::exchange(other.channel_, nullptr)) {}
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    ~Lease() { Release(); }
+    // Gives the channel back early (the destructor does it otherwise).
+    void Release();
+
+   private:
+    friend class AgentChannel;
+    explicit Lease(AgentChannel* channel) : channel_(channel) {}
+    AgentChannel* channel_;
+  };
+
+  // The channel for what (said to a claimant that times out), once free.
+  Result<Lease> Claim(const std::string& what, std::chrono::milliseconds wait);
+
+ private:
+  Mutex mu_;  // held only to read or change holder_, never across a conversation
+  std::condition_variable free_;
+  std::string holder_ GUARDED_BY(mu_);  // empty: free
 };
 
 }  // namespace pampa

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "base/mutex.h"
+#include "qemu/guest_agent.h"
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"
 #include "vm/vm_manager.h"
@@ -52,9 +53,8 @@ struct VmManager::Vm {
   nlohmann::json snapshot GUARDED_BY(mu);                           // what List/Show return
   std::shared_ptr<const std::string> snapshot_text GUARDED_BY(mu);  // the same, serialized once per change
 
-  // One guest-agent conversation at a time (the agent serves one connection):
-  // held across that conversation only, never together with mu.
-  std::mutex agent_mu;
+  // One guest-agent conversation at a time (the agent serves one connection).
+  AgentChannel agent;
 
   VmState State() const {
     MutexLock lock(&mu);

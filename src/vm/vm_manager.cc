@@ -215,7 +215,7 @@ QmpClient* VmManager::Hold::qmp() const {
   auto& q = lease_->vm().qmp;
   return q && q->connected() ? q.get() : nullptr;
 }
-std::mutex& VmManager::Hold::agent_mutex() const { return lease_->vm().agent_mu; }
+AgentChannel& VmManager::Hold::agent() const { return lease_->vm().agent; }
 void VmManager::Hold::Note(const std::string& reason) {
   Vm& vm = lease_->vm();
   lease_->manager()->SetState(vm, vm.State(), reason);

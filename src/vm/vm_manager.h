@@ -224,8 +224,8 @@ class VmManager::Hold {
   VmState state() const;
   // QEMU's QMP connection, or nullptr when QEMU is not running or not answering.
   QmpClient* qmp() const;
-  // Held across one guest-agent conversation (the agent serves one at a time).
-  std::mutex& agent_mutex() const;
+  // The guest agent's channel, claimed for one conversation at a time.
+  AgentChannel& agent() const;
   // Sets the note shown with the VM's state (its "reason").
   void Note(const std::string& reason);
   void Release();

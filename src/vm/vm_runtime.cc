@@ -387,7 +387,7 @@ Status VmManager::Reboot(const std::string& name) {
   PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
   // A clean reboot through the agent when it answers; otherwise a hard reset.
   {
-    std::lock_guard agent(vm->agent_mu);
+    PAMPA_ASSIGN_OR_RETURN(auto channel, vm->agent.Claim("a reboot", 5s));
     GuestAgent ga(vm->paths.qga());
     if (ga.Ping(1500ms).ok()) {
       auto r = ga.Call("guest-shutdown", {{"mode", "reboot"}}, 2s);
@@ -408,14 +408,14 @@ Result<ExecResult> VmManager::Exec(const std::string& name, const std::vector<st
                                    std::chrono::seconds timeout) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_RETURN_IF_ERROR(CheckAllowed(VmAction::kGuestAgent, vm->State(), name));
-  std::lock_guard agent(vm->agent_mu);
+  PAMPA_ASSIGN_OR_RETURN(auto channel, vm->agent.Claim("a command (vm exec)", 5s));
   return GuestAgent(vm->paths.qga()).Exec(argv, timeout);
 }
 
 Status VmManager::AgentPing(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_RETURN_IF_ERROR(CheckAllowed(VmAction::kGuestAgent, vm->State(), name));
-  std::lock_guard agent(vm->agent_mu);
+  PAMPA_ASSIGN_OR_RETURN(auto channel, vm->agent.Claim("a ping", 3s));
   return GuestAgent(vm->paths.qga()).Ping(3s);
 }
 

@@ -134,9 +134,11 @@ def test_pampad_restarts_on_the_same_port_with_vms_running(fresh, sig, subnet):
 # --- 3 -------------------------------------------------------------------------------------------
 
 class SilentServer:
-    """Accepts connections on a unix socket and on TCP, reads what comes, never answers."""
+    """Accepts connections on a unix socket and on TCP, reads what comes, never answers;
+    with answer_first, the first connection of each socket gets that HTTP body (JSON) once."""
 
-    def __init__(self, root):
+    def __init__(self, root, answer_first=None):
+        self.answer_first = answer_first
         self.unix_path = os.path.join(root, "silent.sock")
         self.unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.unix.bind(self.unix_path)
@@ -161,7 +163,12 @@ class SilentServer:
                 continue
             except OSError:
                 return
-            self.conns.append(c)  # held open, never answered
+            if self.answer_first is not None and not any(c.family == s.family for c in self.conns):
+                c.recv(65536)
+                body = json.dumps(self.answer_first).encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n%s" % (len(body), body))
+            self.conns.append(c)  # held open, never answered (again)
 
     def close(self):
         self.stopping = True
@@ -171,22 +178,39 @@ class SilentServer:
             c.close()
 
 
-def test_cli_times_out_on_a_silent_pampad(tmp_path):
-    server = SilentServer(str(tmp_path))
+def run_against_silent(server, args, limit):
+    """Runs `pampa ARGS` against server over TCP and over the unix socket with PAMPA_TIMEOUT=2;
+    yields each way's result and its seconds. Fails when the CLI still waits after limit s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAMPA_")}
     env["PAMPA_TIMEOUT"] = "2"
+    for how in (["--url", f"http://127.0.0.1:{server.port}", "--token", "x"], ["--socket", server.unix_path]):
+        t0 = time.time()
+        try:
+            r = subprocess.run([PAMPA, *how, *args], capture_output=True, text=True, env=env, timeout=limit)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"pampa {' '.join(how + args)} still waits after {limit} s with PAMPA_TIMEOUT=2")
+        assert r.returncode != 0, r.stdout
+        assert "did not answer in 2 s" in r.stderr and "is it running?" in r.stderr, (how, r.stderr)
+        yield r, time.time() - t0
+
+
+def test_cli_times_out_on_a_silent_pampad(tmp_path):
+    server = SilentServer(str(tmp_path))
     try:
-        for how in (["--url", f"http://127.0.0.1:{server.port}", "--token", "x"], ["--socket", server.unix_path]):
-            t0 = time.time()
-            try:
-                r = subprocess.run([PAMPA, *how, "vm", "list"], capture_output=True, text=True, env=env, timeout=10)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"pampa {' '.join(how)} vm list still waits after 10 s with PAMPA_TIMEOUT=2")
-            took = time.time() - t0
-            assert r.returncode != 0, r.stdout
-            assert "did not answer in 2 s" in r.stderr and "is it running?" in r.stderr, (how, r.stderr)
+        for r, took in run_against_silent(server, ["vm", "list"], 10):
             assert 1.5 <= took < 10, took
         assert server.conns, "the CLI never connected"
+    finally:
+        server.close()
+
+
+def test_cli_waiting_for_a_task_times_out_when_pampad_falls_silent(tmp_path):
+    """pampad answers the request that starts a task, then hangs: the CLI's wait for the task
+    (event stream handshake, then polling) ends with the timeout message instead of waiting forever."""
+    server = SilentServer(str(tmp_path), answer_first={"task": "t-1"})
+    try:
+        for r, took in run_against_silent(server, ["vm", "shutdown", "web"], 30):
+            assert took < 15, took  # 5 s for the event stream's handshake, 2 s for the poll
     finally:
         server.close()
 
