@@ -18,6 +18,11 @@
    Each phase also prints pampad's and the host's CPU use: on 2 cores the readers' own loop keeps
    the host busy, so a long tail during an operation may be CPU contention rather than waiting.
 
+Before and after: BENCH_BEFORE=REV (a commit, e.g. the one before a change) builds pampad and pampa of
+REV in a git worktree (/tmp/pampa-bench-REV, kept for the next run), then runs the chosen benchmarks
+against REV's binaries and against this tree's build, one after the other in this one run, and prints
+each measure side by side with after/before (the harness and the guest are this tree's for both).
+
 The whole run takes about 3 minutes on 2 cores (benchmark 4: about 80 s, most of it making its disks
 and booting `busy`). BENCH_ONLY=4 (a comma-separated list, e.g. BENCH_ONLY=2,3 or 1) runs only those
 benchmarks; 4 still defines the 500 VMs first.
@@ -35,6 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration
 from pampa_harness import APPEND, GUEST, Pampad, disk_with_random_tail  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+SUMMARY = {}  # measure -> value in ms or KiB, written to BENCH_SUMMARY (a JSON file) when that is set
 ONLY = {int(x) for x in os.environ.get("BENCH_ONLY", "1,2,3,4").split(",") if x.strip()}
 READY = b"pampa-guest: ready"
 MiB = 1 << 20
@@ -288,7 +294,10 @@ def print_long_operations(phases):
             p99 = percentile(phases[w][name], 99)
             worst, worst_ratio = max(worst, p99), max(worst_ratio, p99 / idle)
             row += f"{p99:13.2f} (x{p99 / idle:5.2f})"
+            SUMMARY[f"{name} p99 during {w} (ms)"] = p99
         print(row)
+    SUMMARY["worst reader p99 during an operation (ms)"] = worst
+    SUMMARY["worst p99(during)/p99(idle)"] = worst_ratio
     print(f"worst p99 {worst:.2f} ms (goal < 50 ms: ratio {worst / 50:.2f}); "
           f"worst p99(during)/p99(idle) x{worst_ratio:.2f} (goal: near 1)")
 
@@ -300,6 +309,7 @@ def main():
             print("== command to a QEMU that answers QMP (median of 15): the overhead pampad adds to a start")
             hand, ours = time_to_qmp(d, 15)
             h, o = statistics.median(hand), statistics.median(ours)
+            SUMMARY["start overhead to QMP (ms)"] = (o - h) * 1000
             print(f"hand-written qemu: {h * 1000:6.1f} ms    pampa vm start: {o * 1000:6.1f} ms    "
                   f"overhead {(o - h) * 1000:+.1f} ms (goal < 50 ms: ratio {(o - h) * 1000 / 50:.2f}), "
                   f"pampa/qemu = {o / h:.2f}")
@@ -312,6 +322,7 @@ def main():
                 hand.append(hand_written_qemu(argv, run_dir, d.root, i))
                 d.cli("vm", "delete", name)
             h, o = statistics.median(hand), statistics.median(ours)
+            SUMMARY["start to guest ready, pampa/qemu"] = o / h
             print(f"hand-written qemu: {h * 1000:8.0f} ms   runs {[round(x * 1000) for x in hand]}")
             print(f"pampa vm start:    {o * 1000:8.0f} ms   runs {[round(x * 1000) for x in ours]}")
             print(f"`pampa vm start` returned (QEMU up, QMP connected) after median "
@@ -345,9 +356,11 @@ def main():
             show = timed(lambda i: f"/api/v1/vms/idle{i % IDLE_VMS:03d}", 1000)
             for name, xs in (("vm list (500 VMs)", lst), ("vm show", show)):
                 p99 = percentile(xs, 99)
+                SUMMARY[f"{name} p99 (ms)"] = p99
                 print(f"{name:18s} p50 {percentile(xs, 50):6.2f} ms  p99 {p99:6.2f} ms  "
                       f"(goal p99 < 10 ms: ratio {p99 / 10:.2f})")
             per_vm = (rss1 - rss0) / IDLE_VMS
+            SUMMARY["RSS per defined VM (KiB)"] = per_vm
             print(f"pampad RSS {rss0 / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB with 500 VMs: "
                   f"{per_vm:.1f} KiB per VM (goal < 1024 KiB: ratio {per_vm / 1024:.3f})")
         if 4 in ONLY:
@@ -357,7 +370,55 @@ def main():
         delete_idle_vms(conn)
     finally:
         d.destroy()
+        if os.environ.get("BENCH_SUMMARY"):
+            with open(os.environ["BENCH_SUMMARY"], "w") as f:
+                json.dump(SUMMARY, f)
+
+
+def build_of(rev):
+    """pampad and pampa built from rev in a worktree of this repository; returns the build directory."""
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sha = subprocess.run(["git", "-C", top, "rev-parse", "--short", rev], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    tree = f"/tmp/pampa-bench-{sha}"
+    if not os.path.isdir(tree):
+        subprocess.run(["git", "-C", top, "worktree", "add", "-f", "--detach", tree, sha], check=True,
+                       capture_output=True)
+    build = os.path.join(tree, "build")
+    subprocess.run(["cmake", "-S", tree, "-B", build, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True,
+                   stdout=subprocess.DEVNULL)
+    print(f"== building pampad and pampa of {rev} ({sha}) in {build}", flush=True)
+    subprocess.run(["make", "-C", build, "-j2", "pampad", "pampa"], check=True, stdout=subprocess.DEVNULL)
+    return build
+
+
+def before_and_after(rev):
+    """Runs this bench against rev's binaries and this tree's, then prints them side by side."""
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    builds = [(f"before ({rev})", build_of(rev)),
+              ("after (this tree)", os.environ.get("PAMPA_BUILD", os.path.join(top, "build")))]
+    results = []
+    for label, build in builds:
+        print(f"\n######## {label}: {build}", flush=True)
+        out = f"/tmp/pampa-bench-summary-{os.getpid()}.json"
+        env = dict(os.environ, PAMPA_BUILD=build, BENCH_SUMMARY=out)
+        env.pop("BENCH_BEFORE")
+        subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, check=True)
+        with open(out) as f:
+            results.append(json.load(f))
+        os.remove(out)
+    before, after = results
+    print(f"\n== before ({rev}) and after, in this run; after/before (lower is better for all)")
+    print(f"{'measure':<58}{'before':>10}{'after':>10}{'after/before':>14}")
+    for key in before:
+        if key not in after:
+            continue
+        b, a = before[key], after[key]
+        print(f"{key:<58}{b:10.2f}{a:10.2f}{(a / b if b else float('nan')):14.2f}")
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("BENCH_BEFORE"):
+        before_and_after(os.environ["BENCH_BEFORE"])
+    else:
+        main()

@@ -48,7 +48,7 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   VmManager vms({"/tmp", "/tmp", "test"}, *store, storage, networks, tasks, events, accel);
   Repos repos(*store);
   BackupJobs jobs(vms, *store, storage, networks, tasks, events);
-  BackupScheduler schedules(*store, vms, jobs, repos, tasks);
+  BackupScheduler schedules(*store, vms, jobs, repos, tasks, events);
   ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);

@@ -73,6 +73,11 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
   });
 
+  r.Add("DELETE", "/api/v1/repos/{repo}", [&](const HttpRequest& req) {
+    Status st = ctx.repos.Remove(req.params.at("repo"));
+    if (!st.ok()) return ErrorResponse(st);
+    return HttpResponse{200, {{"removed", req.params.at("repo")}}};
+  });
   r.Add("POST", "/api/v1/repos/{repo}/passphrase", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"passphrase_file"});
     if (!body.ok()) return ErrorResponse(body.status());
@@ -104,11 +109,17 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     std::string vm = req.query.count("vm") ? req.query.at("vm") : "";
     json out = json::array();
+    // One repository that cannot be read (its disk unmounted, its server
+    // down) is named with the reason; the others are still listed.
+    bool one = req.query.count("repo") > 0;
     for (auto& name : names) {
       auto repo = ctx.repos.Open(name);
-      if (!repo.ok()) return ErrorResponse(repo.status());
-      auto ids = (*repo)->ListBackups();
-      if (!ids.ok()) return ErrorResponse(ids.status());
+      auto ids = repo.ok() ? (*repo)->ListBackups() : Result<std::vector<std::string>>(repo.status());
+      if (!ids.ok()) {
+        if (one) return ErrorResponse(ids.status());
+        out.push_back({{"repo", name}, {"unreachable", ids.status().message()}});
+        continue;
+      }
       for (auto& id : *ids) {
         auto m = (*repo)->ReadManifest(id);
         if (!m.ok()) {
@@ -139,12 +150,13 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   });
 
   r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/restore", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"as", "pool", "in_place"});
+    auto body = BodyWithFields(req, {"as", "pool", "in_place", "discard_snapshots"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto as = OptionalString(*body, "as");
     auto pool = OptionalString(*body, "pool");
     auto in_place = OptionalBool(*body, "in_place");
-    for (const Status& st : {as.status(), pool.status(), in_place.status()}) {
+    auto discard = OptionalBool(*body, "discard_snapshots");
+    for (const Status& st : {as.status(), pool.status(), in_place.status(), discard.status()}) {
       if (!st.ok()) return ErrorResponse(st);
     }
     if (!*in_place && as->empty()) {
@@ -152,7 +164,7 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
-    return Task(ctx.jobs.Restore(*repo, req.params.at("id"), *as, *pool, *in_place));
+    return Task(ctx.jobs.Restore(*repo, req.params.at("id"), *as, *pool, *in_place, *discard));
   });
 
   r.Add("GET", "/api/v1/schedules", [&](const HttpRequest&) {

@@ -165,9 +165,31 @@ class LocalObjectStore final : public ObjectStore {
 
 std::unique_ptr<ObjectStore> NewMemoryObjectStore() { return std::make_unique<MemoryObjectStore>(); }
 
-Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir) {
+Status MissingRepositoryDir(const std::string& where) {
+  return Status::NotFound("the repository directory " + where +
+                          " does not exist: is the backup disk mounted? (pampa creates it only at repo add)");
+}
+
+Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir, CreateDir create) {
   if (dir.empty() || dir[0] != '/') return Status::Invalid("repository path '" + dir + "' must be absolute");
-  PAMPA_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return Status::Invalid("repository path " + dir + " is not a directory");
+  } else if (errno != ENOENT) {
+    return Status::Unavailable("cannot reach the repository directory " + dir + ": " + std::strerror(errno));
+  } else if (create == CreateDir::kNo) {
+    return MissingRepositoryDir(dir);
+  } else {
+    std::string parent = std::filesystem::path(dir).parent_path().string();
+    struct stat pst {};
+    if (stat(parent.c_str(), &pst) != 0 || !S_ISDIR(pst.st_mode)) {
+      return Status::NotFound("cannot create the repository directory " + dir + ": " + parent +
+                              " does not exist (is the backup disk mounted? create the parent first)");
+    }
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::Unavailable("cannot create the repository directory " + dir + ": " + std::strerror(errno));
+    }
+  }
   return std::unique_ptr<ObjectStore>(std::make_unique<LocalObjectStore>(dir));
 }
 

@@ -35,7 +35,15 @@ class ObjectStore {
 };
 
 std::unique_ptr<ObjectStore> NewMemoryObjectStore();
-// Creates the directory when missing.
-Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir);
+
+// Whether opening a repository's location may create its directory. Only
+// `repo add` of a new repository does, and only the last component: a missing
+// parent is how an unmounted backup disk looks, and a directory made there
+// would fill the root file system with the next backup.
+enum class CreateDir { kNo, kLastComponent };
+// The repository directory's own message when it is missing: NotFound,
+// naming the likely cause.
+Status MissingRepositoryDir(const std::string& where);
+Result<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& dir, CreateDir create = CreateDir::kNo);
 
 }  // namespace pampa

@@ -8,19 +8,19 @@ namespace pampa {
 
 using json = nlohmann::json;
 
-Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info) {
+Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info, CreateDir create) {
   const std::string& url = info.url;
   if (url.rfind("sftp://", 0) == 0) {
     PAMPA_ASSIGN_OR_RETURN(auto loc, ParseSftpUrl(url));
     loc.identity = info.ssh_key;
     loc.known_hosts = info.known_hosts;
-    return OpenSftpObjectStore(loc);
+    return OpenSftpObjectStore(loc, create);
   }
   std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
   if (path.empty() || path[0] != '/') {
     return Status::Invalid("repository URL '" + url + "' must be an absolute path (or sftp://user@host/path)");
   }
-  return OpenLocalObjectStore(path);
+  return OpenLocalObjectStore(path, create);
 }
 
 namespace {
@@ -35,15 +35,21 @@ Result<std::string> ReadPassphrase(const std::string& file, const std::string& r
 }
 
 json RecordJson(const RepoInfo& i) {
-  return {{"name", i.name},         {"url", i.url},         {"passphrase_file", i.passphrase_file},
-          {"key_file", i.key_file}, {"ssh_key", i.ssh_key}, {"known_hosts", i.known_hosts}};
+  return {{"name", i.name},
+          {"url", i.url},
+          {"passphrase_file", i.passphrase_file},
+          {"key_file", i.key_file},
+          {"ssh_key", i.ssh_key},
+          {"known_hosts", i.known_hosts},
+          {"id", i.id}};
 }
 
 RepoInfo InfoFromJson(const std::string& text) {
   auto j = json::parse(text, nullptr, false);
   if (!j.is_object()) return {};
   return RepoInfo{j.value("name", ""),     j.value("url", ""),     j.value("passphrase_file", ""),
-                  j.value("key_file", ""), j.value("ssh_key", ""), j.value("known_hosts", "")};
+                  j.value("key_file", ""), j.value("ssh_key", ""), j.value("known_hosts", ""),
+                  j.value("id", "")};
 }
 
 }  // namespace
@@ -80,7 +86,7 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption, uint64_t chunk_s
   for (auto* f : {&in.ssh_key, &in.known_hosts}) {
     if (!f->empty() && (f->front() != '/' || !Exists(*f))) return Status::Invalid("file " + *f + " does not exist");
   }
-  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(in));
+  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(in, CreateDir::kLastComponent));
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   std::unique_ptr<Repository> repo;
   if (exists) {
@@ -95,7 +101,9 @@ Result<json> Repos::Add(const RepoInfo& in, bool no_encryption, uint64_t chunk_s
     PAMPA_ASSIGN_OR_RETURN(repo,
                            Repository::Init(std::move(store), secret, chunk_size ? chunk_size : kDefaultChunkSize));
   }
-  PAMPA_RETURN_IF_ERROR(Record(in, /*create=*/true));
+  RepoInfo recorded = in;
+  recorded.id = repo->config().id;
+  PAMPA_RETURN_IF_ERROR(Record(recorded, /*create=*/true));
   return json{{"name", in.name},    {"url", in.url},       {"encrypted", repo->encrypted()},
               {"created", !exists}, {"key", in.KeyKind()}, {"chunk_size", repo->config().chunk_size}};
 }
@@ -116,17 +124,69 @@ Result<RepoInfo> Repos::Get(const std::string& name) {
   return InfoFromJson(*v);
 }
 
+Status Repos::Remove(const std::string& name) {
+  PAMPA_RETURN_IF_ERROR(Get(name).status());
+  PAMPA_ASSIGN_OR_RETURN(auto schedules, store_.List("schedules/"));
+  for (auto& [key, value] : schedules) {
+    auto s = nlohmann::json::parse(value, nullptr, false);
+    if (!s.is_object() || s.value("repo", "") != name) continue;
+    std::string id = key.substr(std::string("schedules/").size());
+    return Status::Conflict("schedule " + id + " backs up into repository '" + name +
+                            "': delete it first (pampa backup schedule delete " + id + ")");
+  }
+  PAMPA_RETURN_IF_ERROR(
+      CommitResolved(store_, Txn().Delete("repos/" + name).DeletePrefix("backup-state/" + name + "/")).status());
+  MutexLock lock(&mu_);
+  open_.erase(name);
+  return Status::Ok();
+}
+
+namespace {
+
+// The repository at info.url is the one added as info.name, or an error that
+// says what is there instead (an unmounted disk shows an empty directory, a
+// different disk another repository).
+Status CheckIdentity(const RepoInfo& info, const std::string& found_id) {
+  if (info.id.empty() || info.id == found_id) return Status::Ok();
+  return Status::Conflict("the repository at " + info.url + " is not '" + info.name + "' (its id is " + found_id +
+                          ", '" + info.name + "' had " + info.id + "): is the right backup disk mounted?");
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
   std::string key = Sha256Hex(info.url + "\n" + secret.passphrase + "\n" + secret.key_file);
+  std::shared_ptr<Repository> cached;
   {
     MutexLock lock(&mu_);
     auto it = open_.find(name);
-    if (it != open_.end() && it->second.first == key) return it->second.second;
+    if (it != open_.end() && it->second.first == key) cached = it->second.second;
   }
-  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info));
+  if (cached) {
+    // The disk under an open repository may have been unmounted or swapped
+    // since: one small read (the config) before each use says so.
+    auto config = cached->store().Get("config");
+    if (!config.ok()) {
+      if (config.status().code() == ErrorCode::kNotFound) {
+        return Status::NotFound("the repository at " + info.url +
+                                " has no config any more: is the backup disk mounted?");
+      }
+      return config.status().Context("repository '" + name + "'");
+    }
+    auto found = nlohmann::json::parse(*config, nullptr, false);
+    PAMPA_RETURN_IF_ERROR(CheckIdentity(info, found.is_object() ? found.value("id", "") : ""));
+    return cached;
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info, CreateDir::kNo));
+  PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
+  if (!exists) {
+    return Status::NotFound("the repository directory " + store->Describe() +
+                            " holds no repository: is the backup disk mounted?");
+  }
   PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
+  PAMPA_RETURN_IF_ERROR(CheckIdentity(info, repo->config().id));
   std::shared_ptr<Repository> shared(std::move(repo));
   MutexLock lock(&mu_);
   open_[name] = {key, shared};

@@ -22,6 +22,7 @@ struct RepoInfo {
   std::string key_file;         // or: encrypted with the key kept in this file; neither: unencrypted
   std::string ssh_key;          // sftp: private key file (empty: root's default keys)
   std::string known_hosts;      // sftp: known_hosts file (empty: ~/.ssh/known_hosts)
+  std::string id;               // the repository's config id, seen at repo add (empty: added before ids were kept)
   // How the repository is unlocked: "passphrase", "file" (key file) or "none".
   std::string KeyKind() const { return !key_file.empty() ? "file" : !passphrase_file.empty() ? "passphrase" : "none"; }
 };
@@ -31,7 +32,7 @@ class Repos {
   explicit Repos(Store& store) : store_(store) {}
   // Registers a repository, creating it when the location is empty.
   // Returns {"name", "url", "encrypted", "created"}.
-  // chunk_size: for a new repository (0: the 4 MiB default); an existing one keeps its own.
+  // chunk_size: for a new repository (0: kDefaultChunkSize); an existing one keeps its own.
   Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption, uint64_t chunk_size = 0);
   Result<std::vector<RepoInfo>> List();
   Result<RepoInfo> Get(const std::string& name);
@@ -40,9 +41,13 @@ class Repos {
   // Re-wraps the repository key under the passphrase in new_file (mode 600)
   // and records new_file as the repository's passphrase file.
   Status ChangePassphrase(const std::string& name, const std::string& new_file);
+  // Forgets a repository and where each VM's next incremental to it would
+  // start; its data stays where it is (repo add finds it again). kConflict
+  // while a schedule backs up into it.
+  Status Remove(const std::string& name);
 
  private:
-  Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info);
+  Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info, CreateDir create);
   Result<RepoSecret> Secret(const RepoInfo& info);
   Status Record(const RepoInfo& info, bool create);
   Store& store_;

@@ -119,7 +119,7 @@ class TestSshd {
     if (!pid.ok()) return;
     pid_ = *pid;
     for (int i = 0; i < 100; ++i) {
-      if (OpenSftpObjectStore(Location("probe"), 1).ok()) {
+      if (OpenSftpObjectStore(Location("probe"), CreateDir::kLastComponent, 1).ok()) {
         ok_ = true;
         return;
       }
@@ -163,12 +163,12 @@ class ObjectStoreConformance : public ::testing::TestWithParam<Kind> {
       TestSshd* sshd = TestSshd::Get();
       if (!sshd) GTEST_SKIP() << "no sshd to test the SFTP store against";
       static int n = 0;
-      auto s = OpenSftpObjectStore(sshd->Location("store" + std::to_string(n++)), 3);
+      auto s = OpenSftpObjectStore(sshd->Location("store" + std::to_string(n++)), CreateDir::kLastComponent, 3);
       ASSERT_TRUE(s.ok()) << s.status().message();
       store_ = std::move(*s);
     } else {
       dir_ = std::filesystem::temp_directory_path() / ("pampa-objs-" + std::to_string(getpid()));
-      auto s = OpenLocalObjectStore(dir_.string());
+      auto s = OpenLocalObjectStore(dir_.string(), CreateDir::kLastComponent);
       ASSERT_TRUE(s.ok());
       store_ = std::move(*s);
     }
@@ -234,7 +234,7 @@ TEST(SftpStore, UnknownHostKeyAndBadUrlsAreRefused) {
   if (!sshd) GTEST_SKIP() << "no sshd";
   SftpLocation l = sshd->Location("x");
   l.known_hosts = "/dev/null";
-  auto s = OpenSftpObjectStore(l, 1);
+  auto s = OpenSftpObjectStore(l, CreateDir::kLastComponent, 1);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("not in known_hosts"), std::string::npos) << s.status().message();
 }
@@ -244,7 +244,7 @@ TEST(SftpStore, ATargetThatStopsAnsweringFailsTheOperation) {
   if (!sshd) GTEST_SKIP() << "no sshd to test the SFTP store against";
   SftpLocation loc = sshd->Location("stall");
   loc.stall_seconds = 2;
-  auto store = OpenSftpObjectStore(loc, 1);
+  auto store = OpenSftpObjectStore(loc, CreateDir::kLastComponent, 1);
   ASSERT_TRUE(store.ok()) << store.status().message();
   ASSERT_TRUE((*store)->Put("before", "x").ok());
   std::string big(256 << 20, 'z');  // far more than the socket buffers hold
@@ -331,7 +331,7 @@ TEST(Repository, DedupAndManifestRoundTrip) {
 }
 
 std::unique_ptr<ObjectStore> Local(const std::filesystem::path& dir) {
-  auto s = OpenLocalObjectStore(dir.string());
+  auto s = OpenLocalObjectStore(dir.string(), CreateDir::kLastComponent);
   return std::move(s.value());
 }
 

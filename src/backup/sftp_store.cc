@@ -65,18 +65,20 @@ class SftpObjectStore final : public ObjectStore {
     watchdog_.join();
   }
 
-  Status Init() {
+  Status Init(CreateDir create) {
     PAMPA_ASSIGN_OR_RETURN(auto conn, Connect());
-    // Create the repository directory (and parents) when missing.
-    std::string path;
-    for (size_t i = 1; i <= loc_.path.size(); ++i) {
-      if (i == loc_.path.size() || loc_.path[i] == '/') {
-        path = loc_.path.substr(0, i);
-        sftp_mkdir(conn->sftp, path.c_str(), 0700);
-      }
-    }
+    std::string where = loc_.path + " on " + loc_.host;
     sftp_attributes st = sftp_stat(conn->sftp, loc_.path.c_str());
-    if (!st) return Status::Unavailable("cannot create " + loc_.path + " on " + loc_.host + ": " + Error(*conn));
+    if (!st && create == CreateDir::kNo) return MissingRepositoryDir(where);
+    if (!st) {
+      // Only the last component: a missing parent is an unmounted disk on the target.
+      if (sftp_mkdir(conn->sftp, loc_.path.c_str(), 0700) != 0) {
+        return Status::Unavailable("cannot create the repository directory " + where + ": " + Error(*conn) +
+                                   " (does its parent exist? is the backup disk mounted there?)");
+      }
+      st = sftp_stat(conn->sftp, loc_.path.c_str());
+      if (!st) return Status::Unavailable("cannot create " + where + ": " + Error(*conn));
+    }
     sftp_attributes_free(st);
     Release(std::move(conn));
     return Status::Ok();
@@ -426,9 +428,9 @@ Result<SftpLocation> ParseSftpUrl(const std::string& url) {
   return loc;
 }
 
-Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& loc, int connections) {
+Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& loc, CreateDir create, int connections) {
   auto store = std::make_unique<SftpObjectStore>(loc, std::max(1, connections));
-  PAMPA_RETURN_IF_ERROR(store->Init());
+  PAMPA_RETURN_IF_ERROR(store->Init(create));
   return std::unique_ptr<ObjectStore>(std::move(store));
 }
 

@@ -19,7 +19,9 @@ struct SftpLocation {
 };
 
 Result<SftpLocation> ParseSftpUrl(const std::string& url);
-// Connects (checking the host key and authenticating), creates the directory when missing.
-Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& location, int connections = 4);
+// Connects (checking the host key and authenticating); the directory must
+// exist, or (create) its parent, and then only the last component is made.
+Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& location, CreateDir create,
+                                                         int connections = 4);
 
 }  // namespace pampa

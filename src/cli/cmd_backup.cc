@@ -62,7 +62,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
                     "the key is kept in this file only (created with a new repository, mode 600): back it up");
     cmd->add_flag("--no-encryption", o->no_enc, "store chunks unencrypted (anyone with the files reads the data)");
     cmd->add_option("--chunk-size", o->chunk_size,
-                    "a new repository's chunk size, a power of two from 64K to 64M (default 4M): backups read whole "
+                    "a new repository's chunk size, a power of two from 64K to 64M (default 1M): backups read whole "
                     "chunks, so smaller ones read less for scattered writes, and make more objects");
     Bind(cmd, g, [&g, o] {
       std::string url = o->url.rfind("sftp://", 0) == 0 ? o->url : AbsolutePath(o->url);
@@ -99,6 +99,17 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "repository " << o->name << " now opens with the passphrase in " << AbsolutePath(o->file)
                 << "; the old passphrase no longer works\n";
+      return 0;
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto cmd = repo->add_subcommand("remove", "forget a repository (its backups stay where they are)");
+    cmd->add_option("name", *name, "repository name")->required();
+    Bind(cmd, g, [&g, name] {
+      auto r = g.client().Call("DELETE", "/api/v1/repos/" + *name);
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "forgot repository " << *name << " (its data stays; pampa repo add finds it again)\n";
       return 0;
     });
   }
@@ -157,6 +168,11 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       return GetAndShow(g, "/api/v1/backups" + (q.empty() ? "" : "?" + q), *as_json, [&](const json& r) {
         std::vector<std::vector<std::string>> rows;
         for (auto& b : r) {
+          if (b.contains("unreachable")) {
+            std::cerr << "warning: repository " << b.value("repo", "")
+                      << " is not listed: " << b.value("unreachable", "") << "\n";
+            continue;
+          }
           rows.push_back({b.value("id", ""), b.value("repo", ""), b.value("vm", ""),
                           FormatTime(b.value("created", int64_t{0})),
                           b.contains("error")             ? "DAMAGED"
@@ -194,7 +210,7 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
   {
     struct Opts {
       std::string id, repo, as, pool;
-      bool in_place = false, async = false, json = false;
+      bool in_place = false, discard_snapshots = false, async = false, json = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = backup->add_subcommand("restore", "restore a backup as a new VM, or over the stopped original");
@@ -203,10 +219,13 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--as", o->as, "name of the new VM");
     cmd->add_option("--pool", o->pool, "pool for the new VM's disks (default: default)");
     cmd->add_flag("--in-place", o->in_place, "overwrite the disks of the (stopped) original VM");
+    cmd->add_flag("--discard-snapshots", o->discard_snapshots,
+                  "with --in-place: let the restore discard the VM's snapshots (refused otherwise)");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
     cmd->add_flag("--json", o->json, "print the result as JSON (vm, backup, seconds, stages)");
     Bind(cmd, g, [&g, o] {
       json body = {{"in_place", o->in_place}};
+      if (o->discard_snapshots) body["discard_snapshots"] = true;
       if (!o->as.empty()) body["as"] = o->as;
       if (!o->pool.empty()) body["pool"] = o->pool;
       auto r = g.client().Call("POST", "/api/v1/repos/" + o->repo + "/backups/" + o->id + "/restore", body);
@@ -290,7 +309,22 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       }
       auto r = g.client().Call("POST", "/api/v1/schedules/" + *id + "/run", json::object());
       if (!r.ok()) return PrintError(r.status().message());
-      return FinishTask(g, (*r)["task"], false, "schedule " + *id + " ran");
+      auto t = g.client().WaitTask((*r)["task"]);
+      if (!t.ok()) return PrintError(t.status().message());
+      const json& res = (*t)["result"];
+      std::cout << "schedule " << *id << " ran\n";
+      const json backups = res.value("backups", json::array()), removed = res.value("removed", json::object());
+      for (auto& b : backups) std::cout << "backed up: " << b.get<std::string>() << "\n";
+      for (auto& [vm, gone] : removed.items()) {
+        std::cout << "retention removed " << gone.size() << " backup(s) of " << vm;
+        const char* sep = ": ";
+        for (auto& b : gone) {
+          std::cout << sep << b.get<std::string>();
+          sep = ", ";
+        }
+        std::cout << "\n";
+      }
+      return 0;
     });
   }
   {

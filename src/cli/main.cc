@@ -50,6 +50,28 @@ int FinishTask(Globals& g, const std::string& task_id, bool async, const std::st
   return 0;
 }
 
+// For a command group given no subcommand or an unknown one ("pampa repo
+// frobnicate"): a message naming the group's subcommands; "" otherwise.
+std::string SubcommandHint(CLI::App& app) {
+  CLI::App* group = &app;
+  std::string path = "pampa";
+  while (true) {
+    auto chosen = group->get_subcommands();
+    if (chosen.empty()) break;
+    group = chosen.front();
+    path += " " + group->get_name();
+  }
+  auto subs = group->get_subcommands([](CLI::App*) { return true; });
+  if (subs.empty()) return "";
+  std::string names;
+  for (auto* sub : subs) names += (names.empty() ? "" : ", ") + sub->get_name();
+  auto extras = group->remaining();
+  if (extras.empty()) extras = app.remaining(true);
+  std::string what = extras.empty() ? "'" + path + "' needs a subcommand"
+                                    : "'" + path + "' has no subcommand '" + extras.front() + "'";
+  return what + ": use one of " + names + " (see: " + path + " --help)";
+}
+
 }  // namespace pampa::cli
 
 int main(int argc, char** argv) {
@@ -74,6 +96,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (std::string hint = SubcommandHint(app); !hint.empty()) {
+      std::cerr << hint << "\n";
+      return e.get_exit_code();
+    }
     return app.exit(e);
   }
   return g.exit_code;

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   Router router;
   Repos repos(db);
   BackupJobs jobs(vms, db, storage, networks, tasks, events);
-  BackupScheduler schedules(db, vms, jobs, repos, tasks);
+  BackupScheduler schedules(db, vms, jobs, repos, tasks, events);
   schedules.Start();
   ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);

@@ -461,7 +461,8 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
 }
 
 Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const std::string& backup_id,
-                                        const std::string& target, const std::string& pool, bool in_place) {
+                                        const std::string& target, const std::string& pool, bool in_place,
+                                        bool discard_snapshots) {
   PAMPA_ASSIGN_OR_RETURN(auto manifest, repo->ReadManifest(backup_id));
   PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest.spec));
   std::string name = target.empty() ? spec.name : target;
@@ -472,9 +473,23 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
       return Status::Invalid("vm '" + name + "' has " + std::to_string(hold.spec().disks.size()) +
                              " disk(s) but the backup has " + std::to_string(manifest.disks.size()));
     }
+    // The new disks carry no snapshots: say what would be lost before losing it.
+    PAMPA_ASSIGN_OR_RETURN(auto snapshots, store_.List("snapshots/" + name + "/"));
+    if (!snapshots.empty() && !discard_snapshots) {
+      std::string names;
+      for (auto& [key, value] : snapshots) {
+        auto meta = json::parse(value, nullptr, false);
+        names += (names.empty() ? "" : ", ") + key.substr(key.rfind('/') + 1) +
+                 (meta.is_object() && meta.value("memory", false) ? " (with RAM)" : "");
+      }
+      return Status::Conflict("vm '" + name + "' has " + std::to_string(snapshots.size()) + " snapshot(s): " + names +
+                              "; an in-place restore discards them: add --discard-snapshots, or restore "
+                              "--as a new VM");
+    }
   } else {
     if (target.empty()) return Status::Invalid("give the new VM's name with --as NAME (or restore --in-place)");
     PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
+    if (vms_.Show(name).ok()) return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
     std::string use_pool = pool.empty() ? "default" : pool;
     PAMPA_RETURN_IF_ERROR(storage_.GetPool(use_pool).status());
     spec.name = name;

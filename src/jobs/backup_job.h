@@ -31,9 +31,11 @@ class BackupJobs {
   Result<std::string> Backup(const std::string& vm, std::shared_ptr<Repository> repo, const std::string& repo_name);
   // Restores a backup as a new VM (new uuid and MACs), or in place over a
   // stopped VM; returns the task id. A failed or interrupted restore of a new
-  // VM leaves nothing behind.
+  // VM leaves nothing behind. In place over a VM with snapshots is refused
+  // (naming them) unless discard_snapshots; a new VM's name must be free.
   Result<std::string> Restore(std::shared_ptr<Repository> repo, const std::string& backup_id,
-                              const std::string& target_vm, const std::string& pool, bool in_place);
+                              const std::string& target_vm, const std::string& pool, bool in_place,
+                              bool discard_snapshots = false);
 
  private:
   struct BackupRun;

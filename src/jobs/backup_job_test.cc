@@ -66,7 +66,7 @@ struct TestRepo {
 const RepoSecret kSecret{"correct horse battery staple"};
 
 TestRepo MakeRepo(const std::string& dir, bool create) {
-  auto local = OpenLocalObjectStore(dir);
+  auto local = OpenLocalObjectStore(dir, create ? CreateDir::kLastComponent : CreateDir::kNo);
   EXPECT_TRUE(local.ok()) << local.status().message();
   if (!local.ok()) return {};
   auto wrapped = std::make_unique<FaultInjectingObjectStore>(std::move(*local));

@@ -72,8 +72,9 @@ int64_t NextDailyRun(const std::string& hhmm, int64_t after_ms) {
   return int64_t{candidate} * 1000;
 }
 
-BackupScheduler::BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks)
-    : store_(store), vms_(vms), jobs_(jobs), repos_(repos), tasks_(tasks) {}
+BackupScheduler::BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks,
+                                 EventBus& events)
+    : store_(store), vms_(vms), jobs_(jobs), repos_(repos), tasks_(tasks), events_(events) {}
 
 BackupScheduler::~BackupScheduler() { Stop(); }
 
@@ -136,12 +137,27 @@ Result<std::string> BackupScheduler::RunNow(const std::string& id) {
 }
 
 json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
-  MutexLock run(&run_mu_);
+  {
+    MutexLock lock(&mu_);
+    lock.Wait(run_ended_, [&]() REQUIRES(mu_) { return !running_; });
+    running_ = true;
+  }
+  struct EndRun {
+    BackupScheduler* self;
+    ~EndRun() {
+      {
+        MutexLock lock(&self->mu_);
+        self->running_ = false;
+      }
+      self->run_ended_.notify_one();
+    }
+  } end_run{this};
   NullContext null;
   TaskContext& c = ctx ? *ctx : null;
   std::string id = s.value("id", ""), repo_name = s.value("repo", "");
   std::vector<std::string> failures;
   json backups = json::array();
+  json removed = json::object();  // vm -> the backups retention removed
   auto repo = repos_.Open(repo_name);
   if (!repo.ok()) failures.push_back("repository " + repo_name + ": " + repo.status().message());
   auto vms = s.value("vms", std::vector<std::string>{});
@@ -172,8 +188,10 @@ json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
       auto pruned = Prune(**repo, keep, vms[i], false);
       if (!pruned.ok())
         failures.push_back(vms[i] + " retention: " + pruned.status().message());
-      else
+      else {
+        removed[vms[i]] = (*pruned)["removed"];
         c.Log("retention for " + vms[i] + ": removed " + std::to_string((*pruned)["removed"].size()) + " backup(s)");
+      }
     }
   }
   std::string result = "ok";
@@ -193,8 +211,12 @@ json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
     if (result == "ok") now["last_success"] = t;
     (void)store_.Put("schedules/" + id, now.dump());
   }
-  log::Info("schedule {}: {}", id, result);
-  return json{{"schedule", id}, {"result", result}, {"backups", backups}};
+  log::Info("schedule {}: {}, {} backup(s) made", id, result, backups.size());
+  json report = {{"schedule", id}, {"result", result}, {"backups", backups}, {"removed", removed}};
+  json event = report;
+  event["type"] = "schedule";
+  events_.Publish(event);
+  return report;
 }
 
 void BackupScheduler::Loop() {

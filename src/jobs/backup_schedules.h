@@ -26,7 +26,7 @@ Status ValidateDailyTime(const std::string& hhmm);
 
 class BackupScheduler {
  public:
-  BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks);
+  BackupScheduler(Store& store, VmManager& vms, BackupJobs& jobs, Repos& repos, Tasks& tasks, EventBus& events);
   ~BackupScheduler();
   void Start();
   void Stop();
@@ -47,10 +47,14 @@ class BackupScheduler {
   BackupJobs& jobs_;
   Repos& repos_;
   Tasks& tasks_;
-  Mutex run_mu_;  // one schedule run at a time
+  EventBus& events_;
   Mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // stopping_ changed
+  std::condition_variable run_ended_;  // running_ went false
   bool stopping_ GUARDED_BY(mu_) = false;
+  // One schedule run at a time: a lease taken under mu_, never mu_ held
+  // across the run's backups.
+  bool running_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

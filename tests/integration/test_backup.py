@@ -4,6 +4,7 @@ across stop/start, in-place restore, verify finding damage, kill -9 mid-backup."
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -122,7 +123,16 @@ def test_stopped_vm_backup_and_in_place_restore(bk):
     r2 = d.cli("backup", "restore", r["id"], "--repo", "main", "--in-place", check=False)
     assert r2.returncode != 0 and "stop it before restoring" in r2.stderr
     d.cli("vm", "stop", "bk")
-    d.cli("backup", "restore", r["id"], "--repo", "main", "--in-place")
+    # An in-place restore discards the VM's snapshots: refused, naming them, unless asked for.
+    d.cli("snapshot", "create", "bk", "keep-me")
+    r2 = d.cli("backup", "restore", r["id"], "--repo", "main", "--in-place", check=False)
+    assert r2.returncode != 0 and "keep-me" in r2.stderr and "--discard-snapshots" in r2.stderr, r2.stderr
+    assert [s["name"] for s in d.cli_json("snapshot", "list", "bk")["snapshots"]] == ["keep-me"]
+    # A restore --as an existing VM's name says so (not that a volume exists).
+    r2 = d.cli("backup", "restore", r["id"], "--repo", "main", "--as", "bk", check=False)
+    assert r2.returncode != 0 and "vm 'bk' already exists" in r2.stderr, r2.stderr
+    d.cli("backup", "restore", r["id"], "--repo", "main", "--in-place", "--discard-snapshots")
+    assert d.cli_json("snapshot", "list", "bk")["snapshots"] == []
     d.cli("vm", "start", "bk")
     d.wait_console("bk", "pampa-guest: ready")
     assert md5s(d, "bk") == want
@@ -219,25 +229,35 @@ def test_key_file_repository_and_passphrase_change(bk):
     d.cli("repo", "passphrase", "main", "--new-passphrase-file", os.path.join(d.root, "passphrase"))  # as before
 
 
-def test_repository_with_a_smaller_chunk_size(bk):
+def chunk_size_of(url):
+    with open(os.path.join(url, "config")) as f:
+        return json.load(f)["chunk_size"]
+
+
+def test_new_repositories_have_1mib_chunks_and_old_4mib_ones_keep_working(bk):
     d = bk
-    url = os.path.join(d.root, "repo-1m")
     pw = os.path.join(d.root, "passphrase")
+    url = os.path.join(d.root, "repo-4m")
     r = d.cli("repo", "add", "odd", "--url", url, "--passphrase-file", pw, "--chunk-size", "3M", check=False)
     assert r.returncode != 0 and "power of two" in r.stderr and not os.path.exists(os.path.join(url, "config"))
-    d.cli("repo", "add", "small", "--url", url, "--passphrase-file", pw, "--chunk-size", "1M")
-    with open(os.path.join(url, "config")) as f:
-        assert json.load(f)["chunk_size"] == 1 << 20
-    # An existing repository keeps its chunk size: asking for another is refused, not ignored.
-    r = d.cli("repo", "add", "small2", "--url", url, "--passphrase-file", pw, "--chunk-size", "4M", check=False)
-    assert r.returncode != 0 and "1048576-byte chunks" in r.stderr
-    first = backup(d, repo="small")
-    shown = d.cli_json("backup", "show", first["id"], "--repo", "small")
-    assert shown["disks"][0]["chunks"] == 1024  # 1 GiB in 1 MiB chunks
+    # The module's repository was made without --chunk-size: 1 MiB, the default.
+    assert chunk_size_of(d.repo_dir) == 1 << 20
+    assert d.cli_json("backup", "show", backup(d)["id"], "--repo", "main")["disks"][0]["chunks"] == 1024  # 1 GiB
+    # A repository made with 4 MiB chunks (the default before) keeps them: added again without
+    # --chunk-size it is used as it is; asking for another size is refused, not ignored.
+    d.cli("repo", "add", "old", "--url", url, "--passphrase-file", pw, "--chunk-size", "4M")
+    assert chunk_size_of(url) == 4 << 20
+    d.cli("repo", "remove", "old", check=False)
+    d.cli("repo", "add", "old", "--url", url, "--passphrase-file", pw)
+    assert chunk_size_of(url) == 4 << 20
+    r = d.cli("repo", "add", "old2", "--url", url, "--passphrase-file", pw, "--chunk-size", "1M", check=False)
+    assert r.returncode != 0 and "4194304-byte chunks" in r.stderr
+    first = backup(d, repo="old")
+    assert d.cli_json("backup", "show", first["id"], "--repo", "old")["disks"][0]["chunks"] == 256
     d.exec("bk", "sh", "-c", "dd if=/dev/urandom of=/mnt/data/small1 bs=1M count=1 2>/dev/null; sync")
-    inc = backup(d, repo="small")
-    assert inc["incremental"] is True and inc["bytes_read"] <= 12 * MiB, inc
-    assert d.cli("backup", "verify", "--repo", "small").returncode == 0
+    inc = backup(d, repo="old")
+    assert inc["incremental"] is True and inc["bytes_read"] <= 48 * MiB, inc
+    assert d.cli("backup", "verify", "--repo", "old").returncode == 0
 
 
 def test_kill9_of_pampad_during_a_backup_leaves_a_usable_repository(bk):
@@ -280,9 +300,12 @@ def test_schedules_run_record_their_result_and_failures_show_in_host_check(bk):
     sid = out.split()[1].rstrip(":")
     s = [x for x in d.cli_json("backup", "schedule", "list") if x["id"] == sid][0]
     assert s["daily"] == "03:15" and s["last_result"] == "" and s["next_run"] > time.time() * 1000
-    d.cli("backup", "schedule", "run", sid)
+    out = d.cli("backup", "schedule", "run", sid).stdout
     s = [x for x in d.cli_json("backup", "schedule", "list") if x["id"] == sid][0]
     assert s["last_result"] == "ok" and len(s["last_backups"]) == 1
+    # The run says what it backed up and what retention removed.
+    assert f"backed up: {s['last_backups'][0]}" in out, out
+    assert re.search(r"retention removed [1-9]\d* backup\(s\) of bk: ", out), out
     assert len(d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")) == 1  # retention applied
 
     # A failing run (the passphrase file became world-readable) is visible until the next success.
@@ -341,3 +364,52 @@ def test_sftp_repository_and_a_stalled_target_never_stalls_the_guest(bk):
         d.cli("vm", "delete", "fromsftp")
     finally:
         sshd.stop()
+
+
+def test_an_unmounted_backup_disk_is_refused_and_nothing_is_created(bk):
+    """A repository on a backup disk: unmounted (its mount point an empty directory, or gone), every
+    command says so and creates nothing; `backup list` still lists the other repositories; another
+    repository at the same path is not taken for it; repo remove forgets it."""
+    d = bk
+    pw = os.path.join(d.root, "passphrase")
+    mnt = os.path.join(d.root, "mnt")
+    r = d.cli("repo", "add", "usb", "--url", os.path.join(mnt, "usb", "pampa"), "--passphrase-file", pw, check=False)
+    assert r.returncode != 0 and "is the backup disk mounted?" in r.stderr, r.stderr
+    assert not os.path.exists(mnt), "repo add created the missing parents"
+    os.makedirs(os.path.join(mnt, "usb"))
+    url = os.path.join(mnt, "usb", "pampa")
+    d.cli("repo", "add", "usb", "--url", url, "--passphrase-file", pw)
+    first = backup(d, repo="usb")
+    # Unmount: the mount point stays, empty.
+    os.rename(os.path.join(mnt, "usb"), os.path.join(mnt, "usb.away"))
+    os.makedirs(os.path.join(mnt, "usb"))
+    for args in (["backup", "run", "bk", "--repo", "usb"], ["backup", "list", "--repo", "usb"],
+                 ["backup", "show", first["id"], "--repo", "usb"], ["backup", "verify", "--repo", "usb"]):
+        r = d.cli(*args, check=False)
+        assert r.returncode != 0 and "is the backup disk mounted?" in r.stderr, (args, r.stderr)
+    assert os.listdir(os.path.join(mnt, "usb")) == [], "a command created files on the unmounted mount point"
+    # The other repositories are still listed; the unreachable one is named with its reason.
+    r = d.cli("backup", "list")
+    assert "main" in r.stdout and "usb" in r.stderr and "is the backup disk mounted?" in r.stderr, r
+    assert any(b.get("unreachable") and b["repo"] == "usb" for b in d.cli_json("backup", "list"))
+    # Another repository where this one was: refused, not written into.
+    d.cli("repo", "add", "other", "--url", url, "--passphrase-file", pw)
+    r = d.cli("backup", "run", "bk", "--repo", "usb", check=False)
+    assert r.returncode != 0 and "is not 'usb'" in r.stderr, r.stderr
+    assert d.cli_json("backup", "list", "--repo", "other") == []
+    d.cli("repo", "remove", "other")
+    shutil.rmtree(os.path.join(mnt, "usb"))
+    # Mounted again: everything works as before.
+    os.rename(os.path.join(mnt, "usb.away"), os.path.join(mnt, "usb"))
+    assert [b["id"] for b in d.cli_json("backup", "list", "--repo", "usb")] == [first["id"]]
+    # repo remove: refused while a schedule uses it, then forgets it (its data stays).
+    sched = d.cli("backup", "schedule", "add", "bk", "--repo", "usb", "--daily", "03:15",
+                  "--keep-last", "3").stdout.split()[1].rstrip(":")
+    r = d.cli("repo", "remove", "usb", check=False)
+    assert r.returncode != 0 and "schedule" in r.stderr, r.stderr
+    d.cli("backup", "schedule", "delete", sched)
+    d.cli("repo", "remove", "usb")
+    assert "usb" not in [x["name"] for x in d.cli_json("repo", "list")]
+    assert os.path.exists(os.path.join(url, "config"))
+    r = d.cli("repo", "frobnicate", check=False)
+    assert r.returncode != 0 and "add" in r.stderr and "remove" in r.stderr, r.stderr
