@@ -15,7 +15,13 @@ Also, Pampa only: the same steps into a repository with 4 MiB chunks (the defaul
 before 1 MiB: each scattered MiB then dirties 4 MiB instead of 1), and the same disk in a running guest (the hot path through
 QEMU's fleecing export, with fsfreeze through the guest agent).
 Every timed step starts with nothing to write back and ends when what it wrote
-is on disk (sync). --pampa-only skips the peers (profiling).
+is on disk (sync). Cold caches by default (BENCH_CACHE=cold): before each timed
+step the page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches), as for
+a nightly backup of disks nobody read and a disaster restore from a repository
+nobody touched for days; BENCH_CACHE=warm keeps it. Last, over a link between
+sites (BENCH_RTT_MS, default 20; 0 skips it): the same SSH steps through a TCP
+relay on loopback that delays every byte RTT/2 each way (bench/delay_proxy.py;
+this kernel has no netem). --pampa-only skips the peers (profiling).
 """
 import json
 import os
@@ -27,9 +33,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
 from pampa_harness import APPEND, GUEST, Pampad, Sshd  # noqa: E402
+from delay_proxy import DelayProxy  # noqa: E402
 
 MiB = 1 << 20
 PASS = "bench passphrase 1234"
+COLD = os.environ.get("BENCH_CACHE", "cold") != "warm"
+RTT_MS = float(os.environ.get("BENCH_RTT_MS", "20"))
 
 
 def sh(*argv, env=None, **kw):
@@ -42,6 +51,9 @@ def timed(fn):
     # on disk: restic and borg leave restored files in the page cache for the
     # kernel to write later, Pampa syncs before it answers.
     os.sync()
+    if COLD:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
     t0 = time.monotonic()
     fn()
     os.sync()
@@ -98,6 +110,59 @@ def change_two_percent(image, work):
             f.write(os.urandom(MiB))
         offset = (i * 29 + 7) * MiB % (1200 * MiB)
         sh("qemu-io", "-f", "qcow2", "-c", f"write -s {pattern} {offset} {MiB}", image, stdout=subprocess.DEVNULL)
+
+
+def over_a_link(d, sshd, work, pass_file, env, src_dir, target, rout, vol, vol4m, results):
+    """First, incremental and restore over SSH through a relay that delays each way by RTT_MS / 2: Pampa with 1
+    and 4 MiB chunks (VMs bench and bench4m), restic (sftp) and borg (borg serve), each to a fresh repository."""
+    with DelayProxy("127.0.0.1", sshd.port, RTT_MS / 2) as link:
+        with open(sshd.known_hosts) as f:
+            host_key = f.read().split(" ", 1)[1]
+        far_hosts = os.path.join(work, "far_known_hosts")
+        with open(far_hosts, "w") as f:
+            f.write(f"[127.0.0.1]:{link.port} {host_key}")
+        ssh = (f"ssh -p {link.port} -i {sshd.key} -o UserKnownHostsFile={far_hosts} -o BatchMode=yes "
+               "-o StrictHostKeyChecking=yes")
+        pampas = (("pampa", "bench", vol, []), ("pampa 4 MiB", "bench4m", vol4m, ["--chunk-size", "4M"]))
+        for label, vm, _, chunk in pampas:
+            d.cli("repo", "add", "far-" + vm, "--url", f"sftp://root@127.0.0.1:{link.port}{work}/pampa-far-{vm}",
+                  "--passphrase-file", pass_file, "--ssh-key", sshd.key, "--known-hosts", far_hosts, *chunk)
+            results[(label, "far first")] = timed(lambda: d.cli("backup", "run", vm, "--repo", "far-" + vm,
+                                                                timeout=3600))
+        srepo = f"sftp:root@127.0.0.1:{work}/restic-far"
+        sopt = ["-o", f"sftp.command={ssh} root@127.0.0.1 -s sftp"]
+        sh("restic", "init", "--repository-version", "2", "--repo", srepo, *sopt, env=env, stdout=subprocess.DEVNULL)
+        benv = dict(env, BORG_RSH=ssh)
+        brs = f"ssh://root@127.0.0.1:{link.port}{work}/borg-far"
+        sh("borg", "init", "--encryption", "repokey-blake2", brs, env=benv, stderr=subprocess.DEVNULL)
+        shutil.copy(vol, target)
+        results[("restic", "far first")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
+                                                            "--compression", "auto", src_dir, env=env,
+                                                            stdout=subprocess.DEVNULL))
+        results[("borg", "far first")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brs + "::a",
+                                                          src_dir, env=benv))
+        # A day of changes, then the incrementals.
+        for _, _, disk, _ in pampas:
+            change_two_percent(disk, work)
+        incs = {}
+        for label, vm, _, _ in pampas:
+            results[(label, "far incremental")] = timed(lambda: incs.update({vm: json.loads(
+                d.cli("backup", "run", vm, "--repo", "far-" + vm, "--json", timeout=3600).stdout)}))
+        shutil.copy(vol, target)
+        results[("restic", "far incremental")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
+                                                                  "--compression", "auto", src_dir, env=env,
+                                                                  stdout=subprocess.DEVNULL))
+        results[("borg", "far incremental")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3",
+                                                                brs + "::b", src_dir, env=benv))
+        for label, vm, _, _ in pampas:
+            results[(label, "far restore")] = timed(lambda: d.cli("backup", "restore", incs[vm]["id"], "--repo",
+                                                                  "far-" + vm, "--as", vm + "far", timeout=3600))
+        shutil.rmtree(rout, ignore_errors=True)
+        results[("restic", "far restore")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "restore", "latest",
+                                                              "--target", rout, env=env, stdout=subprocess.DEVNULL))
+        bout = os.path.join(work, "borg-far-out")
+        os.makedirs(bout)
+        results[("borg", "far restore")] = timed(lambda: sh("borg", "extract", brs + "::b", env=benv, cwd=bout))
 
 
 def main():
@@ -259,6 +324,8 @@ def main():
         bout2 = os.path.join(work, "borg-out2")
         os.makedirs(bout2)
         results[("borg", "sftp restore")] = timed(lambda: sh("borg", "extract", brs + "::c", env=benv, cwd=bout2))
+        if RTT_MS > 0:
+            over_a_link(d, sshd, work, pass_file, env, src_dir, target, rout, vol, vol4m, results)
         sshd.stop()
 
         print()
@@ -283,6 +350,14 @@ def main():
             vals = [results[(t, what)] for t in ("pampa", "restic", "borg")]
             print(f"{what + ' (s)':14s}" + "".join(cell(v) for v in vals) +
                   f"   {vals[1] / vals[0]:.1f}x / {vals[2] / vals[0]:.1f}x faster")
+        if RTT_MS > 0:
+            print(f"over SSH with a {RTT_MS:.0f} ms round trip (a relay delaying each way), cold={COLD}:")
+            print(f"{'':14s}{'pampa':>12s}{'pampa 4 MiB':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
+            for what, goal in (("first", "goal >= 2x"), ("incremental", "goal >= 10x"),
+                               ("restore", "goal >= 2x vs restic")):
+                vals = [results[(t, "far " + what)] for t in ("pampa", "pampa 4 MiB", "restic", "borg")]
+                print(f"{what + ' (s)':14s}" + "".join(cell(v) for v in vals) +
+                      f"   {vals[2] / vals[0]:.1f}x / {vals[3] / vals[0]:.1f}x faster  ({goal})")
     finally:
         d.teardown()
         shutil.rmtree(work, ignore_errors=True)

@@ -380,6 +380,15 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
     return Status::Ok();
   });
   if (!st.ok()) return st;
+  // A store that writes behind (SFTP) may still be uploading: the chunks must
+  // be in the repository before a manifest names them.
+  std::vector<std::string> sent;
+  for (size_t c : todo) {
+    if (res.chunks[c] != kZeroChunk) sent.push_back(res.chunks[c]);
+  }
+  auto t0 = Clock::now();
+  PAMPA_RETURN_IF_ERROR(repo.AwaitUploads(sent));
+  res.times.upload += Since(t0);
   return res;
 }
 

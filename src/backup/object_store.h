@@ -32,6 +32,11 @@ class ObjectStore {
   virtual Status Delete(const std::string& name) = 0;
   // "local:/path" etc., for messages.
   virtual std::string Describe() const = 0;
+  // How many Puts the repository should keep in flight on threads of its own
+  // while the backup goes on (Repository::Upload): a store behind a network
+  // link, where each Put waits several round trips, wants several; 0 (local
+  // stores): Puts are made by the caller, one at a time.
+  virtual int WriteBehindStreams() const { return 0; }
 };
 
 std::unique_ptr<ObjectStore> NewMemoryObjectStore();

@@ -5,6 +5,7 @@
 // middle of a backup, without a real outage.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -29,6 +30,7 @@ class ObjectStoreWrapper : public ObjectStore {
   Result<std::vector<std::string>> List(const std::string& prefix) override { return target_->List(prefix); }
   Status Delete(const std::string& name) override { return target_->Delete(name); }
   std::string Describe() const override { return target_->Describe(); }
+  int WriteBehindStreams() const override { return target_->WriteBehindStreams(); }
 
  private:
   std::unique_ptr<ObjectStore> target_;
@@ -66,6 +68,12 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
   void SetStall(std::chrono::milliseconds stall);
   // Calls of op seen so far, failed ones included.
   int calls(ObjectOp op) const;
+  // Makes the store ask for streams write-behind uploaders, as an SFTP store
+  // does (0, the default: the target's own answer).
+  void SetWriteBehind(int streams) { write_behind_ = streams; }
+  int WriteBehindStreams() const override {
+    return write_behind_ > 0 ? write_behind_.load() : ObjectStoreWrapper::WriteBehindStreams();
+  }
 
   Status Put(const std::string& name, std::string_view data) override;
   Result<std::string> Get(const std::string& name) override;
@@ -75,6 +83,7 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
   std::string Describe() const override { return "fault-injecting " + ObjectStoreWrapper::Describe(); }
 
  private:
+  std::atomic<int> write_behind_{0};
   struct Pending {
     ObjectStoreFault fault;
     int seen = 0;

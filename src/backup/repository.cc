@@ -310,7 +310,8 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
   c.id = ChunkId(keys_, plaintext);
   {
     MutexLock lock(&mu_);
-    if (known_.count(c.id)) return c;  // deduplicated: not even compressed
+    // Deduplicated (or being uploaded by another worker): not even compressed.
+    if (known_.count(c.id) || in_flight_.count(c.id)) return c;
   }
   c.object = SealChunk(keys_, c.id, plaintext, config_.zstd_level, buf);
   return c;
@@ -318,14 +319,82 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
 
 Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
   if (chunk.object.empty()) return uint64_t{0};
+  int streams = store_->WriteBehindStreams();
   {
     MutexLock lock(&mu_);
-    if (known_.count(chunk.id)) return uint64_t{0};  // another worker was faster
+    if (known_.count(chunk.id) || in_flight_.count(chunk.id)) return uint64_t{0};  // another worker was faster
+    if (streams > 0) {
+      // Twice as many chunks queued as uploaders: each finds the next one ready.
+      size_t limit = 2 * static_cast<size_t>(streams);
+      lock.Wait(uploaded_, [&]() REQUIRES(mu_) { return queue_.size() < limit; });
+      if (known_.count(chunk.id) || in_flight_.count(chunk.id)) return uint64_t{0};
+      while (uploaders_.size() < static_cast<size_t>(streams)) uploaders_.emplace_back([this] { UploadLoop(); });
+      in_flight_.insert(chunk.id);
+      failed_.erase(chunk.id);
+      queue_.push_back({chunk.id, std::string(chunk.object)});
+    }
+  }
+  if (streams > 0) {
+    queued_.notify_one();
+    return uint64_t{chunk.object.size()};
   }
   PAMPA_RETURN_IF_ERROR(store_->Put(ChunkObject(chunk.id), chunk.object));
   MutexLock lock(&mu_);
   known_.insert(chunk.id);
   return uint64_t{chunk.object.size()};
+}
+
+void Repository::UploadLoop() {
+  while (true) {
+    PendingUpload next;
+    {
+      MutexLock lock(&mu_);
+      lock.Wait(queued_, [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to upload
+      next = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    uploaded_.notify_all();  // room in the queue
+    Status st = store_->Put(ChunkObject(next.id), next.object);
+    {
+      MutexLock lock(&mu_);
+      in_flight_.erase(next.id);
+      if (st.ok()) {
+        known_.insert(next.id);
+      } else {
+        failed_[next.id] = st.message();
+      }
+    }
+    uploaded_.notify_all();
+  }
+}
+
+Status Repository::AwaitUploads(const std::vector<std::string>& ids) {
+  MutexLock lock(&mu_);
+  lock.Wait(uploaded_, [&]() REQUIRES(mu_) {
+    for (const std::string& id : ids) {
+      if (in_flight_.count(id) > 0) return false;
+    }
+    return true;
+  });
+  for (const std::string& id : ids) {
+    if (id == kZeroChunk || known_.count(id)) continue;
+    auto failed = failed_.find(id);
+    return Status::Unavailable("chunk " + id + " could not be uploaded: " +
+                               (failed != failed_.end() ? failed->second : "the upload did not happen"));
+  }
+  return Status::Ok();
+}
+
+Repository::~Repository() {
+  std::vector<std::thread> uploaders;
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    uploaders.swap(uploaders_);
+  }
+  queued_.notify_all();
+  for (auto& t : uploaders) t.join();  // each ends once the queue is empty
 }
 
 Result<std::string> Repository::PutChunk(const std::string& plaintext, uint64_t* uploaded_bytes) {

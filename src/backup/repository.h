@@ -3,11 +3,15 @@
 // many threads may PutChunk at once (the backup pipeline does).
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -76,7 +80,17 @@ class Repository {
   // Names, compresses and encrypts a chunk into *buf (reused between calls).
   Result<SealedChunk> Seal(std::string_view plaintext, std::string* buf);
   // Uploads a sealed chunk (no-op when it was known); returns bytes written.
+  // On a store with WriteBehindStreams(), the chunk is copied into a bounded
+  // queue and uploaded by the repository's own threads while the caller goes
+  // on (it waits only while the queue is full): call AwaitUploads before
+  // writing a manifest that references it.
   Result<uint64_t> Upload(const SealedChunk& chunk);
+  // Waits until none of ids (chunks given to Upload) is still being uploaded,
+  // then Ok when every one of them is in the repository, or the error of the
+  // first upload that failed. Chunks another backup was uploading count too:
+  // a deduplicated chunk is only as good as that upload.
+  Status AwaitUploads(const std::vector<std::string>& ids);
+  ~Repository();
 
   // Stores a chunk unless it is there already. Returns its id; *uploaded_bytes
   // gets the stored size when it was uploaded, 0 when deduplicated.
@@ -122,8 +136,26 @@ class Repository {
   RepoConfig config_;
   RepoKeys keys_;
   std::string key_object_;  // "keys/..." that the passphrase opened; empty otherwise
+  // The write-behind uploader threads' loop.
+  void UploadLoop();
+
   Mutex mu_;
   std::unordered_set<std::string> known_ GUARDED_BY(mu_);  // chunk ids known to exist
+  // Write-behind (stores with WriteBehindStreams): chunks waiting for an
+  // uploader, chunks being uploaded (queued ones included), and why the last
+  // upload of a chunk failed (until it is uploaded again).
+  struct PendingUpload {
+    std::string id;
+    std::string object;
+  };
+  std::deque<PendingUpload> queue_ GUARDED_BY(mu_);
+  std::unordered_set<std::string> in_flight_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::string> failed_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::condition_variable queued_;    // queue_ grew, or stopping_
+  std::condition_variable uploaded_;  // queue_ shrank or in_flight_ changed
+  // Started with the first write-behind upload; joined by the destructor.
+  std::vector<std::thread> uploaders_ GUARDED_BY(mu_);
 };
 
 }  // namespace pampa

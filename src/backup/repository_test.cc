@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "backup/object_store_wrapper.h"
 #include "backup/prune.h"
 #include "backup/sftp_store.h"
 #include "base/fs.h"
@@ -333,6 +334,42 @@ TEST(Repository, DedupAndManifestRoundTrip) {
 std::unique_ptr<ObjectStore> Local(const std::filesystem::path& dir) {
   auto s = OpenLocalObjectStore(dir.string(), CreateDir::kLastComponent);
   return std::move(s.value());
+}
+
+// Write-behind (an SFTP store's way): uploads run on the repository's own
+// threads; AwaitUploads reports one that failed, naming the chunk, and the
+// chunk is uploaded again by the next backup that needs it.
+TEST(Repository, WriteBehindUploadsAreAwaitedAndAFailedOneIsNamed) {
+  auto faults = std::make_unique<FaultInjectingObjectStore>(NewMemoryObjectStore());
+  FaultInjectingObjectStore* store = faults.get();
+  store->SetWriteBehind(3);
+  store->SetStall(std::chrono::milliseconds(5));
+  auto repo = Repository::Init(std::move(faults), {"secret"}, 64 << 10);
+  ASSERT_TRUE(repo.ok()) << repo.status().message();
+  store->InjectFault({.op = ObjectOp::kPut, .nth = 4, .prefix = "chunks/"});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    uint64_t up = 0;
+    auto id = (*repo)->PutChunk(std::string(64 << 10, static_cast<char>('a' + i)), &up);
+    ASSERT_TRUE(id.ok()) << id.status().message();
+    EXPECT_GT(up, 0u);
+    ids.push_back(*id);
+  }
+  Status st = (*repo)->AwaitUploads(ids);
+  ASSERT_EQ(st.code(), ErrorCode::kUnavailable) << st.message();
+  EXPECT_NE(st.message().find("could not be uploaded"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("injected fault"), std::string::npos) << st.message();
+  int present = 0;
+  for (auto& id : ids) present += (*repo)->CheckChunk(id).ok();
+  EXPECT_EQ(present, 11);
+  // The next backup of the same data uploads the missing chunk again.
+  for (int i = 0; i < 12; ++i) {
+    uint64_t up = 0;
+    ASSERT_TRUE((*repo)->PutChunk(std::string(64 << 10, static_cast<char>('a' + i)), &up).ok());
+  }
+  st = (*repo)->AwaitUploads(ids);
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (auto& id : ids) EXPECT_TRUE((*repo)->CheckChunk(id).ok()) << id;
 }
 
 TEST(Repository, WrongPassphraseIsClearAndChangesNothing) {

@@ -84,6 +84,9 @@ class SftpObjectStore final : public ObjectStore {
     return Status::Ok();
   }
 
+  // One uploader per connection: each Put waits for its round trips alone.
+  int WriteBehindStreams() const override { return max_; }
+
   Status Put(const std::string& name, std::string_view data) override {
     if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
     return With([&](Conn& c) -> Status {

@@ -158,6 +158,8 @@ class BackupJobTest : public ::testing::Test {
     return left;
   }
 
+  void BackupFailingAtEveryPut(const Mode& mode, int write_behind);
+
   testing_host::TempDir work_;  // repositories and reference images, across hosts
   std::unique_ptr<Host> host_;
   std::unique_ptr<BackupJobs> jobs_;
@@ -169,15 +171,19 @@ class BackupJobFaults : public BackupJobTest, public ::testing::WithParamInterfa
 
 std::string ModeName(const Mode& mode) { return mode.after_apply ? "AppliedReplyLost" : "NotApplied"; }
 
-TEST_P(BackupJobFaults, BackupFailingAtEveryObjectPutLeavesAVerifiedRepositoryAndAFreeVm) {
-  const Mode& mode = GetParam();
+// The backup fails at its nth object Put, for every n; with write_behind the
+// repository uploads chunks on threads of its own (as to an SFTP store) and
+// the failure comes back through AwaitUploads.
+void BackupJobTest::BackupFailingAtEveryPut(const Mode& mode, int write_behind) {
   bool reached_the_end = false;
   for (int n = 1; n <= kMaxPoints && !reached_the_end; ++n) {
-    std::string where = Where("backup of a stopped VM", "object Put", n, mode.name);
+    std::string where = Where(write_behind ? "write-behind backup of a stopped VM" : "backup of a stopped VM",
+                              "object Put", n, mode.name);
     std::string repo_name = std::string("r") + (mode.after_apply ? "a" : "b") + std::to_string(n);
     std::string dir = work_.path() + "/" + repo_name;
     TestRepo r = MakeRepo(dir, true);
     ASSERT_TRUE(r.repo) << where;
+    r.faults->SetWriteBehind(write_behind);
     // A first backup, so that the one that fails is incremental (dirty bitmap).
     std::string id;
     Status base = BackupNow(r, repo_name, &id);
@@ -216,6 +222,14 @@ TEST_P(BackupJobFaults, BackupFailingAtEveryObjectPutLeavesAVerifiedRepositoryAn
     std::filesystem::remove_all(dir);
   }
   EXPECT_TRUE(reached_the_end) << "backup still reached the fault after " << kMaxPoints << " Puts";
+}
+
+TEST_P(BackupJobFaults, BackupFailingAtEveryObjectPutLeavesAVerifiedRepositoryAndAFreeVm) {
+  BackupFailingAtEveryPut(GetParam(), 0);
+}
+
+TEST_P(BackupJobFaults, WriteBehindBackupFailingAtEveryObjectPutLeavesAVerifiedRepositoryAndAFreeVm) {
+  BackupFailingAtEveryPut(GetParam(), 3);
 }
 
 TEST_F(BackupJobTest, RestoreAsNewVmFailingAtEveryObjectGetLeavesNothing) {
