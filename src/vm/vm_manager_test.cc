@@ -82,19 +82,32 @@ Status FailOnce(Host& host, Op op, const Mode& mode, int n, bool* hit) {
   return st;
 }
 
-TEST_P(VmManagerFaults, CreateFailingAtEveryStoreWriteLeavesNothingHalfDone) {
-  const Mode& mode = GetParam();
+// Runs op on a fresh host (holding a VM to delete first, for a delete) with
+// the store's write #1, #2, ... failing in turn until op no longer reaches
+// the fault, and calls then(host, where, status of op) after each failure
+// point; fails when op still reached the fault after kMaxPoints writes.
+template <typename Then>
+void AtEveryFaultPoint(Op op, const Mode& mode, Then then) {
   bool reached_the_end = false;
   for (int n = 1; n <= kMaxPoints && !reached_the_end; ++n) {
-    std::string where = Where("vm create", mode, n);
+    std::string where = Where(OpName(op), mode, n);
     Host host;
+    if (op == Op::kDelete) MakeVmToDelete(host, where);
+    if (::testing::Test::HasFatalFailure()) return;
     bool hit = false;
-    Status st = FailOnce(host, Op::kCreate, mode, n, &hit);
-    ExpectNothingLeft(host.Check(), where);
+    Status st = FailOnce(host, op, mode, n, &hit);
     if (!hit) {
       ASSERT_TRUE(st.ok()) << where << ": " << st.message();
       reached_the_end = true;
     }
+    then(host, where, st);
+  }
+  EXPECT_TRUE(reached_the_end) << OpName(op) << " still reached the fault after " << kMaxPoints << " writes";
+}
+
+TEST_P(VmManagerFaults, CreateFailingAtEveryStoreWriteLeavesNothingHalfDone) {
+  AtEveryFaultPoint(Op::kCreate, GetParam(), [](Host& host, const std::string& where, const Status& st) {
+    ExpectNothingLeft(host.Check(), where);
     // A failed create whose VM is nowhere is retried; one whose VM is whole
     // (an ambiguous write that did land) needs no retry.
     if (!st.ok()) {
@@ -103,7 +116,7 @@ TEST_P(VmManagerFaults, CreateFailingAtEveryStoreWriteLeavesNothingHalfDone) {
         Status retry = host.CreateVm("web", kDisks);
         if (!retry.ok()) {
           ExpectNothingLeft({RetryRefused("vm create", retry)}, where);
-          continue;
+          return;
         }
         ExpectNothingLeft(host.Check(), where + ", then retried");
       }
@@ -115,32 +128,19 @@ TEST_P(VmManagerFaults, CreateFailingAtEveryStoreWriteLeavesNothingHalfDone) {
     Status del = host.vms.Delete("web");
     EXPECT_TRUE(del.ok()) << where << ", then deleted: " << del.message();
     ExpectNothingLeft(host.Check(), where + ", then deleted");
-  }
-  EXPECT_TRUE(reached_the_end) << "vm create still reached the fault after " << kMaxPoints << " writes";
+  });
 }
 
 TEST_P(VmManagerFaults, DeleteFailingAtEveryStoreWriteLeavesNothingHalfDone) {
-  const Mode& mode = GetParam();
-  bool reached_the_end = false;
-  for (int n = 1; n <= kMaxPoints && !reached_the_end; ++n) {
-    std::string where = Where("vm delete", mode, n);
-    Host host;
-    MakeVmToDelete(host, where);
-    if (HasFatalFailure()) return;
-    bool hit = false;
-    Status st = FailOnce(host, Op::kDelete, mode, n, &hit);
+  AtEveryFaultPoint(Op::kDelete, GetParam(), [](Host& host, const std::string& where, const Status& st) {
     ExpectNothingLeft(host.Check(), where);
-    if (!hit) {
-      ASSERT_TRUE(st.ok()) << where << ": " << st.message();
-      reached_the_end = true;
-    }
     if (!st.ok()) {
       ExpectInjected(st, where);
       if (host.vms.Show("web").ok()) {
         Status retry = host.vms.Delete("web");
         if (!retry.ok()) {
           ExpectNothingLeft({RetryRefused("vm delete", retry)}, where);
-          continue;
+          return;
         }
         ExpectNothingLeft(host.Check(), where + ", then retried");
       }
@@ -150,8 +150,7 @@ TEST_P(VmManagerFaults, DeleteFailingAtEveryStoreWriteLeavesNothingHalfDone) {
     EXPECT_FALSE(std::filesystem::exists(host.VolumePath("web-disk0"))) << where;
     EXPECT_FALSE(std::filesystem::exists(host.VolumePath("web-disk1"))) << where;
     EXPECT_TRUE(host.memory->List("snapshots/web/")->empty()) << where;
-  }
-  EXPECT_TRUE(reached_the_end) << "vm delete still reached the fault after " << kMaxPoints << " writes";
+  });
 }
 
 TEST_P(VmManagerFaults, FailedEditKeepsTheOldSpecInTheStoreAndInShow) {
@@ -206,20 +205,8 @@ TEST_P(VmManagerFaults, FailedEditKeepsTheOldSpecInTheStoreAndInShow) {
 // undone (through its intents) with nothing half-done, and the operation
 // retried there ends where it should.
 TEST_P(VmManagerFaults, ARestartRightAfterAFailedCreateOrDeleteLeavesNothingHalfDone) {
-  const Mode& mode = GetParam();
   for (Op op : kOps) {
-    bool reached_the_end = false;
-    for (int n = 1; n <= kMaxPoints && !reached_the_end; ++n) {
-      std::string where = Where(OpName(op), mode, n);
-      Host host;
-      if (op == Op::kDelete) MakeVmToDelete(host, where);
-      if (HasFatalFailure()) return;
-      bool hit = false;
-      Status st = FailOnce(host, op, mode, n, &hit);
-      if (!hit) {
-        ASSERT_TRUE(st.ok()) << where << ": " << st.message();
-        reached_the_end = true;
-      }
+    AtEveryFaultPoint(op, GetParam(), [op](Host& host, const std::string& where, const Status&) {
       auto restarted = host.Restart();
       std::string context = where + ", then pampad restarted";
       ExpectNothingLeft(host.Check(*restarted), context);
@@ -228,7 +215,7 @@ TEST_P(VmManagerFaults, ARestartRightAfterAFailedCreateOrDeleteLeavesNothingHalf
           Status retry = host.CreateVm(*restarted, "web", kDisks);
           if (!retry.ok()) {
             ExpectNothingLeft({RetryRefused("vm create", retry)}, context);
-            continue;
+            return;
           }
         }
         EXPECT_TRUE(restarted->Show("web").ok()) << context;
@@ -237,14 +224,13 @@ TEST_P(VmManagerFaults, ARestartRightAfterAFailedCreateOrDeleteLeavesNothingHalf
           Status retry = restarted->Delete("web");
           if (!retry.ok()) {
             ExpectNothingLeft({RetryRefused("vm delete", retry)}, context);
-            continue;
+            return;
           }
         }
         EXPECT_EQ(restarted->Show("web").status().code(), ErrorCode::kNotFound) << context;
       }
       ExpectNothingLeft(host.Check(*restarted), context + " and the operation retried");
-    }
-    EXPECT_TRUE(reached_the_end) << OpName(op) << " still reached the fault after " << kMaxPoints << " writes";
+    });
   }
 }
 
@@ -252,27 +238,15 @@ TEST_P(VmManagerFaults, ARestartRightAfterAFailedCreateOrDeleteLeavesNothingHalf
 // retried it to its end, must never make a later start remove anything of a
 // VM made since under the same name.
 TEST_P(VmManagerFaults, WhatAFailedCreateOrDeleteLeftNeverRemovesALaterVmOfTheSameName) {
-  const Mode& mode = GetParam();
   for (Op op : kOps) {
-    bool reached_the_end = false;
-    for (int n = 1; n <= kMaxPoints && !reached_the_end; ++n) {
-      std::string where = Where(OpName(op), mode, n);
-      Host host;
-      if (op == Op::kDelete) MakeVmToDelete(host, where);
-      if (HasFatalFailure()) return;
-      bool hit = false;
-      Status st = FailOnce(host, op, mode, n, &hit);
-      if (!hit) {
-        ASSERT_TRUE(st.ok()) << where << ": " << st.message();
-        reached_the_end = true;
-      }
+    AtEveryFaultPoint(op, GetParam(), [op](Host& host, const std::string& where, const Status&) {
       // The user retries until it is done, then makes a new VM of that name.
       Status done = Status::Ok();
       if (op == Op::kCreate && !host.vms.Show("web").ok()) done = host.CreateVm("web", kDisks);
       if (done.ok() && host.vms.Show("web").ok()) done = host.vms.Delete("web");
       if (!done.ok()) {
         ExpectNothingLeft({RetryRefused(OpName(op), done)}, where);
-        continue;
+        return;
       }
       Status created = host.CreateVm("web", kDisks);
       ASSERT_TRUE(created.ok()) << where << ", then a new web: " << created.message();
@@ -284,8 +258,7 @@ TEST_P(VmManagerFaults, WhatAFailedCreateOrDeleteLeftNeverRemovesALaterVmOfTheSa
       auto shown = restarted->Show("web");
       ASSERT_TRUE(shown.ok()) << context << ": " << shown.status().message();
       EXPECT_EQ((*shown)["uuid"], uuid) << context;  // its volumes: Check's missing-volume
-    }
-    EXPECT_TRUE(reached_the_end) << OpName(op) << " still reached the fault after " << kMaxPoints << " writes";
+    });
   }
 }
 
