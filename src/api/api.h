@@ -8,6 +8,7 @@
 #include "backup/repos.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
+#include "jobs/live_restore.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "storage/pools.h"
@@ -19,6 +20,7 @@ namespace pampa {
 struct ApiContext {
   VmManager& vms;
   BackupJobs& jobs;
+  LiveRestores& live;
   Repos& repos;
   BackupScheduler& schedules;
   Storage& storage;

@@ -49,7 +49,8 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   Repos repos(*store);
   BackupJobs jobs(vms, *store, storage, networks, tasks, events);
   BackupScheduler schedules(*store, vms, jobs, repos, tasks, events);
-  ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  LiveRestores live(vms, *store, storage, networks, tasks, events, "/nonexistent");
+  ApiContext ctx{vms, jobs, live, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

@@ -150,20 +150,42 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   });
 
   r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/restore", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"as", "pool", "in_place", "discard_snapshots"});
+    auto body = BodyWithFields(req, {"as", "pool", "in_place", "discard_snapshots", "live", "bwlimit"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto as = OptionalString(*body, "as");
     auto pool = OptionalString(*body, "pool");
     auto in_place = OptionalBool(*body, "in_place");
     auto discard = OptionalBool(*body, "discard_snapshots");
-    for (const Status& st : {as.status(), pool.status(), in_place.status(), discard.status()}) {
+    auto live = OptionalBool(*body, "live");
+    auto bwlimit = OptionalString(*body, "bwlimit");
+    for (const Status& st :
+         {as.status(), pool.status(), in_place.status(), discard.status(), live.status(), bwlimit.status()}) {
       if (!st.ok()) return ErrorResponse(st);
     }
     if (!*in_place && as->empty()) {
       return ErrorResponse(Status::Invalid("give --as NEWVM, or --in-place to overwrite the stopped original"));
     }
+    if (*live && *in_place) {
+      return ErrorResponse(Status::Invalid("a live restore makes a new VM: give --as NEWVM instead of --in-place"));
+    }
+    if (!bwlimit->empty() && !*live) {
+      return ErrorResponse(Status::Invalid("--bwlimit limits a live restore's background copy: add --live"));
+    }
+    uint64_t copy_bps = 0;
+    if (!bwlimit->empty()) {
+      auto bps = ParseSize(*bwlimit);
+      if (!bps.ok() || *bps < (1 << 20)) {
+        return ErrorResponse(Status::Invalid("bwlimit '" + *bwlimit + "' is not a rate of at least 1M (per second)"));
+      }
+      copy_bps = *bps;
+    }
     auto repo = ctx.repos.Open(req.params.at("repo"));
     if (!repo.ok()) return ErrorResponse(repo.status());
+    if (*live) {
+      auto info = ctx.repos.Get(req.params.at("repo"));
+      if (!info.ok()) return ErrorResponse(info.status());
+      return Task(ctx.live.Start({*info, *repo, req.params.at("id"), *as, *pool, true, copy_bps}));
+    }
     return Task(ctx.jobs.Restore(*repo, req.params.at("id"), *as, *pool, *in_place, *discard));
   });
 

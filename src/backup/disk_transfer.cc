@@ -139,20 +139,6 @@ bool CoversDisk(const std::vector<FileExtent>& extents, uint64_t size) {
   return next >= size;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // A chunk-sized buffer aligned for O_DIRECT.
 struct AlignedBuffer {
   explicit AlignedBuffer(size_t n) : size(n) {

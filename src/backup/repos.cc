@@ -8,7 +8,9 @@ namespace pampa {
 
 using json = nlohmann::json;
 
-Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info, CreateDir create) {
+namespace {
+
+Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info, CreateDir create) {
   const std::string& url = info.url;
   if (url.rfind("sftp://", 0) == 0) {
     PAMPA_ASSIGN_OR_RETURN(auto loc, ParseSftpUrl(url));
@@ -23,8 +25,6 @@ Result<std::unique_ptr<ObjectStore>> Repos::OpenStore(const RepoInfo& info, Crea
   return OpenLocalObjectStore(path, create);
 }
 
-namespace {
-
 Result<std::string> ReadPassphrase(const std::string& file, const std::string& repo) {
   auto read = ReadPrivateFile(file, "passphrase file");
   if (!read.ok()) return read.status().Context("repository '" + repo + "'");
@@ -34,7 +34,9 @@ Result<std::string> ReadPassphrase(const std::string& file, const std::string& r
   return text;
 }
 
-json RecordJson(const RepoInfo& i) {
+}  // namespace
+
+json RepoInfoToJson(const RepoInfo& i) {
   return {{"name", i.name},
           {"url", i.url},
           {"passphrase_file", i.passphrase_file},
@@ -44,17 +46,18 @@ json RecordJson(const RepoInfo& i) {
           {"id", i.id}};
 }
 
-RepoInfo InfoFromJson(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
+RepoInfo RepoInfoFromJson(const json& j) {
   if (!j.is_object()) return {};
   return RepoInfo{j.value("name", ""),     j.value("url", ""),     j.value("passphrase_file", ""),
                   j.value("key_file", ""), j.value("ssh_key", ""), j.value("known_hosts", ""),
                   j.value("id", "")};
 }
 
-}  // namespace
+namespace {
 
-Result<RepoSecret> Repos::Secret(const RepoInfo& info) {
+RepoInfo InfoFromJson(const std::string& text) { return RepoInfoFromJson(json::parse(text, nullptr, false)); }
+
+Result<RepoSecret> Secret(const RepoInfo& info) {
   RepoSecret s;
   s.key_file = info.key_file;
   if (!info.passphrase_file.empty()) {
@@ -63,8 +66,10 @@ Result<RepoSecret> Repos::Secret(const RepoInfo& info) {
   return s;
 }
 
+}  // namespace
+
 Status Repos::Record(const RepoInfo& info, bool create) {
-  std::string text = RecordJson(info).dump();
+  std::string text = RepoInfoToJson(info).dump();
   return create ? store_.Create("repos/" + info.name, text) : store_.Put("repos/" + info.name, text);
 }
 
@@ -154,6 +159,19 @@ Status CheckIdentity(const RepoInfo& info, const std::string& found_id) {
 
 }  // namespace
 
+Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info) {
+  PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
+  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info, CreateDir::kNo));
+  PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
+  if (!exists) {
+    return Status::NotFound("the repository directory " + store->Describe() +
+                            " holds no repository: is the backup disk mounted?");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
+  PAMPA_RETURN_IF_ERROR(CheckIdentity(info, repo->config().id));
+  return repo;
+}
+
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
@@ -179,14 +197,7 @@ Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
     PAMPA_RETURN_IF_ERROR(CheckIdentity(info, found.is_object() ? found.value("id", "") : ""));
     return cached;
   }
-  PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info, CreateDir::kNo));
-  PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
-  if (!exists) {
-    return Status::NotFound("the repository directory " + store->Describe() +
-                            " holds no repository: is the backup disk mounted?");
-  }
-  PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
-  PAMPA_RETURN_IF_ERROR(CheckIdentity(info, repo->config().id));
+  PAMPA_ASSIGN_OR_RETURN(auto repo, OpenRepository(info));
   std::shared_ptr<Repository> shared(std::move(repo));
   MutexLock lock(&mu_);
   open_[name] = {key, shared};

@@ -27,6 +27,16 @@ struct RepoInfo {
   std::string KeyKind() const { return !key_file.empty() ? "file" : !passphrase_file.empty() ? "passphrase" : "none"; }
 };
 
+// A repository record's wire form ("repos/NAME" in the state store, and what a
+// live restore's export server is handed).
+nlohmann::json RepoInfoToJson(const RepoInfo& info);
+RepoInfo RepoInfoFromJson(const nlohmann::json& j);
+
+// Opens the repository a record names, reading its passphrase or key file,
+// and checks that it is the one recorded (its config id): the work of
+// Repos::Open without the cache, for a process of its own.
+Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info);
+
 class Repos {
  public:
   explicit Repos(Store& store) : store_(store) {}
@@ -47,8 +57,6 @@ class Repos {
   Status Remove(const std::string& name);
 
  private:
-  Result<std::unique_ptr<ObjectStore>> OpenStore(const RepoInfo& info, CreateDir create);
-  Result<RepoSecret> Secret(const RepoInfo& info);
   Status Record(const RepoInfo& info, bool create);
   Store& store_;
   // Opened repositories, so the key derivation (scrypt, ~0.1 s and 32 MiB) runs

@@ -209,11 +209,14 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
   }
   {
     struct Opts {
-      std::string id, repo, as, pool;
-      bool in_place = false, discard_snapshots = false, async = false, json = false;
+      std::string id, repo, as, pool, bwlimit;
+      bool in_place = false, discard_snapshots = false, live = false, async = false, json = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = backup->add_subcommand("restore", "restore a backup as a new VM, or over the stopped original");
+    cmd->add_flag("--live", o->live,
+                  "start the new VM at once, its disks read from the backup while they are copied in the background");
+    cmd->add_option("--bwlimit", o->bwlimit, "with --live: limit the background copy to SIZE per second (e.g. 50M)");
     cmd->add_option("id", o->id, "backup id")->required();
     cmd->add_option("--repo", o->repo, "repository name")->required();
     cmd->add_option("--as", o->as, "name of the new VM");
@@ -228,6 +231,8 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       if (o->discard_snapshots) body["discard_snapshots"] = true;
       if (!o->as.empty()) body["as"] = o->as;
       if (!o->pool.empty()) body["pool"] = o->pool;
+      if (o->live) body["live"] = true;
+      if (!o->bwlimit.empty()) body["bwlimit"] = o->bwlimit;
       auto r = g.client().Call("POST", "/api/v1/repos/" + o->repo + "/backups/" + o->id + "/restore", body);
       if (!r.ok()) return PrintError(r.status().message());
       if (o->async) return FinishTask(g, (*r)["task"], true, "");
@@ -238,8 +243,14 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         std::cout << res.dump(2) << "\n";
         return 0;
       }
-      std::cout << "restored " << o->id << " as vm " << res.value("vm", "") << " in "
-                << static_cast<int>(res.value("seconds", 0.0) * 10) / 10.0 << " s\n";
+      double secs = static_cast<int>(res.value("seconds", 0.0) * 10) / 10.0;
+      if (res.value("live", false)) {
+        std::cout << "vm " << res.value("vm", "") << " runs from backup " << o->id << " (started in " << secs
+                  << " s); its disks are being copied in the background: pampa task show " << res.value("copy_task", "")
+                  << "\n";
+        return 0;
+      }
+      std::cout << "restored " << o->id << " as vm " << res.value("vm", "") << " in " << secs << " s\n";
       return 0;
     });
   }

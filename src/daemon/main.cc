@@ -146,15 +146,21 @@ int main(int argc, char** argv) {
   }
 
   VmManager vms({run_dir, data_dir, Hostname()}, db, storage, networks, tasks, events, accel);
+  // Live restores' export servers come back before the VMs that read from them.
+  std::error_code exe_error;
+  auto exe_dir = std::filesystem::read_symlink("/proc/self/exe", exe_error).parent_path();
+  LiveRestores live(vms, db, storage, networks, tasks, events, (exe_dir / "pampa-backup-export").string());
+  live.RestartExports();
   if (Status st = vms.Load(); !st.ok()) return Fail(st);
   vms.StartReconciler();
+  live.ResumeCopies();
 
   Router router;
   Repos repos(db);
   BackupJobs jobs(vms, db, storage, networks, tasks, events);
   BackupScheduler schedules(db, vms, jobs, repos, tasks, events);
   schedules.Start();
-  ApiContext ctx{vms, jobs, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  ApiContext ctx{vms, jobs, live, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

@@ -460,6 +460,35 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
   });
 }
 
+Result<VmManager::Hold> HoldRestoredVm(const Manifest& manifest, const std::string& name, const std::string& pool,
+                                       bool network, VmManager& vms, Storage& storage, Networks& networks) {
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(manifest.spec));
+  PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
+  if (vms.Show(name).ok()) return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
+  std::string use_pool = pool.empty() ? "default" : pool;
+  PAMPA_RETURN_IF_ERROR(storage.GetPool(use_pool).status());
+  spec.name = name;
+  spec.uuid = NewUuid();
+  if (!network) spec.nics.clear();
+  for (auto& nic : spec.nics) {
+    nic.mac = NewMac();
+    if (!networks.Get(nic.network).ok())
+      return Status::NotFound("the backup's network '" + nic.network + "' does not exist here");
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    spec.disks[i] = {use_pool, name + "-disk" + std::to_string(i)};
+    if (storage.GetVolume(use_pool, spec.disks[i].volume).ok()) {
+      return Status::Conflict("volume '" + spec.disks[i].volume + "' already exists in pool '" + use_pool + "'");
+    }
+  }
+  // Should pampad die mid-way, its next start removes the new VM and its volumes.
+  auto fresh = vms.HoldNewVm(spec, VmOp::kRestore, "restore");
+  if (!fresh.ok() && fresh.status().code() == ErrorCode::kConflict) {
+    return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
+  }
+  return fresh;
+}
+
 Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const std::string& backup_id,
                                         const std::string& target, const std::string& pool, bool in_place,
                                         bool discard_snapshots) {
@@ -488,31 +517,7 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
     }
   } else {
     if (target.empty()) return Status::Invalid("give the new VM's name with --as NAME (or restore --in-place)");
-    PAMPA_RETURN_IF_ERROR(ValidateName("vm", name));
-    if (vms_.Show(name).ok()) return Status::Conflict("vm '" + name + "' already exists; pick another --as name");
-    std::string use_pool = pool.empty() ? "default" : pool;
-    PAMPA_RETURN_IF_ERROR(storage_.GetPool(use_pool).status());
-    spec.name = name;
-    spec.uuid = NewUuid();
-    for (auto& nic : spec.nics) {
-      nic.mac = NewMac();
-      if (!networks_.Get(nic.network).ok())
-        return Status::NotFound("the backup's network '" + nic.network + "' does not exist here");
-    }
-    for (size_t i = 0; i < spec.disks.size(); ++i) {
-      spec.disks[i] = {use_pool, name + "-disk" + std::to_string(i)};
-      if (storage_.GetVolume(use_pool, spec.disks[i].volume).ok()) {
-        return Status::Conflict("volume '" + spec.disks[i].volume + "' already exists in pool '" + use_pool + "'");
-      }
-    }
-    // Should pampad die mid-way, its next start removes the new VM and its volumes.
-    auto fresh = vms_.HoldNewVm(spec, VmOp::kRestore, "restore");
-    if (!fresh.ok()) {
-      return fresh.status().code() == ErrorCode::kConflict
-                 ? Status::Conflict("vm '" + name + "' already exists; pick another --as name")
-                 : fresh.status();
-    }
-    hold = std::move(*fresh);
+    PAMPA_ASSIGN_OR_RETURN(hold, HoldRestoredVm(manifest, name, pool, /*network=*/true, vms_, storage_, networks_));
   }
   std::string intent = in_place ? "restore-in-place" : "restore";
   // Over an existing VM: should pampad die mid-way, its next start marks the VM incomplete.

@@ -23,6 +23,14 @@
 
 namespace pampa {
 
+// Registers the VM a backup restores as: named `name`, with a new uuid and
+// MACs (no NICs unless network), its disks to be volumes NAME-diskN in pool
+// ("" = default). Checks that the name is free, the pool and the networks
+// exist and no such volume does. Held for VmOp::kRestore under the intent
+// "restore" (a pampad that dies before Keep has it removed at its next start).
+Result<VmManager::Hold> HoldRestoredVm(const Manifest& manifest, const std::string& name, const std::string& pool,
+                                       bool network, VmManager& vms, Storage& storage, Networks& networks);
+
 class BackupJobs {
  public:
   BackupJobs(VmManager& vms, Store& store, Storage& storage, Networks& networks, Tasks& tasks, EventBus& events);

@@ -230,6 +230,14 @@ Result<VmManager::Hold> VmManager::HoldVm(const std::string& name, VmOp op, VmAc
   return Hold(std::make_unique<OperationLease>(std::move(lease)));
 }
 
+std::optional<VmManager::Hold> VmManager::TryHold(const std::string& name) {
+  auto vm = Find(name);
+  if (!vm.ok()) return std::nullopt;
+  auto lease = TryClaim(*vm, VmOp::kReconcile);
+  if (!lease) return std::nullopt;
+  return Hold(std::make_unique<OperationLease>(std::move(*lease)));
+}
+
 Result<VmManager::Hold> VmManager::HoldNewVm(const VmSpec& spec, VmOp op, const std::string& intent) {
   auto vm = std::make_shared<Vm>(op);
   vm->spec = spec;

@@ -104,6 +104,10 @@ class VmManager {
   class Hold;
   // Holds an existing VM for op once its state allows action.
   Result<Hold> HoldVm(const std::string& name, VmOp op, VmAction action);
+  // A short look at a VM, the kind the reconcile loop takes (others wait for
+  // it briefly instead of being refused): nullopt when the VM is gone or busy.
+  // For watchers above vm/ (a live restore's copy) that query QEMU now and then.
+  std::optional<Hold> TryHold(const std::string& name);
   // Registers a new, stopped VM under spec.name, held for op (a restore as a
   // new VM); kConflict when the name is taken. Until Keep, it is not saved:
   // Abandon (or a pampad restart, through its intent) removes it.

@@ -163,18 +163,18 @@ class Pampad:
 
     def leftover_pids(self):
         """Live processes whose command line names this instance's directory (pampad, QEMU, dnsmasq, ...)."""
-        out = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if self.root + "/" in cmd and qemu_alive(int(entry)):
-                out.append(int(entry))
-        return out
+        return [pid for pid, cmd in processes() if self.root + "/" in " ".join(cmd)]
+
+    def add_passphrase_repo(self, name, passphrase):
+        """Adds an encrypted repository in a directory of its own under root (its passphrase in a
+        file beside it); returns the repository's directory."""
+        pass_file = os.path.join(self.root, name + "-passphrase")
+        with open(pass_file, "w") as f:
+            f.write(passphrase + "\n")
+        os.chmod(pass_file, 0o600)
+        repo_dir = os.path.join(self.root, "repo-" + name)
+        self.cli("repo", "add", name, "--url", repo_dir, "--passphrase-file", pass_file)
+        return repo_dir
 
     def wait_task(self, task, timeout=120):
         """Waits until the task leaves "running"; returns its final JSON (whatever its state)."""
@@ -317,6 +317,20 @@ def holders_of(target):
         if target in links:
             out.append(f"{entry} ({comm})")
     return out
+
+
+def processes():
+    """(pid, argv as strings) of every live process but this one."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and qemu_alive(int(entry)):
+            yield int(entry), argv
 
 
 def qemu_alive(pid):

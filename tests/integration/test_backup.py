@@ -27,12 +27,7 @@ def bk(pampad):
     pampad.create_guest("bk", "--net", "none")
     pampad.cli("vm", "start", "bk")
     pampad.wait_console("bk", "pampa-guest: ready")
-    pass_file = os.path.join(pampad.root, "passphrase")
-    with open(pass_file, "w") as f:
-        f.write("correct horse battery staple\n")
-    os.chmod(pass_file, 0o600)
-    pampad.repo_dir = os.path.join(pampad.root, "repo-main")
-    pampad.cli("repo", "add", "main", "--url", pampad.repo_dir, "--passphrase-file", pass_file)
+    pampad.repo_dir = pampad.add_passphrase_repo("main", "correct horse battery staple")
     yield pampad
     for vm in ("bk", "bkr"):
         pampad.cli("vm", "stop", vm, check=False)
@@ -207,7 +202,7 @@ def test_key_file_repository_and_passphrase_change(bk):
     assert d.cli("backup", "verify", "--repo", "kf").returncode == 0
     # Registering the same repository again needs that key file; a passphrase does not open it.
     r = d.cli("repo", "add", "kf2", "--url", os.path.join(d.root, "repo-kf"), "--passphrase-file",
-              os.path.join(d.root, "passphrase"), check=False)
+              os.path.join(d.root, "main-passphrase"), check=False)
     assert r.returncode != 0 and "--key-file" in r.stderr
     assert d.cli("repo", "add", "kf2", "--url", os.path.join(d.root, "repo-kf"), "--key-file", key).returncode == 0
     assert [x["id"] for x in d.cli_json("backup", "list", "--repo", "kf2")] == [b["id"]]
@@ -220,13 +215,13 @@ def test_key_file_repository_and_passphrase_change(bk):
     before = [x["id"] for x in d.cli_json("backup", "list", "--repo", "main")]
     d.cli("repo", "passphrase", "main", "--new-passphrase-file", new)
     assert [x["id"] for x in d.cli_json("backup", "list", "--repo", "main")] == before
-    r = d.cli("repo", "add", "old", "--url", d.repo_dir, "--passphrase-file", os.path.join(d.root, "passphrase"),
+    r = d.cli("repo", "add", "old", "--url", d.repo_dir, "--passphrase-file", os.path.join(d.root, "main-passphrase"),
               check=False)
     assert r.returncode != 0 and "wrong passphrase" in r.stderr
     assert d.cli("repo", "add", "renewed", "--url", d.repo_dir, "--passphrase-file", new).returncode == 0
     r = d.cli("repo", "passphrase", "kf", "--new-passphrase-file", new, check=False)
     assert r.returncode != 0 and "key file" in r.stderr
-    d.cli("repo", "passphrase", "main", "--new-passphrase-file", os.path.join(d.root, "passphrase"))  # as before
+    d.cli("repo", "passphrase", "main", "--new-passphrase-file", os.path.join(d.root, "main-passphrase"))  # as before
 
 
 def chunk_size_of(url):
@@ -236,7 +231,7 @@ def chunk_size_of(url):
 
 def test_new_repositories_have_1mib_chunks_and_old_4mib_ones_keep_working(bk):
     d = bk
-    pw = os.path.join(d.root, "passphrase")
+    pw = os.path.join(d.root, "main-passphrase")
     url = os.path.join(d.root, "repo-4m")
     r = d.cli("repo", "add", "odd", "--url", url, "--passphrase-file", pw, "--chunk-size", "3M", check=False)
     assert r.returncode != 0 and "power of two" in r.stderr and not os.path.exists(os.path.join(url, "config"))
@@ -309,7 +304,7 @@ def test_schedules_run_record_their_result_and_failures_show_in_host_check(bk):
     assert len(d.cli_json("backup", "list", "--repo", "main", "--vm", "bk")) == 1  # retention applied
 
     # A failing run (the passphrase file became world-readable) is visible until the next success.
-    pass_file = os.path.join(d.root, "passphrase")
+    pass_file = os.path.join(d.root, "main-passphrase")
     os.chmod(pass_file, 0o644)
     r = d.cli("backup", "schedule", "run", sid, check=False)
     assert r.returncode != 0
@@ -336,7 +331,7 @@ def test_sftp_repository_and_a_stalled_target_never_stalls_the_guest(bk):
         r = d.cli("repo", "add", "remote", "--url", url, "--no-encryption", "--ssh-key", sshd.key,
                   "--known-hosts", "/dev/null", check=False)
         assert r.returncode != 0 and "not in known_hosts" in r.stderr
-        d.cli("repo", "add", "remote", "--url", url, "--passphrase-file", os.path.join(d.root, "passphrase"),
+        d.cli("repo", "add", "remote", "--url", url, "--passphrase-file", os.path.join(d.root, "main-passphrase"),
               "--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts)
         first = backup(d, repo="remote")
         assert first["incremental"] is False and first["bytes_uploaded"] > 0
@@ -371,7 +366,7 @@ def test_an_unmounted_backup_disk_is_refused_and_nothing_is_created(bk):
     command says so and creates nothing; `backup list` still lists the other repositories; another
     repository at the same path is not taken for it; repo remove forgets it."""
     d = bk
-    pw = os.path.join(d.root, "passphrase")
+    pw = os.path.join(d.root, "main-passphrase")
     mnt = os.path.join(d.root, "mnt")
     r = d.cli("repo", "add", "usb", "--url", os.path.join(mnt, "usb", "pampa"), "--passphrase-file", pw, check=False)
     assert r.returncode != 0 and "is the backup disk mounted?" in r.stderr, r.stderr
