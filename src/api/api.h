@@ -9,6 +9,7 @@
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
 #include "jobs/live_restore.h"
+#include "jobs/restore_drills.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "storage/pools.h"
@@ -23,6 +24,7 @@ struct ApiContext {
   LiveRestores& live;
   Repos& repos;
   BackupScheduler& schedules;
+  RestoreDrills& drills;
   Storage& storage;
   Networks& networks;
   Tasks& tasks;

@@ -50,7 +50,8 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   BackupJobs jobs(vms, *store, storage, networks, tasks, events);
   BackupScheduler schedules(*store, vms, jobs, repos, tasks, events);
   LiveRestores live(vms, *store, storage, networks, tasks, events, "/nonexistent");
-  ApiContext ctx{vms, jobs, live, repos, schedules, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  RestoreDrills drills(*store, vms, live, repos, tasks, events);
+  ApiContext ctx{vms, jobs, live, repos, schedules, drills, storage, networks, tasks, accel, "test", "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

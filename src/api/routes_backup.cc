@@ -229,6 +229,39 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
   r.Add("POST", "/api/v1/schedules/{id}/run",
         [&](const HttpRequest& req) { return Task(ctx.schedules.RunNow(req.params.at("id"))); });
 
+  r.Add("GET", "/api/v1/drills", [&](const HttpRequest&) {
+    auto list = ctx.drills.List();
+    return list.ok() ? HttpResponse{200, json(*list)} : ErrorResponse(list.status());
+  });
+  r.Add("POST", "/api/v1/drills", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"vm", "repo", "day", "time", "check", "timeout"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    DrillRequest d;
+    for (auto [key, dst] : {std::pair{"vm", &d.vm}, {"repo", &d.repo}, {"day", &d.day}, {"time", &d.time}}) {
+      auto v = RequiredString(*body, key);
+      if (!v.ok()) return ErrorResponse(v.status());
+      *dst = *v;
+    }
+    auto check = OptionalString(*body, "check");
+    auto timeout = OptionalString(*body, "timeout");
+    for (const Status& st : {check.status(), timeout.status()}) {
+      if (!st.ok()) return ErrorResponse(st);
+    }
+    d.check = *check;
+    if (!timeout->empty()) {
+      auto t = ParseDuration(*timeout);
+      if (!t.ok()) return ErrorResponse(t.status());
+      d.timeout = *t;
+    }
+    auto added = ctx.drills.Add(d);
+    return added.ok() ? HttpResponse{201, *added} : ErrorResponse(added.status());
+  });
+  r.Add("DELETE", "/api/v1/drills/{id}", [&](const HttpRequest& req) {
+    return Reply(ctx.drills.Remove(req.params.at("id")), {{"deleted", req.params.at("id")}});
+  });
+  r.Add("POST", "/api/v1/drills/{id}/run",
+        [&](const HttpRequest& req) { return Task(ctx.drills.RunNow(req.params.at("id"))); });
+
   r.Add("POST", "/api/v1/repos/{repo}/prune", [&](const HttpRequest& req) {
     auto body =
         BodyWithFields(req, {"keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "vm", "dry_run"});

@@ -81,6 +81,20 @@ json HostChecks(ApiContext& ctx) {
                                     : Check("backup-schedules", "fail", "last run failed: " + failed,
                                             "fix the cause, then: pampa backup schedule run ID"));
   }
+  if (auto drills = ctx.drills.List(); drills.ok()) {
+    std::string failed, skipped;
+    for (auto& d : *drills) {
+      std::string result = d.value("last_result", ""), what = d.value("id", "") + " (" + d.value("vm", "") + ") ";
+      if (result.rfind("failed", 0) == 0) failed += (failed.empty() ? "" : "; ") + what + result;
+      if (result.rfind("skipped", 0) == 0) skipped += (skipped.empty() ? "" : "; ") + what + result;
+    }
+    checks.push_back(!failed.empty() ? Check("restore-drills", "fail", "last drill failed: " + failed,
+                                             "fix the backup or the check, then: pampa backup drill run ID")
+                     : !skipped.empty()
+                         ? Check("restore-drills", "warn", "last drill did not run: " + skipped,
+                                 "free memory for the scratch VM, then: pampa backup drill run ID")
+                         : Check("restore-drills", "ok", std::to_string(drills->size()) + " drill(s), none failing"));
+  }
   return checks;
 }
 

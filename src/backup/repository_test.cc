@@ -542,3 +542,29 @@ TEST(Schedule, NextDailyRunIsTheNextLocalOccurrence) {
 
 }  // namespace
 }  // namespace pampa
+
+#include "jobs/restore_drills.h"
+
+namespace pampa {
+namespace {
+
+TEST(Drill, NextWeeklyRunIsThatWeekdayWithinAWeek) {
+  std::time_t now = std::time(nullptr);
+  for (int day = 0; day < 7; ++day) {
+    int64_t next = NextWeeklyRun(day, "03:15", int64_t{now} * 1000);
+    std::time_t at = next / 1000;
+    std::tm tm{};
+    localtime_r(&at, &tm);
+    EXPECT_EQ(tm.tm_wday, day);
+    EXPECT_EQ(tm.tm_hour, 3);
+    EXPECT_EQ(tm.tm_min, 15);
+    EXPECT_GT(next, int64_t{now} * 1000);
+    EXPECT_LE(next, (int64_t{now} + 7 * 24 * 3600 + 3600) * 1000);
+  }
+  EXPECT_EQ(ParseWeekday("Sun"), 0);
+  EXPECT_EQ(ParseWeekday("saturday"), 6);
+  EXPECT_EQ(ParseWeekday("mo"), -1);
+}
+
+}  // namespace
+}  // namespace pampa

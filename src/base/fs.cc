@@ -167,4 +167,12 @@ uint64_t HostMemoryBytes() {
   if (sysinfo(&si) != 0) return 0;
   return static_cast<uint64_t>(si.totalram) * si.mem_unit;
 }
+
+uint64_t HostAvailableMemoryBytes() {
+  auto text = ReadFile("/proc/meminfo");
+  if (!text.ok()) return 0;
+  auto at = text->find("MemAvailable:");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text->c_str() + at + 13, nullptr, 10) << 10;  // kB
+}
 }  // namespace pampa

@@ -61,4 +61,6 @@ std::string TailFile(const std::string& path, size_t max_bytes);
 namespace pampa {
 // The host's physical memory in bytes (sysinfo), 0 when unknown.
 uint64_t HostMemoryBytes();
+// Memory the host can give without swapping (MemAvailable in /proc/meminfo), 0 when unknown.
+uint64_t HostAvailableMemoryBytes();
 }  // namespace pampa

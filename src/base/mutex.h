@@ -89,4 +89,49 @@ class SCOPED_CAPABILITY MutexLock {
   bool held_ = true;
 };
 
+// Lets long work (a schedule run, a restore drill) through one at a time
+// without a mutex held across it: Enter waits until no one else is inside and
+// returns a Pass; the next caller gets in when the Pass goes.
+class OneAtATime {
+ public:
+  class Pass {
+   public:
+    explicit Pass(OneAtATime* gate) : gate_(gate) {}
+    Pass(Pass&& o) noexcept : gate_(std::exchange(o.gate_, nullptr)) {}
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
+    Pass& operator=(Pass&&) = delete;
+    ~Pass() {
+      if (gate_) gate_->Leave();
+    }
+
+   private:
+    OneAtATime* gate_;
+  };
+
+  [[nodiscard]] Pass Enter() {
+    MutexLock lock(&mu_);
+    lock.Wait(left_, [&]() REQUIRES(mu_) { return !inside_; });
+    inside_ = true;
+    return Pass(this);
+  }
+  // Waits until no one is inside (for a destructor, once no one new can enter).
+  void WaitIdle() {
+    MutexLock lock(&mu_);
+    lock.Wait(left_, [&]() REQUIRES(mu_) { return !inside_; });
+  }
+
+ private:
+  void Leave() {
+    {
+      MutexLock lock(&mu_);
+      inside_ = false;
+    }
+    left_.notify_all();
+  }
+  Mutex mu_;
+  std::condition_variable left_;
+  bool inside_ GUARDED_BY(mu_) = false;
+};
+
 }  // namespace pampa

@@ -1,5 +1,6 @@
 #include "base/units.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -74,6 +75,30 @@ std::string FormatSize(uint64_t bytes) {
   else
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
+}
+
+Result<std::chrono::seconds> ParseDuration(const std::string& text) {
+  auto bad = [&](const std::string& hint) {
+    return Status::Invalid("duration '" + text + "' " + hint + " (e.g. 90s, 10m, 2h)");
+  };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!text.empty() && std::all_of(text.begin(), text.end(), digit)) return bad("needs a unit: s, m or h");
+  if (text.size() < 2) return bad("needs a number and a unit: s, m or h");
+  char unit = text.back();
+  std::string digits = text.substr(0, text.size() - 1);
+  if (!std::all_of(digits.begin(), digits.end(), digit)) return bad("is not a duration");
+  if (digits.size() > 6) return bad("is too long");
+  int64_t n = std::stoll(digits);
+  switch (unit) {
+    case 's':
+      return std::chrono::seconds(n);
+    case 'm':
+      return std::chrono::seconds(n * 60);
+    case 'h':
+      return std::chrono::seconds(n * 3600);
+    default:
+      return bad("has an unknown unit '" + std::string(1, unit) + "': use s, m or h");
+  }
 }
 
 }  // namespace pampa

@@ -1,6 +1,7 @@
 // Parsing of user-facing values: object names and sizes with units.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -16,5 +17,7 @@ Result<uint64_t> ParseSize(const std::string& text);
 
 // 2147483648 -> "2.0 GiB".
 std::string FormatSize(uint64_t bytes);
+// "90s", "10m", "2h" -> seconds; a number without a unit is refused with a hint.
+Result<std::chrono::seconds> ParseDuration(const std::string& text);
 
 }  // namespace pampa

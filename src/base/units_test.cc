@@ -37,3 +37,21 @@ TEST(ValidateName, FollowsTheRule) {
 
 }  // namespace
 }  // namespace pampa
+
+namespace pampa {
+namespace {
+
+TEST(ParseDuration, TakesSecondsMinutesHoursAndRefusesBareNumbers) {
+  EXPECT_EQ(*ParseDuration("90s"), std::chrono::seconds(90));
+  EXPECT_EQ(*ParseDuration("10m"), std::chrono::seconds(600));
+  EXPECT_EQ(*ParseDuration("2h"), std::chrono::seconds(7200));
+  for (const char* bad : {"", "10", "m", "1.5m", "10d", "-5s", "99999999s"}) {
+    auto r = ParseDuration(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("e.g. 90s"), std::string::npos) << r.status().message();
+  }
+  EXPECT_NE(ParseDuration("10").status().message().find("needs a unit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pampa

@@ -1,4 +1,6 @@
 // pampa repo ... and pampa backup ...
+#include <fmt/format.h>
+
 #include <ctime>
 #include <iostream>
 
@@ -335,6 +337,81 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         }
         std::cout << "\n";
       }
+      return 0;
+    });
+  }
+  auto drill = backup->add_subcommand(
+      "drill", "restore drills: live-restore a VM's latest backup to a scratch VM, check it, time it");
+  drill->require_subcommand(1);
+  {
+    struct Opts {
+      std::string vm, repo, check, timeout;
+      std::vector<std::string> weekly;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = drill->add_subcommand("add", "drill a VM's latest backup every week");
+    cmd->add_option("vm", o->vm, "the VM whose backups to drill")->required();
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--weekly", o->weekly, "DAY HH:MM: weekday (mon..sun) and local time")->expected(2)->required();
+    cmd->add_option("--check", o->check,
+                    "command run in the guest with /bin/sh -c; exit 0 = healthy (default: the agent answers)");
+    cmd->add_option("--timeout", o->timeout, "from the start to healthy, e.g. 10m (default)");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"vm", o->vm}, {"repo", o->repo}, {"day", o->weekly.at(0)}, {"time", o->weekly.at(1)}};
+      if (!o->check.empty()) body["check"] = o->check;
+      if (!o->timeout.empty()) body["timeout"] = o->timeout;
+      auto r = g.client().Call("POST", "/api/v1/drills", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "drill " << r->value("id", "") << ": " << o->vm << " every " << r->value("day", "") << " at "
+                << r->value("time", "") << ", next run " << FormatTime(r->value("next_run", int64_t{0})) << "\n";
+      return 0;
+    });
+  }
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = drill->add_subcommand("list", "list drills with their last result and recovery time");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, as_json] {
+      return GetAndShow(g, "/api/v1/drills", *as_json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        for (auto& d : r) {
+          int64_t last = d.value("last_run", int64_t{0});
+          std::string recovery = "-";
+          if (d.contains("last_recovery_seconds")) {
+            recovery = std::to_string(static_cast<int>(d["last_recovery_seconds"].get<double>() * 10) / 10.0);
+            recovery = recovery.substr(0, recovery.find('.') + 2) + " s";
+          }
+          rows.push_back({d.value("id", ""), d.value("vm", ""), d.value("repo", ""),
+                          d.value("day", "") + " " + d.value("time", ""), last ? FormatTime(last) : "never",
+                          d.value("last_result", "").empty() ? "-" : d.value("last_result", ""), recovery,
+                          FormatTime(d.value("next_run", int64_t{0}))});
+        }
+        PrintTable({"ID", "VM", "REPO", "WEEKLY", "LAST RUN", "LAST RESULT", "RECOVERY", "NEXT RUN"}, rows);
+      });
+    });
+  }
+  for (auto [verb, help] : {std::pair{"remove", "remove a drill"}, {"run", "run a drill now and wait for it"}}) {
+    auto id = std::make_shared<std::string>();
+    std::string v = verb;
+    auto cmd = drill->add_subcommand(verb, help);
+    cmd->add_option("id", *id, "drill id")->required();
+    Bind(cmd, g, [&g, id, v] {
+      if (v == "remove") {
+        auto r = g.client().Call("DELETE", "/api/v1/drills/" + *id);
+        if (!r.ok()) return PrintError(r.status().message());
+        std::cout << "removed drill " << *id << "\n";
+        return 0;
+      }
+      auto r = g.client().Call("POST", "/api/v1/drills/" + *id + "/run", json::object());
+      if (!r.ok()) return PrintError(r.status().message());
+      auto t = g.client().WaitTask((*r)["task"]);
+      if (!t.ok()) return PrintError(t.status().message());
+      const json& res = (*t)["result"];
+      std::cout << fmt::format(
+          "drill {}: vm {} from backup {} was healthy {:.1f} s after the restore began (agent {:.1f} s); "
+          "the whole backup read back in {:.1f} s\n",
+          *id, res.value("vm", ""), res.value("backup", ""), res.value("recovery_seconds", 0.0),
+          res.value("agent_seconds", 0.0), res.value("copy_seconds", 0.0));
       return 0;
     });
   }

@@ -160,7 +160,10 @@ int main(int argc, char** argv) {
   BackupJobs jobs(vms, db, storage, networks, tasks, events);
   BackupScheduler schedules(db, vms, jobs, repos, tasks, events);
   schedules.Start();
-  ApiContext ctx{vms, jobs, live, repos, schedules, storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  RestoreDrills drills(db, vms, live, repos, tasks, events);
+  drills.Start();
+  ApiContext ctx{vms,      jobs,  live,  repos,    schedules,  drills,  storage,
+                 networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;
@@ -203,6 +206,7 @@ int main(int argc, char** argv) {
   log::Info("signal {}: stopping pampad (VMs keep running)", sig);
   server.Stop();
   schedules.Stop();
+  drills.Stop();
   vms.StopReconciler();
   return 0;
 }

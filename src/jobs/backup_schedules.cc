@@ -137,21 +137,7 @@ Result<std::string> BackupScheduler::RunNow(const std::string& id) {
 }
 
 json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
-  {
-    MutexLock lock(&mu_);
-    lock.Wait(run_ended_, [&]() REQUIRES(mu_) { return !running_; });
-    running_ = true;
-  }
-  struct EndRun {
-    BackupScheduler* self;
-    ~EndRun() {
-      {
-        MutexLock lock(&self->mu_);
-        self->running_ = false;
-      }
-      self->run_ended_.notify_one();
-    }
-  } end_run{this};
+  auto pass = one_run_.Enter();
   NullContext null;
   TaskContext& c = ctx ? *ctx : null;
   std::string id = s.value("id", ""), repo_name = s.value("repo", "");

@@ -49,12 +49,9 @@ class BackupScheduler {
   Tasks& tasks_;
   EventBus& events_;
   Mutex mu_;
-  std::condition_variable cv_;         // stopping_ changed
-  std::condition_variable run_ended_;  // running_ went false
+  std::condition_variable cv_;  // stopping_ changed
   bool stopping_ GUARDED_BY(mu_) = false;
-  // One schedule run at a time: a lease taken under mu_, never mu_ held
-  // across the run's backups.
-  bool running_ GUARDED_BY(mu_) = false;
+  OneAtATime one_run_;  // one schedule run at a time
   std::thread thread_;
 };
 

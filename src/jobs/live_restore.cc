@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backup/nbd_export.h"
+#include "base/clock.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -27,11 +28,6 @@ namespace {
 constexpr auto kTick = std::chrono::seconds(1);
 constexpr auto kExportStartTimeout = std::chrono::seconds(60);
 constexpr int kCopyAttempts = 3;  // copies that fail with the export reporting errors
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // True once something accepts connections on a unix socket.
 bool Accepting(const std::string& path) {

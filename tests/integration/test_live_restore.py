@@ -140,3 +140,72 @@ def test_a_chunk_the_repository_lost_is_an_io_error_in_the_guest_and_a_failed_co
     while export_pids(d) and time.time() < deadline:
         time.sleep(0.5)
     assert export_pids(d) == []
+
+
+def add_drill(d, *extra):
+    out = d.cli("backup", "drill", "add", "lr", "--repo", "lr", "--weekly", "sun", "03:00", *extra).stdout
+    assert "next run" in out, out
+    return out.split()[1].rstrip(":")
+
+
+def drill(d, drill_id):
+    return [x for x in d.cli_json("backup", "drill", "list") if x["id"] == drill_id][0]
+
+
+def drill_check(d):
+    r = d.cli("host", "check", "--json", check=False)
+    return {c["name"]: c for c in json.loads(r.stdout)["checks"]}["restore-drills"]
+
+
+def test_a_drill_that_passes_records_its_recovery_time(lr):
+    d = lr
+    bad = d.cli("backup", "drill", "add", "lr", "--repo", "lr", "--weekly", "someday", "03:00", check=False)
+    assert bad.returncode != 0 and "must be a weekday" in bad.stderr
+    bad = d.cli("backup", "drill", "add", "lr", "--repo", "lr", "--weekly", "sun", "03:00", "--timeout", "10",
+                check=False)
+    assert bad.returncode != 0 and "needs a unit" in bad.stderr
+    drill_id = add_drill(d, "--check", f"test \"$(md5sum /mnt/data/a | cut -d' ' -f1)\" = {d.lr_files}",
+                         "--timeout", "5m")
+    out = d.cli("backup", "drill", "run", drill_id).stdout
+    assert "was healthy" in out and d.lr_backup in out, out
+    got = drill(d, drill_id)
+    assert got["last_result"] == "ok" and got["last_backup"] == d.lr_backup
+    assert 0 < got["last_recovery_seconds"] < 120
+    assert "drill-" + drill_id not in [v["name"] for v in d.vms()]  # the scratch VM is gone
+    assert drill_check(d)["status"] == "ok"
+    d.cli("backup", "drill", "remove", drill_id)
+
+
+def test_a_drill_whose_check_fails_is_a_host_check_finding(lr):
+    d = lr
+    drill_id = add_drill(d, "--check", "test -f /mnt/data/no-such-file", "--timeout", "30s")
+    r = d.cli("backup", "drill", "run", drill_id, check=False)
+    assert r.returncode != 0 and "did not succeed within 30 s" in r.stderr, r.stderr
+    assert drill(d, drill_id)["last_result"].startswith("failed: ")
+    finding = drill_check(d)
+    assert finding["status"] == "fail" and drill_id in finding["detail"]
+    assert "drill-" + drill_id not in [v["name"] for v in d.vms()]
+    d.cli("backup", "drill", "remove", drill_id)
+    assert drill_check(d)["status"] == "ok"
+
+
+def test_a_drill_of_a_backup_with_a_damaged_chunk_fails_naming_it(lr):
+    d = lr
+    chunks = sorted(os.path.join(root, f) for root, _, files in os.walk(os.path.join(d.lr_repo, "chunks"))
+                    for f in files)
+    victim = chunks[len(chunks) // 2]
+    with open(victim, "r+b") as f:
+        f.seek(40)
+        byte = f.read(1)
+        f.seek(40)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    try:
+        drill_id = add_drill(d)
+        r = d.cli("backup", "drill", "run", drill_id, check=False)
+        assert r.returncode != 0 and os.path.basename(victim) in r.stderr, r.stderr
+        assert drill(d, drill_id)["last_result"].startswith("failed: ")
+    finally:
+        with open(victim, "r+b") as f:
+            f.seek(40)
+            f.write(byte)
+    d.cli("backup", "drill", "remove", drill_id)
