@@ -151,7 +151,12 @@ Status LiveRestores::SpawnExport(Record& rec) {
 }
 
 void LiveRestores::StopExport(const Record& rec) {
-  if (rec.pid <= 0 || !ProcessAlive(rec.pid, rec.config())) return;
+  if (rec.pid <= 0) return;
+  // Just spawned, it may not have exec'd yet: wait a moment for its command line.
+  for (int i = 0; i < 20 && ProcessAlive(rec.pid, "") && !ProcessAlive(rec.pid, rec.config()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!ProcessAlive(rec.pid, rec.config())) return;
   kill(rec.pid, SIGTERM);
   for (int i = 0; i < 50 && ProcessAlive(rec.pid, rec.config()); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -259,6 +264,16 @@ std::string LiveRestores::CopyTask(const std::string& vm) {
   return it == watched_.end() ? "" : it->second;
 }
 
+void LiveRestores::Forget(const std::string& vm) {
+  if (vms_.Show(vm).ok()) return;  // still there: its copy goes on
+  auto rec = Load(vm);
+  if (!rec.ok() || !*rec) return;
+  StopExport(**rec);
+  (void)store_.Delete(Record::Key(vm));
+  std::error_code ec;
+  std::filesystem::remove_all((*rec)->dir, ec);
+}
+
 void LiveRestores::WatchCopy(const std::string& vm) {
   MutexLock lock(&mu_);
   if (stopping_ || watched_.count(vm)) return;
@@ -292,8 +307,7 @@ Result<json> LiveRestores::Copy(const std::string& vm, TaskContext& ctx) {
     if (!rec) return json{{"vm", vm}, {"state", "gone"}};
     streaming.resize(rec->disks, false);
     if (!vms_.Show(vm).ok()) {  // deleted meanwhile: nothing left to copy into
-      StopExport(*rec);
-      (void)store_.Delete(Record::Key(vm));
+      Forget(vm);
       return json{{"vm", vm}, {"state", "deleted"}};
     }
     if (!ProcessAlive(rec->pid, rec->config())) {

@@ -62,6 +62,9 @@ class LiveRestores {
   void ResumeCopies();
   // The copy task's id while vm is being copied, "" otherwise.
   std::string CopyTask(const std::string& vm);
+  // For a VM deleted during its live restore: stops the export server and
+  // drops the record now (its watcher would at its next look, a second later).
+  void Forget(const std::string& vm);
 
  private:
   struct Record;

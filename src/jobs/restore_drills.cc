@@ -132,6 +132,7 @@ void RestoreDrills::RemoveScratch(const std::string& scratch) {
   if (!vms_.Show(scratch).ok()) return;
   (void)vms_.Stop(scratch);  // already stopped is fine
   if (Status st = vms_.Delete(scratch); !st.ok()) log::Warn("drill: cannot delete {}: {}", scratch, st.message());
+  live_.Forget(scratch);
 }
 
 json RestoreDrills::Run(const json& drill, TaskContext& ctx) {

@@ -95,6 +95,11 @@ class Pampad:
             for net in self.cli_json("net", "list"):
                 self.cli("net", "delete", net["name"], check=False)
         self.stop()
+        for pid in self.leftover_pids():  # e.g. the export server of a live restore cut short
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def stop_with(self, sig):

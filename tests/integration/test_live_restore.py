@@ -171,7 +171,8 @@ def test_a_drill_that_passes_records_its_recovery_time(lr):
     got = drill(d, drill_id)
     assert got["last_result"] == "ok" and got["last_backup"] == d.lr_backup
     assert 0 < got["last_recovery_seconds"] < 120
-    assert "drill-" + drill_id not in [v["name"] for v in d.vms()]  # the scratch VM is gone
+    assert "drill-" + drill_id not in [v["name"] for v in d.vms()]  # the scratch VM is gone, and its export
+    assert export_pids(d) == []
     assert drill_check(d)["status"] == "ok"
     d.cli("backup", "drill", "remove", drill_id)
 
@@ -185,6 +186,7 @@ def test_a_drill_whose_check_fails_is_a_host_check_finding(lr):
     finding = drill_check(d)
     assert finding["status"] == "fail" and drill_id in finding["detail"]
     assert "drill-" + drill_id not in [v["name"] for v in d.vms()]
+    assert export_pids(d) == []
     d.cli("backup", "drill", "remove", drill_id)
     assert drill_check(d)["status"] == "ok"
 
