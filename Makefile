@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build guest run test unit integration bench bench-backup format clean
+.PHONY: all deps build guest run test unit integration bench bench-backup bench-restore format clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench: build guest
 bench-backup: build
 	@dpkg -s restic borgbackup >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends restic borgbackup >/dev/null
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) $(PYTHON) bench/backup_bench.py
+
+# Full restore against live restore: seconds from the restore command to the guest agent's first answer.
+bench-restore: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/restore_bench.py
 
 format:
 	@find src -name '*.cc' -o -name '*.h' | xargs clang-format -i

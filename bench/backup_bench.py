@@ -112,15 +112,21 @@ def change_two_percent(image, work):
         sh("qemu-io", "-f", "qcow2", "-c", f"write -s {pattern} {offset} {MiB}", image, stdout=subprocess.DEVNULL)
 
 
+def far_known_hosts(sshd, link, work):
+    """A known_hosts file naming sshd's key at the relay's port (what a client of the far site trusts)."""
+    with open(sshd.known_hosts) as f:
+        host_key = f.read().split(" ", 1)[1]
+    path = os.path.join(work, "far_known_hosts")
+    with open(path, "w") as f:
+        f.write(f"[127.0.0.1]:{link.port} {host_key}")
+    return path
+
+
 def over_a_link(d, sshd, work, pass_file, env, src_dir, target, rout, vol, vol4m, results):
     """First, incremental and restore over SSH through a relay that delays each way by RTT_MS / 2: Pampa with 1
     and 4 MiB chunks (VMs bench and bench4m), restic (sftp) and borg (borg serve), each to a fresh repository."""
     with DelayProxy("127.0.0.1", sshd.port, RTT_MS / 2) as link:
-        with open(sshd.known_hosts) as f:
-            host_key = f.read().split(" ", 1)[1]
-        far_hosts = os.path.join(work, "far_known_hosts")
-        with open(far_hosts, "w") as f:
-            f.write(f"[127.0.0.1]:{link.port} {host_key}")
+        far_hosts = far_known_hosts(sshd, link, work)
         ssh = (f"ssh -p {link.port} -i {sshd.key} -o UserKnownHostsFile={far_hosts} -o BatchMode=yes "
                "-o StrictHostKeyChecking=yes")
         pampas = (("pampa", "bench", vol, []), ("pampa 4 MiB", "bench4m", vol4m, ["--chunk-size", "4M"]))

@@ -210,9 +210,11 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<ObjectStore
       return Status::Invalid("wrong passphrase: the repository key could not be unlocked (nothing was changed)");
     }
   }
-  auto repo = std::unique_ptr<Repository>(new Repository(std::move(store), c, keys, key_object));
-  PAMPA_RETURN_IF_ERROR(repo->LoadChunkIndex());
-  return repo;
+  // The chunk index is read at the first write: a restore (or a live
+  // restore's export) needs only the manifest and the chunks it names, and
+  // listing chunks/ costs a round trip per directory over SFTP (~23 s over
+  // a 20 ms link for a 1 GiB backup).
+  return std::unique_ptr<Repository>(new Repository(std::move(store), c, keys, key_object));
 }
 
 Status Repository::ChangePassphrase(const std::string& new_passphrase, const std::function<Status()>& commit) {
@@ -286,14 +288,21 @@ Status Repository::ReloadChunkIndex() {
   {
     MutexLock lock(&mu_);
     known_.clear();
+    index_loaded_ = false;
   }
   return LoadChunkIndex();
 }
 
 Status Repository::LoadChunkIndex() {
+  {
+    MutexLock lock(&mu_);
+    if (index_loaded_) return Status::Ok();
+  }
+  // Listed with no lock held; two first writers may both list (and merge the same ids).
   PAMPA_ASSIGN_OR_RETURN(auto ids, ListChunks());
   MutexLock lock(&mu_);
   known_.insert(ids.begin(), ids.end());
+  index_loaded_ = true;
   return Status::Ok();
 }
 
@@ -306,6 +315,7 @@ Result<std::vector<std::string>> Repository::ListChunks() {
 }
 
 Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std::string* buf) {
+  PAMPA_RETURN_IF_ERROR(LoadChunkIndex());
   SealedChunk c;
   c.id = ChunkId(keys_, plaintext);
   {
@@ -319,6 +329,7 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
 
 Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
   if (chunk.object.empty()) return uint64_t{0};
+  PAMPA_RETURN_IF_ERROR(LoadChunkIndex());
   int streams = store_->WriteBehindStreams();
   {
     MutexLock lock(&mu_);
@@ -370,6 +381,7 @@ void Repository::UploadLoop() {
 }
 
 Status Repository::AwaitUploads(const std::vector<std::string>& ids) {
+  PAMPA_RETURN_IF_ERROR(LoadChunkIndex());
   MutexLock lock(&mu_);
   lock.Wait(uploaded_, [&]() REQUIRES(mu_) {
     for (const std::string& id : ids) {

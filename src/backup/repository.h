@@ -130,6 +130,7 @@ class Repository {
  private:
   Repository(std::unique_ptr<ObjectStore> store, RepoConfig config, RepoKeys keys, std::string key_object)
       : store_(std::move(store)), config_(std::move(config)), keys_(keys), key_object_(std::move(key_object)) {}
+  // Reads which chunks exist, once (the first Seal, Upload or AwaitUploads does).
   Status LoadChunkIndex();
 
   std::unique_ptr<ObjectStore> store_;
@@ -141,6 +142,7 @@ class Repository {
 
   Mutex mu_;
   std::unordered_set<std::string> known_ GUARDED_BY(mu_);  // chunk ids known to exist
+  bool index_loaded_ GUARDED_BY(mu_) = false;              // known_ holds the store's listing
   // Write-behind (stores with WriteBehindStreams): chunks waiting for an
   // uploader, chunks being uploaded (queued ones included), and why the last
   // upload of a chunk failed (until it is uploaded again).

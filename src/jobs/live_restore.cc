@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "backup/chunk_codec.h"
 #include "backup/nbd_export.h"
 #include "base/clock.h"
 #include "base/fs.h"
@@ -27,7 +28,9 @@ namespace {
 
 constexpr auto kTick = std::chrono::seconds(1);
 constexpr auto kExportStartTimeout = std::chrono::seconds(60);
-constexpr int kCopyAttempts = 3;  // copies that fail with the export reporting errors
+constexpr int kCopyAttempts = 3;
+// The copy starts once the guest agent answers, or after this long (a guest without an agent).
+constexpr auto kCopyAfterBootAtMost = std::chrono::seconds(60);  // copies that fail with the export reporting errors
 
 // True once something accepts connections on a unix socket.
 bool Accepting(const std::string& path) {
@@ -56,6 +59,7 @@ std::string BackingSpec(const std::string& socket, size_t disk) {
 // when the copy is over. Paths live in a directory of their own under the
 // run directory (tmpfs: a host reboot empties it, and SpawnExport refills it).
 struct LiveRestores::Record {
+  std::string id;  // this live restore's own: a later one of a VM of the same name has another
   std::string vm, backup;
   RepoInfo repo;
   size_t disks = 0;
@@ -71,19 +75,17 @@ struct LiveRestores::Record {
   static std::string Key(const std::string& vm) { return "live-restores/" + vm; }
 
   json ToJson() const {
-    return {{"vm", vm},
-            {"backup", backup},
-            {"repo", RepoInfoToJson(repo)},
-            {"disks", disks},
-            {"copy_bps", copy_bps},
-            {"started", started},
-            {"pid", pid},
+    return {{"id", id},           {"vm", vm},
+            {"backup", backup},   {"repo", RepoInfoToJson(repo)},
+            {"disks", disks},     {"copy_bps", copy_bps},
+            {"started", started}, {"pid", pid},
             {"dir", dir}};
   }
   static std::optional<Record> FromJson(const std::string& text) {
     auto j = json::parse(text, nullptr, false);
     if (!j.is_object() || !j["vm"].is_string() || !j["dir"].is_string()) return std::nullopt;
     Record r;
+    r.id = j.value("id", "");
     r.vm = j["vm"];
     r.backup = j.value("backup", "");
     r.repo = RepoInfoFromJson(j["repo"]);
@@ -191,7 +193,10 @@ Result<json> LiveRestores::StartNow(Request req, TaskContext& ctx) {
 Result<json> LiveRestores::Begin(const Request& req, const Manifest& manifest, VmManager::Hold hold, TaskContext& ctx) {
   auto t0 = std::chrono::steady_clock::now();
   const VmSpec spec = hold.spec();
+  // The name is ours now: a record left under it is of a VM deleted before its copy ended.
+  DropRecord(spec.name, "");
   Record rec;
+  rec.id = ToHex(RandomBytes(6));
   rec.vm = spec.name;
   rec.backup = manifest.id;
   rec.repo = req.repo;
@@ -225,8 +230,7 @@ Result<json> LiveRestores::Begin(const Request& req, const Manifest& manifest, V
   ctx.Progress(0, "starting the VM");
   Status started = vms_.Start(spec.name);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  WatchCopy(spec.name);
-  std::string copy = CopyTask(spec.name);
+  std::string copy = WatchCopy(rec);
   events_.Publish({{"type", "live-restore"}, {"vm", spec.name}, {"backup", manifest.id}, {"state", "started"}});
   if (!started.ok()) {
     return started.Context("vm '" + spec.name + "' is restored but did not start (it reads from the backup until " +
@@ -254,48 +258,59 @@ void LiveRestores::ResumeCopies() {
   auto records = store_.List("live-restores/");
   if (!records.ok()) return;
   for (auto& [key, text] : *records) {
-    if (auto rec = Record::FromJson(text)) WatchCopy(rec->vm);
+    if (auto rec = Record::FromJson(text)) WatchCopy(*rec);
   }
 }
 
 std::string LiveRestores::CopyTask(const std::string& vm) {
+  auto rec = Load(vm);
+  if (!rec.ok() || !*rec) return "";
   MutexLock lock(&mu_);
-  auto it = watched_.find(vm);
+  auto it = watched_.find((*rec)->id);
   return it == watched_.end() ? "" : it->second;
 }
 
 void LiveRestores::Forget(const std::string& vm) {
   if (vms_.Show(vm).ok()) return;  // still there: its copy goes on
+  DropRecord(vm, "");
+}
+
+void LiveRestores::DropRecord(const std::string& vm, const std::string& id) {
   auto rec = Load(vm);
-  if (!rec.ok() || !*rec) return;
+  if (!rec.ok() || !*rec || (!id.empty() && (*rec)->id != id)) return;
   StopExport(**rec);
   (void)store_.Delete(Record::Key(vm));
   std::error_code ec;
   std::filesystem::remove_all((*rec)->dir, ec);
 }
 
-void LiveRestores::WatchCopy(const std::string& vm) {
+std::string LiveRestores::WatchCopy(const Record& rec) {
   MutexLock lock(&mu_);
-  if (stopping_ || watched_.count(vm)) return;
-  watched_[vm] = "";  // claimed before the task exists: a second WatchCopy is a no-op
+  if (stopping_) return "";
+  if (watched_.count(rec.id)) return watched_[rec.id];
+  watched_[rec.id] = "";  // claimed before the task exists: a second WatchCopy finds it
   lock.Unlock();
-  std::string id = tasks_.Start("live-restore-copy", vm, [this, vm](TaskContext& ctx) -> Result<json> {
-    auto result = Copy(vm, ctx);
+  std::string id = tasks_.Start("live-restore-copy", rec.vm, [this, rec](TaskContext& ctx) -> Result<json> {
+    auto result = Copy(rec.vm, rec.id, ctx);
     MutexLock done(&mu_);
-    watched_.erase(vm);
+    watched_.erase(rec.id);
     changed_.notify_all();
     return result;
   });
   lock.Lock();
-  if (watched_.count(vm)) watched_[vm] = id;
+  if (watched_.count(rec.id)) watched_[rec.id] = id;
+  return id;
 }
 
-Result<json> LiveRestores::Copy(const std::string& vm, TaskContext& ctx) {
+Result<json> LiveRestores::Copy(const std::string& vm, const std::string& restore_id, TaskContext& ctx) {
   auto t0 = std::chrono::steady_clock::now();
   uint64_t export_errors = 0;
   int failures = 0;
   std::vector<bool> streaming;  // a block-stream was started for disk i in this QEMU
   bool announced_stop = false;
+  // The copy waits for the boot: on a busy host it would take the CPU and
+  // the disk the guest needs to come up (measured: bench/restore_bench.py).
+  bool booted = false;
   for (;;) {
     {
       MutexLock lock(&mu_);
@@ -304,10 +319,11 @@ Result<json> LiveRestores::Copy(const std::string& vm, TaskContext& ctx) {
       }
     }
     PAMPA_ASSIGN_OR_RETURN(auto rec, Load(vm));
-    if (!rec) return json{{"vm", vm}, {"state", "gone"}};
+    // Gone, or another live restore's (this VM was deleted and its name restored again).
+    if (!rec || rec->id != restore_id) return json{{"vm", vm}, {"state", "gone"}};
     streaming.resize(rec->disks, false);
     if (!vms_.Show(vm).ok()) {  // deleted meanwhile: nothing left to copy into
-      Forget(vm);
+      DropRecord(vm, restore_id);
       return json{{"vm", vm}, {"state", "deleted"}};
     }
     if (!ProcessAlive(rec->pid, rec->config())) {
@@ -337,6 +353,13 @@ Result<json> LiveRestores::Copy(const std::string& vm, TaskContext& ctx) {
       export_errors = errors;
     }
 
+    if (!booted) {
+      booted = vms_.AgentPing(vm).ok() || std::chrono::steady_clock::now() - t0 > kCopyAfterBootAtMost;
+      if (!booted) {
+        ctx.Progress(0, "waiting for the guest to boot before copying");
+        continue;
+      }
+    }
     auto hold = vms_.TryHold(vm);
     if (!hold) continue;
     QmpClient* qmp = hold->qmp();

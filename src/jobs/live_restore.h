@@ -74,8 +74,12 @@ class LiveRestores {
   void StopExport(const Record& rec);
   Result<std::optional<Record>> Load(const std::string& vm);
   Status Save(const Record& rec);
-  void WatchCopy(const std::string& vm);
-  Result<nlohmann::json> Copy(const std::string& vm, TaskContext& ctx);
+  // Starts the task that watches rec's copy (once per live restore); its id.
+  std::string WatchCopy(const Record& rec);
+  Result<nlohmann::json> Copy(const std::string& vm, const std::string& restore_id, TaskContext& ctx);
+  // Stops the export and removes the record of vm's live restore (only the
+  // one with this id, unless id is empty).
+  void DropRecord(const std::string& vm, const std::string& id);
 
   VmManager& vms_;
   Store& store_;
@@ -88,7 +92,7 @@ class LiveRestores {
   Mutex mu_;
   std::condition_variable changed_;  // stopping_, or a watcher ended
   bool stopping_ GUARDED_BY(mu_) = false;
-  std::map<std::string, std::string> watched_ GUARDED_BY(mu_);  // vm -> copy task id
+  std::map<std::string, std::string> watched_ GUARDED_BY(mu_);  // live restore id -> copy task id
 };
 
 }  // namespace pampa

@@ -46,7 +46,7 @@ def lr(pampad):
     d.lr_backup = json.loads(d.cli("backup", "run", "lr", "--repo", "lr", "--json").stdout)["id"]
     d.cli("vm", "stop", "lr")
     yield d
-    for vm in ("lr", "lrl", "lrx"):
+    for vm in ("lr", "lrl", "lrx", "lrr", "lrs", "lrbig"):
         d.cli("vm", "stop", vm, check=False)
         d.cli("vm", "delete", vm, check=False)
 
@@ -211,3 +211,64 @@ def test_a_drill_of_a_backup_with_a_damaged_chunk_fails_naming_it(lr):
             f.seek(40)
             f.write(byte)
     d.cli("backup", "drill", "remove", drill_id)
+
+
+def test_a_drill_is_skipped_when_the_host_lacks_the_memory_for_it(lr):
+    d = lr
+    # A VM whose memory no host here has: defined and backed up (stopped), never started.
+    d.cli("vm", "create", "lrbig", "--cpus", "1", "--memory", "1T", "--disk", "16M", "--net", "none")
+    try:
+        d.cli("backup", "run", "lrbig", "--repo", "lr")
+        out = d.cli("backup", "drill", "add", "lrbig", "--repo", "lr", "--weekly", "mon", "04:00").stdout
+        drill_id = out.split()[1].rstrip(":")
+        r = d.cli("backup", "drill", "run", drill_id, check=False)
+        assert r.returncode != 0 and "skipped: the scratch VM needs" in r.stderr, r.stderr
+        assert "drill-" + drill_id not in [v["name"] for v in d.vms()]
+        finding = drill_check(d)
+        assert finding["status"] == "warn" and drill_id in finding["detail"]
+        d.cli("backup", "drill", "remove", drill_id)
+    finally:
+        d.cli("vm", "delete", "lrbig", check=False)
+
+
+def test_live_restore_from_an_sftp_repository(lr):
+    from pampa_harness import Sshd
+    d = lr
+    sshd = Sshd(d.root)
+    try:
+        url = f"sftp://root@127.0.0.1:{sshd.port}{d.root}/sftp-lr"
+        d.cli("repo", "add", "lrsftp", "--url", url, "--passphrase-file", os.path.join(d.root, "lr-passphrase"),
+              "--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts)
+        d.cli("vm", "start", "lr")
+        d.wait_console("lr", "pampa-guest: ready")
+        backup = json.loads(d.cli("backup", "run", "lr", "--repo", "lrsftp", "--json").stdout)["id"]
+        d.cli("vm", "stop", "lr")
+        d.cli("backup", "restore", backup, "--repo", "lrsftp", "--as", "lrs", "--live")
+        d.wait_console("lrs", "pampa-guest: ready")
+        assert guest_md5(d, "lrs", "/mnt/data/a") == d.lr_files
+        done = d.wait_task(copy_task(d, "lrs")["id"], timeout=240)
+        assert done["state"] == "succeeded", done
+        assert guest_md5(d, "lrs", "/dev/vdb") == d.lr_vdb
+        d.cli("vm", "stop", "lrs")
+        d.cli("vm", "delete", "lrs")
+        assert export_pids(d) == []
+    finally:
+        sshd.stop()
+
+
+def test_a_name_live_restored_again_right_after_its_delete_gets_its_own_copy(lr):
+    d = lr
+    d.cli("backup", "restore", d.lr_backup, "--repo", "lr", "--as", "lrr", "--live", "--bwlimit", "2M")
+    first = copy_task(d, "lrr")
+    d.cli("vm", "stop", "lrr")
+    d.cli("vm", "delete", "lrr")
+    out = d.cli("backup", "restore", d.lr_backup, "--repo", "lr", "--as", "lrr", "--live").stdout
+    second = copy_task(d, "lrr")
+    assert second["id"] != first["id"] and second["id"] in out, out
+    assert len(export_pids(d)) == 1
+    d.wait_console("lrr", "pampa-guest: ready")
+    assert d.wait_task(second["id"], timeout=240)["state"] == "succeeded"
+    assert guest_md5(d, "lrr", "/dev/vdb") == d.lr_vdb
+    assert export_pids(d) == []
+    d.cli("vm", "stop", "lrr")
+    d.cli("vm", "delete", "lrr")
