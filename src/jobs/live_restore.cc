@@ -44,12 +44,14 @@ bool Accepting(const std::string& path) {
 
 // The qcow2 backing that reads disk i from the export: QEMU's NBD client
 // reconnects (holding the guest's reads up to reconnect-delay seconds) when
-// the export server restarts.
+// the export server restarts, and a QEMU that starts while it is coming up
+// waits for it (open-timeout).
 std::string BackingSpec(const std::string& socket, size_t disk) {
   json nbd = {{"driver", "nbd"},
               {"server", {{"type", "unix"}, {"path", socket}}},
               {"export", BackupNbdServer::ExportName(disk)},
-              {"reconnect-delay", 30}};
+              {"reconnect-delay", 30},
+              {"open-timeout", 30}};
   return "json:" + json{{"driver", "raw"}, {"file", nbd}}.dump();
 }
 
@@ -125,7 +127,7 @@ Status LiveRestores::Save(const Record& rec) {
   return RetryIdempotent([&] { return store_.Put(Record::Key(rec.vm), rec.ToJson().dump()); });
 }
 
-Status LiveRestores::SpawnExport(Record& rec) {
+Status LiveRestores::SpawnExport(Record& rec, bool wait) {
   if (rec.pid > 0 && ProcessAlive(rec.pid, rec.config())) return Status::Ok();
   PAMPA_RETURN_IF_ERROR(MakeDirs(rec.dir, 0700));
   json config = {
@@ -134,6 +136,7 @@ Status LiveRestores::SpawnExport(Record& rec) {
   unlink(rec.socket().c_str());
   PAMPA_ASSIGN_OR_RETURN(rec.pid, SpawnDetached({exporter_, rec.config()}, rec.log()));
   PAMPA_RETURN_IF_ERROR(Save(rec));
+  if (!wait) return Status::Ok();
   auto deadline = std::chrono::steady_clock::now() + kExportStartTimeout;
   while (!Accepting(rec.socket())) {
     // Any process with that pid: until its exec, its command line is still pampad's.
@@ -250,7 +253,11 @@ void LiveRestores::RestartExports() {
   for (auto& [key, text] : *records) {
     auto rec = Record::FromJson(text);
     if (!rec) continue;
-    if (Status st = SpawnExport(*rec); !st.ok()) log::Error("live restore of vm {}: {}", rec->vm, st.message());
+    // Not waited for: a repository slow to open must not hold pampad's start
+    // (QEMU waits for the export at open and reconnects to it).
+    if (Status st = SpawnExport(*rec, /*wait=*/false); !st.ok()) {
+      log::Error("live restore of vm {}: {}", rec->vm, st.message());
+    }
   }
 }
 

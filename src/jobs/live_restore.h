@@ -70,7 +70,9 @@ class LiveRestores {
   struct Record;
   Result<VmManager::Hold> Prepare(const Request& req, Manifest* manifest);
   Result<nlohmann::json> Begin(const Request& req, const Manifest& manifest, VmManager::Hold hold, TaskContext& ctx);
-  Status SpawnExport(Record& rec);
+  // Starts rec's export server unless it runs; with wait, returns once it
+  // accepts connections (or why it could not).
+  Status SpawnExport(Record& rec, bool wait = true);
   void StopExport(const Record& rec);
   Result<std::optional<Record>> Load(const std::string& vm);
   Status Save(const Record& rec);

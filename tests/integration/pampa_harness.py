@@ -401,8 +401,7 @@ class Sshd:
     """A real OpenSSH server on loopback, with fresh host and client keys."""
 
     def __init__(self, root):
-        self.dir = os.path.join(root, "sshd")
-        os.makedirs(self.dir, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="sshd-", dir=root)  # one per server: tests may start several
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host", "client"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, key)],
