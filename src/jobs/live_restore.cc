@@ -108,9 +108,21 @@ LiveRestores::LiveRestores(VmManager& vms, Store& store, Storage& storage, Netwo
       networks_(networks),
       tasks_(tasks),
       events_(events),
-      exporter_(std::move(exporter)) {}
+      exporter_(std::move(exporter)) {
+  // A VM deleted mid-copy has its export stopped at once, by its watcher.
+  subscription_ = events_.Subscribe([this](const json& e) {
+    if (e.value("type", "") != "vm" || e.value("state", "") != "deleted") return;
+    std::string vm = e.value("vm", "");
+    MutexLock lock(&mu_);
+    for (auto& [id, w] : watched_) {
+      if (w.vm == vm) deleted_.insert(vm);  // only VMs being watched: the set stays small
+    }
+    changed_.notify_all();
+  });
+}
 
 LiveRestores::~LiveRestores() {
+  events_.Unsubscribe(subscription_);
   MutexLock lock(&mu_);
   stopping_ = true;
   changed_.notify_all();
@@ -206,7 +218,7 @@ Result<json> LiveRestores::Begin(const Request& req, const Manifest& manifest, V
   rec.disks = manifest.disks.size();
   rec.copy_bps = req.copy_bps;
   rec.started = NowMs();
-  rec.dir = vms_.config().run_dir + "/exports/" + spec.name;
+  rec.dir = vms_.config().run_dir + "/exports/" + rec.id;  // its own: an older one may still be going away
   auto fail = [&](const Status& st) -> Result<json> {
     StopExport(rec);
     vms_.RemoveVolumes(spec);
@@ -274,7 +286,7 @@ std::string LiveRestores::CopyTask(const std::string& vm) {
   if (!rec.ok() || !*rec) return "";
   MutexLock lock(&mu_);
   auto it = watched_.find((*rec)->id);
-  return it == watched_.end() ? "" : it->second;
+  return it == watched_.end() ? "" : it->second.task;
 }
 
 void LiveRestores::Forget(const std::string& vm) {
@@ -283,19 +295,22 @@ void LiveRestores::Forget(const std::string& vm) {
 }
 
 void LiveRestores::DropRecord(const std::string& vm, const std::string& id) {
-  auto rec = Load(vm);
-  if (!rec.ok() || !*rec || (!id.empty() && (*rec)->id != id)) return;
-  StopExport(**rec);
-  (void)store_.Delete(Record::Key(vm));
+  auto got = store_.GetVersioned(Record::Key(vm));
+  if (!got.ok() || !*got) return;
+  auto rec = Record::FromJson((*got)->value);
+  if (!rec || (!id.empty() && rec->id != id)) return;
+  StopExport(*rec);
+  // Only this record: a new live restore of the name may have replaced it meanwhile.
+  (void)store_.CompareAndDelete(Record::Key(vm), (*got)->mod_revision);
   std::error_code ec;
-  std::filesystem::remove_all((*rec)->dir, ec);
+  std::filesystem::remove_all(rec->dir, ec);
 }
 
 std::string LiveRestores::WatchCopy(const Record& rec) {
   MutexLock lock(&mu_);
   if (stopping_) return "";
-  if (watched_.count(rec.id)) return watched_[rec.id];
-  watched_[rec.id] = "";  // claimed before the task exists: a second WatchCopy finds it
+  if (watched_.count(rec.id)) return watched_[rec.id].task;
+  watched_[rec.id] = {rec.vm, ""};  // claimed before the task exists: a second WatchCopy finds it
   lock.Unlock();
   std::string id = tasks_.Start("live-restore-copy", rec.vm, [this, rec](TaskContext& ctx) -> Result<json> {
     auto result = Copy(rec.vm, rec.id, ctx);
@@ -305,7 +320,7 @@ std::string LiveRestores::WatchCopy(const Record& rec) {
     return result;
   });
   lock.Lock();
-  if (watched_.count(rec.id)) watched_[rec.id] = id;
+  if (watched_.count(rec.id)) watched_[rec.id].task = id;
   return id;
 }
 
@@ -321,9 +336,11 @@ Result<json> LiveRestores::Copy(const std::string& vm, const std::string& restor
   for (;;) {
     {
       MutexLock lock(&mu_);
-      if (lock.WaitFor(changed_, kTick, [&]() REQUIRES(mu_) { return stopping_; })) {
+      lock.WaitFor(changed_, kTick, [&]() REQUIRES(mu_) { return stopping_ || deleted_.count(vm) > 0; });
+      if (stopping_) {
         return Status::Unavailable("pampad is stopping: the copy of vm " + vm + " resumes at its next start");
       }
+      deleted_.erase(vm);
     }
     PAMPA_ASSIGN_OR_RETURN(auto rec, Load(vm));
     // Gone, or another live restore's (this VM was deleted and its name restored again).

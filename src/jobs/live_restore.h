@@ -19,6 +19,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "backup/repos.h"
@@ -94,7 +95,12 @@ class LiveRestores {
   Mutex mu_;
   std::condition_variable changed_;  // stopping_, or a watcher ended
   bool stopping_ GUARDED_BY(mu_) = false;
-  std::map<std::string, std::string> watched_ GUARDED_BY(mu_);  // live restore id -> copy task id
+  struct Watched {
+    std::string vm, task;  // the VM and its copy task's id
+  };
+  std::map<std::string, Watched> watched_ GUARDED_BY(mu_);  // by live restore id
+  std::set<std::string> deleted_ GUARDED_BY(mu_);           // VMs deleted since their watcher last looked
+  int subscription_ = 0;                                    // to the event bus: VM deletions wake their watcher
 };
 
 }  // namespace pampa
