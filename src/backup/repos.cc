@@ -157,10 +157,7 @@ Status CheckIdentity(const RepoInfo& info, const std::string& found_id) {
                           ", '" + info.name + "' had " + info.id + "): is the right backup disk mounted?");
 }
 
-}  // namespace
-
-Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info) {
-  PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
+Result<std::unique_ptr<Repository>> OpenWithSecret(const RepoInfo& info, const RepoSecret& secret) {
   PAMPA_ASSIGN_OR_RETURN(auto store, OpenStore(info, CreateDir::kNo));
   PAMPA_ASSIGN_OR_RETURN(bool exists, store->Exists("config"));
   if (!exists) {
@@ -170,6 +167,13 @@ Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info) {
   PAMPA_ASSIGN_OR_RETURN(auto repo, Repository::Open(std::move(store), secret));
   PAMPA_RETURN_IF_ERROR(CheckIdentity(info, repo->config().id));
   return repo;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info) {
+  PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
+  return OpenWithSecret(info, secret);
 }
 
 Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
@@ -197,7 +201,7 @@ Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
     PAMPA_RETURN_IF_ERROR(CheckIdentity(info, found.is_object() ? found.value("id", "") : ""));
     return cached;
   }
-  PAMPA_ASSIGN_OR_RETURN(auto repo, OpenRepository(info));
+  PAMPA_ASSIGN_OR_RETURN(auto repo, OpenWithSecret(info, secret));
   std::shared_ptr<Repository> shared(std::move(repo));
   MutexLock lock(&mu_);
   open_[name] = {key, shared};

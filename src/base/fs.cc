@@ -124,6 +124,13 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
   return s;
 }
 
+std::string LastLogLine(const std::string& path, size_t max_bytes) {
+  std::string tail = TailFile(path, max_bytes);
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  auto nl = tail.rfind('\n');
+  return nl == std::string::npos ? tail : tail.substr(nl + 1);
+}
+
 Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
   while (len > 0) {
     ssize_t n = pread(fd, buf, len, static_cast<off_t>(offset));

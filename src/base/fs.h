@@ -55,6 +55,9 @@ Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, u
                      const std::string& path);
 // The last `max_bytes` of a file, starting at a line boundary.
 std::string TailFile(const std::string& path, size_t max_bytes);
+// The last non-empty line within the last `max_bytes` of a log ("" when none):
+// what a process said before it died.
+std::string LastLogLine(const std::string& path, size_t max_bytes);
 
 }  // namespace pampa
 

@@ -1,24 +1,21 @@
 #include "jobs/live_restore.h"
 
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <thread>
 
 #include "backup/chunk_codec.h"
 #include "backup/nbd_export.h"
-#include "base/clock.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "base/retry.h"
 #include "base/units.h"
 #include "jobs/backup_job.h"
+#include "qmp/json_channel.h"
 
 namespace pampa {
 
@@ -28,19 +25,9 @@ namespace {
 
 constexpr auto kTick = std::chrono::seconds(1);
 constexpr auto kExportStartTimeout = std::chrono::seconds(60);
-constexpr int kCopyAttempts = 3;
+constexpr int kCopyAttempts = 3;  // copies that fail with the export reporting errors
 // The copy starts once the guest agent answers, or after this long (a guest without an agent).
-constexpr auto kCopyAfterBootAtMost = std::chrono::seconds(60);  // copies that fail with the export reporting errors
-
-// True once something accepts connections on a unix socket.
-bool Accepting(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return false;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return fd.get() >= 0 && connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-}
+constexpr auto kCopyAfterBootAtMost = std::chrono::seconds(60);
 
 // The qcow2 backing that reads disk i from the export: QEMU's NBD client
 // reconnects (holding the guest's reads up to reconnect-delay seconds) when
@@ -66,8 +53,7 @@ struct LiveRestores::Record {
   RepoInfo repo;
   size_t disks = 0;
   uint64_t copy_bps = 0;
-  int64_t started = 0;  // unix ms
-  pid_t pid = 0;        // the export server's
+  pid_t pid = 0;  // the export server's
   std::string dir;
 
   std::string config() const { return dir + "/export.json"; }
@@ -77,11 +63,10 @@ struct LiveRestores::Record {
   static std::string Key(const std::string& vm) { return "live-restores/" + vm; }
 
   json ToJson() const {
-    return {{"id", id},           {"vm", vm},
-            {"backup", backup},   {"repo", RepoInfoToJson(repo)},
-            {"disks", disks},     {"copy_bps", copy_bps},
-            {"started", started}, {"pid", pid},
-            {"dir", dir}};
+    return {{"id", id},         {"vm", vm},
+            {"backup", backup}, {"repo", RepoInfoToJson(repo)},
+            {"disks", disks},   {"copy_bps", copy_bps},
+            {"pid", pid},       {"dir", dir}};
   }
   static std::optional<Record> FromJson(const std::string& text) {
     auto j = json::parse(text, nullptr, false);
@@ -93,7 +78,6 @@ struct LiveRestores::Record {
     r.repo = RepoInfoFromJson(j["repo"]);
     r.disks = j.value("disks", size_t{0});
     r.copy_bps = j.value("copy_bps", uint64_t{0});
-    r.started = j.value("started", int64_t{0});
     r.pid = j.value("pid", 0);
     r.dir = j["dir"];
     return r;
@@ -150,13 +134,11 @@ Status LiveRestores::SpawnExport(Record& rec, bool wait) {
   PAMPA_RETURN_IF_ERROR(Save(rec));
   if (!wait) return Status::Ok();
   auto deadline = std::chrono::steady_clock::now() + kExportStartTimeout;
-  while (!Accepting(rec.socket())) {
+  // Accepting, not only bound (as for qemu-nbd): a connection before listen() is refused.
+  while (!JsonChannel().Connect(rec.socket(), std::chrono::milliseconds(0)).ok()) {
     // Any process with that pid: until its exec, its command line is still pampad's.
     if (!ProcessAlive(rec.pid, "")) {
-      std::string tail = TailFile(rec.log(), 400);
-      while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-      return Status::Unavailable("the backup's export server stopped: " +
-                                 tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1));
+      return Status::Unavailable("the backup's export server stopped: " + LastLogLine(rec.log(), 400));
     }
     if (std::chrono::steady_clock::now() > deadline) {
       StopExport(rec);
@@ -209,7 +191,7 @@ Result<json> LiveRestores::Begin(const Request& req, const Manifest& manifest, V
   auto t0 = std::chrono::steady_clock::now();
   const VmSpec spec = hold.spec();
   // The name is ours now: a record left under it is of a VM deleted before its copy ended.
-  DropRecord(spec.name, "");
+  if (Status st = DropRecord(spec.name, ""); !st.ok()) log::Warn("live restore of vm {}: {}", spec.name, st.message());
   Record rec;
   rec.id = ToHex(RandomBytes(6));
   rec.vm = spec.name;
@@ -217,7 +199,6 @@ Result<json> LiveRestores::Begin(const Request& req, const Manifest& manifest, V
   rec.repo = req.repo;
   rec.disks = manifest.disks.size();
   rec.copy_bps = req.copy_bps;
-  rec.started = NowMs();
   rec.dir = vms_.config().run_dir + "/exports/" + rec.id;  // its own: an older one may still be going away
   auto fail = [&](const Status& st) -> Result<json> {
     StopExport(rec);
@@ -291,19 +272,19 @@ std::string LiveRestores::CopyTask(const std::string& vm) {
 
 void LiveRestores::Forget(const std::string& vm) {
   if (vms_.Show(vm).ok()) return;  // still there: its copy goes on
-  DropRecord(vm, "");
+  if (Status st = DropRecord(vm, ""); !st.ok()) log::Warn("live restore of vm {}: {}", vm, st.message());
 }
 
-void LiveRestores::DropRecord(const std::string& vm, const std::string& id) {
-  auto got = store_.GetVersioned(Record::Key(vm));
-  if (!got.ok() || !*got) return;
-  auto rec = Record::FromJson((*got)->value);
-  if (!rec || (!id.empty() && rec->id != id)) return;
+Status LiveRestores::DropRecord(const std::string& vm, const std::string& id) {
+  PAMPA_ASSIGN_OR_RETURN(auto got, store_.GetVersioned(Record::Key(vm)));
+  if (!got) return Status::Ok();
+  auto rec = Record::FromJson(got->value);
+  if (!rec || (!id.empty() && rec->id != id)) return Status::Ok();
   StopExport(*rec);
-  // Only this record: a new live restore of the name may have replaced it meanwhile.
-  (void)store_.CompareAndDelete(Record::Key(vm), (*got)->mod_revision);
   std::error_code ec;
   std::filesystem::remove_all(rec->dir, ec);
+  // Only this record: a new live restore of the name may have replaced it meanwhile.
+  return store_.CompareAndDelete(Record::Key(vm), got->mod_revision);
 }
 
 std::string LiveRestores::WatchCopy(const Record& rec) {
@@ -347,7 +328,7 @@ Result<json> LiveRestores::Copy(const std::string& vm, const std::string& restor
     if (!rec || rec->id != restore_id) return json{{"vm", vm}, {"state", "gone"}};
     streaming.resize(rec->disks, false);
     if (!vms_.Show(vm).ok()) {  // deleted meanwhile: nothing left to copy into
-      DropRecord(vm, restore_id);
+      PAMPA_RETURN_IF_ERROR(DropRecord(vm, restore_id));
       return json{{"vm", vm}, {"state", "deleted"}};
     }
     if (!ProcessAlive(rec->pid, rec->config())) {
@@ -442,10 +423,7 @@ Result<json> LiveRestores::Copy(const std::string& vm, const std::string& restor
     }
     hold->Release();
     if (copied == rec->disks) {
-      StopExport(*rec);
-      if (Status st = RetryIdempotent([&] { return store_.Delete(Record::Key(vm)); }); !st.ok()) return st;
-      std::error_code ec;
-      std::filesystem::remove_all(rec->dir, ec);
+      PAMPA_RETURN_IF_ERROR(DropRecord(vm, restore_id));
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       events_.Publish({{"type", "live-restore"}, {"vm", vm}, {"backup", rec->backup}, {"state", "copied"}});
       return json{{"vm", vm}, {"backup", rec->backup}, {"state", "copied"}, {"seconds", secs}};

@@ -80,9 +80,9 @@ class LiveRestores {
   // Starts the task that watches rec's copy (once per live restore); its id.
   std::string WatchCopy(const Record& rec);
   Result<nlohmann::json> Copy(const std::string& vm, const std::string& restore_id, TaskContext& ctx);
-  // Stops the export and removes the record of vm's live restore (only the
-  // one with this id, unless id is empty).
-  void DropRecord(const std::string& vm, const std::string& id);
+  // Stops the export and removes the record and files of vm's live restore
+  // (only the one with this id, unless id is empty); Ok when there is none.
+  Status DropRecord(const std::string& vm, const std::string& id);
 
   VmManager& vms_;
   Store& store_;

@@ -168,11 +168,7 @@ void VmManager::Cleanup(Vm& vm) {
 }
 
 std::string VmManager::CrashReason(Vm& vm) {
-  std::string tail = TailFile(vm.paths.qemu_log(), 800);
-  // The last non-empty line is what QEMU said before dying.
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  auto nl = tail.rfind('\n');
-  std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
+  std::string last = LastLogLine(vm.paths.qemu_log(), 800);
   if (last.empty()) return "QEMU exited unexpectedly (killed? nothing in its log " + vm.paths.qemu_log() + ")";
   return "QEMU exited unexpectedly: " + last;
 }
