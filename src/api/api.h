@@ -8,6 +8,7 @@
 #include "backup/repos.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
+#include "jobs/file_restore.h"
 #include "jobs/live_restore.h"
 #include "jobs/restore_drills.h"
 #include "net/networks.h"
@@ -22,6 +23,7 @@ struct ApiContext {
   VmManager& vms;
   BackupJobs& jobs;
   LiveRestores& live;
+  FileRestores& files;
   Repos& repos;
   BackupScheduler& schedules;
   RestoreDrills& drills;

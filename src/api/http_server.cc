@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
+#include <future>
 #include <thread>
 
 #include "base/log.h"
@@ -188,11 +189,63 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
                        "on the host)");
     }
     if (websocket::is_upgrade(req)) return Upgrade(std::move(req), r.path);
+    r_path_ = r.path;
     r.body = std::move(req.body());
     asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {
       HttpResponse resp = self->shared_.router.Dispatch(r);
+      if (resp.stream) return self->Stream(resp);
       asio::post(self->socket_.get_executor(), [self, resp = std::move(resp)] { self->Send(resp); });
     });
+  }
+
+  // How long a streamed body waits for a client that does not read.
+  static constexpr std::chrono::seconds kStreamWriteTimeout{60};
+
+  // Starts one write on the socket's executor and waits for it on this worker
+  // thread; a client that does not take it in kStreamWriteTimeout is hung up on.
+  template <class Start>
+  beast::error_code WriteAndWait(Start start) {
+    auto done = std::make_shared<std::promise<beast::error_code>>();
+    auto result = done->get_future();
+    asio::post(socket_.get_executor(), [self = this->shared_from_this(), start, done] {
+      start([done](beast::error_code ec, size_t) { done->set_value(ec); });
+    });
+    if (result.wait_for(kStreamWriteTimeout) == std::future_status::timeout) {
+      asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->Shutdown(); });
+      result.wait();  // the write ends (aborted) before its buffers may go
+      return asio::error::timed_out;
+    }
+    return result.get();
+  }
+
+  // Sends resp's streamed body in chunks, from this worker thread (the session
+  // starts nothing else meanwhile), then closes the connection.
+  void Stream(const HttpResponse& resp) {
+    http::response<http::empty_body> head{static_cast<http::status>(resp.status), 11};
+    head.set(http::field::server, "pampad");
+    head.set(http::field::content_type, resp.content_type);
+    head.set(http::field::trailer, "Pampa-Error");
+    head.chunked(true);
+    head.keep_alive(false);
+    http::response_serializer<http::empty_body> header(head);
+    beast::error_code ec =
+        WriteAndWait([this, &header](auto handler) { http::async_write_header(socket_, header, handler); });
+    Status st = ec ? Status::Unavailable("client gone: " + ec.message()) : Status::Ok();
+    if (st.ok()) {
+      st = resp.stream([this](std::string_view piece) -> Status {
+        if (piece.empty()) return Status::Ok();
+        auto chunk = http::make_chunk(asio::const_buffer(piece.data(), piece.size()));
+        beast::error_code wec =
+            WriteAndWait([this, &chunk](auto handler) { asio::async_write(socket_, chunk, handler); });
+        return wec ? Status::Unavailable("the client stopped reading: " + wec.message()) : Status::Ok();
+      });
+      if (!st.ok()) log::Warn("{}: streamed response ended early: {}", r_path_, st.message());
+      http::fields trailer;
+      if (!st.ok()) trailer.set("Pampa-Error", st.message());
+      auto last = http::make_chunk_last(trailer);
+      WriteAndWait([this, &last](auto handler) { asio::async_write(socket_, last, handler); });
+    }
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->Shutdown(); });
   }
 
   void Send(const HttpResponse& resp) {
@@ -273,6 +326,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
+  std::string r_path_;  // the request being answered, for the log
 };
 
 // Asio opens and accepts without SOCK_CLOEXEC; a QEMU that inherited a

@@ -51,7 +51,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   BackupScheduler schedules(*store, vms, jobs, repos, tasks, events);
   LiveRestores live(vms, *store, storage, networks, tasks, events, "/nonexistent");
   RestoreDrills drills(*store, vms, live, repos, tasks, events);
-  ApiContext ctx{vms, jobs, live, repos, schedules, drills, storage, networks, tasks, accel, "test", "test", "/tmp"};
+  FileRestores files({"/nonexistent", "", ""}, accel);
+  ApiContext ctx{vms,     jobs,     live,  files, repos,  schedules, drills,
+                 storage, networks, tasks, accel, "test", "test",    "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

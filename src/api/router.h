@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -26,12 +27,21 @@ struct HttpRequest {
   Result<nlohmann::json> Json() const;
 };
 
+// Hands the next piece of a streamed body to the client; fails when the client
+// is gone or stopped reading (then the producer should stop).
+using BodyWriter = std::function<Status(std::string_view)>;
+
 struct HttpResponse {
   int status = 200;
   nlohmann::json body = nlohmann::json::object();
   // When set, sent as is with content_type instead of the JSON body.
   std::optional<std::string> raw;
   std::string content_type = "text/plain; charset=utf-8";
+  // When set, the body (of content_type) is produced while it is sent, in
+  // chunks, on the worker thread: for bodies too large to hold (files restored
+  // from a backup). A failure once the body has begun cannot change the status:
+  // the response then ends with a "Pampa-Error" trailer carrying the message.
+  std::function<Status(const BodyWriter&)> stream;
 };
 
 // Maps a Status to a JSON error response: {"error": message, "code": kind}.

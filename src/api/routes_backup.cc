@@ -1,4 +1,6 @@
 // /api/v1/repos and backups: backup, list, show, restore, verify.
+#include <algorithm>
+
 #include "api/api.h"
 #include "backup/prune.h"
 #include "backup/verify.h"
@@ -22,6 +24,24 @@ json Summary(const Manifest& m, const std::string& repo) {
           {"bytes_uploaded", m.bytes_uploaded},
           {"seconds", m.seconds},
           {"disks", m.disks.size()}};
+}
+
+// The disk index of a file-restore request ("disk" in the query or body; 0 when absent).
+Result<size_t> DiskIndex(const json& value) {
+  if (value.is_null()) return size_t{0};
+  if (value.is_number_unsigned() && value.get<uint64_t>() < 64) return value.get<size_t>();
+  if (value.is_string()) {
+    const std::string& t = value.get_ref<const std::string&>();
+    if (!t.empty() && t.size() < 3 && std::all_of(t.begin(), t.end(), ::isdigit)) return std::stoul(t);
+  }
+  return Status::Invalid("disk must be a disk number (0 for the first disk), not " + value.dump());
+}
+
+// What a file-restore request reads: the repository opened, the backup, the disk.
+Result<FileRestores::Source> FileSource(ApiContext& ctx, const HttpRequest& req, const json& disk) {
+  PAMPA_ASSIGN_OR_RETURN(size_t index, DiskIndex(disk));
+  PAMPA_ASSIGN_OR_RETURN(auto repo, ctx.repos.Open(req.params.at("repo")));
+  return FileRestores::Source{req.params.at("repo"), repo, req.params.at("id"), index};
 }
 
 HttpResponse Task(const Result<std::string>& task) {
@@ -147,6 +167,36 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     s["disks"] = disks;
     return HttpResponse{200, s};
+  });
+
+  // File-level restore: a directory listing, and files as a tar stream.
+  r.Add("GET", "/api/v1/repos/{repo}/backups/{id}/files", [&](const HttpRequest& req) {
+    for (auto& [key, value] : req.query) {
+      if (key != "disk" && key != "path") {
+        return ErrorResponse(Status::Invalid("unknown query parameter '" + key + "' (known: disk, path)"));
+      }
+    }
+    auto src = FileSource(ctx, req, req.query.count("disk") ? json(req.query.at("disk")) : json());
+    if (!src.ok()) return ErrorResponse(src.status());
+    return Reply(ctx.files.List(*src, req.query.count("path") ? req.query.at("path") : "/"));
+  });
+
+  r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/extract", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"paths", "disk"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    const json& paths = (*body)["paths"];
+    if (!paths.is_array() || paths.empty() ||
+        !std::all_of(paths.begin(), paths.end(), [](const json& p) { return p.is_string(); })) {
+      return ErrorResponse(Status::Invalid("paths must be a list of paths inside the backup, e.g. [\"/part1/etc\"]"));
+    }
+    auto src = FileSource(ctx, req, body->value("disk", json()));
+    if (!src.ok()) return ErrorResponse(src.status());
+    auto producer = ctx.files.Extract(*src, paths.get<std::vector<std::string>>());
+    if (!producer.ok()) return ErrorResponse(producer.status());
+    HttpResponse resp;
+    resp.content_type = "application/x-tar";
+    resp.stream = [producer = *producer](const BodyWriter& write) { return producer(write); };
+    return resp;
   });
 
   r.Add("POST", "/api/v1/repos/{repo}/backups/{id}/restore", [&](const HttpRequest& req) {

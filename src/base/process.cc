@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -213,6 +214,16 @@ bool ProcessAlive(pid_t pid, const std::string& marker) {
     if (ch == '\0') ch = ' ';
   }
   return marker.empty() || c.find(marker) != std::string::npos;
+}
+
+void StopProcess(pid_t pid, const std::string& marker, std::chrono::milliseconds grace) {
+  if (!ProcessAlive(pid, marker)) return;
+  kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (ProcessAlive(pid, marker) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (ProcessAlive(pid, marker)) kill(pid, SIGKILL);
 }
 
 bool HaveExecutable(const std::string& name) {

@@ -45,6 +45,10 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
 // `marker` (guards against pid reuse).
 bool ProcessAlive(pid_t pid, const std::string& marker);
 
+// Stops the process pid if it is still the one whose command line contains
+// marker: SIGTERM, then SIGKILL when it has not exited within grace.
+void StopProcess(pid_t pid, const std::string& marker, std::chrono::milliseconds grace);
+
 // True when the executable is found in PATH (or is an existing absolute path).
 bool HaveExecutable(const std::string& name);
 

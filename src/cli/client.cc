@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <thread>
 
 #include "cli/output.h"
@@ -97,25 +98,34 @@ Status ParseUrl(const std::string& url, Endpoint* ep) {
   return Status::Ok();
 }
 
-Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string& path, const std::string& body) {
+namespace {
+
+http::request<http::string_body> MakeRequest(const Endpoint& ep, const std::string& method, const std::string& path,
+                                             const std::string& body) {
   http::request<http::string_body> req{http::string_to_verb(method), path, 11};
-  req.set(http::field::host, ep_.tcp() ? ep_.host : "localhost");
+  req.set(http::field::host, ep.tcp() ? ep.host : "localhost");
   req.set(http::field::user_agent, "pampa-cli");
-  if (!ep_.token.empty()) req.set(http::field::authorization, "Bearer " + ep_.token);
+  if (!ep.token.empty()) req.set(http::field::authorization, "Bearer " + ep.token);
   if (!body.empty()) {
     req.set(http::field::content_type, "application/json");
     req.body() = body;
   }
   req.keep_alive(false);
   req.prepare_payload();
-  asio::io_context ioc;
+  return req;
+}
+
+// Connects to pampad (TCP or the unix socket) and runs exchange(stream, where)
+// on the connection; a failed connection is an error that says what to check.
+template <class Exchange>
+auto Connected(const Endpoint& ep, asio::io_context& ioc, Exchange exchange)
+    -> decltype(exchange(std::declval<beast::tcp_stream&>(), std::string())) {
   beast::error_code ec;
-  auto timeout = timeout_.count() > 0 ? timeout_ : RequestTimeout();
-  if (ep_.tcp()) {
-    std::string where = ep_.host + ":" + ep_.port;
+  if (ep.tcp()) {
+    std::string where = ep.host + ":" + ep.port;
     asio::ip::tcp::resolver resolver(ioc);
-    auto results = resolver.resolve(ep_.host, ep_.port, ec);
-    if (ec) return Status::Unavailable("cannot resolve " + ep_.host + ": " + ec.message());
+    auto results = resolver.resolve(ep.host, ep.port, ec);
+    if (ec) return Status::Unavailable("cannot resolve " + ep.host + ": " + ec.message());
     beast::tcp_stream stream(ioc);
     stream.expires_after(kConnectTimeout);
     stream.async_connect(results, [&](beast::error_code cec, const auto&) { ec = cec; });
@@ -125,20 +135,95 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
           ec == beast::error::timeout ? "no answer in " + std::to_string(kConnectTimeout.count()) + " s" : ec.message();
       return Status::Unavailable("cannot reach pampad at " + where + ": " + why + " (is pampad running? check --url)");
     }
-    return Exchange(ioc, stream, req, timeout, where);
+    return exchange(stream, where);
   }
   beast::basic_stream<asio::local::stream_protocol> stream(ioc);
   stream.expires_after(kConnectTimeout);
-  stream.async_connect(asio::local::stream_protocol::endpoint(ep_.unix_socket),
+  stream.async_connect(asio::local::stream_protocol::endpoint(ep.unix_socket),
                        [&](beast::error_code cec) { ec = cec; });
   ioc.run();
   if (ec) {
     std::string hint = ec == asio::error::access_denied
                            ? " (the API socket is root only: run as root, or use --url and --token)"
                            : " (is pampad running? start it with: make run)";
-    return Status::Unavailable("cannot connect to pampad at " + ep_.unix_socket + ": " + ec.message() + hint);
+    return Status::Unavailable("cannot connect to pampad at " + ep.unix_socket + ": " + ec.message() + hint);
   }
-  return Exchange(ioc, stream, req, timeout, ep_.unix_socket);
+  return exchange(stream, ep.unix_socket);
+}
+
+// Runs one asynchronous step on ioc to its end; the stream's deadline bounds it.
+template <class Start>
+beast::error_code Step(asio::io_context& ioc, Start start) {
+  beast::error_code ec;
+  start([&ec](beast::error_code e, size_t) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  return ec;
+}
+
+// A request whose answer body is streamed to sink piece by piece; each piece
+// must arrive within timeout of the last.
+template <class Stream>
+Status StreamExchange(asio::io_context& ioc, Stream& stream, http::request<http::string_body>& req,
+                      std::chrono::seconds timeout, const std::string& where,
+                      const std::function<Status(std::string_view)>& sink) {
+  auto broken = [&](beast::error_code ec) {
+    if (ec == beast::error::timeout) {
+      return Status::Unavailable("pampad at " + where + " sent nothing for " + std::to_string(timeout.count()) +
+                                 " s (raise PAMPA_TIMEOUT)");
+    }
+    return Status::Unavailable("the answer from pampad at " + where + " broke off: " + ec.message());
+  };
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  stream.expires_after(timeout);
+  if (auto ec = Step(ioc, [&](auto done) { http::async_write(stream, req, done); })) return broken(ec);
+  stream.expires_after(timeout);
+  if (auto ec = Step(ioc, [&](auto done) { http::async_read_header(stream, buf, parser, done); })) return broken(ec);
+  int status = parser.get().result_int();
+  std::string error_body;
+  std::vector<char> piece(1 << 16);
+  while (!parser.is_done()) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    stream.expires_after(timeout);
+    auto ec = Step(ioc, [&](auto done) { http::async_read(stream, buf, parser, done); });
+    if (ec && ec != http::error::need_buffer) return broken(ec);
+    size_t n = piece.size() - parser.get().body().size;
+    if (status >= 400) {
+      error_body.append(piece.data(), n);
+    } else if (n > 0) {
+      PAMPA_RETURN_IF_ERROR(sink(std::string_view(piece.data(), n)));
+    }
+  }
+  if (status >= 400) {
+    auto j = nlohmann::json::parse(error_body, nullptr, false);
+    return Status(CodeFor(status), j.is_object() ? j.value("error", error_body) : error_body);
+  }
+  auto trailer = parser.get()["Pampa-Error"];
+  if (!trailer.empty()) return Status::Unavailable(std::string(trailer));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string& path, const std::string& body) {
+  auto req = MakeRequest(ep_, method, path, body);
+  asio::io_context ioc;
+  auto timeout = timeout_.count() > 0 ? timeout_ : RequestTimeout();
+  return Connected(ep_, ioc,
+                   [&](auto& stream, const std::string& where) { return Exchange(ioc, stream, req, timeout, where); });
+}
+
+Status ApiClient::Download(const std::string& method, const std::string& path, const nlohmann::json& body,
+                           const std::function<Status(std::string_view)>& sink) {
+  auto req = MakeRequest(ep_, method, path, body.is_null() ? "" : body.dump());
+  asio::io_context ioc;
+  auto timeout = timeout_.count() > 0 ? timeout_ : RequestTimeout();
+  return Connected(ep_, ioc, [&](auto& stream, const std::string& where) {
+    return StreamExchange(ioc, stream, req, timeout, where, sink);
+  });
 }
 
 std::chrono::seconds RequestTimeout() {

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -44,6 +46,12 @@ class ApiClient {
   Result<nlohmann::json> Call(const std::string& method, const std::string& path, const nlohmann::json& body = nullptr);
   // The raw response body (text endpoints such as the console log).
   Result<std::string> GetText(const std::string& path);
+  // A request whose answer is a stream (a tar of files restored from a
+  // backup): each piece of the body goes to sink as it arrives. An error
+  // status, or a "Pampa-Error" trailer after the body, is an error with
+  // pampad's message; a sink error stops the download.
+  Status Download(const std::string& method, const std::string& path, const nlohmann::json& body,
+                  const std::function<Status(std::string_view)>& sink);
   // Polls a task until it ends, drawing a progress bar on a terminal. Returns
   // the finished task; a failed task is an error with its message.
   Result<nlohmann::json> WaitTask(const std::string& id, bool quiet = false);

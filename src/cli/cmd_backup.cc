@@ -1,9 +1,19 @@
 // pampa repo ... and pampa backup ...
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
+#include <cstring>
 #include <ctime>
 #include <iostream>
+#include <memory>
 
+#include "base/fs.h"
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 
@@ -25,6 +35,94 @@ std::string UrlEncode(const std::string& s) {
   }
   return out;
 }
+
+// Where extracted files go: a new tar file, stdout, or GNU tar unpacking into
+// a directory (it refuses members with '..' and keeps symlinks from leading
+// its writes out of the directory), started at the first byte so that an
+// error answer never reaches it.
+class ExtractTarget {
+ public:
+  static Result<std::unique_ptr<ExtractTarget>> Open(const std::string& dir, const std::string& tar_file) {
+    signal(SIGPIPE, SIG_IGN);  // a reader that stops is an EPIPE, said as such
+    auto t = std::unique_ptr<ExtractTarget>(new ExtractTarget());
+    if (tar_file == "-") {
+      if (isatty(STDOUT_FILENO)) return Status::Invalid("--tar - writes an archive: redirect it to a file or a pipe");
+      t->fd_ = Fd(dup(STDOUT_FILENO));
+    } else if (!tar_file.empty()) {
+      t->fd_ = Fd(open(tar_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (t->fd_.get() < 0) {
+        return Status::Invalid("cannot create " + tar_file + ": " + std::strerror(errno) +
+                               (errno == EEXIST ? " (give a new file name)" : ""));
+      }
+      t->file_ = tar_file;
+    } else {
+      struct stat st {};
+      if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return Status::Invalid("--to " + dir + ": no such directory (create it first)");
+      }
+      t->dir_ = dir;
+    }
+    return t;
+  }
+  ExtractTarget(const ExtractTarget&) = delete;
+  ExtractTarget& operator=(const ExtractTarget&) = delete;
+  ~ExtractTarget() { (void)Finish(false); }
+
+  Status Write(std::string_view piece) {
+    if (fd_.get() < 0 && !dir_.empty()) PAMPA_RETURN_IF_ERROR(StartTar());
+    while (!piece.empty()) {
+      ssize_t n = write(fd_.get(), piece.data(), piece.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        return Status::Unavailable(tar_ > 0 ? "tar stopped unpacking (see its message above)"
+                                            : std::string("cannot write: ") + std::strerror(errno));
+      }
+      piece.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  // Ends the output; complete says whether the whole archive came (a partial tar file is removed).
+  Status Finish(bool complete) {
+    fd_.Reset();
+    if (!complete && !file_.empty()) unlink(file_.c_str());
+    file_.clear();
+    if (tar_ <= 0) return Status::Ok();
+    int st = 0;
+    while (waitpid(tar_, &st, 0) < 0 && errno == EINTR) {
+    }
+    tar_ = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return Status::Unavailable("tar could not unpack everything (above)");
+    return Status::Ok();
+  }
+
+ private:
+  ExtractTarget() = default;
+  Status StartTar() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+    Fd read_end(fds[0]), write_end(fds[1]);
+    std::vector<std::string> argv = {"tar", "-x", "-f", "-", "-C", dir_};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid < 0) return Status::Internal(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      dup2(read_end.get(), STDIN_FILENO);  // the copy loses close-on-exec; the originals close at exec
+      signal(SIGPIPE, SIG_DFL);
+      execvp(cargv[0], cargv.data());
+      dprintf(STDERR_FILENO, "pampa: cannot run tar: %s\n", std::strerror(errno));
+      _exit(127);
+    }
+    tar_ = pid;
+    fd_ = std::move(write_end);
+    return Status::Ok();
+  }
+
+  Fd fd_;
+  pid_t tar_ = 0;
+  std::string file_, dir_;
+};
 
 void PrintBackupResult(const json& r) {
   auto& st = r["stages"];
@@ -253,6 +351,87 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
         return 0;
       }
       std::cout << "restored " << o->id << " as vm " << res.value("vm", "") << " in " << secs << " s\n";
+      return 0;
+    });
+  }
+  {
+    struct Opts {
+      std::string id, repo, path = "/";
+      int disk = 0;
+      bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = backup->add_subcommand("files", "list a directory inside a backup, without restoring it");
+    cmd->add_option("id", o->id, "backup id")->required();
+    cmd->add_option("path", o->path, "a path in the backup: / lists the disk's file systems (part1, VG/LV, ...)");
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--disk", o->disk, "the backup's disk, from 0")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--json", o->json, "print JSON");
+    Bind(cmd, g, [&g, o] {
+      std::string url = "/api/v1/repos/" + UrlEncode(o->repo) + "/backups/" + UrlEncode(o->id) +
+                        "/files?disk=" + std::to_string(o->disk) + "&path=" + UrlEncode(o->path);
+      // The first look at a backup boots its restore appliance.
+      g.client().WithTimeout(std::max(RequestTimeout(), std::chrono::seconds(300)));
+      return GetAndShow(g, url, o->json, [&](const json& r) {
+        std::vector<std::vector<std::string>> rows;
+        bool volumes = false;
+        for (auto& e : r["entries"]) {
+          std::string type = e.value("type", "");
+          if (type == "volume") {
+            volumes = true;
+            rows.push_back(
+                {e.value("name", ""), e.value("fs", ""), HumanSize(e.value("size", 0ull)), e.value("state", "")});
+            continue;
+          }
+          std::string name = e.value("name", "") + (type == "dir" ? "/" : "");
+          if (type == "symlink") name += " -> " + e.value("target", "");
+          rows.push_back({type, e.value("mode", ""), type == "file" ? HumanSize(e.value("size", 0ull)) : "",
+                          FormatTime(e.value("mtime", int64_t{0}) * 1000), name});
+        }
+        if (volumes)
+          PrintTable({"VOLUME", "FS", "SIZE", "STATE"}, rows);
+        else
+          PrintTable({"TYPE", "MODE", "SIZE", "MODIFIED", "NAME"}, rows);
+      });
+    });
+  }
+  {
+    struct Opts {
+      std::string id, repo, to, tar;
+      std::vector<std::string> paths;
+      int disk = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = backup->add_subcommand(
+        "extract", "copy files and directories out of a backup (modes, owners and times kept) without restoring it");
+    cmd->add_option("id", o->id, "backup id")->required();
+    cmd->add_option("paths", o->paths, "paths in the backup, e.g. /part1/etc/hosts (see backup files)")->required();
+    cmd->add_option("--repo", o->repo, "repository name")->required();
+    cmd->add_option("--disk", o->disk, "the backup's disk, from 0")->check(CLI::NonNegativeNumber);
+    auto to = cmd->add_option("--to", o->to, "an existing directory to put them in, each under its own name");
+    auto tar = cmd->add_option("--tar", o->tar, "write one tar archive to FILE (a new file) or - (stdout)");
+    to->excludes(tar);
+    Bind(cmd, g, [&g, o] {
+      if (o->to.empty() && o->tar.empty()) return PrintError("say where the files go: --to DIR or --tar FILE|-");
+      std::string url = "/api/v1/repos/" + UrlEncode(o->repo) + "/backups/" + UrlEncode(o->id) + "/extract";
+      json body = {{"paths", o->paths}, {"disk", o->disk}};
+      g.client().WithTimeout(std::max(RequestTimeout(), std::chrono::seconds(300)));
+      auto out = ExtractTarget::Open(o->to, o->tar);
+      if (!out.ok()) return PrintError(out.status().message());
+      uint64_t bytes = 0;
+      Status st = g.client().Download("POST", url, body, [&](std::string_view piece) {
+        bytes += piece.size();
+        return (*out)->Write(piece);
+      });
+      Status closed = (*out)->Finish(st.ok());
+      if (!st.ok()) return PrintError(st.message() + (bytes > 0 ? " (what was written may be incomplete)" : ""));
+      if (!closed.ok()) return PrintError(closed.message());
+      if (!o->to.empty()) {
+        std::cout << "extracted " << o->paths.size() << " path(s) from backup " << o->id << " to " << o->to << " ("
+                  << HumanSize(bytes) << " of archive)\n";
+      } else if (o->tar != "-") {
+        std::cout << "wrote " << o->tar << " (" << HumanSize(bytes) << ")\n";
+      }
       return 0;
     });
   }

@@ -52,7 +52,7 @@ int Fail(const Status& st) {
 int main(int argc, char** argv) {
   CLI::App app{"pampad: the Pampa host daemon"};
   std::string data_dir = "/var/lib/pampa", socket_path = "/run/pampa/pampa.sock", listen = "127.0.0.1:8006";
-  std::string run_dir, guest_dir, default_subnet = "10.88.0.0/24";
+  std::string run_dir, guest_dir, appliance_dir, default_subnet = "10.88.0.0/24";
   std::vector<std::string> allow_paths;
   bool no_default_network = false, debug = false;
   app.add_option("--data-dir", data_dir, "state, token, default pool")->capture_default_str();
@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--run-dir", run_dir, "VM sockets and console logs (default: the socket's directory)");
   app.add_option("--guest-dir", guest_dir, "the test guest from tools/mkguest (for the KVM probe)");
+  app.add_option("--appliance", appliance_dir,
+                 "where tools/mkguest put the file-restore appliance (vmlinuz, appliance.img); default: the guest "
+                 "directory, else guest/ beside pampad");
   app.add_option("--allow-path", allow_paths, "a directory VM images, kernels and ISOs may be read from (repeatable)");
   app.add_option("--default-subnet", default_subnet, "subnet of the default NAT network")->capture_default_str();
   app.add_flag("--no-default-network", no_default_network, "do not create the default NAT network");
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
   // Live restores' export servers come back before the VMs that read from them.
   std::error_code exe_error;
   auto exe_dir = std::filesystem::read_symlink("/proc/self/exe", exe_error).parent_path();
+  if (appliance_dir.empty()) appliance_dir = guest_dir.empty() ? (exe_dir / "guest").string() : guest_dir;
   LiveRestores live(vms, db, storage, networks, tasks, events, (exe_dir / "pampa-backup-export").string());
   live.RestartExports();
   if (Status st = vms.Load(); !st.ok()) return Fail(st);
@@ -162,8 +166,9 @@ int main(int argc, char** argv) {
   schedules.Start();
   RestoreDrills drills(db, vms, live, repos, tasks, events);
   drills.Start();
-  ApiContext ctx{vms,      jobs,  live,  repos,    schedules,  drills,  storage,
-                 networks, tasks, accel, kVersion, Hostname(), data_dir};
+  FileRestores files({run_dir, appliance_dir + "/vmlinuz", appliance_dir + "/appliance.img"}, accel);
+  ApiContext ctx{vms,     jobs,     live,  files, repos,    schedules,  drills,
+                 storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

@@ -155,12 +155,7 @@ void LiveRestores::StopExport(const Record& rec) {
   for (int i = 0; i < 20 && ProcessAlive(rec.pid, "") && !ProcessAlive(rec.pid, rec.config()); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (!ProcessAlive(rec.pid, rec.config())) return;
-  kill(rec.pid, SIGTERM);
-  for (int i = 0; i < 50 && ProcessAlive(rec.pid, rec.config()); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (ProcessAlive(rec.pid, rec.config())) kill(rec.pid, SIGKILL);
+  StopProcess(rec.pid, rec.config(), std::chrono::seconds(5));
 }
 
 Result<VmManager::Hold> LiveRestores::Prepare(const Request& req, Manifest* manifest) {

@@ -68,24 +68,32 @@ Result<nlohmann::json> GuestAgent::Call(const std::string& command, const nlohma
 
 Status GuestAgent::Ping(std::chrono::milliseconds timeout) { return Call("guest-ping", nullptr, timeout).status(); }
 
-Result<ExecResult> GuestAgent::Exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+Result<int64_t> GuestAgent::ExecStart(const std::vector<std::string>& argv) {
   if (argv.empty()) return Status::Invalid("no command given to run in the guest");
-  auto deadline = std::chrono::steady_clock::now() + timeout;
   nlohmann::json args = {{"path", argv[0]}, {"capture-output", true}};
   args["arg"] = std::vector<std::string>(argv.begin() + 1, argv.end());
   PAMPA_ASSIGN_OR_RETURN(auto started, Call("guest-exec", args, std::chrono::seconds(10)));
-  int64_t pid = started.value("pid", -1);
+  return started.value("pid", int64_t{-1});
+}
+
+Result<std::optional<ExecResult>> GuestAgent::ExecStatus(int64_t pid) {
+  PAMPA_ASSIGN_OR_RETURN(auto st, Call("guest-exec-status", {{"pid", pid}}, std::chrono::seconds(10)));
+  if (!st.value("exited", false)) return std::optional<ExecResult>();
+  ExecResult res;
+  res.exit_code = st.value("exitcode", st.contains("signal") ? 128 + st.value("signal", 0) : -1);
+  res.out = Base64Decode(st.value("out-data", ""));
+  res.err = Base64Decode(st.value("err-data", ""));
+  res.out_truncated = st.value("out-truncated", false);
+  return std::optional<ExecResult>(std::move(res));
+}
+
+Result<ExecResult> GuestAgent::Exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  PAMPA_ASSIGN_OR_RETURN(int64_t pid, ExecStart(argv));
   auto delay = std::chrono::milliseconds(20);
   while (true) {
-    PAMPA_ASSIGN_OR_RETURN(auto st, Call("guest-exec-status", {{"pid", pid}}, std::chrono::seconds(10)));
-    if (st.value("exited", false)) {
-      ExecResult res;
-      res.exit_code = st.value("exitcode", st.contains("signal") ? 128 + st.value("signal", 0) : -1);
-      res.out = Base64Decode(st.value("out-data", ""));
-      res.err = Base64Decode(st.value("err-data", ""));
-      res.out_truncated = st.value("out-truncated", false);
-      return res;
-    }
+    PAMPA_ASSIGN_OR_RETURN(auto done, ExecStatus(pid));
+    if (done.has_value()) return std::move(*done);
     if (std::chrono::steady_clock::now() > deadline) {
       return Status::Unavailable("the command is still running in the guest after " +
                                  std::to_string(timeout.count() / 1000) + " s (guest pid " + std::to_string(pid) + ")");

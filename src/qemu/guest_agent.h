@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,10 @@ class GuestAgent {
   Status Ping(std::chrono::milliseconds timeout);
   // Runs argv in the guest and waits for it; kUnavailable when the agent does not answer.
   Result<ExecResult> Exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+  // Starts argv in the guest (its output captured) without waiting; its pid in the guest.
+  Result<int64_t> ExecStart(const std::vector<std::string>& argv);
+  // The result of a command from ExecStart once it has ended; nullopt while it runs.
+  Result<std::optional<ExecResult>> ExecStatus(int64_t pid);
   // Any guest-* command.
   Result<nlohmann::json> Call(const std::string& command, const nlohmann::json& args,
                               std::chrono::milliseconds timeout);

@@ -60,7 +60,8 @@ class Pampad:
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             [PAMPAD, "--data-dir", self.data, "--socket", self.sock, "--listen", f"127.0.0.1:{self.listen_port}",
-             "--allow-path", GUEST, "--allow-path", self.root, "--default-subnet", self.subnet],
+             "--allow-path", GUEST, "--allow-path", self.root, "--default-subnet", self.subnet,
+             "--appliance", GUEST],
             stdout=logf, stderr=logf, env=env, start_new_session=True)
         deadline = time.time() + timeout
         start_at = os.path.getsize(self.log) if os.path.exists(self.log) else 0
