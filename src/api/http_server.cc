@@ -7,6 +7,7 @@
 // clang-format off
 #include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
 // clang-format on
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -225,6 +226,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     head.set(http::field::server, "pampad");
     head.set(http::field::content_type, resp.content_type);
     head.set(http::field::trailer, "Pampa-Error");
+    for (auto& [name, value] : resp.headers) head.set(name, value);
     head.chunked(true);
     head.keep_alive(false);
     http::response_serializer<http::empty_body> header(head);
@@ -241,7 +243,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       });
       if (!st.ok()) log::Warn("{}: streamed response ended early: {}", r_path_, st.message());
       http::fields trailer;
-      if (!st.ok()) trailer.set("Pampa-Error", st.message());
+      if (!st.ok()) {
+        std::string message = st.message();
+        std::replace_if(
+            message.begin(), message.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+        trailer.set("Pampa-Error", message);
+      }
       auto last = http::make_chunk_last(trailer);
       WriteAndWait([this, &last](auto handler) { asio::async_write(socket_, last, handler); });
     }
@@ -251,6 +258,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   void Send(const HttpResponse& resp) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(resp.status), 11);
     res->set(http::field::server, "pampad");
+    for (auto& [name, value] : resp.headers) res->set(name, value);
     if (resp.raw) {
       res->set(http::field::content_type, resp.content_type);
       res->body() = *resp.raw;

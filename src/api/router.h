@@ -42,6 +42,8 @@ struct HttpResponse {
   // from a backup). A failure once the body has begun cannot change the status:
   // the response then ends with a "Pampa-Error" trailer carrying the message.
   std::function<Status(const BodyWriter&)> stream;
+  // Extra header fields (name, value).
+  std::map<std::string, std::string> headers;
 };
 
 // Maps a Status to a JSON error response: {"error": message, "code": kind}.

@@ -191,11 +191,12 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     }
     auto src = FileSource(ctx, req, body->value("disk", json()));
     if (!src.ok()) return ErrorResponse(src.status());
-    auto producer = ctx.files.Extract(*src, paths.get<std::vector<std::string>>());
-    if (!producer.ok()) return ErrorResponse(producer.status());
+    auto extraction = ctx.files.Extract(*src, paths.get<std::vector<std::string>>());
+    if (!extraction.ok()) return ErrorResponse(extraction.status());
     HttpResponse resp;
     resp.content_type = "application/x-tar";
-    resp.stream = [producer = *producer](const BodyWriter& write) { return producer(write); };
+    resp.headers["Pampa-File-Bytes"] = std::to_string(extraction->file_bytes);
+    resp.stream = [write = extraction->write](const BodyWriter& out) { return write(out); };
     return resp;
   });
 

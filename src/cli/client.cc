@@ -166,7 +166,8 @@ beast::error_code Step(asio::io_context& ioc, Start start) {
 template <class Stream>
 Status StreamExchange(asio::io_context& ioc, Stream& stream, http::request<http::string_body>& req,
                       std::chrono::seconds timeout, const std::string& where,
-                      const std::function<Status(std::string_view)>& sink) {
+                      const std::function<Status(std::string_view)>& sink,
+                      std::map<std::string, std::string>* headers) {
   auto broken = [&](beast::error_code ec) {
     if (ec == beast::error::timeout) {
       return Status::Unavailable("pampad at " + where + " sent nothing for " + std::to_string(timeout.count()) +
@@ -182,6 +183,9 @@ Status StreamExchange(asio::io_context& ioc, Stream& stream, http::request<http:
   stream.expires_after(timeout);
   if (auto ec = Step(ioc, [&](auto done) { http::async_read_header(stream, buf, parser, done); })) return broken(ec);
   int status = parser.get().result_int();
+  if (headers != nullptr) {
+    for (auto& field : parser.get()) (*headers)[std::string(field.name_string())] = std::string(field.value());
+  }
   std::string error_body;
   std::vector<char> piece(1 << 16);
   while (!parser.is_done()) {
@@ -217,12 +221,13 @@ Result<ApiResponse> ApiClient::Send(const std::string& method, const std::string
 }
 
 Status ApiClient::Download(const std::string& method, const std::string& path, const nlohmann::json& body,
-                           const std::function<Status(std::string_view)>& sink) {
+                           const std::function<Status(std::string_view)>& sink,
+                           std::map<std::string, std::string>* headers) {
   auto req = MakeRequest(ep_, method, path, body.is_null() ? "" : body.dump());
   asio::io_context ioc;
   auto timeout = timeout_.count() > 0 ? timeout_ : RequestTimeout();
   return Connected(ep_, ioc, [&](auto& stream, const std::string& where) {
-    return StreamExchange(ioc, stream, req, timeout, where, sink);
+    return StreamExchange(ioc, stream, req, timeout, where, sink, headers);
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -50,8 +51,10 @@ class ApiClient {
   // backup): each piece of the body goes to sink as it arrives. An error
   // status, or a "Pampa-Error" trailer after the body, is an error with
   // pampad's message; a sink error stops the download.
+  // headers, when given, gets the answer's header fields before the first piece.
   Status Download(const std::string& method, const std::string& path, const nlohmann::json& body,
-                  const std::function<Status(std::string_view)>& sink);
+                  const std::function<Status(std::string_view)>& sink,
+                  std::map<std::string, std::string>* headers = nullptr);
   // Polls a task until it ends, drawing a progress bar on a terminal. Returns
   // the finished task; a failed task is an error with its message.
   Result<nlohmann::json> WaitTask(const std::string& id, bool quiet = false);

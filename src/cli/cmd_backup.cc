@@ -419,10 +419,19 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       auto out = ExtractTarget::Open(o->to, o->tar);
       if (!out.ok()) return PrintError(out.status().message());
       uint64_t bytes = 0;
-      Status st = g.client().Download("POST", url, body, [&](std::string_view piece) {
-        bytes += piece.size();
-        return (*out)->Write(piece);
-      });
+      std::map<std::string, std::string> headers;
+      ProgressBar bar(false);  // on stderr, and only on a terminal
+      Status st = g.client().Download(
+          "POST", url, body,
+          [&](std::string_view piece) {
+            bytes += piece.size();
+            uint64_t total = std::strtoull(headers["Pampa-File-Bytes"].c_str(), nullptr, 10);
+            bar.Update(total > 0 ? std::min(0.99, static_cast<double>(bytes) / static_cast<double>(total)) : 0,
+                       "extracting " + HumanSize(bytes) + (total > 0 ? " of " + HumanSize(total) : ""));
+            return (*out)->Write(piece);
+          },
+          &headers);
+      bar.Finish();
       Status closed = (*out)->Finish(st.ok());
       if (!st.ok()) return PrintError(st.message() + (bytes > 0 ? " (what was written may be incomplete)" : ""));
       if (!closed.ok()) return PrintError(closed.message());

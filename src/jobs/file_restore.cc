@@ -416,8 +416,7 @@ Result<json> FileRestores::List(const Source& src, const std::string& path) {
               {"entries", entries}};
 }
 
-Result<std::function<Status(const FileRestores::Sink&)>> FileRestores::Extract(const Source& src,
-                                                                               const std::vector<std::string>& paths) {
+Result<FileRestores::Extraction> FileRestores::Extract(const Source& src, const std::vector<std::string>& paths) {
   if (paths.empty()) return Status::Invalid("name at least one path to extract");
   PAMPA_ASSIGN_OR_RETURN(auto s, Acquire(src));
   std::vector<std::string> tar_args, guest_paths;
@@ -437,11 +436,13 @@ Result<std::function<Status(const FileRestores::Sink&)>> FileRestores::Extract(c
     tar_args.insert(tar_args.end(), {"-C", kVolumesRoot + Join(parent), "./" + parts.back()});
   }
   std::vector<std::string> check = guest_paths;
-  check.insert(check.end(), {"-maxdepth", "0", "-printf", "%y\\0"});
-  PAMPA_RETURN_IF_ERROR(Find(*s, check).status());
+  // Every path exists, and how much they hold (for the client's progress).
+  check.insert(check.end(), {"-type", "f", "-printf", "%s\\0"});
+  PAMPA_ASSIGN_OR_RETURN(auto sizes, Find(*s, check));
+  uint64_t bytes = 0;
+  for (const std::string& size : sizes) bytes += std::strtoull(size.c_str(), nullptr, 10);
   // The handle keeps the appliance in use until the stream has run (or is dropped unrun).
-  return std::function<Status(const Sink&)>(
-      [this, s, tar_args](const Sink& sink) { return StreamTar(s, tar_args, sink); });
+  return Extraction{[this, s, tar_args](const Sink& sink) { return StreamTar(s, tar_args, sink); }, bytes};
 }
 
 Status FileRestores::StreamTar(const std::shared_ptr<Session>& s, const std::vector<std::string>& tar_args,

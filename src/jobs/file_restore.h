@@ -63,10 +63,15 @@ class FileRestores {
   Result<nlohmann::json> List(const Source& src, const std::string& path);
 
   using Sink = std::function<Status(std::string_view)>;
-  // Checks that every path exists (kNotFound names the first that does not),
-  // then returns what writes them, as one tar archive, to a sink: each path as
-  // its last component with everything below it, modes, owners and times kept.
-  Result<std::function<Status(const Sink&)>> Extract(const Source& src, const std::vector<std::string>& paths);
+  struct Extraction {
+    // Writes the paths, as one tar archive, to a sink: each path as its last
+    // component with everything below it, modes, owners and times kept.
+    std::function<Status(const Sink&)> write;
+    uint64_t file_bytes = 0;  // the files' sizes added up: the archive is a little larger
+  };
+  // Checks that every path exists (kNotFound names the first that does not)
+  // and measures them; the archive is written when `write` runs.
+  Result<Extraction> Extract(const Source& src, const std::vector<std::string>& paths);
 
   // The appliances running now (for `host check` and tests).
   size_t Running();

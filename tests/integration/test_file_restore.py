@@ -1,5 +1,5 @@
 """File-level restore from a real backup of a real guest: files with known checksums come out of ext4 (on the
-whole disk), of ext4, xfs on LVM and vfat on a GPT disk, through pampad's restore appliance, with modes and
+whole disk), of ext4, xfs on LVM, vfat and NTFS on a GPT disk, through pampad's restore appliance, with modes and
 times, as a directory or a tar; a path that does not exist, a '..' and a disk the backup lacks are refused
 clearly; nothing of the guest's file systems is ever mounted on the host."""
 import io
@@ -14,17 +14,20 @@ import pytest
 from pampa_harness import APPEND, GUEST, PAMPA, processes
 
 # Built inside the guest (the appliance image booted as a plain guest has sfdisk, lvm and the mkfs tools):
-# a GPT disk with ext4, an LVM volume group holding an xfs volume, and vfat.
+# a GPT disk with ext4, an LVM volume group holding an xfs volume, vfat and NTFS.
 MAKE_DISK = r'''
 set -e
-printf 'label: gpt\n,64M,L\n,400M,E6D6D379-F507-44C2-A23C-238F2A3DF928\n,,L\n' | sfdisk -q /dev/vdb
+printf 'label: gpt\n,64M,L\n,400M,E6D6D379-F507-44C2-A23C-238F2A3DF928\n,64M,L\n,,EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' \
+  | sfdisk -q /dev/vdb
 mkfs.ext4 -q /dev/vdb1
 pvcreate -q /dev/vdb2 && vgcreate -q vg0 /dev/vdb2 && lvcreate -q -L 320M -n data vg0 && vgmknodes
 mkfs.xfs -q /dev/mapper/vg0-data
 mkfs.vfat /dev/vdb3 >/dev/null 2>&1
-mkdir -p /t/part1 /t/lv /t/part3
+mkntfs -Q -q /dev/vdb4
+mkdir -p /t/part1 /t/lv /t/part3 /t/part4
 mount /dev/vdb1 /t/part1; mount /dev/mapper/vg0-data /t/lv; mount -t vfat -o utf8 /dev/vdb3 /t/part3
-for t in /t/part1 /t/lv /t/part3; do
+ntfs-3g /dev/vdb4 /t/part4
+for t in /t/part1 /t/lv /t/part3 /t/part4; do
   mkdir -p $t/docs/deep
   dd if=/dev/urandom of=$t/docs/deep/blob bs=1k count=3000 2>/dev/null
   echo "hello from $t" > $t/docs/hello.txt
@@ -32,8 +35,8 @@ done
 chmod 640 /t/lv/docs/hello.txt
 touch -d '2021-06-01 12:00:00' /t/lv/docs/hello.txt
 ln -s deep/blob /t/lv/docs/link
-sha256sum /t/part1/docs/deep/blob /t/lv/docs/deep/blob /t/part3/docs/deep/blob
-umount /t/part1 /t/lv /t/part3; vgchange -an vg0 >/dev/null; sync
+sha256sum /t/part1/docs/deep/blob /t/lv/docs/deep/blob /t/part3/docs/deep/blob /t/part4/docs/deep/blob
+umount /t/part1 /t/lv /t/part3 /t/part4; vgchange -an vg0 >/dev/null; sync
 '''
 
 
@@ -53,7 +56,7 @@ def fr(pampad):
     out = d.exec("fr", "sh", "-c", MAKE_DISK).stdout
     sums = {line.split()[1]: line.split()[0] for line in out.splitlines() if len(line.split()) == 2}
     d.fr_sums = {"part1": sums["/t/part1/docs/deep/blob"], "vg0/data": sums["/t/lv/docs/deep/blob"],
-                 "part3": sums["/t/part3/docs/deep/blob"]}
+                 "part3": sums["/t/part3/docs/deep/blob"], "part4": sums["/t/part4/docs/deep/blob"]}
     d.exec("fr", "sh", "-c", "echo root-disk-file > /mnt/rootfile && sync")
     d.fr_repo = d.add_passphrase_repo("fr", "file restore passphrase")
     # A hot backup: the guest keeps running, as it would in production.
@@ -74,8 +77,9 @@ def test_a_backup_disk_lists_its_volumes_and_directories(fr):
     top = files(d)
     first = time.time() - t0
     vols = {e["name"]: e for e in top["entries"]}
-    assert set(vols) == {"part1", "part3", "vg0/data"}, top
+    assert set(vols) == {"part1", "part3", "part4", "vg0/data"}, top
     assert vols["part1"]["fs"] == "ext4" and vols["vg0/data"]["fs"] == "xfs" and vols["part3"]["fs"] == "vfat"
+    assert vols["part4"]["fs"] == "ntfs"
     assert all(v["state"] == "mounted" for v in vols.values()), vols
     docs = {e["name"]: e for e in files(d, "/vg0/data/docs")["entries"]}
     assert docs["deep"]["type"] == "dir"
