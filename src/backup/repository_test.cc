@@ -1,11 +1,8 @@
 // The ObjectStore conformance suite and the repository's guarantees.
 #include "backup/repository.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +16,7 @@
 #include "backup/sftp_store.h"
 #include "base/fs.h"
 #include "base/process.h"
+#include "base/test_ports.h"
 
 namespace pampa {
 namespace {
@@ -94,16 +92,7 @@ class TestSshd {
     for (auto key : {"host", "client"}) {
       if (!RunChecked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_ + "/" + key}).ok()) return;
     }
-    // A free port: bind to 0, read it, release it.
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    close(fd);
+    port_ = FreeLoopbackPort();
     std::filesystem::copy_file(dir_ + "/client.pub", dir_ + "/authorized_keys");
     auto host_pub = ReadFile(dir_ + "/host.pub");
     if (!host_pub.ok()) return;

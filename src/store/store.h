@@ -198,6 +198,10 @@ struct StoreOptions {
 // One process opens a file at a time (watches see only this process's writes).
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options);
+// The store of a pool of hosts: etcd v3 at endpoints ("HOST:PORT,HOST:PORT"),
+// keys under namespace ns (ending in '/'). Fails when no endpoint answers.
+Result<std::unique_ptr<Store>> OpenEtcdStore(const std::string& endpoints, const std::string& ns,
+                                             const StoreOptions& options = {});
 // A store that lives in memory, for unit tests.
 std::unique_ptr<Store> NewMemoryStore();
 std::unique_ptr<Store> NewMemoryStore(const StoreOptions& options);

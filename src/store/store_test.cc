@@ -249,8 +249,8 @@ TEST_P(StoreTest, ConcurrentIfAbsentTxnsHaveOneWinner) {
   EXPECT_EQ(*store_->Revision(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest, ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
-                         PrintStoreKind);
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest,
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd), PrintStoreKind);
 
 }  // namespace
 }  // namespace pampa

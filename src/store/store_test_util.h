@@ -12,24 +12,63 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "base/process.h"
+#include "base/test_ports.h"
 #include "store/store.h"
 
 namespace pampa {
 
-enum class StoreKind { kMemory, kSqlite };
+enum class StoreKind { kMemory, kSqlite, kEtcd };
 
 inline std::string PrintStoreKind(const ::testing::TestParamInfo<StoreKind>& info) {
-  return info.param == StoreKind::kMemory ? "Memory" : "Sqlite";
+  switch (info.param) {
+    case StoreKind::kMemory:
+      return "Memory";
+    case StoreKind::kSqlite:
+      return "Sqlite";
+    case StoreKind::kEtcd:
+      return "Etcd";
+  }
+  return "?";
 }
 
-// A fresh, empty store of the kind under test for every test; SQLite in a
-// temporary directory removed afterwards.
+// A real etcd (Debian's etcd-server) for one test: its own data directory and
+// loopback ports, stopped with the test.
+class EtcdServer {
+ public:
+  ~EtcdServer() {
+    if (pid_ > 0) StopProcess(pid_, dir_, std::chrono::seconds(5));
+  }
+  // Starts etcd in dir; returns its client endpoint, HOST:PORT, once it answers.
+  Result<std::string> Start(const std::filesystem::path& dir) {
+    if (!HaveExecutable("etcd")) return Status::Unavailable("etcd is not installed (tools/install-deps installs it)");
+    dir_ = dir.string();
+    std::string client = "127.0.0.1:" + std::to_string(FreeLoopbackPort()),
+                peer = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+    auto pid = SpawnDetached({"etcd", "--name", "test", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
+                              "http://" + client, "--advertise-client-urls", "http://" + client, "--listen-peer-urls",
+                              "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer, "--initial-cluster",
+                              "test=http://" + peer, "--logger", "zap", "--log-level", "error"},
+                             dir_ + "/etcd.log");
+    if (!pid.ok()) return pid.status();
+    pid_ = *pid;
+    return client;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  std::string dir_;
+};
+
+// A fresh, empty store of the kind under test for every test; SQLite and etcd
+// in a temporary directory removed afterwards.
 class StoreConformance : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
-    if (GetParam() == StoreKind::kSqlite) {
+    if (GetParam() != StoreKind::kMemory) {
       const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
       std::string name = std::string(info->test_suite_name()) + "-" + info->name();
       for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
@@ -41,14 +80,32 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
   }
   void TearDown() override {
     store_.reset();
+    etcd_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   // Replaces the store under test by one opened with options (SQLite: the
-  // same file again; memory: an empty store).
+  // same file again; etcd: the same server; memory: an empty store).
   void Open(const StoreOptions& options) {
     store_.reset();
     if (GetParam() == StoreKind::kMemory) {
       store_ = NewMemoryStore(options);
+      return;
+    }
+    if (GetParam() == StoreKind::kEtcd) {
+      if (!etcd_) {
+        etcd_ = std::make_unique<EtcdServer>();
+        auto ep = etcd_->Start(dir_);
+        ASSERT_TRUE(ep.ok()) << ep.status().message();
+        etcd_endpoint_ = *ep;
+      }
+      // etcd takes a moment to start answering.
+      Result<std::unique_ptr<Store>> s = Status::Unavailable("not tried");
+      for (int i = 0; i < 200 && !s.ok(); ++i) {
+        s = OpenEtcdStore(etcd_endpoint_, "/pampa/", options);
+        if (!s.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      ASSERT_TRUE(s.ok()) << s.status().message();
+      store_ = std::move(s.value());
       return;
     }
     auto s = OpenSqliteStore((dir_ / "state.db").string(), options);
@@ -56,8 +113,10 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
     store_ = std::move(s.value());
   }
 
+  std::unique_ptr<EtcdServer> etcd_;  // declared before store_: the store goes first
   std::unique_ptr<Store> store_;
   std::filesystem::path dir_;
+  std::string etcd_endpoint_;
 };
 
 // Records the events a watch delivers. Declare it before the Watch, so that

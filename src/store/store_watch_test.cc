@@ -164,8 +164,8 @@ TEST_P(StoreWatchTest, BadWatchArgumentsAreRefused) {
   EXPECT_EQ(store_->WatchPrefix("", 0, nullptr).status().code(), ErrorCode::kInvalid);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, StoreWatchTest, ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
-                         PrintStoreKind);
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreWatchTest,
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd), PrintStoreKind);
 
 }  // namespace
 }  // namespace pampa

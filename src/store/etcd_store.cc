@@ -1,0 +1,549 @@
+// Store on etcd v3, through etcd's JSON gateway (grpc-gateway: POST /v3/kv/*,
+// /v3/watch), over Boost.Beast (kept in this one translation unit).
+//
+// Keys live under a namespace prefix ("/pampa/" by default), so one etcd may
+// hold other data. Revisions are etcd's minus one: a fresh etcd is at revision
+// 1, a fresh Store at 0, and every write takes the next, as in the other stores.
+//
+// Watches: one stream per store (the feed) follows every change in etcd from
+// the oldest revision the store keeps; it fills a bounded change log and tells
+// the store's watches (store_internal.h's StartWatch, the same thread, order
+// and shutdown rules as the other stores) how far etcd has come. The feed
+// watches the whole keyspace, not only the namespace, so that it learns every
+// revision (writes by others take revisions too) and a watch can wait until
+// the log has caught up with a revision the store reported.
+#include <sys/socket.h>
+
+// clang-format off
+#include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
+// clang-format on
+#include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "base/log.h"
+#include "base/mutex.h"
+#include "store/store_internal.h"
+
+namespace pampa {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string Base64(const std::string& in) {
+  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out.push_back(kChars[(v >> s) & 63]);
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += {kChars[v >> 18], kChars[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+std::string Unbase64(const std::string& in) {
+  std::string out;
+  uint32_t v = 0;
+  int bits = 0;
+  for (char c : in) {
+    int d;
+    if (c >= 'A' && c <= 'Z')
+      d = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      d = c - '0' + 52;
+    else if (c == '+')
+      d = 62;
+    else if (c == '/')
+      d = 63;
+    else
+      continue;  // '=' and anything else
+    v = (v << 6) | static_cast<uint32_t>(d);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((v >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+// The first key after every key that starts with prefix (etcd's range_end).
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    if (static_cast<unsigned char>(prefix.back()) < 0xff) {
+      prefix.back() = static_cast<char>(prefix.back() + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
+// etcd's int64s are JSON strings; absent means 0.
+int64_t Int(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_string()) return std::strtoll(it->get_ref<const std::string&>().c_str(), nullptr, 10);
+  return it->is_number() ? it->get<int64_t>() : 0;
+}
+
+struct Endpoint {
+  std::string host, port;
+};
+
+// A connected HTTP/1.1 stream to one of the endpoints (the first that answers).
+Result<beast::tcp_stream> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints,
+                                  std::chrono::milliseconds timeout) {
+  std::string errors;
+  for (const Endpoint& ep : endpoints) {
+    beast::error_code ec;
+    asio::ip::tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(ep.host, ep.port, ec);
+    if (!ec) {
+      beast::tcp_stream stream(ioc);
+      stream.expires_after(timeout);
+      stream.async_connect(results, [&](beast::error_code e, const auto&) { ec = e; });
+      ioc.restart();
+      ioc.run();
+      if (!ec) return stream;
+    }
+    errors += (errors.empty() ? "" : "; ") + ep.host + ":" + ep.port + ": " + ec.message();
+  }
+  return Status::Unavailable("etcd does not answer (" + errors + ")");
+}
+
+http::request<http::string_body> PostRequest(const std::string& host, const std::string& path, const json& body) {
+  http::request<http::string_body> req{http::verb::post, path, 11};
+  req.set(http::field::host, host);
+  req.set(http::field::content_type, "application/json");
+  req.body() = body.dump();
+  req.prepare_payload();
+  return req;
+}
+
+class EtcdStore final : public Store {
+ public:
+  EtcdStore(std::vector<Endpoint> endpoints, std::string ns, std::chrono::milliseconds timeout,
+            const StoreOptions& options)
+      : endpoints_(std::move(endpoints)),
+        ns_(std::move(ns)),
+        timeout_(timeout),
+        history_(std::max<int64_t>(1, options.history_revisions)) {}
+
+  ~EtcdStore() override {
+    if (signal_) signal_->Close();
+    {
+      MutexLock lock(&mu_);
+      closing_ = true;
+      // Ends the feed's blocking read; the feed clears feed_fd_ (under mu_) before its socket closes.
+      if (feed_fd_ >= 0) ::shutdown(feed_fd_, SHUT_RDWR);
+    }
+    log_cv_.notify_all();
+    if (feed_.joinable()) feed_.join();
+  }
+
+  // Reads the current revision and starts the feed from the oldest one kept;
+  // returns once the feed has caught up.
+  Status Start() {
+    PAMPA_ASSIGN_OR_RETURN(int64_t now, Revision());
+    // Watches wait for the log to fill (WatchPrefix catches up first).
+    signal_ = std::make_shared<RevisionSignal>(now);
+    int64_t from = std::max<int64_t>(1, now - history_ + 1);
+    {
+      MutexLock lock(&mu_);
+      seen_ = from - 1;
+      oldest_ = from;
+    }
+    feed_ = std::thread([this, from] { Feed(from); });
+    return CatchUp(now);
+  }
+
+  Result<std::optional<std::string>> Get(const std::string& key) override {
+    PAMPA_ASSIGN_OR_RETURN(auto v, GetVersioned(key));
+    if (!v) return std::optional<std::string>();
+    return std::optional<std::string>(v->value);
+  }
+  Status Put(const std::string& key, const std::string& value) override {
+    return Commit(Txn().Put(key, value)).status();
+  }
+  Status Create(const std::string& key, const std::string& value) override {
+    return Commit(Txn().IfAbsent(key).Put(key, value)).status();
+  }
+  Status Delete(const std::string& key) override { return Commit(Txn().Delete(key)).status(); }
+  Result<std::vector<std::pair<std::string, std::string>>> List(const std::string& prefix) override {
+    PAMPA_ASSIGN_OR_RETURN(auto l, ListVersioned(prefix));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& [k, v] : l.items) out.emplace_back(k, std::move(v.value));
+    return out;
+  }
+  Result<int64_t> Revision() override {
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", Base64(ns_)}, {"count_only", true}}));
+    return Int(r["header"], "revision") - 1;
+  }
+  Result<std::optional<Versioned>> GetVersioned(const std::string& key) override {
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + key)}}));
+    auto kvs = r.value("kvs", json::array());
+    if (kvs.empty()) return std::optional<Versioned>();
+    return std::optional<Versioned>(ToVersioned(kvs[0]));
+  }
+  Result<VersionedList> ListVersioned(const std::string& prefix) override {
+    PAMPA_ASSIGN_OR_RETURN(
+        auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + prefix)}, {"range_end", Base64(PrefixEnd(ns_ + prefix))}}));
+    VersionedList out{.revision = Int(r["header"], "revision") - 1};
+    for (auto& kv : r.value("kvs", json::array())) {
+      out.items.emplace_back(Unbase64(kv.value("key", "")).substr(ns_.size()), ToVersioned(kv));
+    }
+    return out;
+  }
+
+  Result<int64_t> Commit(const Txn& txn) override {
+    PAMPA_RETURN_IF_ERROR(ValidateTxn(txn));
+    json compares = json::array(), success = json::array(), failure = json::array();
+    for (const Compare& c : txn.compares) {
+      std::string key = Base64(ns_ + c.key);
+      switch (c.kind) {
+        case Compare::Kind::kAbsent:
+          compares.push_back({{"key", key}, {"target", "VERSION"}, {"result", "EQUAL"}, {"version", "0"}});
+          break;
+        case Compare::Kind::kExists:
+          compares.push_back({{"key", key}, {"target", "VERSION"}, {"result", "GREATER"}, {"version", "0"}});
+          break;
+        case Compare::Kind::kModRevision:
+          if (c.mod_revision == 0) {
+            compares.push_back({{"key", key}, {"target", "VERSION"}, {"result", "EQUAL"}, {"version", "0"}});
+          } else {
+            compares.push_back({{"key", key},
+                                {"target", "MOD"},
+                                {"result", "EQUAL"},
+                                {"mod_revision", std::to_string(c.mod_revision + 1)}});
+          }
+          break;
+        case Compare::Kind::kValue:
+          compares.push_back({{"key", key}, {"target", "VALUE"}, {"result", "EQUAL"}, {"value", Base64(c.value)}});
+          break;
+      }
+      // When a compare fails, the keys as they were say which one and why.
+      failure.push_back({{"request_range", {{"key", key}}}});
+    }
+    for (const Op& op : txn.ops) {
+      switch (op.kind) {
+        case Op::Kind::kPut:
+          success.push_back({{"request_put", {{"key", Base64(ns_ + op.key)}, {"value", Base64(op.value)}}}});
+          break;
+        case Op::Kind::kDelete:
+          success.push_back({{"request_delete_range", {{"key", Base64(ns_ + op.key)}}}});
+          break;
+        case Op::Kind::kDeletePrefix:
+          success.push_back({{"request_delete_range",
+                              {{"key", Base64(ns_ + op.key)}, {"range_end", Base64(PrefixEnd(ns_ + op.key))}}}});
+          break;
+      }
+    }
+    PAMPA_ASSIGN_OR_RETURN(auto r,
+                           Call("/v3/kv/txn", {{"compare", compares}, {"success", success}, {"failure", failure}}));
+    if (r.value("succeeded", false) || txn.compares.empty()) {
+      // A write returns once this store's watches can see it, as in the other
+      // stores (the feed is a loopback round trip behind); a feed that is
+      // reconnecting delays a write by kWriteCatchUp at most.
+      int64_t revision = Int(r["header"], "revision") - 1;
+      (void)CatchUp(revision, kWriteCatchUp);
+      return revision;
+    }
+    auto responses = r.value("responses", json::array());
+    for (size_t i = 0; i < txn.compares.size() && i < responses.size(); ++i) {
+      auto kvs = responses[i]["response_range"].value("kvs", json::array());
+      std::optional<Versioned> current;
+      if (!kvs.empty()) current = ToVersioned(kvs[0]);
+      PAMPA_RETURN_IF_ERROR(CheckCompare(txn.compares[i], current));
+    }
+    return Status::Conflict("state store transaction: a compare failed");
+  }
+
+  Result<std::unique_ptr<Watch>> WatchPrefix(const std::string& prefix, int64_t from_revision,
+                                             std::function<void(const WatchEvent&)> on_event) override {
+    PAMPA_RETURN_IF_ERROR(ValidateWatch(from_revision, on_event));
+    PAMPA_ASSIGN_OR_RETURN(int64_t now, Revision());
+    PAMPA_RETURN_IF_ERROR(CatchUp(now));
+    int64_t from = from_revision == 0 ? now + 1 : from_revision;
+    {
+      MutexLock lock(&mu_);
+      if (from < oldest_) return CompactedError(from, oldest_);
+    }
+    return StartWatch(
+        signal_, prefix, from, [this](const std::string& p, int64_t f, int64_t t) { return ReadChanges(p, f, t); },
+        std::move(on_event));
+  }
+
+  Status Compact(int64_t revision) override {
+    auto r = Call("/v3/kv/compaction", {{"revision", std::to_string(revision + 1)}});
+    if (!r.ok()) {
+      const std::string& m = r.status().message();
+      if (m.find("future revision") != std::string::npos) {
+        return Status::Invalid("cannot compact to revision " + std::to_string(revision) + ": it is in the future");
+      }
+      if (m.find("has been compacted") == std::string::npos) return r.status();
+    }
+    MutexLock lock(&mu_);
+    Trim(revision);
+    return Status::Ok();
+  }
+
+ private:
+  Versioned ToVersioned(const json& kv) const {
+    return Versioned{Unbase64(kv.value("value", "")), Int(kv, "mod_revision") - 1, Int(kv, "create_revision") - 1};
+  }
+
+  // One request, within the store's timeout.
+  Result<json> Call(const std::string& path, const json& body) {
+    asio::io_context ioc;
+    PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
+    auto req = PostRequest(endpoints_.front().host, path, body);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    stream.expires_after(timeout_);
+    http::async_write(stream, req, [&](beast::error_code e, size_t) {
+      ec = e;
+      if (!ec) http::async_read(stream, buf, res, [&](beast::error_code re, size_t) { ec = re; });
+    });
+    ioc.restart();
+    ioc.run();
+    if (ec == beast::error::timeout) {
+      return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
+                                 " ms (the write may have happened)");
+    }
+    if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
+    auto j = json::parse(res.body(), nullptr, false);
+    if (!j.is_object())
+      return Status::Unavailable("etcd " + path + " answered what is not JSON (HTTP " +
+                                 std::to_string(res.result_int()) + ")");
+    if (j.contains("error")) return Status::Unavailable("etcd " + path + ": " + j.value("error", ""));
+    return j;
+  }
+
+  static constexpr std::chrono::milliseconds kWriteCatchUp{1000};
+
+  // Waits until the feed has applied revision (a write this store reported).
+  Status CatchUp(int64_t revision) { return CatchUp(revision, timeout_); }
+  Status CatchUp(int64_t revision, std::chrono::milliseconds wait) {
+    MutexLock lock(&mu_);
+    if (!lock.WaitFor(log_cv_, wait, [&]() REQUIRES(mu_) { return seen_ >= revision || closing_; })) {
+      return Status::Unavailable("etcd's watch stream is " + std::to_string(revision - seen_) +
+                                 " revision(s) behind its reads");
+    }
+    return Status::Ok();
+  }
+
+  // Forgets changes older than revision.
+  void Trim(int64_t revision) REQUIRES(mu_) {
+    oldest_ = std::max(oldest_, revision);
+    while (!log_.empty() && log_.front().revision < oldest_) log_.pop_front();
+  }
+
+  Result<std::vector<WatchEvent>> ReadChanges(const std::string& prefix, int64_t from, int64_t to) {
+    MutexLock lock(&mu_);
+    if (from < oldest_) return CompactedError(from, oldest_);
+    std::vector<WatchEvent> out;
+    auto it =
+        std::lower_bound(log_.begin(), log_.end(), from, [](const WatchEvent& e, int64_t r) { return e.revision < r; });
+    for (; it != log_.end() && it->revision <= to; ++it) {
+      if (it->key.starts_with(prefix)) out.push_back(*it);
+    }
+    return out;
+  }
+
+  // Applies one watch response of the feed; false when the stream must be reopened at *next.
+  bool Apply(const json& result, int64_t* next) {
+    if (result.value("canceled", false)) {
+      int64_t compact = Int(result, "compact_revision");
+      MutexLock lock(&mu_);
+      if (compact > 0) {
+        // Changes before it are gone from etcd: so from this log.
+        Trim(compact - 1);
+        *next = compact;
+      }
+      return false;
+    }
+    std::vector<WatchEvent> events;
+    int64_t last = 0;
+    for (auto& e : result.value("events", json::array())) {
+      const json& kv = e["kv"];
+      int64_t rev = Int(kv, "mod_revision");
+      last = std::max(last, rev);
+      std::string key = Unbase64(kv.value("key", ""));
+      if (!key.starts_with(ns_)) continue;
+      WatchEvent w;
+      w.type = e.value("type", "PUT") == "DELETE" ? WatchEvent::Type::kDelete : WatchEvent::Type::kPut;
+      w.key = key.substr(ns_.size());
+      if (w.type == WatchEvent::Type::kPut) w.value = Unbase64(kv.value("value", ""));
+      w.revision = rev - 1;
+      events.push_back(std::move(w));
+    }
+    if (last == 0) return true;
+    std::stable_sort(events.begin(), events.end(), [](const WatchEvent& a, const WatchEvent& b) {
+      return a.revision != b.revision ? a.revision < b.revision : a.key < b.key;
+    });
+    {
+      MutexLock lock(&mu_);
+      for (auto& w : events) {
+        if (w.revision > seen_) log_.push_back(std::move(w));
+      }
+      seen_ = std::max(seen_, last - 1);
+      Trim(seen_ - history_ + 1);
+    }
+    *next = last + 1;
+    log_cv_.notify_all();
+    signal_->Advance(last - 1);
+    return true;
+  }
+
+  // Keeps etcd's own history to about what this store keeps: compacts it to
+  // the log's oldest revision every tenth of the history (any host of a pool
+  // may; compacting to a revision already compacted is a no-op).
+  void CompactEtcd() {
+    int64_t oldest;
+    {
+      MutexLock lock(&mu_);
+      if (oldest_ - etcd_compacted_ < std::max<int64_t>(1, history_ / 10)) return;
+      etcd_compacted_ = oldest = oldest_;
+    }
+    auto r = Call("/v3/kv/compaction", {{"revision", std::to_string(oldest + 1)}});
+    if (!r.ok() && r.status().message().find("has been compacted") == std::string::npos) {
+      log::Warn("state store: compacting etcd to revision {}: {}", oldest, r.status().message());
+    }
+  }
+
+  // The feed: follows etcd from etcd revision `from`, reconnecting after errors.
+  void Feed(int64_t from) {
+    int64_t next = from + 1;  // etcd numbering
+    while (true) {
+      {
+        MutexLock lock(&mu_);
+        if (closing_) return;
+      }
+      Status st = FollowOnce(&next);
+      {
+        MutexLock lock(&mu_);
+        if (closing_) return;
+        if (!st.ok()) log::Warn("state store: etcd watch stream: {} (reconnecting)", st.message());
+        lock.WaitFor(log_cv_, 200ms);
+      }
+    }
+  }
+
+  Status FollowOnce(int64_t* next) {
+    asio::io_context ioc;
+    PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
+    json create = {{"create_request",
+                    {{"key", Base64(std::string(1, '\0'))},
+                     {"range_end", Base64(std::string(1, '\0'))},
+                     {"start_revision", std::to_string(*next)}}}};
+    auto req = PostRequest(endpoints_.front().host, "/v3/watch", create);
+    beast::error_code ec;
+    stream.expires_after(timeout_);
+    http::async_write(stream, req, [&](beast::error_code e, size_t) { ec = e; });
+    ioc.restart();
+    ioc.run();
+    if (ec) return Status::Unavailable(ec.message());
+    // From here the socket is read blocking, for as long as the stream lasts;
+    // the destructor shuts it down to end the read.
+    stream.expires_never();
+    auto& sock = stream.socket();
+    {
+      MutexLock lock(&mu_);
+      if (closing_) return Status::Ok();
+      feed_fd_ = sock.native_handle();
+    }
+    struct Forget {
+      EtcdStore* self;
+      ~Forget() {
+        MutexLock lock(&self->mu_);
+        self->feed_fd_ = -1;
+      }
+    } forget{this};
+    beast::flat_buffer buf;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    http::read_header(sock, buf, parser, ec);
+    if (ec) return Status::Unavailable(ec.message());
+    std::string pending;
+    std::vector<char> piece(1 << 16);
+    while (!parser.is_done()) {
+      parser.get().body().data = piece.data();
+      parser.get().body().size = piece.size();
+      http::read_some(sock, buf, parser, ec);  // what has come: events are small and must not wait for more
+      if (ec && ec != http::error::need_buffer) return Status::Unavailable(ec.message());
+      pending.append(piece.data(), piece.size() - parser.get().body().size);
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        auto msg = json::parse(pending.substr(0, nl), nullptr, false);
+        pending.erase(0, nl + 1);
+        if (!msg.is_object()) continue;
+        if (msg.contains("error")) return Status::Unavailable(msg["error"].value("message", msg["error"].dump()));
+        if (!Apply(msg.value("result", json::object()), next)) return Status::Unavailable("etcd canceled the watch");
+        CompactEtcd();
+      }
+    }
+    return Status::Unavailable("etcd ended the watch stream");
+  }
+
+  const std::vector<Endpoint> endpoints_;
+  const std::string ns_;
+  const std::chrono::milliseconds timeout_;
+  const int64_t history_;
+  std::shared_ptr<RevisionSignal> signal_;
+
+  Mutex mu_;  // guards the change log; never held across a request
+  std::condition_variable log_cv_;
+  std::deque<WatchEvent> log_ GUARDED_BY(mu_);  // changes in the namespace, oldest_..seen_, in revision order
+  int64_t oldest_ GUARDED_BY(mu_) = 1;          // the first revision whose changes are kept
+  int64_t seen_ GUARDED_BY(mu_) = 0;            // every change up to it is in the log
+  bool closing_ GUARDED_BY(mu_) = false;
+  int64_t etcd_compacted_ GUARDED_BY(mu_) = 0;  // the last revision this store compacted etcd to
+  int feed_fd_ GUARDED_BY(mu_) = -1;            // the feed's socket while it reads
+  std::thread feed_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenEtcdStore(const std::string& endpoints, const std::string& ns,
+                                             const StoreOptions& options) {
+  std::vector<Endpoint> eps;
+  std::stringstream in(endpoints);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    auto colon = item.rfind(':');
+    if (item.empty() || colon == std::string::npos || colon == 0 || colon + 1 == item.size()) {
+      return Status::Invalid("etcd endpoint '" + item + "' is not HOST:PORT (e.g. 127.0.0.1:2379)");
+    }
+    eps.push_back({item.substr(0, colon), item.substr(colon + 1)});
+  }
+  if (eps.empty()) return Status::Invalid("give at least one etcd endpoint, HOST:PORT");
+  if (ns.empty() || ns.back() != '/') return Status::Invalid("an etcd namespace must end with '/' (e.g. /pampa/)");
+  auto store = std::make_unique<EtcdStore>(std::move(eps), ns, std::chrono::milliseconds(5000), options);
+  PAMPA_RETURN_IF_ERROR(store->Start());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace pampa
