@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build guest run test unit integration bench bench-backup bench-restore format clean
+.PHONY: all deps build guest run test unit integration bench bench-backup bench-restore bench-store format clean
 
 all: build
 
@@ -51,6 +51,10 @@ bench-backup: build
 # Full restore against live restore: seconds from the restore command to the guest agent's first answer.
 bench-restore: build guest
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/restore_bench.py
+
+# The state store: SQLite against a real etcd, put/get/CAS and a 1,500-record list.
+bench-store: build
+	@$(MAKE) --no-print-directory -C $(BUILD) store_bench >/dev/null && $(BUILD)/store_bench
 
 format:
 	@find src -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -70,6 +70,12 @@ json HostChecks(ApiContext& ctx) {
                          ? Check("disk-space", "ok", FormatSize(avail) + " free in " + ctx.data_dir)
                          : Check("disk-space", "warn", "only " + FormatSize(avail) + " free in " + ctx.data_dir));
   }
+  Status appliance = ctx.files.ApplianceReady();
+  checks.push_back(appliance.ok()
+                       ? Check("file-restore", "ok",
+                               "restore appliance present; " + std::to_string(ctx.files.Running()) + " running")
+                       : Check("file-restore", "warn", appliance.message(),
+                               "tools/mkguest DIR, then start pampad with --appliance DIR"));
   if (auto schedules = ctx.schedules.List(); schedules.ok()) {
     std::string failed;
     for (auto& sc : *schedules) {

@@ -223,11 +223,14 @@ void FileRestores::Release(const std::shared_ptr<Session>& s) {
   s->last_used = std::chrono::steady_clock::now();
 }
 
+Status FileRestores::ApplianceReady() const {
+  if (Exists(options_.kernel) && Exists(options_.initrd)) return Status::Ok();
+  return Status::Unavailable("file restore needs the restore appliance (" + options_.initrd +
+                             "), which is missing: build it with tools/mkguest (make guest) or pass --appliance DIR");
+}
+
 Status FileRestores::Boot(Session& s, const Source& src) {
-  if (!Exists(options_.kernel) || !Exists(options_.initrd)) {
-    return Status::Unavailable("file restore needs the restore appliance (" + options_.initrd +
-                               "), which is missing: build it with tools/mkguest (make guest) or pass --appliance DIR");
-  }
+  PAMPA_RETURN_IF_ERROR(ApplianceReady());
   PAMPA_ASSIGN_OR_RETURN(Manifest manifest, src.repository->ReadManifest(src.backup));
   if (src.disk >= manifest.disks.size()) {
     return Status::Invalid("backup " + src.backup + " has " + std::to_string(manifest.disks.size()) +

@@ -75,6 +75,8 @@ class FileRestores {
 
   // The appliances running now (for `host check` and tests).
   size_t Running();
+  // Ok when the appliance's kernel and initramfs are there; else kUnavailable saying what to do.
+  Status ApplianceReady() const;
 
  private:
   struct Volume {

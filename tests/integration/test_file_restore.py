@@ -95,6 +95,9 @@ def test_a_backup_disk_lists_its_volumes_and_directories(fr):
     # The text listing, as a user reads it.
     text = d.cli("backup", "files", d.fr_backup, "--repo", "fr", "--disk", "1", "/part1/docs").stdout
     assert "hello.txt" in text and "deep/" in text, text
+    r = d.cli("host", "check", "--json", check=False)
+    check = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["file-restore"]
+    assert check["status"] == "ok" and "1 running" in check["detail"], check
     # The first disk: ext4 on the whole disk.
     root = files(d, "/disk", disk=0)["entries"]
     assert "rootfile" in [e["name"] for e in root]
