@@ -5,6 +5,10 @@
 // hold other data. Revisions are etcd's minus one: a fresh etcd is at revision
 // 1, a fresh Store at 0, and every write takes the next, as in the other stores.
 //
+// Reads: the feed also keeps a mirror of the namespace (listed once at a
+// revision, then fed), which answers Get and List locally while the stream is
+// live and holds this store's own writes; otherwise they ask etcd.
+//
 // Watches: one stream per store (the feed) follows every change in etcd from
 // the oldest revision the store keeps; it fills a bounded change log and tells
 // the store's watches (store_internal.h's StartWatch, the same thread, order
@@ -25,6 +29,7 @@
 #include <condition_variable>
 #include <deque>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -202,12 +207,34 @@ class EtcdStore final : public Store {
     return Int(r["header"], "revision") - 1;
   }
   Result<std::optional<Versioned>> GetVersioned(const std::string& key) override {
+    {
+      MutexLock lock(&mu_);
+      if (MirrorCurrent()) {
+        auto it = mirror_.find(key);
+        return it == mirror_.end() ? std::optional<Versioned>() : std::optional<Versioned>(it->second);
+      }
+    }
     PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + key)}}));
     auto kvs = r.value("kvs", json::array());
     if (kvs.empty()) return std::optional<Versioned>();
     return std::optional<Versioned>(ToVersioned(kvs[0]));
   }
   Result<VersionedList> ListVersioned(const std::string& prefix) override {
+    {
+      MutexLock lock(&mu_);
+      if (MirrorCurrent()) {
+        VersionedList out{.revision = mirror_rev_};
+        for (auto it = mirror_.lower_bound(prefix); it != mirror_.end() && it->first.starts_with(prefix); ++it) {
+          out.items.emplace_back(*it);
+        }
+        return out;
+      }
+    }
+    return ListFromEtcd(prefix);
+  }
+
+  // ListVersioned asking etcd.
+  Result<VersionedList> ListFromEtcd(const std::string& prefix) {
     PAMPA_ASSIGN_OR_RETURN(
         auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + prefix)}, {"range_end", Base64(PrefixEnd(ns_ + prefix))}}));
     VersionedList out{.revision = Int(r["header"], "revision") - 1};
@@ -267,6 +294,10 @@ class EtcdStore final : public Store {
       // stores (the feed is a loopback round trip behind); a feed that is
       // reconnecting delays a write by kWriteCatchUp at most.
       int64_t revision = Int(r["header"], "revision") - 1;
+      {
+        MutexLock lock(&mu_);
+        wrote_ = std::max(wrote_, revision);  // reads skip the mirror until it holds this
+      }
       (void)CatchUp(revision, kWriteCatchUp);
       return revision;
     }
@@ -355,6 +386,10 @@ class EtcdStore final : public Store {
     return Status::Ok();
   }
 
+  // Whether reads may be answered from the mirror: it is kept by a live
+  // stream and holds every write this store made.
+  bool MirrorCurrent() const REQUIRES(mu_) { return mirror_rev_ >= 0 && mirror_rev_ >= seen_ && mirror_rev_ >= wrote_; }
+
   // Forgets changes older than revision.
   void Trim(int64_t revision) REQUIRES(mu_) {
     oldest_ = std::max(oldest_, revision);
@@ -386,6 +421,7 @@ class EtcdStore final : public Store {
       return false;
     }
     std::vector<WatchEvent> events;
+    std::map<std::string, int64_t> created;  // key -> create revision, for the mirror
     int64_t last = 0;
     for (auto& e : result.value("events", json::array())) {
       const json& kv = e["kv"];
@@ -398,6 +434,7 @@ class EtcdStore final : public Store {
       w.key = key.substr(ns_.size());
       if (w.type == WatchEvent::Type::kPut) w.value = Unbase64(kv.value("value", ""));
       w.revision = rev - 1;
+      created[w.key] = Int(kv, "create_revision") - 1;
       events.push_back(std::move(w));
     }
     if (last == 0) return true;
@@ -407,8 +444,16 @@ class EtcdStore final : public Store {
     {
       MutexLock lock(&mu_);
       for (auto& w : events) {
+        if (mirror_rev_ >= 0 && w.revision > mirror_rev_) {
+          if (w.type == WatchEvent::Type::kPut) {
+            mirror_[w.key] = Versioned{w.value, w.revision, created[w.key]};
+          } else {
+            mirror_.erase(w.key);
+          }
+        }
         if (w.revision > seen_) log_.push_back(std::move(w));
       }
+      if (mirror_rev_ >= 0) mirror_rev_ = std::max(mirror_rev_, last - 1);
       seen_ = std::max(seen_, last - 1);
       Trim(seen_ - history_ + 1);
     }
@@ -445,6 +490,7 @@ class EtcdStore final : public Store {
       Status st = FollowOnce(&next);
       {
         MutexLock lock(&mu_);
+        mirror_rev_ = -1;  // reads ask etcd until the next stream has rebuilt it
         if (closing_) return;
         if (!st.ok()) log::Warn("state store: etcd watch stream: {} (reconnecting)", st.message());
         lock.WaitFor(log_cv_, 200ms);
@@ -453,6 +499,15 @@ class EtcdStore final : public Store {
   }
 
   Status FollowOnce(int64_t* next) {
+    // The mirror: the namespace listed at one revision; the stream below
+    // starts at or before it, and Apply keeps it from there.
+    PAMPA_ASSIGN_OR_RETURN(auto listed, ListFromEtcd(""));
+    {
+      MutexLock lock(&mu_);
+      mirror_.clear();
+      for (auto& [key, v] : listed.items) mirror_.emplace(key, std::move(v));
+      mirror_rev_ = listed.revision;
+    }
     asio::io_context ioc;
     PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
     json create = {{"create_request",
@@ -521,7 +576,12 @@ class EtcdStore final : public Store {
   int64_t seen_ GUARDED_BY(mu_) = 0;            // every change up to it is in the log
   bool closing_ GUARDED_BY(mu_) = false;
   int64_t etcd_compacted_ GUARDED_BY(mu_) = 0;  // the last revision this store compacted etcd to
-  int feed_fd_ GUARDED_BY(mu_) = -1;            // the feed's socket while it reads
+  // The namespace as of mirror_rev_ (-1: none, while the feed (re)starts),
+  // kept by the feed: reads are answered from it while it is current.
+  std::map<std::string, Versioned> mirror_ GUARDED_BY(mu_);
+  int64_t mirror_rev_ GUARDED_BY(mu_) = -1;
+  int64_t wrote_ GUARDED_BY(mu_) = 0;  // the last revision this store wrote
+  int feed_fd_ GUARDED_BY(mu_) = -1;   // the feed's socket while it reads
   std::thread feed_;
 };
 

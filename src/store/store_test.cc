@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "store/store_test_util.h"
@@ -247,6 +248,34 @@ TEST_P(StoreTest, ConcurrentIfAbsentTxnsHaveOneWinner) {
   ASSERT_EQ(owners->size(), 1u);
   EXPECT_EQ((*owners)[0].first, "owners/" + **store_->Get("vms/race"));
   EXPECT_EQ(*store_->Revision(), 1);
+}
+
+// Hosts of a pool share one etcd, each through its own store: a host reads its
+// own writes at once, another host's within the watch stream's delay, and a
+// compare-and-put at a revision read from a lagging mirror loses cleanly.
+TEST_P(StoreTest, StoresSharingAnEtcdSeeEachOthersWrites) {
+  if (GetParam() != StoreKind::kEtcd) GTEST_SKIP() << "only etcd is shared between processes";
+  auto other = OpenEtcdStore(etcd_endpoint_, "/pampa/");
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  EXPECT_EQ(**store_->Get("vms/a"), "1");
+  auto seen = [](Store& s, const std::string& want) {
+    for (int i = 0; i < 300; ++i) {
+      auto v = s.Get("vms/a");
+      if (v.ok() && v->has_value() && **v == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  EXPECT_TRUE(seen(**other, "1"));
+  auto v = (*other)->GetVersioned("vms/a");
+  ASSERT_TRUE(v.ok() && v->has_value());
+  ASSERT_TRUE((*other)->CompareAndPut("vms/a", "2", (*v)->mod_revision).ok());
+  EXPECT_EQ(**(*other)->Get("vms/a"), "2");
+  EXPECT_TRUE(seen(*store_, "2"));
+  // A compare-and-put at the stale revision 1 loses, whatever either mirror says.
+  EXPECT_EQ(store_->CompareAndPut("vms/a", "3", (*v)->mod_revision).code(), ErrorCode::kConflict);
+  EXPECT_EQ(**(*other)->Get("vms/a"), "2");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest,
