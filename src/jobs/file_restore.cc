@@ -444,8 +444,21 @@ Result<FileRestores::Extraction> FileRestores::Extract(const Source& src, const 
   PAMPA_ASSIGN_OR_RETURN(auto sizes, Find(*s, check));
   uint64_t bytes = 0;
   for (const std::string& size : sizes) bytes += std::strtoull(size.c_str(), nullptr, 10);
-  // The handle keeps the appliance in use until the stream has run (or is dropped unrun).
-  return Extraction{[this, s, tar_args](const Sink& sink) { return StreamTar(s, tar_args, sink); }, bytes};
+  // A stream holds one of the API's worker threads while it runs: only a few at once.
+  {
+    MutexLock lock(&mu_);
+    if (streams_ >= kMaxStreams) {
+      return Status::Busy(std::to_string(kMaxStreams) + " extractions are running; try again when one has ended");
+    }
+    ++streams_;
+  }
+  std::shared_ptr<void> slot(nullptr, [this](void*) {
+    MutexLock lock(&mu_);
+    --streams_;
+  });
+  // The handle keeps the appliance in use, and the slot counts the stream,
+  // until the stream has run (or is dropped unrun).
+  return Extraction{[this, s, slot, tar_args](const Sink& sink) { return StreamTar(s, tar_args, sink); }, bytes};
 }
 
 Status FileRestores::StreamTar(const std::shared_ptr<Session>& s, const std::vector<std::string>& tar_args,

@@ -106,6 +106,8 @@ class FileRestores {
   std::map<std::string, std::shared_ptr<Session>> sessions_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
   int next_id_ GUARDED_BY(mu_) = 0;
+  static constexpr int kMaxStreams = 4;  // extractions running at once (of the API's 8 workers)
+  int streams_ GUARDED_BY(mu_) = 0;
   std::thread reaper_;
 };
 
