@@ -65,7 +65,7 @@ int main() {
   }
   std::string client = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::string peer = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
-  auto pid = SpawnDetached({"etcd", "--name", "bench", "--data-dir", (dir / "etcd").string(), "--listen-client-urls",
+  auto pid = SpawnTied({"etcd", "--name", "bench", "--data-dir", (dir / "etcd").string(), "--listen-client-urls",
                             "http://" + client, "--advertise-client-urls", "http://" + client, "--listen-peer-urls",
                             "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer, "--initial-cluster",
                             "bench=http://" + peer, "--logger", "zap", "--log-level", "error"},

@@ -243,25 +243,4 @@ Result<std::array<uint8_t, 32>> DeriveKey(const std::string& passphrase, const K
   return key;
 }
 
-std::string ToBase64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<uint8_t*>(out.data()), reinterpret_cast<const uint8_t*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(n);
-  return out;
-}
-
-Result<std::string> FromBase64(const std::string& text) {
-  if (text.size() % 4 != 0) return Status::Invalid("bad base64");
-  std::string out(3 * text.size() / 4 + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<uint8_t*>(out.data()), reinterpret_cast<const uint8_t*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return Status::Invalid("bad base64");
-  size_t pad = 0;
-  if (!text.empty() && text.back() == '=') ++pad;
-  if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
-  out.resize(n - pad);
-  return out;
-}
-
 }  // namespace pampa

@@ -59,8 +59,6 @@ struct KdfParams {
 Result<std::array<uint8_t, 32>> DeriveKey(const std::string& passphrase, const KdfParams& params);
 
 std::string ToHex(const std::string& bytes);
-std::string ToBase64(const std::string& bytes);
-Result<std::string> FromBase64(const std::string& text);
 std::string RandomBytes(size_t n);
 
 }  // namespace pampa

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "base/base64.h"
 #include "base/fs.h"
 #include "base/process.h"
 #include "base/retry.h"

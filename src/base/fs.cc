@@ -1,8 +1,10 @@
 #include "base/fs.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,12 +14,32 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace pampa {
 
 void Fd::Reset() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
+}
+
+Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return Status::Internal("socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    int err = errno;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Unavailable("cannot connect to " + path + ": " + std::strerror(err));
+    }
+    // QEMU opens its sockets a few ms after exec; poll finely so a start is not delayed.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 Result<std::string> ReadFile(const std::string& path) {
@@ -124,12 +146,15 @@ std::string TailFile(const std::string& path, size_t max_bytes) {
   return s;
 }
 
-std::string LastLogLine(const std::string& path, size_t max_bytes) {
-  std::string tail = TailFile(path, max_bytes);
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  auto nl = tail.rfind('\n');
-  return nl == std::string::npos ? tail : tail.substr(nl + 1);
+std::string LastLine(const std::string& s) {
+  auto end = s.find_last_not_of("\n\r ");
+  if (end == std::string::npos) return {};
+  auto start = s.rfind('\n', end);
+  start = start == std::string::npos ? 0 : start + 1;
+  return s.substr(start, end - start + 1);
 }
+
+std::string LastLogLine(const std::string& path, size_t max_bytes) { return LastLine(TailFile(path, max_bytes)); }
 
 Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path) {
   while (len > 0) {

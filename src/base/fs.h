@@ -1,6 +1,7 @@
 // Small file helpers. Writes that must survive a crash go through WriteFileAtomic.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -25,11 +26,17 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  // Gives the descriptor up to the caller, who closes it.
+  int Release() { return std::exchange(fd_, -1); }
   void Reset();
 
  private:
   int fd_;
 };
+
+// Connects to a unix socket, retrying until timeout (a server that was just
+// started opens its socket a moment later); the descriptor is close-on-exec.
+Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout);
 
 Result<std::string> ReadFile(const std::string& path);
 // Reads a secret (passphrase, key): refused with a clear kInvalid when missing
@@ -55,6 +62,9 @@ Status WriteAtDirect(int direct_fd, int plain_fd, const char* buf, size_t len, u
                      const std::string& path);
 // The last `max_bytes` of a file, starting at a line boundary.
 std::string TailFile(const std::string& path, size_t max_bytes);
+// The last non-empty line of text, without its line end ("" when none): what a
+// command said last on stderr.
+std::string LastLine(const std::string& text);
 // The last non-empty line within the last `max_bytes` of a log ("" when none):
 // what a process said before it died.
 std::string LastLogLine(const std::string& path, size_t max_bytes);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,6 +15,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "base/fs.h"
 
 extern char** environ;
 
@@ -26,13 +29,6 @@ std::vector<char*> CArgv(const std::vector<std::string>& argv) {
   for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
   out.push_back(nullptr);
   return out;
-}
-
-std::string LastLine(const std::string& s) {
-  auto end = s.find_last_not_of("\n\r ");
-  if (end == std::string::npos) return {};
-  auto start = s.rfind('\n', end);
-  return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
 
 // Closes every descriptor above stderr (async-signal-safe: runs between fork
@@ -189,6 +185,29 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   int st;
   waitpid(mid, &st, 0);
   if (n != sizeof child || child <= 0) return Status::Internal("could not start " + argv[0]);
+  return child;
+}
+
+Result<pid_t> SpawnTied(const std::vector<std::string>& argv, const std::string& log_path) {
+  if (argv.empty()) return Status::Internal("SpawnTied: empty argv");
+  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (log.get() < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
+  auto cargv = CArgv(argv);
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0) return Status::Internal(std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);  // the parent died before the line above
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(log.get(), 1);
+    dup2(log.get(), 2);
+    CloseFrom3();
+    execvp(cargv[0], cargv.data());
+    dprintf(2, "exec %s: %s\n", cargv[0], std::strerror(errno));
+    _exit(127);
+  }
   return child;
 }
 

@@ -41,6 +41,12 @@ Result<RunResult> RunChecked(const std::vector<std::string>& argv, const RunOpti
 // outlives us. stdout and stderr go to log_path (appended). Returns its pid.
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path);
 
+// Starts argv as a child the kernel kills (SIGKILL) when the thread that
+// started it ends: for the servers tests and benches start (etcd), so that a
+// test killed by a timeout leaves nothing running. stdout and stderr go to
+// log_path (appended). Returns its pid; StopProcess ends it (and reaps it).
+Result<pid_t> SpawnTied(const std::vector<std::string>& argv, const std::string& log_path);
+
 // True when pid is a live (not zombie) process whose command line contains
 // `marker` (guards against pid reuse).
 bool ProcessAlive(pid_t pid, const std::string& marker);

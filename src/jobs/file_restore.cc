@@ -2,11 +2,8 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -69,31 +66,11 @@ std::string TypeName(char y) {
   }
 }
 
-// The last line of a command's error output, for messages.
-std::string LastLine(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  auto nl = text.rfind('\n');
-  return nl == std::string::npos ? text : text.substr(nl + 1);
-}
-
-Result<Fd> ConnectUnix(const std::string& path) {
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return Status::Internal(std::string("socket: ") + std::strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Status::Internal("socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return Status::Unavailable("cannot connect to " + path + ": " + std::strerror(errno));
-  }
-  return fd;
-}
-
 }  // namespace
 
 struct FileRestores::Session {
   std::string key, dir;
-  std::string repo_name, backup;
+  std::string backup;
   size_t disk = 0;
   // Set once, by Boot, before ready; read-only afterwards.
   std::unique_ptr<BackupNbdServer> nbd;
@@ -181,7 +158,6 @@ Result<std::shared_ptr<FileRestores::Session>> FileRestores::Acquire(const Sourc
       s = std::make_shared<Session>();
       s->key = key;
       s->dir = options_.run_dir + "/file-restore/" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
-      s->repo_name = src.repo_name;
       s->backup = src.backup;
       s->disk = src.disk;
       sessions_[key] = s;
@@ -464,7 +440,7 @@ Result<FileRestores::Extraction> FileRestores::Extract(const Source& src, const 
 Status FileRestores::StreamTar(const std::shared_ptr<Session>& s, const std::vector<std::string>& tar_args,
                                const Sink& sink) {
   PAMPA_ASSIGN_OR_RETURN(auto stream_lease, s->files.Claim("another extraction", kAgentWait));
-  PAMPA_ASSIGN_OR_RETURN(Fd port, ConnectUnix(s->files_socket()));
+  PAMPA_ASSIGN_OR_RETURN(Fd port, ConnectUnix(s->files_socket(), 0ms));
   std::vector<std::string> argv = {"tar",
                                    "--format=gnu",
                                    "--numeric-owner",

@@ -4,29 +4,11 @@
 #include <random>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/clock.h"
 
 namespace pampa {
-namespace {
-
-std::string Base64Decode(const std::string& in) {
-  static const std::string chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -8;
-  for (unsigned char c : in) {
-    auto pos = chars.find(static_cast<char>(c));
-    if (pos == std::string::npos) continue;
-    val = (val << 6) + static_cast<int>(pos);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xff));
-      bits -= 8;
-    }
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<std::unique_ptr<GuestAgentSession>> GuestAgentSession::Open(const std::string& socket_path,
                                                                    std::chrono::milliseconds timeout) {
@@ -81,8 +63,8 @@ Result<std::optional<ExecResult>> GuestAgent::ExecStatus(int64_t pid) {
   if (!st.value("exited", false)) return std::optional<ExecResult>();
   ExecResult res;
   res.exit_code = st.value("exitcode", st.contains("signal") ? 128 + st.value("signal", 0) : -1);
-  res.out = Base64Decode(st.value("out-data", ""));
-  res.err = Base64Decode(st.value("err-data", ""));
+  PAMPA_ASSIGN_OR_RETURN(res.out, FromBase64(st.value("out-data", "")));
+  PAMPA_ASSIGN_OR_RETURN(res.err, FromBase64(st.value("err-data", "")));
   res.out_truncated = st.value("out-truncated", false);
   return std::optional<ExecResult>(std::move(res));
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/fs.h"
 
 namespace pampa {
 
@@ -24,25 +25,9 @@ void JsonChannel::Close() {
 
 Status JsonChannel::Connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
   Close();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) return Status::Internal("socket path too long: " + socket_path);
-  std::strcpy(addr.sun_path, socket_path.c_str());
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-      fd_ = fd;
-      return Status::Ok();
-    }
-    int err = errno;
-    close(fd);
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Unavailable("cannot connect to " + socket_path + ": " + std::strerror(err));
-    }
-    // QEMU opens its sockets a few ms after exec; poll finely so a start is not delayed.
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  PAMPA_ASSIGN_OR_RETURN(Fd fd, ConnectUnix(socket_path, timeout));
+  fd_ = fd.Release();
+  return Status::Ok();
 }
 
 Status JsonChannel::Send(const nlohmann::json& msg) {

@@ -34,6 +34,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/log.h"
 #include "base/mutex.h"
 #include "store/store_internal.h"
@@ -47,50 +48,10 @@ namespace http = beast::http;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string Base64(const std::string& in) {
-  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out.push_back(kChars[(v >> s) & 63]);
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {kChars[v >> 18], kChars[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], '='};
-  }
-  return out;
-}
-
-std::string Unbase64(const std::string& in) {
-  std::string out;
-  uint32_t v = 0;
-  int bits = 0;
-  for (char c : in) {
-    int d;
-    if (c >= 'A' && c <= 'Z')
-      d = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      d = c - '0' + 52;
-    else if (c == '+')
-      d = 62;
-    else if (c == '/')
-      d = 63;
-    else
-      continue;  // '=' and anything else
-    v = (v << 6) | static_cast<uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((v >> bits) & 0xff));
-    }
-  }
-  return out;
+// etcd's bytes fields, decoded; etcd's gateway always sends valid base64.
+std::string Bytes(const json& j, const char* key) {
+  auto bytes = FromBase64(j.value(key, ""));
+  return bytes.ok() ? *bytes : std::string();
 }
 
 // The first key after every key that starts with prefix (etcd's range_end).
@@ -203,7 +164,7 @@ class EtcdStore final : public Store {
     return out;
   }
   Result<int64_t> Revision() override {
-    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", Base64(ns_)}, {"count_only", true}}));
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_)}, {"count_only", true}}));
     return Int(r["header"], "revision") - 1;
   }
   Result<std::optional<Versioned>> GetVersioned(const std::string& key) override {
@@ -214,7 +175,7 @@ class EtcdStore final : public Store {
         return it == mirror_.end() ? std::optional<Versioned>() : std::optional<Versioned>(it->second);
       }
     }
-    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + key)}}));
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + key)}}));
     auto kvs = r.value("kvs", json::array());
     if (kvs.empty()) return std::optional<Versioned>();
     return std::optional<Versioned>(ToVersioned(kvs[0]));
@@ -235,11 +196,11 @@ class EtcdStore final : public Store {
 
   // ListVersioned asking etcd.
   Result<VersionedList> ListFromEtcd(const std::string& prefix) {
-    PAMPA_ASSIGN_OR_RETURN(
-        auto r, Call("/v3/kv/range", {{"key", Base64(ns_ + prefix)}, {"range_end", Base64(PrefixEnd(ns_ + prefix))}}));
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + prefix)},
+                                                         {"range_end", ToBase64(PrefixEnd(ns_ + prefix))}}));
     VersionedList out{.revision = Int(r["header"], "revision") - 1};
     for (auto& kv : r.value("kvs", json::array())) {
-      out.items.emplace_back(Unbase64(kv.value("key", "")).substr(ns_.size()), ToVersioned(kv));
+      out.items.emplace_back(Bytes(kv, "key").substr(ns_.size()), ToVersioned(kv));
     }
     return out;
   }
@@ -248,7 +209,7 @@ class EtcdStore final : public Store {
     PAMPA_RETURN_IF_ERROR(ValidateTxn(txn));
     json compares = json::array(), success = json::array(), failure = json::array();
     for (const Compare& c : txn.compares) {
-      std::string key = Base64(ns_ + c.key);
+      std::string key = ToBase64(ns_ + c.key);
       switch (c.kind) {
         case Compare::Kind::kAbsent:
           compares.push_back({{"key", key}, {"target", "VERSION"}, {"result", "EQUAL"}, {"version", "0"}});
@@ -267,7 +228,7 @@ class EtcdStore final : public Store {
           }
           break;
         case Compare::Kind::kValue:
-          compares.push_back({{"key", key}, {"target", "VALUE"}, {"result", "EQUAL"}, {"value", Base64(c.value)}});
+          compares.push_back({{"key", key}, {"target", "VALUE"}, {"result", "EQUAL"}, {"value", ToBase64(c.value)}});
           break;
       }
       // When a compare fails, the keys as they were say which one and why.
@@ -276,14 +237,14 @@ class EtcdStore final : public Store {
     for (const Op& op : txn.ops) {
       switch (op.kind) {
         case Op::Kind::kPut:
-          success.push_back({{"request_put", {{"key", Base64(ns_ + op.key)}, {"value", Base64(op.value)}}}});
+          success.push_back({{"request_put", {{"key", ToBase64(ns_ + op.key)}, {"value", ToBase64(op.value)}}}});
           break;
         case Op::Kind::kDelete:
-          success.push_back({{"request_delete_range", {{"key", Base64(ns_ + op.key)}}}});
+          success.push_back({{"request_delete_range", {{"key", ToBase64(ns_ + op.key)}}}});
           break;
         case Op::Kind::kDeletePrefix:
           success.push_back({{"request_delete_range",
-                              {{"key", Base64(ns_ + op.key)}, {"range_end", Base64(PrefixEnd(ns_ + op.key))}}}});
+                              {{"key", ToBase64(ns_ + op.key)}, {"range_end", ToBase64(PrefixEnd(ns_ + op.key))}}}});
           break;
       }
     }
@@ -342,7 +303,7 @@ class EtcdStore final : public Store {
 
  private:
   Versioned ToVersioned(const json& kv) const {
-    return Versioned{Unbase64(kv.value("value", "")), Int(kv, "mod_revision") - 1, Int(kv, "create_revision") - 1};
+    return Versioned{Bytes(kv, "value"), Int(kv, "mod_revision") - 1, Int(kv, "create_revision") - 1};
   }
 
   // One request, within the store's timeout.
@@ -427,12 +388,12 @@ class EtcdStore final : public Store {
       const json& kv = e["kv"];
       int64_t rev = Int(kv, "mod_revision");
       last = std::max(last, rev);
-      std::string key = Unbase64(kv.value("key", ""));
+      std::string key = Bytes(kv, "key");
       if (!key.starts_with(ns_)) continue;
       WatchEvent w;
       w.type = e.value("type", "PUT") == "DELETE" ? WatchEvent::Type::kDelete : WatchEvent::Type::kPut;
       w.key = key.substr(ns_.size());
-      if (w.type == WatchEvent::Type::kPut) w.value = Unbase64(kv.value("value", ""));
+      if (w.type == WatchEvent::Type::kPut) w.value = Bytes(kv, "value");
       w.revision = rev - 1;
       created[w.key] = Int(kv, "create_revision") - 1;
       events.push_back(std::move(w));
@@ -511,8 +472,8 @@ class EtcdStore final : public Store {
     asio::io_context ioc;
     PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
     json create = {{"create_request",
-                    {{"key", Base64(std::string(1, '\0'))},
-                     {"range_end", Base64(std::string(1, '\0'))},
+                    {{"key", ToBase64(std::string(1, '\0'))},
+                     {"range_end", ToBase64(std::string(1, '\0'))},
                      {"start_revision", std::to_string(*next)}}}};
     auto req = PostRequest(endpoints_.front().host, "/v3/watch", create);
     beast::error_code ec;

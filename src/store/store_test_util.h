@@ -36,7 +36,7 @@ inline std::string PrintStoreKind(const ::testing::TestParamInfo<StoreKind>& inf
 }
 
 // A real etcd (Debian's etcd-server) for one test: its own data directory and
-// loopback ports, stopped with the test.
+// loopback ports, stopped with the test (and killed with the test process).
 class EtcdServer {
  public:
   ~EtcdServer() {
@@ -48,11 +48,11 @@ class EtcdServer {
     dir_ = dir.string();
     std::string client = "127.0.0.1:" + std::to_string(FreeLoopbackPort()),
                 peer = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
-    auto pid = SpawnDetached({"etcd", "--name", "test", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
-                              "http://" + client, "--advertise-client-urls", "http://" + client, "--listen-peer-urls",
-                              "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer, "--initial-cluster",
-                              "test=http://" + peer, "--logger", "zap", "--log-level", "error"},
-                             dir_ + "/etcd.log");
+    auto pid = SpawnTied({"etcd", "--name", "test", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
+                          "http://" + client, "--advertise-client-urls", "http://" + client, "--listen-peer-urls",
+                          "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer, "--initial-cluster",
+                          "test=http://" + peer, "--logger", "zap", "--log-level", "error"},
+                         dir_ + "/etcd.log");
     if (!pid.ok()) return pid.status();
     pid_ = *pid;
     return client;
