@@ -6,6 +6,7 @@
 
 #include "api/router.h"
 #include "backup/repos.h"
+#include "cluster/cluster.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
 #include "jobs/file_restore.h"
@@ -31,6 +32,7 @@ struct ApiContext {
   Networks& networks;
   Tasks& tasks;
   AccelProbe& accel;
+  Cluster& cluster;
   std::string version;
   std::string hostname;
   std::string data_dir;
@@ -43,6 +45,9 @@ void RegisterTaskRoutes(Router& r, ApiContext& ctx);
 void RegisterHostRoutes(Router& r, ApiContext& ctx);
 void RegisterSnapshotRoutes(Router& r, ApiContext& ctx);
 void RegisterBackupRoutes(Router& r, ApiContext& ctx);
+// The pool: /api/v1/hosts, and the forwarding of requests to the host that
+// runs the VM they name.
+void RegisterClusterRoutes(Router& r, ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterVmRoutes(r, ctx);
@@ -52,6 +57,7 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterHostRoutes(r, ctx);
   RegisterSnapshotRoutes(r, ctx);
   RegisterBackupRoutes(r, ctx);
+  RegisterClusterRoutes(r, ctx);
 }
 
 // The request body as an object with only the allowed fields.

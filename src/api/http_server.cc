@@ -182,6 +182,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r.method = std::string(req.method_string());
     r.path = target.substr(0, q);
     if (q != std::string::npos) r.query = ParseQuery(target.substr(q + 1));
+    r.target = target;
+    r.forwarded_from = std::string(req["Pampa-Forwarded"]);
     keep_alive_ = req.keep_alive();
     std::string qtoken = r.query.count("token") ? r.query["token"] : "";
     if (!Authorized(req, qtoken)) {

@@ -52,8 +52,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   LiveRestores live(vms, *store, storage, networks, tasks, events, "/nonexistent");
   RestoreDrills drills(*store, vms, live, repos, tasks, events);
   FileRestores files({"/nonexistent", "", ""}, accel);
-  ApiContext ctx{vms,     jobs,     live,  files, repos,  schedules, drills,
-                 storage, networks, tasks, accel, "test", "test",    "/tmp"};
+  Cluster cluster(*store, vms, events, {"test", "", "test"}, "");
+  ApiContext ctx{vms,      jobs,  live,  files,   repos,  schedules, drills, storage,
+                 networks, tasks, accel, cluster, "test", "test",    "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

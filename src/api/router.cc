@@ -146,6 +146,9 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     if (r.method != req.method) continue;
     req.params = std::move(params);
     try {
+      if (forwarder_ && req.forwarded_from.empty()) {
+        if (auto answer = forwarder_(r.pattern, req)) return std::move(*answer);
+      }
       return r.handler(req);
     } catch (const std::exception& e) {
       return ErrorResponse(Status::Internal(std::string("unexpected error: ") + e.what()));

@@ -22,6 +22,9 @@ struct HttpRequest {
   std::string body;
   std::map<std::string, std::string> params;  // from {placeholders}
   std::map<std::string, std::string> query;
+  std::string target;  // path and query as received, for forwarding
+  // The host that forwarded this request ("" from a client): never forwarded again.
+  std::string forwarded_from;
 
   // The body as a JSON object; an empty body is {}.
   Result<nlohmann::json> Json() const;
@@ -65,6 +68,13 @@ class Router {
   bool Match(const std::string& pattern, const std::string& path, std::map<std::string, std::string>* params) const;
   std::vector<std::pair<std::string, std::string>> Routes() const;
 
+  // Decides, before a route's handler runs, whether another host should
+  // answer (in a pool, an action on a VM that host runs): returns its answer,
+  // or nullopt to run the handler here. Called with the matched pattern and
+  // req.params filled. Set before serving.
+  using Forwarder = std::function<std::optional<HttpResponse>(const std::string& pattern, const HttpRequest& req)>;
+  void SetForwarder(Forwarder forwarder) { forwarder_ = std::move(forwarder); }
+
  private:
   struct Route {
     std::string method, pattern;
@@ -72,6 +82,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  Forwarder forwarder_;
 };
 
 std::map<std::string, std::string> ParseQuery(const std::string& query);

@@ -33,13 +33,19 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
   });
 
   r.Add("POST", "/api/v1/pools", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"name", "path"});
+    auto body = BodyWithFields(req, {"name", "path", "type"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto name = RequiredString(*body, "name");
     if (!name.ok()) return ErrorResponse(name.status());
     auto path = RequiredString(*body, "path");
     if (!path.ok()) return ErrorResponse(path.status());
-    Status st = ctx.storage.CreatePool(*name, *path);
+    std::string type = "dir";
+    if (body->contains("type")) {
+      auto t = RequiredString(*body, "type");
+      if (!t.ok()) return ErrorResponse(t.status());
+      type = *t;
+    }
+    Status st = ctx.storage.CreatePool(*name, *path, type);
     if (!st.ok()) return ErrorResponse(st);
     auto p = ctx.storage.GetPool(*name);
     return p.ok() ? HttpResponse{201, PoolJson(*p)} : ErrorResponse(p.status());

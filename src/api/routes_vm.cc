@@ -1,4 +1,6 @@
 // /api/v1/vms: the VM lifecycle.
+#include <algorithm>
+
 #include "api/api.h"
 #include "base/fs.h"
 
@@ -60,7 +62,16 @@ HttpResponse Simple(ApiContext& ctx, const HttpRequest& req, Status (VmManager::
 
 void RegisterVmRoutes(Router& r, ApiContext& ctx) {
   r.Add("GET", "/api/v1/vms", [&](const HttpRequest&) {
-    return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"};
+    if (!ctx.cluster.pooled()) return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"};
+    // Every VM of the pool: this host's as they are, the others' as their
+    // hosts last recorded them.
+    auto remote = ctx.cluster.RemoteVms();
+    if (!remote.ok()) return ErrorResponse(remote.status());
+    std::vector<json> all = ctx.vms.List();
+    all.insert(all.end(), std::make_move_iterator(remote->begin()), std::make_move_iterator(remote->end()));
+    std::sort(all.begin(), all.end(),
+              [](const json& a, const json& b) { return a.value("name", "") < b.value("name", ""); });
+    return HttpResponse{200, json(std::move(all))};
   });
 
   r.Add("POST", "/api/v1/vms", [&](const HttpRequest& req) {
@@ -73,7 +84,9 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     VmSpec planned;
     planned.name = create->name;
     planned.memory_mib = create->memory_mib;
-    return HttpResponse{202, {{"task", *task}, {"vm", create->name}, {"warnings", ctx.vms.SpecWarnings(planned)}}};
+    return HttpResponse{
+        202,
+        {{"task", *task}, {"vm", create->name}, {"host", ctx.hostname}, {"warnings", ctx.vms.SpecWarnings(planned)}}};
   });
 
   r.Add("GET", "/api/v1/vms/{name}", [&](const HttpRequest& req) {

@@ -6,9 +6,72 @@
 
 namespace pampa::cli {
 
+namespace {
+
+std::string Heartbeat(const nlohmann::json& h) {
+  int64_t age = h.value("heartbeat_age_ms", int64_t{-1});
+  if (age < 0) return "-";
+  return age < 10000 ? std::to_string(age / 1000) + " s ago" : std::to_string(age / 1000) + " s ago (!)";
+}
+
+int PrintHost(const nlohmann::json& h) {
+  std::cout << "name:       " << h.value("name", "") << "\n"
+            << "state:      " << h.value("state", "") << "\n"
+            << "address:    " << (h.value("url", "").empty() ? "-" : h.value("url", "")) << "\n"
+            << "version:    " << h.value("version", "") << "\n"
+            << "cpus:       " << h.value("cpus", 0) << " (" << h.value("cpus_committed", 0)
+            << " given to running VMs)\n"
+            << "memory:     " << HumanSize(h.value("memory_bytes", uint64_t{0})) << " ("
+            << HumanSize(h.value("memory_committed", uint64_t{0})) << " given to running VMs)\n"
+            << "vms:        " << h.value("vms", 0) << " (" << h.value("running", 0) << " running)\n"
+            << "heartbeat:  " << Heartbeat(h) << "\n";
+  return 0;
+}
+
+}  // namespace
+
 void AddHostCommands(CLI::App& app, Globals& g) {
-  auto host = app.add_subcommand("host", "this host");
+  auto host = app.add_subcommand("host", "this host and the pool of hosts");
   host->require_subcommand(1);
+  {
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = host->add_subcommand("list", "the hosts of the pool, their state and what runs on them");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/hosts");
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (auto& h : *r) {
+        rows.push_back({h.value("name", ""), h.value("state", ""), std::to_string(h.value("cpus", 0)),
+                        HumanSize(h.value("memory_bytes", uint64_t{0})),
+                        HumanSize(h.value("memory_committed", uint64_t{0})),
+                        std::to_string(h.value("running", 0)) + "/" + std::to_string(h.value("vms", 0)), Heartbeat(h),
+                        h.value("url", "").empty() ? "-" : h.value("url", "")});
+      }
+      PrintTable({"NAME", "STATE", "CPUS", "MEMORY", "COMMITTED", "RUNNING/VMS", "HEARTBEAT", "ADDRESS"}, rows);
+      return 0;
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = host->add_subcommand("show", "one host of the pool");
+    cmd->add_option("name", *name, "host name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, name, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/hosts/" + *name);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      return PrintHost(*r);
+    });
+  }
   {
     auto as_json = std::make_shared<bool>(false);
     auto cmd = host->add_subcommand("check", "check QEMU, KVM (with a probe boot), networking and cgroups");

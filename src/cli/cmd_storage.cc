@@ -32,11 +32,17 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
   {
     auto name = std::make_shared<std::string>();
     auto path = std::make_shared<std::string>();
+    auto type = std::make_shared<std::string>("dir");
     auto cmd = pool->add_subcommand("create", "create a directory pool");
     cmd->add_option("name", *name, "pool name")->required();
     cmd->add_option("--path", *path, "directory (created when missing)")->required();
-    Bind(cmd, g, [&g, name, path] {
-      auto r = g.client().Call("POST", "/api/v1/pools", {{"name", *name}, {"path", AbsolutePath(*path)}});
+    cmd->add_option("--type", *type,
+                    "dir (this host's) or shared (a directory every host of the pool reaches at the same path, "
+                    "e.g. NFS)")
+        ->capture_default_str();
+    Bind(cmd, g, [&g, name, path, type] {
+      auto r =
+          g.client().Call("POST", "/api/v1/pools", {{"name", *name}, {"path", AbsolutePath(*path)}, {"type", *type}});
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "created pool " << *name << " at " << r->value("path", "") << "\n";
       return 0;

@@ -75,7 +75,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     struct Opts {
-      std::string name, memory, pool, image, cdrom, kernel, initrd, append, firmware;
+      std::string name, memory, pool, image, cdrom, kernel, initrd, append, firmware, host;
       int cpus = 0;
       std::vector<std::string> disks, nets;
       bool autostart = false, async = false, as_json = false;
@@ -95,8 +95,9 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--net", o->nets, "network for a NIC (repeatable), or 'none' (default: default)");
     cmd->add_option("--firmware", o->firmware, "bios or uefi");
     cmd->add_flag("--autostart", o->autostart, "start this VM when the host boots");
+    cmd->add_option("--host", o->host, "in a pool: the host to run it on (default: the one with most room)");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
-    cmd->add_flag("--json", o->as_json, "print the answer (task, vm, warnings) as JSON");
+    cmd->add_flag("--json", o->as_json, "print the answer (task, vm, host, warnings) as JSON");
     Bind(cmd, g, [&g, o] {
       json body = {{"name", o->name}, {"cpus", o->cpus}, {"memory", o->memory}};
       if (!o->pool.empty()) body["pool"] = o->pool;
@@ -108,6 +109,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (!o->append.empty()) body["append"] = o->append;
       if (!o->firmware.empty()) body["firmware"] = o->firmware;
       if (o->autostart) body["autostart"] = true;
+      if (!o->host.empty()) body["host"] = o->host;
       if (!o->nets.empty()) {
         if (o->nets.size() == 1 && o->nets[0] == "none")
           body["networks"] = json::array();

@@ -8,12 +8,15 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "api/api.h"
 #include "api/http_server.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/units.h"
+#include "cluster/cluster.h"
 
 using namespace pampa;
 
@@ -42,6 +45,23 @@ std::string Hostname() {
   return buf;
 }
 
+// "etcd://a:2379,b:2379" (the scheme on any or every address) -> "a:2379,b:2379".
+std::string EtcdEndpoints(const std::string& flag) {
+  std::string out, item;
+  std::stringstream in(flag);
+  while (std::getline(in, item, ',')) {
+    if (item.rfind("etcd://", 0) == 0) item = item.substr(7);
+    out += (out.empty() ? "" : ",") + item;
+  }
+  return out;
+}
+
+// --listen's address as peers reach it; "" when it names no one address.
+std::string AdvertiseFromListen(const std::string& listen) {
+  if (listen.empty() || listen.rfind("0.0.0.0:", 0) == 0 || listen.rfind("[::]:", 0) == 0) return "";
+  return "http://" + listen;
+}
+
 int Fail(const Status& st) {
   log::Error("{}", st.message());
   return 1;
@@ -53,6 +73,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pampad: the Pampa host daemon"};
   std::string data_dir = "/var/lib/pampa", socket_path = "/run/pampa/pampa.sock", listen = "127.0.0.1:8006";
   std::string run_dir, guest_dir, appliance_dir, default_subnet = "10.88.0.0/24";
+  std::string cluster_endpoints, host_name = Hostname(), advertise;
   std::vector<std::string> allow_paths;
   bool no_default_network = false, debug = false;
   app.add_option("--data-dir", data_dir, "state, token, default pool")->capture_default_str();
@@ -67,6 +88,11 @@ int main(int argc, char** argv) {
   app.add_option("--allow-path", allow_paths, "a directory VM images, kernels and ISOs may be read from (repeatable)");
   app.add_option("--default-subnet", default_subnet, "subnet of the default NAT network")->capture_default_str();
   app.add_flag("--no-default-network", no_default_network, "do not create the default NAT network");
+  app.add_option("--cluster", cluster_endpoints,
+                 "etcd://HOST:PORT[,HOST:PORT...]: be a host of the pool whose shared state is in this etcd");
+  app.add_option("--host", host_name, "this host's name in the pool")->capture_default_str();
+  app.add_option("--advertise", advertise,
+                 "the API address other hosts of the pool use, http://ADDR:PORT (default: from --listen)");
   app.add_flag("--debug", debug, "verbose logging");
   app.set_version_flag("--version", kVersion);
   CLI11_PARSE(app, argc, argv);
@@ -97,14 +123,31 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (Status st = ValidateName("host", host_name); !st.ok()) return Fail(st.Context("--host"));
+  const bool pooled = !cluster_endpoints.empty();
   auto token = LoadOrCreateToken(data_dir + "/token");
   if (!token.ok()) return Fail(token.status());
-  auto store = OpenSqliteStore(data_dir + "/state.db");
-  if (!store.ok()) return Fail(store.status());
+  auto store =
+      pooled ? OpenEtcdStore(EtcdEndpoints(cluster_endpoints), "/pampa/") : OpenSqliteStore(data_dir + "/state.db");
+  if (!store.ok()) return Fail(store.status().Context(pooled ? "--cluster" : "state store"));
   Store& db = **store;
+  if (pooled) {
+    // Every host of a pool answers with the pool's token.
+    auto pool_token = PoolToken(db, *token);
+    if (!pool_token.ok()) return Fail(pool_token.status());
+    if (*pool_token != *token) {
+      if (Status st = WriteFileAtomic(data_dir + "/token", *pool_token + "\n", 0600); !st.ok()) return Fail(st);
+      token = pool_token;
+    }
+    if (advertise.empty()) advertise = AdvertiseFromListen(listen);
+    std::string h, p;
+    if (Status st = ParsePeerUrl(advertise, &h, &p); !st.ok()) {
+      return Fail(st.Context("--advertise (a pool needs the address other hosts reach this one at)"));
+    }
+  }
 
   EventBus events;
-  Tasks tasks(db, events);
+  Tasks tasks(db, events, host_name, pooled);
   tasks.RecoverInterrupted();
 
   std::vector<std::string> allowed = {data_dir + "/images"};
@@ -113,7 +156,7 @@ int main(int argc, char** argv) {
     if (!c.ok()) return Fail(Status::Invalid("--allow-path " + p + ": no such directory"));
     allowed.push_back(*c);
   }
-  Storage storage(db, allowed);
+  Storage storage(db, allowed, pooled ? "hosts/" + host_name + "/pools/" : "pools/");
   if (Status st = storage.EnsurePool("default", data_dir + "/pools/default"); !st.ok()) return Fail(st);
 
   Networks networks(db, run_dir);
@@ -148,7 +191,7 @@ int main(int argc, char** argv) {
     log::Info("accelerator: {} ({})", verdict.accel, verdict.reason);
   }
 
-  VmManager vms({run_dir, data_dir, Hostname()}, db, storage, networks, tasks, events, accel);
+  VmManager vms({run_dir, data_dir, host_name, pooled}, db, storage, networks, tasks, events, accel);
   // Live restores' export servers come back before the VMs that read from them.
   std::error_code exe_error;
   auto exe_dir = std::filesystem::read_symlink("/proc/self/exe", exe_error).parent_path();
@@ -157,6 +200,8 @@ int main(int argc, char** argv) {
   live.RestartExports();
   if (Status st = vms.Load(); !st.ok()) return Fail(st);
   vms.StartReconciler();
+  Cluster cluster(db, vms, events, {host_name, advertise, kVersion, pooled}, *token);
+  if (Status st = cluster.Start(); !st.ok()) return Fail(st.Context("recording this host"));
   live.ResumeCopies();
 
   Router router;
@@ -167,8 +212,8 @@ int main(int argc, char** argv) {
   RestoreDrills drills(db, vms, live, repos, tasks, events);
   drills.Start();
   FileRestores files({run_dir, appliance_dir + "/vmlinuz", appliance_dir + "/appliance.img"}, accel);
-  ApiContext ctx{vms,     jobs,     live,  files, repos,    schedules,  drills,
-                 storage, networks, tasks, accel, kVersion, Hostname(), data_dir};
+  ApiContext ctx{vms,      jobs,  live,  files,   repos,    schedules, drills,  storage,
+                 networks, tasks, accel, cluster, kVersion, host_name, data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;
@@ -212,6 +257,7 @@ int main(int argc, char** argv) {
   server.Stop();
   schedules.Stop();
   drills.Stop();
+  cluster.Stop();
   vms.StopReconciler();
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -34,46 +35,72 @@ PoolInfo PoolFromJson(const std::string& text) {
 
 }  // namespace
 
-Storage::Storage(Store& store, std::vector<std::string> allowed_dirs)
-    : store_(store), allowed_dirs_(std::move(allowed_dirs)) {}
+Storage::Storage(Store& store, std::vector<std::string> allowed_dirs, std::string local_prefix)
+    : store_(store), allowed_dirs_(std::move(allowed_dirs)), local_prefix_(std::move(local_prefix)) {}
+
+namespace {
+constexpr const char* kSharedPrefix = "pools/";
+}
+
+Result<std::string> Storage::PoolKey(const std::string& name) {
+  std::string shared = kSharedPrefix + name;
+  if (local_prefix_ != kSharedPrefix) {
+    PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get(shared));
+    if (v) return shared;
+  }
+  return local_prefix_ + name;
+}
 
 Status Storage::EnsurePool(const std::string& name, const std::string& path) {
-  auto existing = store_.Get("pools/" + name);
+  PAMPA_ASSIGN_OR_RETURN(std::string key, PoolKey(name));
+  auto existing = store_.Get(key);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) return MakeDirs(PoolFromJson(**existing).path, 0700);
   return CreatePool(name, path);
 }
 
-Status Storage::CreatePool(const std::string& name, const std::string& path) {
+Status Storage::CreatePool(const std::string& name, const std::string& path, const std::string& type) {
   PAMPA_RETURN_IF_ERROR(ValidateName("pool", name));
+  if (type != "dir" && type != "shared") {
+    return Status::Invalid("pool type '" + type +
+                           "' is unknown (use dir, or shared for a directory every host reaches)");
+  }
   if (path.empty() || path[0] != '/') {
     return Status::Invalid("pool path '" + path + "' must be an absolute directory path");
   }
   if (path.find_first_of(",\n") != std::string::npos) {
     return Status::Invalid("pool path '" + path + "' may not contain commas or newlines");
   }
-  for (const auto& [key, value] : store_.List("pools/").value()) {
-    if (PoolFromJson(value).path == path) {
-      return Status::Conflict("directory " + path + " is already used by pool '" + key.substr(6) + "'");
-    }
+  PAMPA_ASSIGN_OR_RETURN(auto pools, ListPools());
+  for (const PoolInfo& p : pools) {
+    if (p.name == name) return Status::Conflict("pool '" + name + "' already exists");
+    if (p.path == path) return Status::Conflict("directory " + path + " is already used by pool '" + p.name + "'");
   }
-  PoolInfo p{name, "dir", path};
-  if (!store_.Get("pools/" + name)->has_value()) PAMPA_RETURN_IF_ERROR(MakeDirs(path, 0700));
-  Status st = store_.Create("pools/" + name, PoolJson(p).dump());
+  PoolInfo p{name, type, path};
+  PAMPA_RETURN_IF_ERROR(MakeDirs(path, 0700));
+  Status st = store_.Create((type == "shared" ? kSharedPrefix : local_prefix_) + name, PoolJson(p).dump());
   if (st.code() == ErrorCode::kConflict) return Status::Conflict("pool '" + name + "' already exists");
   return st;
 }
 
 Result<std::vector<PoolInfo>> Storage::ListPools() {
-  PAMPA_ASSIGN_OR_RETURN(auto kvs, store_.List("pools/"));
+  std::map<std::string, PoolInfo> by_name;
+  for (const std::string& prefix : {local_prefix_, std::string(kSharedPrefix)}) {
+    PAMPA_ASSIGN_OR_RETURN(auto kvs, store_.List(prefix));
+    for (auto& [k, v] : kvs) {
+      PoolInfo p = PoolFromJson(v);
+      by_name[p.name] = p;  // a shared pool wins over a local one of its name
+    }
+  }
   std::vector<PoolInfo> out;
-  for (auto& [k, v] : kvs) out.push_back(PoolFromJson(v));
+  for (auto& [name, p] : by_name) out.push_back(p);
   return out;
 }
 
 Result<PoolInfo> Storage::GetPool(const std::string& name) {
   PAMPA_RETURN_IF_ERROR(ValidateName("pool", name));
-  PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get("pools/" + name));
+  PAMPA_ASSIGN_OR_RETURN(std::string key, PoolKey(name));
+  PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get(key));
   if (!v) return Status::NotFound("pool '" + name + "' does not exist (see: pampa pool list)");
   return PoolFromJson(*v);
 }
@@ -85,7 +112,8 @@ Status Storage::DeletePool(const std::string& name) {
     return Status::Conflict("pool '" + name + "' still holds " + std::to_string(vols.size()) +
                             " volume(s); delete them first (pampa volume list " + name + ")");
   }
-  return store_.Delete("pools/" + name);
+  PAMPA_ASSIGN_OR_RETURN(std::string key, PoolKey(name));
+  return store_.Delete(key);
 }
 
 namespace {

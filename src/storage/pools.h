@@ -34,12 +34,17 @@ struct VolumeInfo {
 class Storage {
  public:
   // allowed_dirs: where files from outside (images, kernels, ISOs) may be read.
-  Storage(Store& store, std::vector<std::string> allowed_dirs);
+  // local_prefix: where this host's own ("dir") pools are recorded: "pools/"
+  // alone; "hosts/<host>/pools/" in a pool of hosts, where "pools/" holds the
+  // shared pools every host reaches at the same path.
+  Storage(Store& store, std::vector<std::string> allowed_dirs, std::string local_prefix = "pools/");
 
   Status EnsurePool(const std::string& name, const std::string& path);
+  // This host's pools and the shared ones, by name.
   Result<std::vector<PoolInfo>> ListPools();
   Result<PoolInfo> GetPool(const std::string& name);
-  Status CreatePool(const std::string& name, const std::string& path);
+  // type: "dir" (this host's) or "shared" (every host of a pool reaches path).
+  Status CreatePool(const std::string& name, const std::string& path, const std::string& type = "dir");
   // Refuses while the pool holds volumes.
   Status DeletePool(const std::string& name);
 
@@ -72,7 +77,11 @@ class Storage {
   Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name, bool inspect = true);
   Status CheckNewVolume(const PoolInfo& pool, const std::string& name) REQUIRES(mu_);
 
+  // The key of pool name: its shared record when there is one, else local.
+  Result<std::string> PoolKey(const std::string& name);
+
   Store& store_;
+  const std::string local_prefix_;
   std::vector<std::string> allowed_dirs_;
   Mutex mu_;  // serializes volume creation (name checks and file creation)
 };

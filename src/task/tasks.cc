@@ -1,6 +1,7 @@
 #include "task/tasks.h"
 
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include "base/clock.h"
@@ -21,7 +22,9 @@ std::string NewId() {
   return buf;
 }
 
-TaskInfo FromJson(const nlohmann::json& j) {
+}  // namespace
+
+TaskInfo TaskFromJson(const nlohmann::json& j) {
   TaskInfo t;
   t.id = j.value("id", "");
   t.type = j.value("type", "");
@@ -34,10 +37,9 @@ TaskInfo FromJson(const nlohmann::json& j) {
   t.started = j.value("started", int64_t{0});
   t.finished = j.value("finished", int64_t{0});
   t.result = j.value("result", nlohmann::json());
+  t.host = j.value("host", "");
   return t;
 }
-
-}  // namespace
 
 nlohmann::json ToJson(const TaskInfo& t) {
   return {{"id", t.id},
@@ -50,7 +52,8 @@ nlohmann::json ToJson(const TaskInfo& t) {
           {"log", t.log},
           {"started", t.started},
           {"finished", t.finished},
-          {"result", t.result}};
+          {"result", t.result},
+          {"host", t.host}};
 }
 
 struct Tasks::Running final : TaskContext {
@@ -61,9 +64,11 @@ struct Tasks::Running final : TaskContext {
   TaskInfo info GUARDED_BY(mu);
   std::atomic<bool> cancel{false};
   int64_t last_event_ms GUARDED_BY(mu) = 0;
+  int64_t last_record_ms GUARDED_BY(mu) = 0;
 
   void Progress(double fraction, const std::string& message) override {
     nlohmann::json ev;
+    std::optional<TaskInfo> record;
     {
       MutexLock lock(&mu);
       info.progress = std::clamp(fraction, 0.0, 1.0);
@@ -73,8 +78,13 @@ struct Tasks::Running final : TaskContext {
       if (now - last_event_ms < 100 && fraction < 1.0) return;
       last_event_ms = now;
       ev = {{"type", "task"}, {"task", ToJson(info)}};
+      if (owner->pooled_ && now - last_record_ms >= 1000) {
+        last_record_ms = now;
+        record = info;
+      }
     }
     owner->events_.Publish(ev);
+    if (record) owner->Persist(*record);  // other hosts show its progress from the store
   }
   void Log(const std::string& line) override {
     MutexLock lock(&mu);
@@ -83,7 +93,8 @@ struct Tasks::Running final : TaskContext {
   const std::atomic<bool>* cancel_flag() const override { return &cancel; }
 };
 
-Tasks::Tasks(Store& store, EventBus& events) : store_(store), events_(events) {}
+Tasks::Tasks(Store& store, EventBus& events, std::string host, bool pooled)
+    : store_(store), events_(events), host_(std::move(host)), pooled_(pooled) {}
 
 Tasks::~Tasks() {
   MutexLock lock(&mu_);
@@ -115,8 +126,8 @@ void Tasks::RecoverInterrupted() {
   auto kvs = store_.List("tasks/");
   if (!kvs.ok()) return;
   for (auto& [k, v] : *kvs) {
-    auto t = FromJson(nlohmann::json::parse(v, nullptr, false));
-    if (t.state != "running") continue;
+    auto t = TaskFromJson(nlohmann::json::parse(v, nullptr, false));
+    if (t.state != "running" || (!t.host.empty() && t.host != host_)) continue;
     t.state = "failed";
     t.error = "interrupted: pampad stopped while this task was running";
     t.finished = NowMs();
@@ -131,6 +142,7 @@ std::string Tasks::Start(const std::string& type, const std::string& target, Bod
   info.target = target;
   info.state = "running";
   info.started = NowMs();
+  info.host = host_;
   PersistUnrecorded();
   Persist(info);
   events_.Publish({{"type", "task"}, {"task", ToJson(info)}});
@@ -185,7 +197,7 @@ Result<TaskInfo> Tasks::Get(const std::string& id) {
   auto v = store_.Get("tasks/" + id);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return Status::NotFound("task '" + id + "' does not exist (see: pampa task list)");
-  return FromJson(nlohmann::json::parse(**v, nullptr, false));
+  return TaskFromJson(nlohmann::json::parse(**v, nullptr, false));
 }
 
 std::vector<TaskInfo> Tasks::List() {

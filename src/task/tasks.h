@@ -31,7 +31,9 @@ struct TaskInfo {
   std::vector<std::string> log;
   int64_t started = 0, finished = 0;  // unix ms
   nlohmann::json result;
+  std::string host;  // the host that runs it (in a pool of hosts)
 };
+TaskInfo TaskFromJson(const nlohmann::json& j);
 
 nlohmann::json ToJson(const TaskInfo& t);
 
@@ -48,10 +50,13 @@ class TaskContext {
 class Tasks {
  public:
   using Body = std::function<Result<nlohmann::json>(TaskContext&)>;
-  Tasks(Store& store, EventBus& events);
+  // host: this host's name, recorded with each task. pooled: other hosts
+  // read the records (the store is shared), so running tasks also record
+  // their progress, at most once a second.
+  Tasks(Store& store, EventBus& events, std::string host = "", bool pooled = false);
   ~Tasks();  // waits for running tasks
 
-  // Marks tasks that were running when pampad died as failed.
+  // Marks this host's tasks that were running when pampad died as failed.
   void RecoverInterrupted();
   // Starts body on a new thread and returns the task id at once.
   std::string Start(const std::string& type, const std::string& target, Body body);
@@ -69,6 +74,8 @@ class Tasks {
 
   Store& store_;
   EventBus& events_;
+  const std::string host_;
+  const bool pooled_;
   Mutex mu_;
   std::map<std::string, std::shared_ptr<Running>> running_ GUARDED_BY(mu_);
   // Tasks that ended while their final record could not be written: Get and

@@ -292,8 +292,10 @@ Status VmManager::Load() {
       log::Error("skipping {}: {}", key, spec.status().message());
       continue;
     }
+    if (!Owns(*spec)) continue;  // another host's, in a pool
     auto vm = std::make_shared<Vm>();
     vm->spec = *spec;
+    vm->spec.host = config_.hostname;
     vm->paths = PathsFor(vm->spec);
     vm->spec_revision = versioned.mod_revision;
     if (host_booted) {
@@ -346,6 +348,7 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   spec.append = req.append;
   spec.firmware = req.firmware;
   spec.autostart = req.autostart;
+  spec.host = config_.hostname;
   if (!req.kernel.empty()) {
     PAMPA_ASSIGN_OR_RETURN(spec.kernel, storage_.CheckOutsidePath("kernel", req.kernel));
   }

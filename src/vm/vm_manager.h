@@ -42,6 +42,9 @@ struct VmManagerConfig {
   std::string run_dir;   // sockets, pidfiles, console logs (tmpfs)
   std::string data_dir;  // UEFI variable stores
   std::string hostname;
+  // In a pool, VMs whose spec names another host are theirs; alone, every VM
+  // in the store is this host's, whatever name its spec carries.
+  bool pooled = false;
 };
 
 struct ConsoleEndpoints {
@@ -132,6 +135,8 @@ class VmManager {
   Status ClearIntent(const std::string& kind, const std::string& vm);
   void RemoveVolumes(const VmSpec& spec);  // what exists of them; errors are logged
   const VmManagerConfig& config() const { return config_; }
+  // True when spec's VM is run by this host.
+  bool Owns(const VmSpec& spec) const { return !config_.pooled || spec.host == config_.hostname; }
   // The image paths of a VM's disks; kInvalid unless every disk is qcow2
   // (snapshots and backups need qcow2).
   Result<std::vector<std::string>> Qcow2Disks(const VmSpec& spec);

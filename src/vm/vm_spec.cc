@@ -87,7 +87,8 @@ json ToJson(const VmSpec& s) {
   for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
   return {{"name", s.name},     {"uuid", s.uuid},   {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
           {"disks", disks},     {"cdrom", s.cdrom}, {"kernel", s.kernel},     {"initrd", s.initrd},
-          {"append", s.append}, {"nics", nics},     {"firmware", s.firmware}, {"autostart", s.autostart}};
+          {"append", s.append}, {"nics", nics},     {"firmware", s.firmware}, {"autostart", s.autostart},
+          {"host", s.host}};
 }
 
 Result<VmSpec> VmSpecFromJson(const json& j) {
@@ -106,6 +107,7 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     for (auto& n : j.value("nics", json::array())) s.nics.push_back({n.at("network"), n.at("mac")});
     s.firmware = j.value("firmware", "bios");
     s.autostart = j.value("autostart", false);
+    s.host = j.value("host", "");
     return s;
   } catch (const std::exception& e) {
     return Status::Internal(std::string("stored VM spec is damaged: ") + e.what());
@@ -115,8 +117,12 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
 Result<CreateRequest> ParseCreateRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(
       CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks", "cdrom", "kernel",
-                         "initrd", "append", "networks", "firmware", "autostart"}));
+                         "initrd", "append", "networks", "firmware", "autostart", "host"}));
   CreateRequest r;
+  if (body.contains("host")) {
+    PAMPA_ASSIGN_OR_RETURN(r.host, GetString(body, "host"));
+    PAMPA_RETURN_IF_ERROR(ValidateName("host", r.host));
+  }
   if (!body.contains("name")) return Status::Invalid("field 'name' is required");
   PAMPA_ASSIGN_OR_RETURN(r.name, GetString(body, "name"));
   PAMPA_RETURN_IF_ERROR(ValidateName("vm", r.name));

@@ -33,6 +33,9 @@ struct VmSpec {
   std::vector<NicSpec> nics;
   std::string firmware = "bios";
   bool autostart = false;
+  // The host that runs the VM (its owner in a pool); empty in a state file
+  // written before pools existed, which means this host.
+  std::string host;
 };
 
 nlohmann::json ToJson(const VmSpec& s);
@@ -50,6 +53,7 @@ struct CreateRequest {
   std::vector<std::string> networks = {"default"};  // empty: no NIC
   std::string firmware = "bios";
   bool autostart = false;
+  std::string host;  // where to run it in a pool; empty: placement picks
 };
 Result<CreateRequest> ParseCreateRequest(const nlohmann::json& body);
 

@@ -1,0 +1,91 @@
+// /api/v1/hosts: the pool of hosts; and, in a pool, the forwarding of a
+// request about a VM to the host that runs it.
+#include "api/api.h"
+#include "base/clock.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+HttpResponse FromPeer(PeerReply reply) {
+  HttpResponse resp;
+  resp.status = reply.status;
+  resp.raw = std::move(reply.body);
+  resp.content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
+  return resp;
+}
+
+// The host that should answer req ("" or this host: answer here), or an error
+// answer (placement refused).
+Result<std::string> TargetHost(ApiContext& ctx, const std::string& pattern, const HttpRequest& req, json* new_body) {
+  Cluster& cluster = ctx.cluster;
+  if (StartsWith(pattern, "/api/v1/vms/{name}")) return cluster.OwnerOf(req.params.at("name"));
+  if (pattern == "/api/v1/vms" && req.method == "POST") {
+    auto body = req.Json();
+    if (!body.ok()) return std::string();  // the handler says what is wrong
+    auto create = ParseCreateRequest(*body);
+    if (!create.ok()) return std::string();
+    std::string host = create->host;
+    if (host.empty()) {
+      PAMPA_ASSIGN_OR_RETURN(host, cluster.Place(create->memory_mib, create->cpus));
+    } else {
+      PAMPA_RETURN_IF_ERROR(cluster.CheckPlacement(host, create->memory_mib, create->cpus));
+    }
+    (*body)["host"] = host;
+    *new_body = *body;
+    return host;
+  }
+  if (StartsWith(pattern, "/api/v1/tasks/{id}") && req.method == "POST") {
+    auto task = ctx.tasks.Get(req.params.at("id"));
+    return task.ok() ? task->host : std::string();
+  }
+  if (StartsWith(pattern, "/api/v1/hosts/{host}/")) return req.params.at("host");
+  return std::string();
+}
+
+std::optional<HttpResponse> Forward(ApiContext& ctx, const std::string& pattern, const HttpRequest& req) {
+  Cluster& cluster = ctx.cluster;
+  if (!cluster.pooled()) return std::nullopt;
+  json new_body;
+  auto host = TargetHost(ctx, pattern, req, &new_body);
+  if (!host.ok()) return ErrorResponse(host.status());
+  if (host->empty() || *host == cluster.config().host) return std::nullopt;
+  PeerRequest peer{req.method, req.target, new_body.is_null() ? req.body : new_body.dump(), ""};
+  auto reply = cluster.Call(*host, peer);
+  if (reply.ok()) return FromPeer(std::move(*reply));
+  if (pattern == "/api/v1/vms/{name}" && req.method == "GET") {
+    // The owner does not answer: what the store last recorded.
+    auto remote = cluster.RemoteVms();
+    if (remote.ok()) {
+      for (auto& vm : *remote) {
+        if (vm.value("name", "") == req.params.at("name")) return HttpResponse{200, vm};
+      }
+    }
+  }
+  return ErrorResponse(reply.status());
+}
+
+}  // namespace
+
+void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
+  r.SetForwarder([&ctx](const std::string& pattern, const HttpRequest& req) { return Forward(ctx, pattern, req); });
+
+  r.Add("GET", "/api/v1/hosts", [&](const HttpRequest&) {
+    auto hosts = ctx.cluster.Hosts();
+    if (!hosts.ok()) return ErrorResponse(hosts.status());
+    json out = json::array();
+    for (auto& h : *hosts) out.push_back(ToJson(h));
+    return HttpResponse{200, out};
+  });
+
+  r.Add("GET", "/api/v1/hosts/{host}", [&](const HttpRequest& req) {
+    auto h = ctx.cluster.Host(req.params.at("host"));
+    if (!h.ok()) return ErrorResponse(h.status());
+    return HttpResponse{200, ToJson(*h)};
+  });
+}
+
+}  // namespace pampa

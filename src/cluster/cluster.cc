@@ -1,0 +1,329 @@
+#include "cluster/cluster.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <random>
+
+#include "base/clock.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/units.h"
+#include "task/tasks.h"
+#include "vm/vm_spec.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+std::string InfoKey(const std::string& host) { return "hosts/" + host + "/info"; }
+
+// "hosts/<host>/info" -> host; "" for other keys under hosts/.
+std::string HostOfInfoKey(const std::string& key) {
+  const std::string prefix = "hosts/", suffix = "/info";
+  if (key.size() <= prefix.size() + suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix))
+    return "";
+  std::string host = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+  return host.find('/') == std::string::npos ? host : "";
+}
+
+HostRecord RecordFromJson(const json& j) {
+  HostRecord h;
+  if (!j.is_object()) return h;
+  h.name = j.value("name", "");
+  h.url = j.value("url", "");
+  h.version = j.value("version", "");
+  h.cpus = j.value("cpus", 0);
+  h.memory_bytes = j.value("memory_bytes", uint64_t{0});
+  h.heartbeat_ms = j.value("heartbeat_ms", int64_t{0});
+  h.maintenance = j.value("maintenance", false);
+  h.pools = j.value("pools", std::vector<std::string>{});
+  h.networks = j.value("networks", std::vector<std::string>{});
+  return h;
+}
+
+json RecordJson(const HostRecord& h) {
+  return {{"name", h.name},
+          {"url", h.url},
+          {"version", h.version},
+          {"cpus", h.cpus},
+          {"memory_bytes", h.memory_bytes},
+          {"heartbeat_ms", h.heartbeat_ms},
+          {"maintenance", h.maintenance},
+          {"pools", h.pools},
+          {"networks", h.networks}};
+}
+
+// What the VMs of the pool take from each host: specs say where a VM runs,
+// runtime records whether it runs.
+struct Usage {
+  uint64_t memory = 0;
+  int cpus = 0, vms = 0, running = 0;
+};
+
+}  // namespace
+
+std::string_view Name(HostState s) {
+  switch (s) {
+    case HostState::kOnline:
+      return "online";
+    case HostState::kMaintenance:
+      return "maintenance";
+    case HostState::kLost:
+      return "lost";
+  }
+  return "unknown";
+}
+
+json ToJson(const HostRecord& h) {
+  json j = RecordJson(h);
+  j["state"] = Name(h.state);
+  j["memory_committed"] = h.memory_committed;
+  j["cpus_committed"] = h.cpus_committed;
+  j["vms"] = h.vms;
+  j["running"] = h.running;
+  int64_t age = h.heartbeat_ms > 0 ? NowMs() - h.heartbeat_ms : -1;
+  j["heartbeat_age_ms"] = age;
+  return j;
+}
+
+Cluster::Cluster(Store& store, VmManager& vms, EventBus& events, ClusterConfig config, std::string token)
+    : store_(store), vms_(vms), events_(events), config_(std::move(config)), token_(std::move(token)) {}
+
+Cluster::~Cluster() { Stop(); }
+
+HostRecord Cluster::LocalFacts() const {
+  HostRecord h;
+  h.name = config_.host;
+  h.url = config_.url;
+  h.version = config_.version;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  h.cpus = n > 0 ? static_cast<int>(n) : 1;
+  h.memory_bytes = HostMemoryBytes();
+  h.heartbeat_ms = NowMs();
+  return h;
+}
+
+Status Cluster::WriteRecord(bool maintenance) {
+  HostRecord h = LocalFacts();
+  h.maintenance = maintenance;
+  return store_.Put(InfoKey(config_.host), RecordJson(h).dump());
+}
+
+Status Cluster::Start() {
+  // Keep a maintenance mark this host had before a restart.
+  PAMPA_ASSIGN_OR_RETURN(auto old, store_.Get(InfoKey(config_.host)));
+  bool maintenance = old && RecordFromJson(json::parse(*old, nullptr, false)).maintenance;
+  {
+    MutexLock lock(&mu_);
+    maintenance_ = maintenance;
+    stopping_ = false;
+  }
+  PAMPA_RETURN_IF_ERROR(WriteRecord(maintenance));
+  if (!config_.pooled) return Status::Ok();
+  PAMPA_ASSIGN_OR_RETURN(task_relay_, store_.WatchPrefix("tasks/", 0, [this](const WatchEvent& ev) {
+    if (ev.type != WatchEvent::Type::kPut) return;
+    auto j = json::parse(ev.value, nullptr, false);
+    if (!j.is_object() || j.value("host", "") == config_.host || j.value("host", "").empty()) return;
+    events_.Publish({{"type", "task"}, {"task", j}});
+  }));
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  return Status::Ok();
+}
+
+void Cluster::Stop() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  task_relay_.reset();
+}
+
+void Cluster::HeartbeatLoop() {
+  bool failing = false;
+  while (true) {
+    bool maintenance;
+    {
+      MutexLock lock(&mu_);
+      if (lock.WaitFor(wake_, config_.heartbeat, [this]() REQUIRES(mu_) { return stopping_; })) return;
+      maintenance = maintenance_;
+    }
+    Status st = WriteRecord(maintenance);
+    if (!st.ok() && !failing) log::Warn("heartbeat not recorded: {}", st.message());
+    if (st.ok() && failing) log::Info("heartbeat recorded again");
+    failing = !st.ok();
+  }
+}
+
+Result<std::vector<HostRecord>> Cluster::Hosts() {
+  PAMPA_ASSIGN_OR_RETURN(auto host_kvs, store_.List("hosts/"));
+  PAMPA_ASSIGN_OR_RETURN(auto spec_kvs, store_.List("vms/"));
+  std::map<std::string, HostRecord> hosts;
+  std::map<std::string, bool> running;  // "<host>/<vm>" -> QEMU runs
+  const std::string runtime = "/runtime/";
+  for (auto& [key, value] : host_kvs) {
+    std::string name = HostOfInfoKey(key);
+    if (!name.empty()) {
+      hosts[name] = RecordFromJson(json::parse(value, nullptr, false));
+      continue;
+    }
+    auto r = key.find(runtime);
+    if (r == std::string::npos) continue;
+    std::string host = key.substr(6, r - 6), vm = key.substr(r + runtime.size());
+    auto j = json::parse(value, nullptr, false);
+    VmState state;
+    running[host + "/" + vm] = j.is_object() && ParseVmState(j.value("state", ""), &state) && QemuAlive(state);
+  }
+  std::map<std::string, Usage> usage;
+  for (auto& [key, value] : spec_kvs) {
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (!spec.ok()) continue;
+    std::string host = spec->host.empty() ? config_.host : spec->host;
+    Usage& u = usage[host];
+    ++u.vms;
+    if (!running[host + "/" + spec->name]) continue;
+    ++u.running;
+    u.memory += spec->memory_mib << 20;
+    u.cpus += spec->cpus;
+  }
+  std::vector<HostRecord> out;
+  int64_t now = NowMs();
+  for (auto& [name, h] : hosts) {
+    bool fresh = name == config_.host || now - h.heartbeat_ms < config_.lost_after.count();
+    h.state = !fresh ? HostState::kLost : h.maintenance ? HostState::kMaintenance : HostState::kOnline;
+    const Usage& u = usage[name];
+    h.memory_committed = u.memory;
+    h.cpus_committed = u.cpus;
+    h.vms = u.vms;
+    h.running = u.running;
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+Result<HostRecord> Cluster::Host(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto hosts, Hosts());
+  for (auto& h : hosts) {
+    if (h.name == name) return h;
+  }
+  return Status::NotFound("host '" + name + "' is not in the pool (see: pampa host list)");
+}
+
+Status Cluster::SetMaintenance(const std::string& name, bool on) {
+  if (name != config_.host) return Status::Invalid("maintenance of " + name + " is set by that host");
+  {
+    MutexLock lock(&mu_);
+    maintenance_ = on;
+  }
+  return WriteRecord(on);
+}
+
+Result<std::string> Cluster::OwnerOf(const std::string& vm) {
+  PAMPA_ASSIGN_OR_RETURN(auto v, store_.Get("vms/" + vm));
+  if (!v) return std::string();
+  auto spec = VmSpecFromJson(json::parse(*v, nullptr, false));
+  if (!spec.ok() || spec->host.empty() || !config_.pooled) return config_.host;
+  return spec->host;
+}
+
+Result<std::vector<json>> Cluster::RemoteVms() {
+  std::vector<json> out;
+  if (!config_.pooled) return out;
+  PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
+  PAMPA_ASSIGN_OR_RETURN(auto hosts, Hosts());
+  std::map<std::string, HostState> host_state;
+  for (auto& h : hosts) host_state[h.name] = h.state;
+  for (auto& [key, value] : specs) {
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (!spec.ok() || spec->host.empty() || spec->host == config_.host) continue;
+    json j = ToJson(*spec);
+    std::string state = "stopped", reason;
+    auto runtime = store_.Get("hosts/" + spec->host + "/runtime/" + spec->name);
+    if (runtime.ok() && *runtime) {
+      auto r = json::parse(**runtime, nullptr, false);
+      if (r.is_object()) {
+        state = r.value("state", "stopped");
+        reason = r.value("reason", "");
+        j["pid"] = r.value("pid", 0);
+        j["accel"] = r.value("accel", "");
+        j["started"] = r.value("started", int64_t{0});
+      }
+    }
+    auto hs = host_state.find(spec->host);
+    if (hs == host_state.end() || hs->second == HostState::kLost) {
+      reason = "host " + spec->host + " is lost: state as last recorded";
+    }
+    VmState parsed = VmState::kStopped;
+    ParseVmState(state, &parsed);
+    j["state"] = state;
+    j["reason"] = reason;
+    j["busy"] = Name(VmOp::kNone);
+    j["actions"] = AllowedActions(parsed, VmOp::kNone);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Status Cluster::CheckPlacement(const std::string& host, uint64_t memory_mib, int cpus) {
+  PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(host));
+  if (h.state == HostState::kLost) return Status::Unavailable("host " + host + " is lost (no heartbeat)");
+  if (h.state == HostState::kMaintenance) {
+    return Status::Conflict("host " + host + " is in maintenance and takes no new VMs (pampa host maintenance " + host +
+                            " off)");
+  }
+  uint64_t want = memory_mib << 20;
+  uint64_t free = h.memory_bytes > h.memory_committed ? h.memory_bytes - h.memory_committed : 0;
+  if (want > free) {
+    return Status::Conflict("host " + host + " has " + FormatSize(free) + " of memory free, the VM needs " +
+                            FormatSize(want));
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Cluster::Place(uint64_t memory_mib, int cpus) {
+  if (!config_.pooled) return config_.host;
+  PAMPA_ASSIGN_OR_RETURN(auto hosts, Hosts());
+  std::string best, why;
+  double best_free_cpus = -1e9;
+  for (auto& h : hosts) {
+    Status st = CheckPlacement(h.name, memory_mib, cpus);
+    if (!st.ok()) {
+      why += (why.empty() ? "" : "; ") + st.message();
+      continue;
+    }
+    double free_cpus = h.cpus - h.cpus_committed;
+    if (free_cpus > best_free_cpus || (free_cpus == best_free_cpus && h.name == config_.host)) {
+      best = h.name;
+      best_free_cpus = free_cpus;
+    }
+  }
+  if (best.empty()) return Status::Conflict("no host can take the VM: " + (why.empty() ? "the pool is empty" : why));
+  return best;
+}
+
+Result<PeerReply> Cluster::Call(const std::string& host, PeerRequest req, std::chrono::milliseconds timeout) {
+  PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(host));
+  if (h.url.empty())
+    return Status::Unavailable("host " + host + " has no API address (start its pampad with --listen)");
+  req.forwarded_from = config_.host;
+  auto reply = CallPeer(h.url, token_, req, timeout);
+  if (!reply.ok() && h.state == HostState::kLost) {
+    return Status::Unavailable("host " + host + " is lost (last heartbeat " +
+                               std::to_string((NowMs() - h.heartbeat_ms) / 1000) +
+                               " s ago): " + reply.status().message());
+  }
+  return reply;
+}
+
+Result<std::string> PoolToken(Store& store, const std::string& local_token) {
+  Status st = store.Create("cluster/token", local_token);
+  if (!st.ok() && st.code() != ErrorCode::kConflict) return st;
+  PAMPA_ASSIGN_OR_RETURN(auto token, store.Get("cluster/token"));
+  if (!token || token->size() < 32) return Status::Internal("the pool's token in the store is damaged");
+  return *token;
+}
+
+}  // namespace pampa

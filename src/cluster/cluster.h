@@ -1,0 +1,126 @@
+// The pool of hosts as this host sees it: every pampad records itself under
+// hosts/<name>/info (its API address, size, version, a heartbeat) in the
+// shared store, reads the others' records there, places new VMs, and carries
+// an action on another host's VM to that host (its owner does the work).
+//
+// Alone (no --cluster), the same object describes a pool of one: host list
+// shows this host, and nothing is ever forwarded.
+//
+// Threads: public methods may be called from any thread; the heartbeat runs
+// on a thread of its own (Start/Stop). No mutex is held across store calls.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/events.h"
+#include "base/mutex.h"
+#include "cluster/peer_client.h"
+#include "store/store.h"
+#include "vm/vm_manager.h"
+
+namespace pampa {
+
+enum class HostState {
+  kOnline,       // heartbeat is fresh
+  kMaintenance,  // online, takes no new VMs
+  kLost,         // no heartbeat for ClusterConfig::lost_after
+};
+std::string_view Name(HostState s);
+
+struct HostRecord {
+  std::string name;
+  std::string url;  // the API address peers use, "http://ADDR:PORT"
+  std::string version;
+  int cpus = 0;
+  uint64_t memory_bytes = 0;
+  int64_t heartbeat_ms = 0;  // wall clock of the last heartbeat
+  bool maintenance = false;
+  // Derived from the VMs in the store when listed:
+  HostState state = HostState::kOnline;
+  uint64_t memory_committed = 0;  // of the VMs it runs
+  int cpus_committed = 0;
+  int vms = 0, running = 0;
+  std::vector<std::string> pools, networks;  // what it reaches
+};
+nlohmann::json ToJson(const HostRecord& h);
+
+struct ClusterConfig {
+  std::string host;     // this host's name in the pool
+  std::string url;      // this host's API address for peers ("" alone)
+  std::string version;  // pampad's
+  bool pooled = false;  // false: a pool of one (no heartbeat, no forwarding)
+  std::chrono::milliseconds heartbeat{2000};
+  std::chrono::milliseconds lost_after{10000};
+};
+
+class Cluster {
+ public:
+  Cluster(Store& store, VmManager& vms, EventBus& events, ClusterConfig config, std::string token);
+  ~Cluster();
+
+  // Records this host (and, pooled, keeps its heartbeat and relays other
+  // hosts' task records as events, so that a client following the events of
+  // any host sees every task end).
+  Status Start();
+  void Stop();
+
+  const ClusterConfig& config() const { return config_; }
+  bool pooled() const { return config_.pooled; }
+
+  Result<std::vector<HostRecord>> Hosts();
+  Result<HostRecord> Host(const std::string& name);
+  // Marks a host in or out of maintenance (it takes no new VMs while in).
+  Status SetMaintenance(const std::string& name, bool on);
+
+  // The host that runs VM name per its spec ("" when the VM does not exist;
+  // this host for a spec naming no host).
+  Result<std::string> OwnerOf(const std::string& vm);
+  // VMs of other hosts, in the shape VmManager::List gives (state from their
+  // owner's runtime record).
+  Result<std::vector<nlohmann::json>> RemoteVms();
+
+  // The host a new VM of this size should run on: the online host (not in
+  // maintenance) with enough free memory and the most free CPUs. A refusal
+  // says what each host lacks.
+  Result<std::string> Place(uint64_t memory_mib, int cpus);
+  // Checks that a named host can take a VM of this size.
+  Status CheckPlacement(const std::string& host, uint64_t memory_mib, int cpus);
+
+  // Carries an API request to host and returns its answer; kUnavailable (with
+  // the host's state) when it cannot be reached.
+  Result<PeerReply> Call(const std::string& host, PeerRequest req,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  Status WriteRecord(bool maintenance);
+  void HeartbeatLoop();
+  HostRecord LocalFacts() const;
+
+  Store& store_;
+  VmManager& vms_;
+  EventBus& events_;
+  const ClusterConfig config_;
+  const std::string token_;
+
+  Mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool maintenance_ GUARDED_BY(mu_) = false;
+  std::thread heartbeat_;
+  std::unique_ptr<Watch> task_relay_;
+};
+
+// The pool's API token: the first host of a pool records its own, the
+// others take it from the store (every host answers with the same token).
+Result<std::string> PoolToken(Store& store, const std::string& local_token);
+
+}  // namespace pampa

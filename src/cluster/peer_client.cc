@@ -1,0 +1,99 @@
+#include "cluster/peer_client.h"
+
+#include <fcntl.h>
+
+// clang-format off
+#include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
+// clang-format on
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <limits>
+
+namespace pampa {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+}  // namespace
+
+Status ParsePeerUrl(const std::string& url, std::string* host, std::string* port) {
+  const std::string scheme = "http://";
+  auto bad = [&] {
+    return Status::Invalid("host address '" + url + "' must look like http://HOST:PORT (e.g. http://10.0.0.5:8006)");
+  };
+  if (url.rfind(scheme, 0) != 0) return bad();
+  std::string rest = url.substr(scheme.size());
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) return bad();
+  *host = rest.substr(0, colon);
+  *port = rest.substr(colon + 1);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (port->find_first_not_of("0123456789") != std::string::npos) return bad();
+  return Status::Ok();
+}
+
+Result<PeerReply> CallPeer(const std::string& url, const std::string& token, const PeerRequest& req,
+                           std::chrono::milliseconds timeout) {
+  std::string host, port;
+  PAMPA_RETURN_IF_ERROR(ParsePeerUrl(url, &host, &port));
+  auto fail = [&](const std::string& what, const beast::error_code& ec) {
+    return Status::Unavailable("host at " + url + " " + what + ": " + ec.message());
+  };
+  asio::io_context ioc;
+  beast::error_code ec;
+  asio::ip::tcp::resolver resolver(ioc);
+  auto endpoints = resolver.resolve(host, port, ec);
+  if (ec) return fail("cannot be resolved", ec);
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(timeout);  // one budget for the whole call
+  for (const auto& entry : endpoints) {
+    // Opened here so that it is close-on-exec before anything can fork.
+    stream.socket().close(ec);
+    stream.socket().open(entry.endpoint().protocol(), ec);
+    if (ec) break;
+    fcntl(stream.socket().native_handle(), F_SETFD, FD_CLOEXEC);
+    stream.async_connect(entry.endpoint(), [&](beast::error_code e) { ec = e; });
+    ioc.restart();
+    ioc.run();
+    if (!ec) break;
+  }
+  if (ec) return fail("does not answer", ec);
+
+  http::verb verb = http::string_to_verb(req.method);
+  if (verb == http::verb::unknown) return Status::Invalid("unknown HTTP method " + req.method);
+  http::request<http::string_body> hreq{verb, req.target, 11};
+  hreq.set(http::field::host, host);
+  if (!token.empty()) hreq.set(http::field::authorization, "Bearer " + token);
+  if (!req.forwarded_from.empty()) hreq.set("Pampa-Forwarded", req.forwarded_from);
+  if (!req.body.empty()) {
+    hreq.set(http::field::content_type, "application/json");
+    hreq.body() = req.body;
+  }
+  hreq.prepare_payload();
+  http::async_write(stream, hreq, [&](beast::error_code e, size_t) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  if (ec) return fail("did not take the request", ec);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(std::numeric_limits<uint64_t>::max());
+  http::async_read(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  if (ec) return fail("did not answer in time", ec);
+  beast::error_code ignored;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  auto res = parser.release();
+  PeerReply reply;
+  reply.status = static_cast<int>(res.result_int());
+  reply.body = std::move(res.body());
+  reply.content_type = std::string(res[http::field::content_type]);
+  return reply;
+}
+
+}  // namespace pampa
