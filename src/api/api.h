@@ -7,6 +7,7 @@
 #include "api/router.h"
 #include "backup/repos.h"
 #include "cluster/cluster.h"
+#include "cluster/migration.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
 #include "jobs/file_restore.h"
@@ -33,6 +34,7 @@ struct ApiContext {
   Tasks& tasks;
   AccelProbe& accel;
   Cluster& cluster;
+  Migrations& migrations;
   std::string version;
   std::string hostname;
   std::string data_dir;

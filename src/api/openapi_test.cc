@@ -52,9 +52,10 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   LiveRestores live(vms, *store, storage, networks, tasks, events, "/nonexistent");
   RestoreDrills drills(*store, vms, live, repos, tasks, events);
   FileRestores files({"/nonexistent", "", ""}, accel);
-  Cluster cluster(*store, vms, events, {"test", "", "test"}, "");
-  ApiContext ctx{vms,      jobs,  live,  files,   repos,  schedules, drills, storage,
-                 networks, tasks, accel, cluster, "test", "test",    "/tmp"};
+  Cluster cluster(*store, events, {"test", "", "test"}, "");
+  Migrations migrations(vms, storage, cluster, tasks);
+  ApiContext ctx{vms,      jobs,  live,  files,   repos,      schedules, drills, storage,
+                 networks, tasks, accel, cluster, migrations, "test",    "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

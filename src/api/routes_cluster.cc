@@ -86,6 +86,57 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!h.ok()) return ErrorResponse(h.status());
     return HttpResponse{200, ToJson(*h)};
   });
+
+  // Forwarded to the host named (see TargetHost), which answers for itself.
+  r.Add("POST", "/api/v1/hosts/{host}/maintenance", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"on"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    if (!body->contains("on") || !(*body)["on"].is_boolean()) {
+      return ErrorResponse(Status::Invalid("field 'on' (true or false) is required"));
+    }
+    if (req.params.at("host") != ctx.cluster.config().host) {
+      return ErrorResponse(ctx.cluster.Host(req.params.at("host")).status());
+    }
+    bool on = (*body)["on"];
+    auto task = ctx.migrations.Maintenance(on);
+    if (!task.ok()) return ErrorResponse(task.status());
+    json out = {{"host", ctx.cluster.config().host}, {"maintenance", on}};
+    if (!task->empty()) out["task"] = *task;
+    return HttpResponse{on ? 202 : 200, out};
+  });
+
+  // Forwarded to the VM's host, which sends it.
+  r.Add("POST", "/api/v1/vms/{name}/migrate", [&](const HttpRequest& req) {
+    auto body = req.Json();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto m = ParseMigrateRequest(*body);
+    if (!m.ok()) return ErrorResponse(m.status());
+    auto task = ctx.migrations.Migrate(req.params.at("name"), *m);
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", *task}, {"vm", req.params.at("name")}, {"to", m->to}}};
+  });
+
+  // Between hosts of the pool: the target's side of a migration.
+  r.Add("POST", "/api/v1/migrations/incoming", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"spec", "from"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto from = RequiredString(*body, "from");
+    if (!from.ok()) return ErrorResponse(from.status());
+    auto spec = VmSpecFromJson(body->value("spec", json()));
+    if (!spec.ok()) return ErrorResponse(Status::Invalid(spec.status().message()));
+    return Reply(ctx.migrations.PrepareIncoming(*spec, *from));
+  });
+  r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"run", "cold"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto run = OptionalBool(*body, "run", true);
+    auto cold = OptionalBool(*body, "cold", false);
+    if (!run.ok()) return ErrorResponse(run.status());
+    if (!cold.ok()) return ErrorResponse(cold.status());
+    return Reply(ctx.migrations.AcceptIncoming(req.params.at("name"), *run, *cold));
+  });
+  r.Add("DELETE", "/api/v1/migrations/incoming/{name}",
+        [&](const HttpRequest& req) { return Reply(ctx.migrations.AbortIncoming(req.params.at("name"))); });
 }
 
 }  // namespace pampa

@@ -73,6 +73,25 @@ void AddHostCommands(CLI::App& app, Globals& g) {
     });
   }
   {
+    auto name = std::make_shared<std::string>();
+    auto mode = std::make_shared<std::string>();
+    auto async = std::make_shared<bool>(false);
+    auto cmd =
+        host->add_subcommand("maintenance", "on: move every running VM away and take no new ones; off: take VMs again");
+    cmd->add_option("name", *name, "host name")->required();
+    cmd->add_option("mode", *mode, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+    cmd->add_flag("--async", *async, "print the task id and return at once");
+    Bind(cmd, g, [&g, name, mode, async] {
+      auto r = g.client().Call("POST", "/api/v1/hosts/" + *name + "/maintenance", {{"on", *mode == "on"}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*mode == "off") {
+        std::cout << "host " << *name << " takes VMs again\n";
+        return 0;
+      }
+      return FinishTask(g, (*r)["task"], *async, "host " + *name + " is in maintenance: its VMs moved away");
+    });
+  }
+  {
     auto as_json = std::make_shared<bool>(false);
     auto cmd = host->add_subcommand("check", "check QEMU, KVM (with a probe boot), networking and cgroups");
     cmd->add_flag("--json", *as_json, "print JSON");

@@ -143,6 +143,45 @@ void AddVmCommands(CLI::App& app, Globals& g) {
   }
 
   {
+    struct Opts {
+      std::string name, to;
+      uint64_t bandwidth = 0;
+      int max_downtime = 0;
+      bool async = false, as_json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd = vm->add_subcommand("migrate", "move a VM to another host of the pool (live when it runs)");
+    cmd->add_option("name", o->name, "VM name")->required();
+    cmd->add_option("--to", o->to, "the target host (see: pampa host list)")->required();
+    cmd->add_option("--bandwidth", o->bandwidth, "MiB/s at most (default: as fast as the link goes)");
+    cmd->add_option("--max-downtime", o->max_downtime, "milliseconds the guest may stop at the switch (default 100)");
+    cmd->add_flag("--async", o->async, "print the task id and return at once");
+    cmd->add_flag("--json", o->as_json, "print the finished task (downtime, total time) as JSON");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"to", o->to}};
+      if (o->bandwidth > 0) body["bandwidth_mib"] = o->bandwidth;
+      if (o->max_downtime > 0) body["max_downtime_ms"] = o->max_downtime;
+      auto r = g.client().Call("POST", VmPath(o->name) + "/migrate", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (o->async) return FinishTask(g, (*r)["task"], true, "");
+      auto t = g.client().WaitTask((*r)["task"], o->as_json);
+      if (!t.ok()) return PrintError(t.status().message());
+      if (o->as_json) {
+        PrintJson(*t);
+        return 0;
+      }
+      const json& res = (*t)["result"];
+      std::cout << "moved vm " << o->name << " to host " << o->to;
+      if (res.value("live", false)) {
+        std::cout << " (live: downtime " << int(res.value("downtime_ms", 0.0)) << " ms, total "
+                  << int(res.value("total_ms", 0.0)) << " ms)";
+      }
+      std::cout << "\n";
+      return 0;
+    });
+  }
+
+  {
     auto name = std::make_shared<std::string>();
     auto as_json = std::make_shared<bool>(false);
     auto cmd = vm->add_subcommand("show", "show one VM");

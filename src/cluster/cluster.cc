@@ -11,6 +11,7 @@
 #include "base/units.h"
 #include "task/tasks.h"
 #include "vm/vm_spec.h"
+#include "vm/vm_state.h"
 
 namespace pampa {
 namespace {
@@ -88,8 +89,8 @@ json ToJson(const HostRecord& h) {
   return j;
 }
 
-Cluster::Cluster(Store& store, VmManager& vms, EventBus& events, ClusterConfig config, std::string token)
-    : store_(store), vms_(vms), events_(events), config_(std::move(config)), token_(std::move(token)) {}
+Cluster::Cluster(Store& store, EventBus& events, ClusterConfig config, std::string token)
+    : store_(store), events_(events), config_(std::move(config)), token_(std::move(token)) {}
 
 Cluster::~Cluster() { Stop(); }
 

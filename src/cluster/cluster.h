@@ -25,7 +25,6 @@
 #include "base/mutex.h"
 #include "cluster/peer_client.h"
 #include "store/store.h"
-#include "vm/vm_manager.h"
 
 namespace pampa {
 
@@ -64,7 +63,7 @@ struct ClusterConfig {
 
 class Cluster {
  public:
-  Cluster(Store& store, VmManager& vms, EventBus& events, ClusterConfig config, std::string token);
+  Cluster(Store& store, EventBus& events, ClusterConfig config, std::string token);
   ~Cluster();
 
   // Records this host (and, pooled, keeps its heartbeat and relays other
@@ -106,7 +105,6 @@ class Cluster {
   HostRecord LocalFacts() const;
 
   Store& store_;
-  VmManager& vms_;
   EventBus& events_;
   const ClusterConfig config_;
   const std::string token_;

@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   live.RestartExports();
   if (Status st = vms.Load(); !st.ok()) return Fail(st);
   vms.StartReconciler();
-  Cluster cluster(db, vms, events, {host_name, advertise, kVersion, pooled}, *token);
+  Cluster cluster(db, events, {host_name, advertise, kVersion, pooled}, *token);
   if (Status st = cluster.Start(); !st.ok()) return Fail(st.Context("recording this host"));
   live.ResumeCopies();
 
@@ -212,8 +212,10 @@ int main(int argc, char** argv) {
   RestoreDrills drills(db, vms, live, repos, tasks, events);
   drills.Start();
   FileRestores files({run_dir, appliance_dir + "/vmlinuz", appliance_dir + "/appliance.img"}, accel);
-  ApiContext ctx{vms,      jobs,  live,  files,   repos,    schedules, drills,  storage,
-                 networks, tasks, accel, cluster, kVersion, host_name, data_dir};
+  Migrations migrations(vms, storage, cluster, tasks);
+  migrations.StartReaper();
+  ApiContext ctx{vms,      jobs,  live,  files,   repos,      schedules, drills,    storage,
+                 networks, tasks, accel, cluster, migrations, kVersion,  host_name, data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

@@ -57,6 +57,7 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
     add({"-device", "virtio-net-pci,netdev=" + id + ",mac=" + m.nics[i].mac + ",id=nic" + std::to_string(i)});
   }
   if (!m.loadvm.empty()) add({"-loadvm", m.loadvm});
+  if (m.incoming) add({"-incoming", "defer", "-S"});
   add({"-pidfile", p.pidfile()});
   return a;
 }

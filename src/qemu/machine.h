@@ -42,6 +42,9 @@ struct MachineConfig {
   std::string ovmf_code, ovmf_vars;
   std::string accel = "tcg";  // kvm | tcg
   std::string loadvm;         // start from this internal snapshot (with RAM state)
+  // Wait for a live migration (-incoming defer; migrate-incoming names the
+  // address) with the CPUs stopped (-S) until the caller says cont.
+  bool incoming = false;
 };
 
 // The argv that starts this machine; argv[0] is the QEMU binary.

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,15 @@
 #include "vm/vm_state.h"
 
 namespace pampa {
+
+// The note of a VM whose QEMU waits for an incoming migration.
+inline constexpr const char* kWaitingForMigration = "waiting for an incoming migration";
+
+// The store key of a VM's spec: vms/<name>.
+std::string SpecKey(const std::string& vm);
+// Waits until process pid (recognised by marker in its command line; "" for
+// any) has exited; false after timeout.
+bool WaitExit(pid_t pid, const std::string& marker, std::chrono::milliseconds timeout);
 
 struct VmManager::Vm {
   Vm() = default;

@@ -310,6 +310,7 @@ Status VmManager::Load() {
     vms_[vm->spec.name] = vm;
   }
   RecoverIntents();
+  DropOrphans();
   if (host_booted) {
     Status st = store_.Put(BootIdKey(), boot_id);
     (void)st;

@@ -124,6 +124,32 @@ class VmManager {
   // (its volumes are the caller's).
   void Abandon(Hold& hold, const std::string& intent);
 
+  // Live migration between hosts of a pool (cluster/migration.cc drives it;
+  // these are the VM's side of it).
+  //
+  // Target: registers spec's VM, still run by its source host, and starts its
+  // QEMU waiting for the incoming migration (-incoming defer) with the CPUs
+  // stopped. The Hold owns it until AdoptIncoming or DropIncoming.
+  Result<Hold> StartIncoming(const VmSpec& spec);
+  // Target: the store names this host as the VM's now: the VM runs here
+  // (cont, unless it was paused on the source).
+  Status AdoptIncoming(Hold& hold, bool run);
+  // Target: the migration will not be: stops the waiting QEMU and forgets the
+  // VM (its disks belong to the source and stay).
+  void DropIncoming(Hold& hold);
+  // Source, once QEMU has sent everything (or for a stopped VM): records in
+  // one transaction that host `to` runs the VM (its spec, if unchanged since
+  // it was held) and removes this host's runtime record; then runs
+  // `committed` (telling the target, which starts the CPUs: the guest's
+  // downtime ends there), stops the local QEMU and forgets the VM.
+  // true: handed over; false: certainly not (the VM is still this host's);
+  // an error: the store's answer was lost and a read-back failed too, so
+  // nobody knows yet (nothing may run it).
+  Result<bool> HandOver(Hold& hold, const std::string& to, const std::function<void()>& committed = {});
+  // Registers a VM the store says this host runs now and that is not
+  // running (a stopped VM moved here).
+  Status Adopt(const std::string& name);
+
   // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
   // recorded before the first one is made and cleared once the VM is saved.
   // At start, volumes of an intent whose VM was never saved are removed, and a
@@ -180,9 +206,16 @@ class VmManager {
 
   // vm_runtime.cc: everything that touches QEMU. All REQUIRE the VM's lease.
   Result<MachineConfig> Resolve(Vm& vm);
-  Status StartLocked(Vm& vm, const std::string& loadvm = "");
+  // incoming: QEMU waits for a live migration with its CPUs stopped (paused).
+  Status StartLocked(Vm& vm, const std::string& loadvm = "", bool incoming = false);
   Status StopLocked(Vm& vm);
   void Reattach(Vm& vm);
+  // A migration this pampad took part in when it died: the VM runs here now
+  // (the store names this host), or the QEMU that waited for it goes.
+  void ResumeCutMigration(Vm& vm, const std::string& recorded_reason);
+  // QEMUs this host started for VMs the store gives to another host (an
+  // incoming migration that was abandoned while pampad was down) are stopped.
+  void DropOrphans();
   void Cleanup(Vm& vm);  // taps, sockets
   void ReconcileOne(Vm& vm);
   void HandleExit(Vm& vm);

@@ -24,6 +24,8 @@ using namespace std::chrono_literals;
 
 std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
 
+}  // namespace
+
 bool WaitExit(pid_t pid, const std::string& marker, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (ProcessAlive(pid, marker)) {
@@ -32,8 +34,6 @@ bool WaitExit(pid_t pid, const std::string& marker, std::chrono::milliseconds ti
   }
   return true;
 }
-
-}  // namespace
 
 Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   const VmSpec& s = vm.spec;
@@ -74,11 +74,12 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   return m;
 }
 
-Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
+Status VmManager::StartLocked(Vm& vm, const std::string& loadvm, bool incoming) {
   auto t0 = std::chrono::steady_clock::now();
   auto ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
   PAMPA_ASSIGN_OR_RETURN(auto machine, Resolve(vm));
   machine.loadvm = loadvm;
+  machine.incoming = incoming;
   log::Debug("vm {}: resolved in {:.1f} ms", vm.spec.name, ms());
   SetState(vm, VmState::kStarting);
   auto fail = [&](const Status& st) {
@@ -126,7 +127,10 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm) {
   if (!st.ok()) return fail(st.Context("starting QEMU"));
   log::Debug("vm {}: QEMU pid {} answered QMP at {:.1f} ms", vm.spec.name, vm.pid, ms());
   vm.qmp = std::move(qmp);
-  SetState(vm, VmState::kRunning);
+  if (incoming)
+    SetState(vm, VmState::kPaused, kWaitingForMigration);
+  else
+    SetState(vm, VmState::kRunning);
   PAMPA_RETURN_IF_ERROR(PersistRuntime(vm));
   log::Debug("vm {}: running, recorded at {:.1f} ms", vm.spec.name, ms());
   if (machine.accel == "tcg" && !accel_.Current().forced) {
@@ -211,7 +215,32 @@ void VmManager::Reattach(Vm& vm) {
   }
   log::Info("vm {}: re-attached to QEMU pid {}", vm.spec.name, vm.pid);
   SetState(vm, VmState::kRunning);
+  ResumeCutMigration(vm, j.value("reason", ""));
   ReconcileOne(vm);
+}
+
+void VmManager::ResumeCutMigration(Vm& vm, const std::string& recorded_reason) {
+  auto status = vm.qmp->Execute("query-status", nullptr, 2s);
+  if (!status.ok()) return;
+  std::string s = status->value("status", "");
+  bool sent_away = s == "postmigrate";  // this pampad died while sending it; the store still names us
+  bool received = false;                // it died while receiving it; the store names us now
+  if (!sent_away && recorded_reason == kWaitingForMigration) {
+    auto m = vm.qmp->Execute("query-migrate", nullptr, 2s);
+    received = m.ok() && m->value("status", "") == "completed";
+    if (!received) {
+      // Never arrived: nothing of this QEMU ever ran; the next start makes a new one.
+      log::Warn("vm {}: an incoming migration did not finish: its QEMU is stopped", vm.spec.name);
+      vm.stop_requested = true;
+      Status st = StopLocked(vm);
+      if (!st.ok()) log::Error("vm {}: {}", vm.spec.name, st.message());
+      return;
+    }
+  }
+  if (!sent_away && !received) return;
+  auto cont = vm.qmp->Execute("cont", nullptr, 5s);
+  log::Warn("vm {}: a migration {} was cut short by a pampad restart; the store says this host runs it: {}",
+            vm.spec.name, sent_away ? "away" : "to here", cont.ok() ? "resumed" : cont.status().message());
 }
 
 void VmManager::ReconcileOne(Vm& vm) {

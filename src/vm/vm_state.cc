@@ -33,6 +33,7 @@ const Rule kRules[] = {
     {A::kBackup, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; back it up once it has settled"},
     {A::kRestoreInPlace, {S::kStopped, S::kCrashed}, "; stop it before restoring over it"},
     {A::kGuestAgent, {S::kRunning}, ", not running"},
+    {A::kMigrate, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; migrate it once it has settled"},
 };
 
 const Rule& RuleFor(A a) {
@@ -91,6 +92,10 @@ std::string_view Name(VmOp op) {
       return "backup";
     case VmOp::kRestore:
       return "restore";
+    case VmOp::kMigrate:
+      return "migrate";
+    case VmOp::kMigrateIn:
+      return "incoming migration";
     case VmOp::kReconcile:
       return "";
   }
@@ -125,6 +130,8 @@ std::string_view Name(VmAction a) {
       return "restore";
     case A::kGuestAgent:
       return "exec";
+    case A::kMigrate:
+      return "migrate";
   }
   return "";
 }
@@ -134,8 +141,8 @@ bool ValidTransition(VmState from, VmState to) {
   switch (from) {
     case S::kStopped:  // start, or what a re-attach finds
       return true;
-    case S::kStarting:
-      return to == S::kRunning || to == S::kStopped || to == S::kCrashed;
+    case S::kStarting:  // paused: a QEMU waiting for an incoming migration
+      return to == S::kRunning || to == S::kPaused || to == S::kStopped || to == S::kCrashed;
     case S::kRunning:
     case S::kPaused:
       return to != S::kStarting;

@@ -39,6 +39,8 @@ enum class VmOp {
   kSnapshotDelete,
   kBackup,
   kRestore,
+  kMigrate,    // this host sends the VM to another (live or cold)
+  kMigrateIn,  // this host receives the VM from another
   kReconcile,  // the reconcile loop's own short look at QEMU; never shown, never refuses anyone
 };
 
@@ -57,6 +59,7 @@ enum class VmAction {
   kBackup,
   kRestoreInPlace,
   kGuestAgent,  // exec and agent ping
+  kMigrate,     // to another host of the pool
 };
 
 std::string_view Name(VmState s);

@@ -36,7 +36,8 @@ TEST(VmState, TransitionsFollowTheLifecycle) {
   EXPECT_TRUE(ValidTransition(VmState::kCrashed, VmState::kStarting));
   EXPECT_FALSE(ValidTransition(VmState::kCrashed, VmState::kRunning));
   EXPECT_FALSE(ValidTransition(VmState::kShuttingDown, VmState::kStarting));
-  EXPECT_FALSE(ValidTransition(VmState::kStarting, VmState::kPaused));
+  EXPECT_TRUE(ValidTransition(VmState::kStarting, VmState::kPaused));  // waiting for an incoming migration
+  EXPECT_FALSE(ValidTransition(VmState::kStarting, VmState::kShuttingDown));
 }
 
 TEST(VmState, RefusalsSayWhatToDo) {

@@ -1,0 +1,447 @@
+#include "cluster/migration.h"
+
+#include <cmath>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/units.h"
+#include "vm/vm_spec.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// How long a migration may send nothing before it is given up.
+constexpr std::chrono::seconds kStallTimeout{10};
+
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// The status of the migration QEMU reports ("none" before one started).
+std::string MigrationStatus(QmpClient& qmp, json* info = nullptr) {
+  auto r = qmp.Execute("query-migrate", nullptr, 5s);
+  if (!r.ok()) return "error: " + r.status().message();
+  if (info) *info = *r;
+  return r->value("status", "none");
+}
+
+// "tcp:HOST:PORT" from the socket address QEMU listens on.
+std::string UriFromSocket(const json& info) {
+  auto addrs = info.value("socket-address", json::array());
+  if (addrs.empty() || !addrs[0].is_object()) return "";
+  std::string host = addrs[0].value("host", ""), port = addrs[0].value("port", "");
+  if (host.empty() || port.empty()) return "";
+  return "tcp:" + host + ":" + port;
+}
+
+}  // namespace
+
+Result<MigrateRequest> ParseMigrateRequest(const json& body) {
+  if (!body.is_object()) return Status::Invalid("the request body must be a JSON object");
+  MigrateRequest r;
+  for (auto& [k, v] : body.items()) {
+    if (k != "to" && k != "bandwidth_mib" && k != "max_downtime_ms") {
+      return Status::Invalid("unknown field '" + k + "' (known fields: bandwidth_mib, max_downtime_ms, to)");
+    }
+  }
+  if (!body.contains("to") || !body["to"].is_string()) {
+    return Status::Invalid("field 'to' (the target host) is required (see: pampa host list)");
+  }
+  r.to = body["to"];
+  PAMPA_RETURN_IF_ERROR(ValidateName("host", r.to));
+  if (body.contains("bandwidth_mib")) {
+    if (!body["bandwidth_mib"].is_number_integer() || body["bandwidth_mib"].get<int64_t>() < 1 ||
+        body["bandwidth_mib"].get<int64_t>() > 1000000) {
+      return Status::Invalid("field 'bandwidth_mib' must be MiB/s from 1 to 1000000");
+    }
+    r.bandwidth_mib = body["bandwidth_mib"].get<uint64_t>();
+  }
+  if (body.contains("max_downtime_ms")) {
+    if (!body["max_downtime_ms"].is_number_integer() || body["max_downtime_ms"].get<int64_t>() < 1 ||
+        body["max_downtime_ms"].get<int64_t>() > 60000) {
+      return Status::Invalid("field 'max_downtime_ms' must be milliseconds from 1 to 60000");
+    }
+    r.max_downtime_ms = body["max_downtime_ms"].get<int>();
+  }
+  return r;
+}
+
+struct Migrations::Incoming {
+  VmManager::Hold hold;
+  std::string name, from;
+  Clock::time_point since = Clock::now();
+  std::optional<Clock::time_point> completed;  // when QEMU was first seen done
+};
+
+Migrations::Migrations(VmManager& vms, Storage& storage, Cluster& cluster, Tasks& tasks)
+    : vms_(vms), storage_(storage), cluster_(cluster), tasks_(tasks) {}
+
+Migrations::~Migrations() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  std::map<std::string, std::unique_ptr<Incoming>> left;
+  {
+    MutexLock lock(&mu_);
+    left.swap(incoming_);
+  }
+  for (auto& [name, in] : left) vms_.DropIncoming(in->hold);
+}
+
+std::unique_ptr<Migrations::Incoming> Migrations::Take(const std::string& name) {
+  MutexLock lock(&mu_);
+  auto it = incoming_.find(name);
+  if (it == incoming_.end()) return nullptr;
+  auto in = std::move(it->second);
+  incoming_.erase(it);
+  return in;
+}
+
+void Migrations::PutBack(std::unique_ptr<Incoming> incoming) {
+  {
+    MutexLock lock(&mu_);
+    incoming_[incoming->name] = std::move(incoming);
+  }
+  changed_.notify_all();
+}
+
+Result<std::string> Migrations::Migrate(const std::string& name, const MigrateRequest& req) {
+  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool: there is no host to migrate to");
+  if (req.to == cluster_.config().host) return Status::Invalid("vm '" + name + "' already runs on host " + req.to);
+  PAMPA_ASSIGN_OR_RETURN(auto vm, vms_.Show(name));
+  PAMPA_RETURN_IF_ERROR(cluster_.Host(req.to).status());
+  return tasks_.Start("vm-migrate", name, [this, name, req](TaskContext& ctx) { return MigrateNow(name, req, ctx); });
+}
+
+Result<json> Migrations::MigrateNow(const std::string& name, const MigrateRequest& req, TaskContext& ctx) {
+  const std::string& to = req.to;
+  auto t0 = Clock::now();
+  PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldVm(name, VmOp::kMigrate, VmAction::kMigrate));
+  const VmSpec spec = hold.spec();
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    PAMPA_ASSIGN_OR_RETURN(PoolInfo pool, storage_.GetPool(spec.disks[i].pool));
+    if (pool.type != "shared") {
+      return Status::Invalid("disk " + std::to_string(i) + " of vm " + name + " is in pool '" + pool.name +
+                             "', which only this host reaches: move VMs between hosts with their disks in a shared "
+                             "pool (pampa pool create NAME --type shared --path DIR); moving local disks is not "
+                             "supported yet");
+    }
+  }
+  if (spec.firmware == "uefi") {
+    return Status::Invalid("vm " + name +
+                           " boots with UEFI, whose variable store is kept per host: moving it is "
+                           "not supported yet");
+  }
+  PAMPA_RETURN_IF_ERROR(cluster_.CheckPlacement(to, spec.memory_mib, spec.cpus));
+  VmState state = hold.state();
+  ctx.Log("moving vm " + name + " (" + std::string(Name(state)) + ") from host " + cluster_.config().host +
+          " to host " + to);
+
+  if (!QemuAlive(state)) {
+    // Cold: the store record changes hosts, then the target takes it in.
+    PAMPA_ASSIGN_OR_RETURN(bool handed, vms_.HandOver(hold, to));
+    if (!handed) return Status::Conflict("vm " + name + " changed while it was being moved: try again");
+    auto accepted = cluster_.Call(to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
+                                       json{{"run", false}, {"cold", true}}.dump(), ""});
+    if (!accepted.ok() || accepted->status >= 300) {
+      ctx.Log("host " + to + " did not take the VM in yet; it will when its pampad next starts");
+    }
+    return json{{"from", cluster_.config().host}, {"to", to}, {"live", false}, {"total_ms", MsSince(t0)}};
+  }
+
+  QmpClient* qmp = hold.qmp();
+  if (!qmp) return Status::Unavailable("QEMU of vm " + name + " does not answer");
+  bool was_paused = state == VmState::kPaused;
+  ctx.Progress(0, "starting the VM's QEMU on host " + to);
+  auto prepared = cluster_.Call(to,
+                                {"POST", "/api/v1/migrations/incoming",
+                                 json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}}.dump(), ""},
+                                60s);
+  if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
+  auto prep = json::parse(prepared->body, nullptr, false);
+  if (prepared->status >= 300) {
+    return Status::Unavailable("host " + to + " refused the VM: " + prep.value("error", prepared->body));
+  }
+  std::string uri = prep.value("uri", "");
+  auto abort_target = [&](const std::string& why) {
+    auto r = cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + name, "", ""}, 20s);
+    if (!r.ok())
+      ctx.Log("host " + to + " did not answer the abort (" + r.status().message() + "); it drops the VM by itself");
+    ctx.Log("migration abandoned: " + why + "; the VM runs on here");
+  };
+
+  uint64_t bandwidth = req.bandwidth_mib > 0 ? req.bandwidth_mib << 20 : uint64_t{1} << 40;
+  Status st = qmp->Execute("migrate-set-capabilities",
+                           json{{"capabilities", json::array({{{"capability", "auto-converge"},
+                                                               {"state", getenv("PAMPA_NO_AC") == nullptr}}})}})
+                  .status();
+  if (st.ok()) {
+    st = qmp->Execute("migrate-set-parameters",
+                      json{{"downtime-limit", req.max_downtime_ms}, {"max-bandwidth", bandwidth}})
+             .status();
+  }
+  if (st.ok()) st = qmp->Execute("migrate", json{{"uri", uri}}).status();
+  if (!st.ok()) {
+    abort_target(st.message());
+    return st.Context("starting the migration");
+  }
+
+  json info;
+  std::string status;
+  bool cancel_sent = false, stalled = false;
+  uint64_t last_sent = 0;
+  auto last_progress = Clock::now();
+  while (true) {
+    status = MigrationStatus(*qmp, &info);
+    if (status == "completed" || status == "failed" || status == "cancelled" || status.rfind("error", 0) == 0) break;
+    const json ram = info.value("ram", json::object());
+    uint64_t sent = ram.value("transferred", uint64_t{0}), left = ram.value("remaining", uint64_t{0});
+    if (sent != last_sent) {
+      last_sent = sent;
+      last_progress = Clock::now();
+    }
+    // A target that stopped taking data (its link is down, it hangs) would
+    // hold the migration until TCP gives up, many minutes later.
+    if (!cancel_sent && Clock::now() - last_progress > kStallTimeout) {
+      ctx.Log("no data reached host " + to + " for " + std::to_string(kStallTimeout.count()) + " s: cancelling");
+      stalled = true;
+    }
+    if ((ctx.cancelled() || stalled) && !cancel_sent) {
+      (void)qmp->Execute("migrate_cancel");
+      cancel_sent = true;
+    }
+    double mbps = ram.value("mbps", 0.0);
+    double eta = mbps > 0 ? left * 8.0 / (mbps * 1e6) : 0;
+    ctx.Progress(sent + left > 0 ? 0.05 + 0.9 * double(sent) / double(sent + left) : 0.05,
+                 status + ": " + FormatSize(sent) + " sent, " + FormatSize(left) + " left" +
+                     (eta > 0 ? ", about " + std::to_string(int(std::ceil(eta))) + " s to go" : ""));
+    std::this_thread::sleep_for(10ms);
+  }
+  auto switched = Clock::now();
+  if (status != "completed") {
+    std::string why = stalled ? "host " + to + " stopped taking data (link down?)"
+                      : status == "cancelled"
+                          ? "cancelled"
+                          : info.value("error-desc", status.rfind("error", 0) == 0 ? status : "failed");
+    abort_target(why);
+    // QEMU runs the guest on after a failed migration; make sure it does.
+    if (!was_paused) (void)qmp->Execute("cont");
+    if (ctx.cancelled()) return Status::Cancelled("migration of vm " + name + " cancelled: it runs on here");
+    return Status::Unavailable("migration of vm " + name + " to host " + to + " failed: " + why +
+                               " (the VM runs on here)");
+  }
+  double qemu_downtime = info.value("downtime", 0.0), qemu_total = info.value("total-time", 0.0);
+  uint64_t transferred = info.value("ram", json::object()).value("transferred", uint64_t{0});
+
+  // The target starts the CPUs once the store names it, before the paused
+  // QEMU here is stopped: the guest's downtime ends with that answer.
+  Result<PeerReply> accepted = Status::Unavailable("not asked");
+  double downtime = 0;
+  auto handed = vms_.HandOver(hold, to, [&] {
+    accepted = cluster_.Call(to,
+                             {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
+                              json{{"run", !was_paused}, {"cold", false}}.dump(), ""},
+                             30s);
+    downtime = qemu_downtime + MsSince(switched);
+  });
+  if (!handed.ok()) {
+    // Nobody knows who owns it: neither side may run it. The target's reaper
+    // adopts it if the store does name it; otherwise it stays paused here.
+    return handed.status().Context("the store did not confirm the switch (the VM is paused; check with pampa vm show " +
+                                   name + ")");
+  }
+  if (!*handed) {
+    if (!was_paused) (void)qmp->Execute("cont");
+    abort_target("the VM's record changed during the migration");
+    return Status::Conflict("vm " + name + " changed during the migration: it runs on here; try again");
+  }
+  if (!accepted.ok() || accepted->status >= 300) {
+    ctx.Log("host " + to + " did not confirm it runs the VM (" +
+            (accepted.ok() ? accepted->body : accepted.status().message()) + "); its reaper starts it");
+  }
+  ctx.Log("downtime " + std::to_string(int(downtime)) + " ms (QEMU's " + std::to_string(int(qemu_downtime)) +
+          " ms), total " + std::to_string(int(MsSince(t0))) + " ms");
+  return json{{"from", cluster_.config().host},
+              {"to", to},
+              {"live", true},
+              {"downtime_ms", downtime},
+              {"qemu_downtime_ms", qemu_downtime},
+              {"qemu_total_ms", qemu_total},
+              {"total_ms", MsSince(t0)},
+              {"transferred", transferred}};
+}
+
+Result<std::string> Migrations::Maintenance(bool on) {
+  PAMPA_RETURN_IF_ERROR(cluster_.SetMaintenance(cluster_.config().host, on));
+  if (!on) return std::string();
+  return tasks_.Start("host-evacuate", cluster_.config().host, [this](TaskContext& ctx) -> Result<json> {
+    json moved = json::array(), failed = json::array();
+    std::vector<json> vms = vms_.List();
+    int done = 0;
+    for (const json& vm : vms) {
+      std::string name = vm.value("name", "");
+      VmState state = VmState::kStopped;
+      ParseVmState(vm.value("state", ""), &state);
+      ++done;
+      if (!QemuAlive(state)) continue;
+      if (ctx.cancelled()) return Status::Cancelled("evacuation cancelled; " + std::to_string(moved.size()) + " moved");
+      auto to = cluster_.Place(vm.value("memory_mib", uint64_t{0}), vm.value("cpus", 1));
+      Result<json> r = to.ok() ? MigrateNow(name, MigrateRequest{*to}, ctx) : Result<json>(to.status());
+      if (r.ok()) {
+        ctx.Log("vm " + name + " moved to host " + *to);
+        moved.push_back({{"vm", name}, {"to", *to}, {"downtime_ms", r->value("downtime_ms", 0.0)}});
+      } else {
+        ctx.Log("vm " + name + " stays: " + r.status().message());
+        failed.push_back({{"vm", name}, {"error", r.status().message()}});
+      }
+      ctx.Progress(double(done) / double(vms.size()), "moved " + std::to_string(moved.size()) + " VM(s)");
+    }
+    if (!failed.empty()) {
+      return Status::Unavailable(
+          std::to_string(failed.size()) + " VM(s) could not be moved: " + failed[0].value("vm", "") + ": " +
+          failed[0].value("error", "") + " (the host is in maintenance; move them by hand or try again)");
+    }
+    return json{{"moved", moved}};
+  });
+}
+
+Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from) {
+  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
+  for (const DiskSpec& d : spec.disks) PAMPA_RETURN_IF_ERROR(storage_.LocateVolume(d.pool, d.volume).status());
+  std::string host, port;
+  PAMPA_RETURN_IF_ERROR(ParsePeerUrl(cluster_.config().url, &host, &port));
+  PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.StartIncoming(spec));
+  QmpClient* qmp = hold.qmp();
+  std::string listen = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  Status st = qmp ? qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status()
+                  : Status::Unavailable("QEMU does not answer");
+  json info;
+  if (st.ok()) MigrationStatus(*qmp, &info);
+  std::string uri = UriFromSocket(info);
+  if (st.ok() && uri.empty()) st = Status::Internal("QEMU did not say which port it listens on: " + info.dump());
+  if (!st.ok()) {
+    vms_.DropIncoming(hold);
+    return st.Context("waiting for the migration");
+  }
+  auto in = std::make_unique<Incoming>();
+  in->hold = std::move(hold);
+  in->name = spec.name;
+  in->from = from;
+  PutBack(std::move(in));
+  log::Info("vm {}: waiting for its migration from host {} on {}", spec.name, from, uri);
+  return json{{"uri", uri}};
+}
+
+Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) {
+  if (cold) return vms_.Adopt(name);
+  std::unique_ptr<Incoming> in;
+  // The reaper may be looking at it this moment.
+  for (int i = 0; i < 200 && !(in = Take(name)); ++i) std::this_thread::sleep_for(10ms);
+  if (!in) {
+    auto shown = vms_.Show(name);  // the reaper settled it already
+    if (shown.ok() && shown->value("busy", "").empty()) return Status::Ok();
+  }
+  if (!in) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
+  QmpClient* qmp = in->hold.qmp();
+  // QEMU here may take a moment longer than the source to see the end.
+  auto deadline = Clock::now() + 30s;
+  std::string status;
+  while (qmp && (status = MigrationStatus(*qmp)) != "completed" && Clock::now() < deadline) {
+    if (status == "failed" || status == "cancelled" || status.rfind("error", 0) == 0) break;
+    std::this_thread::sleep_for(2ms);
+  }
+  if (status != "completed") {
+    vms_.DropIncoming(in->hold);
+    return Status::Unavailable("the migration of vm " + name + " did not complete here (" + status + ")");
+  }
+  // The store names this host now; its copy here may lag the source's write
+  // by a moment.
+  Status st;
+  for (int i = 0; i < 400; ++i) {
+    st = vms_.AdoptIncoming(in->hold, run);
+    if (st.code() != ErrorCode::kConflict) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  if (!st.ok()) {
+    PutBack(std::move(in));  // the reaper settles it
+    return st;
+  }
+  log::Info("vm {}: now runs here, moved from host {}", name, in->from);
+  return Status::Ok();
+}
+
+Status Migrations::AbortIncoming(const std::string& name) {
+  auto in = Take(name);
+  if (!in) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
+  vms_.DropIncoming(in->hold);
+  log::Info("vm {}: incoming migration from host {} abandoned", name, in->from);
+  return Status::Ok();
+}
+
+void Migrations::StartReaper() {
+  reaper_ = std::thread([this] { ReaperLoop(); });
+}
+
+bool Migrations::Reap(Incoming& in) {
+  QmpClient* qmp = in.hold.qmp();
+  std::string status = qmp ? MigrationStatus(*qmp) : "error: QEMU is gone";
+  auto age = Clock::now() - in.since;
+  if (status == "failed" || status == "cancelled" || status.rfind("error", 0) == 0) {
+    log::Warn("vm {}: incoming migration from host {} ended ({}): dropped", in.name, in.from, status);
+    vms_.DropIncoming(in.hold);
+    return true;
+  }
+  if (status == "completed") {
+    if (!in.completed) in.completed = Clock::now();
+    Status st = vms_.AdoptIncoming(in.hold, /*run=*/true);
+    if (st.ok()) {
+      log::Warn("vm {}: migrated from host {}, which did not confirm: started here, as the store says", in.name,
+                in.from);
+      return true;
+    }
+    if (Clock::now() - *in.completed > 60s) {
+      log::Warn("vm {}: migration from host {} completed but the store still names another host: dropped", in.name,
+                in.from);
+      vms_.DropIncoming(in.hold);
+      return true;
+    }
+    return false;
+  }
+  // Nothing arrived, or it is still coming: the source drives it. Drop it
+  // once the source says it is no longer sending it (its migration failed
+  // and its abort did not reach this host).
+  if (age < 15s) return false;
+  auto source = cluster_.Call(in.from, {"GET", "/api/v1/vms/" + in.name, "", ""}, 5s);
+  if (!source.ok()) return false;  // cannot tell: wait
+  auto vm = json::parse(source->body, nullptr, false);
+  bool sending = source->status == 200 && vm.is_object() && vm.value("busy", "") == Name(VmOp::kMigrate);
+  if (sending) return false;
+  log::Warn("vm {}: host {} no longer sends it ({}): incoming migration dropped", in.name, in.from,
+            source->status == 200 ? "its migration ended" : "it does not have it");
+  vms_.DropIncoming(in.hold);
+  return true;
+}
+
+void Migrations::ReaperLoop() {
+  while (true) {
+    std::vector<std::string> names;
+    {
+      MutexLock lock(&mu_);
+      if (lock.WaitFor(changed_, 1s, [this]() REQUIRES(mu_) { return stopping_; })) return;
+      for (auto& [name, in] : incoming_) {
+        if (Clock::now() - in->since > 10s) names.push_back(name);
+      }
+    }
+    for (auto& name : names) {
+      auto in = Take(name);
+      if (in && !Reap(*in)) PutBack(std::move(in));
+    }
+  }
+}
+
+}  // namespace pampa

@@ -1,0 +1,88 @@
+// Moving VMs between hosts of a pool. A running VM moves live: the target
+// host starts a QEMU waiting for the migration (CPUs stopped), the source's
+// QEMU sends memory and device state over TCP (disks stay where they are, in
+// a shared pool), and when QEMU has sent everything the source records in the
+// store that the target runs the VM. Only then does the target start the
+// CPUs; the source's QEMU, paused since the switch, is stopped. A stopped VM
+// moves cold: the store record changes hosts.
+//
+// Whatever fails before the store names the target (the target dies, the link
+// drops, the target refuses, a cancel) leaves the VM running on the source;
+// the target's waiting QEMU is dropped (asked by the source, or by the
+// target's own reaper when the source never comes back to it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "base/mutex.h"
+#include "cluster/cluster.h"
+#include "storage/pools.h"
+#include "task/tasks.h"
+#include "vm/vm_manager.h"
+
+namespace pampa {
+
+struct MigrateRequest {
+  std::string to;              // the target host
+  uint64_t bandwidth_mib = 0;  // MiB/s; 0: as fast as the link goes
+  int max_downtime_ms = 100;   // how long the guest may be stopped at the switch
+};
+Result<MigrateRequest> ParseMigrateRequest(const nlohmann::json& body);
+
+class Migrations {
+ public:
+  Migrations(VmManager& vms, Storage& storage, Cluster& cluster, Tasks& tasks);
+  ~Migrations();  // stops the reaper; VMs waiting for a migration are dropped
+
+  // Source: moves VM name to req.to in a task; returns its id.
+  Result<std::string> Migrate(const std::string& name, const MigrateRequest& req);
+  // Source: the same, inside a task that already runs (host maintenance).
+  Result<nlohmann::json> MigrateNow(const std::string& name, const MigrateRequest& req, TaskContext& ctx);
+
+  // Maintenance: marks this host (it takes no new VMs) and moves every
+  // running VM away, each to the host placement picks, in a task; off: takes
+  // VMs again. Returns the task id ("" for off).
+  Result<std::string> Maintenance(bool on);
+
+  // Target: starts a QEMU for spec's VM waiting for its migration from host
+  // `from`; returns {"uri": "tcp:ADDR:PORT"} for the source's migrate.
+  Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from);
+  // Target: the source has handed the VM over (the store names this host):
+  // once QEMU has received everything, the VM runs here (run: start the CPUs;
+  // false when it was paused on the source). cold: a stopped VM, no QEMU.
+  Status AcceptIncoming(const std::string& name, bool run, bool cold);
+  // Target: the migration will not be; the waiting QEMU goes.
+  Status AbortIncoming(const std::string& name);
+
+  // Target: looks at waiting QEMUs every second and settles the ones whose
+  // source went silent: adopted when the store names this host, else dropped.
+  void StartReaper();
+
+ private:
+  struct Incoming;
+  std::unique_ptr<Incoming> Take(const std::string& name);
+  void PutBack(std::unique_ptr<Incoming> incoming);
+  // Settles an incoming migration left alone; true when it is done with.
+  bool Reap(Incoming& incoming);
+  void ReaperLoop();
+
+  VmManager& vms_;
+  Storage& storage_;
+  Cluster& cluster_;
+  Tasks& tasks_;
+
+  Mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::string, std::unique_ptr<Incoming>> incoming_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread reaper_;
+};
+
+}  // namespace pampa

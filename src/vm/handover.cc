@@ -1,0 +1,152 @@
+// A VM's side of a move between hosts of a pool: the target's QEMU waiting
+// for the migration, the source handing the VM over through the store, and a
+// stopped VM adopted by its new host. The store decides who runs a VM: the
+// target's CPUs start only once the store names it, and the source's QEMU is
+// stopped only once the store no longer names the source.
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "base/process.h"
+#include "vm/vm_internal.h"
+
+namespace pampa {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+Result<VmManager::Hold> VmManager::StartIncoming(const VmSpec& spec) {
+  auto vm = std::make_shared<Vm>(VmOp::kMigrateIn);
+  vm->spec = spec;
+  vm->paths = PathsFor(spec);
+  {
+    MutexLock lock(&mu_);
+    if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' is already on this host");
+    vms_[spec.name] = vm;
+  }
+  auto lease = std::make_unique<OperationLease>(this, vm, VmOp::kMigrateIn);
+  SetState(*vm, VmState::kStopped, "incoming migration");
+  if (Status st = StartLocked(*vm, "", /*incoming=*/true); !st.ok()) {
+    lease->Release();
+    Forget(*vm);
+    return st.Context("starting QEMU for the incoming migration");
+  }
+  return Hold(std::move(lease));
+}
+
+Status VmManager::AdoptIncoming(Hold& hold, bool run) {
+  Vm& vm = hold.lease_->vm();
+  PAMPA_ASSIGN_OR_RETURN(auto stored, store_.GetVersioned(SpecKey(vm.spec.name)));
+  if (!stored) return Status::NotFound("vm '" + vm.spec.name + "' is no longer in the store");
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(json::parse(stored->value, nullptr, false)));
+  if (spec.host != config_.hostname) {
+    return Status::Conflict("the store says host " + spec.host + " runs vm " + vm.spec.name + ", not this one");
+  }
+  vm.spec = spec;
+  vm.spec_revision = stored->mod_revision;
+  if (run) {
+    if (!vm.qmp) return Status::Unavailable("QEMU of vm " + vm.spec.name + " does not answer");
+    PAMPA_RETURN_IF_ERROR(vm.qmp->Execute("cont").status().Context("resuming after the migration"));
+  }
+  vm.stop_requested = false;
+  SetState(vm, run ? VmState::kRunning : VmState::kPaused, run ? "" : "paused (as it was on the source)");
+  Status st = PersistRuntime(vm);
+  if (!st.ok()) log::Warn("vm {}: runtime not recorded: {}", vm.spec.name, st.message());
+  return Status::Ok();
+}
+
+void VmManager::DropIncoming(Hold& hold) {
+  Vm& vm = hold.lease_->vm();
+  if (vm.pid > 0) {
+    vm.stop_requested = true;
+    kill(vm.pid, SIGKILL);
+    if (!WaitExit(vm.pid, vm.spec.uuid, 5s))
+      log::Warn("vm {}: incoming QEMU pid {} did not exit", vm.spec.name, vm.pid);
+  }
+  Cleanup(vm);
+  Forget(vm);
+  hold.Release();
+}
+
+Result<bool> VmManager::HandOver(Hold& hold, const std::string& to, const std::function<void()>& committed) {
+  Vm& vm = hold.lease_->vm();
+  VmSpec moved = vm.spec;
+  moved.host = to;
+  Txn txn = Txn()
+                .IfModRevision(SpecKey(moved.name), vm.spec_revision)
+                .Put(SpecKey(moved.name), ToJson(moved).dump())
+                .Delete(RuntimeKey(moved.name));
+  auto rev = CommitResolved(store_, txn);
+  if (!rev.ok()) {
+    if (rev.status().code() == ErrorCode::kConflict || rev.status().code() == ErrorCode::kInvalid) return false;
+    return rev.status().Context("handing vm " + moved.name + " over to " + to);
+  }
+  // The store names the target now: this host's QEMU (paused after sending
+  // everything) must never run again.
+  if (committed) committed();
+  if (vm.pid > 0) {
+    vm.stop_requested = true;
+    if (vm.qmp && vm.qmp->connected()) (void)vm.qmp->Execute("quit", nullptr, 2s);
+    if (!WaitExit(vm.pid, vm.spec.uuid, 5s)) {
+      kill(vm.pid, SIGKILL);
+      WaitExit(vm.pid, vm.spec.uuid, 5s);
+    }
+  }
+  Cleanup(vm);
+  SetState(vm, VmState::kStopped, "moved to host " + to);
+  Forget(vm);
+  log::Info("vm {}: handed over to host {}", moved.name, to);
+  return true;
+}
+
+void VmManager::DropOrphans() {
+  const std::string prefix = "hosts/" + config_.hostname + "/runtime/";
+  auto records = store_.List(prefix);
+  if (!records.ok()) return;
+  for (auto& [key, value] : *records) {
+    std::string name = key.substr(prefix.size());
+    {
+      MutexLock lock(&mu_);
+      if (vms_.count(name)) continue;
+    }
+    auto j = json::parse(value, nullptr, false);
+    pid_t pid = j.is_object() ? j.value("pid", 0) : 0;
+    auto spec_text = store_.Get(SpecKey(name));
+    std::string uuid;
+    if (spec_text.ok() && *spec_text) {
+      auto spec = VmSpecFromJson(json::parse(**spec_text, nullptr, false));
+      if (spec.ok()) uuid = spec->uuid;
+    }
+    if (pid > 0 && !uuid.empty() && ProcessAlive(pid, uuid)) {
+      log::Warn("vm {}: stopping QEMU pid {} left from a migration that did not happen", name, pid);
+      kill(pid, SIGKILL);
+      WaitExit(pid, uuid, 5s);
+    }
+    Status st = store_.Delete(key);
+    (void)st;
+  }
+}
+
+Status VmManager::Adopt(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto stored, store_.GetVersioned(SpecKey(name)));
+  if (!stored) return Status::NotFound("vm '" + name + "' does not exist");
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(json::parse(stored->value, nullptr, false)));
+  if (spec.host != config_.hostname) {
+    return Status::Conflict("the store says host " + spec.host + " runs vm " + name + ", not this one");
+  }
+  auto vm = std::make_shared<Vm>();
+  vm->spec = spec;
+  vm->paths = PathsFor(spec);
+  vm->spec_revision = stored->mod_revision;
+  {
+    MutexLock lock(&mu_);
+    if (vms_.count(name)) return Status::Ok();  // already here
+    vms_[name] = vm;
+  }
+  auto lease = TryClaim(vm, VmOp::kStart);  // nobody else knows this VM yet
+  SetState(*vm, VmState::kStopped);
+  return Status::Ok();
+}
+
+}  // namespace pampa

@@ -1,0 +1,172 @@
+"""A pool of three hosts (network namespaces, one real etcd, a shared directory): one view of every host
+and VM from any host, actions carried to the VM's host, placement, live and cold migration, a target
+whose link is cut mid-migration, and maintenance mode."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from pool_harness import Pool
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = Pool(hosts=3).start()
+    h1 = p.hosts[0]
+    h1.cli("pool", "create", "shared", "--type", "shared", "--path", p.shared)
+    yield p
+    p.teardown()
+
+
+def running_on(pool, uuid):
+    """The hosts that run a QEMU for this VM."""
+    return [h.name for h in pool.hosts if h.qemu_pids(uuid)]
+
+
+def boot(pool, host, name, on):
+    host.create_guest(name, "--host", on, "--pool", "shared")
+    host.cli("vm", "start", name)
+    pool.host(on).wait_console(name, "pampa-guest: ready")
+    return host.vm(name)["uuid"]
+
+
+def counter(host, name):
+    return int(host.exec(name, "cat", "/mnt/counter").stdout.strip())
+
+
+# A guest that keeps writing: a counter to its disk (renamed into place, synced) and 24 MiB of
+# memory rewritten over and over, so that migration has dirty pages to chase.
+WRITER = ("(i=0; while true; do i=$((i+1)); echo $i > /mnt/counter.new && mv /mnt/counter.new /mnt/counter; "
+          "sync; dd if=/dev/urandom of=/tmp/blob bs=1M count=24 2>/dev/null; done) >/dev/null 2>&1 &")
+
+
+def test_every_host_sees_the_pool_and_carries_actions_to_the_vm_host(pool):
+    h1, h2, h3 = pool.hosts
+    hosts = h3.cli_json("host", "list")
+    assert [h["name"] for h in hosts] == ["h1", "h2", "h3"]
+    assert all(h["state"] == "online" and h["url"].startswith("http://10.77.") for h in hosts)
+    assert "online" in h1.cli("host", "show", "h2").stdout
+
+    # Created through h1 on h2, listed by h3, started through h3: QEMU runs on h2 alone.
+    uuid = boot(pool, h1, "pw", "h2")
+    listed = {v["name"]: v for v in h3.vms()}
+    assert listed["pw"]["host"] == "h2" and listed["pw"]["state"] == "running"
+    assert running_on(pool, uuid) == ["h2"]
+    assert h3.exec("pw", "cat", "/mnt/README").stdout == "pampa test disk\n"
+    assert [h for h in h1.cli_json("host", "list") if h["name"] == "h2"][0]["running"] == 1
+
+    # Placement says why it refuses.
+    r = h1.cli("vm", "create", "nowhere", "--cpus", "1", "--memory", "256M", "--host", "h9", check=False)
+    assert r.returncode != 0 and "h9" in r.stderr and "pampa host list" in r.stderr
+    r = h1.cli("vm", "create", "huge", "--cpus", "1", "--memory", "900G", "--net", "none", check=False)
+    assert r.returncode != 0 and "no host can take the VM" in r.stderr
+
+    # Without a host named, placement picks one with room (not h2: it runs pw).
+    h1.cli("vm", "create", "placed", "--cpus", "1", "--memory", "128M", "--pool", "shared", "--net", "none",
+           "--disk", "16M")
+    assert h2.vm("placed")["host"] in ("h1", "h3")
+
+    h1.cli("vm", "stop", "pw")
+    assert running_on(pool, uuid) == []
+    for name in ("pw", "placed"):
+        h3.cli("vm", "delete", name)
+    assert h1.vms() == []
+
+
+def test_a_busy_guest_moves_live_and_keeps_its_memory_and_disk(pool):
+    h1, h2, h3 = pool.hosts
+    uuid = boot(pool, h1, "mig", "h1")
+    h1.exec("mig", "sh", "-c", WRITER)
+    time.sleep(2)
+    before = counter(h1, "mig")
+    h1.exec("mig", "sh", "-c", "echo remembered > /tmp/note")
+
+    # Asked of h3, carried out by h1 (the VM's host).
+    task = json.loads(h3.cli("vm", "migrate", "mig", "--to", "h2", "--json").stdout)
+    result = task["result"]
+    assert task["state"] == "succeeded" and result["live"] and result["to"] == "h2"
+    assert result["downtime_ms"] < 1000, result
+    assert running_on(pool, uuid) == ["h2"]
+    assert h1.vm("mig")["host"] == "h2"
+
+    # The guest went on where it was: memory (the note, the writer) and disk (the counter grows).
+    assert h1.exec("mig", "cat", "/tmp/note").stdout == "remembered\n"
+    after = counter(h1, "mig")
+    assert after > before
+    time.sleep(2)
+    assert counter(h2, "mig") > after
+
+    # And back again, then a cold move of the stopped VM.
+    h2.cli("vm", "migrate", "mig", "--to", "h1")
+    assert running_on(pool, uuid) == ["h1"]
+    assert counter(h1, "mig") > after
+    h1.cli("vm", "stop", "mig")
+    vol = h1.vm("mig")["disks"][0]["volume"]
+    out = h3.cli("vm", "migrate", "mig", "--to", "h3").stdout
+    assert "moved vm mig to host h3" in out
+    assert h3.vm("mig")["host"] == "h3" and h3.vm("mig")["state"] == "stopped"
+    # The disk the writer wrote through two migrations is a clean qcow2.
+    check = subprocess.run(["qemu-img", "check", os.path.join(pool.shared, vol + ".qcow2")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    h3.cli("vm", "start", "mig")
+    h3.wait_console("mig", "pampa-guest: ready")
+    assert running_on(pool, uuid) == ["h3"]
+    assert counter(h3, "mig") >= after
+    h3.cli("vm", "stop", "mig")
+    h3.cli("vm", "delete", "mig")
+
+
+def test_cutting_the_target_link_mid_migration_leaves_the_vm_on_the_source(pool):
+    h1, h2, h3 = pool.hosts
+    uuid = boot(pool, h1, "cut", "h1")
+    h1.exec("cut", "sh", "-c", WRITER)
+    # Slow enough to be cut half way: 256 MiB of RAM at 4 MiB/s.
+    task = h1.cli("vm", "migrate", "cut", "--to", "h3", "--bandwidth", "4", "--async").stdout.strip()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        t = h1.cli_json("task", "show", task)
+        if t["progress"] > 0.1:
+            break
+        time.sleep(0.2)
+    pool.cut(h3)
+    try:
+        t = h1.wait_task(task, timeout=90)
+        assert t["state"] == "failed", t
+        assert "runs on here" in t["error"]
+        assert h1.vm("cut")["state"] == "running" and h1.vm("cut")["host"] == "h1"
+        before = counter(h1, "cut")
+        time.sleep(2)
+        assert counter(h1, "cut") > before  # the guest never stopped for good
+    finally:
+        pool.heal(h3)
+    # h3's waiting QEMU goes once h3 hears that the source no longer sends it.
+    deadline = time.time() + 60
+    while time.time() < deadline and running_on(pool, uuid) != ["h1"]:
+        time.sleep(0.5)
+    assert running_on(pool, uuid) == ["h1"]
+    h1.cli("vm", "stop", "cut")
+    h1.cli("vm", "delete", "cut")
+
+
+def test_maintenance_moves_every_running_vm_away(pool):
+    h1, h2, h3 = pool.hosts
+    uuids = {name: boot(pool, h1, name, "h2") for name in ("m1", "m2")}
+    h1.cli("host", "maintenance", "h2", "on")
+    assert h3.cli_json("host", "show", "h2")["state"] == "maintenance"
+    for name, uuid in uuids.items():
+        where = running_on(pool, uuid)
+        assert len(where) == 1 and where[0] != "h2", (name, where)
+        assert h1.vm(name)["state"] == "running"
+    # A host in maintenance takes no new VM.
+    r = h1.cli("vm", "create", "late", "--cpus", "1", "--memory", "64M", "--host", "h2", "--net", "none", check=False)
+    assert r.returncode != 0 and "maintenance" in r.stderr
+    h3.cli("host", "maintenance", "h2", "off")
+    assert h1.cli_json("host", "show", "h2")["state"] == "online"
+    for name in uuids:
+        h1.cli("vm", "stop", name)
+        h1.cli("vm", "delete", name)
