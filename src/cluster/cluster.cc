@@ -4,6 +4,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 #include "base/clock.h"
 #include "base/fs.h"
@@ -19,6 +20,8 @@ namespace {
 using json = nlohmann::json;
 
 std::string InfoKey(const std::string& host) { return "hosts/" + host + "/info"; }
+// Exists while the host's pampad keeps its lease alive.
+std::string AliveKey(const std::string& host) { return "hosts/" + host + "/alive"; }
 
 // "hosts/<host>/info" -> host; "" for other keys under hosts/.
 std::string HostOfInfoKey(const std::string& key) {
@@ -123,13 +126,16 @@ Status Cluster::Start() {
   }
   PAMPA_RETURN_IF_ERROR(WriteRecord(maintenance));
   if (!config_.pooled) return Status::Ok();
+  int64_t lease = 0;
+  PAMPA_RETURN_IF_ERROR(RenewLiveness(&lease));
+
   PAMPA_ASSIGN_OR_RETURN(task_relay_, store_.WatchPrefix("tasks/", 0, [this](const WatchEvent& ev) {
     if (ev.type != WatchEvent::Type::kPut) return;
     auto j = json::parse(ev.value, nullptr, false);
     if (!j.is_object() || j.value("host", "") == config_.host || j.value("host", "").empty()) return;
     events_.Publish({{"type", "task"}, {"task", j}});
   }));
-  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  heartbeat_ = std::thread([this, lease] { HeartbeatLoop(lease); });
   return Status::Ok();
 }
 
@@ -143,20 +149,41 @@ void Cluster::Stop() {
   task_relay_.reset();
 }
 
-void Cluster::HeartbeatLoop() {
+Status Cluster::RenewLiveness(int64_t* lease) {
+  if (*lease != 0) {
+    Status st = store_.KeepAlive(*lease);
+    if (st.code() != ErrorCode::kNotFound) return st;
+    log::Warn("this host's lease ended (cut off from the store for {} s?): taking a new one",
+              config_.lost_after.count() / 1000);
+  }
+  auto ttl = std::chrono::duration_cast<std::chrono::seconds>(config_.lost_after);
+  PAMPA_ASSIGN_OR_RETURN(*lease, store_.GrantLease(ttl));
+  return store_.PutWithLease(AliveKey(config_.host), std::to_string(NowMs()), *lease);
+}
+
+void Cluster::HeartbeatLoop(int64_t lease) {
   bool failing = false;
+  auto last_record = std::chrono::steady_clock::now();
   while (true) {
     bool maintenance;
     {
       MutexLock lock(&mu_);
-      if (lock.WaitFor(wake_, config_.heartbeat, [this]() REQUIRES(mu_) { return stopping_; })) return;
+      if (lock.WaitFor(wake_, config_.heartbeat, [this]() REQUIRES(mu_) { return stopping_; })) break;
       maintenance = maintenance_;
     }
-    Status st = WriteRecord(maintenance);
+    // The lease says the host is alive (renewing it writes nothing); the
+    // record's facts and heartbeat time are refreshed now and then.
+    Status st = RenewLiveness(&lease);
+    if (st.ok() && std::chrono::steady_clock::now() - last_record >= kRecordEvery) {
+      st = WriteRecord(maintenance);
+      last_record = std::chrono::steady_clock::now();
+    }
     if (!st.ok() && !failing) log::Warn("heartbeat not recorded: {}", st.message());
     if (st.ok() && failing) log::Info("heartbeat recorded again");
     failing = !st.ok();
   }
+  // A clean stop: the host is not lost, it left (its record says when).
+  if (lease != 0) (void)store_.RevokeLease(lease);
 }
 
 Result<std::vector<HostRecord>> Cluster::Hosts() {
@@ -164,11 +191,17 @@ Result<std::vector<HostRecord>> Cluster::Hosts() {
   PAMPA_ASSIGN_OR_RETURN(auto spec_kvs, store_.List("vms/"));
   std::map<std::string, HostRecord> hosts;
   std::map<std::string, bool> running;  // "<host>/<vm>" -> QEMU runs
-  const std::string runtime = "/runtime/";
+  std::set<std::string> alive;
+  const std::string runtime = "/runtime/", alive_suffix = "/alive";
   for (auto& [key, value] : host_kvs) {
     std::string name = HostOfInfoKey(key);
     if (!name.empty()) {
       hosts[name] = RecordFromJson(json::parse(value, nullptr, false));
+      continue;
+    }
+    if (key.size() > alive_suffix.size() &&
+        key.compare(key.size() - alive_suffix.size(), alive_suffix.size(), alive_suffix) == 0) {
+      alive.insert(key.substr(6, key.size() - 6 - alive_suffix.size()));
       continue;
     }
     auto r = key.find(runtime);
@@ -193,7 +226,10 @@ Result<std::vector<HostRecord>> Cluster::Hosts() {
   std::vector<HostRecord> out;
   int64_t now = NowMs();
   for (auto& [name, h] : hosts) {
-    bool fresh = name == config_.host || now - h.heartbeat_ms < config_.lost_after.count();
+    // Alone, this host is the pool; in a pool, a host is alive while its
+    // lease is (the store deletes its alive key when the lease ends).
+    bool fresh = name == config_.host ||
+                 (config_.pooled ? alive.count(name) > 0 : now - h.heartbeat_ms < config_.lost_after.count());
     h.state = !fresh ? HostState::kLost : h.maintenance ? HostState::kMaintenance : HostState::kOnline;
     const Usage& u = usage[name];
     h.memory_committed = u.memory;

@@ -31,7 +31,7 @@ namespace pampa {
 enum class HostState {
   kOnline,       // heartbeat is fresh
   kMaintenance,  // online, takes no new VMs
-  kLost,         // no heartbeat for ClusterConfig::lost_after
+  kLost,         // its lease ended: no renewal for ClusterConfig::lost_after
 };
 std::string_view Name(HostState s);
 
@@ -53,12 +53,12 @@ struct HostRecord {
 nlohmann::json ToJson(const HostRecord& h);
 
 struct ClusterConfig {
-  std::string host;     // this host's name in the pool
-  std::string url;      // this host's API address for peers ("" alone)
-  std::string version;  // pampad's
-  bool pooled = false;  // false: a pool of one (no heartbeat, no forwarding)
-  std::chrono::milliseconds heartbeat{2000};
-  std::chrono::milliseconds lost_after{10000};
+  std::string host;                             // this host's name in the pool
+  std::string url;                              // this host's API address for peers ("" alone)
+  std::string version;                          // pampad's
+  bool pooled = false;                          // false: a pool of one (no heartbeat, no forwarding)
+  std::chrono::milliseconds heartbeat{2000};    // lease renewal
+  std::chrono::milliseconds lost_after{10000};  // the lease's time to live
 };
 
 class Cluster {
@@ -101,7 +101,11 @@ class Cluster {
 
  private:
   Status WriteRecord(bool maintenance);
-  void HeartbeatLoop();
+  // Keeps this host's lease alive (a new one when it ended) with its alive key.
+  Status RenewLiveness(int64_t* lease);
+  void HeartbeatLoop(int64_t lease);
+  // How often the host record (facts, heartbeat time) is rewritten.
+  static constexpr std::chrono::seconds kRecordEvery{10};
   HostRecord LocalFacts() const;
 
   Store& store_;

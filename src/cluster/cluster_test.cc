@@ -15,8 +15,10 @@ class ClusterTest : public ::testing::Test {
   void SetUp() override {
     cluster_ = std::make_unique<Cluster>(*store_, events_, ClusterConfig{"h1", "http://10.0.0.1:8006", "t", true}, "");
   }
+  // A lost host is one without its alive key (its lease ended).
   void AddHost(const std::string& name, int cpus, uint64_t memory_gib, int64_t heartbeat_age_ms,
                bool maintenance = false) {
+    if (heartbeat_age_ms < 10000) ASSERT_TRUE(store_->Put("hosts/" + name + "/alive", "1").ok());
     json info = {{"name", name},
                  {"url", "http://10.0.0.9:8006"},
                  {"cpus", cpus},

@@ -272,6 +272,44 @@ class EtcdStore final : public Store {
     return Status::Conflict("state store transaction: a compare failed");
   }
 
+  Result<int64_t> GrantLease(std::chrono::seconds ttl) override {
+    ttl = std::max(ttl, kMinLeaseTtl);
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/lease/grant", {{"TTL", std::to_string(ttl.count())}}));
+    int64_t id = Int(r, "ID");
+    if (id == 0) return Status::Unavailable("etcd granted no lease: " + r.value("error", r.dump()));
+    return id;
+  }
+  Status KeepAlive(int64_t lease) override {
+    // One request on etcd's keep-alive stream: the gateway answers it and ends.
+    PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}));
+    if (Int(r.value("result", json::object()), "TTL") <= 0) {
+      return Status::NotFound("lease " + std::to_string(lease) + " has ended");
+    }
+    return Status::Ok();
+  }
+  Status RevokeLease(int64_t lease) override {
+    auto r = Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}});
+    if (!r.ok() && r.status().message().find("lease not found") != std::string::npos) return Status::Ok();
+    return r.status();
+  }
+  Status PutWithLease(const std::string& key, const std::string& value, int64_t lease) override {
+    auto r = Call("/v3/kv/put",
+                  {{"key", ToBase64(ns_ + key)}, {"value", ToBase64(value)}, {"lease", std::to_string(lease)}});
+    if (!r.ok()) {
+      if (r.status().message().find("lease not found") != std::string::npos) {
+        return Status::NotFound("lease " + std::to_string(lease) + " has ended");
+      }
+      return r.status();
+    }
+    int64_t revision = Int((*r)["header"], "revision") - 1;
+    {
+      MutexLock lock(&mu_);
+      wrote_ = std::max(wrote_, revision);
+    }
+    (void)CatchUp(revision, kWriteCatchUp);
+    return Status::Ok();
+  }
+
   Result<std::unique_ptr<Watch>> WatchPrefix(const std::string& prefix, int64_t from_revision,
                                              std::function<void(const WatchEvent&)> on_event) override {
     PAMPA_RETURN_IF_ERROR(ValidateWatch(from_revision, on_event));

@@ -75,6 +75,13 @@ class MemoryStore final : public Store {
         std::move(on_event));
   }
 
+  Result<int64_t> GrantLease(std::chrono::seconds ttl) override { return leases_.Grant(ttl); }
+  Status KeepAlive(int64_t lease) override { return leases_.KeepAlive(lease); }
+  Status RevokeLease(int64_t lease) override { return leases_.Revoke(lease); }
+  Status PutWithLease(const std::string& key, const std::string& value, int64_t lease) override {
+    return leases_.Put(key, value, lease);
+  }
+
   Status Compact(int64_t revision) override {
     MutexLock lock(&mu_);
     if (revision > revision_) {
@@ -161,6 +168,7 @@ class MemoryStore final : public Store {
   int64_t revision_ GUARDED_BY(mu_) = 0;
   int64_t oldest_ GUARDED_BY(mu_) = 1;          // oldest revision history_ holds
   std::deque<Change> history_ GUARDED_BY(mu_);  // in revision order
+  LocalLeases leases_{*this};                   // last: its thread stops first
 };
 
 }  // namespace

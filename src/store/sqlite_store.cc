@@ -93,6 +93,13 @@ class SqliteStore final : public Store {
         std::move(on_event));
   }
 
+  Result<int64_t> GrantLease(std::chrono::seconds ttl) override { return leases_.Grant(ttl); }
+  Status KeepAlive(int64_t lease) override { return leases_.KeepAlive(lease); }
+  Status RevokeLease(int64_t lease) override { return leases_.Revoke(lease); }
+  Status PutWithLease(const std::string& key, const std::string& value, int64_t lease) override {
+    return leases_.Put(key, value, lease);
+  }
+
   Status Compact(int64_t revision) override {
     MutexLock lock(&mu_);
     SqlTransaction t(db_, "BEGIN IMMEDIATE");
@@ -212,6 +219,7 @@ class SqliteStore final : public Store {
   sqlite3* const db_ GUARDED_BY(mu_);
   const int64_t history_revisions_;
   const std::shared_ptr<RevisionSignal> signal_;
+  LocalLeases leases_{*this};  // last: its thread stops first
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 // time; each call is atomic against the others.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -172,6 +173,22 @@ class Store {
   // Stores also compact on their own, keeping the last
   // StoreOptions::history_revisions revisions.
   virtual Status Compact(int64_t revision) = 0;
+
+  // Leases, as etcd's: keys that exist only while their holder keeps a lease
+  // alive (a host's liveness record, an HA lock). A lease lives ttl (at least
+  // 2 s, rounded up to whole seconds) after it was granted or last kept
+  // alive; when it expires or is revoked, the keys put with it are deleted,
+  // each a write like any other (watchers see the deletes). A key written
+  // again without the lease leaves it. Memory and SQLite stores keep leases
+  // in the process: they end with it (SQLite: the keys of a lease the process
+  // held when it died stay until deleted).
+  virtual Result<int64_t> GrantLease(std::chrono::seconds ttl) = 0;
+  // Renews lease for another ttl; kNotFound when it has expired or was revoked.
+  virtual Status KeepAlive(int64_t lease) = 0;
+  // Ends lease now and deletes its keys; Ok when it has ended already.
+  virtual Status RevokeLease(int64_t lease) = 0;
+  // Put with key attached to lease; kNotFound when the lease has ended.
+  virtual Status PutWithLease(const std::string& key, const std::string& value, int64_t lease) = 0;
 };
 
 // Commit for callers that must know whether txn took effect. A Commit that

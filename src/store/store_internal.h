@@ -4,12 +4,15 @@
 // the ordering, waking and shutdown rules, so they are the same everywhere.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/mutex.h"
@@ -58,5 +61,40 @@ using ReadChanges = std::function<Result<std::vector<WatchEvent>>(const std::str
 // read is only called between the signal's creation and its Close().
 std::unique_ptr<Watch> StartWatch(std::shared_ptr<RevisionSignal> signal, std::string prefix, int64_t from,
                                   ReadChanges read, std::function<void(const WatchEvent&)> on_event);
+
+// The leases of a store that lives in this process (memory, SQLite): kept
+// in memory, expired by a thread of their own that deletes their keys through
+// the store's Commit (only where a key still holds what the lease put).
+// Declare it as the store's last member: it stops its thread first.
+class LocalLeases {
+ public:
+  explicit LocalLeases(Store& store);
+  ~LocalLeases();
+  Result<int64_t> Grant(std::chrono::seconds ttl);
+  Status KeepAlive(int64_t lease);
+  Status Revoke(int64_t lease);
+  Status Put(const std::string& key, const std::string& value, int64_t lease);
+
+ private:
+  struct Lease {
+    std::chrono::seconds ttl;
+    std::chrono::steady_clock::time_point deadline;
+    std::map<std::string, int64_t> keys;  // key -> the revision the lease put it at
+  };
+  // Deletes the keys of an ended lease that still hold what it put.
+  void DeleteKeys(const std::map<std::string, int64_t>& keys);
+  void ExpiryLoop();
+
+  Store& store_;
+  Mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, Lease> leases_ GUARDED_BY(mu_);
+  int64_t next_id_ GUARDED_BY(mu_) = 1;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread expiry_;
+};
+
+// etcd's minimum: shorter leases are rounded up to it.
+inline constexpr std::chrono::seconds kMinLeaseTtl{2};
 
 }  // namespace pampa

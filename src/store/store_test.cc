@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "base/mutex.h"
 #include "store/store_test_util.h"
 
 namespace pampa {
@@ -276,6 +277,83 @@ TEST_P(StoreTest, StoresSharingAnEtcdSeeEachOthersWrites) {
   // A compare-and-put at the stale revision 1 loses, whatever either mirror says.
   EXPECT_EQ(store_->CompareAndPut("vms/a", "3", (*v)->mod_revision).code(), ErrorCode::kConflict);
   EXPECT_EQ(**(*other)->Get("vms/a"), "2");
+}
+
+// Waits up to timeout for key to be absent.
+bool GoneWithin(Store& store, const std::string& key, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto v = store.Get(key);
+    if (v.ok() && !v->has_value()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST_P(StoreTest, LeasedKeysGoWithTheirLease) {
+  auto lease = store_->GrantLease(std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok()) << lease.status().message();
+  ASSERT_TRUE(store_->PutWithLease("hosts/a/alive", "1", *lease).ok());
+  ASSERT_TRUE(store_->PutWithLease("locks/vm", "a", *lease).ok());
+  ASSERT_TRUE(store_->Put("hosts/a/info", "stays").ok());
+  EXPECT_EQ(**store_->Get("hosts/a/alive"), "1");
+  ASSERT_TRUE(store_->KeepAlive(*lease).ok());
+
+  std::vector<WatchEvent> seen;
+  Mutex mu;
+  auto watch = store_->WatchPrefix("hosts/", 0, [&](const WatchEvent& ev) {
+    MutexLock lock(&mu);
+    seen.push_back(ev);
+  });
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE(store_->RevokeLease(*lease).ok());
+  EXPECT_TRUE(GoneWithin(*store_, "hosts/a/alive", std::chrono::seconds(2)));
+  EXPECT_TRUE(GoneWithin(*store_, "locks/vm", std::chrono::seconds(2)));
+  EXPECT_EQ(**store_->Get("hosts/a/info"), "stays");
+  // Watchers see the delete; an ended lease can be neither renewed nor used.
+  for (int i = 0; i < 100; ++i) {
+    {
+      MutexLock lock(&mu);
+      if (!seen.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    MutexLock lock(&mu);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].type, WatchEvent::Type::kDelete);
+    EXPECT_EQ(seen[0].key, "hosts/a/alive");
+  }
+  EXPECT_EQ(store_->KeepAlive(*lease).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->PutWithLease("hosts/a/alive", "2", *lease).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->RevokeLease(*lease).ok());  // ended already: fine
+}
+
+TEST_P(StoreTest, ALeaseNotKeptAliveExpiresAndOneKeptAliveStays) {
+  auto lapsing = store_->GrantLease(std::chrono::seconds(2));
+  auto kept = store_->GrantLease(std::chrono::seconds(2));
+  ASSERT_TRUE(lapsing.ok() && kept.ok());
+  ASSERT_TRUE(store_->PutWithLease("hosts/a/alive", "1", *lapsing).ok());
+  ASSERT_TRUE(store_->PutWithLease("hosts/b/alive", "1", *kept).ok());
+  // A key written again without its lease leaves it: it stays when the lease ends.
+  ASSERT_TRUE(store_->PutWithLease("hosts/c/alive", "1", *lapsing).ok());
+  ASSERT_TRUE(store_->Put("hosts/c/alive", "2").ok());
+  auto start = std::chrono::steady_clock::now();
+  bool gone = false;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(8)) {
+    ASSERT_TRUE(store_->KeepAlive(*kept).ok());
+    auto v = store_->Get("hosts/a/alive");
+    if (v.ok() && !v->has_value()) {
+      gone = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  EXPECT_TRUE(gone);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));  // not before its ttl
+  EXPECT_EQ(**store_->Get("hosts/b/alive"), "1");
+  EXPECT_EQ(**store_->Get("hosts/c/alive"), "2");
+  EXPECT_EQ(store_->KeepAlive(*lapsing).code(), ErrorCode::kNotFound);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest,

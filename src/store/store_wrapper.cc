@@ -28,6 +28,12 @@ Result<std::unique_ptr<Watch>> StoreWrapper::WatchPrefix(const std::string& pref
   return target_.WatchPrefix(prefix, from_revision, std::move(on_event));
 }
 Status StoreWrapper::Compact(int64_t revision) { return target_.Compact(revision); }
+Result<int64_t> StoreWrapper::GrantLease(std::chrono::seconds ttl) { return target_.GrantLease(ttl); }
+Status StoreWrapper::KeepAlive(int64_t lease) { return target_.KeepAlive(lease); }
+Status StoreWrapper::RevokeLease(int64_t lease) { return target_.RevokeLease(lease); }
+Status StoreWrapper::PutWithLease(const std::string& key, const std::string& value, int64_t lease) {
+  return target_.PutWithLease(key, value, lease);
+}
 
 namespace {
 

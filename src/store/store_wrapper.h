@@ -35,6 +35,10 @@ class StoreWrapper : public Store {
   Result<std::unique_ptr<Watch>> WatchPrefix(const std::string& prefix, int64_t from_revision,
                                              std::function<void(const WatchEvent&)> on_event) override;
   Status Compact(int64_t revision) override;
+  Result<int64_t> GrantLease(std::chrono::seconds ttl) override;
+  Status KeepAlive(int64_t lease) override;
+  Status RevokeLease(int64_t lease) override;
+  Status PutWithLease(const std::string& key, const std::string& value, int64_t lease) override;
 
  private:
   Store& target_;
