@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build guest run test unit integration bench bench-backup bench-restore bench-store format clean
+.PHONY: all deps build guest run test unit integration bench bench-backup bench-restore bench-store bench-pool format clean
 
 all: build
 
@@ -55,6 +55,10 @@ bench-restore: build guest
 # The state store: SQLite against a real etcd, put/get/CAS and a 1,500-record list.
 bench-store: build
 	@$(MAKE) --no-print-directory -C $(BUILD) store_bench >/dev/null && $(BUILD)/store_bench
+
+# The pool: live migration (idle, busy) against plain QEMU by hand; pool-wide vm list with 1,500 VMs.
+bench-pool: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/pool_bench.py
 
 format:
 	@find src -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -118,13 +118,15 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
 
   // Between hosts of the pool: the target's side of a migration.
   r.Add("POST", "/api/v1/migrations/incoming", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"spec", "from"});
+    auto body = BodyWithFields(req, {"spec", "from", "paused"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto from = RequiredString(*body, "from");
     if (!from.ok()) return ErrorResponse(from.status());
+    auto paused = OptionalBool(*body, "paused", false);
+    if (!paused.ok()) return ErrorResponse(paused.status());
     auto spec = VmSpecFromJson(body->value("spec", json()));
     if (!spec.ok()) return ErrorResponse(Status::Invalid(spec.status().message()));
-    return Reply(ctx.migrations.PrepareIncoming(*spec, *from));
+    return Reply(ctx.migrations.PrepareIncoming(*spec, *from, *paused));
   });
   r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"run", "cold"});

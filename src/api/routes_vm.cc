@@ -63,15 +63,23 @@ HttpResponse Simple(ApiContext& ctx, const HttpRequest& req, Status (VmManager::
 void RegisterVmRoutes(Router& r, ApiContext& ctx) {
   r.Add("GET", "/api/v1/vms", [&](const HttpRequest&) {
     if (!ctx.cluster.pooled()) return HttpResponse{200, {}, ctx.vms.ListText(), "application/json"};
-    // Every VM of the pool: this host's as they are, the others' as their
-    // hosts last recorded them.
-    auto remote = ctx.cluster.RemoteVms();
+    // Every VM of the pool by name: this host's as they are, the others' as
+    // their hosts last recorded them (a VM arriving here is in both: ours wins).
+    auto remote = ctx.cluster.RemoteVmTexts();
     if (!remote.ok()) return ErrorResponse(remote.status());
-    std::vector<json> all = ctx.vms.List();
-    all.insert(all.end(), std::make_move_iterator(remote->begin()), std::make_move_iterator(remote->end()));
-    std::sort(all.begin(), all.end(),
-              [](const json& a, const json& b) { return a.value("name", "") < b.value("name", ""); });
-    return HttpResponse{200, json(std::move(all))};
+    auto local = ctx.vms.ListTexts();
+    Cluster::NamedTexts all;
+    all.reserve(local.size() + remote->size());
+    size_t i = 0, j = 0;
+    while (i < local.size() || j < remote->size()) {
+      if (j == remote->size() || (i < local.size() && local[i].first <= (*remote)[j].first)) {
+        if (j < remote->size() && local[i].first == (*remote)[j].first) ++j;
+        all.push_back(std::move(local[i++]));
+      } else {
+        all.push_back(std::move((*remote)[j++]));
+      }
+    }
+    return HttpResponse{200, {}, JsonArrayText(all), "application/json"};
   });
 
   r.Add("POST", "/api/v1/vms", [&](const HttpRequest& req) {

@@ -165,17 +165,28 @@ void Cluster::HeartbeatLoop(int64_t lease) {
   bool failing = false;
   auto last_record = std::chrono::steady_clock::now();
   while (true) {
-    bool maintenance;
     {
       MutexLock lock(&mu_);
       if (lock.WaitFor(wake_, config_.heartbeat, [this]() REQUIRES(mu_) { return stopping_; })) break;
-      maintenance = maintenance_;
     }
     // The lease says the host is alive (renewing it writes nothing); the
     // record's facts and heartbeat time are refreshed now and then.
     Status st = RenewLiveness(&lease);
     if (st.ok() && std::chrono::steady_clock::now() - last_record >= kRecordEvery) {
-      st = WriteRecord(maintenance);
+      // SetMaintenance may write the record meanwhile: whoever writes last
+      // must write the latest mark, so write again until it held still.
+      while (st.ok()) {
+        bool maintenance;
+        int64_t changes;
+        {
+          MutexLock lock(&mu_);
+          maintenance = maintenance_;
+          changes = maintenance_changes_;
+        }
+        st = WriteRecord(maintenance);
+        MutexLock lock(&mu_);
+        if (changes == maintenance_changes_) break;
+      }
       last_record = std::chrono::steady_clock::now();
     }
     if (!st.ok() && !failing) log::Warn("heartbeat not recorded: {}", st.message());
@@ -251,9 +262,11 @@ Result<HostRecord> Cluster::Host(const std::string& name) {
 
 Status Cluster::SetMaintenance(const std::string& name, bool on) {
   if (name != config_.host) return Status::Invalid("maintenance of " + name + " is set by that host");
+  if (!config_.pooled) return Status::Invalid("this host is not in a pool (start pampad with --cluster)");
   {
     MutexLock lock(&mu_);
     maintenance_ = on;
+    ++maintenance_changes_;
   }
   return WriteRecord(on);
 }
@@ -304,9 +317,42 @@ Result<std::vector<json>> Cluster::RemoteVms() {
   return out;
 }
 
+Result<std::vector<std::string>> Cluster::MovedHere() {
+  PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
+  std::vector<std::string> out;
+  for (auto& [key, value] : specs) {
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (spec.ok() && spec->host == config_.host) out.push_back(spec->name);
+  }
+  return out;
+}
+
+Result<Cluster::NamedTexts> Cluster::RemoteVmTexts() {
+  PAMPA_ASSIGN_OR_RETURN(int64_t revision, store_.Revision());
+  {
+    MutexLock lock(&mu_);
+    if (revision == remote_revision_) return remote_texts_;
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto vms, RemoteVms());
+  NamedTexts texts;
+  texts.reserve(vms.size());
+  for (auto& vm : vms) texts.emplace_back(vm.value("name", ""), std::make_shared<const std::string>(vm.dump()));
+  MutexLock lock(&mu_);
+  remote_revision_ = revision;
+  remote_texts_ = texts;
+  return texts;
+}
+
 Status Cluster::CheckPlacement(const std::string& host, uint64_t memory_mib, int cpus) {
   PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(host));
-  if (h.state == HostState::kLost) return Status::Unavailable("host " + host + " is lost (no heartbeat)");
+  return CheckPlacement(h, memory_mib);
+}
+
+Status Cluster::CheckPlacement(const HostRecord& h, uint64_t memory_mib) {
+  const std::string& host = h.name;
+  if (h.state == HostState::kLost) {
+    return Status::Unavailable("host " + host + " is lost (its pampad has not renewed its lease): pick another host");
+  }
   if (h.state == HostState::kMaintenance) {
     return Status::Conflict("host " + host + " is in maintenance and takes no new VMs (pampa host maintenance " + host +
                             " off)");
@@ -326,7 +372,7 @@ Result<std::string> Cluster::Place(uint64_t memory_mib, int cpus) {
   std::string best, why;
   double best_free_cpus = -1e9;
   for (auto& h : hosts) {
-    Status st = CheckPlacement(h.name, memory_mib, cpus);
+    Status st = CheckPlacement(h, memory_mib);
     if (!st.ok()) {
       why += (why.empty() ? "" : "; ") + st.message();
       continue;
@@ -359,7 +405,11 @@ Result<std::string> PoolToken(Store& store, const std::string& local_token) {
   Status st = store.Create("cluster/token", local_token);
   if (!st.ok() && st.code() != ErrorCode::kConflict) return st;
   PAMPA_ASSIGN_OR_RETURN(auto token, store.Get("cluster/token"));
-  if (!token || token->size() < 32) return Status::Internal("the pool's token in the store is damaged");
+  if (!token || token->size() < 32) {
+    return Status::Internal(
+        "the pool's token in the store (cluster/token) is damaged: write a host's DATA_DIR/token "
+        "there with etcdctl, then restart pampad");
+  }
   return *token;
 }
 

@@ -86,6 +86,12 @@ class Cluster {
   // VMs of other hosts, in the shape VmManager::List gives (state from their
   // owner's runtime record).
   Result<std::vector<nlohmann::json>> RemoteVms();
+  // The VMs whose spec names this host.
+  Result<std::vector<std::string>> MovedHere();
+  // The same serialized, by name in name order; rebuilt only when the store
+  // changed since the last call (a pool-wide list costs a revision read).
+  using NamedTexts = std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>;
+  Result<NamedTexts> RemoteVmTexts();
 
   // The host a new VM of this size should run on: the online host (not in
   // maintenance) with enough free memory and the most free CPUs. A refusal
@@ -93,6 +99,7 @@ class Cluster {
   Result<std::string> Place(uint64_t memory_mib, int cpus);
   // Checks that a named host can take a VM of this size.
   Status CheckPlacement(const std::string& host, uint64_t memory_mib, int cpus);
+  Status CheckPlacement(const HostRecord& host, uint64_t memory_mib);
 
   // Carries an API request to host and returns its answer; kUnavailable (with
   // the host's state) when it cannot be reached.
@@ -117,6 +124,9 @@ class Cluster {
   std::condition_variable wake_;
   bool stopping_ GUARDED_BY(mu_) = false;
   bool maintenance_ GUARDED_BY(mu_) = false;
+  int64_t maintenance_changes_ GUARDED_BY(mu_) = 0;  // SetMaintenance calls
+  int64_t remote_revision_ GUARDED_BY(mu_) = -1;     // the store revision remote_texts_ was built at
+  NamedTexts remote_texts_ GUARDED_BY(mu_);
   std::thread heartbeat_;
   std::unique_ptr<Watch> task_relay_;
 };

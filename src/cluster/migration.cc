@@ -71,6 +71,7 @@ Result<MigrateRequest> ParseMigrateRequest(const json& body) {
 struct Migrations::Incoming {
   VmManager::Hold hold;
   std::string name, from;
+  bool paused = false;  // stays paused when adopted
   Clock::time_point since = Clock::now();
   std::optional<Clock::time_point> completed;  // when QEMU was first seen done
 };
@@ -85,12 +86,10 @@ Migrations::~Migrations() {
   }
   changed_.notify_all();
   if (reaper_.joinable()) reaper_.join();
-  std::map<std::string, std::unique_ptr<Incoming>> left;
-  {
-    MutexLock lock(&mu_);
-    left.swap(incoming_);
-  }
-  for (auto& [name, in] : left) vms_.DropIncoming(in->hold);
+  // Waiting QEMUs stay: the next pampad settles them from the store (resumed
+  // where the store names this host, stopped otherwise).
+  MutexLock lock(&mu_);
+  incoming_.clear();
 }
 
 std::unique_ptr<Migrations::Incoming> Migrations::Take(const std::string& name) {
@@ -111,9 +110,11 @@ void Migrations::PutBack(std::unique_ptr<Incoming> incoming) {
 }
 
 Result<std::string> Migrations::Migrate(const std::string& name, const MigrateRequest& req) {
-  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool: there is no host to migrate to");
+  if (!cluster_.pooled()) {
+    return Status::Invalid("this host is not in a pool: there is no host to migrate to (start pampad with --cluster)");
+  }
   if (req.to == cluster_.config().host) return Status::Invalid("vm '" + name + "' already runs on host " + req.to);
-  PAMPA_ASSIGN_OR_RETURN(auto vm, vms_.Show(name));
+  PAMPA_RETURN_IF_ERROR(vms_.Show(name).status());
   PAMPA_RETURN_IF_ERROR(cluster_.Host(req.to).status());
   return tasks_.Start("vm-migrate", name, [this, name, req](TaskContext& ctx) { return MigrateNow(name, req, ctx); });
 }
@@ -155,13 +156,16 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   }
 
   QmpClient* qmp = hold.qmp();
-  if (!qmp) return Status::Unavailable("QEMU of vm " + name + " does not answer");
+  if (!qmp) {
+    return Status::Unavailable("QEMU of vm " + name + " does not answer; try again once vm show says it runs");
+  }
   bool was_paused = state == VmState::kPaused;
   ctx.Progress(0, "starting the VM's QEMU on host " + to);
-  auto prepared = cluster_.Call(to,
-                                {"POST", "/api/v1/migrations/incoming",
-                                 json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}}.dump(), ""},
-                                60s);
+  auto prepared =
+      cluster_.Call(to,
+                    {"POST", "/api/v1/migrations/incoming",
+                     json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}}.dump(), ""},
+                    60s);
   if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
   auto prep = json::parse(prepared->body, nullptr, false);
   if (prepared->status >= 300) {
@@ -176,9 +180,11 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   };
 
   uint64_t bandwidth = req.bandwidth_mib > 0 ? req.bandwidth_mib << 20 : uint64_t{1} << 40;
+  // return-path: QEMU reports completed only once the target has loaded
+  // everything (the target sets it too).
   Status st = qmp->Execute("migrate-set-capabilities",
-                           json{{"capabilities", json::array({{{"capability", "auto-converge"},
-                                                               {"state", getenv("PAMPA_NO_AC") == nullptr}}})}})
+                           json{{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
+                                                              {{"capability", "return-path"}, {"state", true}}})}})
                   .status();
   if (st.ok()) {
     st = qmp->Execute("migrate-set-parameters",
@@ -195,10 +201,28 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   std::string status;
   bool cancel_sent = false, stalled = false;
   uint64_t last_sent = 0;
-  auto last_progress = Clock::now();
+  auto last_progress = Clock::now(), last_answer = Clock::now();
+  std::optional<Clock::time_point> cancelled_at;
   while (true) {
     status = MigrationStatus(*qmp, &info);
-    if (status == "completed" || status == "failed" || status == "cancelled" || status.rfind("error", 0) == 0) break;
+    if (status == "completed" || status == "failed" || status == "cancelled") break;
+    if (status.rfind("error", 0) == 0) {
+      // QEMU did not answer this once; it may still be migrating.
+      if (Clock::now() - last_answer < 5s) {
+        std::this_thread::sleep_for(100ms);
+        continue;
+      }
+      if (!cancel_sent) ctx.Log("QEMU has not answered for 5 s (" + status + "): cancelling");
+      stalled = true;
+    } else {
+      last_answer = Clock::now();
+    }
+    if (cancelled_at && Clock::now() - *cancelled_at > 30s) {
+      // Neither completed nor cancelled: nobody can tell where the guest is.
+      return Status::Internal("QEMU of vm " + name + " neither finished nor cancelled its migration in 30 s (" +
+                              status + "); the VM stays held here: look at its QEMU log " + hold.paths().qemu_log() +
+                              " and restart pampad to settle it");
+    }
     const json ram = info.value("ram", json::object());
     uint64_t sent = ram.value("transferred", uint64_t{0}), left = ram.value("remaining", uint64_t{0});
     if (sent != last_sent) {
@@ -214,6 +238,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     if ((ctx.cancelled() || stalled) && !cancel_sent) {
       (void)qmp->Execute("migrate_cancel");
       cancel_sent = true;
+      cancelled_at = Clock::now();
     }
     double mbps = ram.value("mbps", 0.0);
     double eta = mbps > 0 ? left * 8.0 / (mbps * 1e6) : 0;
@@ -310,7 +335,7 @@ Result<std::string> Migrations::Maintenance(bool on) {
   });
 }
 
-Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from) {
+Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused) {
   if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
   for (const DiskSpec& d : spec.disks) PAMPA_RETURN_IF_ERROR(storage_.LocateVolume(d.pool, d.volume).status());
   std::string host, port;
@@ -318,8 +343,12 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.StartIncoming(spec));
   QmpClient* qmp = hold.qmp();
   std::string listen = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  Status st = qmp ? qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status()
-                  : Status::Unavailable("QEMU does not answer");
+  Status st =
+      qmp ? qmp->Execute("migrate-set-capabilities",
+                         json{{"capabilities", json::array({{{"capability", "return-path"}, {"state", true}}})}})
+                .status()
+          : Status::Unavailable("QEMU does not answer");
+  if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status();
   json info;
   if (st.ok()) MigrationStatus(*qmp, &info);
   std::string uri = UriFromSocket(info);
@@ -332,6 +361,7 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   in->hold = std::move(hold);
   in->name = spec.name;
   in->from = from;
+  in->paused = paused;
   PutBack(std::move(in));
   log::Info("vm {}: waiting for its migration from host {} on {}", spec.name, from, uri);
   return json{{"uri", uri}};
@@ -340,8 +370,9 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
 Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) {
   if (cold) return vms_.Adopt(name);
   std::unique_ptr<Incoming> in;
-  // The reaper may be looking at it this moment.
-  for (int i = 0; i < 200 && !(in = Take(name)); ++i) std::this_thread::sleep_for(10ms);
+  // The reaper may be looking at it this moment (a QMP query and a call to
+  // the source at most).
+  for (int i = 0; i < 1500 && !(in = Take(name)); ++i) std::this_thread::sleep_for(10ms);
   if (!in) {
     auto shown = vms_.Show(name);  // the reaper settled it already
     if (shown.ok() && shown->value("busy", "").empty()) return Status::Ok();
@@ -356,8 +387,9 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) 
     std::this_thread::sleep_for(2ms);
   }
   if (status != "completed") {
-    vms_.DropIncoming(in->hold);
-    return Status::Unavailable("the migration of vm " + name + " did not complete here (" + status + ")");
+    std::string why = "the migration of vm " + name + " did not complete here (" + status + ")";
+    if (!DropUnlessOurs(*in, why)) PutBack(std::move(in));
+    return Status::Unavailable(why);
   }
   // The store names this host now; its copy here may lag the source's write
   // by a moment.
@@ -391,24 +423,20 @@ bool Migrations::Reap(Incoming& in) {
   QmpClient* qmp = in.hold.qmp();
   std::string status = qmp ? MigrationStatus(*qmp) : "error: QEMU is gone";
   auto age = Clock::now() - in.since;
-  if (status == "failed" || status == "cancelled" || status.rfind("error", 0) == 0) {
-    log::Warn("vm {}: incoming migration from host {} ended ({}): dropped", in.name, in.from, status);
-    vms_.DropIncoming(in.hold);
-    return true;
+  if (status == "failed" || status == "cancelled") {
+    return DropUnlessOurs(in, "incoming migration from host " + in.from + " ended (" + status + ")");
   }
+  if (status.rfind("error", 0) == 0) return false;  // QEMU did not answer this time
   if (status == "completed") {
     if (!in.completed) in.completed = Clock::now();
-    Status st = vms_.AdoptIncoming(in.hold, /*run=*/true);
+    Status st = vms_.AdoptIncoming(in.hold, /*run=*/!in.paused);
     if (st.ok()) {
       log::Warn("vm {}: migrated from host {}, which did not confirm: started here, as the store says", in.name,
                 in.from);
       return true;
     }
     if (Clock::now() - *in.completed > 60s) {
-      log::Warn("vm {}: migration from host {} completed but the store still names another host: dropped", in.name,
-                in.from);
-      vms_.DropIncoming(in.hold);
-      return true;
+      return DropUnlessOurs(in, "migration from host " + in.from + " completed but the store names another host");
     }
     return false;
   }
@@ -421,15 +449,44 @@ bool Migrations::Reap(Incoming& in) {
   auto vm = json::parse(source->body, nullptr, false);
   bool sending = source->status == 200 && vm.is_object() && vm.value("busy", "") == Name(VmOp::kMigrate);
   if (sending) return false;
-  log::Warn("vm {}: host {} no longer sends it ({}): incoming migration dropped", in.name, in.from,
-            source->status == 200 ? "its migration ended" : "it does not have it");
+  return DropUnlessOurs(in, "host " + in.from + " no longer sends it (" +
+                                (source->status == 200 ? "its migration ended" : "it does not have it") + ")");
+}
+
+bool Migrations::DropUnlessOurs(Incoming& in, const std::string& why) {
+  auto owner = cluster_.OwnerOf(in.name);
+  if (!owner.ok() || *owner == cluster_.config().host) {
+    // The store names this host (or cannot say): this QEMU may hold the only copy.
+    log::Warn(
+        "vm {}: {}, but {}: kept, waiting to be adopted", in.name, why,
+        owner.ok() ? "the store names this host" : "the store does not answer (" + owner.status().message() + ")");
+    return false;
+  }
+  log::Warn("vm {}: {}: dropped", in.name, why);
   vms_.DropIncoming(in.hold);
   return true;
 }
 
+void Migrations::AdoptMovedHere() {
+  auto specs = cluster_.MovedHere();
+  if (!specs.ok()) return;
+  for (const std::string& name : *specs) {
+    if (vms_.Show(name).ok()) continue;
+    {
+      MutexLock lock(&mu_);
+      if (incoming_.count(name)) continue;
+    }
+    Status st = vms_.Adopt(name);
+    log::Info("vm {}: moved here while stopped; {}", name, st.ok() ? "taken in" : st.message());
+  }
+}
+
 void Migrations::ReaperLoop() {
+  int rounds = 0;
   while (true) {
     std::vector<std::string> names;
+    // A stopped VM handed to this host whose word (accept) was lost.
+    if (cluster_.pooled() && ++rounds % 10 == 0) AdoptMovedHere();
     {
       MutexLock lock(&mu_);
       if (lock.WaitFor(changed_, 1s, [this]() REQUIRES(mu_) { return stopping_; })) return;

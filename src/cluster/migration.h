@@ -53,7 +53,8 @@ class Migrations {
 
   // Target: starts a QEMU for spec's VM waiting for its migration from host
   // `from`; returns {"uri": "tcp:ADDR:PORT"} for the source's migrate.
-  Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from);
+  // paused: the VM was paused on the source and stays paused here.
+  Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused);
   // Target: the source has handed the VM over (the store names this host):
   // once QEMU has received everything, the VM runs here (run: start the CPUs;
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
@@ -71,7 +72,12 @@ class Migrations {
   void PutBack(std::unique_ptr<Incoming> incoming);
   // Settles an incoming migration left alone; true when it is done with.
   bool Reap(Incoming& incoming);
+  // Drops the waiting QEMU unless the store names this host as the VM's (then
+  // it holds the only copy and waits to be adopted); true when dropped.
+  bool DropUnlessOurs(Incoming& incoming, const std::string& why);
   void ReaperLoop();
+  // Takes in the stopped VMs the store gives this host that it does not know.
+  void AdoptMovedHere();
 
   VmManager& vms_;
   Storage& storage_;

@@ -1,6 +1,8 @@
 #include "cluster/peer_client.h"
 
-#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 // clang-format off
 #include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
@@ -51,11 +53,16 @@ Result<PeerReply> CallPeer(const std::string& url, const std::string& token, con
   beast::tcp_stream stream(ioc);
   stream.expires_after(timeout);  // one budget for the whole call
   for (const auto& entry : endpoints) {
-    // Opened here so that it is close-on-exec before anything can fork.
+    // Made here, close-on-exec from the start, so no child can inherit it.
     stream.socket().close(ec);
-    stream.socket().open(entry.endpoint().protocol(), ec);
+    const auto protocol = entry.endpoint().protocol();
+    int fd = socket(protocol.family(), SOCK_STREAM | SOCK_CLOEXEC, protocol.protocol());
+    if (fd < 0) {
+      ec = beast::error_code(errno, boost::system::system_category());
+      break;
+    }
+    stream.socket().assign(protocol, fd, ec);
     if (ec) break;
-    fcntl(stream.socket().native_handle(), F_SETFD, FD_CLOEXEC);
     stream.async_connect(entry.endpoint(), [&](beast::error_code e) { ec = e; });
     ioc.restart();
     ioc.run();

@@ -257,6 +257,7 @@ int main(int argc, char** argv) {
   sigwait(&sigs, &sig);
   log::Info("signal {}: stopping pampad (VMs keep running)", sig);
   server.Stop();
+  tasks.CancelAll();  // task bodies use everything below
   schedules.Stop();
   drills.Stop();
   cluster.Stop();

@@ -148,6 +148,8 @@ json BackupScheduler::RunSchedule(json s, TaskContext* ctx) {
   if (!repo.ok()) failures.push_back("repository " + repo_name + ": " + repo.status().message());
   auto vms = s.value("vms", std::vector<std::string>{});
   for (size_t i = 0; repo.ok() && i < vms.size(); ++i) {
+    // In a pool every host runs the schedule for the VMs it runs.
+    if (vms_.Show(vms[i]).status().code() == ErrorCode::kNotFound && vms_.config().pooled) continue;
     auto task = jobs_.Backup(vms[i], *repo, repo_name);
     if (!task.ok()) {
       failures.push_back(vms[i] + ": " + task.status().message());

@@ -10,13 +10,15 @@ using Clock = std::chrono::steady_clock;
 
 LocalLeases::LocalLeases(Store& store) : store_(store), expiry_([this] { ExpiryLoop(); }) {}
 
-LocalLeases::~LocalLeases() {
+LocalLeases::~LocalLeases() { Stop(); }
+
+void LocalLeases::Stop() {
   {
     MutexLock lock(&mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  expiry_.join();
+  if (expiry_.joinable()) expiry_.join();
 }
 
 Result<int64_t> LocalLeases::Grant(std::chrono::seconds ttl) {

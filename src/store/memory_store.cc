@@ -15,7 +15,10 @@ class MemoryStore final : public Store {
   explicit MemoryStore(const StoreOptions& options)
       : history_revisions_(std::max<int64_t>(1, options.history_revisions)),
         signal_(std::make_shared<RevisionSignal>(0)) {}
-  ~MemoryStore() override { signal_->Close(); }
+  ~MemoryStore() override {
+    leases_.Stop();
+    signal_->Close();
+  }
 
   Result<std::optional<std::string>> Get(const std::string& key) override {
     MutexLock lock(&mu_);
@@ -168,7 +171,7 @@ class MemoryStore final : public Store {
   int64_t revision_ GUARDED_BY(mu_) = 0;
   int64_t oldest_ GUARDED_BY(mu_) = 1;          // oldest revision history_ holds
   std::deque<Change> history_ GUARDED_BY(mu_);  // in revision order
-  LocalLeases leases_{*this};                   // last: its thread stops first
+  LocalLeases leases_{*this};                   // stopped first thing in the destructor
 };
 
 }  // namespace

@@ -21,6 +21,7 @@ class SqliteStore final : public Store {
         history_revisions_(std::max<int64_t>(1, options.history_revisions)),
         signal_(std::make_shared<RevisionSignal>(revision)) {}
   ~SqliteStore() override {
+    leases_.Stop();
     signal_->Close();
     sqlite3_close(db_);
   }
@@ -219,7 +220,7 @@ class SqliteStore final : public Store {
   sqlite3* const db_ GUARDED_BY(mu_);
   const int64_t history_revisions_;
   const std::shared_ptr<RevisionSignal> signal_;
-  LocalLeases leases_{*this};  // last: its thread stops first
+  LocalLeases leases_{*this};  // stopped first thing in the destructor
 };
 
 }  // namespace

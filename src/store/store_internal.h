@@ -69,7 +69,10 @@ std::unique_ptr<Watch> StartWatch(std::shared_ptr<RevisionSignal> signal, std::s
 class LocalLeases {
  public:
   explicit LocalLeases(Store& store);
-  ~LocalLeases();
+  ~LocalLeases();  // Stop()s
+  // Stops the expiry thread; call first in the store's destructor, before
+  // anything the store's Commit uses goes.
+  void Stop();
   Result<int64_t> Grant(std::chrono::seconds ttl);
   Status KeepAlive(int64_t lease);
   Status Revoke(int64_t lease);

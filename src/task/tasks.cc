@@ -96,7 +96,9 @@ struct Tasks::Running final : TaskContext {
 Tasks::Tasks(Store& store, EventBus& events, std::string host, bool pooled)
     : store_(store), events_(events), host_(std::move(host)), pooled_(pooled) {}
 
-Tasks::~Tasks() {
+Tasks::~Tasks() { CancelAll(); }
+
+void Tasks::CancelAll() {
   MutexLock lock(&mu_);
   for (auto& [id, r] : running_) r->cancel = true;
   lock.Wait(idle_, [&]() REQUIRES(mu_) { return active_ == 0; });

@@ -54,7 +54,10 @@ class Tasks {
   // read the records (the store is shared), so running tasks also record
   // their progress, at most once a second.
   Tasks(Store& store, EventBus& events, std::string host = "", bool pooled = false);
-  ~Tasks();  // waits for running tasks
+  ~Tasks();  // CancelAll()
+  // Asks every running task to stop and waits until all have ended: before
+  // what their bodies use goes away.
+  void CancelAll();
 
   // Marks this host's tasks that were running when pampad died as failed.
   void RecoverInterrupted();

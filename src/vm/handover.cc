@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/log.h"
 #include "base/process.h"
@@ -65,6 +66,9 @@ void VmManager::DropIncoming(Hold& hold) {
       log::Warn("vm {}: incoming QEMU pid {} did not exit", vm.spec.name, vm.pid);
   }
   Cleanup(vm);
+  SetState(vm, VmState::kStopped, "incoming migration dropped");
+  Status st = PersistRuntime(vm);  // no QEMU: removes this host's runtime record
+  if (!st.ok()) log::Warn("vm {}: runtime record not removed: {}", vm.spec.name, st.message());
   Forget(vm);
   hold.Release();
 }
@@ -78,9 +82,25 @@ Result<bool> VmManager::HandOver(Hold& hold, const std::string& to, const std::f
                 .Put(SpecKey(moved.name), ToJson(moved).dump())
                 .Delete(RuntimeKey(moved.name));
   auto rev = CommitResolved(store_, txn);
+  // The store's answer was lost and the read-back failed: read again until
+  // the store says who runs the VM (a minute at most).
+  for (int i = 0;
+       i < 60 && !rev.ok() && rev.status().code() != ErrorCode::kConflict && rev.status().code() != ErrorCode::kInvalid;
+       ++i) {
+    std::this_thread::sleep_for(1s);
+    auto now = store_.GetVersioned(SpecKey(moved.name));
+    if (!now.ok()) continue;
+    auto spec =
+        *now ? VmSpecFromJson(json::parse((*now)->value, nullptr, false)) : Result<VmSpec>(Status::NotFound(""));
+    if (spec.ok() && spec->host == to)
+      rev = (*now)->mod_revision;
+    else
+      rev = Status::Conflict("the switch did not happen");
+  }
   if (!rev.ok()) {
     if (rev.status().code() == ErrorCode::kConflict || rev.status().code() == ErrorCode::kInvalid) return false;
-    return rev.status().Context("handing vm " + moved.name + " over to " + to);
+    return rev.status().Context("handing vm " + moved.name + " over to " + to +
+                                " (the store does not answer: the VM stays paused here until it does)");
   }
   // The store names the target now: this host's QEMU (paused after sending
   // everything) must never run again.

@@ -458,23 +458,28 @@ std::vector<json> VmManager::List() {
   return out;
 }
 
-std::string VmManager::ListText() {
+std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> VmManager::ListTexts() {
   auto vms = AllVms();
-  std::vector<std::shared_ptr<const std::string>> texts;
-  texts.reserve(vms.size());
-  size_t bytes = 2;
+  std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> out;
+  out.reserve(vms.size());
   for (auto& vm : vms) {
     MutexLock lock(&vm->mu);
-    if (!vm->snapshot_text) continue;
-    texts.push_back(vm->snapshot_text);
-    bytes += texts.back()->size() + 1;
+    if (vm->snapshot_text) out.emplace_back(vm->spec.name, vm->snapshot_text);
   }
+  return out;
+}
+
+std::string VmManager::ListText() { return JsonArrayText(ListTexts()); }
+
+std::string JsonArrayText(const std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>& items) {
+  size_t bytes = 2;
+  for (auto& [name, text] : items) bytes += text->size() + 1;
   std::string out;
   out.reserve(bytes);
   out += '[';
-  for (size_t i = 0; i < texts.size(); ++i) {
+  for (size_t i = 0; i < items.size(); ++i) {
     if (i) out += ',';
-    out += *texts[i];
+    out += *items[i].second;
   }
   out += ']';
   return out;

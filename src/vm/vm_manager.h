@@ -52,6 +52,9 @@ struct ConsoleEndpoints {
   bool running = false;
 };
 
+// "[a,b,...]" of serialized JSON values.
+std::string JsonArrayText(const std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>& items);
+
 class VmManager {
  public:
   VmManager(VmManagerConfig config, Store& store, Storage& storage, Networks& networks, Tasks& tasks, EventBus& events,
@@ -72,6 +75,8 @@ class VmManager {
   // The same, serialized: each VM's JSON is serialized once per change, so a
   // reader costs a copy of strings (the API serves these).
   std::string ListText();
+  // Each VM's serialized JSON by name, in name order.
+  std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> ListTexts();
   Result<std::string> ShowText(const std::string& name);
   Status Edit(const std::string& name, const EditRequest& req);
   // Refuses while running; deletes the VM's volumes too.

@@ -227,8 +227,9 @@ void VmManager::ResumeCutMigration(Vm& vm, const std::string& recorded_reason) {
   bool received = false;                // it died while receiving it; the store names us now
   if (!sent_away && recorded_reason == kWaitingForMigration) {
     auto m = vm.qmp->Execute("query-migrate", nullptr, 2s);
-    received = m.ok() && m->value("status", "") == "completed";
-    if (!received) {
+    std::string ms = m.ok() ? m->value("status", "") : "";
+    received = ms == "completed";
+    if (ms == "failed" || ms == "cancelled" || ms == "none" || ms == "setup") {
       // Never arrived: nothing of this QEMU ever ran; the next start makes a new one.
       log::Warn("vm {}: an incoming migration did not finish: its QEMU is stopped", vm.spec.name);
       vm.stop_requested = true;
@@ -280,7 +281,9 @@ void VmManager::ReconcileOne(Vm& vm) {
     if (s == "guest-panicked") SetState(vm, VmState::kCrashed, "the guest kernel panicked");
     return;
   }
-  if (s == "paused" || s == "suspended" || s == "io-error") {
+  // postmigrate, inmigrate, prelaunch, finish-migrate: a migration holds the CPUs.
+  if (s == "paused" || s == "suspended" || s == "io-error" || s == "postmigrate" || s == "inmigrate" ||
+      s == "prelaunch" || s == "finish-migrate") {
     SetState(vm, VmState::kPaused, s == "io-error" ? "paused after a disk I/O error (disk full?)" : "");
   } else if (now != VmState::kShuttingDown) {
     SetState(vm, VmState::kRunning);

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Benchmarks of the pool issue, run on demand (make bench-pool), printing ratios.
+
+1. Live migration of a 512 MiB guest over a shared pool between two hosts of a pool (network
+   namespaces, etcd; see tests/integration/pool_harness.py), idle and while it rewrites memory,
+   next to the same migration driven by hand with plain QEMU (two processes, QMP, the same
+   downtime limit and bandwidth) in the same run. Printed: the guest's downtime (Pampa: QEMU's
+   own plus the handover through the store until the target runs; by hand: QEMU's) and the total
+   time from asking to the guest running on the target (by hand: starting the target QEMU, migrate,
+   cont). Goals: downtime under 100 ms idle; Pampa's total within 10% of QEMU's by hand.
+   Under TCG a guest that rewrites memory fast is corrupted by QEMU 7.2's live migration (plain QEMU
+   as much as ours; docs/design.md): the busy runs measure time only, and the guest is thrown away.
+2. Pool-wide `vm list` with 3 hosts and 1,500 VMs (500 on each): p50/p99 of GET /api/v1/vms on one
+   host over a kept-alive TCP connection. Goal: p99 under 10 ms.
+
+TLS is not measured: the pool has no certificate authority yet.
+"""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
+from pampa_harness import APPEND, GUEST  # noqa: E402
+from pool_harness import Pool  # noqa: E402
+
+MEMORY = "512M"
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+BUSY = ("(while true; do dd if=/dev/urandom of=/tmp/blob bs=1M count=64 2>/dev/null; done) >/dev/null 2>&1 &")
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.f = self.s.makefile("rwb")
+        self.f.readline()
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if "error" in r:
+                raise RuntimeError(f"{name}: {r['error']}")
+            if "return" in r:
+                return r["return"]
+
+
+class HandQemu:
+    """One guest migrated by hand between two plain QEMU processes on loopback."""
+
+    def __init__(self, root):
+        self.root = root
+        self.procs = []
+
+    def start(self, role, incoming=False):
+        d = self.root
+        argv = ["qemu-system-x86_64", "-name", f"guest=hand-{role}", "-no-user-config", "-nodefaults",
+                "-machine", "q35,accel=tcg", "-cpu", "qemu64", "-smp", "1", "-m", MEMORY, "-no-shutdown",
+                "-chardev", f"socket,id=qmp,path={d}/{role}-qmp.sock,server=on,wait=off",
+                "-mon", "chardev=qmp,mode=control",
+                "-chardev", f"socket,id=s0,path={d}/{role}-serial.sock,server=on,wait=off,logfile={d}/{role}.log",
+                "-serial", "chardev:s0", "-device", "virtio-balloon-pci", "-vga", "std", "-vnc", "none",
+                "-blockdev", f"driver=qcow2,node-name=disk0,file.driver=file,file.filename={d}/disk.qcow2",
+                "-device", "virtio-blk-pci,drive=disk0", "-kernel", os.path.join(GUEST, "vmlinuz"),
+                "-initrd", os.path.join(GUEST, "initrd.img"), "-append", APPEND]
+        if incoming:
+            argv += ["-incoming", "defer", "-S"]
+        self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return Qmp(f"{d}/{role}-qmp.sock")
+
+    def boot(self, busy):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.join(GUEST, "disk.qcow2"),
+                        "-F", "qcow2", f"{self.root}/disk.qcow2"], check=True)
+        src = self.start("src")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if os.path.exists(f"{self.root}/src.log") and "pampa-guest: ready" in open(f"{self.root}/src.log").read():
+                break
+            time.sleep(0.2)
+        if busy:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(f"{self.root}/src-serial.sock")
+            s.sendall(b"\n" + BUSY.encode() + b"\n")
+            time.sleep(2)
+            s.close()
+        return src
+
+    def migrate(self, src):
+        t0 = time.time()
+        dst = self.start("dst", incoming=True)
+        dst.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
+        addr = dst.cmd("query-migrate")["socket-address"][0]
+        src.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
+        src.cmd("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 1 << 40})
+        src.cmd("migrate", uri=f"tcp:127.0.0.1:{addr['port']}")
+        while True:
+            info = src.cmd("query-migrate")
+            if info["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        while dst.cmd("query-migrate")["status"] != "completed":
+            time.sleep(0.002)
+        dst.cmd("cont")
+        total = (time.time() - t0) * 1000
+        return info.get("downtime", 0), total
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+        for f in os.listdir(self.root):
+            os.unlink(os.path.join(self.root, f))
+
+
+def bench_migration(pool):
+    h1, h2 = pool.hosts[0], pool.hosts[1]
+    print(f"1. live migration, {MEMORY} guest, shared pool, {RUNS} runs each (median; ms)")
+    print(f"   {'case':<22} {'downtime':>9} {'QEMU dt':>8} {'total':>8} {'by hand: dt':>12} {'total':>8} "
+          f"{'total ratio':>12}")
+    hand = HandQemu(tempfile.mkdtemp(prefix="pbh-", dir="/tmp"))
+    for busy in (False, True):
+        ours, theirs = [], []
+        for run in range(RUNS):
+            name = f"b{run}{'busy' if busy else 'idle'}"
+            h1.cli("vm", "create", name, "--cpus", "1", "--memory", MEMORY, "--host", "h1", "--pool", "shared",
+                   "--disk-image", os.path.join(GUEST, "disk.qcow2"), "--kernel", os.path.join(GUEST, "vmlinuz"),
+                   "--initrd", os.path.join(GUEST, "initrd.img"), "--append", APPEND, "--net", "none")
+            h1.cli("vm", "start", name)
+            h1.wait_console(name, "pampa-guest: ready", timeout=180)
+            if busy:
+                h1.exec(name, "sh", "-c", BUSY)
+                time.sleep(2)
+            t = json.loads(h1.cli("vm", "migrate", name, "--to", "h2", "--json").stdout)["result"]
+            ours.append((t["downtime_ms"], t["qemu_downtime_ms"], t["total_ms"]))
+            h2.cli("vm", "stop", name)
+            h2.cli("vm", "delete", name)
+            src = hand.boot(busy)
+            theirs.append(hand.migrate(src))
+            hand.stop()
+        med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731
+        case = "rewriting memory" if busy else "idle"
+        print(f"   {case:<22} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} "
+              f"{med(theirs, 0):>12.0f} {med(theirs, 1):>8.0f} {med(ours, 2) / med(theirs, 1):>11.2f}x")
+    print("   goals: downtime under 100 ms idle; total ratio under 1.10x")
+
+
+def bench_list(pool):
+    hosts = pool.hosts
+    per_host = 500
+    for h in hosts:
+        conn = http.client.HTTPConnection(h.addr, h.port, timeout=60)
+        for i in range(per_host):
+            body = json.dumps({"name": f"{h.name}-idle{i:03d}", "cpus": 1, "memory": "64M", "networks": [],
+                               "host": h.name})
+            conn.request("POST", "/api/v1/vms", body, {"Authorization": "Bearer " + h.token,
+                                                      "Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 202, r.status
+        conn.close()
+    h1 = hosts[0]
+    conn = http.client.HTTPConnection(h1.addr, h1.port, timeout=60)
+    auth = {"Authorization": "Bearer " + h1.token}
+    lat = []
+    count = 0
+    for i in range(220):
+        t0 = time.perf_counter()
+        conn.request("GET", "/api/v1/vms", headers=auth)
+        data = conn.getresponse().read()
+        if i >= 20:  # the first ones warm the connection and the caches
+            lat.append((time.perf_counter() - t0) * 1000)
+        count = len(json.loads(data))
+    print(f"2. pool-wide vm list on h1, 3 hosts, {count} VMs: p50 {percentile(lat, 50):.1f} ms, "
+          f"p99 {percentile(lat, 99):.1f} ms (goal: p99 under 10 ms)")
+
+
+def main():
+    pool = Pool(hosts=3).start()
+    try:
+        pool.hosts[0].cli("pool", "create", "shared", "--type", "shared", "--path", pool.shared)
+        if os.environ.get("BENCH_ONLY", "1,2").find("1") >= 0:
+            bench_migration(pool)
+        if os.environ.get("BENCH_ONLY", "1,2").find("2") >= 0:
+            bench_list(pool)
+    finally:
+        pool.teardown()
+
+
+if __name__ == "__main__":
+    main()
