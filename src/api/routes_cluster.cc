@@ -38,9 +38,13 @@ Result<std::string> TargetHost(ApiContext& ctx, const std::string& pattern, cons
     *new_body = *body;
     return host;
   }
-  if (StartsWith(pattern, "/api/v1/tasks/{id}") && req.method == "POST") {
+  if (StartsWith(pattern, "/api/v1/tasks/{id}")) {
+    // Its host acts on it (cancel) and knows how a running one stands: the
+    // store's copy may be a moment behind (a client that just subscribed to
+    // this host's events must not miss the end).
     auto task = ctx.tasks.Get(req.params.at("id"));
-    return task.ok() ? task->host : std::string();
+    if (!task.ok() || (req.method == "GET" && task->state != "running")) return std::string();
+    return task->host;
   }
   if (StartsWith(pattern, "/api/v1/hosts/{host}/")) return req.params.at("host");
   return std::string();

@@ -368,7 +368,16 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
 }
 
 Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) {
-  if (cold) return vms_.Adopt(name);
+  if (cold) {
+    // This host's copy of the store may be a moment behind the source's write.
+    Status st;
+    for (int i = 0; i < 400; ++i) {
+      st = vms_.Adopt(name);
+      if (st.code() != ErrorCode::kConflict) break;
+      std::this_thread::sleep_for(5ms);
+    }
+    return st;
+  }
   std::unique_ptr<Incoming> in;
   // The reaper may be looking at it this moment (a QMP query and a call to
   // the source at most).

@@ -174,6 +174,10 @@ def test_maintenance_moves_every_running_vm_away(pool):
     r = h1.cli("vm", "create", "late", "--cpus", "1", "--memory", "64M", "--host", "h2", "--net", "none", check=False)
     assert r.returncode != 0 and "maintenance" in r.stderr
     h3.cli("host", "maintenance", "h2", "off")
+    # Another host's view follows the store's watch, a moment behind.
+    deadline = time.time() + 5
+    while time.time() < deadline and h1.cli_json("host", "show", "h2")["state"] != "online":
+        time.sleep(0.1)
     assert h1.cli_json("host", "show", "h2")["state"] == "online"
     for name in uuids:
         h1.cli("vm", "stop", name)
