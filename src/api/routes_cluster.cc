@@ -133,13 +133,15 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     return Reply(ctx.migrations.PrepareIncoming(*spec, *from, *paused));
   });
   r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"run", "cold"});
+    auto body = BodyWithFields(req, {"run", "cold", "check"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto run = OptionalBool(*body, "run", true);
     auto cold = OptionalBool(*body, "cold", false);
+    auto check = OptionalBool(*body, "check", false);
     if (!run.ok()) return ErrorResponse(run.status());
     if (!cold.ok()) return ErrorResponse(cold.status());
-    return Reply(ctx.migrations.AcceptIncoming(req.params.at("name"), *run, *cold));
+    if (!check.ok()) return ErrorResponse(check.status());
+    return Reply(ctx.migrations.AcceptIncoming(req.params.at("name"), *run, *cold, *check));
   });
   r.Add("DELETE", "/api/v1/migrations/incoming/{name}",
         [&](const HttpRequest& req) { return Reply(ctx.migrations.AbortIncoming(req.params.at("name"))); });

@@ -180,11 +180,10 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   };
 
   uint64_t bandwidth = req.bandwidth_mib > 0 ? req.bandwidth_mib << 20 : uint64_t{1} << 40;
-  // return-path: QEMU reports completed only once the target has loaded
-  // everything (the target sets it too).
+  // No return-path: it makes QEMU's downtime wait for the target's word
+  // (measured: 6 -> 82 ms idle); the target confirms over its API instead.
   Status st = qmp->Execute("migrate-set-capabilities",
-                           json{{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}},
-                                                              {{"capability", "return-path"}, {"state", true}}})}})
+                           json{{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}}})}})
                   .status();
   if (st.ok()) {
     st = qmp->Execute("migrate-set-parameters",
@@ -263,6 +262,18 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   double qemu_downtime = info.value("downtime", 0.0), qemu_total = info.value("total-time", 0.0);
   uint64_t transferred = info.value("ram", json::object()).value("transferred", uint64_t{0});
 
+  // QEMU here has sent everything; the target confirms it has loaded all of
+  // it (its QEMU completed) before the store names it.
+  auto confirmed = cluster_.Call(
+      to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept", json{{"check", true}}.dump(), ""}, 40s);
+  if (!confirmed.ok() || confirmed->status >= 300) {
+    std::string why = confirmed.ok() ? json::parse(confirmed->body, nullptr, false).value("error", confirmed->body)
+                                     : confirmed.status().message();
+    if (!was_paused) (void)qmp->Execute("cont");
+    abort_target("host " + to + " did not confirm it received the VM: " + why);
+    return Status::Unavailable("host " + to + " did not confirm it received vm " + name + " (" + why +
+                               "): the VM runs on here");
+  }
   // The target starts the CPUs once the store names it, before the paused
   // QEMU here is stopped: the guest's downtime ends with that answer.
   Result<PeerReply> accepted = Status::Unavailable("not asked");
@@ -343,12 +354,8 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.StartIncoming(spec));
   QmpClient* qmp = hold.qmp();
   std::string listen = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  Status st =
-      qmp ? qmp->Execute("migrate-set-capabilities",
-                         json{{"capabilities", json::array({{{"capability", "return-path"}, {"state", true}}})}})
-                .status()
-          : Status::Unavailable("QEMU does not answer");
-  if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status();
+  Status st = qmp ? qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status()
+                  : Status::Unavailable("QEMU does not answer");
   json info;
   if (st.ok()) MigrationStatus(*qmp, &info);
   std::string uri = UriFromSocket(info);
@@ -367,7 +374,7 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   return json{{"uri", uri}};
 }
 
-Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) {
+Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, bool check) {
   if (cold) {
     // This host's copy of the store may be a moment behind the source's write.
     Status st;
@@ -399,6 +406,10 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold) 
     std::string why = "the migration of vm " + name + " did not complete here (" + status + ")";
     if (!DropUnlessOurs(*in, why)) PutBack(std::move(in));
     return Status::Unavailable(why);
+  }
+  if (check) {
+    PutBack(std::move(in));  // everything is here; the source now hands it over
+    return Status::Ok();
   }
   // The store names this host now; its copy here may lag the source's write
   // by a moment.

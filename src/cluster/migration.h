@@ -58,7 +58,9 @@ class Migrations {
   // Target: the source has handed the VM over (the store names this host):
   // once QEMU has received everything, the VM runs here (run: start the CPUs;
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
-  Status AcceptIncoming(const std::string& name, bool run, bool cold);
+  // check: only confirm that QEMU here has received everything (before the
+  // source hands the VM over); the VM keeps waiting.
+  Status AcceptIncoming(const std::string& name, bool run, bool cold, bool check = false);
   // Target: the migration will not be; the waiting QEMU goes.
   Status AbortIncoming(const std::string& name);
 
