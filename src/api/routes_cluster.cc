@@ -141,7 +141,11 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!run.ok()) return ErrorResponse(run.status());
     if (!cold.ok()) return ErrorResponse(cold.status());
     if (!check.ok()) return ErrorResponse(check.status());
-    return Reply(ctx.migrations.AcceptIncoming(req.params.at("name"), *run, *cold, *check));
+    double resumed_ms = -1;
+    Status st = ctx.migrations.AcceptIncoming(req.params.at("name"), *run, *cold, *check, &resumed_ms);
+    json out = {{"ok", true}};
+    if (resumed_ms >= 0) out["resumed_ms"] = resumed_ms;
+    return Reply(st, out);
   });
   r.Add("DELETE", "/api/v1/migrations/incoming/{name}",
         [&](const HttpRequest& req) { return Reply(ctx.migrations.AbortIncoming(req.params.at("name"))); });

@@ -279,11 +279,18 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   Result<PeerReply> accepted = Status::Unavailable("not asked");
   double downtime = 0;
   auto handed = vms_.HandOver(hold, to, [&] {
+    double asked = MsSince(switched);
     accepted = cluster_.Call(to,
                              {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
                               json{{"run", !was_paused}, {"cold", false}}.dump(), ""},
                              30s);
-    downtime = qemu_downtime + MsSince(switched);
+    // The guest runs again when the target's CPUs start: the target says how
+    // long after our call that was (before it recorded its runtime and
+    // answered); without that, until its answer.
+    auto answer = accepted.ok() ? json::parse(accepted->body, nullptr, false) : json();
+    downtime =
+        qemu_downtime + (answer.is_object() && answer.contains("resumed_ms") ? asked + answer.value("resumed_ms", 0.0)
+                                                                             : MsSince(switched));
   });
   if (!handed.ok()) {
     // Nobody knows who owns it: neither side may run it. The target's reaper
@@ -374,7 +381,8 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   return json{{"uri", uri}};
 }
 
-Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, bool check) {
+Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, bool check, double* resumed_ms) {
+  auto t0 = Clock::now();
   if (cold) {
     // This host's copy of the store may be a moment behind the source's write.
     Status st;
@@ -415,7 +423,9 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
   // by a moment.
   Status st;
   for (int i = 0; i < 400; ++i) {
-    st = vms_.AdoptIncoming(in->hold, run);
+    Clock::time_point resumed = Clock::now();
+    st = vms_.AdoptIncoming(in->hold, run, &resumed);
+    if (resumed_ms) *resumed_ms = std::chrono::duration<double, std::milli>(resumed - t0).count();
     if (st.code() != ErrorCode::kConflict) break;
     std::this_thread::sleep_for(5ms);
   }

@@ -60,7 +60,8 @@ class Migrations {
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
   // check: only confirm that QEMU here has received everything (before the
   // source hands the VM over); the VM keeps waiting.
-  Status AcceptIncoming(const std::string& name, bool run, bool cold, bool check = false);
+  // resumed_ms: how long after this call began the CPUs started (live runs).
+  Status AcceptIncoming(const std::string& name, bool run, bool cold, bool check = false, double* resumed_ms = nullptr);
   // Target: the migration will not be; the waiting QEMU goes.
   Status AbortIncoming(const std::string& name);
 

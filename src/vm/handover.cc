@@ -36,7 +36,7 @@ Result<VmManager::Hold> VmManager::StartIncoming(const VmSpec& spec) {
   return Hold(std::move(lease));
 }
 
-Status VmManager::AdoptIncoming(Hold& hold, bool run) {
+Status VmManager::AdoptIncoming(Hold& hold, bool run, std::chrono::steady_clock::time_point* resumed) {
   Vm& vm = hold.lease_->vm();
   PAMPA_ASSIGN_OR_RETURN(auto stored, store_.GetVersioned(SpecKey(vm.spec.name)));
   if (!stored) return Status::NotFound("vm '" + vm.spec.name + "' is no longer in the store");
@@ -49,6 +49,7 @@ Status VmManager::AdoptIncoming(Hold& hold, bool run) {
   if (run) {
     if (!vm.qmp) return Status::Unavailable("QEMU of vm " + vm.spec.name + " does not answer");
     PAMPA_RETURN_IF_ERROR(vm.qmp->Execute("cont").status().Context("resuming after the migration"));
+    if (resumed) *resumed = std::chrono::steady_clock::now();
   }
   vm.stop_requested = false;
   SetState(vm, run ? VmState::kRunning : VmState::kPaused, run ? "" : "paused (as it was on the source)");

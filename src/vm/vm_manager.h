@@ -138,7 +138,8 @@ class VmManager {
   Result<Hold> StartIncoming(const VmSpec& spec);
   // Target: the store names this host as the VM's now: the VM runs here
   // (cont, unless it was paused on the source).
-  Status AdoptIncoming(Hold& hold, bool run);
+  // resumed: set to when the CPUs started (before the runtime is recorded).
+  Status AdoptIncoming(Hold& hold, bool run, std::chrono::steady_clock::time_point* resumed = nullptr);
   // Target: the migration will not be: stops the waiting QEMU and forgets the
   // VM (its disks belong to the source and stay).
   void DropIncoming(Hold& hold);
