@@ -18,14 +18,8 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 Result<VmManager::Hold> VmManager::StartIncoming(const VmSpec& spec) {
-  auto vm = std::make_shared<Vm>(VmOp::kMigrateIn);
-  vm->spec = spec;
-  vm->paths = PathsFor(spec);
-  {
-    MutexLock lock(&mu_);
-    if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' is already on this host");
-    vms_[spec.name] = vm;
-  }
+  auto vm = Register(spec, VmOp::kMigrateIn);
+  if (!vm) return Status::Conflict("vm '" + spec.name + "' is already on this host");
   auto lease = std::make_unique<OperationLease>(this, vm, VmOp::kMigrateIn);
   SetState(*vm, VmState::kStopped, "incoming migration");
   if (Status st = StartLocked(*vm, "", /*incoming=*/true); !st.ok()) {
@@ -156,16 +150,10 @@ Status VmManager::Adopt(const std::string& name) {
   if (spec.host != config_.hostname) {
     return Status::Conflict("the store says host " + spec.host + " runs vm " + name + ", not this one");
   }
-  auto vm = std::make_shared<Vm>();
-  vm->spec = spec;
-  vm->paths = PathsFor(spec);
-  vm->spec_revision = stored->mod_revision;
-  {
-    MutexLock lock(&mu_);
-    if (vms_.count(name)) return Status::Ok();  // already here
-    vms_[name] = vm;
-  }
-  auto lease = TryClaim(vm, VmOp::kStart);  // nobody else knows this VM yet
+  auto vm = Register(spec, VmOp::kNone);
+  if (!vm) return Status::Ok();              // already here
+  vm->spec_revision = stored->mod_revision;  // nobody else knows this VM yet
+  auto lease = TryClaim(vm, VmOp::kStart);   // nobody else knows this VM yet
   SetState(*vm, VmState::kStopped);
   return Status::Ok();
 }

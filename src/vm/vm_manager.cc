@@ -239,14 +239,8 @@ std::optional<VmManager::Hold> VmManager::TryHold(const std::string& name) {
 }
 
 Result<VmManager::Hold> VmManager::HoldNewVm(const VmSpec& spec, VmOp op, const std::string& intent) {
-  auto vm = std::make_shared<Vm>(op);
-  vm->spec = spec;
-  vm->paths = PathsFor(spec);
-  {
-    MutexLock lock(&mu_);
-    if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
-    vms_[spec.name] = vm;
-  }
+  auto vm = Register(spec, op);
+  if (!vm) return Status::Conflict("vm '" + spec.name + "' already exists");
   auto lease = std::make_unique<OperationLease>(this, vm, op);
   if (Status st = ClaimName(*vm, intent); !st.ok()) {
     lease->Release();
@@ -265,6 +259,16 @@ void VmManager::Abandon(Hold& hold, const std::string& intent) {
   if (!st.ok()) log::Warn("vm {}: {} (removed at the next start)", vm.spec.name, st.message());
   Forget(vm);
   hold.Release();
+}
+
+std::shared_ptr<VmManager::Vm> VmManager::Register(const VmSpec& spec, VmOp op) {
+  auto vm = std::make_shared<Vm>(op);
+  vm->spec = spec;
+  vm->paths = PathsFor(spec);
+  MutexLock lock(&mu_);
+  if (vms_.count(spec.name)) return nullptr;
+  vms_[spec.name] = vm;
+  return vm;
 }
 
 std::vector<std::string> VmManager::SpecWarnings(const VmSpec& spec) const {
@@ -379,14 +383,8 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   }
   for (auto& n : req.networks) spec.nics.push_back({n, NewMac()});
 
-  auto vm = std::make_shared<Vm>(VmOp::kCreate);
-  vm->spec = spec;
-  vm->paths = PathsFor(spec);
-  {
-    MutexLock lock(&mu_);
-    if (vms_.count(spec.name)) return Status::Conflict("vm '" + spec.name + "' already exists");
-    vms_[spec.name] = vm;
-  }
+  auto vm = Register(spec, VmOp::kCreate);
+  if (!vm) return Status::Conflict("vm '" + spec.name + "' already exists");
   auto lease = std::make_shared<OperationLease>(this, vm, VmOp::kCreate);
   // The store makes the name unique; should pampad die before the create
   // ends, its next start removes the VM and its volumes (the intent).

@@ -186,6 +186,9 @@ class VmManager {
   class OperationLease;
 
   Result<std::shared_ptr<Vm>> Find(const std::string& name);
+  // Adds a VM for spec to the registry, owned by op from the start; nullptr
+  // when the name is registered already.
+  std::shared_ptr<Vm> Register(const VmSpec& spec, VmOp op);
   // Makes the caller the VM's owner for op, after checking that its state
   // allows `action` (none: any state). Fails with kBusy naming the operation
   // in progress; waits (briefly) only for the reconcile loop's short look.
