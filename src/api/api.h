@@ -5,6 +5,7 @@
 #include <string>
 
 #include "api/router.h"
+#include "api/tickets.h"
 #include "backup/repos.h"
 #include "cluster/cluster.h"
 #include "cluster/migration.h"
@@ -35,6 +36,7 @@ struct ApiContext {
   AccelProbe& accel;
   Cluster& cluster;
   Migrations& migrations;
+  WebSocketTickets& tickets;
   std::string version;
   std::string hostname;
   std::string data_dir;
@@ -50,6 +52,8 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx);
 // The pool: /api/v1/hosts, and the forwarding of requests to the host that
 // runs the VM they name.
 void RegisterClusterRoutes(Router& r, ApiContext& ctx);
+// Tickets for the WebSocket endpoints, and keys typed into a VM's console.
+void RegisterConsoleRoutes(Router& r, ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterVmRoutes(r, ctx);
@@ -60,6 +64,7 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterSnapshotRoutes(r, ctx);
   RegisterBackupRoutes(r, ctx);
   RegisterClusterRoutes(r, ctx);
+  RegisterConsoleRoutes(r, ctx);
 }
 
 // The request body as an object with only the allowed fields.

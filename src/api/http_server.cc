@@ -16,6 +16,7 @@
 #include <future>
 #include <thread>
 
+#include "api/static_files.h"
 #include "base/log.h"
 
 namespace pampa {
@@ -44,6 +45,8 @@ struct Shared {
   EventBus& events;
   ConsoleResolver consoles;
   asio::thread_pool& workers;
+  WebSocketTickets& tickets;
+  StaticFiles ui;
 };
 
 // Streams bytes between a WebSocket and a unix socket (serial console, VNC).
@@ -165,14 +168,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     });
   }
 
-  bool Authorized(const http::request<http::string_body>& req, const std::string& query_token) const {
+  bool Authorized(const http::request<http::string_body>& req) const {
     if (!needs_token_) return true;
     auto auth = req[http::field::authorization];
     std::string prefix = "Bearer ";
-    if (auth.size() > prefix.size() && auth.substr(0, prefix.size()) == prefix) {
-      return ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
-    }
-    return !query_token.empty() && ConstantTimeEqual(query_token, shared_.opts.token);
+    return auth.size() > prefix.size() && auth.substr(0, prefix.size()) == prefix &&
+           ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
   }
 
   void Handle(http::request<http::string_body> req) {
@@ -185,13 +186,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r.target = target;
     r.forwarded_from = std::string(req["Pampa-Forwarded"]);
     keep_alive_ = req.keep_alive();
-    std::string qtoken = r.query.count("token") ? r.query["token"] : "";
-    if (!Authorized(req, qtoken)) {
+    if (r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
+    if (websocket::is_upgrade(req)) {
+      std::string ticket = r.query.count("ticket") ? r.query["ticket"] : "";
+      return Upgrade(std::move(req), r.path, ticket);
+    }
+    if (!Authorized(req)) {
       return SendError(401,
                        "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token "
                        "on the host)");
     }
-    if (websocket::is_upgrade(req)) return Upgrade(std::move(req), r.path);
     r_path_ = r.path;
     r.body = std::move(req.body());
     asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {
@@ -199,6 +203,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       if (resp.stream) return self->Stream(resp);
       asio::post(self->socket_.get_executor(), [self, resp = std::move(resp)] { self->Send(resp); });
     });
+  }
+
+  // The web console's files, read on a worker (the disk may be slow).
+  void ServeFile(const http::request<http::string_body>& req, const std::string& path) {
+    if (req.method() != http::verb::get) {
+      return SendError(405, "only GET reaches the web console's files; the API is under /api/v1/");
+    }
+    r_path_ = path;
+    asio::post(shared_.workers,
+               [self = this->shared_from_this(), path, encoding = std::string(req[http::field::accept_encoding])] {
+                 HttpResponse resp = self->shared_.ui.Serve(path, encoding);
+                 asio::post(self->socket_.get_executor(), [self, resp = std::move(resp)] { self->Send(resp); });
+               });
   }
 
   // How long a streamed body waits for a client that does not read.
@@ -281,16 +298,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     Send(HttpResponse{status, {{"error", message}, {"code", status == 401 ? "unauthorized" : "invalid"}}});
   }
 
-  void Upgrade(http::request<http::string_body> req, const std::string& path) {
+  void Upgrade(http::request<http::string_body> req, const std::string& path, const std::string& ticket) {
     std::map<std::string, std::string> params;
     const Router& router = shared_.router;
     bool events = path == "/api/v1/events";
     std::string kind;
-    if (router.Match("/api/v1/vms/{name}/console", path, &params))
+    TicketKind ticket_kind = TicketKind::kEvents;
+    if (router.Match("/api/v1/vms/{name}/console", path, &params)) {
       kind = "serial";
-    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params))
+      ticket_kind = TicketKind::kSerial;
+    } else if (router.Match("/api/v1/vms/{name}/vnc", path, &params)) {
       kind = "vnc";
+      ticket_kind = TicketKind::kVnc;
+    }
     if (!events && kind.empty()) return SendError(404, "no WebSocket endpoint at " + path);
+    if (!Authorized(req) && !(needs_token_ && shared_.tickets.Redeem(ticket, ticket_kind, params["name"]))) {
+      return SendError(401,
+                       "missing, used or expired ticket: get one with POST /api/v1/tickets (it opens this endpoint "
+                       "once, within 30 s), or send 'Authorization: Bearer TOKEN'");
+    }
     local::socket target(socket_.get_executor());
     if (!kind.empty()) {
       auto sock = shared_.consoles(params["name"], kind);
@@ -358,8 +384,8 @@ void Accept(asio::io_context& ioc, Acceptor& acceptor, Shared& shared, bool need
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(HttpServerOptions o, const Router& r, EventBus& e, ConsoleResolver c)
-      : workers(o.workers), shared{std::move(o), r, e, std::move(c), workers} {}
+  Impl(HttpServerOptions o, const Router& r, EventBus& e, ConsoleResolver c, WebSocketTickets& t)
+      : workers(o.workers), shared{o, r, e, std::move(c), workers, t, StaticFiles(o.ui_dir)} {}
   asio::io_context ioc;
   asio::thread_pool workers;
   Shared shared;
@@ -369,8 +395,9 @@ struct HttpServer::Impl {
   uint16_t port = 0;
 };
 
-HttpServer::HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles)
-    : impl_(std::make_unique<Impl>(std::move(options), router, events, std::move(consoles))) {}
+HttpServer::HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles,
+                       WebSocketTickets& tickets)
+    : impl_(std::make_unique<Impl>(std::move(options), router, events, std::move(consoles), tickets)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

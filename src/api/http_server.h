@@ -4,8 +4,11 @@
 // request (a guest-agent exec) never stalls other connections.
 //
 // Security: the unix socket is created mode 0600 (root only) and needs no
-// token; every TCP request needs "Authorization: Bearer TOKEN" (WebSockets may
-// pass ?token= instead, as browsers cannot set headers on them).
+// token; every TCP request to /api/ needs "Authorization: Bearer TOKEN".
+// A WebSocket may instead carry ?ticket=T, a single-use ticket from
+// POST /api/v1/tickets (browsers cannot set headers on WebSockets, and the
+// token never goes into a URL). Paths outside /api/ are the web console's
+// files (GET only, no token).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "api/router.h"
+#include "api/tickets.h"
 #include "base/events.h"
 
 namespace pampa {
@@ -26,6 +30,7 @@ struct HttpServerOptions {
   std::string token;
   int io_threads = 2;
   int workers = 8;
+  std::string ui_dir;  // the built web console; empty: none
 };
 
 // The WebSocket endpoints (GET with an Upgrade header); the REST routes are in the Router.
@@ -37,7 +42,8 @@ using ConsoleResolver = std::function<Result<std::string>(const std::string& vm,
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles);
+  HttpServer(HttpServerOptions options, const Router& router, EventBus& events, ConsoleResolver consoles,
+             WebSocketTickets& tickets);
   ~HttpServer();
   // Binds both listeners and starts serving; fails when an address is taken.
   Status Start();

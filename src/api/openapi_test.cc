@@ -54,8 +54,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   FileRestores files({"/nonexistent", "", ""}, accel);
   Cluster cluster(*store, events, {"test", "", "test"}, "");
   Migrations migrations(vms, storage, cluster, tasks);
-  ApiContext ctx{vms,      jobs,  live,  files,   repos,      schedules, drills, storage,
-                 networks, tasks, accel, cluster, migrations, "test",    "test", "/tmp"};
+  WebSocketTickets tickets;
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, storage, networks,
+                 tasks, accel, cluster, migrations, tickets, "test",    "test", "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

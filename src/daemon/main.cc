@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/http_server.h"
+#include "api/static_files.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/units.h"
@@ -88,6 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--allow-path", allow_paths, "a directory VM images, kernels and ISOs may be read from (repeatable)");
   app.add_option("--default-subnet", default_subnet, "subnet of the default NAT network")->capture_default_str();
   app.add_flag("--no-default-network", no_default_network, "do not create the default NAT network");
+  std::string ui_dir;
+  app.add_option("--ui-dir", ui_dir,
+                 "the built web console (default: BINARY_DIR/web, else /usr/share/pampa/web); '' for none");
   app.add_option("--cluster", cluster_endpoints,
                  "etcd://HOST:PORT[,HOST:PORT...]: be a host of the pool whose shared state is in this etcd");
   app.add_option("--host", host_name, "this host's name in the pool")->capture_default_str();
@@ -214,12 +218,14 @@ int main(int argc, char** argv) {
   FileRestores files({run_dir, appliance_dir + "/vmlinuz", appliance_dir + "/appliance.img"}, accel);
   Migrations migrations(vms, storage, cluster, tasks);
   migrations.StartReaper();
-  ApiContext ctx{vms,      jobs,  live,  files,   repos,      schedules, drills,    storage,
-                 networks, tasks, accel, cluster, migrations, kVersion,  host_name, data_dir};
+  WebSocketTickets tickets;
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,    storage, networks,
+                 tasks, accel, cluster, migrations, tickets, kVersion,  host_name, data_dir};
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;
   opts.unix_socket = socket_path;
+  opts.ui_dir = app.count("--ui-dir") ? ui_dir : DefaultUiDir("/proc/self/exe");
   opts.token = *token;
   if (!listen.empty()) {
     auto colon = listen.rfind(':');
@@ -240,16 +246,24 @@ int main(int argc, char** argv) {
     if (Status st = MakeDirs(std::filesystem::path(socket_path).parent_path().string(), 0755); !st.ok())
       return Fail(st);
   }
-  HttpServer server(opts, router, events,
-                    [&vms](const std::string& name, const std::string& kind) -> Result<std::string> {
-                      PAMPA_ASSIGN_OR_RETURN(auto c, vms.Console(name));
-                      if (!c.running) return Status::Conflict("vm '" + name + "' is not running");
-                      return kind == "vnc" ? c.vnc_socket : c.serial_socket;
-                    });
+  HttpServer server(
+      opts, router, events,
+      [&vms](const std::string& name, const std::string& kind) -> Result<std::string> {
+        PAMPA_ASSIGN_OR_RETURN(auto c, vms.Console(name));
+        if (!c.running) return Status::Conflict("vm '" + name + "' is not running");
+        return kind == "vnc" ? c.vnc_socket : c.serial_socket;
+      },
+      tickets);
   if (Status st = server.Start(); !st.ok()) return Fail(st);
   if (!socket_path.empty()) log::Info("listening on unix:{}", socket_path);
   if (!opts.tcp_address.empty()) {
     log::Info("listening on {}:{} (token in {}/token)", opts.tcp_address, server.tcp_port(), data_dir);
+  }
+  if (!opts.tcp_address.empty()) {
+    if (StaticFiles(opts.ui_dir).available())
+      log::Info("web console on http://{}:{}/ (files from {})", opts.tcp_address, server.tcp_port(), opts.ui_dir);
+    else
+      log::Warn("no web console: {} has no index.html (make build builds it; or --ui-dir DIR)", opts.ui_dir);
   }
   log::Info("pampad {} ready: data in {}, {} VM(s)", kVersion, data_dir, vms.List().size());
 

@@ -28,6 +28,7 @@
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "qemu/guest_agent.h"
+#include "qemu/keys.h"
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"
 #include "storage/pools.h"
@@ -96,6 +97,10 @@ class VmManager {
   Result<ExecResult> Exec(const std::string& name, const std::vector<std::string>& argv, std::chrono::seconds timeout);
   Status AgentPing(const std::string& name);
   Result<ConsoleEndpoints> Console(const std::string& name);
+  // Presses each chord in turn on the guest's keyboard (QMP send-key): the
+  // console's "type this text" and Ctrl-Alt-Del. Refused while another
+  // operation holds the VM.
+  Status SendKeys(const std::string& name, const std::vector<KeyChord>& chords);
 
   // Snapshots (vm/snapshots.cc): internal qcow2 snapshots of all disks at once,
   // optionally with the RAM state. Each returns a task id; the tree is in the store.

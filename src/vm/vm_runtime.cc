@@ -447,6 +447,19 @@ Status VmManager::AgentPing(const std::string& name) {
   return GuestAgent(vm->paths.qga()).Ping(3s);
 }
 
+Status VmManager::SendKeys(const std::string& name, const std::vector<KeyChord>& chords) {
+  PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kSendKeys, VmAction::kSendKeys));
+  PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
+  for (const auto& chord : chords) {
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& key : chord) keys.push_back({{"type", "qcode"}, {"data", key}});
+    // QEMU queues the presses and releases (hold-time apart) and answers at once.
+    PAMPA_RETURN_IF_ERROR(vm->qmp->Execute("send-key", {{"keys", keys}, {"hold-time", 20}}).status());
+  }
+  return Status::Ok();
+}
+
 Result<ConsoleEndpoints> VmManager::Console(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   ConsoleEndpoints c{vm->paths.serial(), vm->paths.serial_log(), vm->paths.vnc(), QemuAlive(vm->State())};

@@ -34,6 +34,7 @@ const Rule kRules[] = {
     {A::kRestoreInPlace, {S::kStopped, S::kCrashed}, "; stop it before restoring over it"},
     {A::kGuestAgent, {S::kRunning}, ", not running"},
     {A::kMigrate, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; migrate it once it has settled"},
+    {A::kSendKeys, {S::kRunning, S::kPaused, S::kShuttingDown}, ", not running"},
 };
 
 const Rule& RuleFor(A a) {
@@ -96,6 +97,8 @@ std::string_view Name(VmOp op) {
       return "migrate";
     case VmOp::kMigrateIn:
       return "incoming migration";
+    case VmOp::kSendKeys:
+      return "send-keys";
     case VmOp::kReconcile:
       return "";
   }
@@ -132,6 +135,8 @@ std::string_view Name(VmAction a) {
       return "exec";
     case A::kMigrate:
       return "migrate";
+    case A::kSendKeys:
+      return "send keys";
   }
   return "";
 }

@@ -41,6 +41,7 @@ enum class VmOp {
   kRestore,
   kMigrate,    // this host sends the VM to another (live or cold)
   kMigrateIn,  // this host receives the VM from another
+  kSendKeys,   // keystrokes typed into the console
   kReconcile,  // the reconcile loop's own short look at QEMU; never shown, never refuses anyone
 };
 
@@ -60,6 +61,7 @@ enum class VmAction {
   kRestoreInPlace,
   kGuestAgent,  // exec and agent ping
   kMigrate,     // to another host of the pool
+  kSendKeys,    // keystrokes into the guest's keyboard
 };
 
 std::string_view Name(VmState s);

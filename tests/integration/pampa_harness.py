@@ -348,12 +348,13 @@ def qemu_alive(pid):
 
 
 class WebSocket:
-    """A minimal RFC 6455 client over pampad's unix socket (enough for tests)."""
+    """A minimal RFC 6455 client over pampad's unix socket, or TCP when `where`
+    is an (address, port) pair (enough for tests)."""
 
-    def __init__(self, sock_path, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, where, path):
+        self.s = socket.socket(socket.AF_INET if isinstance(where, tuple) else socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(20)
-        self.s.connect(sock_path)
+        self.s.connect(where)
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
