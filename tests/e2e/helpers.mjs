@@ -1,0 +1,39 @@
+// Shared by the end-to-end tests: Debian's chromium through playwright-core,
+// the pampa CLI against the test's pampad, screenshots next to the log.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+
+// A headless chromium at 1280x720 on a fresh page; `errors` collects what
+// the page logs as an error and what it throws.
+export async function openConsole({ width = 1280, height = 720 } = {}) {
+  const browser = await chromium.launch({
+    executablePath: env.PAMPA_CHROMIUM || '/usr/bin/chromium',
+    // The tests run as root in CI: chromium's sandbox refuses root.
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+  });
+  const page = await browser.newPage({ viewport: { width, height } });
+  page.setDefaultTimeout(20_000);
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { browser, page, errors };
+}
+
+export function pampa(...args) {
+  return execFileSync(env.PAMPA_CLI, ['--socket', env.PAMPA_SOCKET, ...args], { encoding: 'utf8', timeout: 180_000 });
+}
+
+let shots = 0;
+export async function shoot(page, name) {
+  if (!env.PAMPA_SHOTS) return;
+  mkdirSync(env.PAMPA_SHOTS, { recursive: true });
+  const file = `${String(++shots).padStart(2, '0')}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`;
+  await page.screenshot({ path: join(env.PAMPA_SHOTS, file) }).catch(() => {});
+}

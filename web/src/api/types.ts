@@ -1,0 +1,185 @@
+// The JSON shapes pampad answers with (docs/api/openapi.yaml and
+// src/api/routes_*.cc). Optional fields are ones older daemons may lack.
+
+export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'shutting-down' | 'crashed' | string;
+
+export interface Vm {
+  name: string;
+  uuid?: string;
+  state: VmState;
+  reason?: string;
+  busy?: string;
+  actions?: string[];
+  cpus: number;
+  memory_mib: number;
+  host?: string;
+  disks: { pool: string; volume: string }[];
+  nics: { network: string; mac: string }[];
+  cdrom?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  firmware?: string;
+  autostart?: boolean;
+  pid?: number;
+  accel?: string;
+  started?: number; // unix ms, 0 when not running
+}
+
+export type TaskState = 'running' | 'succeeded' | 'failed' | 'cancelled' | string;
+
+export interface Task {
+  id: string;
+  type?: string; // pampad calls the kind "type"
+  kind?: string;
+  target?: string;
+  state: TaskState;
+  progress?: number; // 0..1
+  message?: string;
+  error?: string;
+  log?: string[];
+  started?: number;
+  finished?: number;
+  result?: unknown;
+  host?: string;
+}
+
+export interface TaskRef {
+  task: string;
+  vm?: string;
+  warnings?: string[];
+}
+
+export interface Pool {
+  name: string;
+  type: string;
+  path: string;
+  capacity: number;
+  available: number;
+}
+
+export interface Volume {
+  pool: string;
+  name: string;
+  format: string;
+  path: string;
+  size: number;
+  allocated: number;
+  vm?: string;
+}
+
+export interface Network {
+  name: string;
+  mode: string;
+  bridge?: string;
+  subnet?: string;
+  gateway?: string;
+  dhcp_start?: string;
+  dhcp_end?: string;
+  active?: boolean;
+}
+
+export interface Repo {
+  name: string;
+  url: string;
+  encrypted?: boolean;
+  key?: string;
+}
+
+export interface Backup {
+  id: string;
+  repo: string;
+  vm?: string;
+  created?: number;
+  incremental?: boolean;
+  parent?: string;
+  consistency?: string;
+  size?: number;
+  bytes_read?: number;
+  bytes_uploaded?: number;
+  seconds?: number;
+  disks?: number;
+  unreachable?: string; // a repository that could not be read
+  error?: string; // a manifest that could not be read
+}
+
+export interface Schedule {
+  id: string;
+  vms: string[];
+  repo: string;
+  daily: string;
+  keep?: Record<string, number>;
+  created?: number;
+  last_run?: number;
+  last_result?: string;
+  next_run?: number;
+}
+
+export interface Drill {
+  id: string;
+  vm: string;
+  repo: string;
+  day: string;
+  time: string;
+  check?: string;
+  timeout?: number;
+  last_run?: number;
+  last_result?: string;
+  last_recovery_seconds?: number;
+  last_backup?: string;
+  next_run?: number;
+}
+
+export interface Snapshot {
+  name: string;
+  parent?: string;
+  created?: number;
+  memory?: boolean;
+  description?: string;
+}
+
+export interface SnapshotTree {
+  current?: string;
+  snapshots: Snapshot[];
+}
+
+export interface HostInfo {
+  hostname: string;
+  version?: string;
+  accel?: string;
+  accel_reason?: string;
+  vms?: number;
+}
+
+export interface HostCheck {
+  name: string;
+  status: 'ok' | 'warn' | 'fail' | string;
+  detail?: string;
+  advice?: string;
+}
+
+export interface PoolHost {
+  name: string;
+  state: string;
+  url?: string;
+  version?: string;
+  cpus?: number;
+  memory_bytes?: number;
+  cpus_committed?: number;
+  memory_committed?: number;
+  vms?: number;
+  running?: number;
+  heartbeat_ms?: number;
+  heartbeat_age_ms?: number;
+  maintenance?: boolean;
+}
+
+export type TicketKind = 'events' | 'console' | 'vnc';
+
+/** One message on /api/v1/events. */
+export type PampaEvent =
+  | { type: 'vm'; vm: string; state: string; reason?: string; created?: boolean; restored?: string }
+  | { type: 'task'; task: Task }
+  | { type: 'snapshot'; vm: string; snapshot: string; action: string }
+  | { type: 'backup'; vm: string; backup: string; action: string }
+  | { type: string; [key: string]: unknown };

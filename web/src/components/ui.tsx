@@ -1,0 +1,210 @@
+// Small shared pieces: progress bars, error boxes, state icons, the typed
+// confirmation, a modal dialog, and task following.
+import type { ComponentChildren, JSX } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api } from '../api/session';
+import { messageOf } from '../api/client';
+import type { Task, TaskRef } from '../api/types';
+import { stateLabel, stateTone } from '../lib/format';
+import { useStore } from '../lib/store';
+import { store, upsertTask } from '../state';
+
+export function ProgressBar({ value, label }: { value: number | undefined; label?: string }) {
+  const pct = Math.round(Math.min(1, Math.max(0, value ?? 0)) * 100);
+  return (
+    <div
+      class="progress"
+      role="progressbar"
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={pct}
+      aria-label={label ?? 'progress'}
+    >
+      <div class="progress-fill" style={{ width: `${pct}%` }} />
+    </div>
+  );
+}
+
+export function ErrorBox({ message }: { message: string }) {
+  if (!message) return null;
+  return (
+    <div class="error" role="alert">
+      {message}
+    </div>
+  );
+}
+
+export function Notice({ children }: { children: ComponentChildren }) {
+  return <div class="notice">{children}</div>;
+}
+
+/** A VM's state as a small icon (shape and colour, so not colour alone). */
+export function StateIcon({ state, busy }: { state: string; busy?: string }) {
+  const tone = busy ? 'busy' : stateTone(state);
+  let shape: JSX.Element;
+  switch (busy ? 'busy' : state) {
+    case 'running':
+      shape = <path d="M5 3.5v9l7.5-4.5z" />;
+      break;
+    case 'paused':
+      shape = (
+        <g>
+          <rect x="4" y="3.5" width="3" height="9" rx="0.5" />
+          <rect x="9" y="3.5" width="3" height="9" rx="0.5" />
+        </g>
+      );
+      break;
+    case 'crashed':
+      shape = <path d="M4.2 4.2l7.6 7.6M11.8 4.2l-7.6 7.6" stroke="currentColor" stroke-width="2.2" fill="none" />;
+      break;
+    case 'starting':
+    case 'shutting-down':
+    case 'busy':
+      shape = <circle cx="8" cy="8" r="4.5" stroke="currentColor" stroke-width="2" fill="none" stroke-dasharray="7 4" />;
+      break;
+    default:
+      shape = <rect x="4" y="4" width="8" height="8" rx="1" />;
+  }
+  return (
+    <svg class={`state-icon tone-${tone}`} viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" fill="currentColor">
+      {shape}
+    </svg>
+  );
+}
+
+export function StateBadge({ state }: { state: string }) {
+  return <span class={`badge tone-${stateTone(state)}`}>{stateLabel(state)}</span>;
+}
+
+/**
+ * A typed confirmation: the button works once the input holds `expected`.
+ * <input data-testid="confirm-name"> plus one button, as the tests expect.
+ */
+export function ConfirmName(props: {
+  expected: string;
+  prompt: ComponentChildren;
+  button: string;
+  busy?: boolean;
+  onConfirm: () => void;
+  onCancel: () => void;
+  error?: string;
+}) {
+  const [typed, setTyped] = useState('');
+  const ref = useRef<HTMLInputElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  const ok = typed === props.expected;
+  return (
+    <form
+      class="confirm"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (ok && !props.busy) props.onConfirm();
+      }}
+    >
+      <p>{props.prompt}</p>
+      <label>
+        Type <code>{props.expected}</code> to confirm
+        <input
+          ref={ref}
+          data-testid="confirm-name"
+          autocomplete="off"
+          spellcheck={false}
+          value={typed}
+          onInput={(e) => setTyped(e.currentTarget.value)}
+        />
+      </label>
+      <div class="row">
+        <button type="submit" class="danger" disabled={!ok || props.busy}>
+          {props.button}
+        </button>
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+      <ErrorBox message={props.error ?? ''} />
+    </form>
+  );
+}
+
+/** A modal dialog on <dialog>: Esc closes, focus stays inside. */
+export function Modal(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d?.close();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      class={props.wide ? 'modal wide' : 'modal'}
+      aria-label={props.title}
+      onCancel={(e) => {
+        e.preventDefault();
+        props.onClose();
+      }}
+    >
+      <header class="modal-head">
+        <h2>{props.title}</h2>
+        <button type="button" class="icon" aria-label="Close" onClick={props.onClose}>
+          ×
+        </button>
+      </header>
+      {props.children}
+    </dialog>
+  );
+}
+
+/** The task with this id, live from the store; its log is fetched once it ends. */
+export function useTask(id: string | null): Task | undefined {
+  const task = useStore(store, (s) => (id ? s.tasks.find((t) => t.id === id) : undefined));
+  const fetched = useRef('');
+  useEffect(() => {
+    if (!id || !task || task.state === 'running' || fetched.current === id) return;
+    fetched.current = id;
+    api.get<Task>(`/api/v1/tasks/${encodeURIComponent(id)}`).then(upsertTask, () => {});
+  }, [id, task?.state]);
+  return task;
+}
+
+/** Registers a task just started so the panel shows it before its first event. */
+export function trackTask(ref: TaskRef | undefined, kind: string, target: string): string | null {
+  if (!ref?.task) return null;
+  if (!store.get().tasks.some((t) => t.id === ref.task)) {
+    upsertTask({ id: ref.task, type: kind, target, state: 'running', progress: 0, started: Date.now() });
+  }
+  // Without live events, ask once more soon.
+  setTimeout(() => {
+    api.get<Task>(`/api/v1/tasks/${encodeURIComponent(ref.task)}`).then(upsertTask, () => {});
+  }, 500);
+  return ref.task;
+}
+
+/** Runs one API call at a time for a button: busy flag and error message. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const run = async <T,>(f: () => Promise<T>): Promise<T | undefined> => {
+    setBusy(true);
+    setError('');
+    try {
+      return await f();
+    } catch (e) {
+      setError(messageOf(e));
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, run };
+}
+
+export function Field(props: { label: string; children: ComponentChildren; hint?: string }) {
+  return (
+    <label class="field">
+      <span class="field-label">{props.label}</span>
+      {props.children}
+      {props.hint ? <span class="hint">{props.hint}</span> : null}
+    </label>
+  );
+}

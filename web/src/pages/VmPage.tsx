@@ -1,0 +1,196 @@
+// One VM: its header with the actions its state allows, and the tabs.
+import { useEffect, useState } from 'preact/hooks';
+import { lazy, Suspense } from 'preact/compat';
+import { api } from '../api/session';
+import { ApiError, vmPath } from '../api/client';
+import type { TaskRef, Vm } from '../api/types';
+import { stateLabel } from '../lib/format';
+import { navigate, vmHref } from '../lib/router';
+import { useStore } from '../lib/store';
+import { refreshVm, store, upsertVm } from '../state';
+import { ConfirmName, ErrorBox, StateBadge, StateIcon, trackTask, useAction } from '../components/ui';
+import { VmSummary } from './VmSummary';
+import { VmConfig } from './VmConfig';
+import { VmSnapshots } from './VmSnapshots';
+import { VmBackups } from './VmBackups';
+
+// The console tab pulls in noVNC and xterm.js: loaded on first use only.
+const VmConsole = lazy(() => import('./VmConsole').then((m) => ({ default: m.VmConsole })));
+
+const TABS: [string, string][] = [
+  ['summary', 'Summary'],
+  ['console', 'Console'],
+  ['snapshots', 'Snapshots'],
+  ['backups', 'Backups'],
+  ['config', 'Configuration'],
+];
+
+// Button label and API call per action, in the order they are shown.
+const ACTIONS: [string, string][] = [
+  ['start', 'Start'],
+  ['shutdown', 'Shutdown'],
+  ['stop', 'Stop'],
+  ['reboot', 'Reboot'],
+  ['pause', 'Pause'],
+  ['resume', 'Resume'],
+  ['delete', 'Delete'],
+];
+
+/** What the buttons offer when pampad sent no "actions" (older daemons). */
+function fallbackActions(state: string): string[] {
+  switch (state) {
+    case 'stopped':
+    case 'crashed':
+      return ['start', 'delete'];
+    case 'running':
+      return ['shutdown', 'stop', 'reboot', 'pause'];
+    case 'paused':
+      return ['resume', 'stop'];
+    case 'shutting-down':
+      return ['stop'];
+    default:
+      return [];
+  }
+}
+
+function ActionBar({ vm }: { vm: Vm }) {
+  const { busy, error, setError, run } = useAction();
+  const [confirming, setConfirming] = useState(false);
+  const [force, setForce] = useState(false);
+  const allowed = vm.actions ?? fallbackActions(vm.state);
+
+  const act = async (action: string) => {
+    if (action === 'delete') {
+      setConfirming(true);
+      return;
+    }
+    setForce(false);
+    await run(async () => {
+      try {
+        if (action === 'shutdown') {
+          const ref = await api.post<TaskRef>(vmPath(vm.name, '/shutdown'), {});
+          trackTask(ref, 'shutdown', vm.name);
+          await refreshVm(vm.name);
+        } else {
+          upsertVm(await api.post<Vm>(vmPath(vm.name, '/' + action), {}));
+        }
+      } catch (e) {
+        // More memory than the host has: pampad refuses unless forced.
+        if (action === 'start' && e instanceof ApiError && e.status === 409 && /memory/i.test(e.message)) setForce(true);
+        throw e;
+      }
+    });
+  };
+
+  if (confirming) {
+    return (
+      <div class="actions">
+        <ConfirmName
+          expected={vm.name}
+          prompt={
+            <>
+              Delete <strong>{vm.name}</strong> and all its disks? This cannot be undone (backups stay).
+            </>
+          }
+          button="Delete"
+          busy={busy}
+          error={error}
+          onCancel={() => {
+            setConfirming(false);
+            setError('');
+          }}
+          onConfirm={() =>
+            run(async () => {
+              await api.del(vmPath(vm.name));
+              store.set((s) => ({ vms: s.vms.filter((v) => v.name !== vm.name) }));
+              navigate('#/');
+            })
+          }
+        />
+      </div>
+    );
+  }
+
+  return (
+    <div class="actions" role="toolbar" aria-label="VM actions">
+      {ACTIONS.filter(([a]) => allowed.includes(a)).map(([a, label]) => (
+        <button key={a} type="button" class={a === 'delete' || a === 'stop' ? 'danger-outline' : a === 'start' ? 'primary' : ''} disabled={busy} onClick={() => act(a)}>
+          {label}
+        </button>
+      ))}
+      {vm.busy ? <span class="muted">busy: {vm.busy}</span> : null}
+      {allowed.length === 0 && !vm.busy ? <span class="muted">no actions in this state</span> : null}
+      <ErrorBox message={error} />
+      {force ? (
+        <button
+          type="button"
+          class="danger-outline"
+          onClick={() =>
+            run(async () => {
+              setForce(false);
+              upsertVm(await api.post<Vm>(vmPath(vm.name, '/start'), { force: true }));
+            })
+          }
+        >
+          Start anyway
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function VmPage({ name, tab }: { name: string; tab: string }) {
+  const vm = useStore(store, (s) => s.vms.find((v) => v.name === name));
+  const loaded = useStore(store, (s) => s.vmsLoaded);
+  const [error, setError] = useState('');
+
+  useEffect(() => {
+    refreshVm(name).catch((e) => setError(e instanceof Error ? e.message : String(e)));
+  }, [name]);
+
+  if (!vm) {
+    return (
+      <div class="page">
+        <h1>{name}</h1>
+        {error || loaded ? <ErrorBox message={error || `vm '${name}' does not exist`} /> : <p class="muted">Loading…</p>}
+      </div>
+    );
+  }
+
+  return (
+    <div class="page vm-page">
+      <header class="vm-head">
+        <h1>
+          <StateIcon state={vm.state} busy={vm.busy} /> {vm.name}
+        </h1>
+        <StateBadge state={vm.state} />
+        {vm.reason ? <span class="muted">{vm.reason}</span> : null}
+      </header>
+      <ActionBar vm={vm} />
+      <div class="tabs" role="tablist" aria-label={`${vm.name} views`}>
+        {TABS.map(([id, label]) => (
+          <button
+            key={id}
+            type="button"
+            class={tab === id ? 'tab current' : 'tab'}
+            aria-current={tab === id ? 'page' : undefined}
+            onClick={() => navigate(vmHref(name, id))}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <section class="tab-body" aria-label={`${stateLabel(vm.state)} VM ${vm.name}`}>
+        {tab === 'summary' ? <VmSummary vm={vm} /> : null}
+        {tab === 'console' ? (
+          <Suspense fallback={<p class="muted">Loading the console…</p>}>
+            <VmConsole vm={vm} />
+          </Suspense>
+        ) : null}
+        {tab === 'snapshots' ? <VmSnapshots vm={vm} /> : null}
+        {tab === 'backups' ? <VmBackups vm={vm} /> : null}
+        {tab === 'config' ? <VmConfig vm={vm} /> : null}
+      </section>
+    </div>
+  );
+}
