@@ -43,7 +43,11 @@ struct ApiContext {
 };
 
 void RegisterVmRoutes(Router& r, ApiContext& ctx);
+// Also PUT /api/v1/pools/{pool}/upload/{volume}: an image streamed from the
+// browser into DATA/images/.uploads, then converted into a volume in a task.
 void RegisterStorageRoutes(Router& r, ApiContext& ctx);
+// Removes what uploads a killed pampad left (call at start, before serving).
+void RemoveStaleUploads(const std::string& data_dir);
 void RegisterNetRoutes(Router& r, ApiContext& ctx);
 void RegisterTaskRoutes(Router& r, ApiContext& ctx);
 void RegisterHostRoutes(Router& r, ApiContext& ctx);

@@ -12,11 +12,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
 #include <thread>
 
 #include "api/static_files.h"
+#include "base/fs.h"
 #include "base/log.h"
 
 namespace pampa {
@@ -154,13 +158,35 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
  public:
   HttpSession(Socket socket, Shared& shared, bool needs_token)
       : socket_(std::move(socket)), shared_(shared), needs_token_(needs_token) {}
+  ~HttpSession() { AbandonUpload(); }
   void Run() { Read(); }
 
  private:
+  // The most a REST request's body may hold (an upload streams to a file instead).
+  static constexpr uint64_t kMaxBody = 1 << 20;
+  // A refused upload's body this small is read and dropped before the answer,
+  // so that the client (a browser still sending) reads the answer, not a reset.
+  static constexpr uint64_t kMaxDiscarded = 64 << 20;
+
   void Read() {
-    parser_.emplace();
-    parser_->body_limit(1 << 20);
-    parser_->header_limit(16 << 10);
+    header_.emplace();
+    header_->header_limit(16 << 10);
+    // Checked per route once the head is in. (Not boost::none: Boost 1.74
+    // compares a Content-Length with an empty optional as over the limit.)
+    header_->body_limit(std::numeric_limits<uint64_t>::max());
+    http::async_read_header(socket_, buffer_, *header_,
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Shutdown();
+                              self->OnHead();
+                            });
+  }
+
+  void OnHead() {
+    if (header_->get().method() == http::verb::put && BeginUpload()) return;
+    auto length = header_->content_length();
+    if (length && *length > kMaxBody) return SendError(413, "request body too large (limit 1 MiB)");
+    parser_.emplace(std::move(*header_));
+    parser_->body_limit(kMaxBody);
     http::async_read(socket_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec == http::error::body_limit) return self->SendError(413, "request body too large (limit 1 MiB)");
       if (ec) return self->Shutdown();
@@ -168,9 +194,125 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     });
   }
 
-  bool Authorized(const http::request<http::string_body>& req) const {
+  // --- uploads: a body streamed into a file (Router::AddUpload) -------------
+  // true when the request is an upload (it is then answered here).
+  bool BeginUpload() {
+    std::string target(header_->get().target());
+    auto q = target.find('?');
+    HttpRequest r;
+    r.method = "PUT";
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = ParseQuery(target.substr(q + 1));
+    r.target = target;
+    const UploadHandler* handler = shared_.router.FindUpload(r.path, &r.params);
+    if (handler == nullptr) return false;
+    keep_alive_ = false;  // one upload per connection
+    r_path_ = r.path;
+    auto length = header_->content_length();
+    if (!Authorized(header_->get())) {
+      RefuseUpload(
+          ErrorResponse(Status::Unauthorized("missing or wrong API token: send 'Authorization: Bearer TOKEN'")),
+          length);
+      return true;
+    }
+    if (!length) {
+      SendError(411, "an upload needs a Content-Length: send the file itself as the body");
+      return true;
+    }
+    // begin may look at the disk and the store: on a worker.
+    asio::post(shared_.workers, [self = this->shared_from_this(), handler, r = std::move(r), n = *length]() mutable {
+      auto file = handler->begin(r, n);
+      asio::post(self->socket_.get_executor(), [self, handler, r = std::move(r), file = std::move(file), n]() mutable {
+        self->StartUploadBody(handler, std::move(r), std::move(file), n);
+      });
+    });
+    return true;
+  }
+
+  void StartUploadBody(const UploadHandler* handler, HttpRequest r, Result<std::string> file, uint64_t length) {
+    if (!file.ok()) return RefuseUpload(ErrorResponse(file.status()), length);
+    int fd = open(file->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return RefuseUpload(ErrorResponse(Status::Unavailable("cannot create " + *file + ": " + std::strerror(errno))),
+                          length);
+    }
+    upload_.emplace();
+    upload_->handler = handler;
+    upload_->request = std::move(r);
+    upload_->fd = Fd(fd);
+    upload_->file = *file;
+    ReadUploadBody();
+  }
+
+  // Answers an upload without storing it: a small body is read and dropped
+  // first, so that a client still sending reads the answer instead of a reset.
+  void RefuseUpload(HttpResponse answer, boost::optional<uint64_t> length) {
+    if (!length || *length > kMaxDiscarded) return Send(answer);
+    upload_.emplace();
+    upload_->refusal = std::move(answer);
+    ReadUploadBody();
+  }
+
+  void ReadUploadBody() {
+    body_.emplace(std::move(*header_));
+    body_->body_limit(std::numeric_limits<uint64_t>::max());  // Content-Length bounds it
+    upload_->buffer.resize(1 << 20);
+    ReadUploadPiece();
+  }
+
+  void ReadUploadPiece() {
+    auto& body = body_->get().body();
+    body.data = upload_->buffer.data();
+    body.size = upload_->buffer.size();
+    http::async_read(socket_, buffer_, *body_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        self->AbandonUpload();
+        return self->Shutdown();
+      }
+      size_t got = self->upload_->buffer.size() - self->body_->get().body().size;
+      bool done = self->body_->is_done();
+      if (self->upload_->refusal) {
+        if (!done) return self->ReadUploadPiece();
+        return self->Send(*self->upload_->refusal);
+      }
+      // A slow disk must not stall this I/O thread: the write runs on a worker
+      // (the socket reads nothing meanwhile, so the buffer is the worker's).
+      asio::post(self->shared_.workers, [self, got, done] {
+        Upload& up = *self->upload_;
+        Status st = WriteAt(up.fd.get(), up.buffer.data(), got, up.written, up.file);
+        up.written += got;
+        asio::post(self->socket_.get_executor(), [self, st, done] { self->UploadPieceWritten(st, done); });
+      });
+    });
+  }
+
+  void UploadPieceWritten(const Status& st, bool done) {
+    if (!st.ok()) {
+      AbandonUpload();
+      return Send(ErrorResponse(st));
+    }
+    if (!done) return ReadUploadPiece();
+    upload_->fd.Reset();
+    asio::post(shared_.workers, [self = this->shared_from_this()] {
+      Upload& up = *self->upload_;
+      HttpResponse resp = up.handler->finish(up.request, up.file);
+      up.file.clear();  // the handler's now
+      asio::post(self->socket_.get_executor(), [self, resp = std::move(resp)] { self->Send(resp); });
+    });
+  }
+
+  void AbandonUpload() {
+    if (upload_ && !upload_->file.empty()) {
+      upload_->fd.Reset();
+      unlink(upload_->file.c_str());
+      upload_->file.clear();
+    }
+  }
+
+  bool Authorized(const http::fields& head) const {
     if (!needs_token_) return true;
-    auto auth = req[http::field::authorization];
+    auto auth = head[http::field::authorization];
     std::string prefix = "Bearer ";
     return auth.size() > prefix.size() && auth.substr(0, prefix.size()) == prefix &&
            ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
@@ -360,7 +502,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   Shared& shared_;
   bool needs_token_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::buffer_body>> body_;  // an upload's
+  struct Upload {
+    const UploadHandler* handler = nullptr;  // none: refused, the body is dropped
+    HttpRequest request;
+    Fd fd;
+    std::string file;  // set while the file is the session's (removed if the body does not arrive)
+    uint64_t written = 0;
+    std::vector<char> buffer;
+    std::optional<HttpResponse> refusal;  // begin's answer, sent once the small body is dropped
+  };
+  std::optional<Upload> upload_;
   bool keep_alive_ = true;
   std::string r_path_;  // the request being answered, for the log
 };

@@ -162,7 +162,19 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
 std::vector<std::pair<std::string, std::string>> Router::Routes() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& r : routes_) out.emplace_back(r.method, r.pattern);
+  for (const auto& u : uploads_) out.emplace_back("PUT", u.first);
   return out;
+}
+
+void Router::AddUpload(const std::string& pattern, UploadHandler handler) {
+  uploads_.emplace_back(pattern, std::move(handler));
+}
+
+const UploadHandler* Router::FindUpload(const std::string& path, std::map<std::string, std::string>* params) const {
+  for (const auto& [pattern, handler] : uploads_) {
+    if (Match(pattern, path, params)) return &handler;
+  }
+  return nullptr;
 }
 
 }  // namespace pampa

@@ -58,6 +58,19 @@ HttpResponse Reply(const Result<T>& r) {
   return r.ok() ? HttpResponse{200, nlohmann::json(r.value())} : ErrorResponse(r.status());
 }
 
+// A route whose request body is too large to hold (an image uploaded from
+// the browser): the server streams the body into a file instead.
+struct UploadHandler {
+  // Before any of the body is read, with req.params filled and req.body
+  // empty: validates the request and names the new file the body goes to
+  // (whose directory exists); an error is the answer and the body is not read.
+  std::function<Result<std::string>(const HttpRequest& req, uint64_t length)> begin;
+  // Once the whole body is in that file: the answer. From here on the file is
+  // the handler's (it removes it when done with it); a body that does not
+  // arrive whole is removed by the server and finish is not called.
+  std::function<HttpResponse(const HttpRequest& req, const std::string& file)> finish;
+};
+
 class Router {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
@@ -67,6 +80,11 @@ class Router {
   // Matches only, for the WebSocket endpoints (fills params).
   bool Match(const std::string& pattern, const std::string& path, std::map<std::string, std::string>* params) const;
   std::vector<std::pair<std::string, std::string>> Routes() const;
+
+  // Upload routes (always PUT, streamed bodies).
+  void AddUpload(const std::string& pattern, UploadHandler handler);
+  // The upload route matching path (fills params), or nullptr.
+  const UploadHandler* FindUpload(const std::string& path, std::map<std::string, std::string>* params) const;
 
   // Decides, before a route's handler runs, whether another host should
   // answer (in a pool, an action on a VM that host runs): returns its answer,
@@ -82,6 +100,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  std::vector<std::pair<std::string, UploadHandler>> uploads_;  // pattern, handler
   Forwarder forwarder_;
 };
 

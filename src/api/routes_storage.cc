@@ -1,5 +1,12 @@
-// /api/v1/pools and their volumes.
+// /api/v1/pools and their volumes, and images uploaded into them.
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
 #include "api/api.h"
+#include "base/fs.h"
 #include "base/units.h"
 
 namespace pampa {
@@ -21,9 +28,96 @@ Result<uint64_t> SizeField(const json& body) {
   return ParseSize(text);
 }
 
+// Converts the image at src into volume pool/vol in a task; `done` runs when
+// the task ends, either way (an upload removes its file there).
+std::string StartImport(ApiContext& ctx, const std::string& pool, const std::string& vol, const std::string& src,
+                        std::function<void()> done = {}) {
+  return ctx.tasks.Start("import", pool + "/" + vol, [&ctx, pool, vol, src, done](TaskContext& t) -> Result<json> {
+    auto v = ctx.storage.ImportVolume(
+        pool, vol, src, [&](double f) { t.Progress(f, "converting"); }, t.cancel_flag());
+    if (done) done();
+    if (!v.ok()) return v.status();
+    return VolumeJson(*v);
+  });
+}
+
+// Checks pool, name and format of a new volume before anything is made.
+Status CheckNewVolume(ApiContext& ctx, const std::string& pool, const std::string& vol) {
+  PAMPA_RETURN_IF_ERROR(ctx.storage.GetPool(pool).status());
+  PAMPA_RETURN_IF_ERROR(ValidateName("volume", vol));
+  if (ctx.storage.GetVolume(pool, vol).ok()) {
+    return Status::Conflict("volume '" + vol + "' already exists in pool '" + pool + "'");
+  }
+  return Status::Ok();
+}
+
+uint64_t FreeBytes(const std::string& dir) {
+  struct statvfs vfs {};
+  return statvfs(dir.c_str(), &vfs) == 0 ? static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize : 0;
+}
+
+// Where uploads wait for their conversion: inside DATA/images, where pampad
+// may read images from.
+std::string UploadDir(const ApiContext& ctx) { return ctx.data_dir + "/images/.uploads"; }
+
+// The file name an upload of `format` gets: its extension makes the import
+// refuse a file whose content is another format.
+Result<std::string> UploadExtension(const std::string& format) {
+  if (format.empty()) return std::string();
+  for (auto [name, ext] : {std::pair<const char*, const char*>{"qcow2", ".qcow2"},
+                           {"raw", ".raw"},
+                           {"vmdk", ".vmdk"},
+                           {"vpc", ".vhd"},
+                           {"vhdx", ".vhdx"}}) {
+    if (format == name) return std::string(ext);
+  }
+  return Status::Invalid("unknown format '" + format + "': use qcow2, raw, vmdk, vpc or vhdx, or leave it out");
+}
+
+UploadHandler ImageUpload(ApiContext& ctx) {
+  UploadHandler h;
+  h.begin = [&ctx](const HttpRequest& req, uint64_t length) -> Result<std::string> {
+    const auto& pool = req.params.at("pool");
+    const auto& vol = req.params.at("volume");
+    PAMPA_RETURN_IF_ERROR(CheckNewVolume(ctx, pool, vol));
+    auto format = req.query.count("format") ? req.query.at("format") : "";
+    PAMPA_ASSIGN_OR_RETURN(auto ext, UploadExtension(format));
+    if (length == 0) return Status::Invalid("the uploaded file is empty");
+    PAMPA_RETURN_IF_ERROR(MakeDirs(UploadDir(ctx), 0700));
+    PAMPA_ASSIGN_OR_RETURN(auto p, ctx.storage.GetPool(pool));
+    for (const auto& [where, free] : {std::pair{UploadDir(ctx), FreeBytes(UploadDir(ctx))}, {p.path, p.available}}) {
+      if (length > free) {
+        return Status::Conflict("not enough space for a " + FormatSize(length) + " image in " + where + " (" +
+                                FormatSize(free) + " free): free some, or upload into another pool");
+      }
+    }
+    std::random_device rd;
+    return UploadDir(ctx) + "/" + vol + "-" + std::to_string(rd()) + ext;
+  };
+  h.finish = [&ctx](const HttpRequest& req, const std::string& file) -> HttpResponse {
+    const auto& pool = req.params.at("pool");
+    const auto& vol = req.params.at("volume");
+    auto info = ctx.storage.CheckImportImage(file);
+    Status st = info.ok() ? CheckNewVolume(ctx, pool, vol) : info.status();
+    if (!st.ok()) {
+      unlink(file.c_str());
+      return ErrorResponse(st);
+    }
+    auto id = StartImport(ctx, pool, vol, file, [file] { unlink(file.c_str()); });
+    return HttpResponse{202, {{"task", id}}};
+  };
+  return h;
+}
+
 }  // namespace
 
+void RemoveStaleUploads(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir + "/images/.uploads", ec);
+}
+
 void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
+  r.AddUpload("/api/v1/pools/{pool}/upload/{volume}", ImageUpload(ctx));
   r.Add("GET", "/api/v1/pools", [&](const HttpRequest&) {
     auto pools = ctx.storage.ListPools();
     if (!pools.ok()) return ErrorResponse(pools.status());
@@ -125,21 +219,10 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
     if (!source.ok()) return ErrorResponse(source.status());
     std::string pool = req.params.at("pool");
     // Fast checks now, so bad input fails before a task exists.
-    if (auto p = ctx.storage.GetPool(pool); !p.ok()) return ErrorResponse(p.status());
-    if (auto st = ValidateName("volume", *name); !st.ok()) return ErrorResponse(st);
-    if (ctx.storage.GetVolume(pool, *name).ok()) {
-      return ErrorResponse(Status::Conflict("volume '" + *name + "' already exists in pool '" + pool + "'"));
-    }
+    if (auto st = CheckNewVolume(ctx, pool, *name); !st.ok()) return ErrorResponse(st);
     auto info = ctx.storage.CheckImportImage(*source);
     if (!info.ok()) return ErrorResponse(info.status());
-    std::string src = *source, vol = *name;
-    auto id = ctx.tasks.Start("import", pool + "/" + vol, [&ctx, pool, vol, src](TaskContext& t) -> Result<json> {
-      auto v = ctx.storage.ImportVolume(
-          pool, vol, src, [&](double f) { t.Progress(f, "converting"); }, t.cancel_flag());
-      if (!v.ok()) return v.status();
-      return VolumeJson(*v);
-    });
-    return HttpResponse{202, {{"task", id}}};
+    return HttpResponse{202, {{"task", StartImport(ctx, pool, *name, *source)}}};
   });
 }
 

@@ -221,6 +221,7 @@ int main(int argc, char** argv) {
   WebSocketTickets tickets;
   ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,    storage, networks,
                  tasks, accel, cluster, migrations, tickets, kVersion,  host_name, data_dir};
+  RemoveStaleUploads(data_dir);
   RegisterAllRoutes(router, ctx);
 
   HttpServerOptions opts;

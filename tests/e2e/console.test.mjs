@@ -34,7 +34,7 @@ test('the web console, from sign-in to delete', async (t) => {
   });
 
   await step('sign in', async () => {
-    errors.length = 0; // the refused sign-in logged its 401
+    errors.length = 0; // the refused sign-in's 401
     await page.fill('#token', env.PAMPA_TOKEN);
     await page.click('button:has-text("Sign in")');
     await page.waitForSelector('[data-testid=tree]');

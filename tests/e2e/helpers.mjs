@@ -9,7 +9,9 @@ import { chromium } from 'playwright-core';
 const env = process.env;
 
 // A headless chromium at 1280x720 on a fresh page; `errors` collects what
-// the page logs as an error and what it throws.
+// the page logs as an error, what it throws, and every answer of 400 or more
+// as "HTTP STATUS METHOD PATH" (chromium's own "Failed to load resource" line
+// does not say which request failed, so it is left out).
 export async function openConsole({ width = 1280, height = 720 } = {}) {
   const browser = await chromium.launch({
     executablePath: env.PAMPA_CHROMIUM || '/usr/bin/chromium',
@@ -20,7 +22,10 @@ export async function openConsole({ width = 1280, height = 720 } = {}) {
   page.setDefaultTimeout(20_000);
   const errors = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) errors.push(`HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
   });
   page.on('pageerror', (e) => errors.push(String(e)));
   return { browser, page, errors };

@@ -3,6 +3,7 @@ open with single-use tickets (never the token in a URL), keys typed through
 the API reach the guest; then the end-to-end tests in tests/e2e drive the
 console in Debian's headless chromium against this real pampad and guest."""
 import gzip
+import json
 import os
 import re
 import subprocess
@@ -110,3 +111,39 @@ def test_the_console_in_chromium(pampad):
     for test in tests:  # one at a time: they share the pampad (and node 18 has no --test-concurrency)
         r = subprocess.run(["node", test], env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, f"{test}:\n" + r.stdout[-8000:] + r.stderr[-4000:]
+
+
+def put(port, path, data, token):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="PUT",
+                                 headers={"Authorization": "Bearer " + token,
+                                          "Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_an_image_uploaded_from_the_browser_becomes_a_volume(pampad):
+    with open(os.path.join(GUEST, "disk.qcow2"), "rb") as f:
+        image = f.read()
+    st, body = put(pampad.port, "/api/v1/pools/default/upload/uploaded", image, pampad.token)
+    assert st == 202, body
+    task = pampad.wait_task(body["task"])
+    assert task["state"] == "succeeded", task
+    vols = {v["name"]: v for v in pampad.cli_json("volume", "list", "default")}
+    assert vols["uploaded"]["format"] == "qcow2"
+    staged = os.path.join(pampad.data, "images/.uploads")
+    assert not os.path.exists(staged) or os.listdir(staged) == []
+    # Refused before the body is stored: the name is taken, no token, no pool; nothing is left behind.
+    st, body = put(pampad.port, "/api/v1/pools/default/upload/uploaded", image, pampad.token)
+    assert st == 409 and "already exists" in body["error"]
+    st, body = put(pampad.port, "/api/v1/pools/default/upload/other", image, "0" * 64)
+    assert st == 401
+    st, body = put(pampad.port, "/api/v1/pools/nope/upload/other", b"x" * 1000, pampad.token)
+    assert st == 404 and "nope" in body["error"]
+    # A file that is not what its format says is refused once it is in, and removed.
+    st, body = put(pampad.port, "/api/v1/pools/default/upload/other?format=qcow2", b"\0" * 65536, pampad.token)
+    assert st == 400 and "qcow2" in body["error"], body
+    assert not os.path.exists(staged) or os.listdir(staged) == []
+    pampad.cli("volume", "delete", "default", "uploaded")

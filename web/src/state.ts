@@ -169,7 +169,8 @@ export function handleEvent(e: PampaEvent): void {
       // Events carry the log too; keep it.
       upsertTask(t);
       if (t.state !== 'running' && before?.state !== t.state) afterTask(t);
-      else if (!before && t.target) scheduleVmRefresh(t.target); // "busy" shows at once
+      // "busy" shows at once; a task on something else (an import's "pool/volume") is no VM's.
+      else if (!before && t.target && store.get().vms.some((v) => v.name === t.target)) scheduleVmRefresh(t.target);
       return;
     }
     case 'snapshot':

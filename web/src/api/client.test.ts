@@ -168,3 +168,130 @@ describe('wsUrl', () => {
     );
   });
 });
+
+/** Just enough of XMLHttpRequest for ApiClient.upload, driven by the test. */
+class FakeXhr {
+  static last: FakeXhr;
+  method = '';
+  url = '';
+  headers: Record<string, string> = {};
+  body: unknown;
+  status = 0;
+  statusText = '';
+  responseText = '';
+  aborted = false;
+  upload: { onprogress: ((e: { loaded: number; total: number; lengthComputable: boolean }) => void) | null } = { onprogress: null };
+  onload: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  onabort: (() => void) | null = null;
+  constructor() {
+    FakeXhr.last = this;
+  }
+  open(method: string, url: string) {
+    this.method = method;
+    this.url = url;
+  }
+  setRequestHeader(k: string, v: string) {
+    this.headers[k] = v;
+  }
+  send(body: unknown) {
+    this.body = body;
+  }
+  abort() {
+    this.aborted = true;
+    this.onabort?.();
+  }
+  progress(loaded: number, total: number) {
+    this.upload.onprogress?.({ loaded, total, lengthComputable: true });
+  }
+  answer(status: number, text: string) {
+    this.status = status;
+    this.responseText = text;
+    this.onload?.();
+  }
+}
+
+function uploader(token: string | null = 'secret', onUnauthorized?: () => void) {
+  return new ApiClient({ getToken: () => token, onUnauthorized, xhr: () => new FakeXhr() as unknown as XMLHttpRequest });
+}
+
+describe('ApiClient.upload', () => {
+  const file = new Blob([new Uint8Array(1000)]);
+
+  it('PUTs the file as octet-stream with the bearer token, reports progress and returns the task', async () => {
+    const seen: [number, number][] = [];
+    const p = uploader().upload<{ task: string }>('/api/v1/pools/default/upload/disk?format=qcow2', file, {
+      onProgress: (sent, total) => seen.push([sent, total]),
+    });
+    const x = FakeXhr.last;
+    expect(x.method).toBe('PUT');
+    expect(x.url).toBe('/api/v1/pools/default/upload/disk?format=qcow2');
+    expect(x.url).not.toContain('secret');
+    expect(x.headers.Authorization).toBe('Bearer secret');
+    expect(x.headers['Content-Type']).toBe('application/octet-stream');
+    expect(x.body).toBe(file);
+    x.progress(400, 1000);
+    x.progress(1000, 1000);
+    x.answer(202, '{"task":"t7"}');
+    expect(await p).toEqual({ task: 't7' });
+    expect(seen).toEqual([
+      [400, 1000],
+      [1000, 1000],
+    ]);
+  });
+
+  it("turns pampad's JSON error into an ApiError with its message", async () => {
+    const p = uploader().upload('/api/v1/pools/default/upload/disk', file);
+    FakeXhr.last.answer(409, '{"error":"volume \'disk\' already exists in pool \'default\'"}');
+    const e = await failure(p);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.status).toBe(409);
+    expect(e.code).toBe('conflict');
+    expect(e.message).toBe("volume 'disk' already exists in pool 'default'");
+  });
+
+  it('names the status when the body says nothing (413, 507)', async () => {
+    const p = uploader().upload('/u', file);
+    FakeXhr.last.answer(413, '');
+    expect((await failure(p)).message).toBe('pampad answered 413 (request too large)');
+    const q = uploader().upload('/u', file);
+    FakeXhr.last.answer(507, '');
+    expect((await failure(q)).message).toBe('pampad answered 507 (not enough space)');
+  });
+
+  it('calls onUnauthorized on a 401', async () => {
+    const out = vi.fn();
+    const p = uploader('old', out).upload('/u', file);
+    FakeXhr.last.answer(401, '{"error":"bad token"}');
+    expect((await failure(p)).code).toBe('unauthorized');
+    expect(out).toHaveBeenCalledOnce();
+  });
+
+  it('aborts the request when the signal fires, as a cancelled ApiError', async () => {
+    const ctl = new AbortController();
+    const p = uploader().upload('/u', file, { signal: ctl.signal });
+    FakeXhr.last.progress(10, 1000);
+    ctl.abort();
+    expect(FakeXhr.last.aborted).toBe(true);
+    const e = await failure(p);
+    expect(e.code).toBe('cancelled');
+    expect(e.message).toMatch(/cancelled/);
+  });
+
+  it('does not start when already aborted', async () => {
+    const ctl = new AbortController();
+    ctl.abort();
+    const before = FakeXhr.last;
+    const e = await failure(uploader().upload('/u', file, { signal: ctl.signal }));
+    expect(e.code).toBe('cancelled');
+    expect(FakeXhr.last).toBe(before);
+  });
+
+  it('reports a connection cut off as unreachable', async () => {
+    const p = uploader().upload('/u', file);
+    FakeXhr.last.onerror?.();
+    const e = await failure(p);
+    expect(e.status).toBe(0);
+    expect(e.code).toBe('unreachable');
+  });
+});

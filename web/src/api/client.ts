@@ -20,6 +20,8 @@ export interface ClientOptions {
   /** Prefix of every path, '' for the same origin. */
   base?: string;
   fetch?: typeof fetch;
+  /** Makes the XMLHttpRequest of an upload (fetch reports no upload progress). */
+  xhr?: () => XMLHttpRequest;
   getToken: () => string | null;
   /** Called once per 401, before the ApiError is thrown. */
   onUnauthorized?: () => void;
@@ -30,12 +32,14 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'wrong token',
   404: 'not found',
   409: 'conflict',
+  411: 'length required',
   413: 'request too large',
   499: 'cancelled',
   500: 'pampad failed',
   502: 'bad gateway',
   503: 'unavailable',
   504: 'gateway timeout',
+  507: 'not enough space',
 };
 
 /** Turns a failed response into an ApiError carrying the server's message. */
@@ -46,6 +50,11 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
   } catch {
     /* the body is lost: the status must do */
   }
+  return errorFromBody(res.status, res.statusText, text);
+}
+
+/** The ApiError for a failed answer: its status and body text. */
+export function errorFromBody(status: number, statusText: string, text: string): ApiError {
   let message = '';
   let code = '';
   try {
@@ -58,15 +67,15 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
     // Not JSON (a proxy's HTML page, say): a short plain text is still useful.
     if (text && text.length < 300 && !/<html/i.test(text)) message = text.trim();
   }
-  if (res.status === 401) {
+  if (status === 401) {
     code = code || 'unauthorized';
     message = 'wrong token' + (message ? ': ' + message : '');
   }
   if (!message) {
-    const what = STATUS_TEXT[res.status] ?? res.statusText ?? 'error';
-    message = `pampad answered ${res.status} (${what})`;
+    const what = STATUS_TEXT[status] ?? statusText ?? 'error';
+    message = `pampad answered ${status} (${what})`;
   }
-  return new ApiError(res.status, code || codeForStatus(res.status), message);
+  return new ApiError(status, code || codeForStatus(status), message);
 }
 
 function codeForStatus(status: number): string {
@@ -81,20 +90,27 @@ function codeForStatus(status: number): string {
 export class ApiClient {
   private readonly base: string;
   private readonly fetchFn: typeof fetch;
+  private readonly xhrFn: () => XMLHttpRequest;
   private readonly getToken: () => string | null;
   private readonly onUnauthorized?: () => void;
 
   constructor(opts: ClientOptions) {
     this.base = opts.base ?? '';
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.xhrFn = opts.xhr ?? (() => new XMLHttpRequest());
     this.getToken = opts.getToken;
     this.onUnauthorized = opts.onUnauthorized;
   }
 
-  private async send(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+  private headers(accept: string): Record<string, string> {
     const headers: Record<string, string> = { Accept: accept };
     const token = this.getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  private async send(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+    const headers = this.headers(accept);
     let payload: string | undefined;
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -107,23 +123,60 @@ export class ApiClient {
       const why = e instanceof Error ? e.message : String(e);
       throw new ApiError(0, 'unreachable', `cannot reach pampad (${why}); is it running?`);
     }
-    if (!res.ok) {
-      const err = await errorFromResponse(res);
-      if (res.status === 401) this.onUnauthorized?.();
-      throw err;
-    }
+    if (!res.ok) throw this.failed(res.status, await errorFromResponse(res));
     return res;
+  }
+
+  /** The error of a failed answer, after telling the app about a 401. */
+  private failed(status: number, err: ApiError): ApiError {
+    if (status === 401) this.onUnauthorized?.();
+    return err;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await res.text();
-    if (!text) return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ApiError(res.status, 'internal', `pampad answered ${path} with something that is not JSON`);
-    }
+    return parseJson<T>(res.status, await res.text(), path);
+  }
+
+  /**
+   * PUTs a file as the raw request body (application/octet-stream; the
+   * browser sets Content-Length) with XMLHttpRequest, for its upload
+   * progress: onProgress sees the bytes sent and the total. Aborting the
+   * signal aborts the request (an ApiError with code 'cancelled').
+   */
+  upload<T>(path: string, file: Blob, opts: { onProgress?: (sent: number, total: number) => void; signal?: AbortSignal } = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const cancelled = () => new ApiError(499, 'cancelled', 'the upload was cancelled');
+      if (opts.signal?.aborted) return reject(cancelled());
+      const xhr = this.xhrFn();
+      xhr.open('PUT', this.base + path);
+      for (const [k, v] of Object.entries(this.headers('application/json'))) xhr.setRequestHeader(k, v);
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+      const onAbort = () => xhr.abort();
+      opts.signal?.addEventListener('abort', onAbort);
+      const settle = (f: () => void) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        f();
+      };
+      xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () =>
+        settle(() => {
+          if (xhr.status >= 200 && xhr.status < 300) {
+            try {
+              resolve(parseJson<T>(xhr.status, xhr.responseText, path));
+            } catch (e) {
+              reject(e);
+            }
+          } else {
+            reject(this.failed(xhr.status, errorFromBody(xhr.status, xhr.statusText, xhr.responseText)));
+          }
+        });
+      // pampad closes the connection after refusing a large body it did not read.
+      xhr.onerror = () =>
+        settle(() => reject(new ApiError(0, 'unreachable', 'the upload was cut off: pampad closed the connection, or cannot be reached')));
+      xhr.onabort = () => settle(() => reject(cancelled()));
+      xhr.send(file);
+    });
   }
 
   get<T>(path: string): Promise<T> {
@@ -175,6 +228,16 @@ export class ApiClient {
       if (t.state !== 'running') return t;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
+  }
+}
+
+/** An answer's JSON body (undefined when empty). */
+function parseJson<T>(status: number, text: string, path: string): T {
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ApiError(status, 'internal', `pampad answered ${path} with something that is not JSON`);
   }
 }
 

@@ -1,25 +1,17 @@
 // The tasks panel at the bottom: every running task with its live progress,
 // stage, pace and ETA, and a Cancel button; finished tasks with their log,
 // a failed one with its error.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { messageOf } from '../api/client';
 import type { Task } from '../api/types';
 import { estimateEta, formatDuration, formatPercent, formatRelative, stateLabel, taskKind } from '../lib/format';
 import { useStore } from '../lib/store';
+import { useNow } from '../lib/useNow';
 import { store, upsertTask } from '../state';
 import { ProgressBar } from './ui';
 
 const SHOWN_FINISHED = 30;
-
-function useNow(ms: number): number {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
 
 function TaskRow({ task, now }: { task: Task; now: number }) {
   const [open, setOpen] = useState(false);

@@ -30,6 +30,21 @@ function Group(props: { title: string; href?: string; count: number; children: p
   );
 }
 
+/** A group's items that all open the same page. */
+function Items({ names, href, icon }: { names: string[]; href: string; icon: string }) {
+  return (
+    <>
+      {names.map((name) => (
+        <li key={name}>
+          <a href={href} class="tree-item">
+            <span aria-hidden="true">{icon}</span> {name}
+          </a>
+        </li>
+      ))}
+    </>
+  );
+}
+
 export function Tree({ route }: { route: Route }) {
   const { vms, pools, networks, repos, host } = useStore(store, (s) => s);
   const [q, setQ] = useState('');
@@ -89,22 +104,10 @@ export function Tree({ route }: { route: Route }) {
           ))}
         </Group>
         <Group title="Networks" href="#/networks" count={networks.length}>
-          {networks.filter((n) => match(n.name)).map((n) => (
-            <li key={n.name}>
-              <a href="#/networks" class="tree-item">
-                <span aria-hidden="true">⇄</span> {n.name}
-              </a>
-            </li>
-          ))}
+          <Items names={networks.map((n) => n.name).filter(match)} href="#/networks" icon="⇄" />
         </Group>
         <Group title="Repositories" href="#/repos" count={repos.length}>
-          {repos.filter((r) => match(r.name)).map((r) => (
-            <li key={r.name}>
-              <a href="#/repos" class="tree-item">
-                <span aria-hidden="true">⛃</span> {r.name}
-              </a>
-            </li>
-          ))}
+          <Items names={repos.map((r) => r.name).filter(match)} href="#/repos" icon="⛃" />
         </Group>
       </ul>
     </nav>

@@ -1,5 +1,5 @@
 // Small shared pieces: progress bars, error boxes, state icons, the typed
-// confirmation, a modal dialog, and task following.
+// confirmation, a modal dialog, tables, selects, forms, and task following.
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api/session';
@@ -21,6 +21,15 @@ export function ProgressBar({ value, label }: { value: number | undefined; label
       aria-label={label ?? 'progress'}
     >
       <div class="progress-fill" style={{ width: `${pct}%` }} />
+    </div>
+  );
+}
+
+/** A running task's progress bar and stage message, on one line. */
+export function InlineTask({ task, label, idle }: { task: Task; label: string; idle?: string }) {
+  return (
+    <div class="inline-task">
+      <ProgressBar value={task.progress} label={label} /> <span>{task.message || idle}</span>
     </div>
   );
 }
@@ -167,6 +176,13 @@ export function useTask(id: string | null): Task | undefined {
   return task;
 }
 
+/** Calls f once the task ends (and again if it ends anew). */
+export function useOnTaskEnd(task: Task | undefined, f: () => void): void {
+  useEffect(() => {
+    if (task && task.state !== 'running') f();
+  }, [task?.state]);
+}
+
 /** Registers a task just started so the panel shows it before its first event. */
 export function trackTask(ref: TaskRef | undefined, kind: string, target: string): string | null {
   if (!ref?.task) return null;
@@ -206,5 +222,92 @@ export function Field(props: { label: string; children: ComponentChildren; hint?
       {props.children}
       {props.hint ? <span class="hint">{props.hint}</span> : null}
     </label>
+  );
+}
+
+/**
+ * A table with one header row; `empty` (when given) is shown as a single row
+ * across every column. Wrapped for horizontal scrolling unless `compact`.
+ */
+export function DataTable(props: { columns: string[]; children: ComponentChildren; empty?: string; compact?: boolean }) {
+  const table = (
+    <table class={props.compact ? 'table compact' : 'table'}>
+      <thead>
+        <tr>
+          {props.columns.map((c, i) => (
+            <th key={i}>{c}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {props.children}
+        {props.empty !== undefined ? (
+          <tr>
+            <td colSpan={props.columns.length} class="muted">
+              {props.empty}
+            </td>
+          </tr>
+        ) : null}
+      </tbody>
+    </table>
+  );
+  return props.compact ? table : <div class="table-wrap">{table}</div>;
+}
+
+/** A <select> of names (shown as `labels` says, else as they are); `blank` adds a first option with the value ''. */
+export function Select(props: { name: string; value: string; options: string[]; onValue: (v: string) => void; blank?: string; labels?: Record<string, string> }) {
+  return (
+    <select name={props.name} value={props.value} onChange={(e) => props.onValue(e.currentTarget.value)}>
+      {props.blank !== undefined ? <option value="">{props.blank}</option> : null}
+      {props.options.map((o) => (
+        <option key={o} value={o}>
+          {props.labels?.[o] ?? o}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+/** A form on one line whose submit runs `onSubmit` instead of navigating. */
+export function InlineForm(props: { onSubmit: () => void; children: ComponentChildren }) {
+  return (
+    <form
+      class="form inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSubmit();
+      }}
+    >
+      {props.children}
+    </form>
+  );
+}
+
+/** A labelled text input (or number, with type); onValue gets what is typed. */
+export function TextField({ label, hint, onValue, ...input }: { label: string; hint?: string; onValue: (v: string) => void } & Omit<JSX.InputHTMLAttributes<HTMLInputElement>, 'label' | 'onInput'>) {
+  return (
+    <Field label={label} hint={hint}>
+      <input {...input} onInput={(e) => onValue(e.currentTarget.value)} />
+    </Field>
+  );
+}
+
+/** A table row's Delete: asks first, then runs remove as the row's action. */
+export function DeleteButton(props: { label: string; question: string; busy: boolean; run: (f: () => Promise<void>) => unknown; remove: () => Promise<void> }) {
+  return (
+    <button
+      type="button"
+      class="small danger-outline"
+      disabled={props.busy}
+      aria-label={props.label}
+      onClick={() =>
+        props.run(async () => {
+          if (!window.confirm(props.question)) return;
+          await props.remove();
+        })
+      }
+    >
+      Delete
+    </button>
   );
 }

@@ -11,6 +11,7 @@ import {
   stateLabel,
   stateTone,
   taskKind,
+  volumeNameFor,
 } from './format';
 import { parseIpOutput } from './guestnet';
 
@@ -143,5 +144,19 @@ describe('shallowEqual (store selections)', async () => {
     expect(shallowEqual({ x: [1] }, { x: [1] })).toBe(false);
     expect(shallowEqual(undefined, undefined)).toBe(true);
     expect(shallowEqual({ id: 't' }, undefined)).toBe(false);
+  });
+});
+
+describe('volumeNameFor', () => {
+  it.each([
+    ['disk.qcow2', 'disk'],
+    ['Ubuntu 22.04_server.VMDK', 'ubuntu-22-04-server'],
+    ['C:\\fakepath\\Win.vhdx', 'win'],
+    ['noext', 'noext'],
+    ['.hidden', 'hidden'],
+    ['_web_.raw', 'web'],
+    ['a'.repeat(80) + '.img', 'a'.repeat(63)],
+  ])('%s -> %s: no extension, lower case, only [a-z0-9-], no dash at the ends, 63 at most', (file, name) => {
+    expect(volumeNameFor(file)).toBe(name);
   });
 });

@@ -138,6 +138,10 @@ export function taskKind(t: { type?: string; kind?: string }): string {
   return t.type || t.kind || 'task';
 }
 
+/** The firmware a VM boots with, and how the console names it. */
+export const FIRMWARE = ['bios', 'uefi'];
+export const FIRMWARE_LABELS: Record<string, string> = { bios: 'BIOS', uefi: 'UEFI' };
+
 /** "512M" / "2G" / "1024" (MiB) -> MiB, or NaN. */
 export function parseSizeMib(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
@@ -153,4 +157,19 @@ export function parseSizeMib(text: string): number {
     default:
       return v;
   }
+}
+
+/**
+ * A volume name for an uploaded file: its name without the extension,
+ * lower-cased, every character a name may not hold replaced by '-' (names
+ * are [a-z0-9][a-z0-9-]{0,62}: no dash at the ends, 63 characters at most).
+ */
+export function volumeNameFor(fileName: string): string {
+  const base = fileName.replace(/^.*[\\/]/, '');
+  const stem = base.lastIndexOf('.') > 0 ? base.slice(0, base.lastIndexOf('.')) : base;
+  return stem
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 63)
+    .replace(/^-+|-+$/g, '');
 }

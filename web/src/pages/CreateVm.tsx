@@ -4,10 +4,11 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api/session';
 import type { TaskRef } from '../api/types';
+import { FIRMWARE, FIRMWARE_LABELS } from '../lib/format';
 import { navigate, vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
 import { store } from '../state';
-import { ErrorBox, Field, Modal, trackTask, useAction } from '../components/ui';
+import { ErrorBox, Field, Modal, Select, TextField, trackTask, useAction } from '../components/ui';
 
 export function CreateVmDialog({ onClose }: { onClose: () => void }) {
   const { pools, networks } = useStore(store, (s) => ({ pools: s.pools, networks: s.networks }));
@@ -88,24 +89,12 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
     <Modal title="Create VM" onClose={onClose} wide>
       <form class="form" onSubmit={submit}>
         <div class="grid2">
-          <Field label="Name" hint="lower-case letters, digits and dashes">
-            <input name="name" required autofocus pattern="[a-z0-9][a-z0-9\-]{0,62}" value={f.name} onInput={(e) => set('name', e.currentTarget.value)} />
-          </Field>
-          <Field label="CPUs">
-            <input name="cpus" type="number" min={1} max={64} required value={f.cpus} onInput={(e) => set('cpus', e.currentTarget.value)} />
-          </Field>
-          <Field label="Memory" hint="with a unit: 512M, 2G">
-            <input name="memory" required value={f.memory} onInput={(e) => set('memory', e.currentTarget.value)} />
-          </Field>
-          <Field label="Blank disks" hint="sizes, comma separated: 20G, 100G (empty: none)">
-            <input name="disks" value={f.disks} onInput={(e) => set('disks', e.currentTarget.value)} />
-          </Field>
-          <Field label="Disk image on the host" hint="imported as the first disk: qcow2, raw, vmdk, vhd(x)">
-            <input name="disk_image" placeholder="/var/lib/pampa/images/web.qcow2" value={f.disk_image} onInput={(e) => set('disk_image', e.currentTarget.value)} />
-          </Field>
-          <Field label="ISO (CD-ROM) on the host">
-            <input name="cdrom" placeholder="/var/lib/pampa/images/debian.iso" value={f.cdrom} onInput={(e) => set('cdrom', e.currentTarget.value)} />
-          </Field>
+          <TextField label="Name" hint="lower-case letters, digits and dashes" name="name" required autofocus pattern="[a-z0-9][a-z0-9\-]{0,62}" value={f.name} onValue={(v) => set('name', v)} />
+          <TextField label="CPUs" name="cpus" type="number" min={1} max={64} required value={f.cpus} onValue={(v) => set('cpus', v)} />
+          <TextField label="Memory" hint="with a unit: 512M, 2G" name="memory" required value={f.memory} onValue={(v) => set('memory', v)} />
+          <TextField label="Blank disks" hint="sizes, comma separated: 20G, 100G (empty: none)" name="disks" value={f.disks} onValue={(v) => set('disks', v)} />
+          <TextField label="Disk image on the host" hint="imported as the first disk: qcow2, raw, vmdk, vhd(x)" name="disk_image" placeholder="/var/lib/pampa/images/web.qcow2" value={f.disk_image} onValue={(v) => set('disk_image', v)} />
+          <TextField label="ISO (CD-ROM) on the host" name="cdrom" placeholder="/var/lib/pampa/images/debian.iso" value={f.cdrom} onValue={(v) => set('cdrom', v)} />
           <Field label="Network">
             <select name="networks" value={f.network} onChange={(e) => set('network', e.currentTarget.value)}>
               {networks.map((n) => (
@@ -119,34 +108,18 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
             </select>
           </Field>
           <Field label="Firmware">
-            <select name="firmware" value={f.firmware} onChange={(e) => set('firmware', e.currentTarget.value)}>
-              <option value="bios">BIOS</option>
-              <option value="uefi">UEFI</option>
-            </select>
+            <Select name="firmware" value={f.firmware} options={FIRMWARE} labels={FIRMWARE_LABELS} onValue={(v) => set('firmware', v)} />
           </Field>
           <Field label="Pool">
-            <select name="pool" value={f.pool} onChange={(e) => set('pool', e.currentTarget.value)}>
-              <option value="">default</option>
-              {pools.map((p) => (
-                <option key={p.name} value={p.name}>
-                  {p.name}
-                </option>
-              ))}
-            </select>
+            <Select name="pool" value={f.pool} options={pools.map((p) => p.name)} blank="default" onValue={(v) => set('pool', v)} />
           </Field>
         </div>
         <details>
           <summary>Direct kernel boot</summary>
           <div class="grid2">
-            <Field label="Kernel">
-              <input name="kernel" value={f.kernel} onInput={(e) => set('kernel', e.currentTarget.value)} />
-            </Field>
-            <Field label="Initrd">
-              <input name="initrd" value={f.initrd} onInput={(e) => set('initrd', e.currentTarget.value)} />
-            </Field>
-            <Field label="Kernel command line">
-              <input name="append" placeholder="console=ttyS0" value={f.append} onInput={(e) => set('append', e.currentTarget.value)} />
-            </Field>
+            <TextField label="Kernel" name="kernel" value={f.kernel} onValue={(v) => set('kernel', v)} />
+            <TextField label="Initrd" name="initrd" value={f.initrd} onValue={(v) => set('initrd', v)} />
+            <TextField label="Kernel command line" name="append" placeholder="console=ttyS0" value={f.append} onValue={(v) => set('append', v)} />
           </div>
         </details>
         <label class="check">

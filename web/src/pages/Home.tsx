@@ -3,7 +3,7 @@ import { formatMib, formatRelative, stateLabel } from '../lib/format';
 import { vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
 import { store } from '../state';
-import { StateIcon } from '../components/ui';
+import { DataTable, StateIcon } from '../components/ui';
 
 export function HomePage() {
   const { vms, vmsLoaded, host, tasks } = useStore(store, (s) => s);
@@ -22,39 +22,24 @@ export function HomePage() {
           No virtual machines yet. Use <strong>Create VM</strong> at the top to make one.
         </p>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>State</th>
-                <th>CPUs</th>
-                <th>Memory</th>
-                <th>Disks</th>
-                <th>Up since</th>
-                <th>Host</th>
-              </tr>
-            </thead>
-            <tbody>
-              {vms.map((vm) => (
-                <tr key={vm.name}>
-                  <td>
-                    <a href={vmHref(vm.name)}>{vm.name}</a>
-                  </td>
-                  <td>
-                    <StateIcon state={vm.state} busy={vm.busy} /> {stateLabel(vm.state)}
-                    {vm.busy ? <span class="muted"> ({vm.busy})</span> : null}
-                  </td>
-                  <td>{vm.cpus}</td>
-                  <td>{formatMib(vm.memory_mib)}</td>
-                  <td>{vm.disks?.length ?? 0}</td>
-                  <td>{vm.state === 'running' || vm.state === 'paused' ? formatRelative(vm.started) : '—'}</td>
-                  <td>{vm.host || '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['Name', 'State', 'CPUs', 'Memory', 'Disks', 'Up since', 'Host']}>
+          {vms.map((vm) => (
+            <tr key={vm.name}>
+              <td>
+                <a href={vmHref(vm.name)}>{vm.name}</a>
+              </td>
+              <td>
+                <StateIcon state={vm.state} busy={vm.busy} /> {stateLabel(vm.state)}
+                {vm.busy ? <span class="muted"> ({vm.busy})</span> : null}
+              </td>
+              <td>{vm.cpus}</td>
+              <td>{formatMib(vm.memory_mib)}</td>
+              <td>{vm.disks?.length ?? 0}</td>
+              <td>{vm.state === 'running' || vm.state === 'paused' ? formatRelative(vm.started) : '—'}</td>
+              <td>{vm.host || '—'}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </div>
   );

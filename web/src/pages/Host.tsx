@@ -4,7 +4,7 @@ import { api } from '../api/session';
 import type { HostCheck, HostInfo, PoolHost } from '../api/types';
 import { formatBytes, formatDuration, stateLabel } from '../lib/format';
 import { useAsync } from '../lib/useAsync';
-import { ErrorBox } from '../components/ui';
+import { DataTable, ErrorBox } from '../components/ui';
 
 // What each check is about, in a user's words.
 const MEANING: Record<string, string> = {
@@ -76,45 +76,30 @@ export function HostPage() {
 
       <h2>{pooled ? 'Hosts in the pool' : 'This host'}</h2>
       <ErrorBox message={hosts.error} />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>Host</th>
-              <th>State</th>
-              <th>CPUs (committed)</th>
-              <th>Memory (committed)</th>
-              <th>VMs (running)</th>
-              <th>Heartbeat</th>
-              <th>Version</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(hosts.data ?? []).map((h) => (
-              <tr key={h.name}>
-                <td>
-                  {h.name}
-                  {h.url ? <div class="muted mono">{h.url}</div> : null}
-                </td>
-                <td>
-                  <span class={`badge tone-${h.maintenance ? 'warn' : h.state === 'online' ? 'ok' : 'bad'}`}>{stateLabel(h.maintenance ? 'maintenance' : h.state)}</span>
-                </td>
-                <td>
-                  {h.cpus} ({h.cpus_committed})
-                </td>
-                <td>
-                  {formatBytes(h.memory_bytes)} ({formatBytes(h.memory_committed)})
-                </td>
-                <td>
-                  {h.vms} ({h.running})
-                </td>
-                <td>{h.heartbeat_age_ms !== undefined ? `${formatDuration(h.heartbeat_age_ms / 1000)} ago` : '—'}</td>
-                <td>{h.version}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable columns={['Host', 'State', 'CPUs (committed)', 'Memory (committed)', 'VMs (running)', 'Heartbeat', 'Version']}>
+        {(hosts.data ?? []).map((h) => (
+          <tr key={h.name}>
+            <td>
+              {h.name}
+              {h.url ? <div class="muted mono">{h.url}</div> : null}
+            </td>
+            <td>
+              <span class={`badge tone-${h.maintenance ? 'warn' : h.state === 'online' ? 'ok' : 'bad'}`}>{stateLabel(h.maintenance ? 'maintenance' : h.state)}</span>
+            </td>
+            <td>
+              {h.cpus} ({h.cpus_committed})
+            </td>
+            <td>
+              {formatBytes(h.memory_bytes)} ({formatBytes(h.memory_committed)})
+            </td>
+            <td>
+              {h.vms} ({h.running})
+            </td>
+            <td>{h.heartbeat_age_ms !== undefined ? `${formatDuration(h.heartbeat_age_ms / 1000)} ago` : '—'}</td>
+            <td>{h.version}</td>
+          </tr>
+        ))}
+      </DataTable>
     </div>
   );
 }

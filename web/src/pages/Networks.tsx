@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { useStore } from '../lib/store';
 import { refreshNetworks, store } from '../state';
-import { ErrorBox, Field, useAction } from '../components/ui';
+import { DataTable, DeleteButton, ErrorBox, Field, TextField, useAction } from '../components/ui';
 
 export function NetworksPage() {
   const { networks, vms } = useStore(store, (s) => ({ networks: s.networks, vms: s.vms }));
@@ -17,57 +17,35 @@ export function NetworksPage() {
   return (
     <div class="page">
       <h1>Networks</h1>
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Mode</th>
-              <th>Bridge</th>
-              <th>Subnet</th>
-              <th>Gateway</th>
-              <th>DHCP range</th>
-              <th>Active</th>
-              <th>VMs</th>
-              <th />
+      <DataTable columns={['Name', 'Mode', 'Bridge', 'Subnet', 'Gateway', 'DHCP range', 'Active', 'VMs', '']}>
+        {networks.map((n) => {
+          const u = users(n.name);
+          return (
+            <tr key={n.name}>
+              <td>{n.name}</td>
+              <td>{n.mode}</td>
+              <td class="mono">{n.bridge}</td>
+              <td class="mono">{n.subnet || '—'}</td>
+              <td class="mono">{n.gateway || '—'}</td>
+              <td class="mono">{n.dhcp_start ? `${n.dhcp_start} – ${n.dhcp_end}` : '—'}</td>
+              <td>{n.active ? 'yes' : 'no'}</td>
+              <td>{u.length ? u.join(', ') : <span class="muted">none</span>}</td>
+              <td>
+                <DeleteButton
+                  label={`Delete network ${n.name}`}
+                  question={`Delete network ${n.name}?`}
+                  busy={busy}
+                  run={run}
+                  remove={async () => {
+                    await api.del(`/api/v1/networks/${encodeURIComponent(n.name)}`);
+                    await refreshNetworks();
+                  }}
+                />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {networks.map((n) => {
-              const u = users(n.name);
-              return (
-                <tr key={n.name}>
-                  <td>{n.name}</td>
-                  <td>{n.mode}</td>
-                  <td class="mono">{n.bridge}</td>
-                  <td class="mono">{n.subnet || '—'}</td>
-                  <td class="mono">{n.gateway || '—'}</td>
-                  <td class="mono">{n.dhcp_start ? `${n.dhcp_start} – ${n.dhcp_end}` : '—'}</td>
-                  <td>{n.active ? 'yes' : 'no'}</td>
-                  <td>{u.length ? u.join(', ') : <span class="muted">none</span>}</td>
-                  <td>
-                    <button
-                      type="button"
-                      class="small danger-outline"
-                      disabled={busy}
-                      aria-label={`Delete network ${n.name}`}
-                      onClick={() =>
-                        run(async () => {
-                          if (!window.confirm(`Delete network ${n.name}?`)) return;
-                          await api.del(`/api/v1/networks/${encodeURIComponent(n.name)}`);
-                          await refreshNetworks();
-                        })
-                      }
-                    >
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
       <h2>New network</h2>
       <form
         class="form inline-form"
@@ -83,9 +61,7 @@ export function NetworksPage() {
           });
         }}
       >
-        <Field label="Name">
-          <input name="name" required value={f.name} onInput={(e) => setF({ ...f, name: e.currentTarget.value })} />
-        </Field>
+        <TextField label="Name" name="name" required value={f.name} onValue={(v) => setF({ ...f, name: v })} />
         <Field label="Mode">
           <select name="mode" value={f.mode} onChange={(e) => setF({ ...f, mode: e.currentTarget.value })}>
             <option value="nat">NAT (own subnet, DHCP)</option>
@@ -93,13 +69,9 @@ export function NetworksPage() {
           </select>
         </Field>
         {f.mode === 'nat' ? (
-          <Field label="Subnet">
-            <input name="subnet" required value={f.subnet} onInput={(e) => setF({ ...f, subnet: e.currentTarget.value })} />
-          </Field>
+          <TextField label="Subnet" name="subnet" required value={f.subnet} onValue={(v) => setF({ ...f, subnet: v })} />
         ) : (
-          <Field label="Bridge">
-            <input name="bridge" required placeholder="br0" value={f.bridge} onInput={(e) => setF({ ...f, bridge: e.currentTarget.value })} />
-          </Field>
+          <TextField label="Bridge" name="bridge" required placeholder="br0" value={f.bridge} onValue={(v) => setF({ ...f, bridge: v })} />
         )}
         <button type="submit" class="primary" disabled={busy}>
           Create network

@@ -8,17 +8,14 @@ import { formatBytes, formatDuration, formatRelative, formatTime, stateLabel } f
 import { useAsync } from '../lib/useAsync';
 import { useStore } from '../lib/store';
 import { refreshRepos, store } from '../state';
-import { ErrorBox, Field, ProgressBar, trackTask, useAction, useTask } from '../components/ui';
+import { DataTable, ErrorBox, Field, InlineForm, InlineTask, Select, TextField, trackTask, useAction, useOnTaskEnd, useTask } from '../components/ui';
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 function TaskResult({ id, what }: { id: string | null; what: string }) {
   const t = useTask(id);
   if (!t) return null;
-  if (t.state === 'running')
-    return (
-      <div class="inline-task">
-        <ProgressBar value={t.progress} label={what} /> <span>{t.message}</span>
-      </div>
-    );
+  if (t.state === 'running') return <InlineTask task={t} label={what} />;
   if (t.state === 'failed') return <ErrorBox message={`${what}: ${t.error || 'failed'}`} />;
   return (
     <details class="result" open>
@@ -51,10 +48,7 @@ function RepoCard({ repo, backups, onChanged }: { repo: Repo; backups: Backup[];
   const ratio = stored ? read / stored : 0;
   const verified = lastVerify(tasks, repo.name);
   const base = `/api/v1/repos/${encodeURIComponent(repo.name)}`;
-  const t = useTask(taskId);
-  useEffect(() => {
-    if (t && t.state !== 'running') onChanged();
-  }, [t?.state]);
+  useOnTaskEnd(useTask(taskId), onChanged);
 
   return (
     <section class="card" data-testid={`repo-${repo.name}`}>
@@ -114,10 +108,8 @@ function RepoCard({ repo, backups, onChanged }: { repo: Repo; backups: Backup[];
         </button>
       </div>
       {showPrune ? (
-        <form
-          class="form inline-form"
-          onSubmit={(e) => {
-            e.preventDefault();
+        <InlineForm
+          onSubmit={() => {
             const body: Record<string, unknown> = { dry_run: prune.dry_run };
             for (const k of ['keep_last', 'keep_daily', 'keep_weekly'] as const) if (prune[k].trim()) body[k] = Number(prune[k]);
             run(async () => {
@@ -127,22 +119,16 @@ function RepoCard({ repo, backups, onChanged }: { repo: Repo; backups: Backup[];
             });
           }}
         >
-          <Field label="Keep last">
-            <input name="keep_last" type="number" min={0} value={prune.keep_last} onInput={(e) => setPrune({ ...prune, keep_last: e.currentTarget.value })} />
-          </Field>
-          <Field label="Keep daily">
-            <input name="keep_daily" type="number" min={0} value={prune.keep_daily} onInput={(e) => setPrune({ ...prune, keep_daily: e.currentTarget.value })} />
-          </Field>
-          <Field label="Keep weekly">
-            <input name="keep_weekly" type="number" min={0} value={prune.keep_weekly} onInput={(e) => setPrune({ ...prune, keep_weekly: e.currentTarget.value })} />
-          </Field>
+          <TextField label="Keep last" name="keep_last" type="number" min={0} value={prune.keep_last} onValue={(v) => setPrune({ ...prune, keep_last: v })} />
+          <TextField label="Keep daily" name="keep_daily" type="number" min={0} value={prune.keep_daily} onValue={(v) => setPrune({ ...prune, keep_daily: v })} />
+          <TextField label="Keep weekly" name="keep_weekly" type="number" min={0} value={prune.keep_weekly} onValue={(v) => setPrune({ ...prune, keep_weekly: v })} />
           <label class="check">
             <input type="checkbox" name="dry_run" checked={prune.dry_run} onChange={(e) => setPrune({ ...prune, dry_run: e.currentTarget.checked })} /> dry run (change nothing)
           </label>
           <button type="submit" disabled={busy}>
             Prune
           </button>
-        </form>
+        </InlineForm>
       ) : null}
       <ErrorBox message={error} />
       <TaskResult id={taskId} what={what} />
@@ -154,10 +140,8 @@ function AddRepo({ onAdded }: { onAdded: () => void }) {
   const [f, setF] = useState({ name: '', url: '', enc: 'passphrase', file: '' });
   const { busy, error, run } = useAction();
   return (
-    <form
-      class="form inline-form"
-      onSubmit={(e) => {
-        e.preventDefault();
+    <InlineForm
+      onSubmit={() => {
         const body: Record<string, unknown> = { name: f.name.trim(), url: f.url.trim() };
         if (f.enc === 'none') body.no_encryption = true;
         else if (f.enc === 'passphrase') body.passphrase_file = f.file.trim();
@@ -170,12 +154,8 @@ function AddRepo({ onAdded }: { onAdded: () => void }) {
         });
       }}
     >
-      <Field label="Name">
-        <input name="name" required value={f.name} onInput={(e) => setF({ ...f, name: e.currentTarget.value })} />
-      </Field>
-      <Field label="Location" hint="a directory, or sftp://user@host/path">
-        <input name="url" required value={f.url} onInput={(e) => setF({ ...f, url: e.currentTarget.value })} />
-      </Field>
+      <TextField label="Name" name="name" required value={f.name} onValue={(v) => setF({ ...f, name: v })} />
+      <TextField label="Location" hint="a directory, or sftp://user@host/path" name="url" required value={f.url} onValue={(v) => setF({ ...f, url: v })} />
       <Field label="Encryption">
         <select value={f.enc} onChange={(e) => setF({ ...f, enc: e.currentTarget.value })}>
           <option value="passphrase">passphrase file</option>
@@ -184,116 +164,108 @@ function AddRepo({ onAdded }: { onAdded: () => void }) {
         </select>
       </Field>
       {f.enc !== 'none' ? (
-        <Field label={f.enc === 'passphrase' ? 'Passphrase file on the host' : 'Key file on the host'}>
-          <input name={f.enc === 'passphrase' ? 'passphrase_file' : 'key_file'} required value={f.file} onInput={(e) => setF({ ...f, file: e.currentTarget.value })} />
-        </Field>
+        <TextField label={f.enc === 'passphrase' ? 'Passphrase file on the host' : 'Key file on the host'} name={f.enc === 'passphrase' ? 'passphrase_file' : 'key_file'} required value={f.file} onValue={(v) => setF({ ...f, file: v })} />
       ) : null}
       <button type="submit" class="primary" disabled={busy}>
         Add repository
       </button>
       <ErrorBox message={error} />
-    </form>
+    </InlineForm>
   );
+}
+
+/** Schedules and drills: their list, and running or removing one of them. */
+function useJobs<T>(path: string, kind: string) {
+  const list = useAsync(() => api.get<T[]>(path), []);
+  const [taskId, setTaskId] = useState<string | null>(null);
+  const action = useAction();
+  useOnTaskEnd(useTask(taskId), list.reload);
+  const item = (id: string) => `${path}/${encodeURIComponent(id)}`;
+  return {
+    ...action,
+    list,
+    taskId,
+    runNow: (id: string, target: string) =>
+      action.run(async () => {
+        const ref = await api.post<TaskRef>(`${item(id)}/run`, {});
+        setTaskId(trackTask(ref, kind, target));
+      }),
+    remove: (id: string) =>
+      action.run(async () => {
+        await api.del(item(id));
+        list.reload();
+      }),
+    add: (body: Record<string, unknown>) =>
+      action.run(async () => {
+        await api.post(path, body);
+        list.reload();
+      }),
+  };
+}
+
+/** A job's last cells: Run now and Remove. */
+function JobButtons({ jobs, id, target, what }: { jobs: ReturnType<typeof useJobs>; id: string; target: string; what: string }) {
+  return (
+    <td class="nowrap">
+      <button type="button" class="small" disabled={jobs.busy} onClick={() => jobs.runNow(id, target)}>
+        Run now
+      </button>
+      <button type="button" class="small danger-outline" disabled={jobs.busy} aria-label={`Remove ${what} ${id}`} onClick={() => jobs.remove(id)}>
+        Remove
+      </button>
+    </td>
+  );
+}
+
+/** A job's last result, in red when it failed. */
+function LastResult({ result }: { result?: string }) {
+  return <td class={result?.startsWith('failed') ? 'bad-text' : ''}>{result || '—'}</td>;
+}
+
+/** A time as "3 h ago", the exact time on hover. */
+function When({ at }: { at?: number }) {
+  return <td title={formatTime(at)}>{formatRelative(at)}</td>;
 }
 
 function Schedules() {
   const { repos, vms } = useStore(store, (s) => ({ repos: s.repos, vms: s.vms }));
-  const list = useAsync(() => api.get<Schedule[]>('/api/v1/schedules'), []);
+  const jobs = useJobs<Schedule>('/api/v1/schedules', 'schedule');
+  const { list, busy } = jobs;
   const [f, setF] = useState({ vms: [] as string[], repo: '', daily: '02:30', keep_daily: '7', keep_weekly: '4' });
-  const [taskId, setTaskId] = useState<string | null>(null);
-  const { busy, error, run } = useAction();
-  const t = useTask(taskId);
-  useEffect(() => {
-    if (t && t.state !== 'running') list.reload();
-  }, [t?.state]);
 
   return (
     <section class="card">
       <h2>Daily backup schedules</h2>
       <ErrorBox message={list.error} />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>ID</th>
-              <th>VMs</th>
-              <th>Repository</th>
-              <th>Daily at</th>
-              <th>Keep</th>
-              <th>Last run</th>
-              <th>Last result</th>
-              <th>Next run</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {(list.data ?? []).map((s) => (
-              <tr key={s.id}>
-                <td class="mono">{s.id}</td>
-                <td>{s.vms.join(', ')}</td>
-                <td>{s.repo}</td>
-                <td>{s.daily}</td>
-                <td>
-                  {Object.entries(s.keep ?? {})
-                    .filter(([, v]) => v)
-                    .map(([k, v]) => `${k.replace('keep_', '')} ${v}`)
-                    .join(', ') || '—'}
-                </td>
-                <td title={formatTime(s.last_run)}>{formatRelative(s.last_run)}</td>
-                <td class={s.last_result?.startsWith('failed') ? 'bad-text' : ''}>{s.last_result || '—'}</td>
-                <td title={formatTime(s.next_run)}>{formatRelative(s.next_run)}</td>
-                <td class="nowrap">
-                  <button
-                    type="button"
-                    class="small"
-                    disabled={busy}
-                    onClick={() =>
-                      run(async () => {
-                        const ref = await api.post<TaskRef>(`/api/v1/schedules/${encodeURIComponent(s.id)}/run`, {});
-                        setTaskId(trackTask(ref, 'schedule', s.id));
-                      })
-                    }
-                  >
-                    Run now
-                  </button>
-                  <button
-                    type="button"
-                    class="small danger-outline"
-                    disabled={busy}
-                    aria-label={`Remove schedule ${s.id}`}
-                    onClick={() =>
-                      run(async () => {
-                        await api.del(`/api/v1/schedules/${encodeURIComponent(s.id)}`);
-                        list.reload();
-                      })
-                    }
-                  >
-                    Remove
-                  </button>
-                </td>
-              </tr>
-            ))}
-            {list.data && list.data.length === 0 ? (
-              <tr>
-                <td colSpan={9} class="muted">
-                  no schedules
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
-      <form
-        class="form inline-form"
-        onSubmit={(e) => {
-          e.preventDefault();
+      <DataTable
+        columns={['ID', 'VMs', 'Repository', 'Daily at', 'Keep', 'Last run', 'Last result', 'Next run', '']}
+        empty={list.data?.length === 0 ? 'no schedules' : undefined}
+      >
+        {(list.data ?? []).map((s) => (
+          <tr key={s.id}>
+            <td class="mono">{s.id}</td>
+            <td>{s.vms.join(', ')}</td>
+            <td>{s.repo}</td>
+            <td>{s.daily}</td>
+            <td>
+              {Object.entries(s.keep ?? {})
+                .filter(([, v]) => v)
+                .map(([k, v]) => `${k.replace('keep_', '')} ${v}`)
+                .join(', ') || '—'}
+            </td>
+            <When at={s.last_run} />
+            <LastResult result={s.last_result} />
+            <When at={s.next_run} />
+            <JobButtons jobs={jobs} id={s.id} target={s.id} what="schedule" />
+          </tr>
+        ))}
+      </DataTable>
+      <InlineForm
+        onSubmit={() => {
           const keep: Record<string, number> = {};
           if (f.keep_daily.trim()) keep.keep_daily = Number(f.keep_daily);
           if (f.keep_weekly.trim()) keep.keep_weekly = Number(f.keep_weekly);
-          run(async () => {
-            await api.post('/api/v1/schedules', { vms: f.vms, repo: f.repo || repos[0]?.name, daily: f.daily, keep });
-            list.reload();
-          });
+          void jobs.add({ vms: f.vms, repo: f.repo || repos[0]?.name, daily: f.daily, keep });
         }}
       >
         <Field label="VMs" hint="Ctrl-click for several">
@@ -306,171 +278,77 @@ function Schedules() {
           </select>
         </Field>
         <Field label="Repository">
-          <select name="repo" value={f.repo} onChange={(e) => setF({ ...f, repo: e.currentTarget.value })}>
-            {repos.map((r) => (
-              <option key={r.name} value={r.name}>
-                {r.name}
-              </option>
-            ))}
-          </select>
+          <Select name="repo" value={f.repo} options={repos.map((r) => r.name)} onValue={(repo) => setF({ ...f, repo })} />
         </Field>
-        <Field label="Daily at (HH:MM)">
-          <input name="daily" required pattern="\d{1,2}:\d{2}" value={f.daily} onInput={(e) => setF({ ...f, daily: e.currentTarget.value })} />
-        </Field>
-        <Field label="Keep daily">
-          <input name="keep_daily" type="number" min={0} value={f.keep_daily} onInput={(e) => setF({ ...f, keep_daily: e.currentTarget.value })} />
-        </Field>
-        <Field label="Keep weekly">
-          <input name="keep_weekly" type="number" min={0} value={f.keep_weekly} onInput={(e) => setF({ ...f, keep_weekly: e.currentTarget.value })} />
-        </Field>
+        <TextField label="Daily at (HH:MM)" name="daily" required pattern="\d{1,2}:\d{2}" value={f.daily} onValue={(v) => setF({ ...f, daily: v })} />
+        <TextField label="Keep daily" name="keep_daily" type="number" min={0} value={f.keep_daily} onValue={(v) => setF({ ...f, keep_daily: v })} />
+        <TextField label="Keep weekly" name="keep_weekly" type="number" min={0} value={f.keep_weekly} onValue={(v) => setF({ ...f, keep_weekly: v })} />
         <button type="submit" disabled={busy || !repos.length || !f.vms.length}>
           Add schedule
         </button>
-      </form>
-      <ErrorBox message={error} />
-      <TaskResult id={taskId} what="scheduled backup" />
+      </InlineForm>
+      <ErrorBox message={jobs.error} />
+      <TaskResult id={jobs.taskId} what="scheduled backup" />
     </section>
   );
 }
 
 function Drills() {
   const { repos, vms } = useStore(store, (s) => ({ repos: s.repos, vms: s.vms }));
-  const list = useAsync(() => api.get<Drill[]>('/api/v1/drills'), []);
+  const jobs = useJobs<Drill>('/api/v1/drills', 'drill');
+  const { list, busy } = jobs;
   const [f, setF] = useState({ vm: '', repo: '', day: 'sun', time: '03:00', check: '' });
-  const [taskId, setTaskId] = useState<string | null>(null);
-  const { busy, error, run } = useAction();
-  const t = useTask(taskId);
-  useEffect(() => {
-    if (t && t.state !== 'running') list.reload();
-  }, [t?.state]);
 
   return (
     <section class="card">
       <h2>Weekly restore drills</h2>
       <p class="muted">A drill restores a VM's latest backup to a scratch VM, runs a check in it, and measures how long recovery took.</p>
       <ErrorBox message={list.error} />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>ID</th>
-              <th>VM</th>
-              <th>Repository</th>
-              <th>When</th>
-              <th>Check</th>
-              <th>Last run</th>
-              <th>Last result</th>
-              <th>Recovery time</th>
-              <th>Next run</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {(list.data ?? []).map((d) => (
-              <tr key={d.id}>
-                <td class="mono">{d.id}</td>
-                <td>{d.vm}</td>
-                <td>{d.repo}</td>
-                <td>
-                  {d.day} {d.time}
-                </td>
-                <td class="mono">{d.check || '—'}</td>
-                <td title={formatTime(d.last_run)}>{formatRelative(d.last_run)}</td>
-                <td class={d.last_result?.startsWith('failed') ? 'bad-text' : ''}>{d.last_result || '—'}</td>
-                <td>{d.last_recovery_seconds ? formatDuration(d.last_recovery_seconds) : '—'}</td>
-                <td title={formatTime(d.next_run)}>{formatRelative(d.next_run)}</td>
-                <td class="nowrap">
-                  <button
-                    type="button"
-                    class="small"
-                    disabled={busy}
-                    onClick={() =>
-                      run(async () => {
-                        const ref = await api.post<TaskRef>(`/api/v1/drills/${encodeURIComponent(d.id)}/run`, {});
-                        setTaskId(trackTask(ref, 'drill', d.vm));
-                      })
-                    }
-                  >
-                    Run now
-                  </button>
-                  <button
-                    type="button"
-                    class="small danger-outline"
-                    disabled={busy}
-                    aria-label={`Remove drill ${d.id}`}
-                    onClick={() =>
-                      run(async () => {
-                        await api.del(`/api/v1/drills/${encodeURIComponent(d.id)}`);
-                        list.reload();
-                      })
-                    }
-                  >
-                    Remove
-                  </button>
-                </td>
-              </tr>
-            ))}
-            {list.data && list.data.length === 0 ? (
-              <tr>
-                <td colSpan={10} class="muted">
-                  no drills
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
-      <form
-        class="form inline-form"
-        onSubmit={(e) => {
-          e.preventDefault();
+      <DataTable
+        columns={['ID', 'VM', 'Repository', 'When', 'Check', 'Last run', 'Last result', 'Recovery time', 'Next run', '']}
+        empty={list.data?.length === 0 ? 'no drills' : undefined}
+      >
+        {(list.data ?? []).map((d) => (
+          <tr key={d.id}>
+            <td class="mono">{d.id}</td>
+            <td>{d.vm}</td>
+            <td>{d.repo}</td>
+            <td>
+              {d.day} {d.time}
+            </td>
+            <td class="mono">{d.check || '—'}</td>
+            <When at={d.last_run} />
+            <LastResult result={d.last_result} />
+            <td>{d.last_recovery_seconds ? formatDuration(d.last_recovery_seconds) : '—'}</td>
+            <When at={d.next_run} />
+            <JobButtons jobs={jobs} id={d.id} target={d.vm} what="drill" />
+          </tr>
+        ))}
+      </DataTable>
+      <InlineForm
+        onSubmit={() => {
           const body: Record<string, string> = { vm: f.vm || vms[0]?.name, repo: f.repo || repos[0]?.name, day: f.day, time: f.time };
           if (f.check.trim()) body.check = f.check.trim();
-          run(async () => {
-            await api.post('/api/v1/drills', body);
-            list.reload();
-          });
+          void jobs.add(body);
         }}
       >
         <Field label="VM">
-          <select name="vm" value={f.vm} onChange={(e) => setF({ ...f, vm: e.currentTarget.value })}>
-            {vms.map((v) => (
-              <option key={v.name} value={v.name}>
-                {v.name}
-              </option>
-            ))}
-          </select>
+          <Select name="vm" value={f.vm} options={vms.map((v) => v.name)} onValue={(vm) => setF({ ...f, vm })} />
         </Field>
         <Field label="Repository">
-          <select name="repo" value={f.repo} onChange={(e) => setF({ ...f, repo: e.currentTarget.value })}>
-            {repos.map((r) => (
-              <option key={r.name} value={r.name}>
-                {r.name}
-              </option>
-            ))}
-          </select>
+          <Select name="repo" value={f.repo} options={repos.map((r) => r.name)} onValue={(repo) => setF({ ...f, repo })} />
         </Field>
         <Field label="Day">
-          <select name="day" value={f.day} onChange={(e) => setF({ ...f, day: e.currentTarget.value })}>
-            {['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => (
-              <option key={d} value={d}>
-                {d}
-              </option>
-            ))}
-          </select>
+          <Select name="day" value={f.day} options={DAYS} onValue={(day) => setF({ ...f, day })} />
         </Field>
-        <Field label="Time (HH:MM)">
-          <input name="time" required value={f.time} onInput={(e) => setF({ ...f, time: e.currentTarget.value })} />
-        </Field>
-        <Field label="Check in the guest" hint="a shell command; exit 0 = healthy">
-          <input name="check" placeholder="systemctl is-system-running" value={f.check} onInput={(e) => setF({ ...f, check: e.currentTarget.value })} />
-        </Field>
+        <TextField label="Time (HH:MM)" name="time" required value={f.time} onValue={(v) => setF({ ...f, time: v })} />
+        <TextField label="Check in the guest" hint="a shell command; exit 0 = healthy" name="check" placeholder="systemctl is-system-running" value={f.check} onValue={(v) => setF({ ...f, check: v })} />
         <button type="submit" disabled={busy || !repos.length || !vms.length}>
           Add drill
         </button>
-      </form>
-      <ErrorBox message={error} />
-      <TaskResult id={taskId} what="restore drill" />
+      </InlineForm>
+      <ErrorBox message={jobs.error} />
+      <TaskResult id={jobs.taskId} what="restore drill" />
     </section>
   );
 }

@@ -11,7 +11,7 @@ import { useAsync } from '../lib/useAsync';
 import { useStore } from '../lib/store';
 import { refreshRepos, refreshVms, store } from '../state';
 import { BackupChart } from '../components/BackupChart';
-import { ConfirmName, ErrorBox, Field, ProgressBar, trackTask, useAction, useTask } from '../components/ui';
+import { ConfirmName, DataTable, ErrorBox, Field, InlineTask, Select, trackTask, useAction, useOnTaskEnd, useTask } from '../components/ui';
 
 interface Stage {
   seconds?: number;
@@ -21,14 +21,7 @@ interface Stage {
 function BackupTask({ id }: { id: string | null }) {
   const t = useTask(id);
   if (!t) return null;
-  if (t.state === 'running') {
-    return (
-      <div class="inline-task">
-        <ProgressBar value={t.progress} label="backup" />
-        <span>{t.message || 'starting…'}</span>
-      </div>
-    );
-  }
+  if (t.state === 'running') return <InlineTask task={t} label="backup" idle="starting…" />;
   if (t.state !== 'succeeded') return <ErrorBox message={t.error || `the backup ${t.state}`} />;
   const r = (t.result ?? {}) as { id?: string; bytes_read?: number; bytes_uploaded?: number; size?: number; seconds?: number; incremental?: boolean; stages?: Record<string, Stage>; slowest_stage?: string; consistency?: string };
   return (
@@ -38,27 +31,18 @@ function BackupTask({ id }: { id: string | null }) {
       </p>
       {r.consistency ? <p class="muted">{r.consistency}</p> : null}
       {r.stages ? (
-        <table class="table compact">
-          <thead>
-            <tr>
-              <th>Stage</th>
-              <th>Time</th>
-              <th>Throughput</th>
+        <DataTable columns={['Stage', 'Time', 'Throughput']} compact>
+          {Object.entries(r.stages).map(([name, s]) => (
+            <tr key={name} class={name === r.slowest_stage ? 'slowest' : ''}>
+              <td>
+                {name.replace('_', ' + ')}
+                {name === r.slowest_stage ? ' (slowest)' : ''}
+              </td>
+              <td>{formatDuration(s.seconds)}</td>
+              <td>{s.mib_per_s !== undefined ? `${s.mib_per_s.toFixed(1)} MiB/s` : '—'}</td>
             </tr>
-          </thead>
-          <tbody>
-            {Object.entries(r.stages).map(([name, s]) => (
-              <tr key={name} class={name === r.slowest_stage ? 'slowest' : ''}>
-                <td>
-                  {name.replace('_', ' + ')}
-                  {name === r.slowest_stage ? ' (slowest)' : ''}
-                </td>
-                <td>{formatDuration(s.seconds)}</td>
-                <td>{s.mib_per_s !== undefined ? `${s.mib_per_s.toFixed(1)} MiB/s` : '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </DataTable>
       ) : null}
     </div>
   );
@@ -106,14 +90,7 @@ function RestorePanel({ vm, backup, onDone }: { vm: Vm; backup: Backup; onDone: 
             <input name="as" required value={as} onInput={(e) => setAs(e.currentTarget.value)} />
           </Field>
           <Field label="Pool">
-            <select name="pool" value={pool} onChange={(e) => setPool(e.currentTarget.value)}>
-              <option value="">default</option>
-              {pools.map((p) => (
-                <option key={p.name} value={p.name}>
-                  {p.name}
-                </option>
-              ))}
-            </select>
+            <Select name="pool" value={pool} options={pools.map((p) => p.name)} blank="default" onValue={setPool} />
           </Field>
           <label class="check" title="the VM runs at once from the backup; its disks are copied in the background">
             <input type="checkbox" name="live" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> live (runs at once)
@@ -179,9 +156,7 @@ export function VmBackups({ vm }: { vm: Vm }) {
   useEffect(() => {
     if (!repo && repos.length) setRepo(repos[0].name);
   }, [repos.length]);
-  useEffect(() => {
-    if (task && task.state !== 'running') list.reload();
-  }, [task?.state]);
+  useOnTaskEnd(task, list.reload);
   useEffect(() => {
     if (rtask && rtask.state === 'succeeded') void refreshVms().catch(() => {});
   }, [rtask?.state]);
@@ -206,13 +181,7 @@ export function VmBackups({ vm }: { vm: Vm }) {
       ) : (
         <form class="form inline-form" onSubmit={backupNow}>
           <Field label="Repository">
-            <select name="repo" value={repo} onChange={(e) => setRepo(e.currentTarget.value)}>
-              {repos.map((r) => (
-                <option key={r.name} value={r.name}>
-                  {r.name}
-                </option>
-              ))}
-            </select>
+            <Select name="repo" value={repo} options={repos.map((r) => r.name)} onValue={setRepo} />
           </Field>
           <button type="submit" class="primary" disabled={busy || !repo || task?.state === 'running'}>
             Back up now
@@ -242,9 +211,7 @@ export function VmBackups({ vm }: { vm: Vm }) {
       ) : null}
       {rtask ? (
         rtask.state === 'running' ? (
-          <div class="inline-task">
-            <ProgressBar value={rtask.progress} label="restore" /> <span>{rtask.message}</span>
-          </div>
+          <InlineTask task={rtask} label="restore" />
         ) : rtask.state === 'succeeded' ? (
           <p class="ok-text">
             Restored.{' '}
@@ -263,43 +230,27 @@ export function VmBackups({ vm }: { vm: Vm }) {
       {list.loading && !list.data ? <p class="muted">Loading…</p> : null}
       {list.data && backups.length === 0 ? <p class="muted">No backups of {vm.name} yet.</p> : null}
       {backups.length ? (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th>When</th>
-                <th>ID</th>
-                <th>Repository</th>
-                <th>Kind</th>
-                <th>Disk size</th>
-                <th>Stored</th>
-                <th>Duration</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {backups.map((b) => (
-                <tr key={b.repo + '/' + b.id} data-testid={`backup-${b.id}`}>
-                  <td title={formatTime(b.created)}>{formatRelative(b.created)}</td>
-                  <td class="mono">{b.id}</td>
-                  <td>{b.repo}</td>
-                  <td>{b.incremental ? 'incremental' : 'full'}</td>
-                  <td>{formatBytes(b.size)}</td>
-                  <td>{formatBytes(b.bytes_uploaded)}</td>
-                  <td>{formatDuration(b.seconds)}</td>
-                  <td>
-                    {/* Hidden while a restore is being confirmed: its button is then the only "Restore". */}
-                    {restoring ? null : (
-                      <button type="button" class="small" onClick={() => setRestoring(b)}>
-                        Restore…
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['When', 'ID', 'Repository', 'Kind', 'Disk size', 'Stored', 'Duration', '']}>
+          {backups.map((b) => (
+            <tr key={b.repo + '/' + b.id} data-testid={`backup-${b.id}`}>
+              <td title={formatTime(b.created)}>{formatRelative(b.created)}</td>
+              <td class="mono">{b.id}</td>
+              <td>{b.repo}</td>
+              <td>{b.incremental ? 'incremental' : 'full'}</td>
+              <td>{formatBytes(b.size)}</td>
+              <td>{formatBytes(b.bytes_uploaded)}</td>
+              <td>{formatDuration(b.seconds)}</td>
+              <td>
+                {/* Hidden while a restore is being confirmed: its button is then the only "Restore". */}
+                {restoring ? null : (
+                  <button type="button" class="small" onClick={() => setRestoring(b)}>
+                    Restore…
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       ) : null}
     </div>
   );

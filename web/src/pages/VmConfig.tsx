@@ -4,8 +4,9 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { vmPath } from '../api/client';
 import type { Vm } from '../api/types';
+import { FIRMWARE, FIRMWARE_LABELS } from '../lib/format';
 import { upsertVm } from '../state';
-import { ErrorBox, Field, useAction } from '../components/ui';
+import { ErrorBox, Field, Select, TextField, useAction } from '../components/ui';
 
 interface Form {
   cpus: string;
@@ -72,30 +73,15 @@ export function VmConfig({ vm }: { vm: Vm }) {
         </p>
       ) : null}
       <div class="grid2">
-        <Field label="CPUs">
-          <input name="cpus" type="number" min={1} max={64} value={form.cpus} onInput={(e) => set('cpus', e.currentTarget.value)} />
-        </Field>
-        <Field label="Memory" hint="with a unit: 512M, 2G">
-          <input name="memory" value={form.memory} onInput={(e) => set('memory', e.currentTarget.value)} />
-        </Field>
+        <TextField label="CPUs" name="cpus" type="number" min={1} max={64} value={form.cpus} onValue={(v) => set('cpus', v)} />
+        <TextField label="Memory" hint="with a unit: 512M, 2G" name="memory" value={form.memory} onValue={(v) => set('memory', v)} />
         <Field label="Firmware">
-          <select name="firmware" value={form.firmware} onChange={(e) => set('firmware', e.currentTarget.value)}>
-            <option value="bios">BIOS</option>
-            <option value="uefi">UEFI</option>
-          </select>
+          <Select name="firmware" value={form.firmware} options={FIRMWARE} labels={FIRMWARE_LABELS} onValue={(v) => set('firmware', v)} />
         </Field>
-        <Field label="CD-ROM (ISO path on the host)" hint="empty: none">
-          <input name="cdrom" value={form.cdrom} onInput={(e) => set('cdrom', e.currentTarget.value)} />
-        </Field>
-        <Field label="Kernel (direct boot)">
-          <input name="kernel" value={form.kernel} onInput={(e) => set('kernel', e.currentTarget.value)} />
-        </Field>
-        <Field label="Initrd">
-          <input name="initrd" value={form.initrd} onInput={(e) => set('initrd', e.currentTarget.value)} />
-        </Field>
-        <Field label="Kernel command line">
-          <input name="append" value={form.append} onInput={(e) => set('append', e.currentTarget.value)} />
-        </Field>
+        <TextField label="CD-ROM (ISO path on the host)" hint="empty: none" name="cdrom" value={form.cdrom} onValue={(v) => set('cdrom', v)} />
+        <TextField label="Kernel (direct boot)" name="kernel" value={form.kernel} onValue={(v) => set('kernel', v)} />
+        <TextField label="Initrd" name="initrd" value={form.initrd} onValue={(v) => set('initrd', v)} />
+        <TextField label="Kernel command line" name="append" value={form.append} onValue={(v) => set('append', v)} />
       </div>
       <label class="check">
         <input type="checkbox" name="autostart" checked={form.autostart} onChange={(e) => set('autostart', e.currentTarget.checked)} />

@@ -15,20 +15,51 @@ import { ErrorBox, useAction } from '../components/ui';
 
 type Conn = 'connecting' | 'connected' | 'closed';
 
-function VncView({ vm }: { vm: Vm }) {
-  const box = useRef<HTMLDivElement>(null);
-  const screen = useRef<HTMLDivElement>(null);
+/** A console's connection: its state, why it closed, and reconnecting. */
+function useConnection(vm: Vm) {
   const [status, setStatus] = useState<Conn>('connecting');
   const [why, setWhy] = useState('');
   const [attempt, setAttempt] = useState(0);
   const runs = vm.state === 'running' || vm.state === 'paused' || vm.state === 'shutting-down';
+  return {
+    status,
+    why,
+    attempt,
+    runs,
+    connecting: () => {
+      setStatus('connecting');
+      setWhy('');
+    },
+    connected: () => setStatus('connected'),
+    closed: (reason: string) => {
+      setStatus('closed');
+      setWhy(reason);
+    },
+    setWhy,
+    reconnect: () => setAttempt(attempt + 1),
+  };
+}
+
+/** Reconnect, once a running VM's console has closed. */
+function Reconnect({ conn }: { conn: ReturnType<typeof useConnection> }) {
+  return conn.runs && conn.status === 'closed' ? (
+    <button type="button" onClick={conn.reconnect}>
+      Reconnect
+    </button>
+  ) : null;
+}
+
+function VncView({ vm }: { vm: Vm }) {
+  const box = useRef<HTMLDivElement>(null);
+  const screen = useRef<HTMLDivElement>(null);
+  const conn = useConnection(vm);
+  const { status, why, attempt, runs } = conn;
 
   useEffect(() => {
     if (!runs || !screen.current) return;
     let rfb: RFB | null = null;
     let cancelled = false;
-    setStatus('connecting');
-    setWhy('');
+    conn.connecting();
     api
       .ticket('vnc', vm.name)
       .then((t) => {
@@ -36,20 +67,17 @@ function VncView({ vm }: { vm: Vm }) {
         rfb = new RFB(screen.current, wsUrl(vmPath(vm.name, '/vnc'), t, location), { wsProtocols: ['binary'] });
         rfb.scaleViewport = true;
         rfb.background = 'transparent';
-        rfb.addEventListener('connect', () => setStatus('connected'));
+        rfb.addEventListener('connect', conn.connected);
         rfb.addEventListener('disconnect', (e: Event) => {
-          setStatus('closed');
           const clean = (e as CustomEvent<{ clean: boolean }>).detail?.clean;
-          setWhy(clean ? 'the console closed' : 'the connection to the console was lost');
+          conn.closed(clean ? 'the console closed' : 'the connection to the console was lost');
         });
         rfb.addEventListener('securityfailure', (e: Event) => {
-          setWhy(`VNC security failure: ${(e as CustomEvent<{ reason?: string }>).detail?.reason ?? ''}`);
+          conn.setWhy(`VNC security failure: ${(e as CustomEvent<{ reason?: string }>).detail?.reason ?? ''}`);
         });
       })
       .catch((e) => {
-        if (cancelled) return;
-        setStatus('closed');
-        setWhy(messageOf(e));
+        if (!cancelled) conn.closed(messageOf(e));
       });
     return () => {
       cancelled = true;
@@ -74,11 +102,7 @@ function VncView({ vm }: { vm: Vm }) {
         <h2>Graphical console</h2>
         <span class={`conn conn-${runs ? status : 'closed'}`}>{runs ? status : 'VM not running'}</span>
         <span class="spacer" />
-        {runs && status === 'closed' ? (
-          <button type="button" onClick={() => setAttempt(attempt + 1)}>
-            Reconnect
-          </button>
-        ) : null}
+        <Reconnect conn={conn} />
         <button type="button" onClick={fullscreen} disabled={!runs}>
           Full screen
         </button>
@@ -97,10 +121,8 @@ const LIGHT = { background: '#fbfbfc', foreground: '#1d2330', cursor: '#1d2330',
 
 function SerialView({ vm }: { vm: Vm }) {
   const host = useRef<HTMLDivElement>(null);
-  const [status, setStatus] = useState<Conn>('connecting');
-  const [why, setWhy] = useState('');
-  const [attempt, setAttempt] = useState(0);
-  const runs = vm.state === 'running' || vm.state === 'paused' || vm.state === 'shutting-down';
+  const conn = useConnection(vm);
+  const { status, why, attempt, runs } = conn;
 
   useEffect(() => {
     if (!host.current) return;
@@ -131,8 +153,7 @@ function SerialView({ vm }: { vm: Vm }) {
     const sub = term.onData((d) => {
       if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
     });
-    setStatus('connecting');
-    setWhy('');
+    conn.connecting();
     (async () => {
       // The scrollback first, then the live bytes.
       try {
@@ -143,8 +164,7 @@ function SerialView({ vm }: { vm: Vm }) {
         if (!cancelled) term.write(`\x1b[2m(no scrollback: ${messageOf(e)})\x1b[0m\r\n`);
       }
       if (!runs) {
-        setStatus('closed');
-        setWhy(`the VM is ${vm.state}: this is what it wrote last time`);
+        conn.closed(`the VM is ${vm.state}: this is what it wrote last time`);
         return;
       }
       try {
@@ -155,20 +175,16 @@ function SerialView({ vm }: { vm: Vm }) {
         }
         ws = sock;
         sock.binaryType = 'arraybuffer';
-        sock.onopen = () => setStatus('connected');
+        sock.onopen = conn.connected;
         sock.onmessage = (m) => {
           if (m.data instanceof ArrayBuffer) term.write(new Uint8Array(m.data));
           else if (typeof m.data === 'string') term.write(m.data);
         };
         sock.onclose = () => {
-          if (cancelled) return;
-          setStatus('closed');
-          setWhy('the serial console closed');
+          if (!cancelled) conn.closed('the serial console closed');
         };
       } catch (e) {
-        if (cancelled) return;
-        setStatus('closed');
-        setWhy(messageOf(e));
+        if (!cancelled) conn.closed(messageOf(e));
       }
     })();
     return () => {
@@ -186,11 +202,7 @@ function SerialView({ vm }: { vm: Vm }) {
         <h2>Serial console</h2>
         <span class={`conn conn-${status}`}>{status}</span>
         <span class="spacer" />
-        {runs && status === 'closed' ? (
-          <button type="button" onClick={() => setAttempt(attempt + 1)}>
-            Reconnect
-          </button>
-        ) : null}
+        <Reconnect conn={conn} />
       </header>
       <div class="serial" data-testid="serial" ref={host} />
       {why ? <p class="muted">{why}</p> : null}

@@ -1,21 +1,13 @@
 // The Summary tab: what the VM is and how it runs now.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { messageOf, vmPath } from '../api/client';
 import type { Vm, Volume } from '../api/types';
 import { formatBytes, formatDuration, formatMib, formatTime, stateLabel } from '../lib/format';
 import { parseIpOutput } from '../lib/guestnet';
 import { useAsync } from '../lib/useAsync';
-import { ErrorBox } from '../components/ui';
-
-function useNow(ms: number) {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
+import { useNow } from '../lib/useNow';
+import { DataTable, ErrorBox } from '../components/ui';
 
 export function VmSummary({ vm }: { vm: Vm }) {
   const now = useNow(1000);
@@ -103,68 +95,36 @@ export function VmSummary({ vm }: { vm: Vm }) {
 
       <h2>Disks</h2>
       <ErrorBox message={volumes.error} />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>#</th>
-              <th>Volume</th>
-              <th>Pool</th>
-              <th>Size</th>
-              <th>Allocated</th>
-              <th>Format</th>
+      <DataTable columns={['#', 'Volume', 'Pool', 'Size', 'Allocated', 'Format']} empty={vm.disks.length === 0 ? 'no disks' : undefined}>
+        {vm.disks.map((d, i) => {
+          const v = volumeOf(d.pool, d.volume);
+          return (
+            <tr key={d.pool + '/' + d.volume}>
+              <td>{i}</td>
+              <td>{d.volume}</td>
+              <td>
+                <a href={`#/storage/${encodeURIComponent(d.pool)}`}>{d.pool}</a>
+              </td>
+              <td>{v ? formatBytes(v.size) : '…'}</td>
+              <td>{v ? formatBytes(v.allocated) : '…'}</td>
+              <td>{v?.format ?? ''}</td>
             </tr>
-          </thead>
-          <tbody>
-            {vm.disks.map((d, i) => {
-              const v = volumeOf(d.pool, d.volume);
-              return (
-                <tr key={d.pool + '/' + d.volume}>
-                  <td>{i}</td>
-                  <td>{d.volume}</td>
-                  <td>
-                    <a href={`#/storage/${encodeURIComponent(d.pool)}`}>{d.pool}</a>
-                  </td>
-                  <td>{v ? formatBytes(v.size) : '…'}</td>
-                  <td>{v ? formatBytes(v.allocated) : '…'}</td>
-                  <td>{v?.format ?? ''}</td>
-                </tr>
-              );
-            })}
-            {vm.disks.length === 0 ? (
-              <tr>
-                <td colSpan={6} class="muted">
-                  no disks
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
+          );
+        })}
+      </DataTable>
 
       <h2>Network interfaces</h2>
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th>Network</th>
-              <th>MAC</th>
-              <th>Addresses (from the guest agent)</th>
-            </tr>
-          </thead>
-          <tbody>
-            {vm.nics.map((n) => (
-              <tr key={n.mac}>
-                <td>
-                  <a href="#/networks">{n.network}</a>
-                </td>
-                <td class="mono">{n.mac}</td>
-                <td>{addrs ? (addrs.get(n.mac.toLowerCase())?.join(', ') || 'none') : '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable columns={['Network', 'MAC', 'Addresses (from the guest agent)']}>
+        {vm.nics.map((n) => (
+          <tr key={n.mac}>
+            <td>
+              <a href="#/networks">{n.network}</a>
+            </td>
+            <td class="mono">{n.mac}</td>
+            <td>{addrs ? (addrs.get(n.mac.toLowerCase())?.join(', ') || 'none') : '—'}</td>
+          </tr>
+        ))}
+      </DataTable>
       {agent.data?.agent ? (
         <button type="button" onClick={askAddresses} disabled={asking}>
           {asking ? 'Asking the guest…' : addrs ? 'Ask the guest again' : 'Ask the guest for its addresses'}
