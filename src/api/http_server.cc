@@ -41,6 +41,9 @@ bool ConstantTimeEqual(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+constexpr const char* kNeedToken =
+    "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token on the host)";
+
 std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 struct Shared {
@@ -210,9 +213,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r_path_ = r.path;
     auto length = header_->content_length();
     if (!Authorized(header_->get())) {
-      RefuseUpload(
-          ErrorResponse(Status::Unauthorized("missing or wrong API token: send 'Authorization: Bearer TOKEN'")),
-          length);
+      RefuseUpload(ErrorResponse(Status::Unauthorized(kNeedToken)), length);
       return true;
     }
     if (!length) {
@@ -333,11 +334,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       std::string ticket = r.query.count("ticket") ? r.query["ticket"] : "";
       return Upgrade(std::move(req), r.path, ticket);
     }
-    if (!Authorized(req)) {
-      return SendError(401,
-                       "missing or wrong API token: send 'Authorization: Bearer TOKEN' (the token is in DATA_DIR/token "
-                       "on the host)");
-    }
+    if (!Authorized(req)) return SendError(401, kNeedToken);
     r_path_ = r.path;
     r.body = std::move(req.body());
     asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {
@@ -443,18 +440,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   void Upgrade(http::request<http::string_body> req, const std::string& path, const std::string& ticket) {
     std::map<std::string, std::string> params;
     const Router& router = shared_.router;
-    bool events = path == "/api/v1/events";
-    std::string kind;
-    TicketKind ticket_kind = TicketKind::kEvents;
-    if (router.Match("/api/v1/vms/{name}/console", path, &params)) {
-      kind = "serial";
-      ticket_kind = TicketKind::kSerial;
-    } else if (router.Match("/api/v1/vms/{name}/vnc", path, &params)) {
-      kind = "vnc";
-      ticket_kind = TicketKind::kVnc;
-    }
-    if (!events && kind.empty()) return SendError(404, "no WebSocket endpoint at " + path);
-    if (!Authorized(req) && !(needs_token_ && shared_.tickets.Redeem(ticket, ticket_kind, params["name"]))) {
+    std::optional<TicketKind> endpoint;
+    if (path == "/api/v1/events")
+      endpoint = TicketKind::kEvents;
+    else if (router.Match("/api/v1/vms/{name}/console", path, &params))
+      endpoint = TicketKind::kSerial;
+    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params))
+      endpoint = TicketKind::kVnc;
+    if (!endpoint) return SendError(404, "no WebSocket endpoint at " + path);
+    bool events = *endpoint == TicketKind::kEvents;
+    std::string kind = events ? "" : *endpoint == TicketKind::kVnc ? "vnc" : "serial";  // for ConsoleResolver
+    if (!Authorized(req) && !(needs_token_ && shared_.tickets.Redeem(ticket, *endpoint, params["name"]))) {
       return SendError(401,
                        "missing, used or expired ticket: get one with POST /api/v1/tickets (it opens this endpoint "
                        "once, within 30 s), or send 'Authorization: Bearer TOKEN'");

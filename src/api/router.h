@@ -63,7 +63,8 @@ HttpResponse Reply(const Result<T>& r) {
 struct UploadHandler {
   // Before any of the body is read, with req.params filled and req.body
   // empty: validates the request and names the new file the body goes to
-  // (whose directory exists); an error is the answer and the body is not read.
+  // (whose directory exists); an error is the answer, and the body is not
+  // stored (a small one is read and dropped first, so the client reads it).
   std::function<Result<std::string>(const HttpRequest& req, uint64_t length)> begin;
   // Once the whole body is in that file: the answer. From here on the file is
   // the handler's (it removes it when done with it); a body that does not

@@ -1,5 +1,4 @@
 // /api/v1/pools and their volumes, and images uploaded into them.
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -41,24 +40,20 @@ std::string StartImport(ApiContext& ctx, const std::string& pool, const std::str
   });
 }
 
-// Checks pool, name and format of a new volume before anything is made.
-Status CheckNewVolume(ApiContext& ctx, const std::string& pool, const std::string& vol) {
-  PAMPA_RETURN_IF_ERROR(ctx.storage.GetPool(pool).status());
+// Checks the pool and the name of a new volume before anything is made;
+// returns the pool.
+Result<PoolInfo> CheckNewVolume(ApiContext& ctx, const std::string& pool, const std::string& vol) {
+  PAMPA_ASSIGN_OR_RETURN(auto p, ctx.storage.GetPool(pool));
   PAMPA_RETURN_IF_ERROR(ValidateName("volume", vol));
   if (ctx.storage.GetVolume(pool, vol).ok()) {
     return Status::Conflict("volume '" + vol + "' already exists in pool '" + pool + "'");
   }
-  return Status::Ok();
-}
-
-uint64_t FreeBytes(const std::string& dir) {
-  struct statvfs vfs {};
-  return statvfs(dir.c_str(), &vfs) == 0 ? static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize : 0;
+  return p;
 }
 
 // Where uploads wait for their conversion: inside DATA/images, where pampad
 // may read images from.
-std::string UploadDir(const ApiContext& ctx) { return ctx.data_dir + "/images/.uploads"; }
+std::string UploadDir(const std::string& data_dir) { return data_dir + "/images/.uploads"; }
 
 // The file name an upload of `format` gets: its extension makes the import
 // refuse a file whose content is another format.
@@ -79,26 +74,26 @@ UploadHandler ImageUpload(ApiContext& ctx) {
   h.begin = [&ctx](const HttpRequest& req, uint64_t length) -> Result<std::string> {
     const auto& pool = req.params.at("pool");
     const auto& vol = req.params.at("volume");
-    PAMPA_RETURN_IF_ERROR(CheckNewVolume(ctx, pool, vol));
+    PAMPA_ASSIGN_OR_RETURN(auto p, CheckNewVolume(ctx, pool, vol));
     auto format = req.query.count("format") ? req.query.at("format") : "";
     PAMPA_ASSIGN_OR_RETURN(auto ext, UploadExtension(format));
     if (length == 0) return Status::Invalid("the uploaded file is empty");
-    PAMPA_RETURN_IF_ERROR(MakeDirs(UploadDir(ctx), 0700));
-    PAMPA_ASSIGN_OR_RETURN(auto p, ctx.storage.GetPool(pool));
-    for (const auto& [where, free] : {std::pair{UploadDir(ctx), FreeBytes(UploadDir(ctx))}, {p.path, p.available}}) {
+    const std::string dir = UploadDir(ctx.data_dir);
+    PAMPA_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+    for (const auto& [where, free] : {std::pair{dir, SpaceOf(dir).available}, {p.path, p.available}}) {
       if (length > free) {
         return Status::Conflict("not enough space for a " + FormatSize(length) + " image in " + where + " (" +
                                 FormatSize(free) + " free): free some, or upload into another pool");
       }
     }
     std::random_device rd;
-    return UploadDir(ctx) + "/" + vol + "-" + std::to_string(rd()) + ext;
+    return dir + "/" + vol + "-" + std::to_string(rd()) + ext;
   };
   h.finish = [&ctx](const HttpRequest& req, const std::string& file) -> HttpResponse {
     const auto& pool = req.params.at("pool");
     const auto& vol = req.params.at("volume");
     auto info = ctx.storage.CheckImportImage(file);
-    Status st = info.ok() ? CheckNewVolume(ctx, pool, vol) : info.status();
+    Status st = info.ok() ? CheckNewVolume(ctx, pool, vol).status() : info.status();
     if (!st.ok()) {
       unlink(file.c_str());
       return ErrorResponse(st);
@@ -113,7 +108,7 @@ UploadHandler ImageUpload(ApiContext& ctx) {
 
 void RemoveStaleUploads(const std::string& data_dir) {
   std::error_code ec;
-  std::filesystem::remove_all(data_dir + "/images/.uploads", ec);
+  std::filesystem::remove_all(UploadDir(data_dir), ec);
 }
 
 void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
@@ -219,7 +214,7 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
     if (!source.ok()) return ErrorResponse(source.status());
     std::string pool = req.params.at("pool");
     // Fast checks now, so bad input fails before a task exists.
-    if (auto st = CheckNewVolume(ctx, pool, *name); !st.ok()) return ErrorResponse(st);
+    if (auto p = CheckNewVolume(ctx, pool, *name); !p.ok()) return ErrorResponse(p.status());
     auto info = ctx.storage.CheckImportImage(*source);
     if (!info.ok()) return ErrorResponse(info.status());
     return HttpResponse{202, {{"task", StartImport(ctx, pool, *name, *source)}}};

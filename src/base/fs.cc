@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -122,6 +123,12 @@ Result<std::string> CanonicalPath(const std::string& path) {
     return Status::NotFound("no such file: " + path + " (" + std::strerror(errno) + ")");
   }
   return std::string(buf);
+}
+
+DiskSpace SpaceOf(const std::string& dir) {
+  struct statvfs vfs {};
+  if (statvfs(dir.c_str(), &vfs) != 0) return {};
+  return {static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize, static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize};
 }
 
 bool PathWithin(const std::string& path, const std::string& dir) {

@@ -50,6 +50,13 @@ bool Exists(const std::string& path);
 Result<std::string> CanonicalPath(const std::string& path);
 // True when canonical `path` equals `dir` or lies below it.
 bool PathWithin(const std::string& path, const std::string& dir);
+// The size of the file system holding `dir`, and what an unprivileged writer
+// may still use of it (zeros when it cannot be asked).
+struct DiskSpace {
+  uint64_t capacity = 0;
+  uint64_t available = 0;
+};
+DiskSpace SpaceOf(const std::string& dir);
 // pread()/pwrite() of exactly len bytes at offset (retrying short transfers);
 // `path` names the file in errors. A read past the end is an error.
 Status ReadAt(int fd, char* buf, size_t len, uint64_t offset, const std::string& path);

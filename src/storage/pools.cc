@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -25,11 +24,9 @@ PoolInfo PoolFromJson(const std::string& text) {
   p.name = j.value("name", "");
   p.type = j.value("type", "dir");
   p.path = j.value("path", "");
-  struct statvfs vfs;
-  if (statvfs(p.path.c_str(), &vfs) == 0) {
-    p.capacity = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-    p.available = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  }
+  DiskSpace space = SpaceOf(p.path);
+  p.capacity = space.capacity;
+  p.available = space.available;
   return p;
 }
 
