@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import APPEND, GUEST  # noqa: E402
+from pampa_harness import APPEND, GUEST, define_vms  # noqa: E402
 from pool_harness import Pool  # noqa: E402
 
 MEMORY = "512M"
@@ -169,16 +169,7 @@ def bench_list(pool):
     hosts = pool.hosts
     per_host = 500
     for h in hosts:
-        conn = http.client.HTTPConnection(h.addr, h.port, timeout=60)
-        for i in range(per_host):
-            body = json.dumps({"name": f"{h.name}-idle{i:03d}", "cpus": 1, "memory": "64M", "networks": [],
-                               "host": h.name})
-            conn.request("POST", "/api/v1/vms", body, {"Authorization": "Bearer " + h.token,
-                                                      "Content-Type": "application/json"})
-            r = conn.getresponse()
-            r.read()
-            assert r.status == 202, r.status
-        conn.close()
+        define_vms(h.addr, h.port, h.token, [f"{h.name}-idle{i:03d}" for i in range(per_host)], host=h.name)
     h1 = hosts[0]
     conn = http.client.HTTPConnection(h1.addr, h1.port, timeout=60)
     auth = {"Authorization": "Bearer " + h1.token}

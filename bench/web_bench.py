@@ -17,10 +17,9 @@ import os
 import statistics
 import subprocess
 import sys
-import http.client
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from pampa_harness import BUILD, Pampad  # noqa: E402
+from pampa_harness import BUILD, Pampad, define_vms  # noqa: E402
 
 VMS = int(os.environ.get("BENCH_VMS", "500"))
 RUNS = os.environ.get("BENCH_RUNS", "5")
@@ -41,15 +40,7 @@ def app_gzip_bytes():
 def main():
     d = Pampad().start()
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
-        for i in range(VMS):
-            body = json.dumps({"name": f"web{i:03d}", "cpus": 1, "memory": "64M", "networks": []})
-            conn.request("POST", "/api/v1/vms", body, {"Authorization": "Bearer " + d.token,
-                                                      "Content-Type": "application/json"})
-            r = conn.getresponse()
-            r.read()
-            assert r.status == 202, r.status
-        conn.close()
+        define_vms("127.0.0.1", d.port, d.token, [f"web{i:03d}" for i in range(VMS)])
         env = dict(os.environ, PAMPA_URL=f"http://127.0.0.1:{d.port}", PAMPA_TOKEN=d.token, RUNS=RUNS,
                    EXPECT_VMS=str(VMS))
         out = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "web_load.mjs")], env=env,
