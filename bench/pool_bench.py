@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Benchmarks of the pool issue, run on demand (make bench-pool), printing ratios.
 
-1. Live migration of a 512 MiB guest over a shared pool between two hosts of a pool (network
-   namespaces, etcd; see tests/integration/pool_harness.py), idle and while it rewrites memory,
+1. Live migration of a 512 MiB guest between two hosts of a pool (network namespaces, etcd; see
+   tests/integration/pool_harness.py): over a shared pool idle and while it rewrites memory, and
+   idle with its disk in the source's own pool (64 MiB of data besides the guest's files, copied
+   over NBD while it runs),
    next to the same migration driven by hand with plain QEMU (two processes, QMP, the same
    downtime limit and bandwidth) in the same run. Printed: the guest's downtime (Pampa: QEMU's
    own plus the handover through the store until the target runs; by hand: QEMU's) and the total
@@ -72,7 +74,7 @@ class HandQemu:
         self.root = root
         self.procs = []
 
-    def start(self, role, incoming=False):
+    def start(self, role, incoming=False, disk="disk.qcow2"):
         d = self.root
         argv = ["qemu-system-x86_64", "-name", f"guest=hand-{role}", "-no-user-config", "-nodefaults",
                 "-machine", "q35,accel=tcg", "-cpu", "qemu64", "-smp", "1", "-m", MEMORY, "-no-shutdown",
@@ -80,7 +82,7 @@ class HandQemu:
                 "-mon", "chardev=qmp,mode=control",
                 "-chardev", f"socket,id=s0,path={d}/{role}-serial.sock,server=on,wait=off,logfile={d}/{role}.log",
                 "-serial", "chardev:s0", "-device", "virtio-balloon-pci", "-vga", "std", "-vnc", "none",
-                "-blockdev", f"driver=qcow2,node-name=disk0,file.driver=file,file.filename={d}/disk.qcow2",
+                "-blockdev", f"driver=qcow2,node-name=disk0,file.driver=file,file.filename={d}/{disk}",
                 "-device", "virtio-blk-pci,drive=disk0", "-kernel", os.path.join(GUEST, "vmlinuz"),
                 "-initrd", os.path.join(GUEST, "initrd.img"), "-append", APPEND]
         if incoming:
@@ -88,9 +90,14 @@ class HandQemu:
         self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return Qmp(f"{d}/{role}-qmp.sock")
 
-    def boot(self, busy):
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.join(GUEST, "disk.qcow2"),
-                        "-F", "qcow2", f"{self.root}/disk.qcow2"], check=True)
+    def boot(self, busy, local):
+        if local:  # a whole disk of the source's own, with data to copy
+            subprocess.run(["qemu-img", "convert", "-O", "qcow2", os.path.join(GUEST, "disk.qcow2"),
+                            f"{self.root}/disk.qcow2"], check=True)
+            fill(f"{self.root}/disk.qcow2")
+        else:
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.join(GUEST, "disk.qcow2"),
+                            "-F", "qcow2", f"{self.root}/disk.qcow2"], check=True)
         src = self.start("src")
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -105,21 +112,53 @@ class HandQemu:
             s.close()
         return src
 
-    def migrate(self, src):
+    def migrate(self, src, local):
+        """Plain QEMU's way, as Pampa does it: with a local disk, an NBD export in the target and
+        blockdev-mirror from the source, finished at the pause before the switch-over."""
         t0 = time.time()
-        dst = self.start("dst", incoming=True)
+        if local:
+            size = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", f"{self.root}/disk.qcow2"],
+                                             capture_output=True, text=True, check=True).stdout)["virtual-size"]
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{self.root}/dst.qcow2", str(size)],
+                           check=True)
+        dst = self.start("dst", incoming=True, disk="dst.qcow2" if local else "disk.qcow2")
+        caps = [{"capability": "auto-converge", "state": True}]
+        if local:
+            dst.cmd("migrate-set-capabilities", capabilities=[{"capability": "dirty-bitmaps", "state": True}])
+            caps += [{"capability": "pause-before-switchover", "state": True},
+                     {"capability": "dirty-bitmaps", "state": True}]
         dst.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
         addr = dst.cmd("query-migrate")["socket-address"][0]
-        src.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
+        if local:
+            port = str(free_port())
+            dst.cmd("nbd-server-start", addr={"type": "inet", "data": {"host": "127.0.0.1", "port": port}})
+            dst.cmd("block-export-add", type="nbd", id="e0", **{"node-name": "disk0"}, name="disk0", writable=True)
+            src.cmd("blockdev-add", driver="nbd", **{"node-name": "m0"},
+                    server={"type": "inet", "host": "127.0.0.1", "port": port}, export="disk0")
+            src.cmd("blockdev-mirror", **{"job-id": "m0", "copy-mode": "write-blocking"}, device="disk0",
+                    target="m0", sync="full")
+            while not all(j["ready"] for j in src.cmd("query-block-jobs")):
+                time.sleep(0.05)
+        src.cmd("migrate-set-capabilities", capabilities=caps)
         src.cmd("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 1 << 40})
         src.cmd("migrate", uri=f"tcp:127.0.0.1:{addr['port']}")
+        switched = False
         while True:
             info = src.cmd("query-migrate")
             if info["status"] in ("completed", "failed", "cancelled"):
                 break
+            if info["status"] == "pre-switchover" and not switched:
+                switched = True
+                src.cmd("block-job-cancel", device="m0")
+                while src.cmd("query-block-jobs"):
+                    time.sleep(0.002)
+                src.cmd("blockdev-del", **{"node-name": "m0"})
+                src.cmd("migrate-continue", state="pre-switchover")
             time.sleep(0.01)
         while dst.cmd("query-migrate")["status"] != "completed":
             time.sleep(0.002)
+        if local:
+            dst.cmd("nbd-server-stop")
         dst.cmd("cont")
         total = (time.time() - t0) * 1000
         return info.get("downtime", 0), total
@@ -133,19 +172,40 @@ class HandQemu:
             os.unlink(os.path.join(self.root, f))
 
 
+def fill(image):
+    """64 MiB of data in a stopped guest's disk image, past its files: what a copy has to move."""
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 512M 64M", image], check=True,
+                   capture_output=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def bench_migration(pool):
     h1, h2 = pool.hosts[0], pool.hosts[1]
-    print(f"1. live migration, {MEMORY} guest, shared pool, {RUNS} runs each (median; ms)")
-    print(f"   {'case':<22} {'downtime':>9} {'QEMU dt':>8} {'total':>8} {'by hand: dt':>12} {'total':>8} "
+    print(f"1. live migration, {MEMORY} guest, {RUNS} runs each (median; ms)")
+    print(f"   {'case':<28} {'downtime':>9} {'QEMU dt':>8} {'total':>8} {'by hand: dt':>12} {'total':>8} "
           f"{'total ratio':>12}")
     hand = HandQemu(tempfile.mkdtemp(prefix="pbh-", dir="/tmp"))
-    for busy in (False, True):
+    cases = [("idle, shared pool", False, False), ("rewriting memory, shared", True, False),
+             ("idle, local disk (64 MiB)", False, True)]
+    only = os.environ.get("BENCH_CASES")  # e.g. "local": the cases whose name holds it
+    for case, busy, local in cases:
+        if only and only not in case:
+            continue
         ours, theirs = [], []
         for run in range(RUNS):
-            name = f"b{run}{'busy' if busy else 'idle'}"
-            h1.cli("vm", "create", name, "--cpus", "1", "--memory", MEMORY, "--host", "h1", "--pool", "shared",
+            name = f"b{run}{'busy' if busy else 'idle'}{'local' if local else ''}"
+            h1.cli("vm", "create", name, "--cpus", "1", "--memory", MEMORY, "--host", "h1",
+                   "--pool", "default" if local else "shared",
                    "--disk-image", os.path.join(GUEST, "disk.qcow2"), "--kernel", os.path.join(GUEST, "vmlinuz"),
                    "--initrd", os.path.join(GUEST, "initrd.img"), "--append", APPEND, "--net", "none")
+            if local:
+                vol = h1.vm(name)["disks"][0]["volume"]
+                fill([v for v in h1.cli_json("volume", "list", "default") if v["name"] == vol][0]["path"])
             h1.cli("vm", "start", name)
             h1.wait_console(name, "pampa-guest: ready", timeout=180)
             if busy:
@@ -155,12 +215,11 @@ def bench_migration(pool):
             ours.append((t["downtime_ms"], t["qemu_downtime_ms"], t["total_ms"]))
             h2.cli("vm", "stop", name)
             h2.cli("vm", "delete", name)
-            src = hand.boot(busy)
-            theirs.append(hand.migrate(src))
+            src = hand.boot(busy, local)
+            theirs.append(hand.migrate(src, local))
             hand.stop()
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731
-        case = "rewriting memory" if busy else "idle"
-        print(f"   {case:<22} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} "
+        print(f"   {case:<28} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} "
               f"{med(theirs, 0):>12.0f} {med(theirs, 1):>8.0f} {med(ours, 2) / med(theirs, 1):>11.2f}x")
     print("   goals: downtime under 100 ms idle; total ratio under 1.10x")
 

@@ -1,6 +1,7 @@
 #include "api/http_server.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <future>
 #include <limits>
 #include <thread>
@@ -56,15 +58,33 @@ struct Shared {
   StaticFiles ui;
 };
 
-// Streams bytes between a WebSocket and a unix socket (serial console, VNC).
-template <class Socket>
-class PumpSession : public std::enable_shared_from_this<PumpSession<Socket>> {
+void CloseStream(local::socket& s) {
+  beast::error_code ec;
+  s.close(ec);
+}
+void CloseStream(tcp::socket& s) {
+  beast::error_code ec;
+  s.shutdown(tcp::socket::shutdown_both, ec);
+  s.close(ec);
+}
+void CloseStream(beast::tcp_stream& s) { CloseStream(s.socket()); }
+
+// Streams bytes between a WebSocket and a byte stream: a console's unix
+// socket here, or another host's console stream. first: bytes that came
+// with the other host's answer, sent before any more.
+template <class Socket, class Target>
+class PumpSession : public std::enable_shared_from_this<PumpSession<Socket, Target>> {
  public:
-  PumpSession(websocket::stream<Socket> ws, local::socket target) : ws_(std::move(ws)), target_(std::move(target)) {}
+  PumpSession(websocket::stream<Socket> ws, Target target, std::string first = "")
+      : ws_(std::move(ws)), target_(std::move(target)), first_(std::move(first)) {}
   void Run() {
     ws_.binary(true);
     ReadWs();
-    ReadTarget();
+    if (first_.empty()) return ReadTarget();
+    ws_.async_write(asio::buffer(first_), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->ReadTarget();
+    });
   }
 
  private:
@@ -90,15 +110,51 @@ class PumpSession : public std::enable_shared_from_this<PumpSession<Socket>> {
   void Close() {
     if (closed_) return;
     closed_ = true;
-    beast::error_code ec;
-    target_.close(ec);
+    CloseStream(target_);
     ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](beast::error_code) {});
   }
 
   websocket::stream<Socket> ws_;
-  local::socket target_;
+  Target target_;
+  std::string first_;
   beast::flat_buffer in_;
   std::array<char, 16384> out_;
+  bool closed_ = false;
+};
+
+// Streams bytes both ways between two byte streams (a console's unix socket
+// and the host that asked for it).
+template <class A, class B>
+class BytePump : public std::enable_shared_from_this<BytePump<A, B>> {
+ public:
+  BytePump(A a, B b) : a_(std::move(a)), b_(std::move(b)) {}
+  void Run() {
+    Copy(a_, b_, a_to_b_);
+    Copy(b_, a_, b_to_a_);
+  }
+
+ private:
+  template <class From, class To>
+  void Copy(From& from, To& to, std::array<char, 16384>& buf) {
+    from.async_read_some(
+        asio::buffer(buf), [self = this->shared_from_this(), &from, &to, &buf](beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](beast::error_code ec, size_t) {
+            if (ec) return self->Close();
+            self->Copy(from, to, buf);
+          });
+        });
+  }
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    CloseStream(a_);
+    CloseStream(b_);
+  }
+
+  A a_;
+  B b_;
+  std::array<char, 16384> a_to_b_, b_to_a_;
   bool closed_ = false;
 };
 
@@ -330,6 +386,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r.forwarded_from = std::string(req["Pampa-Forwarded"]);
     keep_alive_ = req.keep_alive();
     if (r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
+    if (beast::iequals(req[http::field::upgrade], kConsoleStream)) return ConsoleStream(std::move(req), r.path);
     if (websocket::is_upgrade(req)) {
       std::string ticket = r.query.count("ticket") ? r.query["ticket"] : "";
       return Upgrade(std::move(req), r.path, ticket);
@@ -448,28 +505,46 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     else if (router.Match("/api/v1/vms/{name}/vnc", path, &params))
       endpoint = TicketKind::kVnc;
     if (!endpoint) return SendError(404, "no WebSocket endpoint at " + path);
-    bool events = *endpoint == TicketKind::kEvents;
-    std::string kind = events ? "" : *endpoint == TicketKind::kVnc ? "vnc" : "serial";  // for ConsoleResolver
     if (!Authorized(req) && !(needs_token_ && shared_.tickets.Redeem(ticket, *endpoint, params["name"]))) {
       return SendError(401,
                        "missing, used or expired ticket: get one with POST /api/v1/tickets (it opens this endpoint "
                        "once, within 30 s), or send 'Authorization: Bearer TOKEN'");
     }
-    local::socket target(socket_.get_executor());
-    if (!kind.empty()) {
-      auto sock = shared_.consoles(params["name"], kind);
-      if (!sock.ok()) {
-        keep_alive_ = false;
-        return Send(ErrorResponse(sock.status()));
-      }
-      beast::error_code ec;
-      target.connect(local::endpoint(*sock), ec);
-      if (ec) {
-        keep_alive_ = false;
-        return Send(ErrorResponse(Status::Unavailable("cannot open the " + kind + " console of vm '" + params["name"] +
-                                                      "': " + ec.message())));
-      }
+    if (*endpoint == TicketKind::kEvents) {
+      EventBus& events = shared_.events;
+      return AcceptWs(std::move(req), [&events](websocket::stream<Socket> ws) {
+        std::make_shared<EventsSession<Socket>>(std::move(ws), events)->Run();
+      });
     }
+    std::string kind = *endpoint == TicketKind::kVnc ? "vnc" : "serial";
+    auto target = shared_.consoles(params["name"], kind);
+    if (!target.ok()) {
+      keep_alive_ = false;
+      return Send(ErrorResponse(target.status()));
+    }
+    if (target->socket.empty()) return UpgradeRemote(std::move(req), path, *target);
+    auto sock = OpenConsole(*target, params["name"], kind);
+    if (!sock) return;
+    AcceptWs(std::move(req), [sock](websocket::stream<Socket> ws) {
+      std::make_shared<PumpSession<Socket, local::socket>>(std::move(ws), std::move(*sock))->Run();
+    });
+  }
+
+  // The unix socket of a console here; on failure the error is sent (nullptr).
+  std::shared_ptr<local::socket> OpenConsole(const ConsoleTarget& target, const std::string& vm,
+                                             const std::string& kind) {
+    auto sock = std::make_shared<local::socket>(socket_.get_executor());
+    beast::error_code ec;
+    sock->connect(local::endpoint(target.socket), ec);
+    if (!ec) return sock;
+    keep_alive_ = false;
+    Send(
+        ErrorResponse(Status::Unavailable("cannot open the " + kind + " console of vm '" + vm + "': " + ec.message())));
+    return nullptr;
+  }
+
+  // Answers the WebSocket upgrade and hands the stream to start.
+  void AcceptWs(http::request<http::string_body> req, std::function<void(websocket::stream<Socket>)> start) {
     auto ws = std::make_shared<websocket::stream<Socket>>(std::move(socket_));
     bool binary_proto = req[http::field::sec_websocket_protocol].find("binary") != beast::string_view::npos;
     ws->set_option(websocket::stream_base::decorator([binary_proto](websocket::response_type& res) {
@@ -477,14 +552,106 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       if (binary_proto) res.set(http::field::sec_websocket_protocol, "binary");
     }));
     auto reqp = std::make_shared<http::request<http::string_body>>(std::move(req));
-    auto tgt = std::make_shared<local::socket>(std::move(target));
-    Shared& shared = shared_;
-    ws->async_accept(*reqp, [ws, reqp, tgt, events, &shared](beast::error_code ec) {
+    ws->async_accept(*reqp, [ws, reqp, start = std::move(start)](beast::error_code ec) {
+      if (!ec) start(std::move(*ws));
+    });
+  }
+
+  // A console of a VM another host of the pool runs: that host's pampad
+  // streams the console's bytes here (kConsoleStream, with the pool's
+  // token); this host frames them for the WebSocket client.
+  void UpgradeRemote(http::request<http::string_body> req, const std::string& path, const ConsoleTarget& target) {
+    struct Peer {
+      explicit Peer(const asio::any_io_executor& ex) : stream(ex), resolver(ex) {}
+      beast::tcp_stream stream;
+      tcp::resolver resolver;
+      beast::flat_buffer buffer;
+      http::request<http::empty_body> ask;
+      http::response_parser<http::string_body> answer;
+    };
+    auto peer = std::make_shared<Peer>(socket_.get_executor());
+    peer->ask = {http::verb::get, path, 11};
+    peer->ask.set(http::field::host, target.peer_host);
+    peer->ask.set(http::field::upgrade, kConsoleStream);
+    peer->ask.set(http::field::connection, "upgrade");
+    peer->ask.set(http::field::authorization, "Bearer " + target.token);
+    peer->answer.body_limit(64 << 10);
+    auto reqp = std::make_shared<http::request<http::string_body>>(std::move(req));
+    auto self = this->shared_from_this();
+    auto fail = [self, where = "host " + target.peer_name + " (which runs the VM) "](const std::string& what) {
+      self->keep_alive_ = false;
+      self->Send(ErrorResponse(Status::Unavailable(where + what)));
+    };
+    peer->stream.expires_after(std::chrono::seconds(10));
+    auto on_answer = [self, peer, reqp, fail](beast::error_code ec) {
+      if (ec) return fail("did not open the console: " + ec.message());
+      peer->stream.expires_never();
+      std::string first = beast::buffers_to_string(peer->buffer.data());
+      auto stream = std::make_shared<beast::tcp_stream>(std::move(peer->stream));
+      self->AcceptWs(std::move(*reqp), [stream, first](websocket::stream<Socket> ws) {
+        std::make_shared<PumpSession<Socket, beast::tcp_stream>>(std::move(ws), std::move(*stream), first)->Run();
+      });
+    };
+    auto on_refusal = [peer, fail](beast::error_code, size_t) {
+      auto body = nlohmann::json::parse(peer->answer.get().body(), nullptr, false);
+      fail("refused the console: " + (body.is_object() ? body.value("error", std::string("no reason given"))
+                                                       : "HTTP " + std::to_string(peer->answer.get().result_int())));
+    };
+    auto on_connect = [peer, fail, on_answer, on_refusal](beast::error_code ec) {
+      if (ec) return fail("does not answer: " + ec.message());
+      http::async_write(peer->stream, peer->ask, [peer, fail, on_answer, on_refusal](beast::error_code ec, size_t) {
+        if (ec) return fail("did not take the request: " + ec.message());
+        http::async_read_header(peer->stream, peer->buffer, peer->answer,
+                                [peer, on_answer, on_refusal](beast::error_code ec, size_t) {
+                                  if (ec || peer->answer.get().result() == http::status::switching_protocols)
+                                    return on_answer(ec);
+                                  http::async_read(peer->stream, peer->buffer, peer->answer, on_refusal);
+                                });
+      });
+    };
+    peer->resolver.async_resolve(
+        target.peer_host, target.peer_port,
+        [peer, fail, on_connect](beast::error_code ec, const tcp::resolver::results_type& found) {
+          if (ec || found.empty()) return fail("cannot be resolved: " + ec.message());
+          tcp::endpoint ep = found.begin()->endpoint();
+          // Made here, close-on-exec from the start, so no child can inherit it.
+          int fd = socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+          if (fd < 0) return fail("cannot be reached: " + std::string(strerror(errno)));
+          peer->stream.socket().assign(ep.protocol(), fd, ec);
+          if (ec) {
+            close(fd);
+            return fail("cannot be reached: " + ec.message());
+          }
+          peer->stream.async_connect(ep, on_connect);
+        });
+  }
+
+  // Between hosts of a pool: the raw bytes of the console of a VM that runs
+  // here, for the host a WebSocket client talks to (see UpgradeRemote).
+  void ConsoleStream(http::request<http::string_body> req, const std::string& path) {
+    if (!Authorized(req)) return SendError(401, kNeedToken);
+    std::map<std::string, std::string> params;
+    std::string kind;
+    if (shared_.router.Match("/api/v1/vms/{name}/console", path, &params))
+      kind = "serial";
+    else if (shared_.router.Match("/api/v1/vms/{name}/vnc", path, &params))
+      kind = "vnc";
+    else
+      return SendError(404, "no console at " + path);
+    auto target = shared_.consoles(params["name"], kind);
+    if (!target.ok()) {
+      keep_alive_ = false;
+      return Send(ErrorResponse(target.status()));
+    }
+    if (target->socket.empty()) return SendError(409, "vm '" + params["name"] + "' does not run on this host");
+    auto sock = OpenConsole(*target, params["name"], kind);
+    if (!sock) return;
+    auto answer = std::make_shared<std::string>(std::string("HTTP/1.1 101 Switching Protocols\r\nUpgrade: ") +
+                                                kConsoleStream + "\r\nConnection: Upgrade\r\n\r\n");
+    auto self = this->shared_from_this();
+    asio::async_write(socket_, asio::buffer(*answer), [self, answer, sock](beast::error_code ec, size_t) {
       if (ec) return;
-      if (events)
-        std::make_shared<EventsSession<Socket>>(std::move(*ws), shared.events)->Run();
-      else
-        std::make_shared<PumpSession<Socket>>(std::move(*ws), std::move(*tgt))->Run();
+      std::make_shared<BytePump<Socket, local::socket>>(std::move(self->socket_), std::move(*sock))->Run();
     });
   }
 

@@ -37,8 +37,20 @@ struct HttpServerOptions {
 inline const std::vector<std::string> kWebSocketPaths = {"/api/v1/events", "/api/v1/vms/{name}/console",
                                                          "/api/v1/vms/{name}/vnc"};
 
-// Finds the unix socket behind a VM's console: kind is "serial" or "vnc".
-using ConsoleResolver = std::function<Result<std::string>(const std::string& vm, const std::string& kind)>;
+// Where a VM's console is: the unix socket of its QEMU here, or the pampad of
+// the host of the pool that runs the VM, which streams the console's bytes
+// to this host (an HTTP upgrade to kConsoleStream, with the pool's token).
+struct ConsoleTarget {
+  std::string socket;                       // here
+  std::string peer_host, peer_port, token;  // or there
+  std::string peer_name;                    // for messages
+};
+// Finds a VM's console: kind is "serial" or "vnc".
+using ConsoleResolver = std::function<Result<ConsoleTarget>(const std::string& vm, const std::string& kind)>;
+// The upgrade between hosts that turns a request for a console path into the
+// console's raw bytes (no WebSocket framing: the host the browser talks to
+// frames them).
+inline constexpr const char* kConsoleStream = "pampa-console";
 
 class HttpServer {
  public:

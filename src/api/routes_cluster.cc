@@ -90,6 +90,9 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!h.ok()) return ErrorResponse(h.status());
     return HttpResponse{200, ToJson(*h)};
   });
+  r.Add("DELETE", "/api/v1/hosts/{host}", [&](const HttpRequest& req) {
+    return Reply(ctx.cluster.Remove(req.params.at("host")), {{"removed", req.params.at("host")}});
+  });
 
   // Forwarded to the host named (see TargetHost), which answers for itself.
   r.Add("POST", "/api/v1/hosts/{host}/maintenance", [&](const HttpRequest& req) {
@@ -122,7 +125,7 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
 
   // Between hosts of the pool: the target's side of a migration.
   r.Add("POST", "/api/v1/migrations/incoming", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"spec", "from", "paused"});
+    auto body = BodyWithFields(req, {"spec", "from", "paused", "disks"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto from = RequiredString(*body, "from");
     if (!from.ok()) return ErrorResponse(from.status());
@@ -130,7 +133,9 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!paused.ok()) return ErrorResponse(paused.status());
     auto spec = VmSpecFromJson(body->value("spec", json()));
     if (!spec.ok()) return ErrorResponse(Status::Invalid(spec.status().message()));
-    return Reply(ctx.migrations.PrepareIncoming(*spec, *from, *paused));
+    auto copies = LocalDisksFromJson(body->value("disks", json::array()), spec->disks.size());
+    if (!copies.ok()) return ErrorResponse(copies.status());
+    return Reply(ctx.migrations.PrepareIncoming(*spec, *from, *paused, *copies));
   });
   r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"run", "cold", "check"});

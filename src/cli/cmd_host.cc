@@ -14,6 +14,12 @@ std::string Heartbeat(const nlohmann::json& h) {
   return std::to_string(age / 1000) + " s ago";
 }
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "-" : out;
+}
+
 int PrintHost(const nlohmann::json& h) {
   std::cout << "name:       " << h.value("name", "") << "\n"
             << "state:      " << h.value("state", "") << "\n"
@@ -24,6 +30,8 @@ int PrintHost(const nlohmann::json& h) {
             << "memory:     " << HumanSize(h.value("memory_bytes", uint64_t{0})) << " ("
             << HumanSize(h.value("memory_committed", uint64_t{0})) << " given to running VMs)\n"
             << "vms:        " << h.value("vms", 0) << " (" << h.value("running", 0) << " running)\n"
+            << "pools:      " << JoinNames(h.value("pools", std::vector<std::string>{})) << "\n"
+            << "networks:   " << JoinNames(h.value("networks", std::vector<std::string>{})) << "\n"
             << "heartbeat:  " << Heartbeat(h) << "\n";
   return 0;
 }
@@ -70,6 +78,17 @@ void AddHostCommands(CLI::App& app, Globals& g) {
         return 0;
       }
       return PrintHost(*r);
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto cmd = host->add_subcommand("remove", "forget a host that left the pool for good (stopped, without VMs)");
+    cmd->add_option("name", *name, "the host")->required();
+    Bind(cmd, g, [&g, name] {
+      auto r = g.client().Call("DELETE", "/api/v1/hosts/" + *name);
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "host " << *name << " removed from the pool\n";
+      return 0;
     });
   }
   {

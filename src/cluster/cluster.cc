@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -200,10 +201,15 @@ void Cluster::HeartbeatLoop(int64_t lease) {
 Result<std::vector<HostRecord>> Cluster::Hosts() {
   PAMPA_ASSIGN_OR_RETURN(auto host_kvs, store_.List("hosts/"));
   PAMPA_ASSIGN_OR_RETURN(auto spec_kvs, store_.List("vms/"));
+  // Every host reaches the shared pools ("pools/": alone, its own) and
+  // realises every network; its own pools are under hosts/<host>/pools/.
+  PAMPA_ASSIGN_OR_RETURN(auto shared_kvs, store_.List("pools/"));
+  PAMPA_ASSIGN_OR_RETURN(auto network_kvs, store_.List("networks/"));
   std::map<std::string, HostRecord> hosts;
   std::map<std::string, bool> running;  // "<host>/<vm>" -> QEMU runs
+  std::map<std::string, std::vector<std::string>> own_pools;
   std::set<std::string> alive;
-  const std::string runtime = "/runtime/", alive_suffix = "/alive";
+  const std::string runtime = "/runtime/", alive_suffix = "/alive", pools = "/pools/";
   for (auto& [key, value] : host_kvs) {
     std::string name = HostOfInfoKey(key);
     if (!name.empty()) {
@@ -213,6 +219,10 @@ Result<std::vector<HostRecord>> Cluster::Hosts() {
     if (key.size() > alive_suffix.size() &&
         key.compare(key.size() - alive_suffix.size(), alive_suffix.size(), alive_suffix) == 0) {
       alive.insert(key.substr(6, key.size() - 6 - alive_suffix.size()));
+      continue;
+    }
+    if (auto p = key.find(pools); p != std::string::npos) {
+      own_pools[key.substr(6, p - 6)].push_back(key.substr(p + pools.size()));
       continue;
     }
     auto r = key.find(runtime);
@@ -247,9 +257,36 @@ Result<std::vector<HostRecord>> Cluster::Hosts() {
     h.cpus_committed = u.cpus;
     h.vms = u.vms;
     h.running = u.running;
+    h.pools = own_pools[name];
+    for (auto& kv : shared_kvs) h.pools.push_back(kv.first.substr(6));
+    std::sort(h.pools.begin(), h.pools.end());
+    h.networks.clear();
+    for (auto& kv : network_kvs) h.networks.push_back(kv.first.substr(9));
     out.push_back(std::move(h));
   }
   return out;
+}
+
+Status Cluster::Remove(const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(name));
+  if (name == config_.host || h.state != HostState::kLost) {
+    return Status::Conflict("host " + name + " is " + std::string(name == config_.host ? "this host" : Name(h.state)) +
+                            ": stop pampad on it first (a stopped host is lost within " +
+                            std::to_string(config_.lost_after.count() / 1000) + " s), then remove it");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
+  std::vector<std::string> its;
+  for (auto& [key, value] : specs) {
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (spec.ok() && spec->host == name) its.push_back(spec->name);
+  }
+  if (!its.empty()) {
+    return Status::Conflict("host " + name + " still has " + std::to_string(its.size()) + " VM(s), e.g. " +
+                            its.front() +
+                            ": move them to another host (pampa vm migrate, while it runs) or delete them first");
+  }
+  return CommitResolved(store_, Txn().DeletePrefix("hosts/" + name + "/").DeletePrefix("intents/" + name + "/"))
+      .status();
 }
 
 Result<HostRecord> Cluster::Host(const std::string& name) {

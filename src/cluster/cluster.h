@@ -73,12 +73,17 @@ class Cluster {
   void Stop();
 
   const ClusterConfig& config() const { return config_; }
+  // The token hosts of the pool use between them.
+  const std::string& token() const { return token_; }
   bool pooled() const { return config_.pooled; }
 
   Result<std::vector<HostRecord>> Hosts();
   Result<HostRecord> Host(const std::string& name);
   // Marks a host in or out of maintenance (it takes no new VMs while in).
   Status SetMaintenance(const std::string& name, bool on);
+  // A host that left the pool for good: its records go. Refused while it is
+  // online (its pampad runs) or the store gives it VMs.
+  Status Remove(const std::string& name);
 
   // The host that runs VM name per its spec ("" when the VM does not exist;
   // this host for a spec naming no host).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/clock.h"
+#include "cluster/disk_mirror.h"
 #include "vm/vm_spec.h"
 
 namespace pampa {
@@ -18,7 +19,9 @@ class ClusterTest : public ::testing::Test {
   // A lost host is one without its alive key (its lease ended).
   void AddHost(const std::string& name, int cpus, uint64_t memory_gib, int64_t heartbeat_age_ms,
                bool maintenance = false) {
-    if (heartbeat_age_ms < 10000) ASSERT_TRUE(store_->Put("hosts/" + name + "/alive", "1").ok());
+    if (heartbeat_age_ms < 10000) {
+      ASSERT_TRUE(store_->Put("hosts/" + name + "/alive", "1").ok());
+    }
     json info = {{"name", name},
                  {"url", "http://10.0.0.9:8006"},
                  {"cpus", cpus},
@@ -52,6 +55,9 @@ TEST_F(ClusterTest, HostsShowStateAndWhatTheirVmsTake) {
   AddHost("h3", 4, 16, 500, /*maintenance=*/true);
   AddVm("a", "h1", 2, 4096, true);
   AddVm("b", "h1", 4, 8192, false);  // stopped: takes nothing
+  ASSERT_TRUE(store_->Put("hosts/h1/pools/local", "{}").ok());
+  ASSERT_TRUE(store_->Put("pools/nfs", "{}").ok());
+  ASSERT_TRUE(store_->Put("networks/lan", "{}").ok());
   auto hosts = cluster_->Hosts();
   ASSERT_TRUE(hosts.ok()) << hosts.status().message();
   ASSERT_EQ(hosts->size(), 3u);
@@ -62,6 +68,9 @@ TEST_F(ClusterTest, HostsShowStateAndWhatTheirVmsTake) {
   EXPECT_EQ((*hosts)[0].running, 1);
   EXPECT_EQ((*hosts)[1].state, HostState::kLost);
   EXPECT_EQ((*hosts)[2].state, HostState::kMaintenance);
+  EXPECT_EQ((*hosts)[0].pools, (std::vector<std::string>{"local", "nfs"}));
+  EXPECT_EQ((*hosts)[1].pools, std::vector<std::string>{"nfs"});
+  EXPECT_EQ((*hosts)[2].networks, std::vector<std::string>{"lan"});
   EXPECT_EQ(cluster_->Host("h9").status().code(), ErrorCode::kNotFound);
 }
 
@@ -102,6 +111,37 @@ TEST_F(ClusterTest, OwnersAndOtherHostsVms) {
   EXPECT_EQ((*remote)[0].value("state", ""), "stopped");
   EXPECT_EQ((*remote)[1].value("state", ""), "running");
   EXPECT_EQ((*remote)[1].value("host", ""), "h2");
+}
+
+TEST_F(ClusterTest, OnlyALostHostWithoutVmsIsRemoved) {
+  AddHost("h1", 4, 8, 0);
+  AddHost("h2", 4, 8, 0);
+  AddHost("h3", 4, 8, 60000);  // lost
+  AddHost("h4", 4, 8, 60000);  // lost, with a VM
+  AddVm("stranded", "h4", 1, 512, false);
+  ASSERT_TRUE(store_->Put("hosts/h3/pools/local", "{}").ok());
+  EXPECT_EQ(cluster_->Remove("h1").code(), ErrorCode::kConflict);  // this host
+  EXPECT_EQ(cluster_->Remove("h2").code(), ErrorCode::kConflict);  // online
+  Status st = cluster_->Remove("h4");
+  EXPECT_EQ(st.code(), ErrorCode::kConflict);
+  EXPECT_NE(st.message().find("stranded"), std::string::npos) << st.message();
+  ASSERT_TRUE(cluster_->Remove("h3").ok());
+  EXPECT_EQ(cluster_->Host("h3").status().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(store_->Get("hosts/h3/pools/local")->has_value());
+  EXPECT_EQ(cluster_->Remove("h9").code(), ErrorCode::kNotFound);
+}
+
+TEST(LocalDisksTest, TheTargetTakesOnlyWellFormedCopies) {
+  auto ok = LocalDisksFromJson(json::array({ToJson(LocalDisk{1, "qcow2", 1 << 30})}), 2);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  ASSERT_EQ(ok->size(), 1u);
+  EXPECT_EQ((*ok)[0].index, 1u);
+  EXPECT_EQ((*ok)[0].size, uint64_t{1} << 30);
+  EXPECT_FALSE(LocalDisksFromJson(json::array({ToJson(LocalDisk{2, "qcow2", 1})}), 2).ok());  // no disk 2
+  EXPECT_FALSE(LocalDisksFromJson(json::array({ToJson(LocalDisk{0, "vmdk", 1})}), 1).ok());
+  EXPECT_FALSE(LocalDisksFromJson(json::array({ToJson(LocalDisk{0, "raw", 0})}), 1).ok());
+  EXPECT_FALSE(LocalDisksFromJson(json{{"index", 0}}, 1).ok());
+  EXPECT_FALSE(LocalDisksFromJson(json::array({{{"index", -1}, {"format", "raw"}, {"size", 1}}}), 1).ok());
 }
 
 TEST(PoolTokenTest, TheFirstHostsTokenIsThePools) {

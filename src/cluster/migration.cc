@@ -36,6 +36,45 @@ std::string UriFromSocket(const json& info) {
   return "tcp:" + host + ":" + port;
 }
 
+// Copies the disks into the target's export (nbd: {"host", "port"}) until
+// every copy is in step with the guest. Fails on a cancel, a failed copy, or
+// nothing copied for kStallTimeout.
+Status CopyDisks(DiskMirror& mirror, const json& nbd, uint64_t bytes_per_s, const std::string& to, TaskContext& ctx) {
+  std::string host = nbd.value("host", "");
+  int port = nbd.value("port", 0);
+  if (host.empty() || port <= 0) return Status::Internal("host " + to + " did not say where to copy the disks");
+  ctx.Progress(0.05, "copying the disks to host " + to);
+  PAMPA_RETURN_IF_ERROR(mirror.Start(host, port, bytes_per_s));
+  // A rate-limited copy moves in bursts of up to its 16 MiB buffer.
+  auto stall_timeout =
+      kStallTimeout + (bytes_per_s > 0 ? std::chrono::seconds(2 * (uint64_t{16} << 20) / bytes_per_s) : 0s);
+  uint64_t last_done = 0;
+  auto last_progress = Clock::now(), t0 = Clock::now();
+  while (true) {
+    if (ctx.cancelled()) return Status::Cancelled("cancelled while copying the disks");
+    PAMPA_ASSIGN_OR_RETURN(DiskMirror::Progress p, mirror.Poll());
+    if (p.ready) {
+      ctx.Log("disks copied to host " + to + ": " + FormatSize(p.total) + " in " + std::to_string(int(MsSince(t0))) +
+              " ms");
+      return Status::Ok();
+    }
+    if (p.done != last_done) {
+      last_done = p.done;
+      last_progress = Clock::now();
+    } else if (Clock::now() - last_progress > stall_timeout) {
+      return Status::Unavailable("no disk data reached host " + to + " for " + std::to_string(stall_timeout.count()) +
+                                 " s (link down?)");
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    double rate = secs > 0 ? double(p.done) / secs : 0;
+    double eta = rate > 0 ? double(p.total - std::min(p.done, p.total)) / rate : 0;
+    ctx.Progress(p.total > 0 ? 0.05 + 0.45 * double(p.done) / double(p.total) : 0.05,
+                 "copying disks: " + FormatSize(p.done) + " of " + FormatSize(p.total) +
+                     (eta > 0 ? ", about " + std::to_string(int(std::ceil(eta))) + " s to go" : ""));
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 }  // namespace
 
 Result<MigrateRequest> ParseMigrateRequest(const json& body) {
@@ -71,7 +110,9 @@ Result<MigrateRequest> ParseMigrateRequest(const json& body) {
 struct Migrations::Incoming {
   VmManager::Hold hold;
   std::string name, from;
-  bool paused = false;  // stays paused when adopted
+  bool paused = false;    // stays paused when adopted
+  VmSpec copies;          // the volumes made here for the disk copies (spec.disks)
+  bool exported = false;  // their NBD export runs
   Clock::time_point since = Clock::now();
   std::optional<Clock::time_point> completed;  // when QEMU was first seen done
 };
@@ -124,15 +165,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   auto t0 = Clock::now();
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldVm(name, VmOp::kMigrate, VmAction::kMigrate));
   const VmSpec spec = hold.spec();
-  for (size_t i = 0; i < spec.disks.size(); ++i) {
-    PAMPA_ASSIGN_OR_RETURN(PoolInfo pool, storage_.GetPool(spec.disks[i].pool));
-    if (pool.type != "shared") {
-      return Status::Invalid("disk " + std::to_string(i) + " of vm " + name + " is in pool '" + pool.name +
-                             "', which only this host reaches: move VMs between hosts with their disks in a shared "
-                             "pool (pampa pool create NAME --type shared --path DIR); moving local disks is not "
-                             "supported yet");
-    }
-  }
+  PAMPA_ASSIGN_OR_RETURN(std::vector<LocalDisk> local, LocalDisks(spec));
   if (spec.firmware == "uefi") {
     return Status::Invalid("vm " + name +
                            " boots with UEFI, whose variable store is kept per host: moving it is "
@@ -142,6 +175,23 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   VmState state = hold.state();
   ctx.Log("moving vm " + name + " (" + std::string(Name(state)) + ") from host " + cluster_.config().host +
           " to host " + to);
+
+  if (!local.empty() && !QemuAlive(state)) {
+    return Status::Invalid("disk " + std::to_string(local[0].index) + " of vm " + name + " is in pool '" +
+                           spec.disks[local[0].index].pool +
+                           "', which only this host reaches: a stopped VM moves with its disks in shared pools "
+                           "only; start it to move it live (its disks are copied), or move the disk to a shared "
+                           "pool");
+  }
+  if (!local.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(json listed, vms_.ListSnapshots(name));
+    if (size_t n = listed.value("snapshots", json::array()).size(); n > 0) {
+      return Status::Invalid("vm " + name + " has " + std::to_string(n) +
+                             " snapshot(s), kept inside its disk images in this host's own pool; a live move "
+                             "copies the disks' current state only: delete them first (pampa snapshot delete), or "
+                             "keep the VM's disks in a shared pool");
+    }
+  }
 
   if (!QemuAlive(state)) {
     // Cold: the store record changes hosts, then the target takes it in.
@@ -161,11 +211,14 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   }
   bool was_paused = state == VmState::kPaused;
   ctx.Progress(0, "starting the VM's QEMU on host " + to);
-  auto prepared =
-      cluster_.Call(to,
-                    {"POST", "/api/v1/migrations/incoming",
-                     json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}}.dump(), ""},
-                    60s);
+  json copies = json::array();
+  for (const LocalDisk& d : local) copies.push_back(ToJson(d));
+  auto prepared = cluster_.Call(
+      to,
+      {"POST", "/api/v1/migrations/incoming",
+       json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}, {"disks", copies}}.dump(),
+       ""},
+      60s);
   if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
   auto prep = json::parse(prepared->body, nullptr, false);
   if (prepared->status >= 300) {
@@ -180,11 +233,44 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   };
 
   uint64_t bandwidth = req.bandwidth_mib > 0 ? req.bandwidth_mib << 20 : uint64_t{1} << 40;
+
+  // The disks in this host's own pools first: once every copy is in step, the
+  // guest's writes reach both until the switch-over.
+  VmSpec copied = spec;  // the VM's disks that are copied (this host's to remove after)
+  copied.disks.clear();
+  for (const LocalDisk& d : local) copied.disks.push_back(spec.disks[d.index]);
+  std::optional<DiskMirror> mirror;
+  // Whatever happens next, the record of this host's copies goes with this
+  // call (a pampad dying before settles it at its next start).
+  struct ClearOnReturn {
+    std::function<void()> f;
+    ~ClearOnReturn() { f(); }
+  } clear_intent{[&] {
+    if (!local.empty()) (void)vms_.ClearIntent(VmManager::kMigrateOut, name);
+  }};
+  if (!local.empty()) {
+    PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(VmManager::kMigrateOut, copied));
+    mirror.emplace(*qmp, local);
+    Status st = CopyDisks(*mirror, prep.value("nbd", json::object()), req.bandwidth_mib << 20, to, ctx);
+    if (!st.ok()) {
+      mirror->Abandon();
+      abort_target(st.message());
+      if (ctx.cancelled()) return Status::Cancelled("migration of vm " + name + " cancelled: it runs on here");
+      return st.Context("migration of vm " + name + " to host " + to + " failed (the VM runs on here)");
+    }
+  }
+  const double ram_from = local.empty() ? 0.05 : 0.5;  // progress: the disks first
+
   // No return-path: it makes QEMU's downtime wait for the target's word
   // (measured: 6 -> 82 ms idle); the target confirms over its API instead.
-  Status st = qmp->Execute("migrate-set-capabilities",
-                           json{{"capabilities", json::array({{{"capability", "auto-converge"}, {"state", true}}})}})
-                  .status();
+  json capabilities = json::array({{{"capability", "auto-converge"}, {"state", true}}});
+  if (!local.empty()) {
+    // Stop before the device state goes, to finish the disk copies; and
+    // bring the backup bitmaps along (they live in this host's images).
+    capabilities.push_back({{"capability", "pause-before-switchover"}, {"state", true}});
+    capabilities.push_back({{"capability", "dirty-bitmaps"}, {"state", true}});
+  }
+  Status st = qmp->Execute("migrate-set-capabilities", json{{"capabilities", capabilities}}).status();
   if (st.ok()) {
     st = qmp->Execute("migrate-set-parameters",
                       json{{"downtime-limit", req.max_downtime_ms}, {"max-bandwidth", bandwidth}})
@@ -192,19 +278,34 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   }
   if (st.ok()) st = qmp->Execute("migrate", json{{"uri", uri}}).status();
   if (!st.ok()) {
+    if (mirror) mirror->Abandon();
     abort_target(st.message());
     return st.Context("starting the migration");
   }
 
   json info;
-  std::string status;
-  bool cancel_sent = false, stalled = false;
+  std::string status, copy_failed;
+  bool cancel_sent = false, stalled = false, copies_finished = false;
   uint64_t last_sent = 0;
   auto last_progress = Clock::now(), last_answer = Clock::now();
   std::optional<Clock::time_point> cancelled_at;
   while (true) {
     status = MigrationStatus(*qmp, &info);
     if (status == "completed" || status == "failed" || status == "cancelled") break;
+    if (status == "pre-switchover" && mirror && !cancel_sent && !copies_finished) {
+      // The guest is stopped: the disk copies finish, then the device state goes.
+      copies_finished = true;
+      Status finished = mirror->Finish();
+      if (finished.ok()) finished = qmp->Execute("migrate-continue", json{{"state", "pre-switchover"}}).status();
+      last_progress = Clock::now();
+      if (!finished.ok()) {
+        copy_failed = finished.message();
+        (void)qmp->Execute("migrate_cancel");
+        cancel_sent = true;
+        cancelled_at = Clock::now();
+      }
+      continue;
+    }
     if (status.rfind("error", 0) == 0) {
       // QEMU did not answer this once; it may still be migrating.
       if (Clock::now() - last_answer < 5s) {
@@ -241,14 +342,16 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     }
     double mbps = ram.value("mbps", 0.0);
     double eta = mbps > 0 ? left * 8.0 / (mbps * 1e6) : 0;
-    ctx.Progress(sent + left > 0 ? 0.05 + 0.9 * double(sent) / double(sent + left) : 0.05,
+    ctx.Progress(sent + left > 0 ? ram_from + (0.95 - ram_from) * double(sent) / double(sent + left) : ram_from,
                  status + ": " + FormatSize(sent) + " sent, " + FormatSize(left) + " left" +
                      (eta > 0 ? ", about " + std::to_string(int(std::ceil(eta))) + " s to go" : ""));
     std::this_thread::sleep_for(10ms);
   }
   auto switched = Clock::now();
   if (status != "completed") {
-    std::string why = stalled ? "host " + to + " stopped taking data (link down?)"
+    if (mirror) mirror->Abandon();
+    std::string why = !copy_failed.empty() ? copy_failed
+                      : stalled            ? "host " + to + " stopped taking data (link down?)"
                       : status == "cancelled"
                           ? "cancelled"
                           : info.value("error-desc", status.rfind("error", 0) == 0 ? status : "failed");
@@ -307,6 +410,15 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     ctx.Log("host " + to + " did not confirm it runs the VM (" +
             (accepted.ok() ? accepted->body : accepted.status().message()) + "); its reaper starts it");
   }
+  if (!local.empty()) {
+    if (accepted.ok() && accepted->status < 300) {
+      vms_.RemoveVolumes(copied);
+      ctx.Log("removed this host's copy of the VM's disks");
+    } else {
+      // Until the target says it runs the VM, this copy may be the only good one.
+      ctx.Log("kept this host's copy of the VM's disks: remove it (pampa volume delete) once the VM runs on " + to);
+    }
+  }
   ctx.Log("downtime " + std::to_string(int(downtime)) + " ms (QEMU's " + std::to_string(int(qemu_downtime)) +
           " ms), total " + std::to_string(int(MsSince(t0))) + " ms");
   return json{{"from", cluster_.config().host},
@@ -317,6 +429,17 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
               {"qemu_total_ms", qemu_total},
               {"total_ms", MsSince(t0)},
               {"transferred", transferred}};
+}
+
+Result<std::vector<LocalDisk>> Migrations::LocalDisks(const VmSpec& spec) {
+  std::vector<LocalDisk> local;
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    PAMPA_ASSIGN_OR_RETURN(PoolInfo pool, storage_.GetPool(spec.disks[i].pool));
+    if (pool.type == "shared") continue;
+    PAMPA_ASSIGN_OR_RETURN(VolumeInfo vol, storage_.GetVolume(pool.name, spec.disks[i].volume));
+    local.push_back({i, vol.format, vol.virtual_size});
+  }
+  return local;
 }
 
 Result<std::string> Migrations::Maintenance(bool on) {
@@ -353,32 +476,95 @@ Result<std::string> Migrations::Maintenance(bool on) {
   });
 }
 
-Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused) {
+Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused,
+                                         const std::vector<LocalDisk>& copies) {
   if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
-  for (const DiskSpec& d : spec.disks) PAMPA_RETURN_IF_ERROR(storage_.LocateVolume(d.pool, d.volume).status());
+  VmSpec made = spec;  // the volumes made here for the copies
+  made.disks.clear();
+  std::vector<bool> copied(spec.disks.size(), false);
+  for (const LocalDisk& c : copies) {
+    const DiskSpec& d = spec.disks.at(c.index);
+    copied[c.index] = true;
+    auto pool = storage_.GetPool(d.pool);
+    if (!pool.ok() || pool->type == "shared") {
+      return Status::Invalid("host " + cluster_.config().host + " has no pool '" + d.pool + "' of its own for disk " +
+                             std::to_string(c.index) + ": create one there (pampa pool create " + d.pool +
+                             " --path DIR)");
+    }
+    if (storage_.LocateVolume(d.pool, d.volume).ok()) {
+      return Status::Conflict("host " + cluster_.config().host + " already has a volume '" + d.volume +
+                              "' in its pool '" + d.pool + "'");
+    }
+    if (pool->available < c.size) {
+      return Status::Invalid("host " + cluster_.config().host + "'s pool '" + d.pool + "' has " +
+                             FormatSize(pool->available) + " free, too little for disk " + std::to_string(c.index) +
+                             " (" + FormatSize(c.size) + ")");
+    }
+    made.disks.push_back(d);
+  }
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    if (!copied[i]) PAMPA_RETURN_IF_ERROR(storage_.LocateVolume(spec.disks[i].pool, spec.disks[i].volume).status());
+  }
   std::string host, port;
   PAMPA_RETURN_IF_ERROR(ParsePeerUrl(cluster_.config().url, &host, &port));
-  PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.StartIncoming(spec));
-  QmpClient* qmp = hold.qmp();
+
+  auto remove_made = [&] {
+    vms_.RemoveVolumes(made);
+    (void)vms_.ClearIntent(VmManager::kMigrateIn, spec.name);
+  };
+  if (!copies.empty()) {
+    PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(VmManager::kMigrateIn, made));
+    for (const LocalDisk& c : copies) {
+      const DiskSpec& d = spec.disks[c.index];
+      auto vol = storage_.CreateVolume(d.pool, d.volume, c.size, c.format);
+      if (!vol.ok()) {
+        remove_made();
+        return vol.status().Context("making disk " + std::to_string(c.index) + " for its copy");
+      }
+    }
+  }
+  auto hold = vms_.StartIncoming(spec);
+  if (!hold.ok()) {
+    remove_made();
+    return hold.status();
+  }
+  QmpClient* qmp = hold->qmp();
   std::string listen = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  Status st = qmp ? qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status()
-                  : Status::Unavailable("QEMU does not answer");
+  Status st = qmp ? Status::Ok() : Status::Unavailable("QEMU does not answer");
+  if (st.ok() && !copies.empty()) {
+    st = qmp->Execute("migrate-set-capabilities",
+                      json{{"capabilities", json::array({{{"capability", "dirty-bitmaps"}, {"state", true}}})}})
+             .status();
+  }
+  if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status();
   json info;
   if (st.ok()) MigrationStatus(*qmp, &info);
   std::string uri = UriFromSocket(info);
   if (st.ok() && uri.empty()) st = Status::Internal("QEMU did not say which port it listens on: " + info.dump());
+  json answer = {{"uri", uri}};
+  if (st.ok() && !copies.empty()) {
+    auto nbd_port = ExportForMirror(*qmp, host, copies);
+    if (nbd_port.ok())
+      answer["nbd"] = {{"host", host}, {"port", *nbd_port}};
+    else
+      st = nbd_port.status();
+  }
   if (!st.ok()) {
-    vms_.DropIncoming(hold);
+    vms_.DropIncoming(*hold);
+    remove_made();
     return st.Context("waiting for the migration");
   }
   auto in = std::make_unique<Incoming>();
-  in->hold = std::move(hold);
+  in->hold = std::move(*hold);
   in->name = spec.name;
   in->from = from;
   in->paused = paused;
+  in->copies = made;
+  in->exported = !copies.empty();
   PutBack(std::move(in));
-  log::Info("vm {}: waiting for its migration from host {} on {}", spec.name, from, uri);
-  return json{{"uri", uri}};
+  log::Info("vm {}: waiting for its migration from host {} on {}{}", spec.name, from, uri,
+            copies.empty() ? "" : " (and its disks over NBD)");
+  return answer;
 }
 
 Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, bool check, double* resumed_ms) {
@@ -416,6 +602,7 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
     return Status::Unavailable(why);
   }
   if (check) {
+    StopExport(*in);         // the source finished its copies before the switch-over
     PutBack(std::move(in));  // everything is here; the source now hands it over
     return Status::Ok();
   }
@@ -424,7 +611,7 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
   Status st;
   for (int i = 0; i < 400; ++i) {
     Clock::time_point resumed = Clock::now();
-    st = vms_.AdoptIncoming(in->hold, run, &resumed);
+    st = Adopt(*in, run, &resumed);
     if (resumed_ms) *resumed_ms = std::chrono::duration<double, std::milli>(resumed - t0).count();
     if (st.code() != ErrorCode::kConflict) break;
     std::this_thread::sleep_for(5ms);
@@ -440,7 +627,7 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
 Status Migrations::AbortIncoming(const std::string& name) {
   auto in = Take(name);
   if (!in) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
-  vms_.DropIncoming(in->hold);
+  Drop(*in);
   log::Info("vm {}: incoming migration from host {} abandoned", name, in->from);
   return Status::Ok();
 }
@@ -459,7 +646,7 @@ bool Migrations::Reap(Incoming& in) {
   if (status.rfind("error", 0) == 0) return false;  // QEMU did not answer this time
   if (status == "completed") {
     if (!in.completed) in.completed = Clock::now();
-    Status st = vms_.AdoptIncoming(in.hold, /*run=*/!in.paused);
+    Status st = Adopt(in, /*run=*/!in.paused);
     if (st.ok()) {
       log::Warn("vm {}: migrated from host {}, which did not confirm: started here, as the store says", in.name,
                 in.from);
@@ -493,8 +680,28 @@ bool Migrations::DropUnlessOurs(Incoming& in, const std::string& why) {
     return false;
   }
   log::Warn("vm {}: {}: dropped", in.name, why);
-  vms_.DropIncoming(in.hold);
+  Drop(in);
   return true;
+}
+
+void Migrations::Drop(Incoming& in) {
+  vms_.DropIncoming(in.hold);
+  if (in.copies.disks.empty()) return;
+  vms_.RemoveVolumes(in.copies);
+  (void)vms_.ClearIntent(VmManager::kMigrateIn, in.name);
+}
+
+void Migrations::StopExport(Incoming& in) {
+  if (!in.exported || !in.hold.qmp()) return;
+  StopMirrorExport(*in.hold.qmp());
+  in.exported = false;
+}
+
+Status Migrations::Adopt(Incoming& in, bool run, Clock::time_point* resumed) {
+  StopExport(in);
+  PAMPA_RETURN_IF_ERROR(vms_.AdoptIncoming(in.hold, run, resumed));
+  if (!in.copies.disks.empty()) (void)vms_.ClearIntent(VmManager::kMigrateIn, in.name);
+  return Status::Ok();
 }
 
 void Migrations::AdoptMovedHere() {

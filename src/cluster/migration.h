@@ -1,8 +1,9 @@
 // Moving VMs between hosts of a pool. A running VM moves live: the target
 // host starts a QEMU waiting for the migration (CPUs stopped), the source's
-// QEMU sends memory and device state over TCP (disks stay where they are, in
-// a shared pool), and when QEMU has sent everything the source records in the
-// store that the target runs the VM. Only then does the target start the
+// QEMU sends memory and device state over TCP (disks in a shared pool stay
+// where they are; disks in the source's own pools are copied into new
+// volumes on the target first, see disk_mirror.h), and when QEMU has sent
+// everything the source records in the store that the target runs the VM. Only then does the target start the
 // CPUs; the source's QEMU, paused since the switch, is stopped. A stopped VM
 // moves cold: the store record changes hosts.
 //
@@ -23,6 +24,7 @@
 
 #include "base/mutex.h"
 #include "cluster/cluster.h"
+#include "cluster/disk_mirror.h"
 #include "storage/pools.h"
 #include "task/tasks.h"
 #include "vm/vm_manager.h"
@@ -54,7 +56,11 @@ class Migrations {
   // Target: starts a QEMU for spec's VM waiting for its migration from host
   // `from`; returns {"uri": "tcp:ADDR:PORT"} for the source's migrate.
   // paused: the VM was paused on the source and stays paused here.
-  Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused);
+  // copies: the disks in the source's own pools: made here as new volumes
+  // (same pool and volume names) and exported for the source's copy
+  // ({"nbd": {"host", "port"}} in the answer).
+  Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused,
+                                         const std::vector<LocalDisk>& copies = {});
   // Target: the source has handed the VM over (the store names this host):
   // once QEMU has received everything, the VM runs here (run: start the CPUs;
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
@@ -78,6 +84,15 @@ class Migrations {
   // Drops the waiting QEMU unless the store names this host as the VM's (then
   // it holds the only copy and waits to be adopted); true when dropped.
   bool DropUnlessOurs(Incoming& incoming, const std::string& why);
+  // The waiting QEMU goes, with the volumes made here for the disk copies.
+  void Drop(Incoming& incoming);
+  // The source's disk copies are done: their NBD export goes.
+  void StopExport(Incoming& incoming);
+  // The VM runs here now (run) or waits paused: the copies' export goes and
+  // the volumes made for them are the VM's.
+  Status Adopt(Incoming& incoming, bool run, std::chrono::steady_clock::time_point* resumed = nullptr);
+  // Source: the disks in this host's own pools, copied during the move.
+  Result<std::vector<LocalDisk>> LocalDisks(const VmSpec& spec);
   void ReaperLoop();
   // Takes in the stopped VMs the store gives this host that it does not know.
   void AdoptMovedHere();

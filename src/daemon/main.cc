@@ -249,10 +249,24 @@ int main(int argc, char** argv) {
   }
   HttpServer server(
       opts, router, events,
-      [&vms](const std::string& name, const std::string& kind) -> Result<std::string> {
+      [&vms, &cluster](const std::string& name, const std::string& kind) -> Result<ConsoleTarget> {
+        ConsoleTarget target;
+        PAMPA_ASSIGN_OR_RETURN(std::string owner, cluster.pooled() ? cluster.OwnerOf(name) : std::string());
+        if (!owner.empty() && owner != cluster.config().host) {
+          // Another host runs it: its pampad streams the console here.
+          PAMPA_ASSIGN_OR_RETURN(HostRecord h, cluster.Host(owner));
+          if (h.state == HostState::kLost) {
+            return Status::Unavailable("host " + owner + ", which runs vm '" + name + "', is lost");
+          }
+          PAMPA_RETURN_IF_ERROR(ParsePeerUrl(h.url, &target.peer_host, &target.peer_port));
+          target.token = cluster.token();
+          target.peer_name = owner;
+          return target;
+        }
         PAMPA_ASSIGN_OR_RETURN(auto c, vms.Console(name));
         if (!c.running) return Status::Conflict("vm '" + name + "' is not running");
-        return kind == "vnc" ? c.vnc_socket : c.serial_socket;
+        target.socket = kind == "vnc" ? c.vnc_socket : c.serial_socket;
+        return target;
       },
       tickets);
   if (Status st = server.Start(); !st.ok()) return Fail(st);

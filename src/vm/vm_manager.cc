@@ -636,6 +636,10 @@ void VmManager::RecoverIntents() {
     if (!spec.ok()) continue;
     auto known = Find(spec->name);
     bool same_vm = known.ok() && (*known)->spec.uuid == spec->uuid;
+    if (kind == kMigrateIn || kind == kMigrateOut) {
+      SettleMoveIntent(kind, *spec);
+      continue;
+    }
     if (kind.ends_with("-in-place")) {
       // The old disks are gone and the new ones incomplete: say so until the work is redone.
       if (same_vm) {
@@ -659,6 +663,27 @@ void VmManager::RecoverIntents() {
     if (same_vm) Forget(**known);
     log::Warn("vm {}: removed what an unfinished {} left (pampad stopped during it)", spec->name, kind);
   }
+}
+
+void VmManager::SettleMoveIntent(const std::string& kind, const VmSpec& copies) {
+  auto stored = store_.Get(SpecKey(copies.name));
+  if (!stored.ok()) {
+    log::Error("vm {}: cannot tell where it runs ({}): its {} disk copies stay", copies.name, stored.status().message(),
+               kind);
+    return;
+  }
+  auto spec = *stored ? VmSpecFromJson(json::parse(**stored, nullptr, false)) : Result<VmSpec>(Status::NotFound(""));
+  if (!spec.ok()) {
+    log::Warn("vm {}: no longer in the store; the disk copies of its unfinished move stay: remove them by hand",
+              copies.name);
+  } else if (spec->host == config_.hostname) {
+    log::Info("vm {}: runs here; its disks from the unfinished {} stay", copies.name, kind);
+  } else {
+    RemoveVolumes(copies);
+    log::Warn("vm {}: runs on host {}: removed this host's copy of its disks (unfinished {})", copies.name, spec->host,
+              kind);
+  }
+  if (Status st = ClearIntent(kind, copies.name); !st.ok()) log::Error("{}", st.message());
 }
 
 std::vector<std::shared_ptr<const VmSpec>> VmManager::Specs() {

@@ -165,6 +165,12 @@ class VmManager {
   // recorded before the first one is made and cleared once the VM is saved.
   // At start, volumes of an intent whose VM was never saved are removed, and a
   // VM whose in-place work ("<kind>-in-place") never finished says so.
+  // A move between hosts records the disk copies it makes: "migrate-in" on
+  // the target (the new volumes), "migrate-out" on the source (its own, to go
+  // once the target runs the VM). At start, such volumes are kept where the
+  // store names this host as the VM's, and removed where it names another.
+  static constexpr const char* kMigrateIn = "migrate-in";
+  static constexpr const char* kMigrateOut = "migrate-out";
   Status WriteIntent(const std::string& kind, const VmSpec& spec);
   std::string IntentKey(const std::string& kind, const std::string& vm) const;
   // Fails when the store does: the work must then count as unfinished (a left
@@ -246,6 +252,8 @@ class VmManager {
   // Work a dead pampad left half-done (intents/ records): volumes of a create
   // or restore that never finished are removed.
   void RecoverIntents();
+  // A move's disk copies a dead pampad left (see kMigrateIn): kept or removed.
+  void SettleMoveIntent(const std::string& kind, const VmSpec& copies);
   // Drops a VM from the registry (a failed create or restore, a delete).
   void Forget(Vm& vm);
   // The registered VMs, copied out under mu_ (held for the copy only).

@@ -1,6 +1,7 @@
 """A pool of three hosts (network namespaces, one real etcd, a shared directory): one view of every host
-and VM from any host, actions carried to the VM's host, placement, live and cold migration, a target
-whose link is cut mid-migration, and maintenance mode."""
+and VM from any host, actions carried to the VM's host, placement, live and cold migration, live
+migration with local disks (and kill -9 of either pampad while they are copied), a target whose link
+is cut mid-migration, and maintenance mode."""
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from pampa_harness import WebSocket
 from pool_harness import Pool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -63,6 +65,11 @@ def test_every_host_sees_the_pool_and_carries_actions_to_the_vm_host(pool):
     assert listed["pw"]["host"] == "h2" and listed["pw"]["state"] == "running"
     assert running_on(pool, uuid) == ["h2"]
     assert h3.exec("pw", "cat", "/mnt/README").stdout == "pampa test disk\n"
+    # Its consoles open from any host: h2 streams them to h3, which frames them for the client.
+    assert "pampa-guest: ready" in h3.console("pw")
+    vnc = WebSocket(h3.sock, "/api/v1/vms/pw/vnc")
+    assert vnc.status == 101 and vnc.recv().startswith(b"RFB 003.")
+    vnc.close()
     assert [h for h in h1.cli_json("host", "list") if h["name"] == "h2"][0]["running"] == 1
 
     # Placement says why it refuses.
@@ -126,6 +133,129 @@ def test_a_busy_guest_moves_live_and_keeps_its_memory_and_disk(pool):
     assert counter(h3, "mig") >= after
     h3.cli("vm", "stop", "mig")
     h3.cli("vm", "delete", "mig")
+
+
+def volumes(host, pool_name="default"):
+    return {v["name"]: v for v in host.cli_json("volume", "list", pool_name)}
+
+
+def boot_on_local_disk(host, name):
+    """A guest on the host's own (default) pool with 16 MiB of data in a file; its uuid, volume and
+    the file's md5."""
+    host.create_guest(name, "--host", host.name, "--net", "none")
+    host.cli("vm", "start", name)
+    host.wait_console(name, "pampa-guest: ready")
+    vm = host.vm(name)
+    host.exec(name, "sh", "-c", "dd if=/dev/urandom of=/mnt/big bs=1M count=16 2>/dev/null; sync")
+    return vm["uuid"], vm["disks"][0]["volume"], host.exec(name, "md5sum", "/mnt/big").stdout.split()[0]
+
+
+def test_a_guest_on_local_disks_moves_live_with_them_and_its_next_backup_is_incremental(pool):
+    h1, h2, h3 = pool.hosts
+    uuid, vol, data = boot_on_local_disk(h1, "loc")
+
+    # Cancelled while its disk is copied (at 1 MiB/s): the VM runs on here, the target's copy goes.
+    task = h1.cli("vm", "migrate", "loc", "--to", "h2", "--bandwidth", "1", "--async").stdout.strip()
+    deadline = time.time() + 60
+    while time.time() < deadline and "copying disks" not in h1.cli_json("task", "show", task)["message"]:
+        time.sleep(0.2)
+    assert vol in volumes(h2), h1.cli("task", "show", task).stdout
+    h1.cli("task", "cancel", task)
+    t = h1.wait_task(task, timeout=60)
+    assert t["state"] in ("cancelled", "failed") and "runs on here" in t["error"], t
+    assert running_on(pool, uuid) == ["h1"] and h1.vm("loc")["state"] == "running"
+    assert vol not in volumes(h2) and vol in volumes(h1)
+
+    h1.add_passphrase_repo("moves", "correct horse battery staple")
+    first = json.loads(h1.cli("backup", "run", "loc", "--repo", "moves", "--json").stdout)
+    assert first["incremental"] is False
+
+    # Live, with a guest that keeps writing to its disk: the disk goes to h2's own pool.
+    h1.exec("loc", "sh", "-c", WRITER)
+    time.sleep(2)
+    before = counter(h1, "loc")
+    task = json.loads(h3.cli("vm", "migrate", "loc", "--to", "h2", "--json").stdout)
+    assert task["state"] == "succeeded" and task["result"]["live"], task
+    assert running_on(pool, uuid) == ["h2"]
+    assert vol in volumes(h2) and vol not in volumes(h1)
+    after = counter(h2, "loc")
+    assert after > before
+    assert h2.exec("loc", "md5sum", "/mnt/big").stdout.split()[0] == data
+    time.sleep(2)
+    assert counter(h2, "loc") > after
+
+    # The backup bitmap came with the disk: the next backup reads only what changed.
+    second = json.loads(h2.cli("backup", "run", "loc", "--repo", "moves", "--json").stdout)
+    assert second["incremental"] is True, second
+
+    # Snapshots live inside the image: a live move with local disks refuses them, saying why.
+    h2.cli("snapshot", "create", "loc", "s1")
+    r = h2.cli("vm", "migrate", "loc", "--to", "h3", check=False)
+    assert r.returncode != 0 and "snapshot" in r.stderr
+    h2.cli("snapshot", "delete", "loc", "s1")
+
+    h2.cli("vm", "stop", "loc")
+    check = subprocess.run(["qemu-img", "check", volumes(h2)[vol]["path"]], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    h2.cli("vm", "delete", "loc")
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_kill_9_of_either_pampad_while_local_disks_are_copied_loses_nothing(pool):
+    h1, h2, h3 = pool.hosts
+    uuid, vol, data = boot_on_local_disk(h1, "kd")
+    h1.exec("kd", "sh", "-c", WRITER)
+
+    def copying(task):
+        return "copying disks" in h1.cli_json("task", "show", task)["message"]
+
+    try:
+        # The target's pampad dies while the disk is copied: its QEMU is left alone by nobody who can
+        # confirm, so the move fails and the VM runs on at the source; the restarted target cleans up.
+        task = h1.cli("vm", "migrate", "kd", "--to", "h3", "--bandwidth", "64", "--async").stdout.strip()
+        wait_for("the disk copy", lambda: copying(task))
+        h3.kill9()
+        t = h1.wait_task(task, timeout=120)
+        assert t["state"] == "failed" and "runs on here" in t["error"], t
+        assert h1.vm("kd")["state"] == "running" and h1.vm("kd")["host"] == "h1"
+        h3.start()
+        wait_for("h3 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h3))
+
+        # The source's pampad dies while the disk is copied: QEMU runs the guest on; the restarted
+        # source keeps the VM and its disk; the target drops its waiting QEMU and its copy.
+        task = h1.cli("vm", "migrate", "kd", "--to", "h2", "--bandwidth", "64", "--async").stdout.strip()
+        wait_for("the disk copy", lambda: copying(task))
+        h1.kill9()
+        assert running_on(pool, uuid) == ["h1", "h2"]  # the guest on h1, h2's QEMU waiting (CPUs stopped)
+        h1.start()
+        assert h1.cli_json("task", "show", task)["state"] == "failed"
+        wait_for("h2 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h2),
+                 timeout=90)
+        assert h1.vm("kd")["state"] == "running" and vol in volumes(h1)
+        before = counter(h1, "kd")
+        time.sleep(1)
+        assert counter(h1, "kd") > before  # the guest never stopped
+    finally:  # a failure above must not leave a host down for the tests after
+        for h in (h1, h3):
+            if h.proc.poll() is not None:
+                h.start()
+
+    # What the kills left behind does not stand in the way: the next move succeeds, data intact.
+    task = json.loads(h2.cli("vm", "migrate", "kd", "--to", "h2", "--json").stdout)
+    assert task["state"] == "succeeded", task
+    assert running_on(pool, uuid) == ["h2"] and vol in volumes(h2) and vol not in volumes(h1)
+    assert h2.exec("kd", "md5sum", "/mnt/big").stdout.split()[0] == data
+    assert counter(h2, "kd") > before
+    h2.cli("vm", "stop", "kd")
+    h2.cli("vm", "delete", "kd")
 
 
 def test_cutting_the_target_link_mid_migration_leaves_the_vm_on_the_source(pool):

@@ -1,0 +1,71 @@
+// Disks only one host reaches, copied to the target host while the VM runs.
+// The target's QEMU (waiting for the migration) exports its new, empty
+// volumes over NBD; the source's QEMU mirrors each disk into them
+// (blockdev-mirror, writes blocking on both copies once in step). The
+// memory migration pauses before its switch-over (QEMU's
+// pause-before-switchover): the guest is stopped, every copy is finished and
+// detached, and only then does the device state go over. Persistent dirty
+// bitmaps travel in the migration stream (QEMU's dirty-bitmaps capability),
+// so the next backup after a move is still incremental.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "qmp/qmp_client.h"
+
+namespace pampa {
+
+// One disk of the VM in a pool of the source host's own.
+struct LocalDisk {
+  size_t index = 0;    // the VM's disk N (QEMU node "diskN")
+  std::string format;  // qcow2 | raw
+  uint64_t size = 0;   // virtual size in bytes
+};
+nlohmann::json ToJson(const LocalDisk& disk);
+Result<std::vector<LocalDisk>> LocalDisksFromJson(const nlohmann::json& j, size_t disk_count);
+
+// Target: starts QEMU's NBD server on host (the first free port from 60000)
+// and exports every disk writable; returns the port.
+Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::vector<LocalDisk>& disks);
+// Target: the copies are finished; the server goes (no error when none runs).
+void StopMirrorExport(QmpClient& qmp);
+
+// Source: the copy jobs of one migration.
+class DiskMirror {
+ public:
+  DiskMirror(QmpClient& qmp, std::vector<LocalDisk> disks) : qmp_(qmp), disks_(std::move(disks)) {}
+  DiskMirror(const DiskMirror&) = delete;
+  DiskMirror& operator=(const DiskMirror&) = delete;
+  ~DiskMirror() { Abandon(); }
+
+  // Connects to the target's export and starts copying every disk.
+  // bytes_per_s: 0 for as fast as it goes.
+  Status Start(const std::string& host, int port, uint64_t bytes_per_s);
+  struct Progress {
+    uint64_t done = 0, total = 0;
+    bool ready = false;  // every copy is in step with the guest
+  };
+  // Fails when a copy failed (QEMU's reason).
+  Result<Progress> Poll();
+  // At the switch-over (the guest is stopped): finishes every copy and
+  // detaches the target; fails when a copy could not be finished.
+  Status Finish();
+  // Stops every copy where it is (a failed or cancelled migration); safe to
+  // call twice.
+  void Abandon();
+
+ private:
+  // Ends job i (cancel: finished when in step; force: where it is), waits
+  // until it concluded and dismisses it; its error, if it had one.
+  Status EndJob(size_t i, bool force);
+
+  QmpClient& qmp_;
+  std::vector<LocalDisk> disks_;
+  size_t started_ = 0;  // jobs started (and NBD nodes added) so far
+  bool ended_ = false;
+};
+
+}  // namespace pampa
