@@ -81,7 +81,11 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     auto hosts = ctx.cluster.Hosts();
     if (!hosts.ok()) return ErrorResponse(hosts.status());
     json out = json::array();
-    for (auto& h : *hosts) out.push_back(ToJson(h));
+    for (auto& h : *hosts) {
+      json j = ToJson(h);
+      j["pooled"] = ctx.cluster.pooled();  // false: a host alone, without --cluster
+      out.push_back(std::move(j));
+    }
     return HttpResponse{200, out};
   });
 

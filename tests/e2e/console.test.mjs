@@ -150,6 +150,19 @@ test('the web console, from sign-in to delete', async (t) => {
     await page.waitForSelector('[data-testid^=task-][data-state=succeeded]:has-text("restore")', { timeout: 180_000 });
   });
 
+  // Alone, GET /api/v1/hosts lists this host: a pool of one, without maintenance.
+  await step('the Hosts page shows this host and its VMs', async () => {
+    const me = JSON.parse(pampa('host', 'info', '--json')).hostname;
+    await page.click('[data-testid=tree] a:text-is("Hosts")');
+    const row = page.locator(`[data-testid="host-${me}"]`);
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-state'), 'online');
+    await row.locator(`a:text-is("${me}")`).click();
+    await page.waitForSelector(`h1:text-is("Host ${me}")`);
+    await page.waitForSelector(`table a:text-is("${VM}")`);
+    assert.equal(await page.locator('button:has-text("Maintenance")').count(), 0, 'a host alone has no maintenance');
+  });
+
   await step('the tree follows a change made from the CLI', async () => {
     pampa('vm', 'start', `${VM}-copy`);
     await page.waitForSelector(`[data-testid=tree-vm-${VM}-copy][data-state=running]`, { timeout: 30_000 });

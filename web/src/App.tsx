@@ -8,6 +8,8 @@ import { Tree } from './components/Tree';
 import { CreateVmDialog } from './pages/CreateVm';
 import { HomePage } from './pages/Home';
 import { HostPage } from './pages/Host';
+import { HostDetail } from './pages/HostDetail';
+import { HostsPage } from './pages/Hosts';
 import { NetworksPage } from './pages/Networks';
 import { ReposPage } from './pages/Repos';
 import { StoragePage } from './pages/Storage';
@@ -118,6 +120,8 @@ function Page({ route }: { route: Route }) {
       return <ReposPage />;
     case 'host':
       return <HostPage />;
+    case 'hosts':
+      return route.host ? <HostDetail key={route.host} name={route.host} /> : <HostsPage />;
     case 'home':
       return <HomePage />;
     default:

@@ -2,7 +2,9 @@
 // from the REST API and kept live by the event stream.
 import { api } from './api/session';
 import { EventStream, type StreamStatus } from './api/events';
+import { listHosts } from './api/pool';
 import type { HostInfo, Network, PampaEvent, Pool, PoolHost, Repo, Task, Vm } from './api/types';
+import { isPool } from './lib/pool';
 import { Store } from './lib/store';
 
 export interface AppState {
@@ -108,7 +110,12 @@ export async function refreshRepos(): Promise<void> {
   store.set({ repos: [...(await api.get<Repo[]>('/api/v1/repos'))].sort(byName) });
 }
 export async function refreshHosts(): Promise<void> {
-  store.set({ hosts: await api.get<PoolHost[]>('/api/v1/hosts') });
+  store.set({ hosts: await listHosts(api) });
+}
+
+/** One host as GET /api/v1/hosts/NAME answered. */
+export function upsertHost(h: PoolHost): void {
+  store.set((s) => ({ hosts: [...s.hosts.filter((x) => x.name !== h.name), h].sort(byName) }));
 }
 
 export function refreshAll(): void {
@@ -142,11 +149,14 @@ function bump(key: 'snapshotsRev' | 'backupsRev', vm: string): void {
 function afterTask(t: Task): void {
   const kind = t.type ?? t.kind ?? '';
   const target = t.target ?? '';
-  if (kind.startsWith('vm') || kind === 'shutdown' || kind === 'restore' || kind.includes('restore')) quiet(refreshVms());
+  const moved = kind === 'vm-migrate' || kind === 'host-evacuate';
+  if (kind.startsWith('vm') || moved || kind === 'shutdown' || kind === 'restore' || kind.includes('restore')) quiet(refreshVms());
   else if (target && store.get().vms.some((v) => v.name === target)) scheduleVmRefresh(target);
   if (kind === 'import' || kind.startsWith('vm') || kind.includes('restore')) quiet(refreshPools());
   if (kind.includes('snapshot') && target) bump('snapshotsRev', target);
   if ((kind.includes('backup') || kind === 'prune') && target) bump('backupsRev', target);
+  // What runs where, and what each host has committed.
+  if (moved || kind.startsWith('vm') || kind === 'shutdown') quiet(refreshHosts());
 }
 
 export function handleEvent(e: PampaEvent): void {
@@ -187,6 +197,11 @@ export function handleEvent(e: PampaEvent): void {
 
 let stream: EventStream | null = null;
 let poll: ReturnType<typeof setInterval> | null = null;
+let hostsPoll: ReturnType<typeof setInterval> | null = null;
+
+// Hosts send no events: in a pool their state (a host lost, in maintenance)
+// is asked for now and then. Alone there is nothing to follow.
+const HOSTS_EVERY_MS = 10_000;
 
 /** Starts the live view; while the event socket is down, polls instead. */
 export function startLive(): void {
@@ -211,6 +226,9 @@ export function startLive(): void {
     }
   });
   stream.start();
+  hostsPoll = setInterval(() => {
+    if (isPool(store.get().hosts)) quiet(refreshHosts());
+  }, HOSTS_EVERY_MS);
 }
 
 export function stopLive(): void {
@@ -218,4 +236,6 @@ export function stopLive(): void {
   stream = null;
   if (poll) clearInterval(poll);
   poll = null;
+  if (hostsPoll) clearInterval(hostsPoll);
+  hostsPoll = null;
 }

@@ -1,31 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ApiClient, ApiError, errorFromResponse, wsUrl } from './client';
-
-type Call = { url: string; init: RequestInit };
-
-function mockFetch(responses: (Response | Error)[]) {
-  const calls: Call[] = [];
-  const f = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
-    calls.push({ url: String(url), init: init ?? {} });
-    const next = responses.shift();
-    if (!next) throw new Error('no more responses');
-    if (next instanceof Error) throw next;
-    return next;
-  });
-  return { f: f as unknown as typeof fetch, calls };
-}
-
-/** The ApiError a call fails with (the test fails if it succeeds). */
-const failure = (p: Promise<unknown>): Promise<ApiError> =>
-  p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: ApiError) => e,
-  );
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+import { failure, json, mockFetch } from './fakeFetch';
 
 function client(responses: (Response | Error)[], token: string | null = 'secret', onUnauthorized?: () => void) {
   const m = mockFetch(responses);

@@ -158,20 +158,78 @@ export interface HostCheck {
   advice?: string;
 }
 
+/** online: its lease is alive; maintenance: online, takes no new VMs; lost: its lease ended. */
+export type HostState = 'online' | 'maintenance' | 'lost';
+
+/**
+ * One host of the pool (GET /api/v1/hosts, src/cluster/cluster.cc ToJson).
+ * Alone (pampad without --cluster) the list holds this host only, with an
+ * empty url and a heartbeat_ms that is pampad's start (never renewed).
+ */
 export interface PoolHost {
   name: string;
-  state: string;
-  url?: string;
-  version?: string;
-  cpus?: number;
-  memory_bytes?: number;
-  cpus_committed?: number;
-  memory_committed?: number;
-  vms?: number;
-  running?: number;
-  heartbeat_ms?: number;
-  heartbeat_age_ms?: number;
-  maintenance?: boolean;
+  state: HostState;
+  /** The API address peers use, "http://ADDR:PORT"; "" when alone. */
+  url: string;
+  version: string;
+  cpus: number;
+  memory_bytes: number;
+  /** CPUs and memory (bytes) of the VMs running on it. */
+  cpus_committed: number;
+  memory_committed: number;
+  vms: number;
+  running: number;
+  /** Wall clock (unix ms) of its record's last write; rewritten every 10 s in a pool. */
+  heartbeat_ms: number;
+  /** How old that was when pampad answered; -1 when never recorded. */
+  heartbeat_age_ms: number;
+  maintenance: boolean;
+  /** True in a pool (pampad started with --cluster); false for a host alone. */
+  pooled?: boolean;
+  /** The storage pools and networks it reaches (may be empty). */
+  pools?: string[];
+  networks?: string[];
+}
+
+/** POST /api/v1/hosts/{host}/maintenance: a task when turned on (the evacuation). */
+export interface MaintenanceReply {
+  host: string;
+  maintenance: boolean;
+  task?: string;
+}
+
+/** The body of POST /api/v1/vms/{name}/migrate. */
+export interface MigrateRequest {
+  to: string;
+  /** MiB/s, 1..1000000; absent: as fast as the link goes. */
+  bandwidth_mib?: number;
+  /** How long the guest may stop at the switch, 1..60000 ms; absent: 100. */
+  max_downtime_ms?: number;
+}
+
+/** POST /api/v1/vms/{name}/migrate answers 202 with the task that moves it. */
+export interface MigrateReply {
+  task: string;
+  vm: string;
+  to: string;
+}
+
+/** A vm-migrate task's result: live (it ran) or cold (it was stopped: no downtime). */
+export interface MigrationResult {
+  from: string;
+  to: string;
+  live: boolean;
+  total_ms: number;
+  downtime_ms?: number;
+  qemu_downtime_ms?: number;
+  qemu_total_ms?: number;
+  /** Bytes of memory sent. */
+  transferred?: number;
+}
+
+/** A host-evacuate task's result (maintenance on). */
+export interface EvacuationResult {
+  moved: { vm: string; to: string; downtime_ms: number }[];
 }
 
 export type TicketKind = 'events' | 'console' | 'vnc';

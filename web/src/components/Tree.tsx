@@ -1,9 +1,11 @@
 // The resource tree on the left, like XenCenter's: the host, its VMs with
-// their state, pools, networks and backup repositories, filtered by a
-// search box. It follows the store, so it changes live with the events.
+// their state (and, in a pool, the host each runs on), the hosts of the pool,
+// storage pools, networks and backup repositories, filtered by a search box.
+// It follows the store, so it changes live with the events.
 import { useState } from 'preact/hooks';
 import { stateLabel } from '../lib/format';
-import { type Route, vmHref } from '../lib/router';
+import { hostIconState, isPool } from '../lib/pool';
+import { hostsHref, type Route, vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
 import { store } from '../state';
 import { StateIcon } from './ui';
@@ -46,11 +48,13 @@ function Items({ names, href, icon }: { names: string[]; href: string; icon: str
 }
 
 export function Tree({ route }: { route: Route }) {
-  const { vms, pools, networks, repos, host } = useStore(store, (s) => s);
+  const { vms, pools, networks, repos, host, hosts } = useStore(store, (s) => s);
   const [q, setQ] = useState('');
   const needle = q.trim().toLowerCase();
   const match = (name: string) => !needle || name.toLowerCase().includes(needle);
-  const shownVms = vms.filter((v) => match(v.name) || match(v.state));
+  const pooled = isPool(hosts);
+  // In a pool, a host's name finds the VMs it runs.
+  const shownVms = vms.filter((v) => match(v.name) || match(v.state) || (pooled && !!v.host && match(v.host)));
   const hostname = host?.hostname ?? 'host';
 
   return (
@@ -83,16 +87,43 @@ export function Tree({ route }: { route: Route }) {
                   aria-current={current ? 'page' : undefined}
                   data-testid={`tree-vm-${vm.name}`}
                   data-state={vm.state}
-                  title={`${vm.name}: ${stateLabel(vm.state)}${vm.busy ? ` (${vm.busy})` : ''}`}
+                  title={`${vm.name}: ${stateLabel(vm.state)}${vm.busy ? ` (${vm.busy})` : ''}${pooled && vm.host ? ` on ${vm.host}` : ''}`}
                 >
                   <StateIcon state={vm.state} busy={vm.busy} />
                   <span class="tree-name">{vm.name}</span>
                   <span class="sr-only"> {stateLabel(vm.state)}</span>
+                  {pooled && vm.host ? (
+                    <span class="tree-host">
+                      <span class="sr-only"> on </span>
+                      {vm.host}
+                    </span>
+                  ) : null}
                 </a>
               </li>
             );
           })}
           {shownVms.length === 0 ? <li class="tree-empty">{needle ? 'no match' : 'no VMs yet'}</li> : null}
+        </Group>
+        <Group title="Hosts" href={hostsHref()} count={hosts.length}>
+          {hosts.filter((h) => match(h.name) || match(h.state)).map((h) => {
+            const current = route.page === 'hosts' && route.host === h.name;
+            return (
+              <li key={h.name}>
+                <a
+                  href={hostsHref(h.name)}
+                  class={current ? 'tree-item current' : 'tree-item'}
+                  aria-current={current ? 'page' : undefined}
+                  data-testid={`tree-host-${h.name}`}
+                  data-state={h.state}
+                  title={`${h.name}: ${stateLabel(h.state)}`}
+                >
+                  <StateIcon state={hostIconState(h.state)} />
+                  <span class="tree-name">{h.name}</span>
+                  <span class="sr-only"> {stateLabel(h.state)}</span>
+                </a>
+              </li>
+            );
+          })}
         </Group>
         <Group title="Storage pools" href="#/storage" count={pools.length}>
           {pools.filter((p) => match(p.name)).map((p) => (

@@ -4,16 +4,17 @@ import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { messageOf } from '../api/client';
-import type { Task, TaskRef } from '../api/types';
+import type { Task, TaskRef, Vm } from '../api/types';
 import { stateLabel, stateTone } from '../lib/format';
 import { useStore } from '../lib/store';
 import { store, upsertTask } from '../state';
 
-export function ProgressBar({ value, label }: { value: number | undefined; label?: string }) {
+/** A bar from 0 to 1 (clamped); tone colours it (a host nearly full, overcommitted). */
+export function ProgressBar({ value, label, tone }: { value: number | undefined; label?: string; tone?: 'warn' | 'bad' }) {
   const pct = Math.round(Math.min(1, Math.max(0, value ?? 0)) * 100);
   return (
     <div
-      class="progress"
+      class={tone ? `progress tone-${tone}` : 'progress'}
       role="progressbar"
       aria-valuemin={0}
       aria-valuemax={100}
@@ -309,5 +310,30 @@ export function DeleteButton(props: { label: string; question: string; busy: boo
     >
       Delete
     </button>
+  );
+}
+
+/** A VM's state in a table cell: icon, label, what it is busy with, and why (reason). */
+export function VmStateCell({ vm, reason }: { vm: Vm; reason?: boolean }) {
+  return (
+    <td>
+      <StateIcon state={vm.state} busy={vm.busy} /> {stateLabel(vm.state)}
+      {vm.busy ? <span class="muted"> ({vm.busy})</span> : null}
+      {reason && vm.reason ? <div class="muted">{vm.reason}</div> : null}
+    </td>
+  );
+}
+
+/** A dialog form's submit and Cancel buttons. */
+export function FormButtons(props: { label: string; busyLabel: string; busy: boolean; disabled?: boolean; onCancel: () => void }) {
+  return (
+    <div class="row">
+      <button type="submit" class="primary" disabled={props.busy || props.disabled}>
+        {props.busy ? props.busyLabel : props.label}
+      </button>
+      <button type="button" onClick={props.onCancel}>
+        Cancel
+      </button>
+    </div>
   );
 }

@@ -4,6 +4,7 @@ import {
   formatBytes,
   formatDuration,
   formatMib,
+  formatMs,
   formatPercent,
   formatRate,
   formatRelative,
@@ -108,6 +109,15 @@ describe('tasks', () => {
   it('formats percentages', () => {
     expect(formatPercent(0.423)).toBe('42 %');
     expect(formatPercent(1.2)).toBe('100 %');
+  });
+});
+
+describe('formatMs', () => {
+  it('keeps milliseconds under a second, seconds above', () => {
+    expect(formatMs(7.6)).toBe('8 ms');
+    expect(formatMs(2500)).toBe('2.5 s');
+    expect(formatMs(undefined)).toBe('—');
+    expect(formatMs(-1)).toBe('—');
   });
 });
 

@@ -48,6 +48,12 @@ export function formatDuration(seconds: number | undefined | null): string {
   return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
+/** 42 -> "42 ms", 3200 -> "3.2 s". */
+export function formatMs(ms: number | undefined | null): string {
+  if (ms === undefined || ms === null || !Number.isFinite(ms) || ms < 0) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : formatDuration(ms / 1000);
+}
+
 /** A unix-ms time against now -> "just now", "5 min ago", "in 2 h", "3 d ago". */
 export function formatRelative(ms: number | undefined | null, now = Date.now()): string {
   if (!ms) return 'never';

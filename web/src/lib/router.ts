@@ -1,12 +1,14 @@
-// Hash routing (#/vm/NAME/console, #/storage, ...): pampad serves only
-// index.html at /, and the token never appears in a URL.
+// Hash routing (#/vm/NAME/console, #/storage, #/hosts/NAME, ...): pampad
+// serves only index.html at /, and the token never appears in a URL.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {
-  page: 'home' | 'vm' | 'storage' | 'networks' | 'repos' | 'host' | 'notfound';
+  page: 'home' | 'vm' | 'storage' | 'networks' | 'repos' | 'host' | 'hosts' | 'notfound';
   vm?: string;
   tab?: string;
   pool?: string;
+  /** A host of the pool (#/hosts/NAME); none: every host. */
+  host?: string;
 }
 
 export function parseHash(hash: string): Route {
@@ -25,6 +27,8 @@ export function parseHash(hash: string): Route {
       return { page: 'repos' };
     case 'host':
       return { page: 'host' };
+    case 'hosts':
+      return { page: 'hosts', host: parts[1] };
     default:
       return { page: 'notfound' };
   }
@@ -32,6 +36,11 @@ export function parseHash(hash: string): Route {
 
 export function vmHref(name: string, tab?: string): string {
   return `#/vm/${encodeURIComponent(name)}${tab && tab !== 'summary' ? '/' + tab : ''}`;
+}
+
+/** #/hosts, or one host of the pool. */
+export function hostsHref(name?: string): string {
+  return name ? `#/hosts/${encodeURIComponent(name)}` : '#/hosts';
 }
 
 export function navigate(href: string): void {

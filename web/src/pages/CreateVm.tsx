@@ -8,7 +8,7 @@ import { FIRMWARE, FIRMWARE_LABELS } from '../lib/format';
 import { navigate, vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
 import { store } from '../state';
-import { ErrorBox, Field, Modal, Select, TextField, trackTask, useAction } from '../components/ui';
+import { ErrorBox, Field, FormButtons, Modal, Select, TextField, trackTask, useAction } from '../components/ui';
 
 export function CreateVmDialog({ onClose }: { onClose: () => void }) {
   const { pools, networks } = useStore(store, (s) => ({ pools: s.pools, networks: s.networks }));
@@ -126,14 +126,7 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
           <input type="checkbox" name="autostart" checked={f.autostart} onChange={(e) => set('autostart', e.currentTarget.checked)} /> Start with pampad (autostart)
         </label>
         <ErrorBox message={error} />
-        <div class="row">
-          <button type="submit" class="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create'}
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <FormButtons label="Create" busyLabel="Creating…" busy={busy} onCancel={onClose} />
       </form>
     </Modal>
   );

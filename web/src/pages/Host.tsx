@@ -1,10 +1,14 @@
-// The Host page: what this host is, its readiness checks (each with what it
-// means and how to fix it), and the pool's hosts when clustered.
+// The Host page: what this host is, and its readiness checks (each with what
+// it means and how to fix it). Its VMs and committed CPU and memory, and the
+// pool's other hosts, are on the Hosts page.
 import { api } from '../api/session';
-import type { HostCheck, HostInfo, PoolHost } from '../api/types';
-import { formatBytes, formatDuration, stateLabel } from '../lib/format';
+import type { HostCheck, HostInfo } from '../api/types';
+import { isPool } from '../lib/pool';
+import { hostsHref } from '../lib/router';
+import { useStore } from '../lib/store';
 import { useAsync } from '../lib/useAsync';
-import { DataTable, ErrorBox } from '../components/ui';
+import { store } from '../state';
+import { ErrorBox } from '../components/ui';
 
 // What each check is about, in a user's words.
 const MEANING: Record<string, string> = {
@@ -27,8 +31,8 @@ const MEANING: Record<string, string> = {
 export function HostPage() {
   const host = useAsync(() => api.get<HostInfo>('/api/v1/host'), []);
   const check = useAsync(() => api.get<{ ok: boolean; checks: HostCheck[] }>('/api/v1/host/check'), []);
-  const hosts = useAsync(() => api.get<PoolHost[]>('/api/v1/hosts'), []);
-  const pooled = (hosts.data?.length ?? 0) > 1 || (hosts.data ?? []).some((h) => h.url);
+  const hosts = useStore(store, (s) => s.hosts);
+  const pooled = isPool(hosts);
 
   return (
     <div class="page">
@@ -74,32 +78,19 @@ export function HostPage() {
         ))}
       </ul>
 
-      <h2>{pooled ? 'Hosts in the pool' : 'This host'}</h2>
-      <ErrorBox message={hosts.error} />
-      <DataTable columns={['Host', 'State', 'CPUs (committed)', 'Memory (committed)', 'VMs (running)', 'Heartbeat', 'Version']}>
-        {(hosts.data ?? []).map((h) => (
-          <tr key={h.name}>
-            <td>
-              {h.name}
-              {h.url ? <div class="muted mono">{h.url}</div> : null}
-            </td>
-            <td>
-              <span class={`badge tone-${h.maintenance ? 'warn' : h.state === 'online' ? 'ok' : 'bad'}`}>{stateLabel(h.maintenance ? 'maintenance' : h.state)}</span>
-            </td>
-            <td>
-              {h.cpus} ({h.cpus_committed})
-            </td>
-            <td>
-              {formatBytes(h.memory_bytes)} ({formatBytes(h.memory_committed)})
-            </td>
-            <td>
-              {h.vms} ({h.running})
-            </td>
-            <td>{h.heartbeat_age_ms !== undefined ? `${formatDuration(h.heartbeat_age_ms / 1000)} ago` : '—'}</td>
-            <td>{h.version}</td>
-          </tr>
-        ))}
-      </DataTable>
+      <h2>Pool</h2>
+      {host.data ? (
+        <p>
+          {pooled ? `One of ${hosts.length} hosts in the pool: ` : 'This host runs alone (pampad without --cluster): '}
+          <a href={hostsHref(host.data.hostname)}>its VMs and the CPUs and memory they have committed</a>
+          {pooled ? (
+            <>
+              , or <a href={hostsHref()}>every host of the pool</a>
+            </>
+          ) : null}
+          .
+        </p>
+      ) : null}
     </div>
   );
 }

@@ -7,6 +7,7 @@ import { vmPath } from '../api/client';
 import type { Backup, TaskRef, Vm } from '../api/types';
 import { formatBytes, formatDuration, formatRelative, formatTime } from '../lib/format';
 import { navigate, vmHref } from '../lib/router';
+import { latestTaskId } from '../lib/tasks';
 import { useAsync } from '../lib/useAsync';
 import { useStore } from '../lib/store';
 import { refreshRepos, refreshVms, store } from '../state';
@@ -139,13 +140,7 @@ export function VmBackups({ vm }: { vm: Vm }) {
   // The VM's latest backup, started here, from the CLI or by a schedule: its
   // progress and result outlive this tab (a re-render while the VM is busy
   // must not lose them).
-  const latest = useStore(store, (s) => {
-    let best: (typeof s.tasks)[number] | undefined;
-    for (const t of s.tasks) {
-      if (t.type === 'backup' && t.target === vm.name && (!best || (t.started ?? 0) > (best.started ?? 0))) best = t;
-    }
-    return best?.id ?? null;
-  });
+  const latest = useStore(store, (s) => latestTaskId(s.tasks, 'backup', vm.name));
   const shownTask = taskId ?? latest;
   const task = useTask(shownTask);
   const rtask = useTask(restoreTask);

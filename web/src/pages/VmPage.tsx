@@ -5,10 +5,13 @@ import { api } from '../api/session';
 import { ApiError, vmPath } from '../api/client';
 import type { TaskRef, Vm } from '../api/types';
 import { stateLabel } from '../lib/format';
+import { isPool, migrateBlocker } from '../lib/pool';
+import { latestTaskId } from '../lib/tasks';
 import { navigate, vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
 import { refreshVm, store, upsertVm } from '../state';
-import { ConfirmName, ErrorBox, StateBadge, StateIcon, trackTask, useAction } from '../components/ui';
+import { ConfirmName, ErrorBox, StateBadge, StateIcon, trackTask, useAction, useTask } from '../components/ui';
+import { MigrateDialog, MigrationTask } from './MigrateDialog';
 import { VmSummary } from './VmSummary';
 import { VmConfig } from './VmConfig';
 import { VmSnapshots } from './VmSnapshots';
@@ -53,10 +56,37 @@ function fallbackActions(state: string): string[] {
   }
 }
 
+/**
+ * Migrate, in a pool only: off (saying why) while the VM cannot move. The
+ * move's task shows under the actions, also one started elsewhere (the CLI,
+ * another tab) once it is seen running.
+ */
+function useMigration(vm: Vm) {
+  const hosts = useStore(store, (s) => s.hosts);
+  const pooled = isPool(hosts);
+  const [dialog, setDialog] = useState(false);
+  const [taskId, setTaskId] = useState<string | null>(null);
+  const running = useStore(store, (s) => {
+    const id = latestTaskId(s.tasks, 'vm-migrate', vm.name);
+    return id && s.tasks.find((t) => t.id === id)?.state === 'running' ? id : null;
+  });
+  useEffect(() => {
+    if (running) setTaskId(running);
+  }, [running]);
+  const task = useTask(taskId);
+  const blocker = !pooled ? '' : task?.state === 'running' ? 'moving already' : migrateBlocker(hosts, vm);
+  const open = () => {
+    setTaskId(null); // the form, not the last move's result
+    setDialog(true);
+  };
+  return { pooled, blocker, dialog, open, close: () => setDialog(false), task, setTaskId };
+}
+
 function ActionBar({ vm }: { vm: Vm }) {
   const { busy, error, setError, run } = useAction();
   const [confirming, setConfirming] = useState(false);
   const [force, setForce] = useState(false);
+  const migration = useMigration(vm);
   const allowed = vm.actions ?? fallbackActions(vm.state);
 
   const act = async (action: string) => {
@@ -111,31 +141,46 @@ function ActionBar({ vm }: { vm: Vm }) {
     );
   }
 
+  const button = ([a, label]: [string, string]) => (
+    <button key={a} type="button" class={a === 'delete' || a === 'stop' ? 'danger-outline' : a === 'start' ? 'primary' : ''} disabled={busy} onClick={() => act(a)}>
+      {label}
+    </button>
+  );
+  const shown = ACTIONS.filter(([a]) => allowed.includes(a));
   return (
-    <div class="actions" role="toolbar" aria-label="VM actions">
-      {ACTIONS.filter(([a]) => allowed.includes(a)).map(([a, label]) => (
-        <button key={a} type="button" class={a === 'delete' || a === 'stop' ? 'danger-outline' : a === 'start' ? 'primary' : ''} disabled={busy} onClick={() => act(a)}>
-          {label}
-        </button>
-      ))}
-      {vm.busy ? <span class="muted">busy: {vm.busy}</span> : null}
-      {allowed.length === 0 && !vm.busy ? <span class="muted">no actions in this state</span> : null}
-      <ErrorBox message={error} />
-      {force ? (
-        <button
-          type="button"
-          class="danger-outline"
-          onClick={() =>
-            run(async () => {
-              setForce(false);
-              upsertVm(await api.post<Vm>(vmPath(vm.name, '/start'), { force: true }));
-            })
-          }
-        >
-          Start anyway
-        </button>
+    <>
+      <div class="actions" role="toolbar" aria-label="VM actions">
+        {shown.filter(([a]) => a !== 'delete').map(button)}
+        {migration.pooled ? (
+          <button type="button" disabled={busy || !!migration.blocker} title={migration.blocker || 'move it to another host of the pool'} onClick={migration.open}>
+            Migrate
+          </button>
+        ) : null}
+        {shown.filter(([a]) => a === 'delete').map(button)}
+        {vm.busy ? <span class="muted">busy: {vm.busy}</span> : null}
+        {allowed.length === 0 && !vm.busy ? <span class="muted">no actions in this state</span> : null}
+        <ErrorBox message={error} />
+        {force ? (
+          <button
+            type="button"
+            class="danger-outline"
+            onClick={() =>
+              run(async () => {
+                setForce(false);
+                upsertVm(await api.post<Vm>(vmPath(vm.name, '/start'), { force: true }));
+              })
+            }
+          >
+            Start anyway
+          </button>
+        ) : null}
+      </div>
+      {migration.dialog ? (
+        <MigrateDialog vm={vm} task={migration.task} onClose={migration.close} onStarted={migration.setTaskId} />
+      ) : migration.task ? (
+        <MigrationTask task={migration.task} />
       ) : null}
-    </div>
+    </>
   );
 }
 

@@ -5,6 +5,7 @@ import { messageOf, vmPath } from '../api/client';
 import type { Vm, Volume } from '../api/types';
 import { formatBytes, formatDuration, formatMib, formatTime, stateLabel } from '../lib/format';
 import { parseIpOutput } from '../lib/guestnet';
+import { hostsHref } from '../lib/router';
 import { useAsync } from '../lib/useAsync';
 import { useNow } from '../lib/useNow';
 import { DataTable, ErrorBox } from '../components/ui';
@@ -63,7 +64,7 @@ export function VmSummary({ vm }: { vm: Vm }) {
         <dt>Firmware</dt>
         <dd>{vm.firmware || 'bios'}</dd>
         <dt>Host</dt>
-        <dd>{vm.host || '—'}</dd>
+        <dd>{vm.host ? <a href={hostsHref(vm.host)}>{vm.host}</a> : '—'}</dd>
         <dt>Autostart</dt>
         <dd>{vm.autostart ? 'yes' : 'no'}</dd>
         {vm.pid ? (
