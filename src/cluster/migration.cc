@@ -457,7 +457,9 @@ Result<std::string> Migrations::Maintenance(bool on) {
       if (!QemuAlive(state)) continue;
       if (ctx.cancelled()) return Status::Cancelled("evacuation cancelled; " + std::to_string(moved.size()) + " moved");
       auto to = cluster_.Place(vm.value("memory_mib", uint64_t{0}), vm.value("cpus", 1));
-      Result<json> r = to.ok() ? MigrateNow(name, MigrateRequest{*to}, ctx) : Result<json>(to.status());
+      SubtaskContext step(ctx, double(done - 1) / double(vms.size()), double(done) / double(vms.size()),
+                          "vm " + name + ": ");
+      Result<json> r = to.ok() ? MigrateNow(name, MigrateRequest{*to}, step) : Result<json>(to.status());
       if (r.ok()) {
         ctx.Log("vm " + name + " moved to host " + *to);
         moved.push_back({{"vm", name}, {"to", *to}, {"downtime_ms", r->value("downtime_ms", 0.0)}});

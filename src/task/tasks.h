@@ -47,6 +47,25 @@ class TaskContext {
   bool cancelled() const { return cancel_flag()->load(); }
 };
 
+// One step of a task made of several (an evacuation moving VM after VM):
+// the step's progress from 0 to 1 fills [from, to] of the whole task's, its
+// message prefixed; log lines and cancel are the whole task's.
+class SubtaskContext : public TaskContext {
+ public:
+  SubtaskContext(TaskContext& whole, double from, double to, std::string prefix)
+      : whole_(whole), from_(from), to_(to), prefix_(std::move(prefix)) {}
+  void Progress(double fraction, const std::string& message = "") override {
+    whole_.Progress(from_ + (to_ - from_) * fraction, message.empty() ? "" : prefix_ + message);
+  }
+  void Log(const std::string& line) override { whole_.Log(line); }
+  const std::atomic<bool>* cancel_flag() const override { return whole_.cancel_flag(); }
+
+ private:
+  TaskContext& whole_;
+  double from_, to_;
+  std::string prefix_;
+};
+
 class Tasks {
  public:
   using Body = std::function<Result<nlohmann::json>(TaskContext&)>;

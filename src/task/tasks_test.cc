@@ -38,6 +38,29 @@ TEST(Tasks, SuccessRecordsResultAndProgressEvents) {
   EXPECT_GE(events.load(), 2);
 }
 
+TEST(Tasks, ASubtaskFillsItsShareOfTheWhole) {
+  struct Whole : TaskContext {
+    double progress = 0;
+    std::string message;
+    std::vector<std::string> log;
+    std::atomic<bool> cancel{false};
+    void Progress(double f, const std::string& m) override {
+      progress = f;
+      message = m;
+    }
+    void Log(const std::string& line) override { log.push_back(line); }
+    const std::atomic<bool>* cancel_flag() const override { return &cancel; }
+  } whole;
+  SubtaskContext second(whole, 0.5, 1.0, "vm b: ");
+  second.Progress(0.5, "copying");
+  second.Log("moved");
+  EXPECT_DOUBLE_EQ(whole.progress, 0.75);
+  EXPECT_EQ(whole.message, "vm b: copying");
+  EXPECT_EQ(whole.log, std::vector<std::string>{"moved"});
+  whole.cancel = true;
+  EXPECT_TRUE(second.cancelled());
+}
+
 TEST(Tasks, CancelStopsACooperatingTask) {
   auto store = NewMemoryStore();
   EventBus bus;
