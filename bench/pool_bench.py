@@ -56,13 +56,13 @@ class Qmp:
         self.f.readline()
         self.cmd("qmp_capabilities")
 
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+    def cmd(self, command, **args):
+        self.f.write(json.dumps({"execute": command, "arguments": args}).encode() + b"\n")
         self.f.flush()
         while True:
             r = json.loads(self.f.readline())
             if "error" in r:
-                raise RuntimeError(f"{name}: {r['error']}")
+                raise RuntimeError(f"{command}: {r['error']}")
             if "return" in r:
                 return r["return"]
 

@@ -129,7 +129,7 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
 
   // Between hosts of the pool: the target's side of a migration.
   r.Add("POST", "/api/v1/migrations/incoming", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"spec", "from", "paused", "disks"});
+    auto body = BodyWithFields(req, {"spec", "from", "paused", "disks", "cold"});
     if (!body.ok()) return ErrorResponse(body.status());
     auto from = RequiredString(*body, "from");
     if (!from.ok()) return ErrorResponse(from.status());
@@ -139,8 +139,24 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!spec.ok()) return ErrorResponse(Status::Invalid(spec.status().message()));
     auto copies = LocalDisksFromJson(body->value("disks", json::array()), spec->disks.size());
     if (!copies.ok()) return ErrorResponse(copies.status());
+    auto cold = OptionalBool(*body, "cold", false);
+    if (!cold.ok()) return ErrorResponse(cold.status());
+    if (*cold) return Reply(ctx.migrations.PrepareCold(*spec, *copies), {{"ok", true}});
     return Reply(ctx.migrations.PrepareIncoming(*spec, *from, *paused, *copies));
   });
+  // A stopped VM's volume, moving in whole from its host.
+  r.AddUpload("/api/v1/migrations/incoming/{name}/volumes/{pool}/{volume}",
+              UploadHandler{[&](const HttpRequest& req, uint64_t length) {
+                              return ctx.migrations.IncomingVolumeFile(
+                                  req.params.at("name"), req.params.at("pool"), req.params.at("volume"),
+                                  req.query.count("format") ? req.query.at("format") : "", length);
+                            },
+                            [&](const HttpRequest& req, const std::string& file) {
+                              return Reply(ctx.migrations.PlaceIncomingVolume(
+                                               req.params.at("name"), req.params.at("pool"), req.params.at("volume"),
+                                               req.query.count("format") ? req.query.at("format") : "", file),
+                                           {{"ok", true}});
+                            }});
   r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"run", "cold", "check"});
     if (!body.ok()) return ErrorResponse(body.status());

@@ -438,6 +438,13 @@ Result<PeerReply> Cluster::Call(const std::string& host, PeerRequest req, std::c
   return reply;
 }
 
+Result<PeerReply> Cluster::PutFile(const std::string& host, const std::string& target, const std::string& file,
+                                   std::chrono::milliseconds timeout) {
+  PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(host));
+  if (h.url.empty() || h.state == HostState::kLost) return Status::Unavailable("host " + host + " cannot be reached");
+  return PutFileToPeer(h.url, token_, target, file, timeout);
+}
+
 Result<std::string> PoolToken(Store& store, const std::string& local_token) {
   Status st = store.Create("cluster/token", local_token);
   if (!st.ok() && st.code() != ErrorCode::kConflict) return st;

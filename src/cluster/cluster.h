@@ -110,6 +110,9 @@ class Cluster {
   // the host's state) when it cannot be reached.
   Result<PeerReply> Call(const std::string& host, PeerRequest req,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // PUTs a file to a host (PutFileToPeer).
+  Result<PeerReply> PutFile(const std::string& host, const std::string& target, const std::string& file,
+                            std::chrono::milliseconds timeout);
 
  private:
   Status WriteRecord(bool maintenance);

@@ -176,14 +176,18 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   ctx.Log("moving vm " + name + " (" + std::string(Name(state)) + ") from host " + cluster_.config().host +
           " to host " + to);
 
-  if (!local.empty() && !QemuAlive(state)) {
-    return Status::Invalid("disk " + std::to_string(local[0].index) + " of vm " + name + " is in pool '" +
-                           spec.disks[local[0].index].pool +
-                           "', which only this host reaches: a stopped VM moves with its disks in shared pools "
-                           "only; start it to move it live (its disks are copied), or move the disk to a shared "
-                           "pool");
-  }
-  if (!local.empty()) {
+  VmSpec copied = spec;  // the VM's disks that are copied (this host's to remove after)
+  copied.disks.clear();
+  for (const LocalDisk& d : local) copied.disks.push_back(spec.disks[d.index]);
+  // Whatever happens next, the record of this host's copies goes with this
+  // call (a pampad dying before settles it at its next start).
+  struct ClearOnReturn {
+    std::function<void()> f;
+    ~ClearOnReturn() { f(); }
+  } clear_intent{[&] {
+    if (!local.empty()) (void)vms_.ClearIntent(VmManager::kMigrateOut, name);
+  }};
+  if (!local.empty() && QemuAlive(state)) {
     PAMPA_ASSIGN_OR_RETURN(json listed, vms_.ListSnapshots(name));
     if (size_t n = listed.value("snapshots", json::array()).size(); n > 0) {
       return Status::Invalid("vm " + name + " has " + std::to_string(n) +
@@ -194,13 +198,28 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   }
 
   if (!QemuAlive(state)) {
-    // Cold: the store record changes hosts, then the target takes it in.
-    PAMPA_ASSIGN_OR_RETURN(bool handed, vms_.HandOver(hold, to));
-    if (!handed) return Status::Conflict("vm " + name + " changed while it was being moved: try again");
+    // Cold: the disks of this host's own go whole (with their snapshots and
+    // bitmaps), then the store record changes hosts and the target takes it in.
+    if (!local.empty()) {
+      PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(VmManager::kMigrateOut, copied));
+      PAMPA_RETURN_IF_ERROR(SendDisks(spec, local, to, ctx));
+    }
+    auto handed = vms_.HandOver(hold, to);
+    if (!handed.ok() || !*handed) {
+      if (!local.empty()) (void)cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + name, "", ""}, 20s);
+      PAMPA_RETURN_IF_ERROR(handed.status());
+      return Status::Conflict("vm " + name + " changed while it was being moved: try again");
+    }
     auto accepted = cluster_.Call(to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
                                        json{{"run", false}, {"cold", true}}.dump(), ""});
-    if (!accepted.ok() || accepted->status >= 300) {
-      ctx.Log("host " + to + " did not take the VM in yet; it will when its pampad next starts");
+    bool taken = accepted.ok() && accepted->status < 300;
+    if (!taken) ctx.Log("host " + to + " did not take the VM in yet; it will when its pampad next starts");
+    if (!local.empty()) {
+      if (taken) {
+        vms_.RemoveVolumes(copied);
+      } else {
+        ctx.Log("kept this host's copy of the VM's disks: remove it (pampa volume delete) once the VM shows on " + to);
+      }
     }
     return json{{"from", cluster_.config().host}, {"to", to}, {"live", false}, {"total_ms", MsSince(t0)}};
   }
@@ -236,18 +255,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
 
   // The disks in this host's own pools first: once every copy is in step, the
   // guest's writes reach both until the switch-over.
-  VmSpec copied = spec;  // the VM's disks that are copied (this host's to remove after)
-  copied.disks.clear();
-  for (const LocalDisk& d : local) copied.disks.push_back(spec.disks[d.index]);
   std::optional<DiskMirror> mirror;
-  // Whatever happens next, the record of this host's copies goes with this
-  // call (a pampad dying before settles it at its next start).
-  struct ClearOnReturn {
-    std::function<void()> f;
-    ~ClearOnReturn() { f(); }
-  } clear_intent{[&] {
-    if (!local.empty()) (void)vms_.ClearIntent(VmManager::kMigrateOut, name);
-  }};
   if (!local.empty()) {
     PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(VmManager::kMigrateOut, copied));
     mirror.emplace(*qmp, local);
@@ -431,6 +439,51 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
               {"transferred", transferred}};
 }
 
+Status Migrations::SendDisks(const VmSpec& spec, const std::vector<LocalDisk>& local, const std::string& to,
+                             TaskContext& ctx) {
+  json copies = json::array();
+  uint64_t total = 0;
+  for (const LocalDisk& d : local) copies.push_back(ToJson(d));
+  auto prepared = cluster_.Call(
+      to,
+      {"POST", "/api/v1/migrations/incoming",
+       json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"disks", copies}, {"cold", true}}.dump(), ""});
+  if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
+  if (prepared->status >= 300) {
+    return Status::Unavailable("host " + to + " refused the VM: " +
+                               json::parse(prepared->body, nullptr, false).value("error", prepared->body));
+  }
+  std::vector<VolumeInfo> files;
+  for (const LocalDisk& d : local) {
+    auto vol = storage_.GetVolume(spec.disks[d.index].pool, spec.disks[d.index].volume);
+    if (!vol.ok()) return vol.status();
+    total += vol->allocated;
+    files.push_back(*vol);
+  }
+  uint64_t sent = 0;
+  for (const VolumeInfo& vol : files) {
+    ctx.Progress(0.05 + 0.9 * double(sent) / double(std::max<uint64_t>(total, 1)),
+                 "copying volume " + vol.name + " (" + FormatSize(vol.allocated) + ") to host " + to);
+    // At 20 MiB/s at worst, and a minute besides.
+    auto timeout = std::chrono::seconds(60 + vol.allocated / (20 << 20));
+    auto put = cluster_.PutFile(
+        to,
+        "/api/v1/migrations/incoming/" + spec.name + "/volumes/" + vol.pool + "/" + vol.name + "?format=" + vol.format,
+        vol.path, timeout);
+    std::string why = !put.ok()            ? put.status().message()
+                      : put->status >= 300 ? json::parse(put->body, nullptr, false).value("error", put->body)
+                                           : "";
+    if (!why.empty()) {
+      (void)cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + spec.name, "", ""}, 20s);
+      return Status::Unavailable("copying volume " + vol.name + " to host " + to + " failed: " + why +
+                                 " (the VM stays here)");
+    }
+    sent += vol.allocated;
+  }
+  ctx.Log("copied " + std::to_string(files.size()) + " volume(s), " + FormatSize(sent) + ", to host " + to);
+  return Status::Ok();
+}
+
 Result<std::vector<LocalDisk>> Migrations::LocalDisks(const VmSpec& spec) {
   std::vector<LocalDisk> local;
   for (size_t i = 0; i < spec.disks.size(); ++i) {
@@ -478,10 +531,8 @@ Result<std::string> Migrations::Maintenance(bool on) {
   });
 }
 
-Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused,
-                                         const std::vector<LocalDisk>& copies) {
-  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
-  VmSpec made = spec;  // the volumes made here for the copies
+Result<VmSpec> Migrations::CheckCopies(const VmSpec& spec, const std::vector<LocalDisk>& copies) {
+  VmSpec made = spec;
   made.disks.clear();
   std::vector<bool> copied(spec.disks.size(), false);
   for (const LocalDisk& c : copies) {
@@ -507,6 +558,38 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     if (!copied[i]) PAMPA_RETURN_IF_ERROR(storage_.LocateVolume(spec.disks[i].pool, spec.disks[i].volume).status());
   }
+  return made;
+}
+
+Status Migrations::PrepareCold(const VmSpec& spec, const std::vector<LocalDisk>& copies) {
+  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
+  PAMPA_ASSIGN_OR_RETURN(VmSpec made, CheckCopies(spec, copies));
+  return vms_.WriteIntent(VmManager::kMigrateIn, made);
+}
+
+Result<std::string> Migrations::IncomingVolumeFile(const std::string& vm, const std::string& pool,
+                                                   const std::string& volume, const std::string& format,
+                                                   uint64_t length) {
+  PAMPA_ASSIGN_OR_RETURN(auto expected, vms_.ReadIntent(VmManager::kMigrateIn, vm));
+  bool listed = false;
+  for (const DiskSpec& d : expected ? expected->disks : std::vector<DiskSpec>{}) {
+    listed = listed || (d.pool == pool && d.volume == volume);
+  }
+  if (!listed) return Status::NotFound("no move of vm '" + vm + "' expects volume " + pool + "/" + volume + " here");
+  return storage_.IncomingVolumeFile(pool, volume, format, length);
+}
+
+Status Migrations::PlaceIncomingVolume(const std::string& vm, const std::string& pool, const std::string& volume,
+                                       const std::string& format, const std::string& file) {
+  auto placed = storage_.PlaceIncomingVolume(pool, volume, format, file);
+  if (placed.ok()) log::Info("vm {}: volume {}/{} came in ({})", vm, pool, volume, FormatSize(placed->allocated));
+  return placed.status();
+}
+
+Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused,
+                                         const std::vector<LocalDisk>& copies) {
+  if (!cluster_.pooled()) return Status::Invalid("this host is not in a pool");
+  PAMPA_ASSIGN_OR_RETURN(VmSpec made, CheckCopies(spec, copies));  // the volumes made here for the copies
   std::string host, port;
   PAMPA_RETURN_IF_ERROR(ParsePeerUrl(cluster_.config().url, &host, &port));
 
@@ -579,6 +662,7 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
       if (st.code() != ErrorCode::kConflict) break;
       std::this_thread::sleep_for(5ms);
     }
+    if (st.ok()) (void)vms_.ClearIntent(VmManager::kMigrateIn, name);  // its copied volumes are its own now
     return st;
   }
   std::unique_ptr<Incoming> in;
@@ -628,7 +712,13 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
 
 Status Migrations::AbortIncoming(const std::string& name) {
   auto in = Take(name);
-  if (!in) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
+  if (!in) {
+    // A stopped VM's move: the volumes that came in go (the source keeps the VM).
+    PAMPA_ASSIGN_OR_RETURN(auto copies, vms_.ReadIntent(VmManager::kMigrateIn, name));
+    if (!copies) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
+    vms_.SettleMoveIntent(VmManager::kMigrateIn, *copies);
+    return Status::Ok();
+  }
   Drop(*in);
   log::Info("vm {}: incoming migration from host {} abandoned", name, in->from);
   return Status::Ok();

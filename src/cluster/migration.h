@@ -61,6 +61,15 @@ class Migrations {
   // ({"nbd": {"host", "port"}} in the answer).
   Result<nlohmann::json> PrepareIncoming(const VmSpec& spec, const std::string& from, bool paused,
                                          const std::vector<LocalDisk>& copies = {});
+  // Target, a stopped VM's move: checks that the copies can come (pools,
+  // room, names) and records them (their intent) before the files arrive.
+  Status PrepareCold(const VmSpec& spec, const std::vector<LocalDisk>& copies);
+  // Target: where a copied volume's file goes (the source PUTs it), and once
+  // whole, the volume; only for the copies PrepareCold recorded.
+  Result<std::string> IncomingVolumeFile(const std::string& vm, const std::string& pool, const std::string& volume,
+                                         const std::string& format, uint64_t length);
+  Status PlaceIncomingVolume(const std::string& vm, const std::string& pool, const std::string& volume,
+                             const std::string& format, const std::string& file);
   // Target: the source has handed the VM over (the store names this host):
   // once QEMU has received everything, the VM runs here (run: start the CPUs;
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
@@ -91,6 +100,12 @@ class Migrations {
   // The VM runs here now (run) or waits paused: the copies' export goes and
   // the volumes made for them are the VM's.
   Status Adopt(Incoming& incoming, bool run, std::chrono::steady_clock::time_point* resumed = nullptr);
+  // Source, cold: the target records what comes (PrepareCold), then each
+  // volume's file goes whole (snapshots and bitmaps in it).
+  Status SendDisks(const VmSpec& spec, const std::vector<LocalDisk>& local, const std::string& to, TaskContext& ctx);
+  // Target: the copies can be made here (own pool of that name, room, no
+  // volume of that name); the spec with only their disks.
+  Result<VmSpec> CheckCopies(const VmSpec& spec, const std::vector<LocalDisk>& copies);
   // Source: the disks in this host's own pools, copied during the move.
   Result<std::vector<LocalDisk>> LocalDisks(const VmSpec& spec);
   void ReaperLoop();

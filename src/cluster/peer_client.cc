@@ -1,8 +1,10 @@
 #include "cluster/peer_client.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 // clang-format off
 #include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
@@ -38,8 +40,13 @@ Status ParsePeerUrl(const std::string& url, std::string* host, std::string* port
   return Status::Ok();
 }
 
-Result<PeerReply> CallPeer(const std::string& url, const std::string& token, const PeerRequest& req,
-                           std::chrono::milliseconds timeout) {
+namespace {
+
+// Connects to url, sends req (any body) with the token, and reads the answer,
+// all within timeout.
+template <class Body>
+Result<PeerReply> Exchange(const std::string& url, const std::string& token, http::request<Body>& hreq,
+                           const std::string& forwarded_from, std::chrono::milliseconds timeout) {
   std::string host, port;
   PAMPA_RETURN_IF_ERROR(ParsePeerUrl(url, &host, &port));
   auto fail = [&](const std::string& what, const beast::error_code& ec) {
@@ -70,16 +77,9 @@ Result<PeerReply> CallPeer(const std::string& url, const std::string& token, con
   }
   if (ec) return fail("does not answer", ec);
 
-  http::verb verb = http::string_to_verb(req.method);
-  if (verb == http::verb::unknown) return Status::Invalid("unknown HTTP method " + req.method);
-  http::request<http::string_body> hreq{verb, req.target, 11};
   hreq.set(http::field::host, host);
   if (!token.empty()) hreq.set(http::field::authorization, "Bearer " + token);
-  if (!req.forwarded_from.empty()) hreq.set("Pampa-Forwarded", req.forwarded_from);
-  if (!req.body.empty()) {
-    hreq.set(http::field::content_type, "application/json");
-    hreq.body() = req.body;
-  }
+  if (!forwarded_from.empty()) hreq.set("Pampa-Forwarded", forwarded_from);
   hreq.prepare_payload();
   http::async_write(stream, hreq, [&](beast::error_code e, size_t) { ec = e; });
   ioc.restart();
@@ -101,6 +101,34 @@ Result<PeerReply> CallPeer(const std::string& url, const std::string& token, con
   reply.body = std::move(res.body());
   reply.content_type = std::string(res[http::field::content_type]);
   return reply;
+}
+
+}  // namespace
+
+Result<PeerReply> CallPeer(const std::string& url, const std::string& token, const PeerRequest& req,
+                           std::chrono::milliseconds timeout) {
+  http::verb verb = http::string_to_verb(req.method);
+  if (verb == http::verb::unknown) return Status::Invalid("unknown HTTP method " + req.method);
+  http::request<http::string_body> hreq{verb, req.target, 11};
+  if (!req.body.empty()) {
+    hreq.set(http::field::content_type, "application/json");
+    hreq.body() = req.body;
+  }
+  return Exchange(url, token, hreq, req.forwarded_from, timeout);
+}
+
+Result<PeerReply> PutFileToPeer(const std::string& url, const std::string& token, const std::string& target,
+                                const std::string& file, std::chrono::milliseconds timeout) {
+  http::request<http::file_body> hreq{http::verb::put, target, 11};
+  int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Unavailable("cannot read " + file + ": " + strerror(errno));
+  beast::file body;
+  body.native_handle(fd);  // owned by body from here
+  beast::error_code ec;
+  hreq.body().reset(std::move(body), ec);
+  if (ec) return Status::Unavailable("cannot read " + file + ": " + ec.message());
+  hreq.set(http::field::content_type, "application/octet-stream");
+  return Exchange(url, token, hreq, "", timeout);
 }
 
 }  // namespace pampa

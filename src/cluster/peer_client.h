@@ -29,6 +29,11 @@ struct PeerRequest {
 Result<PeerReply> CallPeer(const std::string& url, const std::string& token, const PeerRequest& req,
                            std::chrono::milliseconds timeout);
 
+// PUTs the file at `file` as the body of target (a volume moving between
+// hosts, streamed from disk); the same failures as CallPeer.
+Result<PeerReply> PutFileToPeer(const std::string& url, const std::string& token, const std::string& target,
+                                const std::string& file, std::chrono::milliseconds timeout);
+
 // Splits "http://HOST:PORT" (HOST may be [v6]); kInvalid otherwise.
 Status ParsePeerUrl(const std::string& url, std::string* host, std::string* port);
 

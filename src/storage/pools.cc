@@ -33,7 +33,7 @@ PoolInfo PoolFromJson(const std::string& text) {
 }  // namespace
 
 Storage::Storage(Store& store, std::vector<std::string> allowed_dirs, std::string local_prefix)
-    : store_(store), allowed_dirs_(std::move(allowed_dirs)), local_prefix_(std::move(local_prefix)) {}
+    : store_(store), local_prefix_(std::move(local_prefix)), allowed_dirs_(std::move(allowed_dirs)) {}
 
 namespace {
 constexpr const char* kSharedPrefix = "pools/";
@@ -272,6 +272,41 @@ Result<ImageInfo> Storage::CheckImportImage(const std::string& src) {
   PAMPA_ASSIGN_OR_RETURN(auto info, InspectImage(canon));
   PAMPA_RETURN_IF_ERROR(ValidateImportImage(src, info));
   return info;
+}
+
+Result<std::string> Storage::IncomingVolumeFile(const std::string& pool, const std::string& name,
+                                                const std::string& format, uint64_t length) {
+  if (format != "qcow2" && format != "raw") return Status::Invalid("volume format must be qcow2 or raw");
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  if (p.type == "shared") return Status::Invalid("pool '" + pool + "' is shared: its volumes need no moving");
+  if (p.available < length) {
+    return Status::Invalid("pool '" + pool + "' has " + FormatSize(p.available) + " free, too little for " +
+                           FormatSize(length));
+  }
+  MutexLock lock(&mu_);
+  PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
+  return p.path + "/" + name + "." + format + ".creating";
+}
+
+Result<VolumeInfo> Storage::PlaceIncomingVolume(const std::string& pool, const std::string& name,
+                                                const std::string& format, const std::string& file) {
+  auto refuse = [&](const Status& st) {
+    unlink(file.c_str());
+    return st;
+  };
+  auto p = GetPool(pool);
+  if (!p.ok()) return refuse(p.status());
+  auto info = InspectImage(file);
+  if (!info.ok()) return refuse(info.status().Context("the volume that came in"));
+  if (info->format != format || !info->backing_file.empty()) {
+    return refuse(Status::Invalid("the volume that came in is " + info->format +
+                                  (info->backing_file.empty() ? "" : " with a backing file") + ", not " + format));
+  }
+  MutexLock lock(&mu_);
+  if (Status st = CheckNewVolume(*p, name); !st.ok()) return refuse(st);
+  std::string path = p->path + "/" + name + "." + format;
+  if (rename(file.c_str(), path.c_str()) != 0) return refuse(Status::Internal("cannot create " + path));
+  return FindVolume(*p, name);
 }
 
 Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::string& name, const std::string& src,

@@ -63,6 +63,16 @@ class Storage {
   // mid-create or mid-import left in every pool; returns how many. Call once
   // at start, before any volume is made.
   int RemoveUnfinished();
+  // A volume moving in whole from another host of the pool (a stopped VM's
+  // disk, with its snapshots and bitmaps): the file to write it to, under a
+  // .creating name the next start removes if it never arrives whole. Only
+  // into this host's own pools, with room for length bytes.
+  Result<std::string> IncomingVolumeFile(const std::string& pool, const std::string& name, const std::string& format,
+                                         uint64_t length);
+  // That file arrived whole: checked (the format said, no backing file) and
+  // made the volume; removed when it is refused.
+  Result<VolumeInfo> PlaceIncomingVolume(const std::string& pool, const std::string& name, const std::string& format,
+                                         const std::string& file);
   // Validates the image (see ValidateImportImage) and converts it into a new qcow2 volume.
   Result<VolumeInfo> ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
                                   const ProgressFn& progress, const std::atomic<bool>* cancel);

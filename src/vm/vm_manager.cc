@@ -608,6 +608,13 @@ Status VmManager::WriteIntent(const std::string& kind, const VmSpec& spec) {
       .Context("recording the " + kind + " of vm " + spec.name);
 }
 
+Result<std::optional<VmSpec>> VmManager::ReadIntent(const std::string& kind, const std::string& vm) {
+  PAMPA_ASSIGN_OR_RETURN(auto text, store_.Get(IntentKey(kind, vm)));
+  if (!text) return std::optional<VmSpec>();
+  PAMPA_ASSIGN_OR_RETURN(VmSpec spec, VmSpecFromJson(json::parse(*text, nullptr, false)));
+  return std::optional<VmSpec>(std::move(spec));
+}
+
 Status VmManager::ClearIntent(const std::string& kind, const std::string& vm) {
   return RetryIdempotent([&] { return store_.Delete(IntentKey(kind, vm)); })
       .Context("vm " + vm + ": clearing its " + kind + " record");

@@ -172,6 +172,11 @@ class VmManager {
   static constexpr const char* kMigrateIn = "migrate-in";
   static constexpr const char* kMigrateOut = "migrate-out";
   Status WriteIntent(const std::string& kind, const VmSpec& spec);
+  Result<std::optional<VmSpec>> ReadIntent(const std::string& kind, const std::string& vm);
+  // A move's disk copies (kMigrateIn/Out, also those a dead pampad left):
+  // kept where the store names this host as the VM's, else removed; the
+  // intent goes.
+  void SettleMoveIntent(const std::string& kind, const VmSpec& copies);
   std::string IntentKey(const std::string& kind, const std::string& vm) const;
   // Fails when the store does: the work must then count as unfinished (a left
   // intent makes the next start remove the VM).
@@ -252,8 +257,7 @@ class VmManager {
   // Work a dead pampad left half-done (intents/ records): volumes of a create
   // or restore that never finished are removed.
   void RecoverIntents();
-  // A move's disk copies a dead pampad left (see kMigrateIn): kept or removed.
-  void SettleMoveIntent(const std::string& kind, const VmSpec& copies);
+
   // Drops a VM from the registry (a failed create or restore, a delete).
   void Forget(Vm& vm);
   // The registered VMs, copied out under mu_ (held for the copy only).

@@ -194,10 +194,21 @@ def test_a_guest_on_local_disks_moves_live_with_them_and_its_next_backup_is_incr
     assert r.returncode != 0 and "snapshot" in r.stderr
     h2.cli("snapshot", "delete", "loc", "s1")
 
+    # Stopped, it moves cold with its disk whole: the snapshot inside it comes along.
+    h2.cli("snapshot", "create", "loc", "s2")
     h2.cli("vm", "stop", "loc")
-    check = subprocess.run(["qemu-img", "check", volumes(h2)[vol]["path"]], capture_output=True, text=True)
+    out = h1.cli("vm", "migrate", "loc", "--to", "h3").stdout
+    assert "moved vm loc to host h3" in out
+    assert vol in volumes(h3) and vol not in volumes(h2)
+    check = subprocess.run(["qemu-img", "check", volumes(h3)[vol]["path"]], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    h2.cli("vm", "delete", "loc")
+    info = subprocess.run(["qemu-img", "snapshot", "-l", volumes(h3)[vol]["path"]], capture_output=True, text=True)
+    assert "s2" in info.stdout, info.stdout
+    h3.cli("vm", "start", "loc")
+    h3.wait_console("loc", "pampa-guest: ready")
+    assert h3.exec("loc", "md5sum", "/mnt/big").stdout.split()[0] == data
+    h3.cli("vm", "stop", "loc")
+    h3.cli("vm", "delete", "loc")
 
 
 def wait_for(what, check, timeout=60):
