@@ -15,7 +15,7 @@
 2. Pool-wide `vm list` with 3 hosts and 1,500 VMs (500 on each): p50/p99 of GET /api/v1/vms on one
    host over a kept-alive TCP connection. Goal: p99 under 10 ms.
 
-TLS is not measured: the pool has no certificate authority yet.
+TLS is not measured: the pool has no certificate authority yet (migration and NBD streams are plain TCP).
 """
 import http.client
 import json
