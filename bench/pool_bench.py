@@ -215,9 +215,11 @@ def bench_migration(pool):
             ours.append((t["downtime_ms"], t["qemu_downtime_ms"], t["total_ms"]))
             h2.cli("vm", "stop", name)
             h2.cli("vm", "delete", name)
-            src = hand.boot(busy, local)
-            theirs.append(hand.migrate(src, local))
-            hand.stop()
+            try:
+                src = hand.boot(busy, local)
+                theirs.append(hand.migrate(src, local))
+            finally:  # no QEMU by hand outlives a failed run
+                hand.stop()
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731
         print(f"   {case:<28} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} "
               f"{med(theirs, 0):>12.0f} {med(theirs, 1):>8.0f} {med(ours, 2) / med(theirs, 1):>11.2f}x")
