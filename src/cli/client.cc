@@ -348,10 +348,21 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
     if (state == "succeeded") return t;
     return Status::Invalid("task " + id + " " + state + ": " + t.value("error", ""));
   };
+  // A task just started on another host of a pool may be missing from the
+  // store this host reads for a moment (its first record was retried there,
+  // or its host is slow): asked again for up to 3 s before it counts as gone.
+  auto get = [&] {
+    auto t = Call("GET", "/api/v1/tasks/" + id);
+    for (int i = 0; i < 30 && !t.ok() && t.status().code() == ErrorCode::kNotFound; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      t = Call("GET", "/api/v1/tasks/" + id);
+    }
+    return t;
+  };
   // Follow the event stream: the end of the task is seen at once, with no polling delay.
   Result<nlohmann::json> last = Status::Internal("no answer");
   auto subscribed = [&] {
-    last = Call("GET", "/api/v1/tasks/" + id);
+    last = get();
     return !last.ok() || last->value("state", "") != "running";
   };
   asio::io_context ioc;
@@ -369,14 +380,14 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
     }
   }
   if (ended) {
-    if (last.ok() && last->value("state", "") == "running") last = Call("GET", "/api/v1/tasks/" + id);
+    if (last.ok() && last->value("state", "") == "running") last = get();
     if (!last.ok()) return last.status();
     return finished(*last);
   }
   // No event stream (or it broke): poll.
   auto delay = std::chrono::milliseconds(10);
   while (true) {
-    PAMPA_ASSIGN_OR_RETURN(auto t, Call("GET", "/api/v1/tasks/" + id));
+    PAMPA_ASSIGN_OR_RETURN(auto t, get());
     if (t.value("state", "") != "running") return finished(t);
     ShowProgress(bar, t);
     std::this_thread::sleep_for(delay);
