@@ -494,16 +494,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     Send(HttpResponse{status, {{"error", message}, {"code", status == 401 ? "unauthorized" : "invalid"}}});
   }
 
+  // Which streaming endpoint path is (params: the VM's name), if any.
+  std::optional<TicketKind> Endpoint(const std::string& path, std::map<std::string, std::string>* params) const {
+    const Router& router = shared_.router;
+    if (path == "/api/v1/events") return TicketKind::kEvents;
+    if (router.Match("/api/v1/vms/{name}/console", path, params)) return TicketKind::kSerial;
+    if (router.Match("/api/v1/vms/{name}/vnc", path, params)) return TicketKind::kVnc;
+    return std::nullopt;
+  }
+  static std::string ConsoleKind(TicketKind k) { return k == TicketKind::kVnc ? "vnc" : "serial"; }
+
   void Upgrade(http::request<http::string_body> req, const std::string& path, const std::string& ticket) {
     std::map<std::string, std::string> params;
-    const Router& router = shared_.router;
-    std::optional<TicketKind> endpoint;
-    if (path == "/api/v1/events")
-      endpoint = TicketKind::kEvents;
-    else if (router.Match("/api/v1/vms/{name}/console", path, &params))
-      endpoint = TicketKind::kSerial;
-    else if (router.Match("/api/v1/vms/{name}/vnc", path, &params))
-      endpoint = TicketKind::kVnc;
+    std::optional<TicketKind> endpoint = Endpoint(path, &params);
     if (!endpoint) return SendError(404, "no WebSocket endpoint at " + path);
     if (!Authorized(req) && !(needs_token_ && shared_.tickets.Redeem(ticket, *endpoint, params["name"]))) {
       return SendError(401,
@@ -516,7 +519,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
         std::make_shared<EventsSession<Socket>>(std::move(ws), events)->Run();
       });
     }
-    std::string kind = *endpoint == TicketKind::kVnc ? "vnc" : "serial";
+    std::string kind = ConsoleKind(*endpoint);
     auto target = shared_.consoles(params["name"], kind);
     if (!target.ok()) {
       keep_alive_ = false;
@@ -631,13 +634,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
   void ConsoleStream(http::request<http::string_body> req, const std::string& path) {
     if (!Authorized(req)) return SendError(401, kNeedToken);
     std::map<std::string, std::string> params;
-    std::string kind;
-    if (shared_.router.Match("/api/v1/vms/{name}/console", path, &params))
-      kind = "serial";
-    else if (shared_.router.Match("/api/v1/vms/{name}/vnc", path, &params))
-      kind = "vnc";
-    else
-      return SendError(404, "no console at " + path);
+    std::optional<TicketKind> endpoint = Endpoint(path, &params);
+    if (!endpoint || *endpoint == TicketKind::kEvents) return SendError(404, "no console at " + path);
+    std::string kind = ConsoleKind(*endpoint);
     auto target = shared_.consoles(params["name"], kind);
     if (!target.ok()) {
       keep_alive_ = false;

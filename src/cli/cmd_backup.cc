@@ -202,17 +202,10 @@ void AddBackupCommands(CLI::App& app, Globals& g) {
       return 0;
     });
   }
-  {
-    auto name = std::make_shared<std::string>();
-    auto cmd = repo->add_subcommand("remove", "forget a repository (its backups stay where they are)");
-    cmd->add_option("name", *name, "repository name")->required();
-    Bind(cmd, g, [&g, name] {
-      auto r = g.client().Call("DELETE", "/api/v1/repos/" + *name);
-      if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "forgot repository " << *name << " (its data stays; pampa repo add finds it again)\n";
-      return 0;
-    });
-  }
+  AddDeleteCommand(repo, g, "remove", "forget a repository (its backups stay where they are)", "repository name",
+                   "/api/v1/repos/", [](const std::string& name) {
+                     return "forgot repository " + name + " (its data stays; pampa repo add finds it again)";
+                   });
   {
     auto as_json = std::make_shared<bool>(false);
     auto cmd = repo->add_subcommand("list", "list repositories");

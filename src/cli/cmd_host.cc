@@ -80,17 +80,8 @@ void AddHostCommands(CLI::App& app, Globals& g) {
       return PrintHost(*r);
     });
   }
-  {
-    auto name = std::make_shared<std::string>();
-    auto cmd = host->add_subcommand("remove", "forget a host that left the pool for good (stopped, without VMs)");
-    cmd->add_option("name", *name, "the host")->required();
-    Bind(cmd, g, [&g, name] {
-      auto r = g.client().Call("DELETE", "/api/v1/hosts/" + *name);
-      if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "host " << *name << " removed from the pool\n";
-      return 0;
-    });
-  }
+  AddDeleteCommand(host, g, "remove", "forget a host that left the pool for good (stopped, without VMs)", "the host",
+                   "/api/v1/hosts/", [](const std::string& name) { return "host " + name + " removed from the pool"; });
   {
     auto name = std::make_shared<std::string>();
     auto mode = std::make_shared<std::string>();

@@ -45,17 +45,8 @@ void AddNetCommands(CLI::App& app, Globals& g) {
       return 0;
     });
   }
-  {
-    auto name = std::make_shared<std::string>();
-    auto cmd = net->add_subcommand("delete", "delete a network no VM uses");
-    cmd->add_option("name", *name, "network name")->required();
-    Bind(cmd, g, [&g, name] {
-      auto r = g.client().Call("DELETE", "/api/v1/networks/" + *name);
-      if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "deleted network " << *name << "\n";
-      return 0;
-    });
-  }
+  AddDeleteCommand(net, g, "delete", "delete a network no VM uses", "network name", "/api/v1/networks/",
+                   [](const std::string& name) { return "deleted network " + name; });
 }
 
 }  // namespace pampa::cli

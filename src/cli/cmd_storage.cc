@@ -48,17 +48,8 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
       return 0;
     });
   }
-  {
-    auto name = std::make_shared<std::string>();
-    auto cmd = pool->add_subcommand("delete", "forget an empty pool (its directory stays)");
-    cmd->add_option("name", *name, "pool name")->required();
-    Bind(cmd, g, [&g, name] {
-      auto r = g.client().Call("DELETE", "/api/v1/pools/" + *name);
-      if (!r.ok()) return PrintError(r.status().message());
-      std::cout << "deleted pool " << *name << "\n";
-      return 0;
-    });
-  }
+  AddDeleteCommand(pool, g, "delete", "forget an empty pool (its directory stays)", "pool name", "/api/v1/pools/",
+                   [](const std::string& name) { return "deleted pool " + name; });
 
   auto vol = app.add_subcommand("volume", "volumes (disks) in pools");
   vol->require_subcommand(1);

@@ -31,6 +31,11 @@ void AddBackupCommands(CLI::App& app, Globals& g);
 
 // An absolute version of a path given on the command line.
 std::string AbsolutePath(const std::string& path);
+// Adds `verb NAME` to group: DELETEs path_prefix + NAME and prints said(NAME).
+// what: the NAME argument's help ("network name").
+void AddDeleteCommand(CLI::App* group, Globals& g, const std::string& verb, const std::string& help,
+                      const std::string& what, const std::string& path_prefix,
+                      std::function<std::string(const std::string&)> said);
 // GETs path and prints the answer as JSON (--json) or through print (a table); 1 on error.
 int GetAndShow(Globals& g, const std::string& path, bool as_json,
                const std::function<void(const nlohmann::json&)>& print);

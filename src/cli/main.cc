@@ -39,6 +39,20 @@ int GetAndShow(Globals& g, const std::string& path, bool as_json,
   return 0;
 }
 
+void AddDeleteCommand(CLI::App* group, Globals& g, const std::string& verb, const std::string& help,
+                      const std::string& what, const std::string& path_prefix,
+                      std::function<std::string(const std::string&)> said) {
+  auto name = std::make_shared<std::string>();
+  auto cmd = group->add_subcommand(verb, help);
+  cmd->add_option("name", *name, what)->required();
+  Bind(cmd, g, [&g, name, path_prefix, said = std::move(said)] {
+    auto r = g.client().Call("DELETE", path_prefix + *name);
+    if (!r.ok()) return PrintError(r.status().message());
+    std::cout << said(*name) << "\n";
+    return 0;
+  });
+}
+
 int FinishTask(Globals& g, const std::string& task_id, bool async, const std::string& done_message) {
   if (async) {
     std::cout << task_id << "\n";

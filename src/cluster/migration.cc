@@ -36,6 +36,33 @@ std::string UriFromSocket(const json& info) {
   return "tcp:" + host + ":" + port;
 }
 
+// Why a call to another host did not succeed: the call's own failure, or the
+// "error" of an answer of 300 or more; "" when it succeeded.
+std::string PeerFailure(const Result<PeerReply>& reply) {
+  if (!reply.ok()) return reply.status().message();
+  const PeerReply& r = reply.value();
+  if (r.status < 300) return "";
+  auto answer = json::parse(r.body, nullptr, false);
+  return answer.is_object() ? answer.value("error", r.body) : r.body;
+}
+
+// Asks host `to` to expect a VM's move (POST /migrations/incoming); its answer.
+Result<json> PrepareTarget(Cluster& cluster, const std::string& to, const json& body,
+                           std::chrono::milliseconds timeout) {
+  auto prepared = cluster.Call(to, {"POST", "/api/v1/migrations/incoming", body.dump(), ""}, timeout);
+  if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
+  if (prepared->status >= 300) return Status::Unavailable("host " + to + " refused the VM: " + PeerFailure(prepared));
+  auto answer = json::parse(prepared->body, nullptr, false);
+  if (!answer.is_object()) return Status::Internal("host " + to + " answered without JSON: " + prepared->body);
+  return answer;
+}
+
+// Tells host `to` that vm's move will not be (it drops what it made for it);
+// the call's failure, if any (the target then drops it by itself).
+Status DropAtTarget(Cluster& cluster, const std::string& to, const std::string& vm) {
+  return cluster.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + vm, "", ""}, 20s).status();
+}
+
 // Copies the disks into the target's export (nbd: {"host", "port"}) until
 // every copy is in step with the guest. Fails on a cancel, a failed copy, or
 // nothing copied for kStallTimeout.
@@ -206,21 +233,15 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     }
     auto handed = vms_.HandOver(hold, to);
     if (!handed.ok() || !*handed) {
-      if (!local.empty()) (void)cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + name, "", ""}, 20s);
+      if (!local.empty()) (void)DropAtTarget(cluster_, to, name);
       PAMPA_RETURN_IF_ERROR(handed.status());
       return Status::Conflict("vm " + name + " changed while it was being moved: try again");
     }
     auto accepted = cluster_.Call(to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
                                        json{{"run", false}, {"cold", true}}.dump(), ""});
-    bool taken = accepted.ok() && accepted->status < 300;
+    bool taken = PeerFailure(accepted).empty();
     if (!taken) ctx.Log("host " + to + " did not take the VM in yet; it will when its pampad next starts");
-    if (!local.empty()) {
-      if (taken) {
-        vms_.RemoveVolumes(copied);
-      } else {
-        ctx.Log("kept this host's copy of the VM's disks: remove it (pampa volume delete) once the VM shows on " + to);
-      }
-    }
+    RemoveSourceCopies(copied, taken, to, ctx);
     return json{{"from", cluster_.config().host}, {"to", to}, {"live", false}, {"total_ms", MsSince(t0)}};
   }
 
@@ -232,22 +253,16 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   ctx.Progress(0, "starting the VM's QEMU on host " + to);
   json copies = json::array();
   for (const LocalDisk& d : local) copies.push_back(ToJson(d));
-  auto prepared = cluster_.Call(
-      to,
-      {"POST", "/api/v1/migrations/incoming",
-       json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}, {"disks", copies}}.dump(),
-       ""},
-      60s);
-  if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
-  auto prep = json::parse(prepared->body, nullptr, false);
-  if (prepared->status >= 300) {
-    return Status::Unavailable("host " + to + " refused the VM: " + prep.value("error", prepared->body));
-  }
+  PAMPA_ASSIGN_OR_RETURN(
+      json prep,
+      PrepareTarget(
+          cluster_, to,
+          json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}, {"disks", copies}},
+          60s));
   std::string uri = prep.value("uri", "");
   auto abort_target = [&](const std::string& why) {
-    auto r = cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + name, "", ""}, 20s);
-    if (!r.ok())
-      ctx.Log("host " + to + " did not answer the abort (" + r.status().message() + "); it drops the VM by itself");
+    if (Status st = DropAtTarget(cluster_, to, name); !st.ok())
+      ctx.Log("host " + to + " did not answer the abort (" + st.message() + "); it drops the VM by itself");
     ctx.Log("migration abandoned: " + why + "; the VM runs on here");
   };
 
@@ -378,8 +393,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   auto confirmed = cluster_.Call(
       to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept", json{{"check", true}}.dump(), ""}, 40s);
   if (!confirmed.ok() || confirmed->status >= 300) {
-    std::string why = confirmed.ok() ? json::parse(confirmed->body, nullptr, false).value("error", confirmed->body)
-                                     : confirmed.status().message();
+    std::string why = PeerFailure(confirmed);
     if (!was_paused) (void)qmp->Execute("cont");
     abort_target("host " + to + " did not confirm it received the VM: " + why);
     return Status::Unavailable("host " + to + " did not confirm it received vm " + name + " (" + why +
@@ -418,15 +432,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     ctx.Log("host " + to + " did not confirm it runs the VM (" +
             (accepted.ok() ? accepted->body : accepted.status().message()) + "); its reaper starts it");
   }
-  if (!local.empty()) {
-    if (accepted.ok() && accepted->status < 300) {
-      vms_.RemoveVolumes(copied);
-      ctx.Log("removed this host's copy of the VM's disks");
-    } else {
-      // Until the target says it runs the VM, this copy may be the only good one.
-      ctx.Log("kept this host's copy of the VM's disks: remove it (pampa volume delete) once the VM runs on " + to);
-    }
-  }
+  RemoveSourceCopies(copied, PeerFailure(accepted).empty(), to, ctx);
   ctx.Log("downtime " + std::to_string(int(downtime)) + " ms (QEMU's " + std::to_string(int(qemu_downtime)) +
           " ms), total " + std::to_string(int(MsSince(t0))) + " ms");
   return json{{"from", cluster_.config().host},
@@ -444,15 +450,11 @@ Status Migrations::SendDisks(const VmSpec& spec, const std::vector<LocalDisk>& l
   json copies = json::array();
   uint64_t total = 0;
   for (const LocalDisk& d : local) copies.push_back(ToJson(d));
-  auto prepared = cluster_.Call(
-      to,
-      {"POST", "/api/v1/migrations/incoming",
-       json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"disks", copies}, {"cold", true}}.dump(), ""});
-  if (!prepared.ok()) return prepared.status().Context("host " + to + " cannot take the VM");
-  if (prepared->status >= 300) {
-    return Status::Unavailable("host " + to + " refused the VM: " +
-                               json::parse(prepared->body, nullptr, false).value("error", prepared->body));
-  }
+  PAMPA_RETURN_IF_ERROR(
+      PrepareTarget(cluster_, to,
+                    json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"disks", copies}, {"cold", true}},
+                    30s)
+          .status());
   std::vector<VolumeInfo> files;
   for (const LocalDisk& d : local) {
     auto vol = storage_.GetVolume(spec.disks[d.index].pool, spec.disks[d.index].volume);
@@ -470,11 +472,9 @@ Status Migrations::SendDisks(const VmSpec& spec, const std::vector<LocalDisk>& l
         to,
         "/api/v1/migrations/incoming/" + spec.name + "/volumes/" + vol.pool + "/" + vol.name + "?format=" + vol.format,
         vol.path, timeout);
-    std::string why = !put.ok()            ? put.status().message()
-                      : put->status >= 300 ? json::parse(put->body, nullptr, false).value("error", put->body)
-                                           : "";
+    std::string why = PeerFailure(put);
     if (!why.empty()) {
-      (void)cluster_.Call(to, {"DELETE", "/api/v1/migrations/incoming/" + spec.name, "", ""}, 20s);
+      (void)DropAtTarget(cluster_, to, spec.name);
       return Status::Unavailable("copying volume " + vol.name + " to host " + to + " failed: " + why +
                                  " (the VM stays here)");
     }
@@ -482,6 +482,17 @@ Status Migrations::SendDisks(const VmSpec& spec, const std::vector<LocalDisk>& l
   }
   ctx.Log("copied " + std::to_string(files.size()) + " volume(s), " + FormatSize(sent) + ", to host " + to);
   return Status::Ok();
+}
+
+void Migrations::RemoveSourceCopies(const VmSpec& copied, bool taken, const std::string& to, TaskContext& ctx) {
+  if (copied.disks.empty()) return;
+  if (taken) {
+    vms_.RemoveVolumes(copied);
+    ctx.Log("removed this host's copy of the VM's disks");
+  } else {
+    // Until the target says it has the VM, this copy may be the only good one.
+    ctx.Log("kept this host's copy of the VM's disks: remove it (pampa volume delete) once the VM shows on " + to);
+  }
 }
 
 Result<std::vector<LocalDisk>> Migrations::LocalDisks(const VmSpec& spec) {

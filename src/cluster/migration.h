@@ -106,6 +106,9 @@ class Migrations {
   // Target: the copies can be made here (own pool of that name, room, no
   // volume of that name); the spec with only their disks.
   Result<VmSpec> CheckCopies(const VmSpec& spec, const std::vector<LocalDisk>& copies);
+  // Source, after the handover: its copies of the moved disks go once the
+  // target took the VM in (taken); otherwise they stay, and the task says so.
+  void RemoveSourceCopies(const VmSpec& copied, bool taken, const std::string& to, TaskContext& ctx);
   // Source: the disks in this host's own pools, copied during the move.
   Result<std::vector<LocalDisk>> LocalDisks(const VmSpec& spec);
   void ReaperLoop();
