@@ -12,15 +12,17 @@
    cont). Goals: downtime under 100 ms idle; Pampa's total within 10% of QEMU's by hand.
    Under TCG a guest that rewrites memory fast is corrupted by QEMU 7.2's live migration (plain QEMU
    as much as ours; docs/design.md): the busy runs measure time only, and the guest is thrown away.
+   Run twice: on a pool with its CA (TLS between hosts, to etcd, and on QEMU's migration and NBD
+   streams: the product's default) next to QEMU by hand with the same tls-creds-x509 files, and on a
+   pool without certificates next to plain QEMU by hand; then what TLS costs each (TLS total / plain).
 2. Pool-wide `vm list` with 3 hosts and 1,500 VMs (500 on each): p50/p99 of GET /api/v1/vms on one
-   host over a kept-alive TCP connection. Goal: p99 under 10 ms.
-
-TLS is not measured: the pool has no certificate authority yet (migration and NBD streams are plain TCP).
+   host over a kept-alive HTTPS connection (the pool with its CA). Goal: p99 under 10 ms.
 """
 import http.client
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -70,9 +72,10 @@ class Qmp:
 class HandQemu:
     """One guest migrated by hand between two plain QEMU processes on loopback."""
 
-    def __init__(self, root):
+    def __init__(self, root, tls_dir=None):
         self.root = root
         self.procs = []
+        self.tls_dir = tls_dir  # QEMU's x509 files (a pool host's tls/qemu): TLS on both streams
 
     def start(self, role, incoming=False, disk="disk.qcow2"):
         d = self.root
@@ -87,6 +90,9 @@ class HandQemu:
                 "-initrd", os.path.join(GUEST, "initrd.img"), "-append", APPEND]
         if incoming:
             argv += ["-incoming", "defer", "-S"]
+        if self.tls_dir:
+            endpoint = "server" if incoming else "client"
+            argv += ["-object", f"tls-creds-x509,id=tls0,dir={self.tls_dir},endpoint={endpoint},verify-peer=on"]
         self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return Qmp(f"{d}/{role}-qmp.sock")
 
@@ -127,20 +133,25 @@ class HandQemu:
             dst.cmd("migrate-set-capabilities", capabilities=[{"capability": "dirty-bitmaps", "state": True}])
             caps += [{"capability": "pause-before-switchover", "state": True},
                      {"capability": "dirty-bitmaps", "state": True}]
+        # TLS: the certificate is h1's (DNS:h1); both ends verify each other.
+        tls = {"tls-creds": "tls0"} if self.tls_dir else {}
+        tls_client = {"tls-creds": "tls0", "tls-hostname": "h1"} if self.tls_dir else {}
+        if tls:
+            dst.cmd("migrate-set-parameters", **tls)
         dst.cmd("migrate-incoming", uri="tcp:127.0.0.1:0")
         addr = dst.cmd("query-migrate")["socket-address"][0]
         if local:
             port = str(free_port())
-            dst.cmd("nbd-server-start", addr={"type": "inet", "data": {"host": "127.0.0.1", "port": port}})
+            dst.cmd("nbd-server-start", addr={"type": "inet", "data": {"host": "127.0.0.1", "port": port}}, **tls)
             dst.cmd("block-export-add", type="nbd", id="e0", **{"node-name": "disk0"}, name="disk0", writable=True)
             src.cmd("blockdev-add", driver="nbd", **{"node-name": "m0"},
-                    server={"type": "inet", "host": "127.0.0.1", "port": port}, export="disk0")
+                    server={"type": "inet", "host": "127.0.0.1", "port": port}, export="disk0", **tls_client)
             src.cmd("blockdev-mirror", **{"job-id": "m0", "copy-mode": "write-blocking"}, device="disk0",
                     target="m0", sync="full")
             while not all(j["ready"] for j in src.cmd("query-block-jobs")):
                 time.sleep(0.05)
         src.cmd("migrate-set-capabilities", capabilities=caps)
-        src.cmd("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 1 << 40})
+        src.cmd("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 1 << 40}, **tls_client)
         src.cmd("migrate", uri=f"tcp:127.0.0.1:{addr['port']}")
         switched = False
         while True:
@@ -184,12 +195,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def bench_migration(pool):
+def bench_migration(pool, tls, totals):
+    """One table of cases on pool; totals[(tls, case)] = (Pampa's total, by hand's) medians."""
     h1, h2 = pool.hosts[0], pool.hosts[1]
-    print(f"1. live migration, {MEMORY} guest, {RUNS} runs each (median; ms)")
+    what = "TLS (the pool's CA)" if tls else "plain TCP (a pool without certificates)"
+    print(f"1. live migration over {what}, {MEMORY} guest, {RUNS} runs each (median; ms)")
     print(f"   {'case':<28} {'downtime':>9} {'QEMU dt':>8} {'total':>8} {'by hand: dt':>12} {'total':>8} "
           f"{'total ratio':>12}")
-    hand = HandQemu(tempfile.mkdtemp(prefix="pbh-", dir="/tmp"))
+    hand = HandQemu(tempfile.mkdtemp(prefix="pbh-", dir="/tmp"), h1.tls_file("qemu") if tls else None)
     cases = [("idle, shared pool", False, False), ("rewriting memory, shared", True, False),
              ("idle, local disk (64 MiB)", False, True)]
     only = os.environ.get("BENCH_CASES")  # e.g. "local": the cases whose name holds it
@@ -223,16 +236,28 @@ def bench_migration(pool):
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731
         print(f"   {case:<28} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} "
               f"{med(theirs, 0):>12.0f} {med(theirs, 1):>8.0f} {med(ours, 2) / med(theirs, 1):>11.2f}x")
+        totals[(tls, case)] = (med(ours, 2), med(theirs, 1), med(ours, 0), med(theirs, 0))
     print("   goals: downtime under 100 ms idle; total ratio under 1.10x")
+
+
+def print_tls_cost(totals):
+    print("   what TLS costs (TLS / plain): Pampa total, by hand total; Pampa downtime, by hand downtime")
+    for (tls, case), t in totals.items():
+        p = totals.get((False, case))
+        if tls and p:
+            print(f"   {case:<28} {t[0] / p[0]:>6.2f}x {t[1] / p[1]:>6.2f}x   {t[2]:>5.0f} vs {p[2]:<5.0f} ms "
+                  f"{t[3]:>5.0f} vs {p[3]:<5.0f} ms")
 
 
 def bench_list(pool):
     hosts = pool.hosts
     per_host = 500
-    for h in hosts:
-        define_vms(h.addr, h.port, h.token, [f"{h.name}-idle{i:03d}" for i in range(per_host)], host=h.name)
     h1 = hosts[0]
-    conn = http.client.HTTPConnection(h1.addr, h1.port, timeout=60)
+    context = ssl.create_default_context(cafile=h1.tls_file("ca.pem"))
+    for h in hosts:
+        define_vms(h.addr, h.port, h.token, [f"{h.name}-idle{i:03d}" for i in range(per_host)], context=context,
+                   host=h.name)
+    conn = http.client.HTTPSConnection(h1.addr, h1.port, timeout=60, context=context)
     auth = {"Authorization": "Bearer " + h1.token}
     lat = []
     count = 0
@@ -248,15 +273,23 @@ def bench_list(pool):
 
 
 def main():
-    pool = Pool(hosts=3).start()
-    try:
-        pool.hosts[0].cli("pool", "create", "shared", "--type", "shared", "--path", pool.shared)
-        if os.environ.get("BENCH_ONLY", "1,2").find("1") >= 0:
-            bench_migration(pool)
-        if os.environ.get("BENCH_ONLY", "1,2").find("2") >= 0:
-            bench_list(pool)
-    finally:
-        pool.teardown()
+    only = os.environ.get("BENCH_ONLY", "1,2")
+    totals = {}
+    # BENCH_TLS=1 or 0: only that pool.
+    for tls in [t for t in (True, False) if os.environ.get("BENCH_TLS", str(int(t))) == str(int(t))]:
+        if not tls and "1" not in only:
+            continue
+        pool = Pool(hosts=3, tls=tls).start()
+        try:
+            pool.hosts[0].cli("pool", "create", "shared", "--type", "shared", "--path", pool.shared)
+            if "1" in only:
+                bench_migration(pool, tls, totals)
+            if "2" in only and tls:
+                bench_list(pool)
+        finally:
+            pool.teardown()
+    if any(not tls for tls, _ in totals) and any(tls for tls, _ in totals):
+        print_tls_cost(totals)
 
 
 if __name__ == "__main__":

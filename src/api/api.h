@@ -8,6 +8,7 @@
 #include "api/tickets.h"
 #include "backup/repos.h"
 #include "cluster/cluster.h"
+#include "cluster/join.h"
 #include "cluster/migration.h"
 #include "jobs/backup_job.h"
 #include "jobs/backup_schedules.h"
@@ -37,6 +38,7 @@ struct ApiContext {
   Cluster& cluster;
   Migrations& migrations;
   WebSocketTickets& tickets;
+  PoolJoins& joins;
   std::string version;
   std::string hostname;
   std::string data_dir;

@@ -12,7 +12,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -24,6 +26,7 @@
 #include "api/static_files.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "tls/tls_context.h"
 
 namespace pampa {
 
@@ -33,6 +36,8 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
+// The TCP listener's connections in a pool with certificates.
+using TlsSocket = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -68,6 +73,18 @@ void CloseStream(tcp::socket& s) {
   s.close(ec);
 }
 void CloseStream(beast::tcp_stream& s) { CloseStream(s.socket()); }
+void CloseStream(TlsSocket& s) { CloseStream(beast::get_lowest_layer(s)); }
+
+// Ends a connection once its last answer is written.
+template <class Socket>
+void ShutdownSend(Socket& s) {
+  beast::error_code ec;
+  s.shutdown(Socket::shutdown_send, ec);
+  s.close(ec);
+}
+
+constexpr const char* kPeerOnly =
+    "this call is for hosts of the pool: connect with the host's pool certificate (DATA_DIR/tls/host.pem)";
 
 // Streams bytes between a WebSocket and a byte stream: a console's unix
 // socket here, or another host's console stream. first: bytes that came
@@ -200,8 +217,7 @@ class EventsSession : public std::enable_shared_from_this<EventsSession<Socket>>
     if (closed_) return;
     closed_ = true;
     bus_.Unsubscribe(sub_);
-    beast::error_code ec;
-    beast::get_lowest_layer(ws_).close(ec);
+    CloseStream(beast::get_lowest_layer(ws_));
   }
 
   websocket::stream<Socket> ws_;
@@ -212,11 +228,19 @@ class EventsSession : public std::enable_shared_from_this<EventsSession<Socket>>
   bool closed_ = false;
 };
 
+// Who is at the other end of a connection, as far as calls between hosts go.
+struct Caller {
+  // false: calls between hosts are allowed (the root-only unix socket, or a
+  // pool without certificates); true: only from a host that proved its name.
+  bool checked = false;
+  std::string host;  // the pool host name the TLS client's certificate proves; "" none
+};
+
 template <class Socket>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
  public:
-  HttpSession(Socket socket, Shared& shared, bool needs_token)
-      : socket_(std::move(socket)), shared_(shared), needs_token_(needs_token) {}
+  HttpSession(Socket socket, Shared& shared, bool needs_token, Caller caller = {})
+      : socket_(std::move(socket)), shared_(shared), needs_token_(needs_token), caller_(std::move(caller)) {}
   ~HttpSession() { AbandonUpload(); }
   void Run() { Read(); }
 
@@ -270,6 +294,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     auto length = header_->content_length();
     if (!Authorized(header_->get())) {
       RefuseUpload(ErrorResponse(Status::Unauthorized(kNeedToken)), length);
+      return true;
+    }
+    if (!FromPoolHost(header_->get(), r.path)) {
+      RefuseUpload(HttpResponse{403, {{"error", kPeerOnly}, {"code", "forbidden"}}}, length);
       return true;
     }
     if (!length) {
@@ -375,6 +403,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
            ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
   }
 
+  // Calls between hosts (a migration's steps, a forwarded action, a console
+  // stream) need a host of the pool at the other end, where that is checked.
+  bool FromPoolHost(const http::fields& head, const std::string& path) const {
+    if (!caller_.checked) return true;
+    auto forwarded = head["Pampa-Forwarded"];
+    bool between_hosts = path.rfind("/api/v1/migrations/", 0) == 0 || !forwarded.empty() ||
+                         beast::iequals(head[http::field::upgrade], kConsoleStream);
+    if (!between_hosts) return true;
+    return !caller_.host.empty() && (forwarded.empty() || forwarded == caller_.host);
+  }
+
+  // The calls a host that is not in the pool yet makes: it has no token.
+  static bool OpenToAll(const std::string& method, const std::string& path) {
+    return (method == "GET" && path == "/api/v1/pool/ca") || (method == "POST" && path == "/api/v1/hosts/join");
+  }
+
   void Handle(http::request<http::string_body> req) {
     std::string target(req.target());
     auto q = target.find('?');
@@ -386,12 +430,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r.forwarded_from = std::string(req["Pampa-Forwarded"]);
     keep_alive_ = req.keep_alive();
     if (r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
+    if (!FromPoolHost(req, r.path)) return SendError(403, kPeerOnly);
     if (beast::iequals(req[http::field::upgrade], kConsoleStream)) return ConsoleStream(std::move(req), r.path);
     if (websocket::is_upgrade(req)) {
       std::string ticket = r.query.count("ticket") ? r.query["ticket"] : "";
       return Upgrade(std::move(req), r.path, ticket);
     }
-    if (!Authorized(req)) return SendError(401, kNeedToken);
+    if (!Authorized(req) && !OpenToAll(r.method, r.path)) return SendError(401, kNeedToken);
     r_path_ = r.path;
     r.body = std::move(req.body());
     asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {
@@ -491,7 +536,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
 
   void SendError(int status, const std::string& message) {
     keep_alive_ = false;
-    Send(HttpResponse{status, {{"error", message}, {"code", status == 401 ? "unauthorized" : "invalid"}}});
+    const char* code = status == 401 ? "unauthorized" : status == 403 ? "forbidden" : "invalid";
+    Send(HttpResponse{status, {{"error", message}, {"code", code}}});
   }
 
   // Which streaming endpoint path is (params: the VM's name), if any.
@@ -562,71 +608,90 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
 
   // A console of a VM another host of the pool runs: that host's pampad
   // streams the console's bytes here (kConsoleStream, with the pool's
-  // token); this host frames them for the WebSocket client.
+  // token, over TLS where the pool has certificates); this host frames them
+  // for the WebSocket client.
   void UpgradeRemote(http::request<http::string_body> req, const std::string& path, const ConsoleTarget& target) {
-    struct Peer {
-      explicit Peer(const asio::any_io_executor& ex) : stream(ex), resolver(ex) {}
-      beast::tcp_stream stream;
-      tcp::resolver resolver;
-      beast::flat_buffer buffer;
-      http::request<http::empty_body> ask;
-      http::response_parser<http::string_body> answer;
-    };
-    auto peer = std::make_shared<Peer>(socket_.get_executor());
-    peer->ask = {http::verb::get, path, 11};
-    peer->ask.set(http::field::host, target.peer_host);
-    peer->ask.set(http::field::upgrade, kConsoleStream);
-    peer->ask.set(http::field::connection, "upgrade");
-    peer->ask.set(http::field::authorization, "Bearer " + target.token);
-    peer->answer.body_limit(64 << 10);
     auto reqp = std::make_shared<http::request<http::string_body>>(std::move(req));
     auto self = this->shared_from_this();
     auto fail = [self, where = "host " + target.peer_name + " (which runs the VM) "](const std::string& what) {
       self->keep_alive_ = false;
       self->Send(ErrorResponse(Status::Unavailable(where + what)));
     };
-    peer->stream.expires_after(std::chrono::seconds(10));
-    auto on_answer = [self, peer, reqp, fail](beast::error_code ec) {
-      if (ec) return fail("did not open the console: " + ec.message());
-      peer->stream.expires_never();
-      std::string first = beast::buffers_to_string(peer->buffer.data());
-      auto stream = std::make_shared<beast::tcp_stream>(std::move(peer->stream));
-      self->AcceptWs(std::move(*reqp), [stream, first](websocket::stream<Socket> ws) {
-        std::make_shared<PumpSession<Socket, beast::tcp_stream>>(std::move(ws), std::move(*stream), first)->Run();
-      });
-    };
-    auto on_refusal = [peer, fail](beast::error_code, size_t) {
-      auto body = nlohmann::json::parse(peer->answer.get().body(), nullptr, false);
-      fail("refused the console: " + (body.is_object() ? body.value("error", std::string("no reason given"))
-                                                       : "HTTP " + std::to_string(peer->answer.get().result_int())));
-    };
-    auto on_connect = [peer, fail, on_answer, on_refusal](beast::error_code ec) {
+    tls::PoolTls* pool_tls = shared_.opts.tls.get();
+    if (target.secure && pool_tls == nullptr) return fail("speaks TLS, but this host has no pool certificate");
+    auto stream = std::make_shared<beast::tcp_stream>(socket_.get_executor());
+    auto resolver = std::make_shared<tcp::resolver>(socket_.get_executor());
+    stream->expires_after(std::chrono::seconds(10));
+    auto on_connect = [self, stream, reqp, path, target, fail, pool_tls](beast::error_code ec) {
       if (ec) return fail("does not answer: " + ec.message());
-      http::async_write(peer->stream, peer->ask, [peer, fail, on_answer, on_refusal](beast::error_code ec, size_t) {
-        if (ec) return fail("did not take the request: " + ec.message());
-        http::async_read_header(peer->stream, peer->buffer, peer->answer,
-                                [peer, on_answer, on_refusal](beast::error_code ec, size_t) {
-                                  if (ec || peer->answer.get().result() == http::status::switching_protocols)
-                                    return on_answer(ec);
-                                  http::async_read(peer->stream, peer->buffer, peer->answer, on_refusal);
-                                });
-      });
+      if (!target.secure) return self->AskConsole(stream, reqp, path, target, fail);
+      auto secure = std::make_shared<TlsSocket>(std::move(*stream), pool_tls->client());
+      pool_tls->PrepareClient(secure->native_handle(), target.peer_name);
+      secure->async_handshake(asio::ssl::stream_base::client,
+                              [self, secure, reqp, path, target, fail](beast::error_code ec) {
+                                if (ec) return fail("is not that host of this pool (TLS): " + ec.message());
+                                self->AskConsole(secure, reqp, path, target, fail);
+                              });
     };
-    peer->resolver.async_resolve(
+    resolver->async_resolve(
         target.peer_host, target.peer_port,
-        [peer, fail, on_connect](beast::error_code ec, const tcp::resolver::results_type& found) {
+        [resolver, stream, fail, on_connect](beast::error_code ec, const tcp::resolver::results_type& found) {
           if (ec || found.empty()) return fail("cannot be resolved: " + ec.message());
           tcp::endpoint ep = found.begin()->endpoint();
           // Made here, close-on-exec from the start, so no child can inherit it.
           int fd = socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
           if (fd < 0) return fail("cannot be reached: " + std::string(strerror(errno)));
-          peer->stream.socket().assign(ep.protocol(), fd, ec);
+          stream->socket().assign(ep.protocol(), fd, ec);
           if (ec) {
             close(fd);
             return fail("cannot be reached: " + ec.message());
           }
-          peer->stream.async_connect(ep, on_connect);
+          stream->socket().set_option(tcp::no_delay(true), ec);
+          stream->async_connect(ep, on_connect);
         });
+  }
+
+  // Asks the host that runs the VM for its console's bytes on a connected
+  // stream (plain or TLS) and, once it agrees, pipes them into the WebSocket.
+  template <class Peer, class Fail>
+  void AskConsole(std::shared_ptr<Peer> peer, std::shared_ptr<http::request<http::string_body>> reqp,
+                  const std::string& path, const ConsoleTarget& target, Fail fail) {
+    struct Exchange {
+      beast::flat_buffer buffer;
+      http::request<http::empty_body> ask;
+      http::response_parser<http::string_body> answer;
+    };
+    auto x = std::make_shared<Exchange>();
+    x->ask = {http::verb::get, path, 11};
+    x->ask.set(http::field::host, target.peer_host);
+    x->ask.set(http::field::upgrade, kConsoleStream);
+    x->ask.set(http::field::connection, "upgrade");
+    x->ask.set(http::field::authorization, "Bearer " + target.token);
+    x->ask.set("Pampa-Forwarded", shared_.opts.host);
+    x->answer.body_limit(64 << 10);
+    auto self = this->shared_from_this();
+    auto on_answer = [self, peer, x, reqp, fail](beast::error_code ec) {
+      if (ec) return fail("did not open the console: " + ec.message());
+      beast::get_lowest_layer(*peer).expires_never();
+      std::string first = beast::buffers_to_string(x->buffer.data());
+      self->AcceptWs(std::move(*reqp), [peer, first](websocket::stream<Socket> ws) {
+        std::make_shared<PumpSession<Socket, Peer>>(std::move(ws), std::move(*peer), first)->Run();
+      });
+    };
+    auto on_refusal = [x, fail](beast::error_code, size_t) {
+      auto body = nlohmann::json::parse(x->answer.get().body(), nullptr, false);
+      fail("refused the console: " + (body.is_object() ? body.value("error", std::string("no reason given"))
+                                                       : "HTTP " + std::to_string(x->answer.get().result_int())));
+    };
+    http::async_write(*peer, x->ask, [peer, x, fail, on_answer, on_refusal](beast::error_code ec, size_t) {
+      if (ec) return fail("did not take the request: " + ec.message());
+      http::async_read_header(*peer, x->buffer, x->answer,
+                              [peer, x, on_answer, on_refusal](beast::error_code ec, size_t) {
+                                if (ec || x->answer.get().result() == http::status::switching_protocols)
+                                  return on_answer(ec);
+                                http::async_read(*peer, x->buffer, x->answer, on_refusal);
+                              });
+    });
   }
 
   // Between hosts of a pool: the raw bytes of the console of a VM that runs
@@ -654,15 +719,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     });
   }
 
-  void Shutdown() {
-    beast::error_code ec;
-    socket_.shutdown(Socket::shutdown_send, ec);
-    socket_.close(ec);
-  }
+  void Shutdown() { ShutdownSend(socket_); }
 
   Socket socket_;
   Shared& shared_;
   bool needs_token_;
+  Caller caller_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -695,6 +757,36 @@ void Accept(asio::io_context& ioc, Acceptor& acceptor, Shared& shared, bool need
                           if (!ec) std::make_shared<HttpSession<Socket>>(std::move(s), shared, needs_token)->Run();
                           Accept<Acceptor, Socket>(ioc, acceptor, shared, needs_token);
                         });
+}
+
+// The TCP listener of a pool with certificates: each connection's TLS
+// handshake first (within 10 s); then its plain bytes go through a socket
+// pair to the same session a unix socket's connection gets (one session
+// type: Beast's HTTP and WebSocket code over TLS would double this file's
+// build, measured at over 10 minutes), which knows what the handshake proved.
+void AcceptTls(asio::io_context& ioc, tcp::acceptor& acceptor, Shared& shared) {
+  acceptor.async_accept(asio::make_strand(ioc), [&ioc, &acceptor, &shared](beast::error_code ec, tcp::socket s) {
+    if (!acceptor.is_open()) return;
+    if (!ec) {
+      CloseOnExec(s.native_handle());
+      s.set_option(tcp::no_delay(true), ec);  // small requests and answers must not wait for delayed ACKs
+      auto stream = std::make_shared<TlsSocket>(beast::tcp_stream(std::move(s)), shared.opts.tls->server());
+      beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(10));
+      stream->async_handshake(asio::ssl::stream_base::server, [stream, &shared](beast::error_code ec) {
+        if (ec) return CloseStream(*stream);  // a stranger's certificate, or not TLS at all
+        beast::get_lowest_layer(*stream).expires_never();
+        Caller caller{true, tls::PeerName(stream->native_handle())};
+        local::socket outer(stream->get_executor()), inner(stream->get_executor());
+        asio::local::connect_pair(outer, inner, ec);
+        if (ec) return CloseStream(*stream);
+        CloseOnExec(outer.native_handle());
+        CloseOnExec(inner.native_handle());
+        std::make_shared<BytePump<TlsSocket, local::socket>>(std::move(*stream), std::move(outer))->Run();
+        std::make_shared<HttpSession<local::socket>>(std::move(inner), shared, true, std::move(caller))->Run();
+      });
+    }
+    AcceptTls(ioc, acceptor, shared);
+  });
 }
 
 }  // namespace
@@ -749,7 +841,11 @@ Status HttpServer::Start() {
                                  ec.message() + " (another pampad running? use --listen ADDR:PORT)");
     }
     impl_->port = impl_->tcp_acceptor->local_endpoint().port();
-    Accept<tcp::acceptor, tcp::socket>(impl_->ioc, *impl_->tcp_acceptor, impl_->shared, true);
+    if (o.tls) {
+      AcceptTls(impl_->ioc, *impl_->tcp_acceptor, impl_->shared);
+    } else {
+      Accept<tcp::acceptor, tcp::socket>(impl_->ioc, *impl_->tcp_acceptor, impl_->shared, true);
+    }
   }
   for (int i = 0; i < std::max(1, o.io_threads); ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   return Status::Ok();

@@ -23,6 +23,10 @@
 
 namespace pampa {
 
+namespace tls {
+class PoolTls;
+}
+
 struct HttpServerOptions {
   std::string unix_socket;  // empty: none
   std::string tcp_address;  // empty: none
@@ -31,6 +35,10 @@ struct HttpServerOptions {
   int io_threads = 2;
   int workers = 8;
   std::string ui_dir;  // the built web console; empty: none
+  // The pool's certificates: the TCP listener speaks TLS, and calls between
+  // hosts need a client certificate from the pool. null: plain HTTP.
+  std::shared_ptr<tls::PoolTls> tls;
+  std::string host;  // this host's name in the pool (sent with console streams)
 };
 
 // The WebSocket endpoints (GET with an Upgrade header); the REST routes are in the Router.
@@ -43,7 +51,8 @@ inline const std::vector<std::string> kWebSocketPaths = {"/api/v1/events", "/api
 struct ConsoleTarget {
   std::string socket;                       // here
   std::string peer_host, peer_port, token;  // or there
-  std::string peer_name;                    // for messages
+  std::string peer_name;                    // its certificate's name, and for messages
+  bool secure = false;                      // over TLS (the peer's address is https)
 };
 // Finds a VM's console: kind is "serial" or "vnc".
 using ConsoleResolver = std::function<Result<ConsoleTarget>(const std::string& vm, const std::string& kind)>;

@@ -55,8 +55,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   Cluster cluster(*store, events, {"test", "", "test"}, "");
   Migrations migrations(vms, storage, cluster, tasks);
   WebSocketTickets tickets;
+  PoolJoins joins(*store, nullptr, "test", "");
   ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, storage, networks,
-                 tasks, accel, cluster, migrations, tickets, "test",    "test", "/tmp"};
+                 tasks, accel, cluster, migrations, tickets, joins,     "test", "test",  "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

@@ -77,6 +77,51 @@ std::optional<HttpResponse> Forward(ApiContext& ctx, const std::string& pattern,
 void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
   r.SetForwarder([&ctx](const std::string& pattern, const HttpRequest& req) { return Forward(ctx, pattern, req); });
 
+  // Joining a pool with certificates (cluster/join.h). The CA and the join
+  // itself need no API token: a new host has none; its join token is its
+  // credential, and the CA is public.
+  r.Add("GET", "/api/v1/pool/ca", [&](const HttpRequest&) {
+    auto ca = ctx.joins.Ca();
+    if (!ca.ok()) return ErrorResponse(ca.status());
+    return HttpResponse{200, {{"ca", ca->first}, {"ca_sha256", ca->second}}};
+  });
+  r.Add("POST", "/api/v1/hosts/join-tokens", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"ttl_s"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    int64_t ttl = 3600;
+    if (body->contains("ttl_s")) {
+      if (!(*body)["ttl_s"].is_number_integer()) {
+        return ErrorResponse(Status::Invalid("field 'ttl_s' must be a whole number of seconds"));
+      }
+      ttl = (*body)["ttl_s"];
+    }
+    auto t = ctx.joins.MakeToken(std::chrono::seconds(ttl));
+    if (!t.ok()) return ErrorResponse(t.status());
+    return HttpResponse{201,
+                        {{"token", t->token},
+                         {"ca_sha256", t->ca_sha256},
+                         {"expires_ms", t->expires_ms},
+                         {"url", ctx.cluster.config().url}}};
+  });
+  r.Add("POST", "/api/v1/hosts/join", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"token", "name", "address"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    for (const char* f : {"token", "name", "address"}) {
+      if (!body->contains(f) || !(*body)[f].is_string()) {
+        return ErrorResponse(Status::Invalid(std::string("field '") + f + "' (a string) is required"));
+      }
+    }
+    auto g = ctx.joins.Redeem((*body)["token"], (*body)["name"], (*body)["address"]);
+    if (!g.ok()) {
+      if (g.status().code() == ErrorCode::kUnauthorized) {
+        return HttpResponse{403, {{"error", g.status().message()}, {"code", "forbidden"}}};
+      }
+      return ErrorResponse(g.status());
+    }
+    return HttpResponse{200,
+                        {{"ca", g->ca}, {"ca_key", g->ca_key}, {"cert", g->cert}, {"key", g->key}, {"etcd", g->etcd}}};
+  });
+
   r.Add("GET", "/api/v1/hosts", [&](const HttpRequest&) {
     auto hosts = ctx.cluster.Hosts();
     if (!hosts.ok()) return ErrorResponse(hosts.status());

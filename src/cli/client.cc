@@ -1,30 +1,53 @@
 #include "cli/client.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <unistd.h>
 
 // clang-format off
 #include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
 // clang-format on
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <thread>
+#include <type_traits>
 
+#include "cli/https.h"
 #include "cli/output.h"
+#include "tls/tls_context.h"
 
 namespace pampa::cli {
 
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 
 namespace {
+
+// A pampad that serves HTTPS closes a plain connection without an answer: what
+// to add to an error on a plain TCP stream that ended so.
+template <class Stream>
+std::string HttpsHint(beast::error_code ec, const std::string& where) {
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    if (ec == http::error::end_of_stream)
+      return " (if the host has a pool certificate, use --url https://" + where + ")";
+  }
+  return "";
+}
 
 // One request and its answer on a connected stream, within the stream's
 // deadline. The io_context runs only for this exchange.
@@ -35,7 +58,7 @@ Result<ApiResponse> Exchange(asio::io_context& ioc, Stream& stream, http::reques
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 << 20);
-  stream.expires_after(timeout);
+  beast::get_lowest_layer(stream).expires_after(timeout);
   http::async_write(stream, req, [&](beast::error_code wec, size_t) {
     ec = wec;
     if (!ec) http::async_read(stream, buf, parser, [&](beast::error_code rec, size_t) { ec = rec; });
@@ -46,7 +69,10 @@ Result<ApiResponse> Exchange(asio::io_context& ioc, Stream& stream, http::reques
     return Status::Unavailable("pampad at " + where + " did not answer in " + std::to_string(timeout.count()) +
                                " s: is it running? see its log (or raise PAMPA_TIMEOUT)");
   }
-  if (ec) return Status::Unavailable("talking to pampad at " + where + " failed: " + ec.message());
+  if (ec) {
+    return Status::Unavailable("talking to pampad at " + where + " failed: " + ec.message() +
+                               HttpsHint<Stream>(ec, where));
+  }
   auto res = parser.release();
   ApiResponse out;
   out.status = res.result_int();
@@ -62,6 +88,7 @@ ErrorCode CodeFor(int status) {
     case 400:
       return ErrorCode::kInvalid;
     case 401:
+    case 403:
       return ErrorCode::kUnauthorized;
     case 404:
       return ErrorCode::kNotFound;
@@ -80,22 +107,164 @@ ErrorCode CodeFor(int status) {
 
 Status ParseUrl(const std::string& url, Endpoint* ep) {
   std::string rest = url;
-  if (rest.rfind("http://", 0) == 0)
+  bool tls = false;
+  if (rest.rfind("https://", 0) == 0) {
+    tls = true;
+    rest = rest.substr(8);
+  } else if (rest.rfind("http://", 0) == 0) {
     rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos) {
-    return Status::Invalid("only http:// URLs are supported (got '" + url + "'); use an SSH tunnel for remote hosts");
+  } else if (rest.find("://") != std::string::npos) {
+    return Status::Invalid("only http:// and https:// URLs are supported (got '" + url + "')");
   }
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  auto colon = rest.rfind(':');
-  if (rest.empty()) return Status::Invalid("--url needs a host, e.g. http://127.0.0.1:8006");
-  if (colon == std::string::npos) {
-    ep->host = rest;
-    ep->port = "8006";
-  } else {
-    ep->host = rest.substr(0, colon);
-    ep->port = rest.substr(colon + 1);
+  if (rest.empty()) return Status::Invalid("--url needs a host, e.g. https://10.0.0.1:8006");
+  std::string host = rest, port = "8006";
+  if (rest.front() == '[') {  // [IPv6]:port
+    auto close = rest.find(']');
+    if (close == std::string::npos) return Status::Invalid("--url '" + url + "': the IPv6 address lacks its ']'");
+    host = rest.substr(1, close - 1);
+    std::string after = rest.substr(close + 1);
+    if (!after.empty() && after[0] != ':') return Status::Invalid("--url '" + url + "': ':PORT' must follow ']'");
+    if (!after.empty()) port = after.substr(1);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return Status::Invalid("--url '" + url + "' names no host, e.g. https://10.0.0.1:8006");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::Invalid("--url '" + url + "' has no valid port after the host, e.g. https://10.0.0.1:8006");
+  }
+  ep->host = host;
+  ep->port = port;
+  ep->tls = tls;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<ssl::context>> TlsContext(const Endpoint& ep) {
+  if (!ep.no_verify && ep.ca_pem.empty() && !ep.ca_file.empty() && access(ep.ca_file.c_str(), R_OK) != 0) {
+    return Status::Invalid("cannot read the CA file " + ep.ca_file +
+                           " given with --ca (or PAMPA_CA): " + std::strerror(errno));
+  }
+  if (ep.no_verify || ep.ca_pem.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(auto c, tls::ClientContext(ep.no_verify ? "" : ep.ca_file));
+    if (ep.no_verify) c->set_verify_mode(ssl::verify_none);
+    return c;
+  }
+  // ClientContext's settings, with a store that holds only the given CA in
+  // place of the system's.
+  PAMPA_ASSIGN_OR_RETURN(auto c, tls::ClientContext(""));
+  SSL_CTX_set_cert_store(c->native_handle(), X509_STORE_new());
+  beast::error_code ec;
+  c->add_certificate_authority(asio::buffer(ep.ca_pem), ec);
+  if (ec) return Status::Invalid("the pool's CA certificate does not load: " + ec.message());
+  return c;
+}
+
+Status ConnectTcp(asio::io_context& ioc, beast::tcp_stream& stream, const Endpoint& ep) {
+  beast::error_code ec;
+  asio::ip::tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(ep.host, ep.port, ec);
+  if (ec) return Status::Unavailable("cannot resolve " + ep.host + ": " + ec.message());
+  stream.expires_after(kConnectTimeout);
+  stream.async_connect(results, [&](beast::error_code cec, const auto&) { ec = cec; });
+  ioc.restart();
+  ioc.run();
+  if (ec) {
+    std::string why =
+        ec == beast::error::timeout ? "no answer in " + std::to_string(kConnectTimeout.count()) + " s" : ec.message();
+    return Status::Unavailable("cannot reach pampad at " + ep.where() + ": " + why +
+                               " (is pampad running? check --url)");
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The certificate errors that mean "signed by a CA we do not trust" (rather
+// than expired, or malformed): the usual sign of a missing or wrong --ca.
+bool UntrustedIssuer(int x509_error) {
+  switch (x509_error) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Status TlsHandshake(asio::io_context& ioc, TlsStream& stream, const Endpoint& ep) {
+  const std::string where = ep.where();
+  beast::error_code ec;
+  asio::ip::make_address(ep.host, ec);
+  // SNI carries host names only (RFC 6066); an IP is checked against the certificate's IP SANs.
+  if (ec && SSL_set_tlsext_host_name(stream.native_handle(), ep.host.c_str()) != 1) {
+    return Status::Invalid("'" + ep.host + "' cannot be sent as a TLS server name");
+  }
+  // Which check failed, to say what to do about it; OpenSSL's own error only
+  // says "certificate verify failed".
+  struct Verdict {
+    int chain_error = X509_V_OK;
+    bool wrong_name = false;
+  };
+  auto verdict = std::make_shared<Verdict>();
+  if (!ep.no_verify) {
+    stream.set_verify_callback(
+        [verdict, names = ssl::host_name_verification(ep.host)](bool preverified, ssl::verify_context& vc) {
+          if (!preverified) {
+            if (verdict->chain_error == X509_V_OK) verdict->chain_error = X509_STORE_CTX_get_error(vc.native_handle());
+            return false;
+          }
+          if (!names(preverified, vc)) {
+            verdict->wrong_name = true;
+            return false;
+          }
+          return true;
+        });
+  }
+  ec = {};
+  beast::get_lowest_layer(stream).expires_after(kConnectTimeout);
+  stream.async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  if (!ec) return Status::Ok();
+  const std::string at = "pampad at " + where;
+  if (ec == beast::error::timeout) {
+    return Status::Unavailable(at + " did not finish the TLS handshake in " + std::to_string(kConnectTimeout.count()) +
+                               " s (is pampad at that address?)");
+  }
+  if (verdict->wrong_name) {
+    return Status::Unavailable(at + " presented a certificate that is not issued to '" + ep.host +
+                               "': give --url the name or the address the host joined the pool with (see: pampa "
+                               "host list)");
+  }
+  if (verdict->chain_error != X509_V_OK) {
+    std::string why = X509_verify_cert_error_string(verdict->chain_error);
+    if (!UntrustedIssuer(verdict->chain_error)) {
+      return Status::Unavailable(at + " presented a certificate that does not verify: " + why);
+    }
+    if (!ep.ca_pem.empty()) {
+      return Status::Unavailable(at + " presented a certificate not signed by the pool CA it sent a moment before (" +
+                                 why + "): something between this host and it may pose as the pool; try again");
+    }
+    std::string trusted = !ep.ca_file.empty() ? "the pool CA in " + ep.ca_file
+                                              : std::string("a CA this system trusts (no --ca given, and ") +
+                                                    kDefaultCaFile + " is not readable)";
+    return Status::Unavailable(at + " presented a certificate not signed by " + trusted + " (" + why +
+                               "): pass --ca DATA_DIR/tls/ca.pem of a pool host");
+  }
+  if (ec.category() == asio::error::get_ssl_category() &&
+      (ERR_GET_REASON(ec.value()) == SSL_R_WRONG_VERSION_NUMBER ||
+       ERR_GET_REASON(ec.value()) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+    return Status::Unavailable(
+        at + " does not speak TLS: a host without a pool certificate serves http:// (use --url http://" + where + ")");
+  }
+  return Status::Unavailable("the TLS handshake with " + at + " failed: " + ec.message());
 }
 
 namespace {
@@ -115,28 +284,24 @@ http::request<http::string_body> MakeRequest(const Endpoint& ep, const std::stri
   return req;
 }
 
-// Connects to pampad (TCP or the unix socket) and runs exchange(stream, where)
+// Connects to pampad (TCP, TLS over TCP, or the unix socket) and runs exchange(stream, where)
 // on the connection; a failed connection is an error that says what to check.
 template <class Exchange>
 auto Connected(const Endpoint& ep, asio::io_context& ioc, Exchange exchange)
     -> decltype(exchange(std::declval<beast::tcp_stream&>(), std::string())) {
-  beast::error_code ec;
   if (ep.tcp()) {
-    std::string where = ep.host + ":" + ep.port;
-    asio::ip::tcp::resolver resolver(ioc);
-    auto results = resolver.resolve(ep.host, ep.port, ec);
-    if (ec) return Status::Unavailable("cannot resolve " + ep.host + ": " + ec.message());
-    beast::tcp_stream stream(ioc);
-    stream.expires_after(kConnectTimeout);
-    stream.async_connect(results, [&](beast::error_code cec, const auto&) { ec = cec; });
-    ioc.run();
-    if (ec) {
-      std::string why =
-          ec == beast::error::timeout ? "no answer in " + std::to_string(kConnectTimeout.count()) + " s" : ec.message();
-      return Status::Unavailable("cannot reach pampad at " + where + ": " + why + " (is pampad running? check --url)");
+    if (ep.tls) {
+      PAMPA_ASSIGN_OR_RETURN(auto ctx, TlsContext(ep));
+      TlsStream stream(ioc, *ctx);
+      PAMPA_RETURN_IF_ERROR(ConnectTcp(ioc, beast::get_lowest_layer(stream), ep));
+      PAMPA_RETURN_IF_ERROR(TlsHandshake(ioc, stream, ep));
+      return exchange(stream, ep.where());
     }
-    return exchange(stream, where);
+    beast::tcp_stream stream(ioc);
+    PAMPA_RETURN_IF_ERROR(ConnectTcp(ioc, stream, ep));
+    return exchange(stream, ep.where());
   }
+  beast::error_code ec;
   beast::basic_stream<asio::local::stream_protocol> stream(ioc);
   stream.expires_after(kConnectTimeout);
   stream.async_connect(asio::local::stream_protocol::endpoint(ep.unix_socket),
@@ -173,14 +338,15 @@ Status StreamExchange(asio::io_context& ioc, Stream& stream, http::request<http:
       return Status::Unavailable("pampad at " + where + " sent nothing for " + std::to_string(timeout.count()) +
                                  " s (raise PAMPA_TIMEOUT)");
     }
-    return Status::Unavailable("the answer from pampad at " + where + " broke off: " + ec.message());
+    return Status::Unavailable("the answer from pampad at " + where + " broke off: " + ec.message() +
+                               HttpsHint<Stream>(ec, where));
   };
   beast::flat_buffer buf;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  stream.expires_after(timeout);
+  beast::get_lowest_layer(stream).expires_after(timeout);
   if (auto ec = Step(ioc, [&](auto done) { http::async_write(stream, req, done); })) return broken(ec);
-  stream.expires_after(timeout);
+  beast::get_lowest_layer(stream).expires_after(timeout);
   if (auto ec = Step(ioc, [&](auto done) { http::async_read_header(stream, buf, parser, done); })) return broken(ec);
   int status = parser.get().result_int();
   if (headers != nullptr) {
@@ -191,7 +357,7 @@ Status StreamExchange(asio::io_context& ioc, Stream& stream, http::request<http:
   while (!parser.is_done()) {
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
-    stream.expires_after(timeout);
+    beast::get_lowest_layer(stream).expires_after(timeout);
     auto ec = Step(ioc, [&](auto done) { http::async_read(stream, buf, parser, done); });
     if (ec && ec != http::error::need_buffer) return broken(ec);
     size_t n = piece.size() - parser.get().body().size;
@@ -368,7 +534,17 @@ Result<nlohmann::json> ApiClient::WaitTask(const std::string& id, bool quiet) {
   asio::io_context ioc;
   beast::error_code ec;
   bool ended = false;
-  if (ep_.tcp()) {
+  if (ep_.tcp() && ep_.tls) {
+    // A context or handshake that fails here fails the polling below with its message.
+    if (auto ctx = TlsContext(ep_); ctx.ok()) {
+      asio::ip::tcp::resolver resolver(ioc);
+      websocket::stream<TlsStream> ws(ioc, **ctx);
+      auto results = resolver.resolve(ep_.host, ep_.port, ec);
+      if (!ec && ConnectWithin(ioc, ws, results) && TlsHandshake(ioc, ws.next_layer(), ep_).ok()) {
+        ended = FollowEvents(ioc, ws, ep_.host, ep_.token, id, bar, subscribed);
+      }
+    }
+  } else if (ep_.tcp()) {
     asio::ip::tcp::resolver resolver(ioc);
     websocket::stream<beast::tcp_stream> ws(ioc);
     auto results = resolver.resolve(ep_.host, ep_.port, ec);

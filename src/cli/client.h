@@ -1,6 +1,7 @@
 // The pampa CLI's connection to pampad: REST calls over the unix socket (the
-// default, root only) or over TCP with a bearer token, and task waiting with a
-// progress bar. The CLI knows only the API's JSON wire format.
+// default, root only) or over TCP (HTTPS on a host with a pool certificate)
+// with a bearer token, and task waiting with a progress bar. The CLI knows
+// only the API's JSON wire format.
 #pragma once
 
 #include <chrono>
@@ -14,11 +15,25 @@
 
 namespace pampa::cli {
 
+// Where the CLI trusts pampad's certificate from when --ca is not given and
+// this file is readable (a host of the pool); otherwise the system's CAs.
+inline constexpr const char* kDefaultCaFile = "/var/lib/pampa/tls/ca.pem";
+
 struct Endpoint {
   std::string unix_socket = "/run/pampa/pampa.sock";
   std::string host, port;  // set when --url is given
   std::string token;
+  bool tls = false;        // https://: pampad's certificate is checked against the CA below
+  std::string ca_file;     // the CA to trust (--ca); empty: the system's CAs
+  std::string ca_pem;      // a CA given in memory, trusted instead of ca_file (host join)
+  bool no_verify = false;  // accept any certificate: only for host join's first fetch of the
+                           // pool CA, whose fingerprint the user then checks
   bool tcp() const { return !host.empty(); }
+  // "host:port" ("[v6]:port"), or the unix socket's path: for messages.
+  std::string where() const {
+    if (!tcp()) return unix_socket;
+    return (host.find(':') == std::string::npos ? host : "[" + host + "]") + ":" + port;
+  }
 };
 
 struct ApiResponse {
@@ -66,7 +81,8 @@ class ApiClient {
   std::chrono::seconds timeout_{0};  // 0: RequestTimeout()
 };
 
-// Parses "http://host:port" into the endpoint.
+// Parses "http://host[:port]" or "https://host[:port]" (port 8006 when left
+// out; an IPv6 host in brackets) into the endpoint.
 Status ParseUrl(const std::string& url, Endpoint* ep);
 
 }  // namespace pampa::cli

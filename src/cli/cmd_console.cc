@@ -8,9 +8,11 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/https.h"
 #include "cli/output.h"
 
 namespace pampa::cli {
@@ -87,6 +89,7 @@ int Attach(websocket::stream<Socket>& ws, asio::io_context& ioc) {
     RawTerminal raw;
     read_ws();
     read_keys();
+    ioc.restart();  // a TLS handshake may have run it to its end already
     ioc.run();
   }
   std::cerr << (done ? "\nconsole closed\n" : "\ndetached\n");
@@ -111,6 +114,16 @@ int Console(Globals& g, const std::string& name) {
     }
     return Attach(ws, ioc);
   };
+  if (g.ep.tcp() && g.ep.tls) {
+    auto ctx = TlsContext(g.ep);
+    if (!ctx.ok()) return PrintError(ctx.status().message());
+    websocket::stream<TlsStream> ws(ioc, **ctx);
+    Status st = ConnectTcp(ioc, beast::get_lowest_layer(ws), g.ep);
+    if (st.ok()) st = TlsHandshake(ioc, ws.next_layer(), g.ep);
+    if (!st.ok()) return PrintError(st.message());
+    beast::get_lowest_layer(ws).expires_never();  // a console stays open for as long as the user likes
+    return handshake(ws, g.ep.host);
+  }
   if (g.ep.tcp()) {
     websocket::stream<asio::ip::tcp::socket> ws(ioc);
     asio::ip::tcp::resolver resolver(ioc);

@@ -1,8 +1,18 @@
-// pampa host ...: is this host ready to run VMs?
+// pampa host ...: is this host ready to run VMs, the hosts of the pool, and
+// a new host's joining of the pool (join-token on a pool host, join on the new
+// one).
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <iostream>
 
+#include "base/fs.h"
+#include "base/units.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "tls/pool_ca.h"
 
 namespace pampa::cli {
 
@@ -34,6 +44,121 @@ int PrintHost(const nlohmann::json& h) {
             << "networks:   " << JoinNames(h.value("networks", std::vector<std::string>{})) << "\n"
             << "heartbeat:  " << Heartbeat(h) << "\n";
   return 0;
+}
+
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// "sha256:" and 64 hex digits, as tls::Fingerprint writes them.
+bool IsFingerprint(const std::string& s) {
+  return s.size() == 7 + 64 && s.rfind("sha256:", 0) == 0 &&
+         s.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
+}
+
+int ShowJoinToken(const nlohmann::json& t) {
+  std::string url = t.value("url", "");
+  std::cout << "token:    " << t.value("token", "") << "\n"
+            << "pool CA:  " << t.value("ca_sha256", "") << "\n"
+            << "expires:  " << FormatTime(t.value("expires_ms", int64_t{0})) << " (it works once)\n\n"
+            << "on the new host, as root, with NEW its name and ADDR its IP address in the pool:\n"
+            << "  pampa host join --url " << (url.empty() ? "https://THIS_HOST:8006" : url) << " --token "
+            << t.value("token", "") << " --ca-sha256 " << t.value("ca_sha256", "") << " --name NEW --address ADDR\n";
+  return 0;
+}
+
+struct JoinOptions {
+  std::string url, token, ca_sha256, name, address;
+  std::string data_dir = "/var/lib/pampa";
+  bool as_json = false;
+};
+
+// `pampa host join`, on the new host: checks the pool's CA against the
+// fingerprint the user brought from a pool host, spends the join token for
+// this host's certificate, and writes DATA_DIR/tls. Everything that can be
+// checked here is, before the token is spent. Returns what pampad needs to
+// start in the pool.
+Result<nlohmann::json> JoinPool(const JoinOptions& o) {
+  Endpoint ep;
+  PAMPA_RETURN_IF_ERROR(ParseUrl(o.url, &ep));
+  if (!ep.tls) {
+    return Status::Invalid("--url must be the https:// URL of a pool host, as pampa host join-token prints it (got '" +
+                           o.url + "')");
+  }
+  std::string want = o.ca_sha256;
+  std::transform(want.begin(), want.end(), want.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (!IsFingerprint(want)) {
+    return Status::Invalid(
+        "--ca-sha256 must be 'sha256:' and 64 hex digits, as pampa host join-token prints it (got '" + o.ca_sha256 +
+        "')");
+  }
+  PAMPA_RETURN_IF_ERROR(ValidateName("host", o.name));
+  if (!IsIpAddress(o.address)) {
+    return Status::Invalid("--address must be the IP address the other hosts reach this one at (got '" + o.address +
+                           "')");
+  }
+  const std::string data_dir = AbsolutePath(o.data_dir);
+  const tls::TlsPaths paths(data_dir);
+  if (Exists(paths.host())) {
+    return Status::Conflict("this host is already in a pool: " + paths.host() + " exists (a host joins one pool)");
+  }
+  // A directory this user cannot write would fail only after the token is spent.
+  PAMPA_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));
+  if (access(paths.dir.c_str(), W_OK) != 0) {
+    return Status::Unauthorized("cannot write to " + paths.dir + ": run pampa host join as root");
+  }
+  const std::string at = "the pool host at " + ep.where();
+
+  // 1. The pool's CA, over TLS that checks nothing yet: its fingerprint decides.
+  ep.no_verify = true;
+  auto ca_answer = ApiClient(ep).Call("GET", "/api/v1/pool/ca");
+  if (!ca_answer.ok()) {
+    return Status(ca_answer.status().code(),
+                  "asking " + at + " for the pool's CA failed: " + ca_answer.status().message());
+  }
+  std::string ca_pem = ca_answer->is_object() ? ca_answer->value("ca", "") : "";
+  auto got = tls::Fingerprint(ca_pem);
+  if (!got.ok()) return Status::Invalid(at + " sent a pool CA that does not load: " + got.status().message());
+  if (*got != want) {
+    return Status::Invalid("the pool's CA is " + *got + ", not the " + want +
+                           " given: compare --ca-sha256 with what pampa host join-token printed; if they are the "
+                           "same, something between this host and " +
+                           ep.where() + " poses as the pool (nothing was sent to it)");
+  }
+
+  // 2. The join itself, trusting only that CA from here on.
+  ep.no_verify = false;
+  ep.ca_pem = ca_pem;
+  auto joined =
+      ApiClient(ep).Call("POST", "/api/v1/hosts/join", {{"token", o.token}, {"name", o.name}, {"address", o.address}});
+  if (!joined.ok()) {
+    return Status(joined.status().code(),
+                  "joining the pool at " + ep.where() + " failed: " + joined.status().message());
+  }
+  if (!joined->is_object()) return Status::Internal(at + " answered the join with no certificate");
+  const tls::Issued ca{joined->value("ca", ""), joined->value("ca_key", "")};
+  const tls::Issued host{joined->value("cert", ""), joined->value("key", "")};
+  const std::string etcd = joined->value("etcd", "");
+  auto answered = tls::Fingerprint(ca.cert);
+  if (!answered.ok() || *answered != want) {
+    return Status::Internal(at + " answered the join with another CA than " + want +
+                            ": nothing was written; ask a pool host for a new token (pampa host join-token)");
+  }
+
+  // 3. The files, checked as pampad will load them.
+  const std::string spent =
+      " (the pool accepted the join, so the token is spent: fix this, then ask a pool host for "
+      "a new token with pampa host join-token)";
+  if (Status st = tls::WriteHostFiles(paths, ca, host); !st.ok()) return Status(st.code(), st.message() + spent);
+  auto loaded = tls::LoadHostFiles(paths);
+  if (!loaded.ok()) return Status(loaded.status().code(), loaded.status().message() + spent);
+  return nlohmann::json{{"data_dir", data_dir}, {"etcd", etcd}, {"ca_sha256", loaded->ca_sha256}, {"host", o.name}};
+}
+
+// The API's address for pampad's --listen: ADDR:8006, [ADDR]:8006 for IPv6.
+std::string ListenAddress(const std::string& address) {
+  return (address.find(':') == std::string::npos ? address : "[" + address + "]") + ":8006";
 }
 
 }  // namespace
@@ -135,6 +260,54 @@ void AddHostCommands(CLI::App& app, Globals& g) {
                   << "version: " << r->value("version", "") << "\n"
                   << "accel:   " << r->value("accel", "") << " (" << r->value("accel_reason", "") << ")\n"
                   << "vms:     " << r->value("vms", 0) << "\n";
+      return 0;
+    });
+  }
+  {
+    auto ttl = std::make_shared<std::string>("1h");
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = host->add_subcommand(
+        "join-token", "a one-time token that lets a new host join the pool, and the command to run there");
+    cmd->add_option("--ttl", *ttl, "how long the token works, e.g. 30m, 2h (default 1h)");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, ttl, as_json] {
+      auto d = ParseDuration(*ttl);
+      if (!d.ok()) return PrintError("--ttl: " + d.status().message());
+      if (d->count() <= 0) return PrintError("--ttl must be longer than 0 s");
+      auto r = g.client().Call("POST", "/api/v1/hosts/join-tokens", {{"ttl_s", d->count()}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      return ShowJoinToken(*r);
+    });
+  }
+  {
+    auto o = std::make_shared<JoinOptions>();
+    auto cmd = host->add_subcommand(
+        "join", "run on a new host: join the pool with a token from pampa host join-token (writes DATA_DIR/tls)");
+    cmd->add_option("--url", o->url, "a pool host's API, https://HOST:PORT")->required();
+    cmd->add_option("--token", o->token, "the join token (pampa host join-token on a pool host)")->required();
+    cmd->add_option("--ca-sha256", o->ca_sha256, "the pool CA's fingerprint, sha256:HEX, as join-token printed it")
+        ->required();
+    cmd->add_option("--name", o->name, "this host's name in the pool")->required();
+    cmd->add_option("--address", o->address, "this host's IP address, which the other hosts reach it at")->required();
+    cmd->add_option("--data-dir", o->data_dir, "pampad's data directory on this host")->capture_default_str();
+    cmd->add_flag("--json", o->as_json, "print JSON");
+    Bind(cmd, g, [o] {
+      auto r = JoinPool(*o);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (o->as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::string data_dir = (*r)["data_dir"], etcd = (*r)["etcd"];
+      std::cout << "host " << o->name << " joined the pool (CA " << (*r)["ca_sha256"].get<std::string>()
+                << "): its certificate is in " << data_dir << "/tls\n"
+                << "start pampad as a host of the pool:\n"
+                << "  pampad --data-dir " << data_dir << " --host " << o->name << " --cluster etcd://"
+                << (etcd.empty() ? "ADDR:PORT" : etcd) << " --listen " << ListenAddress(o->address) << "\n";
       return 0;
     });
   }

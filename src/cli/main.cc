@@ -1,4 +1,6 @@
 // pampa: the command line client of pampad.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -97,9 +99,17 @@ int main(int argc, char** argv) {
   if (const char* s = std::getenv("PAMPA_SOCKET")) g.ep.unix_socket = s;
   if (const char* u = std::getenv("PAMPA_URL")) g.url = u;
   if (const char* t = std::getenv("PAMPA_TOKEN")) g.ep.token = t;
+  if (const char* c = std::getenv("PAMPA_CA")) {
+    g.ep.ca_file = c;
+  } else if (access(kDefaultCaFile, R_OK) == 0) {
+    g.ep.ca_file = kDefaultCaFile;
+  }
   app.add_option("--socket", g.ep.unix_socket, "pampad's unix socket (default /run/pampa/pampa.sock)");
-  app.add_option("--url", g.url, "pampad over TCP, e.g. http://host:8006 (needs --token)");
+  app.add_option("--url", g.url, "pampad over TCP, e.g. https://host:8006 (needs --token)");
   app.add_option("--token", g.ep.token, "API token (the host's DATA_DIR/token)");
+  app.add_option("--ca", g.ep.ca_file,
+                 "the pool CA that https:// hosts must be signed by (DATA_DIR/tls/ca.pem of a pool host; env "
+                 "PAMPA_CA; default /var/lib/pampa/tls/ca.pem when readable, else the system's CAs)");
   AddVmCommands(app, g);
   AddStorageCommands(app, g);
   AddNetCommands(app, g);

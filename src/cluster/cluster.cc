@@ -429,7 +429,7 @@ Result<PeerReply> Cluster::Call(const std::string& host, PeerRequest req, std::c
   if (h.url.empty())
     return Status::Unavailable("host " + host + " has no API address (start its pampad with --listen)");
   req.forwarded_from = config_.host;
-  auto reply = CallPeer(h.url, token_, req, timeout);
+  auto reply = CallPeer({h.url, h.name, config_.tls.get()}, token_, req, timeout);
   if (!reply.ok() && h.state == HostState::kLost) {
     return Status::Unavailable("host " + host + " is lost (last heartbeat " +
                                std::to_string((NowMs() - h.heartbeat_ms) / 1000) +
@@ -442,7 +442,7 @@ Result<PeerReply> Cluster::PutFile(const std::string& host, const std::string& t
                                    std::chrono::milliseconds timeout) {
   PAMPA_ASSIGN_OR_RETURN(HostRecord h, Host(host));
   if (h.url.empty() || h.state == HostState::kLost) return Status::Unavailable("host " + host + " cannot be reached");
-  return PutFileToPeer(h.url, token_, target, file, timeout);
+  return PutFileToPeer({h.url, h.name, config_.tls.get()}, token_, target, file, timeout);
 }
 
 Result<std::string> PoolToken(Store& store, const std::string& local_token) {

@@ -59,6 +59,7 @@ struct ClusterConfig {
   bool pooled = false;                          // false: a pool of one (no heartbeat, no forwarding)
   std::chrono::milliseconds heartbeat{2000};    // lease renewal
   std::chrono::milliseconds lost_after{10000};  // the lease's time to live
+  std::shared_ptr<tls::PoolTls> tls;            // this host's pool certificate; null: plain HTTP between hosts
 };
 
 class Cluster {

@@ -41,14 +41,25 @@ Result<std::vector<LocalDisk>> LocalDisksFromJson(const json& j, size_t disk_cou
   return out;
 }
 
-Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::vector<LocalDisk>& disks) {
+Status AddTlsCreds(QmpClient& qmp, const std::string& id, const std::string& dir, const std::string& endpoint) {
+  (void)qmp.Execute("object-del", json{{"id", id}});  // none yet, or one from a move before
+  return qmp
+      .Execute(
+          "object-add",
+          json{{"qom-type", "tls-creds-x509"}, {"id", id}, {"dir", dir}, {"endpoint", endpoint}, {"verify-peer", true}})
+      .status()
+      .Context("loading the pool certificate into QEMU (" + dir + ")");
+}
+
+Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::vector<LocalDisk>& disks,
+                            const StreamTls& tls) {
   Status st;
   int port = 0;
   for (int i = 0; i < kNbdPorts; ++i) {
     port = kFirstNbdPort + i;
-    st = qmp.Execute("nbd-server-start",
-                     json{{"addr", {{"type", "inet"}, {"data", {{"host", host}, {"port", std::to_string(port)}}}}}})
-             .status();
+    json args = {{"addr", {{"type", "inet"}, {"data", {{"host", host}, {"port", std::to_string(port)}}}}}};
+    if (!tls.creds.empty()) args["tls-creds"] = tls.creds;
+    st = qmp.Execute("nbd-server-start", args).status();
     if (st.ok()) break;  // else: that port is taken; the next
   }
   if (!st.ok()) {
@@ -72,7 +83,7 @@ Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::
 
 void StopMirrorExport(QmpClient& qmp) { (void)qmp.Execute("nbd-server-stop", nullptr, 10s); }
 
-Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s) {
+Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s, const StreamTls& tls) {
   // A pampad killed during an earlier move may have left these behind.
   for (const LocalDisk& d : disks_) {
     (void)qmp_.Execute("block-job-cancel", json{{"device", MirrorName(d.index)}, {"force", true}});
@@ -81,14 +92,16 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
   }
   for (const LocalDisk& d : disks_) {
     std::string what = "disk " + std::to_string(d.index);
+    json node = {{"driver", "nbd"},
+                 {"node-name", MirrorName(d.index)},
+                 {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
+                 {"export", Node(d.index)}};
+    if (!tls.creds.empty()) {
+      node["tls-creds"] = tls.creds;
+      node["tls-hostname"] = tls.hostname;
+    }
     PAMPA_RETURN_IF_ERROR(
-        qmp_.Execute("blockdev-add",
-                     json{{"driver", "nbd"},
-                          {"node-name", MirrorName(d.index)},
-                          {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
-                          {"export", Node(d.index)}})
-            .status()
-            .Context("connecting " + what + " to the target's copy"));
+        qmp_.Execute("blockdev-add", node).status().Context("connecting " + what + " to the target's copy"));
     json args = {{"job-id", MirrorName(d.index)},
                  {"device", Node(d.index)},
                  {"target", MirrorName(d.index)},

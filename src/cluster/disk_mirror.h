@@ -27,9 +27,24 @@ struct LocalDisk {
 nlohmann::json ToJson(const LocalDisk& disk);
 Result<std::vector<LocalDisk>> LocalDisksFromJson(const nlohmann::json& j, size_t disk_count);
 
+// How a migration's streams (memory and disk copies) are protected: the id
+// of a QEMU tls-creds-x509 object ("" for none: plain TCP) and the pool host
+// name the other end's certificate must carry (the client side's check).
+struct StreamTls {
+  std::string creds;
+  std::string hostname;
+};
+
+// Adds a tls-creds-x509 object `id` from dir (the pool certificate, as
+// QEMU names its files) for endpoint "server" or "client", replacing one of
+// the same id (so a renewed certificate is read again).
+Status AddTlsCreds(QmpClient& qmp, const std::string& id, const std::string& dir, const std::string& endpoint);
+
 // Target: starts QEMU's NBD server on host (the first free port from 60000)
-// and exports every disk writable; returns the port.
-Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::vector<LocalDisk>& disks);
+// and exports every disk writable; returns the port. With tls.creds (a
+// server endpoint) it takes TLS clients of the pool only.
+Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::vector<LocalDisk>& disks,
+                            const StreamTls& tls);
 // Target: the copies are finished; the server goes (no error when none runs).
 void StopMirrorExport(QmpClient& qmp);
 
@@ -43,7 +58,7 @@ class DiskMirror {
 
   // Connects to the target's export and starts copying every disk.
   // bytes_per_s: 0 for as fast as it goes.
-  Status Start(const std::string& host, int port, uint64_t bytes_per_s);
+  Status Start(const std::string& host, int port, uint64_t bytes_per_s, const StreamTls& tls);
   struct Progress {
     uint64_t done = 0, total = 0;
     bool ready = false;  // every copy is in step with the guest

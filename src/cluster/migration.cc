@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/units.h"
+#include "tls/tls_context.h"
 #include "vm/vm_spec.h"
 
 namespace pampa {
@@ -66,12 +67,13 @@ Status DropAtTarget(Cluster& cluster, const std::string& to, const std::string& 
 // Copies the disks into the target's export (nbd: {"host", "port"}) until
 // every copy is in step with the guest. Fails on a cancel, a failed copy, or
 // nothing copied for kStallTimeout.
-Status CopyDisks(DiskMirror& mirror, const json& nbd, uint64_t bytes_per_s, const std::string& to, TaskContext& ctx) {
+Status CopyDisks(DiskMirror& mirror, const json& nbd, uint64_t bytes_per_s, const std::string& to, const StreamTls& tls,
+                 TaskContext& ctx) {
   std::string host = nbd.value("host", "");
   int port = nbd.value("port", 0);
   if (host.empty() || port <= 0) return Status::Internal("host " + to + " did not say where to copy the disks");
   ctx.Progress(0.05, "copying the disks to host " + to);
-  PAMPA_RETURN_IF_ERROR(mirror.Start(host, port, bytes_per_s));
+  PAMPA_RETURN_IF_ERROR(mirror.Start(host, port, bytes_per_s, tls));
   // A rate-limited copy moves in bursts of up to its 16 MiB buffer.
   auto stall_timeout =
       kStallTimeout + (bytes_per_s > 0 ? std::chrono::seconds(2 * (uint64_t{16} << 20) / bytes_per_s) : 0s);
@@ -267,6 +269,16 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   };
 
   uint64_t bandwidth = req.bandwidth_mib > 0 ? req.bandwidth_mib << 20 : uint64_t{1} << 40;
+  // In a pool with certificates both streams are TLS, and the target must
+  // prove it is host `to`.
+  StreamTls tls;
+  if (const auto& pool_tls = cluster_.config().tls) {
+    tls = {"pampa-tls-out", to};
+    if (Status st = AddTlsCreds(*qmp, tls.creds, pool_tls->paths().qemu_dir(), "client"); !st.ok()) {
+      abort_target(st.message());
+      return st;
+    }
+  }
 
   // The disks in this host's own pools first: once every copy is in step, the
   // guest's writes reach both until the switch-over.
@@ -274,7 +286,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   if (!local.empty()) {
     PAMPA_RETURN_IF_ERROR(vms_.WriteIntent(VmManager::kMigrateOut, copied));
     mirror.emplace(*qmp, local);
-    Status st = CopyDisks(*mirror, prep.value("nbd", json::object()), req.bandwidth_mib << 20, to, ctx);
+    Status st = CopyDisks(*mirror, prep.value("nbd", json::object()), req.bandwidth_mib << 20, to, tls, ctx);
     if (!st.ok()) {
       mirror->Abandon();
       abort_target(st.message());
@@ -295,8 +307,11 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   }
   Status st = qmp->Execute("migrate-set-capabilities", json{{"capabilities", capabilities}}).status();
   if (st.ok()) {
-    st = qmp->Execute("migrate-set-parameters",
-                      json{{"downtime-limit", req.max_downtime_ms}, {"max-bandwidth", bandwidth}})
+    // tls-creds "" turns TLS off explicitly: a VM that came in over TLS keeps its setting.
+    st = qmp->Execute("migrate-set-parameters", json{{"downtime-limit", req.max_downtime_ms},
+                                                     {"max-bandwidth", bandwidth},
+                                                     {"tls-creds", tls.creds},
+                                                     {"tls-hostname", tls.hostname}})
              .status();
   }
   if (st.ok()) st = qmp->Execute("migrate", json{{"uri", uri}}).status();
@@ -632,6 +647,13 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
                       json{{"capabilities", json::array({{{"capability", "dirty-bitmaps"}, {"state", true}}})}})
              .status();
   }
+  // In a pool with certificates only a host of the pool may send the VM.
+  StreamTls tls;
+  if (const auto& pool_tls = cluster_.config().tls; st.ok() && pool_tls) {
+    tls.creds = "pampa-tls-in";
+    st = AddTlsCreds(*qmp, tls.creds, pool_tls->paths().qemu_dir(), "server");
+    if (st.ok()) st = qmp->Execute("migrate-set-parameters", json{{"tls-creds", tls.creds}}).status();
+  }
   if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status();
   json info;
   if (st.ok()) MigrationStatus(*qmp, &info);
@@ -639,7 +661,7 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   if (st.ok() && uri.empty()) st = Status::Internal("QEMU did not say which port it listens on: " + info.dump());
   json answer = {{"uri", uri}};
   if (st.ok() && !copies.empty()) {
-    auto nbd_port = ExportForMirror(*qmp, host, copies);
+    auto nbd_port = ExportForMirror(*qmp, host, copies, tls);
     if (nbd_port.ok())
       answer["nbd"] = {{"host", host}, {"port", *nbd_port}};
     else

@@ -18,6 +18,8 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cluster/cluster.h"
+#include "cluster/join.h"
+#include "tls/tls_context.h"
 
 using namespace pampa;
 
@@ -58,9 +60,37 @@ std::string EtcdEndpoints(const std::string& flag) {
 }
 
 // --listen's address as peers reach it; "" when it names no one address.
-std::string AdvertiseFromListen(const std::string& listen) {
+std::string AdvertiseFromListen(const std::string& listen, bool tls) {
   if (listen.empty() || listen.rfind("0.0.0.0:", 0) == 0 || listen.rfind("[::]:", 0) == 0) return "";
-  return "http://" + listen;
+  return (tls ? "https://" : "http://") + listen;
+}
+
+// `pampad form-pool`: makes the pool's CA and the first host's certificates
+// (offline, before pampad starts in the pool), and says how to go on.
+int FormPool(const std::string& data_dir, const std::string& host, const std::vector<std::string>& addresses,
+             const std::vector<std::string>& etcd_addresses) {
+  tls::TlsPaths paths(data_dir);
+  if (Status st = tls::FormPool(paths, host, addresses, etcd_addresses); !st.ok()) {
+    log::Error("{}", st.message());
+    return 1;
+  }
+  auto loaded = tls::LoadHostFiles(paths);
+  if (!loaded.ok()) {
+    log::Error("{}", loaded.status().message());
+    return 1;
+  }
+  std::printf("pool CA %s\nfiles in %s\n", loaded->ca_sha256.c_str(), paths.dir.c_str());
+  if (!etcd_addresses.empty()) {
+    std::printf(
+        "start etcd with: --cert-file %s --key-file %s --client-cert-auth --trusted-ca-file %s "
+        "(https:// in --listen-client-urls and --advertise-client-urls)\n",
+        paths.etcd_cert().c_str(), paths.etcd_key().c_str(), paths.ca().c_str());
+  }
+  std::printf(
+      "then: pampad --data-dir %s --host %s --cluster etcd://ADDR:PORT; other hosts join with "
+      "'pampa host join-token' here and 'pampa host join' there\n",
+      data_dir.c_str(), host.c_str());
+  return 0;
 }
 
 int Fail(const Status& st) {
@@ -99,7 +129,18 @@ int main(int argc, char** argv) {
                  "the API address other hosts of the pool use, http://ADDR:PORT (default: from --listen)");
   app.add_flag("--debug", debug, "verbose logging");
   app.set_version_flag("--version", kVersion);
+  auto* form = app.add_subcommand("form-pool",
+                                  "make a new pool's certificate authority and this host's certificates in "
+                                  "DATA_DIR/tls, then exit (before the pool's first start)");
+  std::vector<std::string> form_addresses, etcd_addresses;
+  form->add_option("--address", form_addresses, "an address other hosts reach this one at (repeatable)");
+  form->add_option("--etcd-address", etcd_addresses,
+                   "an address etcd listens on (repeatable): also makes etcd's certificate");
   CLI11_PARSE(app, argc, argv);
+  if (*form) {
+    if (Status st = ValidateName("host", host_name); !st.ok()) return Fail(st.Context("--host"));
+    return FormPool(data_dir, host_name, form_addresses, etcd_addresses);
+  }
   if (debug) log::SetLevel(log::Level::kDebug);
 
   if (geteuid() != 0) log::Warn("pampad is not running as root: bridges, taps and /run/pampa will not work");
@@ -131,11 +172,39 @@ int main(int argc, char** argv) {
   const bool pooled = !cluster_endpoints.empty();
   auto token = LoadOrCreateToken(data_dir + "/token");
   if (!token.ok()) return Fail(token.status());
-  auto store =
-      pooled ? OpenEtcdStore(EtcdEndpoints(cluster_endpoints), "/pampa/") : OpenSqliteStore(data_dir + "/state.db");
+  // A host of a pool with certificates speaks TLS to etcd, to the other
+  // hosts and to its API clients.
+  std::shared_ptr<tls::PoolTls> pool_tls;
+  tls::TlsPaths tls_paths(data_dir);
+  if (pooled) {
+    auto loaded = tls::PoolTls::Load(tls_paths);
+    if (loaded.ok()) {
+      pool_tls = *loaded;
+      log::Info("pool certificate for {} (CA {}), valid until {}", pool_tls->files().name, pool_tls->files().ca_sha256,
+                pool_tls->files().not_after);
+      if (pool_tls->files().name != host_name) {
+        return Fail(Status::Invalid("the pool certificate in " + tls_paths.dir + " is host " + pool_tls->files().name +
+                                    "'s, not " + host_name + "'s (--host)"));
+      }
+    } else if (loaded.status().code() == ErrorCode::kNotFound) {
+      log::Warn(
+          "no pool certificate in {}: calls between hosts, etcd and migrations are NOT encrypted "
+          "(pampad form-pool, or pampa host join, makes one)",
+          tls_paths.dir);
+    } else {
+      return Fail(loaded.status());
+    }
+  }
+  StoreOptions store_options;
+  if (pool_tls) store_options.tls = {tls_paths.ca(), tls_paths.host(), tls_paths.host_key()};
+  auto store = pooled ? OpenEtcdStore(EtcdEndpoints(cluster_endpoints), "/pampa/", store_options)
+                      : OpenSqliteStore(data_dir + "/state.db");
   if (!store.ok()) return Fail(store.status().Context(pooled ? "--cluster" : "state store"));
   Store& db = **store;
   if (pooled) {
+    if (pool_tls) {
+      if (Status st = CheckPoolCa(db, pool_tls->files().ca.cert); !st.ok()) return Fail(st);
+    }
     // Every host of a pool answers with the pool's token.
     auto pool_token = PoolToken(db, *token);
     if (!pool_token.ok()) return Fail(pool_token.status());
@@ -143,7 +212,7 @@ int main(int argc, char** argv) {
       if (Status st = WriteFileAtomic(data_dir + "/token", *pool_token + "\n", 0600); !st.ok()) return Fail(st);
       token = pool_token;
     }
-    if (advertise.empty()) advertise = AdvertiseFromListen(listen);
+    if (advertise.empty()) advertise = AdvertiseFromListen(listen, pool_tls != nullptr);
     std::string h, p;
     if (Status st = ParsePeerUrl(advertise, &h, &p); !st.ok()) {
       return Fail(st.Context("--advertise (a pool needs the address other hosts reach this one at)"));
@@ -204,7 +273,9 @@ int main(int argc, char** argv) {
   live.RestartExports();
   if (Status st = vms.Load(); !st.ok()) return Fail(st);
   vms.StartReconciler();
-  Cluster cluster(db, events, {host_name, advertise, kVersion, pooled}, *token);
+  ClusterConfig cluster_config{host_name, advertise, kVersion, pooled};
+  cluster_config.tls = pool_tls;
+  Cluster cluster(db, events, cluster_config, *token);
   if (Status st = cluster.Start(); !st.ok()) return Fail(st.Context("recording this host"));
   live.ResumeCopies();
 
@@ -219,8 +290,9 @@ int main(int argc, char** argv) {
   Migrations migrations(vms, storage, cluster, tasks);
   migrations.StartReaper();
   WebSocketTickets tickets;
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,    storage, networks,
-                 tasks, accel, cluster, migrations, tickets, kVersion,  host_name, data_dir};
+  PoolJoins joins(db, pool_tls, host_name, EtcdEndpoints(cluster_endpoints));
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,   storage,   networks,
+                 tasks, accel, cluster, migrations, tickets, joins,     kVersion, host_name, data_dir};
   RemoveStaleUploads(data_dir);
   RegisterAllRoutes(router, ctx);
 
@@ -228,6 +300,8 @@ int main(int argc, char** argv) {
   opts.unix_socket = socket_path;
   opts.ui_dir = app.count("--ui-dir") ? ui_dir : DefaultUiDir("/proc/self/exe");
   opts.token = *token;
+  opts.tls = pool_tls;
+  opts.host = host_name;
   if (!listen.empty()) {
     auto colon = listen.rfind(':');
     if (colon == std::string::npos) return Fail(Status::Invalid("--listen must be ADDR:PORT, e.g. 127.0.0.1:8006"));
@@ -258,7 +332,7 @@ int main(int argc, char** argv) {
           if (h.state == HostState::kLost) {
             return Status::Unavailable("host " + owner + ", which runs vm '" + name + "', is lost");
           }
-          PAMPA_RETURN_IF_ERROR(ParsePeerUrl(h.url, &target.peer_host, &target.peer_port));
+          PAMPA_RETURN_IF_ERROR(ParsePeerUrl(h.url, &target.peer_host, &target.peer_port, &target.secure));
           target.token = cluster.token();
           target.peer_name = owner;
           return target;
@@ -272,11 +346,13 @@ int main(int argc, char** argv) {
   if (Status st = server.Start(); !st.ok()) return Fail(st);
   if (!socket_path.empty()) log::Info("listening on unix:{}", socket_path);
   if (!opts.tcp_address.empty()) {
-    log::Info("listening on {}:{} (token in {}/token)", opts.tcp_address, server.tcp_port(), data_dir);
+    log::Info("listening on {}://{}:{} (token in {}/token)", pool_tls ? "https" : "http", opts.tcp_address,
+              server.tcp_port(), data_dir);
   }
   if (!opts.tcp_address.empty()) {
     if (StaticFiles(opts.ui_dir).available())
-      log::Info("web console on http://{}:{}/ (files from {})", opts.tcp_address, server.tcp_port(), opts.ui_dir);
+      log::Info("web console on {}://{}:{}/ (files from {})", pool_tls ? "https" : "http", opts.tcp_address,
+                server.tcp_port(), opts.ui_dir);
     else
       log::Warn("no web console: {} has no index.html (make build builds it; or --ui-dir DIR)", opts.ui_dir);
   }

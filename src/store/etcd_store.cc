@@ -16,6 +16,13 @@
 // watches the whole keyspace, not only the namespace, so that it learns every
 // revision (writes by others take revisions too) and a watch can wait until
 // the log has caught up with a revision the store reported.
+//
+// TLS (a pool with certificates, StoreOptions::tls): every connection is
+// HTTPS with this host's client certificate, and etcd's certificate must come
+// from the pool CA and name the endpoint's address. Each request is its own
+// connection, so the last TLS session per endpoint is resumed (EtcdTls).
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 // clang-format off
@@ -25,6 +32,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -33,6 +41,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 #include "base/base64.h"
 #include "base/log.h"
@@ -78,23 +87,194 @@ struct Endpoint {
   std::string host, port;
 };
 
-// A connected HTTP/1.1 stream to one of the endpoints (the first that answers).
-Result<beast::tcp_stream> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints,
-                                  std::chrono::milliseconds timeout) {
-  std::string errors;
-  for (const Endpoint& ep : endpoints) {
-    beast::error_code ec;
-    asio::ip::tcp::resolver resolver(ioc);
-    auto results = resolver.resolve(ep.host, ep.port, ec);
-    if (!ec) {
-      beast::tcp_stream stream(ioc);
-      stream.expires_after(timeout);
-      stream.async_connect(results, [&](beast::error_code e, const auto&) { ec = e; });
-      ioc.restart();
-      ioc.run();
-      if (!ec) return stream;
+// A TCP connection to ep within timeout.
+beast::error_code ConnectTcp(asio::io_context& ioc, const Endpoint& ep, std::chrono::milliseconds timeout,
+                             beast::tcp_stream& stream) {
+  beast::error_code ec;
+  asio::ip::tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(ep.host, ep.port, ec);
+  if (ec) return ec;
+  stream.expires_after(timeout);
+  stream.async_connect(results, [&](beast::error_code e, const auto&) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  return ec;
+}
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+std::string At(const Endpoint& ep) { return "etcd at " + ep.host + ":" + ep.port; }
+
+bool IsTlsError(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated;
+}
+
+// What a TLS failure talking to ep means, for the user. handshake: it came
+// before anything was sent (TLS 1.3 servers check the client's certificate
+// after the client's handshake is done, so a refusal may come on the first read).
+Status TlsFailure(const beast::error_code& ec, const Endpoint& ep, SSL* ssl, bool handshake) {
+  int reason = ec.category() == asio::error::get_ssl_category() ? ERR_GET_REASON(ec.value()) : 0;
+  bool nothing_heard = BIO_number_read(SSL_get_rbio(ssl)) == 0;
+  if (handshake &&
+      (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+       ((reason == SSL_R_UNEXPECTED_EOF_WHILE_READING || ec == asio::ssl::error::stream_truncated) && nothing_heard))) {
+    return Status::Unavailable(At(ep) +
+                               " does not speak TLS (start it with --cert-file/--key-file/--client-cert-auth "
+                               "--trusted-ca-file and https:// client URLs, or open the store without TLS)");
+  }
+  if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    long verify = SSL_get_verify_result(ssl);
+    return Status::Unauthorized("this host refuses the certificate of " + At(ep) + ": " +
+                                X509_verify_cert_error_string(verify) +
+                                " (etcd's --cert-file must be issued by the pool CA for this address)");
+  }
+  if (reason > SSL_AD_REASON_OFFSET) {
+    switch (reason - SSL_AD_REASON_OFFSET) {
+      case SSL_AD_BAD_CERTIFICATE:
+      case SSL_AD_UNSUPPORTED_CERTIFICATE:
+      case SSL_AD_CERTIFICATE_REVOKED:
+      case SSL_AD_CERTIFICATE_EXPIRED:
+      case SSL_AD_CERTIFICATE_UNKNOWN:
+      case SSL_AD_UNKNOWN_CA:
+      case SSL_AD_ACCESS_DENIED:
+      case SSL_AD_CERTIFICATE_REQUIRED:
+        return Status::Unauthorized(At(ep) + " refuses this host's client certificate (" + ec.message() +
+                                    "): it must be issued by the CA etcd trusts (--trusted-ca-file)");
     }
-    errors += (errors.empty() ? "" : "; ") + ep.host + ":" + ep.port + ": " + ec.message();
+    return Status::Unavailable(At(ep) + " ended TLS: " + ec.message());
+  }
+  return Status::Unavailable("TLS with " + At(ep) + ": " + ec.message());
+}
+
+// TLS to etcd: one client context per store, and the last session of each
+// endpoint, resumed by the next connection (a full handshake signs and checks
+// certificates on both ends; a resumed one does not). One call on loopback,
+// p50 on two busy cores: plain 0.9 ms, TLS 4.2-5.1 ms, resumed 2.2-2.8 ms.
+class EtcdTls {
+ public:
+  static Result<std::unique_ptr<EtcdTls>> Load(const StoreOptions::Tls& files) {
+    if (files.ca.empty() || files.cert.empty() || files.key.empty()) {
+      return Status::Invalid("TLS to etcd needs the CA, the certificate and the key files (all three, or none)");
+    }
+    auto t = std::unique_ptr<EtcdTls>(new EtcdTls());
+    SSL_CTX_set_min_proto_version(t->ctx_.native_handle(), TLS1_2_VERSION);
+    beast::error_code ec;
+    std::string file = files.ca;
+    t->ctx_.load_verify_file(files.ca, ec);
+    if (!ec) t->ctx_.use_certificate_chain_file(file = files.cert, ec);
+    if (!ec) t->ctx_.use_private_key_file(file = files.key, asio::ssl::context::pem, ec);
+    if (ec) return Status::Invalid("TLS to etcd: cannot load " + file + ": " + ec.message());
+    t->ctx_.set_verify_mode(asio::ssl::verify_peer);
+    return t;
+  }
+  ~EtcdTls() {
+    for (auto& [endpoint, session] : sessions_) SSL_SESSION_free(session);
+  }
+
+  // A TLS stream over tcp to ep, handshaken within timeout.
+  Result<TlsStream> Handshake(asio::io_context& ioc, beast::tcp_stream tcp, const Endpoint& ep,
+                              std::chrono::milliseconds timeout) {
+    // TLS writes its handshake's last flight and then the request: with
+    // Nagle's algorithm the request waits for etcd's delayed ACK (40 ms a call).
+    tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+    TlsStream stream(std::move(tcp), ctx_);
+    SSL* ssl = stream.native_handle();
+    // etcd's certificate must name the address dialed (IP SANs, or DNS names).
+    beast::error_code ec;
+    auto ip = asio::ip::make_address(ep.host, ec);
+    if (!ec) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip.to_string().c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl, ep.host.c_str());
+      SSL_set1_host(ssl, ep.host.c_str());
+    }
+    {
+      MutexLock lock(&mu_);
+      auto it = sessions_.find(Key(ep));
+      if (it != sessions_.end()) SSL_set_session(ssl, it->second);
+    }
+    ec = {};
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    ioc.restart();
+    ioc.run();
+    if (ec == beast::error::timeout) {
+      return Status::Unavailable(At(ep) + " did not finish the TLS handshake within " +
+                                 std::to_string(timeout.count()) + " ms");
+    }
+    if (ec) return TlsFailure(ec, ep, ssl, true);
+    return stream;
+  }
+
+  // After a whole exchange on stream: keeps its session (TLS 1.3 sends the
+  // tickets after the handshake) for the next connection to ep.
+  void KeepSession(TlsStream& stream, const Endpoint& ep) {
+    SSL* ssl = stream.native_handle();
+    // The connection ends without close_notify (it would cost a round trip):
+    // marked shut down, OpenSSL does not count the session as broken.
+    SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_SESSION* session = SSL_get1_session(ssl);
+    if (session == nullptr) return;
+    if (!SSL_SESSION_is_resumable(session)) {
+      SSL_SESSION_free(session);
+      return;
+    }
+    MutexLock lock(&mu_);
+    auto [it, added] = sessions_.emplace(Key(ep), session);
+    if (!added) {
+      SSL_SESSION_free(it->second);
+      it->second = session;
+    }
+  }
+
+ private:
+  EtcdTls() = default;
+  static std::string Key(const Endpoint& ep) { return ep.host + ":" + ep.port; }
+
+  asio::ssl::context ctx_{asio::ssl::context::tls_client};
+  Mutex mu_;
+  std::map<std::string, SSL_SESSION*> sessions_ GUARDED_BY(mu_);  // owned
+};
+
+// What the feed reads from blocking: the plain stream's socket, or the TLS stream.
+beast::tcp_stream::socket_type& BlockingReader(beast::tcp_stream& stream) { return stream.socket(); }
+TlsStream& BlockingReader(TlsStream& stream) { return stream; }
+
+// A connected stream and the endpoint it reached.
+template <class Stream>
+struct Connection {
+  Stream stream;
+  const Endpoint* endpoint;
+};
+
+// A connected HTTP/1.1 stream (tcp_stream, or TlsStream with tls) to one of
+// the endpoints (the first that answers).
+template <class Stream>
+Result<Connection<Stream>> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints,
+                                   std::chrono::milliseconds timeout, EtcdTls* tls) {
+  std::string errors, tls_errors;
+  Status tls_failure;
+  for (const Endpoint& ep : endpoints) {
+    beast::tcp_stream stream(ioc);
+    beast::error_code ec = ConnectTcp(ioc, ep, timeout, stream);
+    if (ec) {
+      errors += (errors.empty() ? "" : "; ") + ep.host + ":" + ep.port + ": " + ec.message();
+      continue;
+    }
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      return Connection<Stream>{std::move(stream), &ep};
+    } else {
+      auto tls_stream = tls->Handshake(ioc, std::move(stream), ep, timeout);
+      if (tls_stream.ok()) return Connection<Stream>{std::move(*tls_stream), &ep};
+      tls_errors += (tls_errors.empty() ? "" : "; ") + tls_stream.status().message();
+      if (tls_failure.ok() || tls_stream.status().code() == ErrorCode::kUnauthorized) {
+        tls_failure = tls_stream.status();
+      }
+    }
+  }
+  if (!tls_failure.ok()) {
+    // Reached, but TLS failed: that is what the user must fix.
+    return Status(tls_failure.code(), tls_errors + (errors.empty() ? "" : "; does not answer: " + errors));
   }
   return Status::Unavailable("etcd does not answer (" + errors + ")");
 }
@@ -111,11 +291,12 @@ http::request<http::string_body> PostRequest(const std::string& host, const std:
 class EtcdStore final : public Store {
  public:
   EtcdStore(std::vector<Endpoint> endpoints, std::string ns, std::chrono::milliseconds timeout,
-            const StoreOptions& options)
+            const StoreOptions& options, std::unique_ptr<EtcdTls> tls)
       : endpoints_(std::move(endpoints)),
         ns_(std::move(ns)),
         timeout_(timeout),
-        history_(std::max<int64_t>(1, options.history_revisions)) {}
+        history_(std::max<int64_t>(1, options.history_revisions)),
+        tls_(std::move(tls)) {}
 
   ~EtcdStore() override {
     if (signal_) signal_->Close();
@@ -346,22 +527,44 @@ class EtcdStore final : public Store {
 
   // One request, within the store's timeout.
   Result<json> Call(const std::string& path, const json& body) {
+    return tls_ ? Call<TlsStream>(path, body) : Call<beast::tcp_stream>(path, body);
+  }
+  template <class Stream>
+  Result<json> Call(const std::string& path, const json& body) {
+    constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
     asio::io_context ioc;
-    PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, timeout_, tls_.get()));
+    Stream& stream = conn.stream;
     auto req = PostRequest(endpoints_.front().host, path, body);
     beast::flat_buffer buf;
     http::response<http::string_body> res;
     beast::error_code ec;
-    stream.expires_after(timeout_);
+    beast::get_lowest_layer(stream).expires_after(timeout_);
     http::async_write(stream, req, [&](beast::error_code e, size_t) {
       ec = e;
-      if (!ec) http::async_read(stream, buf, res, [&](beast::error_code re, size_t) { ec = re; });
+      // A TLS peer that failed the write (etcd refusing a client certificate
+      // once TLS 1.3's handshake is over) may have said why: read it.
+      if (!ec || kTls) {
+        http::async_read(stream, buf, res, [&](beast::error_code re, size_t) {
+          if (!ec || IsTlsError(re)) ec = re;
+        });
+      }
     });
     ioc.restart();
     ioc.run();
     if (ec == beast::error::timeout) {
       return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
                                  " ms (the write may have happened)");
+    }
+    if constexpr (kTls) {
+      if (IsTlsError(ec)) return TlsFailure(ec, *conn.endpoint, stream.native_handle(), false);
+      if (!ec) tls_->KeepSession(stream, *conn.endpoint);
+    } else {
+      if (ec == http::error::end_of_stream || ec == asio::error::connection_reset) {
+        // What etcd serving https does with a plain request.
+        return Status::Unavailable(At(*conn.endpoint) + " closed the connection without an answer to " + path +
+                                   " (if it serves https, open the store with TLS: the pool's certificates)");
+      }
     }
     if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
     auto j = json::parse(res.body(), nullptr, false);
@@ -497,7 +700,10 @@ class EtcdStore final : public Store {
     }
   }
 
+  Status FollowOnce(int64_t* next) { return tls_ ? FollowOnce<TlsStream>(next) : FollowOnce<beast::tcp_stream>(next); }
+  template <class Stream>
   Status FollowOnce(int64_t* next) {
+    constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
     // The mirror: the namespace listed at one revision; the stream below
     // starts at or before it, and Apply keeps it from there.
     PAMPA_ASSIGN_OR_RETURN(auto listed, ListFromEtcd(""));
@@ -508,22 +714,30 @@ class EtcdStore final : public Store {
       mirror_rev_ = listed.revision;
     }
     asio::io_context ioc;
-    PAMPA_ASSIGN_OR_RETURN(auto stream, Connect(ioc, endpoints_, timeout_));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, timeout_, tls_.get()));
+    Stream& stream = conn.stream;
     json create = {{"create_request",
                     {{"key", ToBase64(std::string(1, '\0'))},
                      {"range_end", ToBase64(std::string(1, '\0'))},
                      {"start_revision", std::to_string(*next)}}}};
     auto req = PostRequest(endpoints_.front().host, "/v3/watch", create);
     beast::error_code ec;
-    stream.expires_after(timeout_);
+    beast::get_lowest_layer(stream).expires_after(timeout_);
     http::async_write(stream, req, [&](beast::error_code e, size_t) { ec = e; });
     ioc.restart();
     ioc.run();
-    if (ec) return Status::Unavailable(ec.message());
+    auto failed = [&] {
+      if constexpr (kTls) {
+        if (IsTlsError(ec)) return TlsFailure(ec, *conn.endpoint, stream.native_handle(), false);
+      }
+      return Status::Unavailable(ec.message());
+    };
+    if (ec) return failed();
     // From here the socket is read blocking, for as long as the stream lasts;
-    // the destructor shuts it down to end the read.
-    stream.expires_never();
-    auto& sock = stream.socket();
+    // the destructor shuts it down to end the read (TLS: the socket under it).
+    beast::get_lowest_layer(stream).expires_never();
+    auto& sock = beast::get_lowest_layer(stream).socket();
+    auto& in = BlockingReader(stream);
     {
       MutexLock lock(&mu_);
       if (closing_) return Status::Ok();
@@ -539,15 +753,15 @@ class EtcdStore final : public Store {
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::read_header(sock, buf, parser, ec);
-    if (ec) return Status::Unavailable(ec.message());
+    http::read_header(in, buf, parser, ec);
+    if (ec) return failed();
     std::string pending;
     std::vector<char> piece(1 << 16);
     while (!parser.is_done()) {
       parser.get().body().data = piece.data();
       parser.get().body().size = piece.size();
-      http::read_some(sock, buf, parser, ec);  // what has come: events are small and must not wait for more
-      if (ec && ec != http::error::need_buffer) return Status::Unavailable(ec.message());
+      http::read_some(in, buf, parser, ec);  // what has come: events are small and must not wait for more
+      if (ec && ec != http::error::need_buffer) return failed();
       pending.append(piece.data(), piece.size() - parser.get().body().size);
       size_t nl;
       while ((nl = pending.find('\n')) != std::string::npos) {
@@ -566,6 +780,7 @@ class EtcdStore final : public Store {
   const std::string ns_;
   const std::chrono::milliseconds timeout_;
   const int64_t history_;
+  const std::unique_ptr<EtcdTls> tls_;  // null: plain HTTP
   std::shared_ptr<RevisionSignal> signal_;
 
   Mutex mu_;  // guards the change log; never held across a request
@@ -600,7 +815,13 @@ Result<std::unique_ptr<Store>> OpenEtcdStore(const std::string& endpoints, const
   }
   if (eps.empty()) return Status::Invalid("give at least one etcd endpoint, HOST:PORT");
   if (ns.empty() || ns.back() != '/') return Status::Invalid("an etcd namespace must end with '/' (e.g. /pampa/)");
-  auto store = std::make_unique<EtcdStore>(std::move(eps), ns, std::chrono::milliseconds(5000), options);
+  std::unique_ptr<EtcdTls> tls;
+  const StoreOptions::Tls& files = options.tls;
+  if (!files.ca.empty() || !files.cert.empty() || !files.key.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(tls, EtcdTls::Load(files));
+  }
+  auto store =
+      std::make_unique<EtcdStore>(std::move(eps), ns, std::chrono::milliseconds(5000), options, std::move(tls));
   PAMPA_RETURN_IF_ERROR(store->Start());
   return std::unique_ptr<Store>(std::move(store));
 }

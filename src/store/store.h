@@ -208,6 +208,10 @@ struct StoreOptions {
   // tens to hundreds of revisions a day and a record is a few hundred bytes
   // to a few KB, so 10000 covers weeks of disconnection in tens of MB at most.
   int64_t history_revisions = 10000;
+  // TLS to etcd (a pool with certificates): PEM file paths; all empty: plain HTTP.
+  struct Tls {
+    std::string ca, cert, key;
+  } tls;
 };
 
 // Opens (creating when needed) the SQLite store at path. A state file written
@@ -217,6 +221,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options);
 // The store of a pool of hosts: etcd v3 at endpoints ("HOST:PORT,HOST:PORT"),
 // keys under namespace ns (ending in '/'). Fails when no endpoint answers.
+// With options.tls, over HTTPS with that client certificate, and etcd's
+// certificate must come from options.tls.ca and name the endpoint's host;
+// kUnauthorized when either side refuses the other's certificate.
 Result<std::unique_ptr<Store>> OpenEtcdStore(const std::string& endpoints, const std::string& ns,
                                              const StoreOptions& options = {});
 // A store that lives in memory, for unit tests.

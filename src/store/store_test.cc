@@ -255,8 +255,8 @@ TEST_P(StoreTest, ConcurrentIfAbsentTxnsHaveOneWinner) {
 // own writes at once, another host's within the watch stream's delay, and a
 // compare-and-put at a revision read from a lagging mirror loses cleanly.
 TEST_P(StoreTest, StoresSharingAnEtcdSeeEachOthersWrites) {
-  if (GetParam() != StoreKind::kEtcd) GTEST_SKIP() << "only etcd is shared between processes";
-  auto other = OpenEtcdStore(etcd_endpoint_, "/pampa/");
+  if (!IsEtcd()) GTEST_SKIP() << "only etcd is shared between processes";
+  auto other = OpenEtcdStore(etcd_endpoint_, "/pampa/", EtcdOptions());
   ASSERT_TRUE(other.ok()) << other.status().message();
   ASSERT_TRUE(store_->Put("vms/a", "1").ok());
   EXPECT_EQ(**store_->Get("vms/a"), "1");
@@ -277,6 +277,58 @@ TEST_P(StoreTest, StoresSharingAnEtcdSeeEachOthersWrites) {
   // A compare-and-put at the stale revision 1 loses, whatever either mirror says.
   EXPECT_EQ(store_->CompareAndPut("vms/a", "3", (*v)->mod_revision).code(), ErrorCode::kConflict);
   EXPECT_EQ(**(*other)->Get("vms/a"), "2");
+}
+
+// A pool's etcd lets in only the pool's hosts, and a host trusts only the
+// pool's etcd: a certificate of another CA is refused, on either side, with
+// a message naming the side that refused.
+TEST_P(StoreTest, CertificatesOfAnotherPoolAreRefused) {
+  if (GetParam() != StoreKind::kEtcdTls) GTEST_SKIP() << "only for etcd with TLS";
+  auto other = MakeTlsFiles(dir_ / "other-pool");
+  ASSERT_TRUE(other.ok()) << other.status().message();
+
+  StoreOptions stranger = EtcdOptions();
+  stranger.tls.cert = other->cert;
+  stranger.tls.key = other->key;
+  auto s = OpenEtcdStore(etcd_endpoint_, "/pampa/", stranger);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kUnauthorized) << s.status().message();
+  EXPECT_EQ(s.status().message(), "etcd at " + etcd_endpoint_ +
+                                      " refuses this host's client certificate (sslv3 alert bad certificate): it "
+                                      "must be issued by the CA etcd trusts (--trusted-ca-file)");
+
+  StoreOptions misled = EtcdOptions();
+  misled.tls = *other;
+  s = OpenEtcdStore(etcd_endpoint_, "/pampa/", misled);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kUnauthorized) << s.status().message();
+  EXPECT_EQ(s.status().message(), "this host refuses the certificate of etcd at " + etcd_endpoint_ +
+                                      ": unable to get local issuer certificate (etcd's --cert-file must be issued "
+                                      "by the pool CA for this address)");
+}
+
+// A host configured for TLS against a plain etcd, or the other way round,
+// is told so rather than getting a protocol error.
+TEST_P(StoreTest, TlsAndPlainEtcdDoNotMix) {
+  if (!IsEtcd()) GTEST_SKIP() << "only for etcd";
+  StoreOptions options;
+  if (GetParam() == StoreKind::kEtcd) {
+    auto files = MakeTlsFiles(dir_ / "tls");
+    ASSERT_TRUE(files.ok()) << files.status().message();
+    options.tls = *files;
+  }
+  auto s = OpenEtcdStore(etcd_endpoint_, "/pampa/", options);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kUnavailable);
+  if (GetParam() == StoreKind::kEtcd) {
+    EXPECT_EQ(s.status().message(), "etcd at " + etcd_endpoint_ +
+                                        " does not speak TLS (start it with --cert-file/--key-file/--client-cert-auth "
+                                        "--trusted-ca-file and https:// client URLs, or open the store without TLS)");
+  } else {
+    EXPECT_EQ(s.status().message(), "etcd at " + etcd_endpoint_ +
+                                        " closed the connection without an answer to /v3/kv/range (if it serves "
+                                        "https, open the store with TLS: the pool's certificates)");
+  }
 }
 
 // Waits up to timeout for key to be absent.
@@ -357,7 +409,9 @@ TEST_P(StoreTest, ALeaseNotKeptAliveExpiresAndOneKeptAliveStays) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd), PrintStoreKind);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd,
+                                           StoreKind::kEtcdTls),
+                         PrintStoreKind);
 
 }  // namespace
 }  // namespace pampa

@@ -15,13 +15,15 @@
 #include <thread>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/process.h"
 #include "base/test_ports.h"
 #include "store/store.h"
+#include "tls/pool_ca.h"
 
 namespace pampa {
 
-enum class StoreKind { kMemory, kSqlite, kEtcd };
+enum class StoreKind { kMemory, kSqlite, kEtcd, kEtcdTls };
 
 inline std::string PrintStoreKind(const ::testing::TestParamInfo<StoreKind>& info) {
   switch (info.param) {
@@ -31,8 +33,29 @@ inline std::string PrintStoreKind(const ::testing::TestParamInfo<StoreKind>& inf
       return "Sqlite";
     case StoreKind::kEtcd:
       return "Etcd";
+    case StoreKind::kEtcdTls:
+      return "EtcdTls";
   }
   return "?";
+}
+
+// A new pool CA in dir (ca.pem) and two certificates it issued: etcd's, for
+// 127.0.0.1 (etcd.pem, etcd-key.pem), and a client's (client.pem,
+// client-key.pem). Returns the files a store opens that etcd with.
+inline Result<StoreOptions::Tls> MakeTlsFiles(const std::filesystem::path& dir) {
+  PAMPA_ASSIGN_OR_RETURN(tls::Issued ca, tls::MakeCa("test"));
+  PAMPA_ASSIGN_OR_RETURN(tls::Issued etcd, tls::IssueCert(ca, "etcd", {"127.0.0.1"}));
+  PAMPA_ASSIGN_OR_RETURN(tls::Issued client, tls::IssueCert(ca, "client", {}));
+  PAMPA_RETURN_IF_ERROR(MakeDirs(dir.string()));
+  for (const auto& [name, pem] : std::vector<std::pair<std::string, std::string>>{{"ca.pem", ca.cert},
+                                                                                  {"etcd.pem", etcd.cert},
+                                                                                  {"etcd-key.pem", etcd.key},
+                                                                                  {"client.pem", client.cert},
+                                                                                  {"client-key.pem", client.key}}) {
+    PAMPA_RETURN_IF_ERROR(WriteFileAtomic((dir / name).string(), pem, name.ends_with("key.pem") ? 0600 : 0644));
+  }
+  return StoreOptions::Tls{
+      .ca = (dir / "ca.pem").string(), .cert = (dir / "client.pem").string(), .key = (dir / "client-key.pem").string()};
 }
 
 // A real etcd (Debian's etcd-server) for one test: its own data directory and
@@ -42,25 +65,54 @@ class EtcdServer {
   ~EtcdServer() {
     if (pid_ > 0) StopProcess(pid_, dir_, std::chrono::seconds(5));
   }
-  // Starts etcd in dir; returns its client endpoint, HOST:PORT, once it answers.
-  Result<std::string> Start(const std::filesystem::path& dir) {
+  // Starts etcd in dir; returns its client endpoint, HOST:PORT (it answers a
+  // moment later). With tls, etcd serves https with a certificate of a new
+  // pool CA (MakeTlsFiles in dir/tls) and lets in only clients with a
+  // certificate of that CA, such as client_tls().
+  Result<std::string> Start(const std::filesystem::path& dir, bool tls = false) {
     if (!HaveExecutable("etcd")) return Status::Unavailable("etcd is not installed (tools/install-deps installs it)");
     dir_ = dir.string();
     std::string client = "127.0.0.1:" + std::to_string(FreeLoopbackPort()),
                 peer = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
-    auto pid = SpawnTied({"etcd", "--name", "test", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
-                          "http://" + client, "--advertise-client-urls", "http://" + client, "--listen-peer-urls",
-                          "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer, "--initial-cluster",
-                          "test=http://" + peer, "--logger", "zap", "--log-level", "error"},
-                         dir_ + "/etcd.log");
+    std::string scheme = tls ? "https://" : "http://";
+    std::vector<std::string> argv = {"etcd",
+                                     "--name",
+                                     "test",
+                                     "--data-dir",
+                                     dir_ + "/etcd",
+                                     "--listen-client-urls",
+                                     scheme + client,
+                                     "--advertise-client-urls",
+                                     scheme + client,
+                                     "--listen-peer-urls",
+                                     "http://" + peer,
+                                     "--initial-advertise-peer-urls",
+                                     "http://" + peer,
+                                     "--initial-cluster",
+                                     "test=http://" + peer,
+                                     "--logger",
+                                     "zap",
+                                     "--log-level",
+                                     "error"};
+    if (tls) {
+      std::filesystem::path files = dir / "tls";
+      PAMPA_ASSIGN_OR_RETURN(client_tls_, MakeTlsFiles(files));
+      argv.insert(argv.end(),
+                  {"--cert-file", (files / "etcd.pem").string(), "--key-file", (files / "etcd-key.pem").string(),
+                   "--client-cert-auth", "--trusted-ca-file", (files / "ca.pem").string()});
+    }
+    auto pid = SpawnTied(argv, dir_ + "/etcd.log");
     if (!pid.ok()) return pid.status();
     pid_ = *pid;
     return client;
   }
+  // The files a store opens this etcd with: empty for plain HTTP.
+  const StoreOptions::Tls& client_tls() const { return client_tls_; }
 
  private:
   pid_t pid_ = 0;
   std::string dir_;
+  StoreOptions::Tls client_tls_;
 };
 
 // A fresh, empty store of the kind under test for every test; SQLite and etcd
@@ -83,6 +135,14 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
     etcd_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
+  bool IsEtcd() const { return GetParam() == StoreKind::kEtcd || GetParam() == StoreKind::kEtcdTls; }
+  // options for a store of the etcd under test (with its client certificate
+  // when it serves TLS).
+  StoreOptions EtcdOptions(StoreOptions options = {}) const {
+    if (etcd_) options.tls = etcd_->client_tls();
+    return options;
+  }
+
   // Replaces the store under test by one opened with options (SQLite: the
   // same file again; etcd: the same server; memory: an empty store).
   void Open(const StoreOptions& options) {
@@ -91,17 +151,17 @@ class StoreConformance : public ::testing::TestWithParam<StoreKind> {
       store_ = NewMemoryStore(options);
       return;
     }
-    if (GetParam() == StoreKind::kEtcd) {
+    if (IsEtcd()) {
       if (!etcd_) {
         etcd_ = std::make_unique<EtcdServer>();
-        auto ep = etcd_->Start(dir_);
+        auto ep = etcd_->Start(dir_, GetParam() == StoreKind::kEtcdTls);
         ASSERT_TRUE(ep.ok()) << ep.status().message();
         etcd_endpoint_ = *ep;
       }
       // etcd takes a moment to start answering.
       Result<std::unique_ptr<Store>> s = Status::Unavailable("not tried");
       for (int i = 0; i < 200 && !s.ok(); ++i) {
-        s = OpenEtcdStore(etcd_endpoint_, "/pampa/", options);
+        s = OpenEtcdStore(etcd_endpoint_, "/pampa/", EtcdOptions(options));
         if (!s.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       ASSERT_TRUE(s.ok()) << s.status().message();

@@ -165,7 +165,9 @@ TEST_P(StoreWatchTest, BadWatchArgumentsAreRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreWatchTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd), PrintStoreKind);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite, StoreKind::kEtcd,
+                                           StoreKind::kEtcdTls),
+                         PrintStoreKind);
 
 }  // namespace
 }  // namespace pampa

@@ -1,23 +1,34 @@
-"""A pool of three hosts (network namespaces, one real etcd, a shared directory): one view of every host
-and VM from any host, actions carried to the VM's host, placement, live and cold migration, live
-migration with local disks (and kill -9 of either pampad while they are copied), a target whose link
-is cut mid-migration, and maintenance mode."""
+"""A pool of three hosts (network namespaces, one real etcd, a shared directory), formed and joined with
+the pool's certificates (TLS everywhere): one view of every host and VM from any host, actions carried
+to the VM's host, placement, who the pool lets in (a stranger's certificate, none, join tokens), QEMU
+taking the generated certificate files, live and cold migration, live migration with local disks (and
+kill -9 of either pampad while they are copied), a target whose link is cut mid-migration, and
+maintenance mode."""
 import json
 import os
+import shutil
+import socket
+import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from pampa_harness import WebSocket
-from pool_harness import Pool
+from pampa_harness import PAMPA, PAMPAD, WebSocket
+from pool_harness import Pool, PoolHost, sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(hosts=3).start()
+    p = Pool(hosts=3, tls=True)
+    try:
+        p.start()
+    except BaseException:
+        p.teardown()
+        raise
     h1 = p.hosts[0]
     h1.cli("pool", "create", "shared", "--type", "shared", "--path", p.shared)
     yield p
@@ -56,7 +67,7 @@ def test_every_host_sees_the_pool_and_carries_actions_to_the_vm_host(pool):
     h1, h2, h3 = pool.hosts
     hosts = h3.cli_json("host", "list")
     assert [h["name"] for h in hosts] == ["h1", "h2", "h3"]
-    assert all(h["state"] == "online" and h["url"].startswith("http://10.77.") for h in hosts)
+    assert all(h["state"] == "online" and h["url"].startswith("https://10.77.") for h in hosts)
     assert "online" in h1.cli("host", "show", "h2").stdout
 
     # Created through h1 on h2, listed by h3, started through h3: QEMU runs on h2 alone.
@@ -88,6 +99,130 @@ def test_every_host_sees_the_pool_and_carries_actions_to_the_vm_host(pool):
     for name in ("pw", "placed"):
         h3.cli("vm", "delete", name)
     assert h1.vms() == []
+
+
+def tls_talk(addr, port, ca, cert, key, request):
+    """Sends request over TLS (trusting ca, presenting cert/key); the answer's bytes, or the error that
+    ended TLS as a string (under TLS 1.3 a refused client certificate shows on the first read)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.load_cert_chain(cert, key)
+    try:
+        with socket.create_connection((addr, port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=addr) as s:
+                s.sendall(request)
+                out = b""
+                while len(out) < 12:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    out += chunk
+                return out
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def join(url, t, name, address, data_dir, ca_sha256=None):
+    """`pampa host join` from the root namespace with the token t (as join-token --json printed it)."""
+    return subprocess.run([PAMPA, "host", "join", "--url", url, "--token", t["token"],
+                           "--ca-sha256", ca_sha256 or t["ca_sha256"], "--name", name, "--address", address,
+                           "--data-dir", data_dir, "--json"], capture_output=True, text=True, timeout=60)
+
+
+def test_a_host_without_the_pool_certificate_is_refused(pool):
+    h1, h2, h3 = pool.hosts
+    ca = h1.tls_file("ca.pem")
+    # A stranger: a host of another pool (its own CA), in a namespace of its own on the same bridge.
+    stranger = PoolHost(pool, 9)
+    tmp = tempfile.mkdtemp(prefix="pjoin-", dir="/tmp")
+    try:
+        pool.plumb(stranger)
+        sh(PAMPAD, "--data-dir", stranger.data, "--host", stranger.name, "form-pool", "--address", stranger.addr)
+        theirs = (stranger.tls_file("host.pem"), stranger.tls_file("host-key.pem"))
+        ours = (h1.tls_file("host.pem"), h1.tls_file("host-key.pem"))
+
+        # (a) Its certificate ends TLS with a pool host (h1's gets an answer on the same path).
+        get = f"GET /api/v1/vms HTTP/1.1\r\nHost: h2\r\nAuthorization: Bearer {h2.token}\r\n" \
+              "Connection: close\r\n\r\n"
+        got = tls_talk(h2.addr, h2.port, ca, *ours, get.encode())
+        assert isinstance(got, bytes) and got.startswith(b"HTTP/1.1 200"), got
+        got = tls_talk(h2.addr, h2.port, ca, *theirs, get.encode())
+        assert isinstance(got, str) or not got.startswith(b"HTTP"), got
+
+        # (b) No client certificate, the right token: calls between hosts are refused, the rest works.
+        for method, path, headers in (("POST", "/api/v1/migrations/incoming", {}),
+                                      ("GET", "/api/v1/vms", {"Pampa-Forwarded": "h1"}),
+                                      ("GET", "/api/v1/vms/x/console", {"Upgrade": "pampa-console"})):
+            st, body = h2.api(method, path, {} if method == "POST" else None, cert=False, headers=headers)
+            assert st == 403 and "hosts of the pool" in body["error"], (method, path, headers, st, body)
+        st, body = h2.api("GET", "/api/v1/vms", cert=False)
+        assert st == 200 and isinstance(body, list), (st, body)
+
+        # (c) A pool certificate speaks only for its own host.
+        st, body = h2.api("GET", "/api/v1/vms", cert=h1, headers={"Pampa-Forwarded": "h3"})
+        assert st == 403 and "hosts of the pool" in body["error"], (st, body)
+        st, body = h2.api("GET", "/api/v1/vms", cert=h1, headers={"Pampa-Forwarded": "h1"})
+        assert st == 200, (st, body)
+
+        # (d) etcd refuses the stranger's certificate (and takes a pool host's); a stranger pampad
+        # pointed at the pool's etcd does not start.
+        etcd_addr, etcd_port = pool.etcd_endpoint.split(":")
+        version = b"GET /version HTTP/1.1\r\nHost: etcd\r\nConnection: close\r\n\r\n"
+        got = tls_talk(etcd_addr, int(etcd_port), ca, *ours, version)
+        assert isinstance(got, bytes) and got.startswith(b"HTTP/1.1 200"), got
+        got = tls_talk(etcd_addr, int(etcd_port), ca, *theirs, version)
+        assert isinstance(got, str) or not got.startswith(b"HTTP"), got
+        with pytest.raises(RuntimeError, match="exited"):
+            stranger.start(timeout=30)
+        assert stranger.proc.returncode != 0
+        with open(stranger.log) as f:
+            log = f.read()
+        assert "etcd" in log and "certificate" in log, log
+
+        # (e) Joining: the CA is open to all, a join token works once, before it expires, and only
+        # with the right CA fingerprint (checked before the token is spent).
+        t = h1.cli_json("host", "join-token", "--ttl", "1h")
+        assert t["ca_sha256"].startswith("sha256:") and t["expires_ms"] > time.time() * 1000
+        st, body = h1.api("GET", "/api/v1/pool/ca", token="", cert=False)
+        assert st == 200 and body["ca_sha256"] == t["ca_sha256"] and "BEGIN CERTIFICATE" in body["ca"], (st, body)
+        st, body = h1.api("POST", "/api/v1/hosts/join", {"token": "0000.bad", "name": "h7",
+                                                         "address": f"{pool.net}.17"}, token="", cert=False)
+        assert st == 403, (st, body)
+        url = f"https://{h1.addr}:{h1.port}"
+        r = join(url, t, "h4", f"{pool.net}.14", os.path.join(tmp, "wrong"), ca_sha256="sha256:" + "0" * 64)
+        assert r.returncode != 0 and "nothing was sent" in r.stderr, r.stdout + r.stderr
+        d4 = os.path.join(tmp, "h4")
+        r = join(url, t, "h4", f"{pool.net}.14", d4)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["ca_sha256"] == t["ca_sha256"]
+        assert os.path.exists(os.path.join(d4, "tls", "host.pem"))
+        v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(d4, "tls", "ca.pem"),
+                            os.path.join(d4, "tls", "host.pem")], capture_output=True, text=True)
+        assert v.returncode == 0, v.stdout + v.stderr
+        r = join(url, t, "h5", f"{pool.net}.15", os.path.join(tmp, "h5"))
+        assert r.returncode != 0 and "used or expired" in r.stderr, r.stdout + r.stderr
+        short = h1.cli_json("host", "join-token", "--ttl", "2s")
+        time.sleep(3)
+        r = join(url, short, "h6", f"{pool.net}.16", os.path.join(tmp, "h6"))
+        assert r.returncode != 0 and "used or expired" in r.stderr, r.stdout + r.stderr
+    finally:
+        stranger.kill_everything()
+        pool.unplumb(stranger)
+        shutil.rmtree(stranger.root, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_qemu_takes_the_pool_certificate_files(pool):
+    """QEMU checks x509 credentials when the object is made: a server and a client object from each
+    host's tls/qemu (h1's from form-pool, h2's from its join) load without a word."""
+    for h in pool.hosts[:2]:
+        d = h.tls_file("qemu")
+        r = subprocess.run(
+            ["qemu-system-x86_64", "-machine", "none", "-nodefaults", "-S", "-display", "none",
+             "-object", f"tls-creds-x509,id=s,dir={d},endpoint=server,verify-peer=on",
+             "-object", f"tls-creds-x509,id=c,dir={d},endpoint=client,verify-peer=on", "-qmp", "stdio"],
+            input='{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n',
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stderr == "" and '"QMP"' in r.stdout, (h.name, r.stdout, r.stderr)
 
 
 def test_a_busy_guest_moves_live_and_keeps_its_memory_and_disk(pool):
