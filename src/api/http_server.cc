@@ -139,8 +139,24 @@ class PumpSession : public std::enable_shared_from_this<PumpSession<Socket, Targ
   bool closed_ = false;
 };
 
+// How long a pump waits for the far end to take bytes (a client that stopped
+// reading) before it closes both ends.
+constexpr std::chrono::seconds kPumpWriteTimeout{60};
+// Arms (or, with 0, clears) the deadline of a write to a TCP stream; a unix
+// socket's peer is this process or a local one, and gets none.
+template <class Stream>
+void WriteDeadline(Stream&, std::chrono::seconds) {}
+void WriteDeadline(beast::tcp_stream& s, std::chrono::seconds t) {
+  if (t.count() > 0) {
+    s.expires_after(t);
+  } else {
+    s.expires_never();
+  }
+}
+void WriteDeadline(TlsSocket& s, std::chrono::seconds t) { WriteDeadline(beast::get_lowest_layer(s), t); }
+
 // Streams bytes both ways between two byte streams (a console's unix socket
-// and the host that asked for it).
+// and the host that asked for it, or a TLS connection and its session).
 template <class A, class B>
 class BytePump : public std::enable_shared_from_this<BytePump<A, B>> {
  public:
@@ -156,8 +172,10 @@ class BytePump : public std::enable_shared_from_this<BytePump<A, B>> {
     from.async_read_some(
         asio::buffer(buf), [self = this->shared_from_this(), &from, &to, &buf](beast::error_code ec, size_t n) {
           if (ec) return self->Close();
+          WriteDeadline(to, kPumpWriteTimeout);
           asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](beast::error_code ec, size_t) {
             if (ec) return self->Close();
+            WriteDeadline(to, std::chrono::seconds(0));
             self->Copy(from, to, buf);
           });
         });
@@ -284,7 +302,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     auto q = target.find('?');
     HttpRequest r;
     r.method = "PUT";
-    r.path = target.substr(0, q);
+    r.path = NormalPath(target.substr(0, q));
     if (q != std::string::npos) r.query = ParseQuery(target.substr(q + 1));
     r.target = target;
     const UploadHandler* handler = shared_.router.FindUpload(r.path, &r.params);
@@ -403,6 +421,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
            ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
   }
 
+  // A request's path with runs of '/' made one: the router ignores empty
+  // segments, so the checks below must see the path the way it does.
+  static std::string NormalPath(std::string path) {
+    path.erase(std::unique(path.begin(), path.end(), [](char a, char b) { return a == '/' && b == '/'; }), path.end());
+    return path;
+  }
+
   // Calls between hosts (a migration's steps, a forwarded action, a console
   // stream) need a host of the pool at the other end, where that is checked.
   bool FromPoolHost(const http::fields& head, const std::string& path) const {
@@ -424,10 +449,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     auto q = target.find('?');
     HttpRequest r;
     r.method = std::string(req.method_string());
-    r.path = target.substr(0, q);
+    r.path = NormalPath(target.substr(0, q));
     if (q != std::string::npos) r.query = ParseQuery(target.substr(q + 1));
     r.target = target;
     r.forwarded_from = std::string(req["Pampa-Forwarded"]);
+    r.from_pool_host = !needs_token_ || !caller_.host.empty();
     keep_alive_ = req.keep_alive();
     if (r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
     if (!FromPoolHost(req, r.path)) return SendError(403, kPeerOnly);
@@ -619,6 +645,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     };
     tls::PoolTls* pool_tls = shared_.opts.tls.get();
     if (target.secure && pool_tls == nullptr) return fail("speaks TLS, but this host has no pool certificate");
+    if (!target.secure && pool_tls != nullptr)
+      return fail("is advertised at http://: hosts with certificates use https");
     auto stream = std::make_shared<beast::tcp_stream>(socket_.get_executor());
     auto resolver = std::make_shared<tcp::resolver>(socket_.get_executor());
     stream->expires_after(std::chrono::seconds(10));
@@ -626,7 +654,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
       if (ec) return fail("does not answer: " + ec.message());
       if (!target.secure) return self->AskConsole(stream, reqp, path, target, fail);
       auto secure = std::make_shared<TlsSocket>(std::move(*stream), pool_tls->client());
-      pool_tls->PrepareClient(secure->native_handle(), target.peer_name);
+      if (Status st = pool_tls->PrepareClient(secure->native_handle(), target.peer_name); !st.ok()) {
+        return fail(st.message());
+      }
       secure->async_handshake(asio::ssl::stream_base::client,
                               [self, secure, reqp, path, target, fail](beast::error_code ec) {
                                 if (ec) return fail("is not that host of this pool (TLS): " + ec.message());

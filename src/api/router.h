@@ -25,6 +25,9 @@ struct HttpRequest {
   std::string target;  // path and query as received, for forwarding
   // The host that forwarded this request ("" from a client): never forwarded again.
   std::string forwarded_from;
+  // Came over the root-only unix socket or from a host with the pool's
+  // certificate (not merely with the API token).
+  bool from_pool_host = false;
 
   // The body as a JSON object; an empty body is {}.
   Result<nlohmann::json> Json() const;

@@ -86,6 +86,14 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     return HttpResponse{200, {{"ca", ca->first}, {"ca_sha256", ca->second}}};
   });
   r.Add("POST", "/api/v1/hosts/join-tokens", [&](const HttpRequest& req) {
+    // A join token buys the pool CA's key: the API token alone must not.
+    if (!req.from_pool_host) {
+      return HttpResponse{403,
+                          {{"error",
+                            "join tokens are made on a host of the pool (pampa host join-token over its unix "
+                            "socket) or by another host with the pool's certificate"},
+                           {"code", "forbidden"}}};
+    }
     auto body = BodyWithFields(req, {"ttl_s"});
     if (!body.ok()) return ErrorResponse(body.status());
     int64_t ttl = 3600;

@@ -285,7 +285,12 @@ Status Cluster::Remove(const std::string& name) {
                             its.front() +
                             ": move them to another host (pampa vm migrate, while it runs) or delete them first");
   }
-  return CommitResolved(store_, Txn().DeletePrefix("hosts/" + name + "/").DeletePrefix("intents/" + name + "/"))
+  // Its certificate record goes too, so the name can join again (the
+  // certificate itself stays valid until the CA is replaced: docs/design.md).
+  return CommitResolved(store_, Txn()
+                                    .DeletePrefix("hosts/" + name + "/")
+                                    .DeletePrefix("intents/" + name + "/")
+                                    .Delete("cluster/certs/" + name))
       .status();
 }
 

@@ -38,10 +38,11 @@ Result<std::string> RandomHex(size_t bytes) {
   return Hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
 }
 
+// "" when OpenSSL fails (never equal to a stored hash).
 std::string Sha256Hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
+  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1) return "";
   return Hex(md, n);
 }
 
@@ -95,7 +96,7 @@ Result<JoinGrant> PoolJoins::Redeem(const std::string& token, const std::string&
   auto record = json::parse(found->value, nullptr, false);
   std::string want = record.is_object() ? record.value("sha256", "") : "";
   std::string got = Sha256Hex(secret);
-  if (want.size() != got.size() || CRYPTO_memcmp(want.data(), got.data(), got.size()) != 0 ||
+  if (got.size() != 64 || want.size() != got.size() || CRYPTO_memcmp(want.data(), got.data(), got.size()) != 0 ||
       record.value("expires_ms", int64_t{0}) < NowMs()) {
     return Status::Unauthorized(kUsedOrExpired);
   }
@@ -114,13 +115,20 @@ Result<JoinGrant> PoolJoins::Redeem(const std::string& token, const std::string&
   PAMPA_ASSIGN_OR_RETURN(std::string sha, tls::Fingerprint(cert.cert));
   json issued = {{"sha256", sha}, {"not_after", not_after}, {"by", host_}, {"address", address}};
   // Spends the token: of two redeemers only one sees it unchanged.
+  // Of two redeemers of one token, or two hosts joining under one name, only one wins.
   auto spent = store_.Commit(Txn()
                                  .IfModRevision(kTokens + id, found->mod_revision)
+                                 .IfAbsent("cluster/certs/" + name)
                                  .Delete(kTokens + id)
                                  .Put("cluster/certs/" + name, issued.dump()));
   if (!spent.ok()) {
-    if (spent.status().code() == ErrorCode::kConflict) return Status::Unauthorized(kUsedOrExpired);
-    return spent.status();
+    if (spent.status().code() != ErrorCode::kConflict) return spent.status();
+    PAMPA_ASSIGN_OR_RETURN(auto taken, store_.Get("cluster/certs/" + name));
+    if (taken) {
+      return Status::Conflict("host name " + name + " was given to a host that joined already: pick another, or " +
+                              "'pampa host remove " + name + "' first");
+    }
+    return Status::Unauthorized(kUsedOrExpired);
   }
   return JoinGrant{tls_->files().ca.cert, tls_->files().ca.key, cert.cert, cert.key, etcd_};
 }

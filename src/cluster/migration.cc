@@ -407,6 +407,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   // it (its QEMU completed) before the store names it.
   auto confirmed = cluster_.Call(
       to, {"POST", "/api/v1/migrations/incoming/" + name + "/accept", json{{"check", true}}.dump(), ""}, 40s);
+  const double confirm_ms = MsSince(switched);
   if (!confirmed.ok() || confirmed->status >= 300) {
     std::string why = PeerFailure(confirmed);
     if (!was_paused) (void)qmp->Execute("cont");
@@ -417,9 +418,9 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   // The target starts the CPUs once the store names it, before the paused
   // QEMU here is stopped: the guest's downtime ends with that answer.
   Result<PeerReply> accepted = Status::Unavailable("not asked");
-  double downtime = 0;
+  double downtime = 0, asked = 0, target_ms = 0;
   auto handed = vms_.HandOver(hold, to, [&] {
-    double asked = MsSince(switched);
+    asked = MsSince(switched);
     accepted = cluster_.Call(to,
                              {"POST", "/api/v1/migrations/incoming/" + name + "/accept",
                               json{{"run", !was_paused}, {"cold", false}}.dump(), ""},
@@ -428,9 +429,9 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     // long after our call that was (before it recorded its runtime and
     // answered); without that, until its answer.
     auto answer = accepted.ok() ? json::parse(accepted->body, nullptr, false) : json();
-    downtime =
-        qemu_downtime + (answer.is_object() && answer.contains("resumed_ms") ? asked + answer.value("resumed_ms", 0.0)
-                                                                             : MsSince(switched));
+    target_ms = answer.is_object() && answer.contains("resumed_ms") ? answer.value("resumed_ms", 0.0)
+                                                                    : MsSince(switched) - asked;
+    downtime = qemu_downtime + asked + target_ms;
   });
   if (!handed.ok()) {
     // Nobody knows who owns it: neither side may run it. The target's reaper
@@ -456,6 +457,9 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
               {"downtime_ms", downtime},
               {"qemu_downtime_ms", qemu_downtime},
               {"qemu_total_ms", qemu_total},
+              // The handover's parts of the downtime: the target's word that
+              // it has everything, the store naming it, its CPUs starting.
+              {"handover_ms", {{"confirm", confirm_ms}, {"store", asked - confirm_ms}, {"target", target_ms}}},
               {"total_ms", MsSince(t0)},
               {"transferred", transferred}};
 }

@@ -1,6 +1,7 @@
 #include "cluster/peer_client.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -14,6 +15,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include "tls/tls_context.h"
 
@@ -62,9 +67,11 @@ beast::error_code Await(asio::io_context& ioc, Start start) {
   return ec;
 }
 
-// Sends req on a connected stream and reads the answer.
+// Sends req on a connected stream and reads the answer; *keep: the peer
+// keeps the connection open for another request.
 template <class Stream, class Body>
-Result<PeerReply> Talk(asio::io_context& ioc, Stream& stream, http::request<Body>& hreq, const std::string& url) {
+Result<PeerReply> Talk(asio::io_context& ioc, Stream& stream, http::request<Body>& hreq, const std::string& url,
+                       bool* keep) {
   auto fail = [&](const std::string& what, const beast::error_code& ec) {
     return Status::Unavailable("host at " + url + " " + what + ": " + ec.message());
   };
@@ -78,6 +85,7 @@ Result<PeerReply> Talk(asio::io_context& ioc, Stream& stream, http::request<Body
     return fail("did not answer in time", ec);
   }
   auto res = parser.release();
+  *keep = res.keep_alive() && buffer.size() == 0;
   PeerReply reply;
   reply.status = static_cast<int>(res.result_int());
   reply.body = std::move(res.body());
@@ -85,29 +93,66 @@ Result<PeerReply> Talk(asio::io_context& ioc, Stream& stream, http::request<Body
   return reply;
 }
 
-// Connects to the peer, sends req (any body) with the token, and reads the
-// answer, all within timeout; over TLS when its address is https.
-template <class Body>
-Result<PeerReply> Exchange(const PeerAddress& to, const std::string& token, http::request<Body>& hreq,
-                           const std::string& forwarded_from, std::chrono::milliseconds timeout) {
-  const std::string& url = to.url;
-  std::string host, port;
-  bool secure = false;
-  PAMPA_RETURN_IF_ERROR(ParsePeerUrl(url, &host, &port, &secure));
-  if (secure && to.tls == nullptr) {
-    return Status::Unavailable("host " + to.name + " at " + url +
-                               " speaks TLS but this host has no pool certificate (DATA_DIR/tls/host.pem)");
+// A connection to another host, kept open between calls (a migration's
+// handover makes two calls to the target within milliseconds; each would
+// otherwise connect and shake hands again), with the io_context it runs on.
+struct Connection {
+  std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+// Idle connections by the peer's name and address.
+class KeptConnections {
+ public:
+  static constexpr size_t kMaxPerPeer = 4;
+  // One the peer has not closed meanwhile (it would be readable: the end of
+  // the stream), or null.
+  std::unique_ptr<Connection> Take(const std::string& key) {
+    while (true) {
+      std::unique_ptr<Connection> c;
+      {
+        std::lock_guard lock(mu_);
+        auto it = idle_.find(key);
+        if (it == idle_.end()) return nullptr;
+        c = std::move(it->second);
+        idle_.erase(it);
+      }
+      pollfd p{c->lowest().socket().native_handle(), POLLIN, 0};
+      if (poll(&p, 1, 0) == 0) return c;
+    }
   }
+  void Put(const std::string& key, std::unique_ptr<Connection> c) {
+    std::lock_guard lock(mu_);
+    if (idle_.count(key) < kMaxPerPeer) idle_.emplace(key, std::move(c));
+  }
+
+ private:
+  std::mutex mu_;
+  std::multimap<std::string, std::unique_ptr<Connection>> idle_;
+};
+
+KeptConnections& Kept() {
+  static auto* kept = new KeptConnections();  // never destroyed: no order problem at exit
+  return *kept;
+}
+
+// A new connection to the peer: TCP, then TLS when its address is https.
+Result<std::unique_ptr<Connection>> Connect(const PeerAddress& to, const std::string& host, const std::string& port,
+                                            bool secure, std::chrono::milliseconds timeout) {
+  const std::string& url = to.url;
   auto fail = [&](const std::string& what, const beast::error_code& ec) {
     return Status::Unavailable("host at " + url + " " + what + ": " + ec.message());
   };
-  asio::io_context ioc;
+  auto c = std::make_unique<Connection>();
+  asio::io_context& ioc = *c->ioc;
   beast::error_code ec;
   asio::ip::tcp::resolver resolver(ioc);
   auto endpoints = resolver.resolve(host, port, ec);
   if (ec) return fail("cannot be resolved", ec);
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(timeout);  // one budget for the whole call
+  beast::tcp_stream& stream = c->plain.emplace(ioc);
+  stream.expires_after(timeout);
   for (const auto& entry : endpoints) {
     // Made here, close-on-exec from the start, so no child can inherit it.
     stream.socket().close(ec);
@@ -126,26 +171,56 @@ Result<PeerReply> Exchange(const PeerAddress& to, const std::string& token, http
   // A request must not wait behind the TLS handshake for a delayed ACK
   // (measured: 44 ms a call without this).
   stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  if (!secure) return c;
+  auto& tls = c->tls.emplace(std::move(stream), to.tls->client());
+  c->plain.reset();
+  PAMPA_RETURN_IF_ERROR(to.tls->PrepareClient(tls.native_handle(), to.name));
+  if (auto e = Await(ioc, [&](auto done) { tls.async_handshake(asio::ssl::stream_base::client, done); })) {
+    return fail("is not host " + to.name + " of this pool (TLS)", e);
+  }
+  return c;
+}
 
+// Sends req (any body) with the token to the peer and reads the answer, all
+// within timeout; on a kept connection when there is one.
+template <class Body>
+Result<PeerReply> Exchange(const PeerAddress& to, const std::string& token, http::request<Body>& hreq,
+                           const std::string& forwarded_from, std::chrono::milliseconds timeout) {
+  const std::string& url = to.url;
+  std::string host, port;
+  bool secure = false;
+  PAMPA_RETURN_IF_ERROR(ParsePeerUrl(url, &host, &port, &secure));
+  if (secure && to.tls == nullptr) {
+    return Status::Unavailable("host " + to.name + " at " + url +
+                               " speaks TLS but this host has no pool certificate (DATA_DIR/tls/host.pem)");
+  }
+  if (!secure && to.tls != nullptr) {
+    // The token must not cross the network in the clear.
+    return Status::Unavailable("host " + to.name + " is advertised at " + url +
+                               ": hosts with the pool's certificates talk https only (restart it with "
+                               "--advertise https://...)");
+  }
   hreq.set(http::field::host, host);
   if (!token.empty()) hreq.set(http::field::authorization, "Bearer " + token);
   if (!forwarded_from.empty()) hreq.set("Pampa-Forwarded", forwarded_from);
   hreq.prepare_payload();
-  if (!secure) {
-    auto reply = Talk(ioc, stream, hreq, url);
-    beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+
+  const std::string key = to.name + " " + url;  // the name its certificate proved, and where
+  std::unique_ptr<Connection> c = Kept().Take(key);
+  if (!c) {
+    PAMPA_ASSIGN_OR_RETURN(c, Connect(to, host, port, secure, timeout));
+  }
+  c->lowest().expires_after(timeout);  // one budget for the whole call
+  bool keep = false;
+  auto reply = c->tls ? Talk(*c->ioc, *c->tls, hreq, url, &keep) : Talk(*c->ioc, *c->plain, hreq, url, &keep);
+  if (reply.ok() && keep) {
+    c->lowest().expires_never();
+    Kept().Put(key, std::move(c));
     return reply;
   }
-  beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), to.tls->client());
-  to.tls->PrepareClient(tls.native_handle(), to.name);
-  if (auto e = Await(ioc, [&](auto done) { tls.async_handshake(asio::ssl::stream_base::client, done); })) {
-    return fail("is not host " + to.name + " of this pool (TLS)", e);
-  }
-  auto reply = Talk(ioc, tls, hreq, url);
-  if (reply.ok()) to.tls->KeepSession(tls.native_handle(), to.name);
+  if (reply.ok() && c->tls) to.tls->KeepSession(c->tls->native_handle(), to.name);
   beast::error_code ignored;
-  beast::get_lowest_layer(tls).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  c->lowest().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   return reply;
 }
 

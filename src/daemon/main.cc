@@ -126,7 +126,8 @@ int main(int argc, char** argv) {
                  "etcd://HOST:PORT[,HOST:PORT...]: be a host of the pool whose shared state is in this etcd");
   app.add_option("--host", host_name, "this host's name in the pool")->capture_default_str();
   app.add_option("--advertise", advertise,
-                 "the API address other hosts of the pool use, http://ADDR:PORT (default: from --listen)");
+                 "the API address other hosts of the pool use, https://ADDR:PORT (http:// in a pool without "
+                 "certificates; default: from --listen)");
   app.add_flag("--debug", debug, "verbose logging");
   app.set_version_flag("--version", kVersion);
   auto* form = app.add_subcommand("form-pool",
@@ -214,8 +215,13 @@ int main(int argc, char** argv) {
     }
     if (advertise.empty()) advertise = AdvertiseFromListen(listen, pool_tls != nullptr);
     std::string h, p;
-    if (Status st = ParsePeerUrl(advertise, &h, &p); !st.ok()) {
+    bool secure = false;
+    if (Status st = ParsePeerUrl(advertise, &h, &p, &secure); !st.ok()) {
       return Fail(st.Context("--advertise (a pool needs the address other hosts reach this one at)"));
+    }
+    if (secure != (pool_tls != nullptr)) {
+      return Fail(Status::Invalid(pool_tls ? "--advertise must be https://...: this host has the pool's certificate"
+                                           : "--advertise must be http://...: this host has no pool certificate"));
     }
   }
 

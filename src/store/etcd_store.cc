@@ -23,6 +23,7 @@
 // connection, so the last TLS session per endpoint is resumed (EtcdTls).
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 // clang-format off
@@ -176,18 +177,16 @@ class EtcdTls {
                               std::chrono::milliseconds timeout) {
     // TLS writes its handshake's last flight and then the request: with
     // Nagle's algorithm the request waits for etcd's delayed ACK (40 ms a call).
-    tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+    beast::error_code nodelay_ec;  // only a delay lost if it fails
+    tcp.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     TlsStream stream(std::move(tcp), ctx_);
     SSL* ssl = stream.native_handle();
     // etcd's certificate must name the address dialed (IP SANs, or DNS names).
     beast::error_code ec;
     auto ip = asio::ip::make_address(ep.host, ec);
-    if (!ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip.to_string().c_str());
-    } else {
-      SSL_set_tlsext_host_name(ssl, ep.host.c_str());
-      SSL_set1_host(ssl, ep.host.c_str());
-    }
+    bool named = !ec ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip.to_string().c_str()) == 1
+                     : SSL_set_tlsext_host_name(ssl, ep.host.c_str()) == 1 && SSL_set1_host(ssl, ep.host.c_str()) == 1;
+    if (!named) return Status::Internal("cannot check the certificate of etcd at " + ep.host + ":" + ep.port);
     {
       MutexLock lock(&mu_);
       auto it = sessions_.find(Key(ep));
@@ -529,11 +528,61 @@ class EtcdStore final : public Store {
   Result<json> Call(const std::string& path, const json& body) {
     return tls_ ? Call<TlsStream>(path, body) : Call<beast::tcp_stream>(path, body);
   }
+  // A connection kept alive between calls, with the io_context its stream
+  // runs on: a call on it skips the TCP connect and the TLS handshake
+  // (measured: a resumed TLS handshake made a call 2.2-2.8 ms instead of 0.9).
+  template <class Stream>
+  struct Kept {
+    std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
+    std::optional<Connection<Stream>> conn;
+  };
+  static constexpr size_t kMaxKept = 8;
+
+  template <class Stream>
+  std::vector<Kept<Stream>>& KeptPool() REQUIRES(mu_) {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      return kept_tls_;
+    } else {
+      return kept_plain_;
+    }
+  }
+
+  // An idle kept connection etcd has not closed meanwhile (it would be
+  // readable: the end of the stream), or none.
+  template <class Stream>
+  std::optional<Kept<Stream>> TakeKept() {
+    while (true) {
+      std::optional<Kept<Stream>> k;
+      {
+        MutexLock lock(&mu_);
+        auto& pool = KeptPool<Stream>();
+        if (pool.empty()) return std::nullopt;
+        k.emplace(std::move(pool.back()));
+        pool.pop_back();
+      }
+      pollfd p{beast::get_lowest_layer(k->conn->stream).socket().native_handle(), POLLIN, 0};
+      if (poll(&p, 1, 0) == 0) return k;
+    }
+  }
+
+  template <class Stream>
+  void KeepForNextCall(Kept<Stream> k) {
+    MutexLock lock(&mu_);
+    auto& pool = KeptPool<Stream>();
+    if (pool.size() < kMaxKept && !closing_) pool.push_back(std::move(k));
+  }
+
   template <class Stream>
   Result<json> Call(const std::string& path, const json& body) {
     constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-    asio::io_context ioc;
-    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, timeout_, tls_.get()));
+    std::optional<Kept<Stream>> kept = TakeKept<Stream>();
+    if (!kept) {
+      kept.emplace();
+      PAMPA_ASSIGN_OR_RETURN(auto made, Connect<Stream>(*kept->ioc, endpoints_, timeout_, tls_.get()));
+      kept->conn.emplace(std::move(made));
+    }
+    asio::io_context& ioc = *kept->ioc;
+    auto& conn = *kept->conn;
     Stream& stream = conn.stream;
     auto req = PostRequest(endpoints_.front().host, path, body);
     beast::flat_buffer buf;
@@ -558,7 +607,9 @@ class EtcdStore final : public Store {
     }
     if constexpr (kTls) {
       if (IsTlsError(ec)) return TlsFailure(ec, *conn.endpoint, stream.native_handle(), false);
-      if (!ec) tls_->KeepSession(stream, *conn.endpoint);
+      // A connection that ends keeps its session for the next handshake (a
+      // kept one must not: that marks it shut down).
+      if (!ec && !res.keep_alive()) tls_->KeepSession(stream, *conn.endpoint);
     } else {
       if (ec == http::error::end_of_stream || ec == asio::error::connection_reset) {
         // What etcd serving https does with a plain request.
@@ -567,6 +618,7 @@ class EtcdStore final : public Store {
       }
     }
     if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
+    if (res.keep_alive()) KeepForNextCall(std::move(*kept));
     auto j = json::parse(res.body(), nullptr, false);
     if (!j.is_object())
       return Status::Unavailable("etcd " + path + " answered what is not JSON (HTTP " +
@@ -794,8 +846,10 @@ class EtcdStore final : public Store {
   // kept by the feed: reads are answered from it while it is current.
   std::map<std::string, Versioned> mirror_ GUARDED_BY(mu_);
   int64_t mirror_rev_ GUARDED_BY(mu_) = -1;
-  int64_t wrote_ GUARDED_BY(mu_) = 0;  // the last revision this store wrote
-  int feed_fd_ GUARDED_BY(mu_) = -1;   // the feed's socket while it reads
+  int64_t wrote_ GUARDED_BY(mu_) = 0;                                // the last revision this store wrote
+  int feed_fd_ GUARDED_BY(mu_) = -1;                                 // the feed's socket while it reads
+  std::vector<Kept<beast::tcp_stream>> kept_plain_ GUARDED_BY(mu_);  // idle connections, for the next calls
+  std::vector<Kept<TlsStream>> kept_tls_ GUARDED_BY(mu_);
   std::thread feed_;
 };
 

@@ -45,15 +45,18 @@ Result<std::shared_ptr<PoolTls>> PoolTls::Load(const TlsPaths& paths) {
   static const unsigned char kSessionContext[] = "pampad";
   SSL_CTX_set_session_id_context(t->server_.native_handle(), kSessionContext, sizeof kSessionContext - 1);
   t->client_.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-  SSL_CTX_set_session_cache_mode(t->client_.native_handle(), SSL_SESS_CACHE_CLIENT);
+  // Sessions are kept per peer by KeepSession, not in OpenSSL's cache.
+  SSL_CTX_set_session_cache_mode(t->client_.native_handle(), SSL_SESS_CACHE_OFF);
   return t;
 }
 
-void PoolTls::PrepareClient(SSL* ssl, const std::string& peer) {
-  SSL_set1_host(ssl, peer.c_str());  // the certificate must name the host we meant
+Status PoolTls::PrepareClient(SSL* ssl, const std::string& peer) {
+  // The certificate must name the host we meant.
+  if (SSL_set1_host(ssl, peer.c_str()) != 1) return Status::Internal("cannot check the name of host " + peer);
   std::lock_guard lock(mu_);
   auto it = sessions_.find(peer);
   if (it != sessions_.end()) SSL_set_session(ssl, it->second);
+  return Status::Ok();
 }
 
 void PoolTls::KeepSession(SSL* ssl, const std::string& peer) {

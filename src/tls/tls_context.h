@@ -38,7 +38,7 @@ class PoolTls {
 
   // Before a client handshake with peer (a host name): checks that the peer's
   // certificate is the one issued to that name, and resumes the last session.
-  void PrepareClient(SSL* ssl, const std::string& peer);
+  Status PrepareClient(SSL* ssl, const std::string& peer);
   // After a client exchange: keeps its session for the next call to peer.
   void KeepSession(SSL* ssl, const std::string& peer);
 
