@@ -352,8 +352,9 @@ int main(int argc, char** argv) {
   if (Status st = server.Start(); !st.ok()) return Fail(st);
   if (!socket_path.empty()) log::Info("listening on unix:{}", socket_path);
   if (!opts.tcp_address.empty()) {
-    log::Info("listening on {}://{}:{} (token in {}/token)", pool_tls ? "https" : "http", opts.tcp_address,
-              server.tcp_port(), data_dir);
+    // "listening on ADDR:PORT" is what scripts (and the tests) look for.
+    log::Info("listening on {}:{} ({}; token in {}/token)", opts.tcp_address, server.tcp_port(),
+              pool_tls ? "https, the pool's certificate" : "http", data_dir);
   }
   if (!opts.tcp_address.empty()) {
     if (StaticFiles(opts.ui_dir).available())
