@@ -116,8 +116,11 @@ bool IsTlsError(const beast::error_code& ec) {
 Status TlsFailure(const beast::error_code& ec, const Endpoint& ep, SSL* ssl, bool handshake) {
   int reason = ec.category() == asio::error::get_ssl_category() ? ERR_GET_REASON(ec.value()) : 0;
   bool nothing_heard = BIO_number_read(SSL_get_rbio(ssl)) == 0;
+  // A plain HTTP server answers the client hello with a 400 and closes with
+  // the hello's rest unread: a reset, when it comes before the answer is read.
   if (handshake &&
       (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+       ec == asio::error::connection_reset ||
        ((reason == SSL_R_UNEXPECTED_EOF_WHILE_READING || ec == asio::ssl::error::stream_truncated) && nothing_heard))) {
     return Status::Unavailable(At(ep) +
                                " does not speak TLS (start it with --cert-file/--key-file/--client-cert-auth "
@@ -356,6 +359,7 @@ class EtcdStore final : public Store {
       }
     }
     PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + key)}}));
+    ReadAt(Int(r["header"], "revision") - 1);
     auto kvs = r.value("kvs", json::array());
     if (kvs.empty()) return std::optional<Versioned>();
     return std::optional<Versioned>(ToVersioned(kvs[0]));
@@ -379,6 +383,7 @@ class EtcdStore final : public Store {
     PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + prefix)},
                                                          {"range_end", ToBase64(PrefixEnd(ns_ + prefix))}}));
     VersionedList out{.revision = Int(r["header"], "revision") - 1};
+    ReadAt(out.revision);
     for (auto& kv : r.value("kvs", json::array())) {
       out.items.emplace_back(Bytes(kv, "key").substr(ns_.size()), ToVersioned(kv));
     }
@@ -572,35 +577,60 @@ class EtcdStore final : public Store {
     if (pool.size() < kMaxKept && !closing_) pool.push_back(std::move(k));
   }
 
+  // One request: on a kept connection if there is one, else on a new one.
+  // A kept connection etcd closed while it was idle (the close crossing the
+  // request: the write fails, or the read ends before any byte of an answer)
+  // costs one more try on a new connection; etcd did not act on a request
+  // it never answered on a connection it had closed.
   template <class Stream>
   Result<json> Call(const std::string& path, const json& body) {
-    constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-    std::optional<Kept<Stream>> kept = TakeKept<Stream>();
-    if (!kept) {
-      kept.emplace();
-      PAMPA_ASSIGN_OR_RETURN(auto made, Connect<Stream>(*kept->ioc, endpoints_, timeout_, tls_.get()));
-      kept->conn.emplace(std::move(made));
+    if (std::optional<Kept<Stream>> kept = TakeKept<Stream>()) {
+      bool closed = false;
+      auto r = Exchange(std::move(*kept), path, body, &closed);
+      if (!closed) return r;
     }
-    asio::io_context& ioc = *kept->ioc;
-    auto& conn = *kept->conn;
+    Kept<Stream> made;
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(*made.ioc, endpoints_, timeout_, tls_.get()));
+    made.conn.emplace(std::move(conn));
+    return Exchange(std::move(made), path, body, nullptr);
+  }
+
+  // The request on k and its answer; k is kept for the next call when etcd
+  // keeps it alive. *closed (for a kept connection) says the connection was
+  // found closed before anything was answered.
+  template <class Stream>
+  Result<json> Exchange(Kept<Stream> k, const std::string& path, const json& body, bool* closed) {
+    constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+    asio::io_context& ioc = *k.ioc;
+    auto& conn = *k.conn;
     Stream& stream = conn.stream;
     auto req = PostRequest(endpoints_.front().host, path, body);
     beast::flat_buffer buf;
     http::response<http::string_body> res;
     beast::error_code ec;
+    bool wrote = false;
+    size_t answered = 0;  // bytes of the answer parsed
     beast::get_lowest_layer(stream).expires_after(timeout_);
     http::async_write(stream, req, [&](beast::error_code e, size_t) {
       ec = e;
+      wrote = !e;
       // A TLS peer that failed the write (etcd refusing a client certificate
       // once TLS 1.3's handshake is over) may have said why: read it.
       if (!ec || kTls) {
-        http::async_read(stream, buf, res, [&](beast::error_code re, size_t) {
+        http::async_read(stream, buf, res, [&](beast::error_code re, size_t n) {
+          answered = n;
           if (!ec || IsTlsError(re)) ec = re;
         });
       }
     });
     ioc.restart();
     ioc.run();
+    if (closed && ec && ec != beast::error::timeout && answered == 0 && buf.size() == 0 &&
+        (!wrote || ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated)) {
+      *closed = true;
+      return Status::Unavailable("etcd closed a kept connection");
+    }
     if (ec == beast::error::timeout) {
       return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
                                  " ms (the write may have happened)");
@@ -618,7 +648,7 @@ class EtcdStore final : public Store {
       }
     }
     if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
-    if (res.keep_alive()) KeepForNextCall(std::move(*kept));
+    if (res.keep_alive()) KeepForNextCall(std::move(k));
     auto j = json::parse(res.body(), nullptr, false);
     if (!j.is_object())
       return Status::Unavailable("etcd " + path + " answered what is not JSON (HTTP " +
@@ -641,8 +671,17 @@ class EtcdStore final : public Store {
   }
 
   // Whether reads may be answered from the mirror: it is kept by a live
-  // stream and holds every write this store made.
-  bool MirrorCurrent() const REQUIRES(mu_) { return mirror_rev_ >= 0 && mirror_rev_ >= seen_ && mirror_rev_ >= wrote_; }
+  // stream and holds every write this store made and everything a read
+  // answered by etcd itself has shown (reads never go back in time: a mirror
+  // listed just before a write another host made must not hide it from a
+  // reader that has seen it).
+  bool MirrorCurrent() const REQUIRES(mu_) {
+    return mirror_rev_ >= 0 && mirror_rev_ >= seen_ && mirror_rev_ >= wrote_ && mirror_rev_ >= read_;
+  }
+  void ReadAt(int64_t revision) {
+    MutexLock lock(&mu_);
+    read_ = std::max(read_, revision);
+  }
 
   // Forgets changes older than revision.
   void Trim(int64_t revision) REQUIRES(mu_) {
@@ -847,6 +886,7 @@ class EtcdStore final : public Store {
   std::map<std::string, Versioned> mirror_ GUARDED_BY(mu_);
   int64_t mirror_rev_ GUARDED_BY(mu_) = -1;
   int64_t wrote_ GUARDED_BY(mu_) = 0;                                // the last revision this store wrote
+  int64_t read_ GUARDED_BY(mu_) = 0;                                 // the newest revision etcd answered a read at
   int feed_fd_ GUARDED_BY(mu_) = -1;                                 // the feed's socket while it reads
   std::vector<Kept<beast::tcp_stream>> kept_plain_ GUARDED_BY(mu_);  // idle connections, for the next calls
   std::vector<Kept<TlsStream>> kept_tls_ GUARDED_BY(mu_);

@@ -270,7 +270,7 @@ TEST_P(StoreTest, StoresSharingAnEtcdSeeEachOthersWrites) {
   };
   EXPECT_TRUE(seen(**other, "1"));
   auto v = (*other)->GetVersioned("vms/a");
-  ASSERT_TRUE(v.ok() && v->has_value());
+  ASSERT_TRUE(v.ok() && v->has_value()) << (v.ok() ? std::string("absent") : v.status().message());
   ASSERT_TRUE((*other)->CompareAndPut("vms/a", "2", (*v)->mod_revision).ok());
   EXPECT_EQ(**(*other)->Get("vms/a"), "2");
   EXPECT_TRUE(seen(*store_, "2"));
