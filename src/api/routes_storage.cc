@@ -24,7 +24,7 @@ json VolumeJson(const VolumeInfo& v) {
 
 Result<uint64_t> SizeField(const json& body) {
   PAMPA_ASSIGN_OR_RETURN(auto text, RequiredString(body, "size"));
-  return ParseSize(text);
+  return ParseDiskSize(text);
 }
 
 // Converts the image at src into volume pool/vol in a task; `done` runs when
@@ -176,20 +176,21 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
   r.Add("POST", "/api/v1/pools/{pool}/volumes/{volume}/resize", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"size"});
     if (!body.ok()) return ErrorResponse(body.status());
-    auto size = SizeField(*body);
+    auto size = RequiredString(*body, "size");
     if (!size.ok()) return ErrorResponse(size.status());
     const auto& pool = req.params.at("pool");
     const auto& vol = req.params.at("volume");
-    std::string user = ctx.vms.VolumeUser(pool, vol);
-    if (!user.empty()) {
-      auto vm = ctx.vms.Show(user);
-      if (vm.ok() && (*vm)["state"] != "stopped" && (*vm)["state"] != "crashed") {
-        return ErrorResponse(
-            Status::Conflict("volume '" + vol + "' is in use by running vm '" + user + "'; stop it first"));
-      }
+    // A VM's disk grows through its VM: live when it runs.
+    if (auto disk = ctx.vms.VolumeDisk(pool, vol)) {
+      auto grown = ctx.vms.ResizeDisk(disk->first, disk->second, *size);
+      if (!grown.ok()) return ErrorResponse(grown.status());
+    } else {
+      auto current = ctx.storage.GetVolume(pool, vol);
+      if (!current.ok()) return ErrorResponse(current.status());
+      auto want = ParseNewDiskSize(*size, current->virtual_size);
+      if (!want.ok()) return ErrorResponse(want.status());
+      if (Status st = ctx.storage.ResizeVolume(pool, vol, *want); !st.ok()) return ErrorResponse(st);
     }
-    Status st = ctx.storage.ResizeVolume(pool, vol, *size);
-    if (!st.ok()) return ErrorResponse(st);
     auto v = ctx.storage.GetVolume(pool, vol);
     return v.ok() ? HttpResponse{200, VolumeJson(*v)} : ErrorResponse(v.status());
   });

@@ -165,6 +165,42 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return HttpResponse{200, out};
   });
 
+  r.Add("POST", "/api/v1/vms/{name}/disks/{index}/resize", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"size"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto size = RequiredString(*body, "size");
+    if (!size.ok()) return ErrorResponse(size.status());
+    const std::string& text = req.params.at("index");
+    if (text.empty() || text.size() > 2 || !std::all_of(text.begin(), text.end(), ::isdigit)) {
+      return ErrorResponse(Status::Invalid("disk '" + text + "' is not a disk number (0 is the first disk)"));
+    }
+    const std::string& name = req.params.at("name");
+    auto grown = ctx.vms.ResizeDisk(name, std::stoul(text), *size);
+    if (!grown.ok()) return ErrorResponse(grown.status());
+    return HttpResponse{200, {{"vm", name}, {"disk", std::stoul(text)}, {"size", *grown}}};
+  });
+
+  // The guest's addresses: from its agent, else from the leases Pampa's NAT
+  // networks gave its NICs.
+  r.Add("GET", "/api/v1/vms/{name}/addresses", [&](const HttpRequest& req) {
+    const std::string& name = req.params.at("name");
+    auto agent = ctx.vms.GuestAddresses(name);
+    if (agent.ok()) return HttpResponse{200, {{"vm", name}, {"source", "agent"}, {"interfaces", *agent}}};
+    auto vm = ctx.vms.Show(name);
+    if (!vm.ok()) return ErrorResponse(vm.status());
+    VmState state;
+    if (!ParseVmState(vm->value("state", ""), &state) || !QemuAlive(state)) return ErrorResponse(agent.status());
+    json interfaces = json::array();
+    for (const auto& nic : vm->value("nics", json::array())) {
+      std::string ip = ctx.networks.LeasedAddress(nic.value("network", ""), nic.value("mac", ""));
+      interfaces.push_back({{"network", nic.value("network", "")},
+                            {"mac", nic.value("mac", "")},
+                            {"addresses", ip.empty() ? json::array() : json::array({ip})}});
+    }
+    return HttpResponse{
+        200, {{"vm", name}, {"source", "dhcp"}, {"agent", agent.status().message()}, {"interfaces", interfaces}}};
+  });
+
   r.Add("GET", "/api/v1/vms/{name}/agent", [&](const HttpRequest& req) {
     Status st = ctx.vms.AgentPing(req.params.at("name"));
     if (st.code() == ErrorCode::kNotFound || st.code() == ErrorCode::kInvalid) return ErrorResponse(st);

@@ -61,6 +61,25 @@ Result<uint64_t> ParseSize(const std::string& text) {
   return static_cast<uint64_t>(std::llround(bytes));
 }
 
+Result<uint64_t> ParseDiskSize(const std::string& text) {
+  if (!text.empty() && std::isdigit(static_cast<unsigned char>(text.back()))) {
+    return Status::Invalid("size '" + text + "' has no unit: write " + text + "G or " + text + "M (or " + text +
+                           "B if you mean bytes)");
+  }
+  return ParseSize(text);
+}
+
+Result<uint64_t> ParseNewDiskSize(const std::string& text, uint64_t current) {
+  bool grow_by = text.starts_with('+');
+  PAMPA_ASSIGN_OR_RETURN(uint64_t size, ParseDiskSize(grow_by ? text.substr(1) : text));
+  if (grow_by) size += current;
+  if (size < current) {
+    return Status::Invalid("the disk is " + FormatSize(current) + "; shrinking it to " + FormatSize(size) +
+                           " would destroy data, so only growing is allowed (+SIZE grows by SIZE)");
+  }
+  return size;
+}
+
 std::string FormatSize(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);

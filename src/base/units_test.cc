@@ -53,5 +53,26 @@ TEST(ParseDuration, TakesSecondsMinutesHoursAndRefusesBareNumbers) {
   EXPECT_NE(ParseDuration("10").status().message().find("needs a unit"), std::string::npos);
 }
 
+// `--size 100` once made a 512-byte volume: a disk size needs its unit.
+TEST(ParseDiskSize, ABareNumberIsRefusedWithAHint) {
+  auto r = ParseDiskSize("100");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "size '100' has no unit: write 100G or 100M (or 100B if you mean bytes)");
+  EXPECT_EQ(*ParseDiskSize("100B"), 100u);
+  EXPECT_EQ(*ParseDiskSize("10G"), 10ull << 30);
+}
+
+TEST(ParseNewDiskSize, GrowsToOrByAndNeverShrinks) {
+  EXPECT_EQ(*ParseNewDiskSize("2G", 1ull << 30), 2ull << 30);
+  EXPECT_EQ(*ParseNewDiskSize("+512M", 1ull << 30), (1ull << 30) + (512ull << 20));
+  EXPECT_EQ(*ParseNewDiskSize("1G", 1ull << 30), 1ull << 30);
+  auto shrink = ParseNewDiskSize("512M", 1ull << 30);
+  ASSERT_FALSE(shrink.ok());
+  EXPECT_EQ(shrink.status().message(),
+            "the disk is 1.0 GiB; shrinking it to 512.0 MiB would destroy data, so only growing is allowed (+SIZE "
+            "grows by SIZE)");
+  EXPECT_FALSE(ParseNewDiskSize("+5", 1ull << 30).ok());
+}
+
 }  // namespace
 }  // namespace pampa

@@ -93,11 +93,13 @@ void AddStorageCommands(CLI::App& app, Globals& g) {
     auto pool_name = std::make_shared<std::string>();
     auto name = std::make_shared<std::string>();
     auto size = std::make_shared<std::string>();
-    auto cmd = vol->add_subcommand("resize", "grow a volume");
+    auto cmd = vol->add_subcommand("resize", "grow a volume (a VM's disk grows live while the VM runs)");
     cmd->add_option("pool", *pool_name, "pool name")->required();
     cmd->add_option("name", *name, "volume name")->required();
-    cmd->add_option("--size", *size, "new size, e.g. 20G")->required();
+    cmd->add_option("size", *size, "new size (20G) or growth (+5G)");
+    cmd->add_option("--size", *size, "the same, as an option");
     Bind(cmd, g, [&g, pool_name, name, size] {
+      if (size->empty()) return PrintError("give the new size (20G) or the growth (+5G)");
       auto r =
           g.client().Call("POST", "/api/v1/pools/" + *pool_name + "/volumes/" + *name + "/resize", {{"size", *size}});
       if (!r.ok()) return PrintError(r.status().message());

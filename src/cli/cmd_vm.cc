@@ -236,6 +236,25 @@ void AddVmCommands(CLI::App& app, Globals& g) {
   }
 
   {
+    auto disk = vm->add_subcommand("disk", "a VM's disks");
+    disk->require_subcommand(1);
+    auto name = std::make_shared<std::string>();
+    auto index = std::make_shared<unsigned>(0);
+    auto size = std::make_shared<std::string>();
+    auto cmd = disk->add_subcommand("resize", "grow a disk, live while the VM runs: vm disk resize NAME N +5G|20G");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("disk", *index, "the disk's number (0 is the first)")->required();
+    cmd->add_option("size", *size, "new size (20G) or growth (+5G)")->required();
+    Bind(cmd, g, [&g, name, index, size] {
+      auto r =
+          g.client().Call("POST", VmPath(*name) + "/disks/" + std::to_string(*index) + "/resize", {{"size", *size}});
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "disk " << *index << " of " << *name << " is now " << HumanSize(r->value("size", 0ull)) << "\n";
+      return 0;
+    });
+  }
+
+  {
     struct Opts {
       std::string name, memory, autostart, kernel, initrd, append, cdrom;
       int cpus = 0;
@@ -312,6 +331,38 @@ void AddVmCommands(CLI::App& app, Globals& g) {
         std::cout << (r->value("agent", false) ? "agent answers" : "agent does not answer: " + r->value("detail", ""))
                   << "\n";
       return r->value("agent", false) ? 0 : 1;
+    });
+  }
+
+  {
+    auto name = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("ip", "show the guest's addresses (from its agent, else from DHCP leases)");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, name, as_json] {
+      auto r = g.client().Call("GET", VmPath(*name) + "/addresses");
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      bool any = false;
+      for (const auto& i : r->value("interfaces", json::array())) {
+        for (const auto& a : i.value("addresses", json::array())) {
+          std::cout << i.value("name", i.value("network", "")) << "\t" << a.get<std::string>() << "\n";
+          any = true;
+        }
+      }
+      if (!any) {
+        std::cerr << "no address known for " << *name
+                  << (r->value("source", "") == "dhcp"
+                          ? " (the guest agent does not answer: " + r->value("agent", "") + "; no DHCP lease either)"
+                          : "")
+                  << "\n";
+        return 1;
+      }
+      return 0;
     });
   }
 

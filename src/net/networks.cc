@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <signal.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/fs.h"
 #include "base/log.h"
@@ -274,6 +276,22 @@ Status Networks::Delete(const std::string& name) {
     std::filesystem::remove_all(dir(n), ec);
   }
   return store_.Delete("networks/" + name);
+}
+
+std::string Networks::LeasedAddress(const std::string& network, const std::string& mac) {
+  auto net = Get(network);
+  if (!net.ok() || net->mode != "nat") return "";
+  // dnsmasq's lease file: "EXPIRY MAC IP HOSTNAME CLIENT-ID" per line.
+  auto text = ReadFile(dir(*net) + "/leases");
+  if (!text.ok()) return "";
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream f(line);
+    std::string expiry, lease_mac, ip;
+    if (f >> expiry >> lease_mac >> ip && strcasecmp(lease_mac.c_str(), mac.c_str()) == 0) return ip;
+  }
+  return "";
 }
 
 Status Networks::CreateTap(const std::string& network, const std::string& tap) {

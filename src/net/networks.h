@@ -37,6 +37,9 @@ class Networks {
   // Brings bridge, address, masquerade and DHCP up; idempotent.
   Status Activate(const NetworkInfo& net);
 
+  // The address dnsmasq leased to mac on a NAT network ("" when none).
+  std::string LeasedAddress(const std::string& network, const std::string& mac);
+
   // Creates a tap device on the network's bridge (replacing a stale one).
   Status CreateTap(const std::string& network, const std::string& tap);
   static void DeleteTap(const std::string& tap);

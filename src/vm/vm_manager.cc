@@ -702,12 +702,18 @@ std::vector<std::shared_ptr<const VmSpec>> VmManager::Specs() {
 }
 
 std::string VmManager::VolumeUser(const std::string& pool, const std::string& volume) {
+  auto disk = VolumeDisk(pool, volume);
+  return disk ? disk->first : "";
+}
+
+std::optional<std::pair<std::string, size_t>> VmManager::VolumeDisk(const std::string& pool,
+                                                                    const std::string& volume) {
   for (auto& spec : Specs()) {
-    for (auto& d : spec->disks) {
-      if (d.pool == pool && d.volume == volume) return spec->name;
+    for (size_t i = 0; i < spec->disks.size(); ++i) {
+      if (spec->disks[i].pool == pool && spec->disks[i].volume == volume) return std::pair(spec->name, i);
     }
   }
-  return "";
+  return std::nullopt;
 }
 
 std::string VmManager::NetworkUser(const std::string& network) {

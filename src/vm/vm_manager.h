@@ -102,6 +102,15 @@ class VmManager {
   // operation holds the VM.
   Status SendKeys(const std::string& name, const std::vector<KeyChord>& chords);
 
+  // Grows disk `index` of a VM to `size` ("20G", or "+5G" to grow by): with
+  // QMP's block_resize while QEMU runs (the guest sees the new size at once),
+  // with qemu-img otherwise. Returns the new size in bytes.
+  Result<uint64_t> ResizeDisk(const std::string& name, size_t index, const std::string& size);
+
+  // The guest's network interfaces and addresses as its agent reports them
+  // (loopback left out): [{"name", "mac", "addresses": ["10.0.0.5/24"]}].
+  Result<nlohmann::json> GuestAddresses(const std::string& name);
+
   // Snapshots (vm/snapshots.cc): internal qcow2 snapshots of all disks at once,
   // optionally with the RAM state. Each returns a task id; the tree is in the store.
   Result<std::string> CreateSnapshot(const std::string& vm, const std::string& snap, bool memory,
@@ -195,6 +204,8 @@ class VmManager {
 
   // True when some VM uses this volume / network (deleting it is refused).
   std::string VolumeUser(const std::string& pool, const std::string& volume);
+  // The VM using this volume and which of its disks it is.
+  std::optional<std::pair<std::string, size_t>> VolumeDisk(const std::string& pool, const std::string& volume);
   std::string NetworkUser(const std::string& network);
 
  private:

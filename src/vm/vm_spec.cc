@@ -157,7 +157,7 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
     if (!body["disks"].is_array()) return Status::Invalid("field 'disks' must be an array of sizes such as [\"10G\"]");
     for (auto& d : body["disks"]) {
       if (!d.is_string()) return Status::Invalid("each entry of 'disks' must be a size string such as \"10G\"");
-      auto size = ParseSize(d.get<std::string>());
+      auto size = ParseDiskSize(d.get<std::string>());
       if (!size.ok()) return size.status().Context("disk");
       if (*size < 1024 * 1024)
         return Status::Invalid("disk size " + d.get<std::string>() + " is below the 1 MiB minimum");

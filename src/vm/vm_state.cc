@@ -35,6 +35,7 @@ const Rule kRules[] = {
     {A::kGuestAgent, {S::kRunning}, ", not running"},
     {A::kMigrate, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; migrate it once it has settled"},
     {A::kSendKeys, {S::kRunning, S::kPaused, S::kShuttingDown}, ", not running"},
+    {A::kResizeDisk, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; resize it once it has settled"},
 };
 
 const Rule& RuleFor(A a) {
@@ -99,6 +100,8 @@ std::string_view Name(VmOp op) {
       return "incoming migration";
     case VmOp::kSendKeys:
       return "send-keys";
+    case VmOp::kResizeDisk:
+      return "resize-disk";
     case VmOp::kReconcile:
       return "";
   }
@@ -137,6 +140,8 @@ std::string_view Name(VmAction a) {
       return "migrate";
     case A::kSendKeys:
       return "send keys";
+    case A::kResizeDisk:
+      return "resize disk";
   }
   return "";
 }

@@ -42,6 +42,7 @@ enum class VmOp {
   kMigrate,    // this host sends the VM to another (live or cold)
   kMigrateIn,  // this host receives the VM from another
   kSendKeys,   // keystrokes typed into the console
+  kResizeDisk,
   kReconcile,  // the reconcile loop's own short look at QEMU; never shown, never refuses anyone
 };
 
@@ -62,6 +63,7 @@ enum class VmAction {
   kGuestAgent,  // exec and agent ping
   kMigrate,     // to another host of the pool
   kSendKeys,    // keystrokes into the guest's keyboard
+  kResizeDisk,  // grow a disk, while the VM runs or not
 };
 
 std::string_view Name(VmState s);

@@ -64,6 +64,49 @@ def test_exec_returns_stdout_stderr_and_exit_status(guests):
     assert j["exit_code"] == 0 and j["stdout"] == "hi\n"
 
 
+def test_vm_ip_shows_the_guests_address_from_its_agent_and_from_dhcp(guests):
+    ip = guest_ip(guests, "ga")
+    out = guests.cli("vm", "ip", "ga").stdout
+    assert f"eth0\t{ip}/" in out, out
+    j = guests.cli_json("vm", "ip", "ga", "--json")
+    assert j["source"] == "agent"
+    # Paused, the agent cannot answer: the lease dnsmasq gave the NIC's MAC.
+    guests.cli("vm", "pause", "ga")
+    try:
+        j = guests.cli_json("vm", "ip", "ga", "--json")
+        assert j["source"] == "dhcp", j
+        assert j["interfaces"][0]["addresses"] == [ip]
+        assert j["interfaces"][0]["mac"] == guests.vm("ga")["nics"][0]["mac"]
+    finally:
+        guests.cli("vm", "resume", "ga")
+
+
+def test_a_disk_grows_while_the_guest_runs(guests):
+    def sectors():
+        return int(guests.exec("gb", "cat", "/sys/block/vda/size").stdout)
+    before = sectors()
+    # A bare number would once have been bytes: refused, with what to write.
+    r = guests.cli("vm", "disk", "resize", "gb", "0", "100", check=False)
+    assert r.returncode != 0 and "has no unit: write 100G or 100M" in r.stderr, r.stderr
+    r = guests.cli("vm", "disk", "resize", "gb", "0", "1M", check=False)
+    assert r.returncode != 0 and "only growing is allowed" in r.stderr, r.stderr
+    r = guests.cli("vm", "disk", "resize", "gb", "3", "+1G", check=False)
+    assert r.returncode != 0 and "has no disk 3" in r.stderr, r.stderr
+    assert "is now" in guests.cli("vm", "disk", "resize", "gb", "0", "+64M").stdout
+    deadline = time.time() + 30
+    while sectors() != before + 64 * 2048 and time.time() < deadline:
+        time.sleep(0.5)
+    assert sectors() == before + 64 * 2048
+    # The volume command grows the same disk through its VM, live too.
+    disk = guests.vm("gb")["disks"][0]
+    guests.cli("volume", "resize", disk["pool"], disk["volume"], "+64M")
+    deadline = time.time() + 30
+    while sectors() != before + 128 * 2048 and time.time() < deadline:
+        time.sleep(0.5)
+    assert sectors() == before + 128 * 2048
+    assert guests.exec("gb", "true").returncode == 0
+
+
 def test_agent_answers(guests):
     assert guests.cli("vm", "agent", "ga").stdout.strip() == "agent answers"
     assert guests.cli_json("vm", "agent", "ga")["agent"] is True
