@@ -128,8 +128,11 @@ def test_running_vm_cannot_be_deleted_or_edited_and_its_disk_is_protected(pampad
         assert "already running" in r.stderr
         r = pampad.cli("volume", "delete", "default", "busyvm-disk0", check=False)
         assert r.returncode != 0 and "belongs to vm 'busyvm'" in r.stderr
+        # Its disk grows through the running VM (live), and never shrinks.
         r = pampad.cli("volume", "resize", "default", "busyvm-disk0", "--size", "128M", check=False)
-        assert "in use by running vm" in r.stderr
+        assert r.returncode == 0 and "to 128.0 MiB" in r.stdout, r.stderr
+        r = pampad.cli("volume", "resize", "default", "busyvm-disk0", "64M", check=False)
+        assert r.returncode != 0 and "only growing is allowed" in r.stderr
         r = pampad.cli("net", "delete", "default", check=False)
         assert r.returncode != 0 and "is used by vm 'busyvm'" in r.stderr
         assert pampad.vm("busyvm")["state"] == "running"
