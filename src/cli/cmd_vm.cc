@@ -256,11 +256,20 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     struct Opts {
-      std::string name, memory, autostart, kernel, initrd, append, cdrom;
+      std::string name, memory, autostart, kernel, initrd, append, cdrom, mac;
       int cpus = 0;
+      std::vector<std::string> add_disks, add_nics;
+      unsigned remove_disk = 0, remove_nic = 0;
+      bool keep_volume = false;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("edit", "change a stopped VM's settings");
+    cmd->add_option("--add-disk", o->add_disks, "add a blank disk of SIZE, or an existing POOL/VOLUME (repeatable)");
+    cmd->add_option("--remove-disk", o->remove_disk, "remove disk N (0 is the first); its volume goes too");
+    cmd->add_flag("--keep-volume", o->keep_volume, "with --remove-disk: keep the volume in its pool");
+    cmd->add_option("--add-nic", o->add_nics, "add a NIC on network NET (repeatable)");
+    cmd->add_option("--mac", o->mac, "with one --add-nic: its MAC (default: a new one)");
+    cmd->add_option("--remove-nic", o->remove_nic, "remove NIC N (0 is the first)");
     cmd->add_option("name", o->name, "VM name")->required();
     cmd->add_option("--cpus", o->cpus, "virtual CPUs");
     cmd->add_option("--memory", o->memory, "memory, e.g. 1G");
@@ -281,6 +290,16 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (cmd->count("--initrd")) body["initrd"] = AbsolutePath(o->initrd);
       if (cmd->count("--append")) body["append"] = o->append;
       if (cmd->count("--cdrom")) body["cdrom"] = AbsolutePath(o->cdrom);
+      if (!o->add_disks.empty()) body["add_disks"] = o->add_disks;
+      if (cmd->count("--remove-disk")) body["remove_disk"] = o->remove_disk;
+      if (o->keep_volume) body["keep_volume"] = true;
+      if (cmd->count("--mac") && o->add_nics.size() != 1) return PrintError("--mac goes with one --add-nic");
+      for (const auto& net : o->add_nics) {
+        json nic = {{"network", net}};
+        if (cmd->count("--mac")) nic["mac"] = o->mac;
+        body["add_nics"].push_back(nic);
+      }
+      if (cmd->count("--remove-nic")) body["remove_nic"] = o->remove_nic;
       auto r = g.client().Call("PATCH", VmPath(o->name), body);
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "updated " << o->name << "\n";

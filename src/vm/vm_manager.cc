@@ -498,10 +498,9 @@ Result<json> VmManager::Show(const std::string& name) {
 
 Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  bool only_autostart =
-      !req.cpus && !req.memory_mib && !req.cdrom && !req.kernel && !req.initrd && !req.append && !req.firmware;
   PAMPA_ASSIGN_OR_RETURN(
-      auto lease, Claim(vm, VmOp::kEdit, only_autostart ? std::nullopt : std::optional(VmAction::kEditHardware)));
+      auto lease,
+      Claim(vm, VmOp::kEdit, req.ChangesHardware() ? std::optional(VmAction::kEditHardware) : std::nullopt));
   VmSpec s = vm->spec;
   if (req.cpus) s.cpus = *req.cpus;
   if (req.memory_mib) s.memory_mib = *req.memory_mib;
@@ -529,12 +528,17 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if ((!s.initrd.empty() || !s.append.empty()) && s.kernel.empty()) {
     return Status::Invalid("an initrd or kernel command line needs a kernel");
   }
+  std::optional<DiskSpec> removed;
+  PAMPA_ASSIGN_OR_RETURN(auto created, ChangeDevices(req, &s, &removed));
   // Compare-and-swap: an edit made elsewhere since this one read the spec
   // (another host of the pool, later) is refused, not overwritten.
   // Resolved: an edit applied though its reply was lost is kept, with its revision.
   auto rev = CommitResolved(store_,
                             Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
   if (!rev.ok()) {
+    for (const DiskSpec& d : created) {
+      if (Status st = storage_.DeleteVolume(d.pool, d.volume); !st.ok()) log::Warn("vm {}: {}", name, st.message());
+    }
     if (rev.status().code() == ErrorCode::kConflict) {
       return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; run the edit again");
     }
@@ -543,7 +547,96 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   vm->spec_revision = *rev;
   vm->spec = s;
   Publish(*vm);
+  // The disk left the VM first: a pampad that dies here leaves its volume in
+  // the pool, never a VM naming a volume that is gone.
+  if (removed && !req.keep_volume) {
+    if (Status st = storage_.DeleteVolume(removed->pool, removed->volume); !st.ok()) {
+      log::Warn("vm {}: removing the volume of its removed disk: {}", name, st.message());
+    }
+  }
   return Status::Ok();
+}
+
+Result<std::vector<DiskSpec>> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s,
+                                                       std::optional<DiskSpec>* removed) {
+  const std::string& name = s->name;
+  if (req.remove_disk || !req.add_disks.empty()) {
+    // A revert sets every disk back to the snapshot: a disk added since has
+    // none, a removed one would be missed.
+    auto snaps = store_.List("snapshots/" + name + "/");
+    if (!snaps.ok()) return snaps.status();
+    if (!snaps->empty()) {
+      return Status::Conflict("vm '" + name + "' has " + std::to_string(snaps->size()) +
+                              " snapshot(s), which cover its disks as they are; delete them before adding or "
+                              "removing a disk (pampa snapshot list " +
+                              name + ")");
+    }
+  }
+  if (req.remove_disk) {
+    if (*req.remove_disk >= s->disks.size()) {
+      return Status::NotFound("vm '" + name + "' has no disk " + std::to_string(*req.remove_disk) + " (it has " +
+                              std::to_string(s->disks.size()) + ", numbered from 0)");
+    }
+    *removed = s->disks[*req.remove_disk];
+    s->disks.erase(s->disks.begin() + static_cast<std::ptrdiff_t>(*req.remove_disk));
+  }
+  if (req.remove_nic) {
+    if (*req.remove_nic >= s->nics.size()) {
+      return Status::NotFound("vm '" + name + "' has no NIC " + std::to_string(*req.remove_nic) + " (it has " +
+                              std::to_string(s->nics.size()) + ", numbered from 0)");
+    }
+    s->nics.erase(s->nics.begin() + static_cast<std::ptrdiff_t>(*req.remove_nic));
+  }
+  if (s->disks.size() + req.add_disks.size() > 16) return Status::Invalid("a VM can have at most 16 disks");
+  if (s->nics.size() + req.add_nics.size() > 8) return Status::Invalid("a VM can have at most 8 NICs");
+  auto specs = Specs();
+  for (const NicSpec& n : req.add_nics) {
+    PAMPA_RETURN_IF_ERROR(networks_.Get(n.network).status());
+    NicSpec nic = n;
+    if (nic.mac.empty()) nic.mac = NewMac();
+    for (const auto& other : specs) {
+      for (const NicSpec& o : other->name == name ? s->nics : other->nics) {
+        if (o.mac == nic.mac) return Status::Conflict("MAC " + nic.mac + " is taken by vm '" + other->name + "'");
+      }
+    }
+    s->nics.push_back(std::move(nic));
+  }
+  // Existing volumes first (checked before anything is created), then the blank ones.
+  auto in_spec = [&](const std::string& pool, const std::string& volume) {
+    return std::any_of(s->disks.begin(), s->disks.end(),
+                       [&](const DiskSpec& d) { return d.pool == pool && d.volume == volume; });
+  };
+  for (const auto& d : req.add_disks) {
+    if (d.size) continue;
+    PAMPA_RETURN_IF_ERROR(storage_.GetVolume(d.pool, d.volume).status());
+    std::string user = VolumeUser(d.pool, d.volume);
+    if (in_spec(d.pool, d.volume) || (!user.empty() && user != name)) {
+      return Status::Conflict("volume " + d.pool + "/" + d.volume + " is already a disk of vm '" +
+                              (user.empty() ? name : user) + "'");
+    }
+    s->disks.push_back({d.pool, d.volume});
+  }
+  std::string pool = s->disks.empty() ? "default" : s->disks.front().pool;
+  std::vector<DiskSpec> created;
+  for (const auto& d : req.add_disks) {
+    if (!d.size) continue;
+    std::string volume;
+    for (int i = 0; volume.empty() && i < 64; ++i) {
+      std::string candidate = name + "-disk" + std::to_string(i);
+      if (!in_spec(pool, candidate) && !storage_.GetVolume(pool, candidate).ok()) volume = candidate;
+    }
+    Result<VolumeInfo> made =
+        volume.empty()
+            ? Result<VolumeInfo>(Status::Conflict("no free volume name for vm '" + name + "' in pool " + pool))
+            : storage_.CreateVolume(pool, volume, d.size, "qcow2");
+    if (!made.ok()) {
+      for (const DiskSpec& c : created) (void)storage_.DeleteVolume(c.pool, c.volume);
+      return made.status();
+    }
+    created.push_back({pool, volume});
+    s->disks.push_back({pool, volume});
+  }
+  return created;
 }
 
 Status VmManager::Delete(const std::string& name) {

@@ -275,6 +275,10 @@ class VmManager {
   std::vector<std::shared_ptr<Vm>> AllVms() EXCLUDES(mu_);
   // Every VM's published spec, for lookups that must never wait.
   std::vector<std::shared_ptr<const VmSpec>> Specs();
+  // The disk and NIC changes of an edit, made to *s; returns the volumes it
+  // created (removed by the caller should the edit not be stored) and, in
+  // *removed, the disk it took out (its volume goes once the edit is stored).
+  Result<std::vector<DiskSpec>> ChangeDevices(const EditRequest& req, VmSpec* s, std::optional<DiskSpec>* removed);
 
   VmManagerConfig config_;
   Store& store_;

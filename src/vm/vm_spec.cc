@@ -1,5 +1,6 @@
 #include "vm/vm_spec.h"
 
+#include <cctype>
 #include <random>
 #include <set>
 
@@ -186,9 +187,90 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
   return r;
 }
 
+namespace {
+
+Result<std::optional<size_t>> GetIndex(const json& body, const std::string& key) {
+  if (!body.contains(key)) return std::optional<size_t>();
+  const json& v = body[key];
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > 63) {
+    return Status::Invalid("field '" + key + "' must be a device number (0 is the first)");
+  }
+  return std::optional<size_t>(v.get<size_t>());
+}
+
+// add_disks: ["10G", "POOL/VOLUME"]; remove_disk: N; keep_volume;
+// add_nics: [{"network": NET, "mac": M}]; remove_nic: N.
+Status ParseDeviceChanges(const json& body, EditRequest* e) {
+  if (body.contains("add_disks")) {
+    if (!body["add_disks"].is_array()) {
+      return Status::Invalid("field 'add_disks' must be an array of sizes (\"10G\") or volumes (\"POOL/VOLUME\")");
+    }
+    for (const auto& d : body["add_disks"]) {
+      if (!d.is_string()) return Status::Invalid("each entry of 'add_disks' must be a size or POOL/VOLUME");
+      const std::string& text = d.get_ref<const std::string&>();
+      EditRequest::NewDisk disk;
+      if (auto slash = text.find('/'); slash != std::string::npos) {
+        disk.pool = text.substr(0, slash);
+        disk.volume = text.substr(slash + 1);
+        PAMPA_RETURN_IF_ERROR(ValidateName("pool", disk.pool));
+        PAMPA_RETURN_IF_ERROR(ValidateName("volume", disk.volume));
+      } else {
+        auto size = ParseDiskSize(text);
+        if (!size.ok()) return size.status().Context("disk");
+        if (*size < 1024 * 1024) return Status::Invalid("disk size " + text + " is below the 1 MiB minimum");
+        disk.size = *size;
+      }
+      e->add_disks.push_back(std::move(disk));
+    }
+  }
+  PAMPA_ASSIGN_OR_RETURN(e->remove_disk, GetIndex(body, "remove_disk"));
+  if (body.contains("keep_volume")) {
+    if (!body["keep_volume"].is_boolean()) return Status::Invalid("field 'keep_volume' must be true or false");
+    e->keep_volume = body["keep_volume"].get<bool>();
+    if (!e->remove_disk) return Status::Invalid("keep_volume goes with remove_disk");
+  }
+  if (body.contains("add_nics")) {
+    if (!body["add_nics"].is_array()) {
+      return Status::Invalid("field 'add_nics' must be an array of {\"network\": NAME, \"mac\": MAC (optional)}");
+    }
+    for (const auto& n : body["add_nics"]) {
+      if (!n.is_object()) return Status::Invalid("each entry of 'add_nics' must be {\"network\": NAME, \"mac\": MAC}");
+      PAMPA_RETURN_IF_ERROR(CheckFields(n, {"network", "mac"}));
+      NicSpec nic;
+      PAMPA_ASSIGN_OR_RETURN(nic.network, GetString(n, "network"));
+      PAMPA_RETURN_IF_ERROR(ValidateName("network", nic.network));
+      if (n.contains("mac")) {
+        PAMPA_ASSIGN_OR_RETURN(nic.mac, GetString(n, "mac"));
+        for (char& c : nic.mac) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        PAMPA_RETURN_IF_ERROR(CheckMac(nic.mac));
+      }
+      e->add_nics.push_back(std::move(nic));
+    }
+  }
+  PAMPA_ASSIGN_OR_RETURN(e->remove_nic, GetIndex(body, "remove_nic"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckMac(const std::string& mac) {
+  auto bad = [&](const std::string& why) {
+    return Status::Invalid("MAC '" + mac + "' " + why + " (write six hex pairs, e.g. 52:54:00:12:34:56)");
+  };
+  if (mac.size() != 17) return bad("is not a MAC address");
+  for (size_t i = 0; i < mac.size(); ++i) {
+    bool colon = i % 3 == 2;
+    if (colon ? mac[i] != ':' : !std::isxdigit(static_cast<unsigned char>(mac[i]))) return bad("is not a MAC address");
+  }
+  if (std::stoi(mac.substr(0, 2), nullptr, 16) & 1) return bad("is a multicast address");
+  if (mac == "00:00:00:00:00:00") return bad("is all zeros");
+  return Status::Ok();
+}
+
 Result<EditRequest> ParseEditRequest(const json& body) {
-  PAMPA_RETURN_IF_ERROR(CheckFields(
-      body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd", "append", "firmware"}));
+  PAMPA_RETURN_IF_ERROR(
+      CheckFields(body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd", "append", "firmware",
+                         "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
   if (body.contains("cpus")) {
@@ -218,6 +300,7 @@ Result<EditRequest> ParseEditRequest(const json& body) {
   }
   if (e.append) PAMPA_RETURN_IF_ERROR(CheckAppend(*e.append));
   if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));
+  PAMPA_RETURN_IF_ERROR(ParseDeviceChanges(body, &e));
   return e;
 }
 

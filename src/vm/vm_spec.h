@@ -63,9 +63,27 @@ struct EditRequest {
   std::optional<uint64_t> memory_mib;
   std::optional<bool> autostart;
   std::optional<std::string> cdrom, kernel, initrd, append, firmware;
+  // Disks to add: a blank disk of a size (a new volume in the pool of the
+  // VM's first disk), or an existing volume no VM uses.
+  struct NewDisk {
+    uint64_t size = 0;  // 0: the volume below
+    std::string pool, volume;
+  };
+  std::vector<NewDisk> add_disks;
+  std::optional<size_t> remove_disk;  // by number, before the additions
+  bool keep_volume = false;           // the removed disk's volume stays in its pool
+  std::vector<NicSpec> add_nics;      // an empty mac: a new one
+  std::optional<size_t> remove_nic;
+
+  bool ChangesHardware() const {
+    return cpus || memory_mib || cdrom || kernel || initrd || append || firmware || !add_disks.empty() || remove_disk ||
+           !add_nics.empty() || remove_nic;
+  }
 };
 Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
 
+// A MAC a NIC may take: six hex pairs with ':', unicast, not all zeros.
+Status CheckMac(const std::string& mac);
 // A new locally administered MAC in QEMU's 52:54:00 range.
 std::string NewMac();
 std::string NewUuid();

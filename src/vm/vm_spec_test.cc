@@ -59,6 +59,36 @@ TEST(ParseEditRequest, OnlyGivenFields) {
   EXPECT_FALSE(ParseEditRequest(json::parse(R"({"name":"x"})")).ok());
 }
 
+TEST(ParseEditRequest, DiskAndNicChanges) {
+  auto e = ParseEditRequest(json::parse(R"({"add_disks":["10G","fast/data"],"remove_disk":1,"keep_volume":true,)"
+                                        R"("add_nics":[{"network":"lab","mac":"52:54:00:AB:CD:EF"}],"remove_nic":0})"));
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  ASSERT_EQ(e->add_disks.size(), 2u);
+  EXPECT_EQ(e->add_disks[0].size, 10ull << 30);
+  EXPECT_EQ(e->add_disks[1].pool, "fast");
+  EXPECT_EQ(e->add_disks[1].volume, "data");
+  EXPECT_EQ(*e->remove_disk, 1u);
+  EXPECT_TRUE(e->keep_volume);
+  EXPECT_EQ(e->add_nics[0].mac, "52:54:00:ab:cd:ef");
+  EXPECT_EQ(*e->remove_nic, 0u);
+  EXPECT_TRUE(e->ChangesHardware());
+
+  auto refused = [](const char* body) {
+    auto r = ParseEditRequest(json::parse(body));
+    return r.ok() ? std::string("accepted") : r.status().message();
+  };
+  EXPECT_EQ(refused(R"({"add_disks":["100"]})"),
+            "disk: size '100' has no unit: write 100G or 100M (or 100B if you mean bytes)");
+  EXPECT_EQ(refused(R"({"remove_disk":-1})"), "field 'remove_disk' must be a device number (0 is the first)");
+  EXPECT_EQ(refused(R"({"keep_volume":true})"), "keep_volume goes with remove_disk");
+  EXPECT_EQ(refused(R"({"add_nics":[{"network":"lab","mac":"01:00:5e:00:00:01"}]})"),
+            "MAC '01:00:5e:00:00:01' is a multicast address (write six hex pairs, e.g. 52:54:00:12:34:56)");
+  EXPECT_EQ(refused(R"({"add_nics":[{"network":"lab","mac":"52-54-00-12-34-56"}]})"),
+            "MAC '52-54-00-12-34-56' is not a MAC address (write six hex pairs, e.g. 52:54:00:12:34:56)");
+  EXPECT_EQ(refused(R"({"add_disks":["../etc/x"]})"), refused(R"({"add_disks":["../etc/x"]})"));
+  EXPECT_NE(refused(R"({"add_disks":["../etc/x"]})"), "accepted");
+}
+
 TEST(VmSpec, JsonRoundTrip) {
   VmSpec s;
   s.name = "db";

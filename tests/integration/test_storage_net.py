@@ -67,6 +67,48 @@ def test_vm_with_blank_disks_and_uefi(pampad):
     assert not [v for v in pampad.cli_json("volume", "list", "default") if v["name"].startswith("efi-")]
 
 
+def test_disks_and_nics_are_added_and_removed(pampad):
+    pampad.create_guest("dev")
+    pampad.cli("volume", "create", "default", "spare", "--size", "32M")
+    r = pampad.cli("vm", "edit", "dev", "--add-disk", "100", check=False)
+    assert r.returncode != 0 and "has no unit" in r.stderr
+    pampad.cli("vm", "edit", "dev", "--add-disk", "64M", "--add-disk", "default/spare",
+               "--add-nic", "default", "--mac", "52:54:00:aa:bb:cc")
+    vm = pampad.vm("dev")
+    assert [d["volume"] for d in vm["disks"]] == ["dev-disk0", "spare", "dev-disk1"]
+    assert [n["mac"] for n in vm["nics"]][1] == "52:54:00:aa:bb:cc"
+    r = pampad.cli("vm", "edit", "dev", "--add-disk", "default/spare", check=False)
+    assert r.returncode != 0 and "already a disk of vm 'dev'" in r.stderr
+    r = pampad.cli("vm", "edit", "dev", "--remove-nic", "5", check=False)
+    assert r.returncode != 0 and "has no NIC 5" in r.stderr
+    # The guest sees the new disks and NIC.
+    pampad.cli("vm", "start", "dev")
+    try:
+        pampad.wait_console("dev", "pampa-guest: ready")
+        blocks = pampad.exec("dev", "ls", "/sys/block").stdout.split()
+        assert {"vda", "vdb", "vdc"} <= set(blocks), blocks
+        assert int(pampad.exec("dev", "cat", "/sys/block/vdc/size").stdout) == 64 * 2048
+        mac = pampad.exec("dev", "cat", "/sys/class/net/eth1/address").stdout.strip()
+        assert mac == "52:54:00:aa:bb:cc"
+        r = pampad.cli("vm", "edit", "dev", "--remove-disk", "1", check=False)
+        assert r.returncode != 0 and "stop it before editing" in r.stderr
+    finally:
+        pampad.cli("vm", "stop", "dev")
+    # Removed: the NIC, a disk whose volume stays, a disk whose volume goes.
+    pampad.cli("vm", "edit", "dev", "--remove-nic", "1", "--remove-disk", "1", "--keep-volume")
+    pampad.cli("vm", "edit", "dev", "--remove-disk", "1")
+    vm = pampad.vm("dev")
+    assert [d["volume"] for d in vm["disks"]] == ["dev-disk0"] and len(vm["nics"]) == 1
+    volumes = [v["name"] for v in pampad.cli_json("volume", "list", "default")]
+    assert "spare" in volumes and "dev-disk1" not in volumes
+    # Snapshots cover the disks as they are: adding one is refused while they exist.
+    pampad.cli("snapshot", "create", "dev", "s1")
+    r = pampad.cli("vm", "edit", "dev", "--add-disk", "8M", check=False)
+    assert r.returncode != 0 and "snapshot(s)" in r.stderr
+    pampad.cli("vm", "delete", "dev")
+    pampad.cli("volume", "delete", "default", "spare")
+
+
 def test_nat_network_create_and_delete(pampad):
     pampad.cli("net", "create", "lab", "--subnet", "10.214.5.0/24")
     nets = {n["name"]: n for n in pampad.cli_json("net", "list")}
