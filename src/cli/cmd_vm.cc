@@ -49,7 +49,26 @@ int PrintVm(const json& v, bool as_json) {
   if (!v.value("initrd", "").empty()) std::cout << "initrd:    " << v.value("initrd", "") << "\n";
   if (!v.value("append", "").empty()) std::cout << "append:    " << v.value("append", "") << "\n";
   if (!v.value("cdrom", "").empty()) std::cout << "cdrom:     " << v.value("cdrom", "") << "\n";
+  for (auto& a : v.value("addresses", json::array())) {
+    std::cout << "address:   " << a.value("interface", "") << " " << a.value("address", "") << "\n";
+  }
   return 0;
+}
+
+// The guest's addresses as vm show lists them ([{"interface", "address"}]),
+// for a VM whose QEMU runs; none when neither its agent nor a lease knows.
+json GuestAddresses(Globals& g, const json& vm) {
+  json out = json::array();
+  std::string state = vm.value("state", "");
+  if (state != "running" && state != "paused") return out;
+  auto r = g.client().Call("GET", VmPath(vm.value("name", "")) + "/addresses");
+  if (!r.ok()) return out;
+  for (const auto& i : r->value("interfaces", json::array())) {
+    for (const auto& a : i.value("addresses", json::array())) {
+      out.push_back({{"interface", i.value("name", i.value("network", ""))}, {"address", a}});
+    }
+  }
+  return out;
 }
 
 // vm start|stop|reboot|pause|resume|delete NAME
@@ -190,6 +209,9 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     Bind(cmd, g, [&g, name, as_json] {
       auto r = g.client().Call("GET", VmPath(*name));
       if (!r.ok()) return PrintError(r.status().message());
+      // For a person: the addresses too (an agent that does not answer costs
+      // up to 3 s; scripts polling --json do not pay it: vm ip --json).
+      if (!*as_json) (*r)["addresses"] = GuestAddresses(g, *r);
       return PrintVm(*r, *as_json);
     });
   }

@@ -70,6 +70,7 @@ def test_vm_ip_shows_the_guests_address_from_its_agent_and_from_dhcp(guests):
     assert f"eth0\t{ip}/" in out, out
     j = guests.cli_json("vm", "ip", "ga", "--json")
     assert j["source"] == "agent"
+    assert f"address:   eth0 {ip}/" in guests.cli("vm", "show", "ga").stdout
     # Paused, the agent cannot answer: the lease dnsmasq gave the NIC's MAC.
     guests.cli("vm", "pause", "ga")
     try:
