@@ -184,12 +184,8 @@ void RegisterStorageRoutes(Router& r, ApiContext& ctx) {
     if (auto disk = ctx.vms.VolumeDisk(pool, vol)) {
       auto grown = ctx.vms.ResizeDisk(disk->first, disk->second, *size);
       if (!grown.ok()) return ErrorResponse(grown.status());
-    } else {
-      auto current = ctx.storage.GetVolume(pool, vol);
-      if (!current.ok()) return ErrorResponse(current.status());
-      auto want = ParseNewDiskSize(*size, current->virtual_size);
-      if (!want.ok()) return ErrorResponse(want.status());
-      if (Status st = ctx.storage.ResizeVolume(pool, vol, *want); !st.ok()) return ErrorResponse(st);
+    } else if (auto grown = ctx.storage.ResizeVolume(pool, vol, *size); !grown.ok()) {
+      return ErrorResponse(grown.status());
     }
     auto v = ctx.storage.GetVolume(pool, vol);
     return v.ok() ? HttpResponse{200, VolumeJson(*v)} : ErrorResponse(v.status());

@@ -175,9 +175,10 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
       return ErrorResponse(Status::Invalid("disk '" + text + "' is not a disk number (0 is the first disk)"));
     }
     const std::string& name = req.params.at("name");
-    auto grown = ctx.vms.ResizeDisk(name, std::stoul(text), *size);
+    size_t index = std::stoul(text);
+    auto grown = ctx.vms.ResizeDisk(name, index, *size);
     if (!grown.ok()) return ErrorResponse(grown.status());
-    return HttpResponse{200, {{"vm", name}, {"disk", std::stoul(text)}, {"size", *grown}}};
+    return HttpResponse{200, {{"vm", name}, {"disk", index}, {"size", *grown}}};
   });
 
   // The guest's addresses: from its agent, else from the leases Pampa's NAT

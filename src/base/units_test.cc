@@ -53,7 +53,7 @@ TEST(ParseDuration, TakesSecondsMinutesHoursAndRefusesBareNumbers) {
   EXPECT_NE(ParseDuration("10").status().message().find("needs a unit"), std::string::npos);
 }
 
-// `--size 100` once made a 512-byte volume: a disk size needs its unit.
+// `--size 100` once made a 100-byte volume: a disk size needs its unit.
 TEST(ParseDiskSize, ABareNumberIsRefusedWithAHint) {
   auto r = ParseDiskSize("100");
   ASSERT_FALSE(r.ok());

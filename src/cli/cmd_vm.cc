@@ -55,20 +55,25 @@ int PrintVm(const json& v, bool as_json) {
   return 0;
 }
 
-// The guest's addresses as vm show lists them ([{"interface", "address"}]),
-// for a VM whose QEMU runs; none when neither its agent nor a lease knows.
-json GuestAddresses(Globals& g, const json& vm) {
+// An addresses answer (GET /vms/NAME/addresses) as one list:
+// [{"interface": the guest's name for it, or the network, "address"}].
+json FlatAddresses(const json& reply) {
   json out = json::array();
-  std::string state = vm.value("state", "");
-  if (state != "running" && state != "paused") return out;
-  auto r = g.client().Call("GET", VmPath(vm.value("name", "")) + "/addresses");
-  if (!r.ok()) return out;
-  for (const auto& i : r->value("interfaces", json::array())) {
+  for (const auto& i : reply.value("interfaces", json::array())) {
     for (const auto& a : i.value("addresses", json::array())) {
       out.push_back({{"interface", i.value("name", i.value("network", ""))}, {"address", a}});
     }
   }
   return out;
+}
+
+// The guest's addresses as vm show lists them, for a VM whose QEMU runs;
+// none when neither its agent nor a lease knows.
+json GuestAddresses(Globals& g, const json& vm) {
+  std::string state = vm.value("state", "");
+  if (state != "running" && state != "paused") return json::array();
+  auto r = g.client().Call("GET", VmPath(vm.value("name", "")) + "/addresses");
+  return r.ok() ? FlatAddresses(*r) : json::array();
 }
 
 // vm start|stop|reboot|pause|resume|delete NAME
@@ -388,14 +393,11 @@ void AddVmCommands(CLI::App& app, Globals& g) {
         PrintJson(*r);
         return 0;
       }
-      bool any = false;
-      for (const auto& i : r->value("interfaces", json::array())) {
-        for (const auto& a : i.value("addresses", json::array())) {
-          std::cout << i.value("name", i.value("network", "")) << "\t" << a.get<std::string>() << "\n";
-          any = true;
-        }
+      json addresses = FlatAddresses(*r);
+      for (const auto& a : addresses) {
+        std::cout << a.value("interface", "") << "\t" << a.value("address", "") << "\n";
       }
-      if (!any) {
+      if (addresses.empty()) {
         std::cerr << "no address known for " << *name
                   << (r->value("source", "") == "dhcp"
                           ? " (the guest agent does not answer: " + r->value("agent", "") + "; no DHCP lease either)"

@@ -217,16 +217,14 @@ Result<VolumeInfo> Storage::CreateVolume(const std::string& pool, const std::str
   return FindVolume(p, name);
 }
 
-Status Storage::ResizeVolume(const std::string& pool, const std::string& name, uint64_t size) {
+Result<uint64_t> Storage::ResizeVolume(const std::string& pool, const std::string& name, const std::string& size) {
   PAMPA_ASSIGN_OR_RETURN(auto v, GetVolume(pool, name));
-  if (size < v.virtual_size) {
-    return Status::Invalid("volume '" + name + "' is " + FormatSize(v.virtual_size) + "; shrinking to " +
-                           FormatSize(size) + " would destroy data, so only growing is allowed");
-  }
-  if (size == v.virtual_size) return Status::Ok();
-  return RunChecked({"qemu-img", "resize", "-q", "-f", v.format, v.path, std::to_string(size)})
-      .status()
-      .Context("resizing volume " + name);
+  PAMPA_ASSIGN_OR_RETURN(uint64_t want, ParseNewDiskSize(size, v.virtual_size));
+  if (want == v.virtual_size) return want;
+  PAMPA_RETURN_IF_ERROR(RunChecked({"qemu-img", "resize", "-q", "-f", v.format, v.path, std::to_string(want)})
+                            .status()
+                            .Context("resizing volume " + name));
+  return want;
 }
 
 int Storage::RemoveUnfinished() {

@@ -56,8 +56,9 @@ class Storage {
   // its data can be written straight into the file (MapImage) by restores.
   Result<VolumeInfo> CreateVolume(const std::string& pool, const std::string& name, uint64_t size,
                                   const std::string& format, bool preallocate = false);
-  // Grows only: shrinking would destroy data.
-  Status ResizeVolume(const std::string& pool, const std::string& name, uint64_t size);
+  // Grows to size ("20G") or by it ("+5G"), never shrinks (that would destroy
+  // data); returns the new size in bytes.
+  Result<uint64_t> ResizeVolume(const std::string& pool, const std::string& name, const std::string& size);
   Status DeleteVolume(const std::string& pool, const std::string& name);
   // Removes the half-made volume files (NAME.FORMAT.creating) a pampad killed
   // mid-create or mid-import left in every pool; returns how many. Call once

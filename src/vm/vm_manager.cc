@@ -528,17 +528,15 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if ((!s.initrd.empty() || !s.append.empty()) && s.kernel.empty()) {
     return Status::Invalid("an initrd or kernel command line needs a kernel");
   }
-  std::optional<DiskSpec> removed;
-  PAMPA_ASSIGN_OR_RETURN(auto created, ChangeDevices(req, &s, &removed));
+  VmSpec removed{.name = name};
+  PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
   // Compare-and-swap: an edit made elsewhere since this one read the spec
   // (another host of the pool, later) is refused, not overwritten.
   // Resolved: an edit applied though its reply was lost is kept, with its revision.
   auto rev = CommitResolved(store_,
                             Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
   if (!rev.ok()) {
-    for (const DiskSpec& d : created) {
-      if (Status st = storage_.DeleteVolume(d.pool, d.volume); !st.ok()) log::Warn("vm {}: {}", name, st.message());
-    }
+    RemoveVolumes(created);
     if (rev.status().code() == ErrorCode::kConflict) {
       return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; run the edit again");
     }
@@ -549,16 +547,11 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   Publish(*vm);
   // The disk left the VM first: a pampad that dies here leaves its volume in
   // the pool, never a VM naming a volume that is gone.
-  if (removed && !req.keep_volume) {
-    if (Status st = storage_.DeleteVolume(removed->pool, removed->volume); !st.ok()) {
-      log::Warn("vm {}: removing the volume of its removed disk: {}", name, st.message());
-    }
-  }
+  if (!req.keep_volume) RemoveVolumes(removed);
   return Status::Ok();
 }
 
-Result<std::vector<DiskSpec>> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s,
-                                                       std::optional<DiskSpec>* removed) {
+Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed) {
   const std::string& name = s->name;
   if (req.remove_disk || !req.add_disks.empty()) {
     // A revert sets every disk back to the snapshot: a disk added since has
@@ -577,7 +570,7 @@ Result<std::vector<DiskSpec>> VmManager::ChangeDevices(const EditRequest& req, V
       return Status::NotFound("vm '" + name + "' has no disk " + std::to_string(*req.remove_disk) + " (it has " +
                               std::to_string(s->disks.size()) + ", numbered from 0)");
     }
-    *removed = s->disks[*req.remove_disk];
+    removed->disks.push_back(s->disks[*req.remove_disk]);
     s->disks.erase(s->disks.begin() + static_cast<std::ptrdiff_t>(*req.remove_disk));
   }
   if (req.remove_nic) {
@@ -617,7 +610,7 @@ Result<std::vector<DiskSpec>> VmManager::ChangeDevices(const EditRequest& req, V
     s->disks.push_back({d.pool, d.volume});
   }
   std::string pool = s->disks.empty() ? "default" : s->disks.front().pool;
-  std::vector<DiskSpec> created;
+  VmSpec created{.name = name};
   for (const auto& d : req.add_disks) {
     if (!d.size) continue;
     std::string volume;
@@ -630,10 +623,10 @@ Result<std::vector<DiskSpec>> VmManager::ChangeDevices(const EditRequest& req, V
             ? Result<VolumeInfo>(Status::Conflict("no free volume name for vm '" + name + "' in pool " + pool))
             : storage_.CreateVolume(pool, volume, d.size, "qcow2");
     if (!made.ok()) {
-      for (const DiskSpec& c : created) (void)storage_.DeleteVolume(c.pool, c.volume);
+      RemoveVolumes(created);
       return made.status();
     }
-    created.push_back({pool, volume});
+    created.disks.push_back({pool, volume});
     s->disks.push_back({pool, volume});
   }
   return created;

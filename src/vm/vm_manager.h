@@ -276,9 +276,10 @@ class VmManager {
   // Every VM's published spec, for lookups that must never wait.
   std::vector<std::shared_ptr<const VmSpec>> Specs();
   // The disk and NIC changes of an edit, made to *s; returns the volumes it
-  // created (removed by the caller should the edit not be stored) and, in
-  // *removed, the disk it took out (its volume goes once the edit is stored).
-  Result<std::vector<DiskSpec>> ChangeDevices(const EditRequest& req, VmSpec* s, std::optional<DiskSpec>* removed);
+  // created as the disks of a spec (removed by the caller should the edit not
+  // be stored) and, in removed->disks, the disk it took out (its volume goes
+  // once the edit is stored).
+  Result<VmSpec> ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed);
 
   VmManagerConfig config_;
   Store& store_;

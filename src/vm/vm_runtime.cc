@@ -497,13 +497,10 @@ Result<uint64_t> VmManager::ResizeDisk(const std::string& name, size_t index, co
                             ")");
   }
   const DiskSpec& disk = vm->spec.disks[index];
+  if (!QemuAlive(vm->State())) return storage_.ResizeVolume(disk.pool, disk.volume, size);
   PAMPA_ASSIGN_OR_RETURN(auto volume, storage_.GetVolume(disk.pool, disk.volume));
   PAMPA_ASSIGN_OR_RETURN(uint64_t want, ParseNewDiskSize(size, volume.virtual_size));
   if (want == volume.virtual_size) return want;
-  if (!QemuAlive(vm->State())) {
-    PAMPA_RETURN_IF_ERROR(storage_.ResizeVolume(disk.pool, disk.volume, want));
-    return want;
-  }
   PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
   auto r = vm->qmp->Execute("block_resize", {{"node-name", "disk" + std::to_string(index)}, {"size", want}});
   if (!r.ok()) return r.status().Context("growing disk " + std::to_string(index) + " of vm '" + name + "'");
