@@ -181,6 +181,26 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     return HttpResponse{200, {{"vm", name}, {"disk", index}, {"size", *grown}}};
   });
 
+  r.Add("POST", "/api/v1/vms/{name}/clone", [&](const HttpRequest& req) {
+    auto body = req.Json();
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto clone = ParseCloneRequest(req.params.at("name"), *body);
+    if (!clone.ok()) return ErrorResponse(clone.status());
+    auto task = ctx.vms.Clone(*clone);
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", *task}, {"vm", clone->name}, {"host", ctx.hostname}}};
+  });
+  r.Add("POST", "/api/v1/vms/{name}/template",
+        [&](const HttpRequest& req) { return Simple(ctx, req, &VmManager::MakeTemplate); });
+  r.Add("POST", "/api/v1/vms/{name}/rename", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"name"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    auto to = RequiredString(*body, "name");
+    if (!to.ok()) return ErrorResponse(to.status());
+    if (Status st = ctx.vms.Rename(req.params.at("name"), *to); !st.ok()) return ErrorResponse(st);
+    return Reply(ctx.vms.Show(*to));
+  });
+
   // The guest's addresses: from its agent, else from the leases Pampa's NAT
   // networks gave its NICs.
   r.Add("GET", "/api/v1/vms/{name}/addresses", [&](const HttpRequest& req) {

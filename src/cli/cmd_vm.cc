@@ -18,7 +18,7 @@ int PrintVmList(const json& vms, bool as_json) {
   }
   std::vector<std::vector<std::string>> rows;
   for (auto& v : vms) {
-    std::string state = v.value("state", "");
+    std::string state = v.value("template", false) ? "template" : v.value("state", "");
     if (!v.value("busy", "").empty()) state += " (" + v.value("busy", "") + ")";
     rows.push_back({v.value("name", ""), state, std::to_string(v.value("cpus", 0)),
                     std::to_string(v.value("memory_mib", 0)) + " MiB", std::to_string(v["disks"].size()),
@@ -42,8 +42,13 @@ int PrintVm(const json& v, bool as_json) {
             << "memory:    " << v.value("memory_mib", 0) << " MiB\n"
             << "firmware:  " << v.value("firmware", "") << "\n"
             << "autostart: " << (v.value("autostart", false) ? "yes" : "no") << "\n";
+  if (v.value("template", false))
+    std::cout << "template:  yes (clones only: pampa vm clone " << v.value("name", "") << " NEW)\n";
   if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
-  for (auto& d : v["disks"]) std::cout << "disk:      " << d.value("pool", "") << "/" << d.value("volume", "") << "\n";
+  for (auto& d : v["disks"]) {
+    std::cout << "disk:      " << d.value("pool", "") << "/" << d.value("volume", "")
+              << (d.value("base", "").empty() ? "" : " (linked to " + d.value("base", "") + ")") << "\n";
+  }
   for (auto& n : v["nics"]) std::cout << "nic:       " << n.value("network", "") << " " << n.value("mac", "") << "\n";
   if (!v.value("kernel", "").empty()) std::cout << "kernel:    " << v.value("kernel", "") << "\n";
   if (!v.value("initrd", "").empty()) std::cout << "initrd:    " << v.value("initrd", "") << "\n";
@@ -277,6 +282,56 @@ void AddVmCommands(CLI::App& app, Globals& g) {
           g.client().Call("POST", VmPath(*name) + "/disks/" + std::to_string(*index) + "/resize", {{"size", *size}});
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "disk " << *index << " of " << *name << " is now " << HumanSize(r->value("size", 0ull)) << "\n";
+      return 0;
+    });
+  }
+
+  {
+    struct Opts {
+      std::string source, name, snapshot, pool;
+      bool linked = false, async = false;
+    };
+    auto o = std::make_shared<Opts>();
+    auto cmd =
+        vm->add_subcommand("clone", "a new VM from another's disks: vm clone SOURCE NEW [--linked] [--snapshot S]");
+    cmd->add_option("source", o->source, "the VM (or template) to clone")->required();
+    cmd->add_option("name", o->name, "the new VM's name")->required();
+    cmd->add_flag("--linked", o->linked, "qcow2 overlays on a template's disks (instant, shares its data)");
+    cmd->add_option("--snapshot", o->snapshot, "copy the disks as this snapshot has them (the source may run)");
+    cmd->add_option("--pool", o->pool, "where a full clone's disks go (default: beside the source's)");
+    cmd->add_flag("--async", o->async, "print the task id and return at once");
+    Bind(cmd, g, [&g, o] {
+      json body = {{"name", o->name}};
+      if (o->linked) body["linked"] = true;
+      if (!o->snapshot.empty()) body["snapshot"] = o->snapshot;
+      if (!o->pool.empty()) body["pool"] = o->pool;
+      auto r = g.client().Call("POST", VmPath(o->source) + "/clone", body);
+      if (!r.ok()) return PrintError(r.status().message());
+      return FinishTask(g, (*r)["task"], o->async,
+                        "vm " + o->name + " cloned from " + o->source + (o->linked ? " (linked)" : ""));
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto cmd = vm->add_subcommand("template", "make a stopped VM a template for good (never starts; clones only)");
+    cmd->add_option("name", *name, "VM name")->required();
+    Bind(cmd, g, [&g, name] {
+      auto r = g.client().Call("POST", VmPath(*name) + "/template", json::object());
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "vm " << *name << " is now a template: pampa vm clone " << *name << " NEW [--linked]\n";
+      return 0;
+    });
+  }
+  {
+    auto name = std::make_shared<std::string>();
+    auto to = std::make_shared<std::string>();
+    auto cmd = vm->add_subcommand("rename", "give a stopped VM a new name: vm rename OLD NEW");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("new", *to, "its new name")->required();
+    Bind(cmd, g, [&g, name, to] {
+      auto r = g.client().Call("POST", VmPath(*name) + "/rename", {{"name", *to}});
+      if (!r.ok()) return PrintError(r.status().message());
+      std::cout << "vm " << *name << " is now " << *to << "\n";
       return 0;
     });
   }

@@ -353,7 +353,7 @@ Result<std::vector<json>> Cluster::RemoteVms() {
     j["state"] = state;
     j["reason"] = reason;
     j["busy"] = Name(VmOp::kNone);
-    j["actions"] = AllowedActions(parsed, VmOp::kNone);
+    j["actions"] = AllowedActions(parsed, VmOp::kNone, spec->is_template);
     out.push_back(std::move(j));
   }
   return out;

@@ -519,6 +519,12 @@ Result<std::vector<LocalDisk>> Migrations::LocalDisks(const VmSpec& spec) {
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     PAMPA_ASSIGN_OR_RETURN(PoolInfo pool, storage_.GetPool(spec.disks[i].pool));
     if (pool.type == "shared") continue;
+    if (!spec.disks[i].base.empty()) {
+      return Status::Conflict("vm '" + spec.name + "' is a linked clone: its disk " + std::to_string(i) +
+                              " reads from template disk " + spec.disks[i].base +
+                              ", which stays on this host; make a full clone to move it (pampa vm clone " + spec.name +
+                              " NEW)");
+    }
     PAMPA_ASSIGN_OR_RETURN(VolumeInfo vol, storage_.GetVolume(pool.name, spec.disks[i].volume));
     local.push_back({i, vol.format, vol.virtual_size});
   }

@@ -96,7 +96,8 @@ Status ValidateImportImage(const std::string& path, const ImageInfo& info) {
 }
 
 Status ConvertImage(const std::string& src, const std::string& src_format, const std::string& dst,
-                    const std::string& dst_format, const ProgressFn& progress, const std::atomic<bool>* cancel) {
+                    const std::string& dst_format, const ProgressFn& progress, const std::atomic<bool>* cancel,
+                    const std::string& snapshot) {
   std::string tmp = dst + ".importing";
   unlink(tmp.c_str());
   std::string pending;
@@ -119,6 +120,7 @@ Status ConvertImage(const std::string& src, const std::string& src_format, const
   };
   std::vector<std::string> argv = {"qemu-img", "convert", "-p", "-f", src_format, "-O", dst_format};
   if (dst_format == "qcow2") argv.insert(argv.end(), {"-o", "cluster_size=65536"});
+  if (!snapshot.empty()) argv.insert(argv.end(), {"-U", "-l", "snapshot.name=" + snapshot});
   argv.insert(argv.end(), {src, tmp});
   auto r = RunChecked(argv, opts);
   if (!r.ok()) {

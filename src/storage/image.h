@@ -42,7 +42,10 @@ using ProgressFn = std::function<void(double fraction)>;
 
 // Converts src (of src_format) to a new qcow2 or raw file at dst, atomically
 // (a temporary name, then rename). Reports progress 0..1; stops when cancel becomes true.
+// With a snapshot, src's internal snapshot of that name is read instead; src may
+// then be open in a running QEMU (a snapshot's clusters never change in place).
 Status ConvertImage(const std::string& src, const std::string& src_format, const std::string& dst,
-                    const std::string& dst_format, const ProgressFn& progress, const std::atomic<bool>* cancel);
+                    const std::string& dst_format, const ProgressFn& progress, const std::atomic<bool>* cancel,
+                    const std::string& snapshot = "");
 
 }  // namespace pampa

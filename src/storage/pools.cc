@@ -312,6 +312,20 @@ Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::str
   PAMPA_ASSIGN_OR_RETURN(auto canon, CheckOutsidePath("disk image", src));
   PAMPA_ASSIGN_OR_RETURN(auto info, CheckImportImage(src));
   PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return ConvertInto(p, name, canon, info.format, progress, cancel);
+}
+
+Result<VolumeInfo> Storage::CopyVolume(const std::string& src_pool, const std::string& src, const std::string& pool,
+                                       const std::string& name, const std::string& snapshot, const ProgressFn& progress,
+                                       const std::atomic<bool>* cancel) {
+  PAMPA_ASSIGN_OR_RETURN(auto from, LocateVolume(src_pool, src));
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return ConvertInto(p, name, from.path, from.format, progress, cancel, snapshot);
+}
+
+Result<VolumeInfo> Storage::ConvertInto(const PoolInfo& p, const std::string& name, const std::string& src,
+                                        const std::string& src_format, const ProgressFn& progress,
+                                        const std::atomic<bool>* cancel, const std::string& snapshot) {
   std::string dst;
   {
     MutexLock lock(&mu_);
@@ -321,11 +335,34 @@ Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::str
   // Converted under a name no listing shows, then renamed: a pampad killed
   // mid-import leaves only a .creating file, which the next start removes.
   std::string tmp = dst + ".creating";
-  Status st = ConvertImage(canon, info.format, tmp, "qcow2", progress, cancel);
+  Status st = ConvertImage(src, src_format, tmp, "qcow2", progress, cancel, snapshot);
   if (st.ok() && rename(tmp.c_str(), dst.c_str()) != 0) st = Status::Internal("cannot create " + dst);
   if (!st.ok()) {
     unlink(tmp.c_str());
     return st;
+  }
+  return FindVolume(p, name);
+}
+
+Result<VolumeInfo> Storage::CreateLinkedVolume(const std::string& pool, const std::string& base,
+                                               const std::string& name) {
+  PAMPA_ASSIGN_OR_RETURN(auto from, LocateVolume(pool, base));
+  if (from.format != "qcow2") {
+    return Status::Invalid("volume " + base + " is " + from.format + "; a linked clone needs a qcow2 base");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  std::string dst;
+  {
+    MutexLock lock(&mu_);
+    PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
+    dst = p.path + "/" + name + ".qcow2";
+  }
+  std::string tmp = dst + ".creating";
+  auto r = RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", from.path, tmp});
+  if (r.ok() && rename(tmp.c_str(), dst.c_str()) != 0) r = Status::Internal("cannot create " + dst);
+  if (!r.ok()) {
+    unlink(tmp.c_str());
+    return r.status().Context("creating linked volume " + name);
   }
   return FindVolume(p, name);
 }

@@ -77,6 +77,15 @@ class Storage {
   // Validates the image (see ValidateImportImage) and converts it into a new qcow2 volume.
   Result<VolumeInfo> ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
                                   const ProgressFn& progress, const std::atomic<bool>* cancel);
+  // A new qcow2 volume holding a copy of another's data (of its internal
+  // snapshot when one is named: the source may then be in use by a running VM).
+  Result<VolumeInfo> CopyVolume(const std::string& src_pool, const std::string& src, const std::string& pool,
+                                const std::string& name, const std::string& snapshot, const ProgressFn& progress,
+                                const std::atomic<bool>* cancel);
+  // A new qcow2 volume beside base that is an overlay of it (a linked clone's
+  // disk): it holds only what is written to it, reads the rest from base, which
+  // must never change after.
+  Result<VolumeInfo> CreateLinkedVolume(const std::string& pool, const std::string& base, const std::string& name);
   // Checks an image before a task is started for it (fast, no conversion).
   Result<ImageInfo> CheckImportImage(const std::string& src);
 
@@ -87,6 +96,10 @@ class Storage {
  private:
   Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name, bool inspect = true);
   Status CheckNewVolume(const PoolInfo& pool, const std::string& name) REQUIRES(mu_);
+  // Converts src into the new qcow2 volume name of pool p (see ConvertImage).
+  Result<VolumeInfo> ConvertInto(const PoolInfo& p, const std::string& name, const std::string& src,
+                                 const std::string& src_format, const ProgressFn& progress,
+                                 const std::atomic<bool>* cancel, const std::string& snapshot = "");
 
   // The key of pool name: its shared record when there is one, else local.
   Result<std::string> PoolKey(const std::string& name);

@@ -53,7 +53,7 @@ json VmManager::Describe(Vm& vm) {
   j["state"] = Name(state);
   j["host"] = config_.hostname;
   j["busy"] = Name(op);
-  j["actions"] = AllowedActions(state, op);
+  j["actions"] = AllowedActions(state, op, vm.spec.is_template);
   j["reason"] = reason;
   j["pid"] = vm.pid;
   j["accel"] = vm.accel;
@@ -188,7 +188,7 @@ Result<VmManager::OperationLease> VmManager::Claim(const std::shared_ptr<Vm>& vm
       return Status::Busy("busy: " + std::string(vm->op == VmOp::kReconcile ? "a state check" : Name(vm->op)) +
                           " in progress");
     }
-    if (action) PAMPA_RETURN_IF_ERROR(CheckAllowed(*action, vm->state, vm->spec.name));
+    if (action) PAMPA_RETURN_IF_ERROR(CheckAllowed(*action, vm->state, vm->spec.name, vm->spec.is_template));
     vm->op = op;
   }
   OperationLease lease(this, vm, op);
@@ -502,6 +502,9 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
       auto lease,
       Claim(vm, VmOp::kEdit, req.ChangesHardware() ? std::optional(VmAction::kEditHardware) : std::nullopt));
   VmSpec s = vm->spec;
+  if (s.is_template && req.autostart.value_or(false)) {
+    return Status::Conflict("vm '" + name + "' is a template, which never runs: it cannot start with the host");
+  }
   if (req.cpus) s.cpus = *req.cpus;
   if (req.memory_mib) s.memory_mib = *req.memory_mib;
   if (req.autostart) s.autostart = *req.autostart;
@@ -530,24 +533,32 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   }
   VmSpec removed{.name = name};
   PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
-  // Compare-and-swap: an edit made elsewhere since this one read the spec
-  // (another host of the pool, later) is refused, not overwritten.
-  // Resolved: an edit applied though its reply was lost is kept, with its revision.
-  auto rev = CommitResolved(store_,
-                            Txn().IfModRevision(SpecKey(name), vm->spec_revision).Put(SpecKey(name), ToJson(s).dump()));
-  if (!rev.ok()) {
+  if (Status st = ReplaceSpec(*vm, s); !st.ok()) {
     RemoveVolumes(created);
-    if (rev.status().code() == ErrorCode::kConflict) {
-      return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; run the edit again");
-    }
-    return rev.status();
+    return st;
   }
-  vm->spec_revision = *rev;
-  vm->spec = s;
-  Publish(*vm);
   // The disk left the VM first: a pampad that dies here leaves its volume in
   // the pool, never a VM naming a volume that is gone.
   if (!req.keep_volume) RemoveVolumes(removed);
+  return Status::Ok();
+}
+
+Status VmManager::ReplaceSpec(Vm& vm, const VmSpec& s) {
+  // Compare-and-swap: a change made elsewhere since this one read the spec
+  // (another host of the pool) is refused, not overwritten.
+  // Resolved: a change applied though its reply was lost is kept, with its revision.
+  const std::string& name = vm.spec.name;
+  auto rev =
+      CommitResolved(store_, Txn().IfModRevision(SpecKey(name), vm.spec_revision).Put(SpecKey(name), ToJson(s).dump()));
+  if (!rev.ok()) {
+    if (rev.status().code() == ErrorCode::kConflict) {
+      return Status::Conflict("vm '" + name + "' was changed elsewhere since it was read; try again");
+    }
+    return rev.status();
+  }
+  vm.spec_revision = *rev;
+  vm.spec = s;
+  Publish(vm);
   return Status::Ok();
 }
 
@@ -635,6 +646,15 @@ Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpe
 Status VmManager::Delete(const std::string& name) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
   PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kDelete, VmAction::kDelete));
+  if (vm->spec.is_template) {
+    PAMPA_ASSIGN_OR_RETURN(auto clones, LinkedClones(vm->spec));
+    if (!clones.empty()) {
+      std::string names;
+      for (auto& c : clones) names += (names.empty() ? "" : ", ") + c;
+      return Status::Conflict("vm '" + name + "' is the template of linked clone(s) " + names +
+                              ", which read their disks from it: delete them first");
+    }
+  }
   // Every record of the VM goes in one transaction, which also records the
   // volumes still to remove: a pampad that dies after it removes them at its
   // next start; one that dies before it still has the whole VM.

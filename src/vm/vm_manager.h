@@ -111,6 +111,14 @@ class VmManager {
   // (loopback left out): [{"name", "mac", "addresses": ["10.0.0.5/24"]}].
   Result<nlohmann::json> GuestAddresses(const std::string& name);
 
+  // A new VM with a copy of the source's disks (or overlays on a template's:
+  // req.linked), new MACs and a new UUID; a task.
+  Result<std::string> Clone(const CloneRequest& req);
+  // Makes a stopped VM without snapshots a template, for good.
+  Status MakeTemplate(const std::string& name);
+  // A stopped VM's new name; its snapshots, backup chains and schedules follow.
+  Status Rename(const std::string& name, const std::string& to);
+
   // Snapshots (vm/snapshots.cc): internal qcow2 snapshots of all disks at once,
   // optionally with the RAM state. Each returns a task id; the tree is in the store.
   Result<std::string> CreateSnapshot(const std::string& vm, const std::string& snap, bool memory,
@@ -280,6 +288,10 @@ class VmManager {
   // be stored) and, in removed->disks, the disk it took out (its volume goes
   // once the edit is stored).
   Result<VmSpec> ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed);
+  // Writes s as vm's spec unless it changed since it was read, and publishes it.
+  Status ReplaceSpec(Vm& vm, const VmSpec& s);  // REQUIRES: lease held
+  // The VMs of the pool whose disks are overlays on base's (linked clones of a template).
+  Result<std::vector<std::string>> LinkedClones(const VmSpec& base);
 
   VmManagerConfig config_;
   Store& store_;

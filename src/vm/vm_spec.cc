@@ -84,12 +84,19 @@ Status CheckAppend(const std::string& a) {
 
 json ToJson(const VmSpec& s) {
   json disks = json::array(), nics = json::array();
-  for (auto& d : s.disks) disks.push_back({{"pool", d.pool}, {"volume", d.volume}});
+  for (auto& d : s.disks) {
+    json disk = {{"pool", d.pool}, {"volume", d.volume}};
+    if (!d.base.empty()) disk["base"] = d.base;
+    disks.push_back(std::move(disk));
+  }
   for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
-  return {{"name", s.name},     {"uuid", s.uuid},   {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
-          {"disks", disks},     {"cdrom", s.cdrom}, {"kernel", s.kernel},     {"initrd", s.initrd},
-          {"append", s.append}, {"nics", nics},     {"firmware", s.firmware}, {"autostart", s.autostart},
-          {"host", s.host}};
+  return {{"name", s.name},         {"uuid", s.uuid},
+          {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
+          {"disks", disks},         {"cdrom", s.cdrom},
+          {"kernel", s.kernel},     {"initrd", s.initrd},
+          {"append", s.append},     {"nics", nics},
+          {"firmware", s.firmware}, {"autostart", s.autostart},
+          {"host", s.host},         {"template", s.is_template}};
 }
 
 Result<VmSpec> VmSpecFromJson(const json& j) {
@@ -100,7 +107,8 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.uuid = j.at("uuid");
     s.cpus = j.value("cpus", 1);
     s.memory_mib = j.value("memory_mib", 512ull);
-    for (auto& d : j.value("disks", json::array())) s.disks.push_back({d.at("pool"), d.at("volume")});
+    for (auto& d : j.value("disks", json::array()))
+      s.disks.push_back({d.at("pool"), d.at("volume"), d.value("base", "")});
     s.cdrom = j.value("cdrom", "");
     s.kernel = j.value("kernel", "");
     s.initrd = j.value("initrd", "");
@@ -109,6 +117,7 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.firmware = j.value("firmware", "bios");
     s.autostart = j.value("autostart", false);
     s.host = j.value("host", "");
+    s.is_template = j.value("template", false);
     return s;
   } catch (const std::exception& e) {
     return Status::Internal(std::string("stored VM spec is damaged: ") + e.what());
@@ -302,6 +311,37 @@ Result<EditRequest> ParseEditRequest(const json& body) {
   if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));
   PAMPA_RETURN_IF_ERROR(ParseDeviceChanges(body, &e));
   return e;
+}
+
+Result<CloneRequest> ParseCloneRequest(const std::string& source, const json& body) {
+  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"name", "linked", "snapshot", "pool"}));
+  CloneRequest r;
+  r.source = source;
+  if (!body.contains("name")) return Status::Invalid("field 'name' is required: the new VM's name");
+  PAMPA_ASSIGN_OR_RETURN(r.name, GetString(body, "name"));
+  PAMPA_RETURN_IF_ERROR(ValidateName("vm", r.name));
+  if (r.name == source) return Status::Invalid("a clone needs a name of its own, not '" + source + "'");
+  if (body.contains("linked")) {
+    if (!body["linked"].is_boolean()) return Status::Invalid("field 'linked' must be true or false");
+    r.linked = body["linked"].get<bool>();
+  }
+  if (body.contains("snapshot")) {
+    PAMPA_ASSIGN_OR_RETURN(r.snapshot, GetString(body, "snapshot"));
+    PAMPA_RETURN_IF_ERROR(ValidateName("snapshot", r.snapshot));
+  }
+  if (body.contains("pool")) {
+    PAMPA_ASSIGN_OR_RETURN(r.pool, GetString(body, "pool"));
+    PAMPA_RETURN_IF_ERROR(ValidateName("pool", r.pool));
+  }
+  if (r.linked && !r.snapshot.empty()) {
+    return Status::Invalid(
+        "a linked clone reads its template's disks as they are now; a clone of a snapshot is a full copy: drop "
+        "--linked or --snapshot");
+  }
+  if (r.linked && !r.pool.empty()) {
+    return Status::Invalid("a linked clone's disks sit beside its template's; --pool is for full clones");
+  }
+  return r;
 }
 
 std::string NewMac() {

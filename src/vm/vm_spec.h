@@ -16,6 +16,9 @@ namespace pampa {
 struct DiskSpec {
   std::string pool;
   std::string volume;
+  // A linked clone's disk: "POOL/VOLUME" of the template disk its qcow2 image
+  // is an overlay of (empty for a disk of its own).
+  std::string base;
 };
 
 struct NicSpec {
@@ -36,6 +39,8 @@ struct VmSpec {
   // The host that runs the VM (its owner in a pool); empty in a state file
   // written before pools existed, which means this host.
   std::string host;
+  // A template: read-only, never started, the source of clones.
+  bool is_template = false;
 };
 
 nlohmann::json ToJson(const VmSpec& s);
@@ -81,6 +86,15 @@ struct EditRequest {
   }
 };
 Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
+
+// POST /vms/SOURCE/clone body.
+struct CloneRequest {
+  std::string source, name;
+  bool linked = false;   // qcow2 overlays on the source's disks (the source must be a template)
+  std::string snapshot;  // copy the disks as this snapshot of the source has them
+  std::string pool;      // where a full clone's disks go (default: beside the source's)
+};
+Result<CloneRequest> ParseCloneRequest(const std::string& source, const nlohmann::json& body);
 
 // A MAC a NIC may take: six hex pairs with ':', unicast, not all zeros.
 Status CheckMac(const std::string& mac);

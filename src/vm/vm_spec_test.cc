@@ -94,13 +94,34 @@ TEST(VmSpec, JsonRoundTrip) {
   VmSpec s;
   s.name = "db";
   s.uuid = NewUuid();
-  s.disks = {{"default", "db-disk0"}};
+  s.disks = {{"default", "db-disk0"}, {"default", "db-disk1", "default/base-disk1"}};
   s.nics = {{"default", NewMac()}};
+  s.is_template = true;
   auto back = VmSpecFromJson(ToJson(s));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(ToJson(*back), ToJson(s));
+  EXPECT_TRUE(back->is_template);
+  EXPECT_EQ(back->disks[1].base, "default/base-disk1");
+  EXPECT_FALSE(ToJson(s)["disks"][0].contains("base"));  // a disk of its own says nothing
   EXPECT_EQ(s.uuid.size(), 36u);
   EXPECT_EQ(s.nics[0].mac.substr(0, 9), "52:54:00:");
+}
+
+TEST(ParseCloneRequest, TakesANameAndRefusesWhatCannotGoTogether) {
+  auto r = ParseCloneRequest("base", nlohmann::json{{"name", "web1"}, {"linked", true}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->source, "base");
+  EXPECT_EQ(r->name, "web1");
+  EXPECT_TRUE(r->linked);
+  auto msg = [](const nlohmann::json& body) { return ParseCloneRequest("base", body).status().message(); };
+  EXPECT_EQ(msg(nlohmann::json::object()), "field 'name' is required: the new VM's name");
+  EXPECT_EQ(msg({{"name", "base"}}), "a clone needs a name of its own, not 'base'");
+  EXPECT_NE(msg({{"name", "a b"}}).find("vm name"), std::string::npos);
+  EXPECT_NE(msg({{"name", "x"}, {"linked", true}, {"snapshot", "s"}}).find("drop --linked or --snapshot"),
+            std::string::npos);
+  EXPECT_NE(msg({{"name", "x"}, {"linked", true}, {"pool", "p"}}).find("--pool is for full clones"), std::string::npos);
+  EXPECT_NE(msg({{"name", "x"}, {"linked", "yes"}}).find("true or false"), std::string::npos);
+  EXPECT_NE(msg({{"name", "x"}, {"size", 1}}).find("unknown field 'size'"), std::string::npos);
 }
 
 }  // namespace

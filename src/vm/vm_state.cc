@@ -36,6 +36,9 @@ const Rule kRules[] = {
     {A::kMigrate, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; migrate it once it has settled"},
     {A::kSendKeys, {S::kRunning, S::kPaused, S::kShuttingDown}, ", not running"},
     {A::kResizeDisk, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; resize it once it has settled"},
+    {A::kClone, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; clone it once it has settled"},
+    {A::kTemplate, {S::kStopped, S::kCrashed}, "; stop it first (pampa vm stop NAME)"},
+    {A::kRename, {S::kStopped, S::kCrashed}, "; stop it first (pampa vm stop NAME)"},
 };
 
 const Rule& RuleFor(A a) {
@@ -102,6 +105,12 @@ std::string_view Name(VmOp op) {
       return "send-keys";
     case VmOp::kResizeDisk:
       return "resize-disk";
+    case VmOp::kClone:
+      return "clone";
+    case VmOp::kTemplate:
+      return "template";
+    case VmOp::kRename:
+      return "rename";
     case VmOp::kReconcile:
       return "";
   }
@@ -142,6 +151,12 @@ std::string_view Name(VmAction a) {
       return "send keys";
     case A::kResizeDisk:
       return "resize disk";
+    case A::kClone:
+      return "clone";
+    case A::kTemplate:
+      return "template";
+    case A::kRename:
+      return "rename";
   }
   return "";
 }
@@ -171,9 +186,16 @@ bool Allowed(VmAction a, VmState s) {
   return false;
 }
 
-Status CheckAllowed(VmAction a, VmState s, const std::string& vm) {
-  if (Allowed(a, s)) return Status::Ok();
+bool TemplateAllows(VmAction a) { return a == A::kDelete || a == A::kBackup || a == A::kClone || a == A::kRename; }
+
+Status CheckAllowed(VmAction a, VmState s, const std::string& vm, bool is_template) {
   std::string head = "vm '" + vm + "' is ";
+  if (is_template && a == A::kTemplate) return Status::Conflict(head + "already a template");
+  if (is_template && !TemplateAllows(a)) {
+    return Status::Conflict(head + "a template, which never runs or changes: " + std::string(Name(a)) +
+                            " a clone of it instead (pampa vm clone " + vm + " NEW)");
+  }
+  if (Allowed(a, s)) return Status::Ok();
   // A few refusals read better said whole.
   if (a == A::kStart) return Status::Conflict(head + "already " + std::string(Name(s)));
   if (a == A::kStop && s == S::kStopped) return Status::Conflict(head + "already stopped");
@@ -183,7 +205,7 @@ Status CheckAllowed(VmAction a, VmState s, const std::string& vm) {
   return Status::Conflict(head + std::string(Name(s)) + refusal);
 }
 
-std::vector<std::string> AllowedActions(VmState s, VmOp busy) {
+std::vector<std::string> AllowedActions(VmState s, VmOp busy, bool is_template) {
   std::vector<std::string> out;
   if (busy != VmOp::kNone && busy != VmOp::kReconcile) {
     // A forced stop is the one thing that may interrupt a shutdown.
@@ -191,7 +213,7 @@ std::vector<std::string> AllowedActions(VmState s, VmOp busy) {
     return out;
   }
   for (const auto& r : kRules) {
-    if (Allowed(r.action, s)) out.emplace_back(Name(r.action));
+    if (Allowed(r.action, s) && (!is_template || TemplateAllows(r.action))) out.emplace_back(Name(r.action));
   }
   return out;
 }

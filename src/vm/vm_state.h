@@ -43,6 +43,9 @@ enum class VmOp {
   kMigrateIn,  // this host receives the VM from another
   kSendKeys,   // keystrokes typed into the console
   kResizeDisk,
+  kClone,     // its disks are being copied into a new VM
+  kTemplate,  // being made a template
+  kRename,
   kReconcile,  // the reconcile loop's own short look at QEMU; never shown, never refuses anyone
 };
 
@@ -64,6 +67,9 @@ enum class VmAction {
   kMigrate,     // to another host of the pool
   kSendKeys,    // keystrokes into the guest's keyboard
   kResizeDisk,  // grow a disk, while the VM runs or not
+  kClone,       // copy into a new VM (a running one only from a snapshot)
+  kTemplate,    // make it a template
+  kRename,
 };
 
 std::string_view Name(VmState s);
@@ -79,11 +85,13 @@ bool ValidTransition(VmState from, VmState to);
 
 // True when a VM in state s may be asked for a (busy or not).
 bool Allowed(VmAction a, VmState s);
+// True when a template may be asked for a (a template is read-only and never runs).
+bool TemplateAllows(VmAction a);
 // Ok, or kConflict with a message that says why and what to do.
-Status CheckAllowed(VmAction a, VmState s, const std::string& vm);
+Status CheckAllowed(VmAction a, VmState s, const std::string& vm, bool is_template = false);
 // Every action the VM allows now (none while an operation holds it), by name:
 // what the API shows as "actions".
-std::vector<std::string> AllowedActions(VmState s, VmOp busy);
+std::vector<std::string> AllowedActions(VmState s, VmOp busy, bool is_template = false);
 
 // QEMU is alive in these states (its QMP socket may answer).
 inline bool QemuAlive(VmState s) { return s != VmState::kStopped && s != VmState::kCrashed; }

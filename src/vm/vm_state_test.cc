@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace pampa {
 namespace {
 
@@ -17,7 +19,7 @@ TEST(VmState, NamesRoundTrip) {
 }
 
 TEST(VmState, EveryActionHasANameAndARule) {
-  for (int a = 0; a <= static_cast<int>(VmAction::kResizeDisk); ++a) {
+  for (int a = 0; a <= static_cast<int>(VmAction::kRename); ++a) {
     auto action = static_cast<VmAction>(a);
     EXPECT_FALSE(Name(action).empty());
     bool some_state_allows = false;
@@ -59,6 +61,20 @@ TEST(VmState, ActionsFollowTheStateAndTheLease) {
   EXPECT_EQ(AllowedActions(VmState::kShuttingDown, VmOp::kShutdown), std::vector<std::string>{"stop"});
   // The reconcile loop's look is invisible.
   EXPECT_EQ(AllowedActions(VmState::kRunning, VmOp::kReconcile), AllowedActions(VmState::kRunning, VmOp::kNone));
+}
+
+TEST(VmState, ATemplateOnlyClonesBacksUpRenamesAndDeletes) {
+  EXPECT_EQ(CheckAllowed(VmAction::kStart, VmState::kStopped, "base", true).message(),
+            "vm 'base' is a template, which never runs or changes: start a clone of it instead (pampa vm clone base "
+            "NEW)");
+  EXPECT_TRUE(CheckAllowed(VmAction::kClone, VmState::kStopped, "base", true).ok());
+  EXPECT_FALSE(CheckAllowed(VmAction::kSnapshot, VmState::kStopped, "base", true).ok());
+  EXPECT_EQ(CheckAllowed(VmAction::kTemplate, VmState::kStopped, "base", true).message(),
+            "vm 'base' is already a template");
+  auto actions = AllowedActions(VmState::kStopped, VmOp::kNone, true);
+  std::sort(actions.begin(), actions.end());
+  EXPECT_EQ(actions, (std::vector<std::string>{"backup", "clone", "delete", "rename"}));
+  EXPECT_FALSE(CheckAllowed(VmAction::kRename, VmState::kRunning, "web").ok());
 }
 
 }  // namespace

@@ -10,8 +10,8 @@ const env = process.env;
 
 // A headless chromium at 1280x720 on a fresh page; `errors` collects what
 // the page logs as an error, what it throws, and every answer of 400 or more
-// as "HTTP STATUS METHOD PATH" (chromium's own "Failed to load resource" line
-// does not say which request failed, so it is left out).
+// as "HTTP STATUS METHOD PATH: the server's message" (chromium's own "Failed
+// to load resource" line does not say which request failed, so it is left out).
 export async function openConsole({ width = 1280, height = 720 } = {}) {
   const browser = await chromium.launch({
     executablePath: env.PAMPA_CHROMIUM || '/usr/bin/chromium',
@@ -24,8 +24,13 @@ export async function openConsole({ width = 1280, height = 720 } = {}) {
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text());
   });
-  page.on('response', (r) => {
-    if (r.status() >= 400) errors.push(`HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  page.on('response', async (r) => {
+    if (r.status() < 400) return;
+    const head = `HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`;
+    errors.push(head);
+    const body = await r.text().catch(() => '');
+    const i = errors.indexOf(head); // gone when a test cleared the list meanwhile
+    if (i >= 0) errors[i] = `${head}: ${body.slice(0, 300)}`;
   });
   page.on('pageerror', (e) => errors.push(String(e)));
   return { browser, page, errors };

@@ -6,6 +6,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import time
 
@@ -162,6 +163,27 @@ def test_vnc_console_is_proxied_over_a_websocket(guests):
     bad = WebSocket(guests.sock, "/api/v1/vms/nosuchvm/console")
     assert bad.status == 404
     bad.close()
+
+
+def test_vm_vnc_gives_a_viewer_a_local_address(guests):
+    relay = subprocess.Popen([PAMPA, "--socket", guests.sock, "vm", "vnc", "ga", "--wait", "30"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = relay.stdout.readline().strip()
+        assert line.startswith("127.0.0.1:"), f"{line!r}: {relay.stderr.read() if relay.poll() is not None else ''}"
+        host, port = line.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as viewer:
+            assert viewer.recv(12) == b"RFB 003.008\n"  # the server speaks first, through the relay
+            viewer.sendall(b"RFB 003.008\n")
+            assert viewer.recv(1)  # the security types: the viewer's bytes reached QEMU
+        assert relay.wait(timeout=10) == 0, relay.stderr.read()
+    finally:
+        relay.kill()
+    r = guests.cli("vm", "vnc", "nosuchvm", check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
+    r = subprocess.run([PAMPA, "--socket", guests.sock, "vm", "vnc", "ga", "--wait", "1"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode != 0 and "no VNC viewer connected within 1 s" in r.stderr
 
 
 def test_pause_stops_the_guest_clock(guests):

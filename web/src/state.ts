@@ -69,7 +69,10 @@ export function upsertVm(vm: Vm): void {
   });
 }
 
-function removeVm(name: string): void {
+export function removeVm(name: string): void {
+  // A refresh still due would only find it gone (a 404).
+  clearTimeout(vmRefresh.get(name));
+  vmRefresh.delete(name);
   store.set((s) => ({ vms: s.vms.filter((v) => v.name !== name) }));
 }
 

@@ -13,7 +13,10 @@ export interface Vm {
   cpus: number;
   memory_mib: number;
   host?: string;
-  disks: { pool: string; volume: string }[];
+  /** A template never runs or changes; it is the source of clones. */
+  template?: boolean;
+  /** base: "pool/volume" of the template's disk a linked clone's disk reads from. */
+  disks: { pool: string; volume: string; base?: string }[];
   nics: { network: string; mac: string }[];
   cdrom?: string;
   kernel?: string;
@@ -212,6 +215,28 @@ export interface MigrateReply {
   task: string;
   vm: string;
   to: string;
+}
+
+/**
+ * The body of POST /api/v1/vms/{name}/clone. pampad refuses linked with
+ * snapshot or pool, linked from a VM that is no template, and a running
+ * source without a snapshot.
+ */
+export interface CloneRequest {
+  name: string;
+  /** qcow2 overlays on a template's disks instead of copies. */
+  linked?: boolean;
+  /** Copy the disks as this snapshot of the source has them. */
+  snapshot?: string;
+  /** Where a full copy's disks go; absent: the source's pools. */
+  pool?: string;
+}
+
+/** POST /api/v1/vms/{name}/clone answers 202 with the task (a "vm-clone" on the new VM). */
+export interface CloneReply {
+  task: string;
+  vm: string;
+  host?: string;
 }
 
 /** A vm-migrate task's result: live (it ran) or cold (it was stopped: no downtime). */

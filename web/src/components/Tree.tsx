@@ -53,8 +53,8 @@ export function Tree({ route }: { route: Route }) {
   const needle = q.trim().toLowerCase();
   const match = (name: string) => !needle || name.toLowerCase().includes(needle);
   const pooled = isPool(hosts);
-  // In a pool, a host's name finds the VMs it runs.
-  const shownVms = vms.filter((v) => match(v.name) || match(v.state) || (pooled && !!v.host && match(v.host)));
+  // "template" finds the templates; in a pool, a host's name finds the VMs it runs.
+  const shownVms = vms.filter((v) => match(v.name) || match(v.state) || (v.template && match('template')) || (pooled && !!v.host && match(v.host)));
   const hostname = host?.hostname ?? 'host';
 
   return (
@@ -87,11 +87,12 @@ export function Tree({ route }: { route: Route }) {
                   aria-current={current ? 'page' : undefined}
                   data-testid={`tree-vm-${vm.name}`}
                   data-state={vm.state}
-                  title={`${vm.name}: ${stateLabel(vm.state)}${vm.busy ? ` (${vm.busy})` : ''}${pooled && vm.host ? ` on ${vm.host}` : ''}`}
+                  title={`${vm.name}: ${stateLabel(vm.state)}${vm.template ? ', a template' : ''}${vm.busy ? ` (${vm.busy})` : ''}${pooled && vm.host ? ` on ${vm.host}` : ''}`}
                 >
                   <StateIcon state={vm.state} busy={vm.busy} />
                   <span class="tree-name">{vm.name}</span>
                   <span class="sr-only"> {stateLabel(vm.state)}</span>
+                  {vm.template ? <span class="badge tree-tag">template</span> : null}
                   {pooled && vm.host ? (
                     <span class="tree-host">
                       <span class="sr-only"> on </span>

@@ -324,6 +324,17 @@ export function VmStateCell({ vm, reason }: { vm: Vm; reason?: boolean }) {
   );
 }
 
+/** The button of a dialog that follows a task: it may be hidden while the task goes on. */
+export function TaskDialogClose({ task, onClose }: { task: Task; onClose: () => void }) {
+  return (
+    <div class="row">
+      <button type="button" onClick={onClose}>
+        {task.state === 'running' ? 'Hide (it goes on)' : 'Close'}
+      </button>
+    </div>
+  );
+}
+
 /** A dialog form's submit and Cancel buttons. */
 export function FormButtons(props: { label: string; busyLabel: string; busy: boolean; disabled?: boolean; onCancel: () => void }) {
   return (

@@ -30,6 +30,7 @@ export function HomePage() {
             <tr key={vm.name}>
               <td>
                 <a href={vmHref(vm.name)}>{vm.name}</a>
+                {vm.template ? <span class="badge tree-tag">template</span> : null}
               </td>
               <VmStateCell vm={vm} />
               <td>{vm.cpus}</td>

@@ -10,7 +10,7 @@ import { formatBytes, formatMib } from '../lib/format';
 import { type MigrateForm, migrateRequest, migrationSummary, migrationTargets } from '../lib/pool';
 import { useStore } from '../lib/store';
 import { refreshHosts, store } from '../state';
-import { ErrorBox, Field, FormButtons, InlineTask, Modal, Notice, Select, TextField, trackTask, useAction } from '../components/ui';
+import { ErrorBox, Field, FormButtons, InlineTask, Modal, Notice, Select, TaskDialogClose, TextField, trackTask, useAction } from '../components/ui';
 
 /** A vm-migrate task: live progress, then how it went. */
 export function MigrationTask({ task: t }: { task: Task }) {
@@ -61,11 +61,7 @@ export function MigrateDialog(props: { vm: Vm; task: Task | undefined; onClose: 
     return (
       <Modal title={`Migrate ${vm.name} to ${f.to}`} onClose={onClose}>
         <MigrationTask task={task} />
-        <div class="row">
-          <button type="button" onClick={onClose}>
-            {task.state === 'running' ? 'Hide (it goes on)' : 'Close'}
-          </button>
-        </div>
+        <TaskDialogClose task={task} onClose={onClose} />
       </Modal>
     );
   }

@@ -4,13 +4,15 @@ import { lazy, Suspense } from 'preact/compat';
 import { api } from '../api/session';
 import { ApiError, vmPath } from '../api/client';
 import type { TaskRef, Vm } from '../api/types';
+import { renameRequest, VM_NAME_PATTERN } from '../lib/clone';
 import { stateLabel } from '../lib/format';
 import { isPool, migrateBlocker } from '../lib/pool';
 import { latestTaskId } from '../lib/tasks';
 import { navigate, vmHref } from '../lib/router';
 import { useStore } from '../lib/store';
-import { refreshVm, store, upsertVm } from '../state';
-import { ConfirmName, ErrorBox, StateBadge, StateIcon, trackTask, useAction, useTask } from '../components/ui';
+import { refreshVm, refreshVms, removeVm, store, upsertVm } from '../state';
+import { ConfirmName, ErrorBox, InlineForm, StateBadge, StateIcon, TextField, trackTask, useAction, useOnTaskEnd, useTask } from '../components/ui';
+import { CloneDialog, CloneTask } from './CloneDialog';
 import { MigrateDialog, MigrationTask } from './MigrateDialog';
 import { VmSummary } from './VmSummary';
 import { VmConfig } from './VmConfig';
@@ -36,8 +38,17 @@ const ACTIONS: [string, string][] = [
   ['reboot', 'Reboot'],
   ['pause', 'Pause'],
   ['resume', 'Resume'],
+  ['clone', 'Clone…'],
+  ['rename', 'Rename…'],
+  ['template', 'Make template…'],
   ['delete', 'Delete'],
 ];
+
+const ACTION_TITLES: Record<string, string> = {
+  clone: 'a new VM from this one: a full copy, of a snapshot, or linked to a template',
+  rename: 'give it a new name (stopped VMs only)',
+  template: 'make it a template that is only cloned: it never starts or changes again',
+};
 
 /** What the buttons offer when pampad sent no "actions" (older daemons). */
 function fallbackActions(state: string): string[] {
@@ -82,16 +93,112 @@ function useMigration(vm: Vm) {
   return { pooled, blocker, dialog, open, close: () => setDialog(false), task, setTaskId };
 }
 
-function ActionBar({ vm }: { vm: Vm }) {
+/** Clone: the dialog, and the task it started, shown on once the dialog is hidden. */
+function useClone() {
+  const [dialog, setDialog] = useState(false);
+  const [taskId, setTaskId] = useState<string | null>(null);
+  const task = useTask(taskId);
+  // Without live events the list may not have the new VM yet.
+  useOnTaskEnd(task, () => {
+    if (task?.state === 'succeeded') void refreshVms().catch(() => {});
+  });
+  const open = () => {
+    setTaskId(null); // the form, not the last clone's result
+    setDialog(true);
+  };
+  return { dialog, open, close: () => setDialog(false), task, setTaskId };
+}
+
+/** Rename, inline in place of the actions: the new name, then the new name's page. */
+function RenameForm({ vm, tab, onCancel }: { vm: Vm; tab: string; onCancel: () => void }) {
+  const [to, setTo] = useState('');
   const { busy, error, setError, run } = useAction();
-  const [confirming, setConfirming] = useState(false);
+  const submit = () => {
+    const req = renameRequest(to, vm);
+    if ('error' in req) {
+      setError(req.error);
+      return;
+    }
+    run(async () => {
+      const renamed = await api.post<Vm>(vmPath(vm.name, '/rename'), req.body);
+      upsertVm(renamed);
+      // The old name goes once the new page shows: gone before, this page
+      // would say "does not exist" for a moment.
+      window.addEventListener('hashchange', () => removeVm(vm.name), { once: true });
+      navigate(vmHref(renamed.name, tab));
+    });
+  };
+  return (
+    <div class="actions" data-testid="rename-form">
+      <InlineForm onSubmit={submit}>
+        <TextField
+          label={`New name for ${vm.name}`}
+          hint="its snapshots, backups and schedules follow; its volumes keep their names"
+          name="new-name"
+          required
+          autofocus
+          maxLength={63}
+          pattern={VM_NAME_PATTERN}
+          value={to}
+          onValue={setTo}
+        />
+        <button type="submit" class="primary" disabled={busy || !to.trim()}>
+          {busy ? 'Renaming…' : 'Rename'}
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </InlineForm>
+      <ErrorBox message={error} />
+    </div>
+  );
+}
+
+/** Make template, asked first: it cannot be undone. */
+function TemplateConfirm({ vm, onDone }: { vm: Vm; onDone: () => void }) {
+  const { busy, error, run } = useAction();
+  const make = () =>
+    run(async () => {
+      upsertVm(await api.post<Vm>(vmPath(vm.name, '/template'), {}));
+      onDone();
+    });
+  return (
+    <div class="actions">
+      <div class="confirm" data-testid="template-confirm">
+        <p>
+          Make <strong>{vm.name}</strong> a template? It will never start or change again: it is only cloned (linked clones read its disks), backed up,
+          renamed or deleted. This cannot be undone.
+        </p>
+        <div class="row">
+          <button type="button" class="danger" data-testid="template-confirm-yes" disabled={busy} onClick={make}>
+            {busy ? 'Making it a template…' : 'Make it a template'}
+          </button>
+          <button type="button" onClick={onDone}>
+            Cancel
+          </button>
+        </div>
+        <ErrorBox message={error} />
+      </div>
+    </div>
+  );
+}
+
+function ActionBar({ vm, tab }: { vm: Vm; tab: string }) {
+  const { busy, error, setError, run } = useAction();
+  // An action that takes the bar's place: delete's typed name, rename's form, make template's question.
+  const [asking, setAsking] = useState<'' | 'delete' | 'rename' | 'template'>('');
   const [force, setForce] = useState(false);
   const migration = useMigration(vm);
+  const clone = useClone();
   const allowed = vm.actions ?? fallbackActions(vm.state);
 
   const act = async (action: string) => {
-    if (action === 'delete') {
-      setConfirming(true);
+    if (action === 'delete' || action === 'rename' || action === 'template') {
+      setAsking(action);
+      return;
+    }
+    if (action === 'clone') {
+      clone.open();
       return;
     }
     setForce(false);
@@ -112,7 +219,9 @@ function ActionBar({ vm }: { vm: Vm }) {
     });
   };
 
-  if (confirming) {
+  if (asking === 'rename') return <RenameForm vm={vm} tab={tab} onCancel={() => setAsking('')} />;
+  if (asking === 'template') return <TemplateConfirm vm={vm} onDone={() => setAsking('')} />;
+  if (asking === 'delete') {
     return (
       <div class="actions">
         <ConfirmName
@@ -126,7 +235,7 @@ function ActionBar({ vm }: { vm: Vm }) {
           busy={busy}
           error={error}
           onCancel={() => {
-            setConfirming(false);
+            setAsking('');
             setError('');
           }}
           onConfirm={() =>
@@ -142,21 +251,30 @@ function ActionBar({ vm }: { vm: Vm }) {
   }
 
   const button = ([a, label]: [string, string]) => (
-    <button key={a} type="button" class={a === 'delete' || a === 'stop' ? 'danger-outline' : a === 'start' ? 'primary' : ''} disabled={busy} onClick={() => act(a)}>
+    <button
+      key={a}
+      type="button"
+      class={a === 'delete' || a === 'stop' ? 'danger-outline' : a === 'start' ? 'primary' : ''}
+      data-testid={`vm-action-${a}`}
+      title={ACTION_TITLES[a]}
+      disabled={busy || (a === 'clone' && clone.task?.state === 'running')}
+      onClick={() => act(a)}
+    >
       {label}
     </button>
   );
   const shown = ACTIONS.filter(([a]) => allowed.includes(a));
+  const last = ['clone', 'rename', 'template', 'delete'];
   return (
     <>
       <div class="actions" role="toolbar" aria-label="VM actions">
-        {shown.filter(([a]) => a !== 'delete').map(button)}
+        {shown.filter(([a]) => !last.includes(a)).map(button)}
         {migration.pooled ? (
           <button type="button" disabled={busy || !!migration.blocker} title={migration.blocker || 'move it to another host of the pool'} onClick={migration.open}>
             Migrate
           </button>
         ) : null}
-        {shown.filter(([a]) => a === 'delete').map(button)}
+        {shown.filter(([a]) => last.includes(a)).map(button)}
         {vm.busy ? <span class="muted">busy: {vm.busy}</span> : null}
         {allowed.length === 0 && !vm.busy ? <span class="muted">no actions in this state</span> : null}
         <ErrorBox message={error} />
@@ -180,6 +298,7 @@ function ActionBar({ vm }: { vm: Vm }) {
       ) : migration.task ? (
         <MigrationTask task={migration.task} />
       ) : null}
+      {clone.dialog ? <CloneDialog vm={vm} task={clone.task} onClose={clone.close} onStarted={clone.setTaskId} /> : clone.task ? <CloneTask task={clone.task} /> : null}
     </>
   );
 }
@@ -209,9 +328,14 @@ export function VmPage({ name, tab }: { name: string; tab: string }) {
           <StateIcon state={vm.state} busy={vm.busy} /> {vm.name}
         </h1>
         <StateBadge state={vm.state} />
+        {vm.template ? (
+          <span class="badge" data-testid="template-badge" title="it never starts or changes; make VMs from it with Clone…">
+            template
+          </span>
+        ) : null}
         {vm.reason ? <span class="muted">{vm.reason}</span> : null}
       </header>
-      <ActionBar vm={vm} />
+      <ActionBar vm={vm} tab={tab} />
       <div class="tabs" role="tablist" aria-label={`${vm.name} views`}>
         {TABS.map(([id, label]) => (
           <button

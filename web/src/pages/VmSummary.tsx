@@ -53,6 +53,12 @@ export function VmSummary({ vm }: { vm: Vm }) {
           {stateLabel(vm.state)}
           {vm.busy ? ` (busy: ${vm.busy})` : ''}
         </dd>
+        {vm.template ? (
+          <>
+            <dt>Template</dt>
+            <dd data-testid="summary-template">yes: it never starts or changes; make VMs from it with Clone…</dd>
+          </>
+        ) : null}
         <dt>CPUs</dt>
         <dd>{vm.cpus}</dd>
         <dt>Memory</dt>
@@ -102,7 +108,10 @@ export function VmSummary({ vm }: { vm: Vm }) {
           return (
             <tr key={d.pool + '/' + d.volume}>
               <td>{i}</td>
-              <td>{d.volume}</td>
+              <td>
+                {d.volume}
+                {d.base ? <div class="muted" data-testid={`disk-base-${i}`}>linked to {d.base}</div> : null}
+              </td>
               <td>
                 <a href={`#/storage/${encodeURIComponent(d.pool)}`}>{d.pool}</a>
               </td>

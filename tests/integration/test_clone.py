@@ -1,0 +1,122 @@
+"""Clones, templates and renames on a real guest: a full clone of a running
+VM's snapshot boots with the snapshot's data and its own identity; a template
+never starts and linked clones read from it without changing it; a rename
+keeps the snapshots and the backup chain."""
+import json
+import os
+import subprocess
+
+
+def write(d, vm, text):
+    d.exec(vm, "sh", "-c", f"echo {text} > /mnt/state && sync")
+
+
+def read(d, vm):
+    return d.exec(vm, "cat", "/mnt/state").stdout.strip()
+
+
+def boot(d, vm):
+    d.cli("vm", "start", vm)
+    d.wait_console(vm, "pampa-guest: ready")
+
+
+def refused(d, *args):
+    r = d.cli(*args, check=False)
+    assert r.returncode != 0, f"pampa {' '.join(args)} was not refused:\n{r.stdout}"
+    return r.stderr
+
+
+def backing_file(path):
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
+                                     text=True, check=True).stdout)
+    return info.get("backing-filename", "")
+
+
+def test_full_clones_templates_and_linked_clones(pampad):
+    d = pampad
+    d.create_guest("orig")
+    boot(d, "orig")
+    write(d, "orig", "first")
+    d.cli("snapshot", "create", "orig", "s1")
+    write(d, "orig", "second")
+
+    # A running VM is copied only from one of its snapshots.
+    assert "--snapshot" in refused(d, "vm", "clone", "orig", "c1")
+    assert "no snapshot 'nope'" in refused(d, "vm", "clone", "orig", "c1", "--snapshot", "nope")
+    assert "--linked or --snapshot" in refused(d, "vm", "clone", "orig", "c1", "--linked", "--snapshot", "s1")
+    assert "not a template" in refused(d, "vm", "clone", "orig", "c1", "--linked")
+    d.cli("vm", "clone", "orig", "c1", "--snapshot", "s1")
+    orig, c1 = d.vm("orig"), d.vm("c1")
+    assert c1["uuid"] != orig["uuid"]
+    assert [n["mac"] for n in c1["nics"]] != [n["mac"] for n in orig["nics"]]
+    assert [disk["volume"] for disk in c1["disks"]] == ["c1-disk0"]
+    assert c1["state"] == "stopped" and not c1["template"]
+    assert "already exists" in refused(d, "vm", "clone", "orig", "c1", "--snapshot", "s1")
+    boot(d, "c1")
+    assert read(d, "c1") == "first", "the clone has the disks as the snapshot had them"
+    assert read(d, "orig") == "second"
+    assert "stop it first" in refused(d, "vm", "rename", "c1", "c2")
+    d.cli("vm", "stop", "c1")
+
+    # A template: one fixed state, never started.
+    d.cli("vm", "stop", "orig")
+    assert "snapshot" in refused(d, "vm", "template", "orig")
+    d.cli("snapshot", "delete", "orig", "s1")
+    d.cli("vm", "template", "orig")
+    t = d.vm("orig")
+    assert t["template"] and "start" not in t["actions"] and "clone" in t["actions"]
+    assert "template" in refused(d, "vm", "start", "orig")
+    assert "template" in refused(d, "snapshot", "create", "orig", "s2")
+    assert "already a template" in refused(d, "vm", "template", "orig")
+    assert any(v["name"] == "orig" and v["template"] for v in d.vms())
+
+    # Linked clones: overlays on the template's disk, made at once.
+    d.cli("vm", "clone", "orig", "l1", "--linked")
+    l1 = d.vm("l1")
+    assert l1["disks"][0]["base"] == "default/orig-disk0"
+    vols = d.volume_paths()
+    assert backing_file(vols["l1-disk0"]) == vols["orig-disk0"]
+    boot(d, "l1")
+    assert read(d, "l1") == "second"
+    write(d, "l1", "linked")
+    d.cli("vm", "stop", "l1")
+    assert "linked clone(s) l1" in refused(d, "vm", "delete", "orig")
+
+    # The template did not change: a full clone of it still has its data.
+    d.cli("vm", "clone", "orig", "f1")
+    assert not d.vm("f1")["disks"][0].get("base")
+    assert backing_file(d.volume_paths()["f1-disk0"]) == ""
+
+    # A renamed linked clone keeps its disk and its link.
+    d.cli("vm", "rename", "l1", "l2")
+    assert "does not exist" in refused(d, "vm", "show", "l1")
+    assert d.vm("l2")["disks"][0]["base"] == "default/orig-disk0"
+    boot(d, "l2")
+    assert read(d, "l2") == "linked"
+    d.cli("vm", "stop", "l2")
+    for vm in ("l2", "f1", "c1"):
+        d.cli("vm", "delete", vm)
+    d.cli("vm", "delete", "orig")  # no linked clone left
+    assert not [v for v in d.vms() if v["name"] in ("orig", "c1", "f1", "l1", "l2")]
+    assert not [v for v in d.volume_paths() if v.split("-disk")[0] in ("orig", "c1", "f1", "l1", "l2")]
+
+
+def test_rename_keeps_snapshots_and_the_backup_chain(pampad, tmp_path):
+    d = pampad
+    d.create_guest("ren", "--net", "none")
+    d.cli("snapshot", "create", "ren", "keep")
+    d.cli("repo", "add", "ren-repo", "--url", str(tmp_path / "repo"), "--no-encryption")
+    first = json.loads(d.cli("backup", "run", "ren", "--repo", "ren-repo", "--json").stdout)
+    assert not first["incremental"]
+    assert "already has that name" in refused(d, "vm", "rename", "ren", "ren")
+    d.cli("vm", "rename", "ren", "ren2")
+    tree = d.cli_json("snapshot", "list", "ren2")
+    assert tree["current"] == "keep" and [s["name"] for s in tree["snapshots"]] == ["keep"]
+    second = json.loads(d.cli("backup", "run", "ren2", "--repo", "ren-repo", "--json").stdout)
+    assert second["incremental"], second
+    assert second["bytes_read"] < first["bytes_read"] / 10
+    assert "ren-disk0" in [disk["volume"] for disk in d.vm("ren2")["disks"]]
+    boot(d, "ren2")
+    d.cli("vm", "stop", "ren2")
+    d.cli("snapshot", "delete", "ren2", "keep")
+    d.cli("vm", "delete", "ren2")
