@@ -1,6 +1,8 @@
 // pampa vm ...: the VM lifecycle.
 #include <iostream>
+#include <tuple>
 
+#include "base/fs.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 
@@ -10,6 +12,62 @@ namespace {
 using json = nlohmann::json;
 
 std::string VmPath(const std::string& name) { return "/api/v1/vms/" + name; }
+
+// --ci-* options of vm create, clone and edit: the "cloud_init" object of
+// the request. The key and password files are read here, by the CLI.
+class CloudInitOptions {
+ public:
+  void Add(CLI::App* cmd) {
+    cmd_ = cmd;
+    cmd->add_option("--ci-user", user_, "cloud-init: create this user (sudo); '' for the image's default user");
+    cmd->add_option("--ci-ssh-key", key_files_, "cloud-init: authorized keys from this file (repeatable; '' clears)");
+    cmd->add_option("--ci-password-file", password_file_, "cloud-init: the user's password, first line of FILE");
+    cmd->add_option("--ci-ip", ip_, "cloud-init: first NIC's address, CIDR (10.0.0.5/24) or dhcp");
+    cmd->add_option("--ci-gw", gateway_, "cloud-init: default gateway (with a static --ci-ip)");
+    cmd->add_option("--ci-dns", dns_, "cloud-init: DNS server (with a static --ci-ip)");
+    cmd->add_option("--ci-hostname", hostname_, "cloud-init: the guest's hostname");
+  }
+  // Empty when no --ci- option was given.
+  Result<json> Body() const {
+    json ci = json::object();
+    for (auto [flag, key, value] : {std::tuple{"--ci-user", "user", &user_}, std::tuple{"--ci-ip", "ip", &ip_},
+                                    std::tuple{"--ci-gw", "gateway", &gateway_}, std::tuple{"--ci-dns", "dns", &dns_},
+                                    std::tuple{"--ci-hostname", "hostname", &hostname_}}) {
+      if (cmd_->count(flag)) ci[key] = *value;
+    }
+    if (cmd_->count("--ci-ssh-key")) {
+      ci["ssh_keys"] = json::array();
+      for (const auto& file : key_files_) {
+        if (file.empty()) continue;
+        PAMPA_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+        size_t at = 0;
+        while (at < text.size()) {
+          size_t end = text.find('\n', at);
+          std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+          at = end == std::string::npos ? text.size() : end + 1;
+          while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+          if (!line.empty() && line[0] != '#') ci["ssh_keys"].push_back(line);
+        }
+      }
+    }
+    if (cmd_->count("--ci-password-file")) {
+      std::string password;
+      if (!password_file_.empty()) {
+        PAMPA_ASSIGN_OR_RETURN(password, ReadFile(password_file_));
+        password = password.substr(0, password.find('\n'));
+        if (password.empty())
+          return Status::Invalid(password_file_ + " is empty: write the password on its first line");
+      }
+      ci["password"] = password;
+    }
+    return ci;
+  }
+
+ private:
+  CLI::App* cmd_ = nullptr;
+  std::string user_, password_file_, ip_, gateway_, dns_, hostname_;
+  std::vector<std::string> key_files_;
+};
 
 int PrintVmList(const json& vms, bool as_json) {
   if (as_json) {
@@ -54,6 +112,17 @@ int PrintVm(const json& v, bool as_json) {
   if (!v.value("initrd", "").empty()) std::cout << "initrd:    " << v.value("initrd", "") << "\n";
   if (!v.value("append", "").empty()) std::cout << "append:    " << v.value("append", "") << "\n";
   if (!v.value("cdrom", "").empty()) std::cout << "cdrom:     " << v.value("cdrom", "") << "\n";
+  if (v.contains("cloud_init")) {
+    const json& c = v["cloud_init"];
+    std::string line;
+    for (auto key : {"user", "hostname", "ip", "gateway", "dns"}) {
+      if (!c.value(key, "").empty()) line += std::string(line.empty() ? "" : ", ") + key + " " + c.value(key, "");
+    }
+    size_t keys = c.value("ssh_keys", json::array()).size();
+    if (keys) line += (line.empty() ? "" : ", ") + std::to_string(keys) + " ssh key(s)";
+    if (!c.value("password_hash", "").empty()) line += std::string(line.empty() ? "" : ", ") + "password set";
+    std::cout << "cloud-init: " << line << "\n";
+  }
   for (auto& a : v.value("addresses", json::array())) {
     std::cout << "address:   " << a.value("interface", "") << " " << a.value("address", "") << "\n";
   }
@@ -108,9 +177,11 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       int cpus = 0;
       std::vector<std::string> disks, nets;
       bool autostart = false, async = false, as_json = false;
+      CloudInitOptions ci;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("create", "define a VM (its disks are volumes in a pool)");
+    o->ci.Add(cmd);
     cmd->add_option("name", o->name, "VM name: a-z, 0-9 and '-'")->required();
     cmd->add_option("--cpus", o->cpus, "virtual CPUs")->required();
     cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->required();
@@ -139,6 +210,9 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (!o->firmware.empty()) body["firmware"] = o->firmware;
       if (o->autostart) body["autostart"] = true;
       if (!o->host.empty()) body["host"] = o->host;
+      auto ci = o->ci.Body();
+      if (!ci.ok()) return PrintError(ci.status().message());
+      if (!ci->empty()) body["cloud_init"] = *ci;
       if (!o->nets.empty()) {
         if (o->nets.size() == 1 && o->nets[0] == "none")
           body["networks"] = json::array();
@@ -290,6 +364,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     struct Opts {
       std::string source, name, snapshot, pool;
       bool linked = false, async = false;
+      CloudInitOptions ci;
     };
     auto o = std::make_shared<Opts>();
     auto cmd =
@@ -297,6 +372,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("source", o->source, "the VM (or template) to clone")->required();
     cmd->add_option("name", o->name, "the new VM's name")->required();
     cmd->add_flag("--linked", o->linked, "qcow2 overlays on a template's disks (instant, shares its data)");
+    o->ci.Add(cmd);
     cmd->add_option("--snapshot", o->snapshot, "copy the disks as this snapshot has them (the source may run)");
     cmd->add_option("--pool", o->pool, "where a full clone's disks go (default: beside the source's)");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
@@ -305,6 +381,9 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (o->linked) body["linked"] = true;
       if (!o->snapshot.empty()) body["snapshot"] = o->snapshot;
       if (!o->pool.empty()) body["pool"] = o->pool;
+      auto ci = o->ci.Body();
+      if (!ci.ok()) return PrintError(ci.status().message());
+      if (!ci->empty()) body["cloud_init"] = *ci;
       auto r = g.client().Call("POST", VmPath(o->source) + "/clone", body);
       if (!r.ok()) return PrintError(r.status().message());
       return FinishTask(g, (*r)["task"], o->async,
@@ -342,10 +421,13 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       int cpus = 0;
       std::vector<std::string> add_disks, add_nics;
       unsigned remove_disk = 0, remove_nic = 0;
-      bool keep_volume = false;
+      bool keep_volume = false, no_cloud_init = false;
+      CloudInitOptions ci;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("edit", "change a stopped VM's settings");
+    o->ci.Add(cmd);
+    cmd->add_flag("--no-cloud-init", o->no_cloud_init, "remove every cloud-init setting (the seed CD goes)");
     cmd->add_option("--add-disk", o->add_disks, "add a blank disk of SIZE, or an existing POOL/VOLUME (repeatable)");
     cmd->add_option("--remove-disk", o->remove_disk, "remove disk N (0 is the first); its volume goes too");
     cmd->add_flag("--keep-volume", o->keep_volume, "with --remove-disk: keep the volume in its pool");
@@ -382,9 +464,17 @@ void AddVmCommands(CLI::App& app, Globals& g) {
         body["add_nics"].push_back(nic);
       }
       if (cmd->count("--remove-nic")) body["remove_nic"] = o->remove_nic;
+      auto ci = o->ci.Body();
+      if (!ci.ok()) return PrintError(ci.status().message());
+      if (o->no_cloud_init && !ci->empty()) return PrintError("--no-cloud-init goes without --ci- options");
+      if (o->no_cloud_init) body["cloud_init"] = nullptr;
+      if (!ci->empty()) body["cloud_init"] = *ci;
       auto r = g.client().Call("PATCH", VmPath(o->name), body);
       if (!r.ok()) return PrintError(r.status().message());
       std::cout << "updated " << o->name << "\n";
+      if (body.contains("cloud_init") && r->value("state", "") != "stopped") {
+        std::cout << "cloud-init changes reach the guest at its next start\n";
+      }
       return 0;
     });
   }

@@ -48,6 +48,10 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
     add({"-blockdev", Blockdev("cdrom0", "raw", m.cdrom, true)});
     add({"-device", "ide-cd,drive=cdrom0,bus=ide.0,id=cdrom0,bootindex=" + std::to_string(boot++)});
   }
+  if (!m.cidata.empty()) {
+    add({"-blockdev", Blockdev("cidata", "raw", m.cidata, true)});
+    add({"-device", "ide-cd,drive=cidata,bus=ide.1,id=cidata"});
+  }
   if (!m.kernel.empty()) add({"-kernel", m.kernel});
   if (!m.initrd.empty()) add({"-initrd", m.initrd});
   if (!m.append.empty()) add({"-append", m.append});

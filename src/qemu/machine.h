@@ -36,6 +36,7 @@ struct MachineConfig {
   uint64_t memory_mib = 256;
   std::vector<DiskConfig> disks;
   std::string cdrom;
+  std::string cidata;  // a cloud-init NoCloud seed image, on a CD of its own
   std::string kernel, initrd, append;
   std::vector<NicConfig> nics;
   std::string firmware = "bios";  // bios | uefi

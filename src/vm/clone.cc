@@ -57,6 +57,8 @@ Result<std::string> VmManager::Clone(const CloneRequest& req) {
   spec.is_template = false;
   spec.autostart = false;
   for (auto& nic : spec.nics) nic.mac = NewMac();
+  if (req.cloud_init) PAMPA_RETURN_IF_ERROR(ApplyCloudInit(*req.cloud_init, &spec.cloud_init));
+  PAMPA_RETURN_IF_ERROR(CheckCloudInit(spec));
   for (size_t i = 0; i < spec.disks.size(); ++i) {
     DiskSpec& d = spec.disks[i];
     d.base = req.linked ? from.disks[i].pool + "/" + from.disks[i].volume : "";
@@ -219,6 +221,7 @@ Status VmManager::Rename(const std::string& name, const std::string& to) {
     return fail(rev.status().Context("renaming vm " + name));
   }
   if (has_vars) unlink(vars.c_str());
+  unlink(CloudInitSeedPath(name).c_str());  // made again under the new name at the next start
   renamed->spec_revision = *rev;
   std::string reason;
   VmState state;

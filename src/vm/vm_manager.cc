@@ -354,6 +354,7 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   spec.firmware = req.firmware;
   spec.autostart = req.autostart;
   spec.host = config_.hostname;
+  spec.cloud_init = req.cloud_init;
   if (!req.kernel.empty()) {
     PAMPA_ASSIGN_OR_RETURN(spec.kernel, storage_.CheckOutsidePath("kernel", req.kernel));
   }
@@ -382,6 +383,7 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
     spec.disks.push_back({req.pool, vol});
   }
   for (auto& n : req.networks) spec.nics.push_back({n, NewMac()});
+  PAMPA_RETURN_IF_ERROR(CheckCloudInit(spec));
 
   auto vm = Register(spec, VmOp::kCreate);
   if (!vm) return Status::Conflict("vm '" + spec.name + "' already exists");
@@ -531,8 +533,18 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if ((!s.initrd.empty() || !s.append.empty()) && s.kernel.empty()) {
     return Status::Invalid("an initrd or kernel command line needs a kernel");
   }
+  if (req.cloud_init) {
+    if (req.cloud_init->is_null())
+      s.cloud_init = {};
+    else
+      PAMPA_RETURN_IF_ERROR(ApplyCloudInit(*req.cloud_init, &s.cloud_init));
+  }
   VmSpec removed{.name = name};
   PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
+  if (Status st = CheckCloudInit(s); !st.ok()) {
+    RemoveVolumes(created);
+    return st;
+  }
   if (Status st = ReplaceSpec(*vm, s); !st.ok()) {
     RemoveVolumes(created);
     return st;
@@ -669,6 +681,7 @@ Status VmManager::Delete(const std::string& name) {
                             .Context("deleting vm " + name));
   Cleanup(*vm);
   unlink((config_.data_dir + "/vms/" + name + ".vars.fd").c_str());
+  unlink(CloudInitSeedPath(name).c_str());
   Forget(*vm);
   lease.Release();
   Status removed = Status::Ok();

@@ -267,6 +267,7 @@ class VmManager {
   void ReconcileLoop();
   std::string CrashReason(Vm& vm);
   RuntimePaths PathsFor(const VmSpec& spec) const;
+  std::string CloudInitSeedPath(const std::string& vm) const { return config_.data_dir + "/vms/" + vm + ".cidata.iso"; }
   // Claims the VM for op (checking `action` against its state) and runs body
   // in a task that owns the lease; the VM is given back when body returns.
   Result<std::string> RunVmTask(const std::string& name, VmOp op, VmAction action,

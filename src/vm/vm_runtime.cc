@@ -13,6 +13,7 @@
 #include "base/process.h"
 #include "base/units.h"
 #include "qemu/nbd_server.h"
+#include "vm/cloud_init.h"
 #include "vm/vm_internal.h"
 #include "vm/vm_manager.h"
 
@@ -68,6 +69,14 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
       std::filesystem::copy_file("/usr/share/OVMF/OVMF_VARS_4M.fd", m.ovmf_vars, ec);
       if (ec) return Status::Unavailable("UEFI variable store missing and cannot be created: " + ec.message());
     }
+  }
+  if (!s.cloud_init.empty()) {
+    // Made again at every start: a change applies at the next boot.
+    m.cidata = CloudInitSeedPath(s.name);
+    PAMPA_RETURN_IF_ERROR(MakeDirs(config_.data_dir + "/vms"));
+    PAMPA_RETURN_IF_ERROR(WriteCloudInitSeed(s, m.cidata));
+  } else {
+    unlink(CloudInitSeedPath(s.name).c_str());  // the settings were removed
   }
   m.accel = accel_.Current().accel;
   for (size_t i = 0; i < s.nics.size(); ++i) m.nics.push_back({TapName(s, i), s.nics[i].mac});

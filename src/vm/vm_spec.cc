@@ -90,13 +90,31 @@ json ToJson(const VmSpec& s) {
     disks.push_back(std::move(disk));
   }
   for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
-  return {{"name", s.name},         {"uuid", s.uuid},
-          {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
-          {"disks", disks},         {"cdrom", s.cdrom},
-          {"kernel", s.kernel},     {"initrd", s.initrd},
-          {"append", s.append},     {"nics", nics},
-          {"firmware", s.firmware}, {"autostart", s.autostart},
-          {"host", s.host},         {"template", s.is_template}};
+  json j = {{"name", s.name},         {"uuid", s.uuid},
+            {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
+            {"disks", disks},         {"cdrom", s.cdrom},
+            {"kernel", s.kernel},     {"initrd", s.initrd},
+            {"append", s.append},     {"nics", nics},
+            {"firmware", s.firmware}, {"autostart", s.autostart},
+            {"host", s.host},         {"template", s.is_template}};
+  if (!s.cloud_init.empty()) {
+    const CloudInit& c = s.cloud_init;
+    j["cloud_init"] = {{"user", c.user},
+                       {"ssh_keys", c.ssh_keys},
+                       {"password_hash", c.password_hash},
+                       {"ip", c.ip},
+                       {"gateway", c.gateway},
+                       {"dns", c.dns},
+                       {"hostname", c.hostname}};
+  }
+  return j;
+}
+
+Status CheckCloudInit(const VmSpec& spec) {
+  if (!spec.cloud_init.ip.empty() && spec.nics.empty()) {
+    return Status::Invalid("vm '" + spec.name + "' has no NIC for the cloud-init address " + spec.cloud_init.ip);
+  }
+  return Status::Ok();
 }
 
 Result<VmSpec> VmSpecFromJson(const json& j) {
@@ -118,6 +136,13 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.autostart = j.value("autostart", false);
     s.host = j.value("host", "");
     s.is_template = j.value("template", false);
+    if (j.contains("cloud_init") && j["cloud_init"].is_object()) {
+      const json& c = j["cloud_init"];
+      s.cloud_init = {c.value("user", ""),          c.value("ssh_keys", std::vector<std::string>{}),
+                      c.value("password_hash", ""), c.value("ip", ""),
+                      c.value("gateway", ""),       c.value("dns", ""),
+                      c.value("hostname", "")};
+    }
     return s;
   } catch (const std::exception& e) {
     return Status::Internal(std::string("stored VM spec is damaged: ") + e.what());
@@ -127,7 +152,7 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
 Result<CreateRequest> ParseCreateRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(
       CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks", "cdrom", "kernel",
-                         "initrd", "append", "networks", "firmware", "autostart", "host"}));
+                         "initrd", "append", "networks", "firmware", "autostart", "host", "cloud_init"}));
   CreateRequest r;
   if (body.contains("host")) {
     PAMPA_ASSIGN_OR_RETURN(r.host, GetString(body, "host"));
@@ -193,6 +218,7 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
     if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
     r.autostart = body["autostart"];
   }
+  if (body.contains("cloud_init")) PAMPA_RETURN_IF_ERROR(ApplyCloudInit(body["cloud_init"], &r.cloud_init));
   return r;
 }
 
@@ -279,7 +305,7 @@ Status CheckMac(const std::string& mac) {
 Result<EditRequest> ParseEditRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(
       CheckFields(body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd", "append", "firmware",
-                         "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic"}));
+                         "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic", "cloud_init"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
   if (body.contains("cpus")) {
@@ -310,11 +336,16 @@ Result<EditRequest> ParseEditRequest(const json& body) {
   if (e.append) PAMPA_RETURN_IF_ERROR(CheckAppend(*e.append));
   if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));
   PAMPA_RETURN_IF_ERROR(ParseDeviceChanges(body, &e));
+  if (body.contains("cloud_init")) {
+    CloudInit scratch;  // checked now, applied to the VM's by the edit
+    if (!body["cloud_init"].is_null()) PAMPA_RETURN_IF_ERROR(ApplyCloudInit(body["cloud_init"], &scratch));
+    e.cloud_init = body["cloud_init"];
+  }
   return e;
 }
 
 Result<CloneRequest> ParseCloneRequest(const std::string& source, const json& body) {
-  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"name", "linked", "snapshot", "pool"}));
+  PAMPA_RETURN_IF_ERROR(CheckFields(body, {"name", "linked", "snapshot", "pool", "cloud_init"}));
   CloneRequest r;
   r.source = source;
   if (!body.contains("name")) return Status::Invalid("field 'name' is required: the new VM's name");
@@ -332,6 +363,11 @@ Result<CloneRequest> ParseCloneRequest(const std::string& source, const json& bo
   if (body.contains("pool")) {
     PAMPA_ASSIGN_OR_RETURN(r.pool, GetString(body, "pool"));
     PAMPA_RETURN_IF_ERROR(ValidateName("pool", r.pool));
+  }
+  if (body.contains("cloud_init")) {
+    CloudInit scratch;
+    PAMPA_RETURN_IF_ERROR(ApplyCloudInit(body["cloud_init"], &scratch));
+    r.cloud_init = body["cloud_init"];
   }
   if (r.linked && !r.snapshot.empty()) {
     return Status::Invalid(

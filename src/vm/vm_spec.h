@@ -26,6 +26,24 @@ struct NicSpec {
   std::string mac;
 };
 
+// Cloud-init settings, given to the guest as a NoCloud seed (a CD labelled
+// "cidata") made at each start; empty: no seed.
+struct CloudInit {
+  std::string user;                   // the user to create (sudo); empty: the image's default user
+  std::vector<std::string> ssh_keys;  // authorized keys, one OpenSSH public key each
+  std::string password_hash;          // crypt(3) SHA-512 of the user's password; the password is never kept
+  std::string ip;                     // the first NIC: "dhcp" or an IPv4 CIDR; empty: the image's default
+  std::string gateway, dns, hostname;
+  bool empty() const {
+    return user.empty() && ssh_keys.empty() && password_hash.empty() && ip.empty() && gateway.empty() && dns.empty() &&
+           hostname.empty();
+  }
+};
+
+// Applies a "cloud_init" object of a request to ci: each field given replaces
+// the one there ("" clears it), "password" is hashed. Refuses what is malformed.
+Status ApplyCloudInit(const nlohmann::json& body, CloudInit* ci);
+
 struct VmSpec {
   std::string name;
   std::string uuid;
@@ -41,9 +59,12 @@ struct VmSpec {
   std::string host;
   // A template: read-only, never started, the source of clones.
   bool is_template = false;
+  CloudInit cloud_init;
 };
 
 nlohmann::json ToJson(const VmSpec& s);
+// The cloud-init settings fit the VM (an address needs a NIC).
+Status CheckCloudInit(const VmSpec& spec);
 Result<VmSpec> VmSpecFromJson(const nlohmann::json& j);
 
 // POST /vms body, validated for shape (existence of pools etc. is checked by VmManager).
@@ -59,6 +80,7 @@ struct CreateRequest {
   std::string firmware = "bios";
   bool autostart = false;
   std::string host;  // where to run it in a pool; empty: placement picks
+  CloudInit cloud_init;
 };
 Result<CreateRequest> ParseCreateRequest(const nlohmann::json& body);
 
@@ -79,6 +101,8 @@ struct EditRequest {
   bool keep_volume = false;           // the removed disk's volume stays in its pool
   std::vector<NicSpec> add_nics;      // an empty mac: a new one
   std::optional<size_t> remove_nic;
+  // Cloud-init changes (checked; applied with ApplyCloudInit); null: remove all.
+  std::optional<nlohmann::json> cloud_init;
 
   bool ChangesHardware() const {
     return cpus || memory_mib || cdrom || kernel || initrd || append || firmware || !add_disks.empty() || remove_disk ||
@@ -90,9 +114,10 @@ Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
 // POST /vms/SOURCE/clone body.
 struct CloneRequest {
   std::string source, name;
-  bool linked = false;   // qcow2 overlays on the source's disks (the source must be a template)
-  std::string snapshot;  // copy the disks as this snapshot of the source has them
-  std::string pool;      // where a full clone's disks go (default: beside the source's)
+  bool linked = false;                       // qcow2 overlays on the source's disks (the source must be a template)
+  std::string snapshot;                      // copy the disks as this snapshot of the source has them
+  std::string pool;                          // where a full clone's disks go (default: beside the source's)
+  std::optional<nlohmann::json> cloud_init;  // changes to the source's cloud-init (see ApplyCloudInit)
 };
 Result<CloneRequest> ParseCloneRequest(const std::string& source, const nlohmann::json& body);
 

@@ -97,10 +97,13 @@ TEST(VmSpec, JsonRoundTrip) {
   s.disks = {{"default", "db-disk0"}, {"default", "db-disk1", "default/base-disk1"}};
   s.nics = {{"default", NewMac()}};
   s.is_template = true;
+  s.cloud_init.user = "ana";
+  s.cloud_init.ssh_keys = {"ssh-ed25519 AAAA ana@desk"};
   auto back = VmSpecFromJson(ToJson(s));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(ToJson(*back), ToJson(s));
   EXPECT_TRUE(back->is_template);
+  EXPECT_EQ(back->cloud_init.ssh_keys, s.cloud_init.ssh_keys);
   EXPECT_EQ(back->disks[1].base, "default/base-disk1");
   EXPECT_FALSE(ToJson(s)["disks"][0].contains("base"));  // a disk of its own says nothing
   EXPECT_EQ(s.uuid.size(), 36u);

@@ -120,3 +120,68 @@ def test_rename_keeps_snapshots_and_the_backup_chain(pampad, tmp_path):
     d.cli("vm", "stop", "ren2")
     d.cli("snapshot", "delete", "ren2", "keep")
     d.cli("vm", "delete", "ren2")
+
+
+def iso_file(iso, name):
+    return subprocess.run(["isoinfo", "-i", iso, "-R", "-x", "/" + name], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def qemu_args(d, vm):
+    with open(f"/proc/{d.vm(vm)['pid']}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+def test_cloud_init_seed_is_made_at_each_start_and_follows_edits(pampad, tmp_path):
+    d = pampad
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnJ7f0tUuE0Rg3rV1mJq9z8y7x6w5v4u3t2s1r0q9p8 ana@desk"
+    (tmp_path / "id.pub").write_text(f"# ana's key\n{key}\n")
+    (tmp_path / "pw").write_text("s3cret\n")
+    (tmp_path / "junk.pub").write_text("this is not a key\n")
+    d.create_guest("ci", "--ci-user", "ana", "--ci-ssh-key", str(tmp_path / "id.pub"), "--ci-password-file",
+                   str(tmp_path / "pw"), "--ci-ip", "10.213.0.50/24", "--ci-gw", "10.213.0.1", "--ci-dns",
+                   "10.213.0.1", "--ci-hostname", "ci-web")
+    vm = d.vm("ci")
+    assert vm["cloud_init"]["user"] == "ana" and vm["cloud_init"]["ssh_keys"] == [key]
+    assert vm["cloud_init"]["password_hash"].startswith("$6$") and "s3cret" not in json.dumps(vm)
+    assert "cloud-init: user ana, hostname ci-web, ip 10.213.0.50/24" in d.cli("vm", "show", "ci").stdout
+
+    boot(d, "ci")
+    iso = os.path.join(d.data, "vms", "ci.cidata.iso")
+    assert "Volume id: cidata" in subprocess.run(["isoinfo", "-d", "-i", iso], capture_output=True, text=True).stdout
+    assert any(iso in a for a in qemu_args(d, "ci")), "the seed is attached as a CD"
+    user = iso_file(iso, "user-data")
+    assert user.startswith("#cloud-config\n") and "ana@desk" in user and "s3cret" not in user
+    net = json.loads(iso_file(iso, "network-config"))
+    assert net["ethernets"]["eth0"]["match"]["macaddress"] == vm["nics"][0]["mac"]
+    assert net["ethernets"]["eth0"]["addresses"] == ["10.213.0.50/24"]
+    first = json.loads(iso_file(iso, "meta-data"))
+    assert first["local-hostname"] == "ci-web"
+
+    # Bad input is refused and changes nothing.
+    assert "10.0.0.5/24" in refused(d, "vm", "edit", "ci", "--ci-ip", "10.0.0.5")
+    assert "not an OpenSSH public key" in refused(d, "vm", "edit", "ci", "--ci-ssh-key", str(tmp_path / "junk.pub"))
+    assert "static address" in refused(d, "vm", "edit", "ci", "--ci-ip", "dhcp")
+    assert d.vm("ci")["cloud_init"] == vm["cloud_init"]
+
+    # An edit while it runs reaches the guest at its next start, with a new instance id.
+    assert "next start" in d.cli("vm", "edit", "ci", "--ci-hostname", "ci-two").stdout
+    d.cli("vm", "stop", "ci")
+    boot(d, "ci")
+    second = json.loads(iso_file(iso, "meta-data"))
+    assert second["local-hostname"] == "ci-two" and second["instance-id"] != first["instance-id"]
+    d.cli("vm", "stop", "ci")
+
+    # A clone gets its own settings on top of the source's.
+    d.cli("vm", "clone", "ci", "ci-clone", "--ci-hostname", "ci-three", "--ci-ip", "10.213.0.51/24")
+    clone = d.vm("ci-clone")["cloud_init"]
+    assert clone["hostname"] == "ci-three" and clone["ip"] == "10.213.0.51/24" and clone["user"] == "ana"
+    d.cli("vm", "delete", "ci-clone")
+
+    d.cli("vm", "edit", "ci", "--no-cloud-init")
+    assert "cloud_init" not in d.vm("ci")
+    boot(d, "ci")
+    assert not any("cidata" in a for a in qemu_args(d, "ci"))
+    d.cli("vm", "stop", "ci")
+    d.cli("vm", "delete", "ci")
+    assert not os.path.exists(iso)
