@@ -69,6 +69,41 @@ class CloudInitOptions {
   std::vector<std::string> key_files_;
 };
 
+// --cpu-model, --sockets/--cores/--threads and --boot-order of vm create and edit.
+class MachineFlags {
+ public:
+  void Add(CLI::App* cmd) {
+    cmd_ = cmd;
+    cmd->add_option("--cpu-model", cpu_model_, "QEMU CPU model (host, max, Skylake-Server...; '' for the default)");
+    cmd->add_option("--sockets", sockets_, "CPU sockets (the CPUs are sockets x cores x threads)");
+    cmd->add_option("--cores", cores_, "cores per socket");
+    cmd->add_option("--threads", threads_, "threads per core");
+    cmd->add_option("--boot-order", boot_order_, "boot devices in order, of disk, cdrom, net (such as cdrom,disk)");
+  }
+  void AddTo(json& body) const {
+    if (cmd_->count("--cpu-model")) body["cpu_model"] = cpu_model_;
+    if (cmd_->count("--sockets")) body["sockets"] = sockets_;
+    if (cmd_->count("--cores")) body["cores"] = cores_;
+    if (cmd_->count("--threads")) body["threads"] = threads_;
+    if (cmd_->count("--boot-order")) {
+      json order = json::array();
+      size_t at = 0;
+      while (at <= boot_order_.size()) {
+        size_t comma = boot_order_.find(',', at);
+        if (comma == std::string::npos) comma = boot_order_.size();
+        order.push_back(boot_order_.substr(at, comma - at));
+        at = comma + 1;
+      }
+      body["boot_order"] = order;
+    }
+  }
+
+ private:
+  CLI::App* cmd_ = nullptr;
+  std::string cpu_model_, boot_order_;
+  int sockets_ = 0, cores_ = 0, threads_ = 0;
+};
+
 int PrintVmList(const json& vms, bool as_json) {
   if (as_json) {
     PrintJson(vms);
@@ -86,6 +121,20 @@ int PrintVmList(const json& vms, bool as_json) {
   return 0;
 }
 
+// " (2 sockets x 2 cores x 1 thread, Skylake-Server)" when the VM sets them.
+std::string Topology(const json& v) {
+  std::vector<std::string> parts;
+  if (v.contains("topology")) {
+    const json& t = v["topology"];
+    parts.push_back(std::to_string(t.value("sockets", 0)) + " sockets x " + std::to_string(t.value("cores", 0)) +
+                    " cores x " + std::to_string(t.value("threads", 0)) + " threads");
+  }
+  if (!v.value("cpu_model", "").empty()) parts.push_back("model " + v.value("cpu_model", ""));
+  std::string out;
+  for (auto& p : parts) out += (out.empty() ? " (" : ", ") + p;
+  return out.empty() ? out : out + ")";
+}
+
 int PrintVm(const json& v, bool as_json) {
   if (as_json) {
     PrintJson(v);
@@ -96,10 +145,15 @@ int PrintVm(const json& v, bool as_json) {
             << (v.value("reason", "").empty() ? "" : " (" + v.value("reason", "") + ")") << "\n"
             << "uuid:      " << v.value("uuid", "") << "\n"
             << "host:      " << v.value("host", "") << "\n"
-            << "cpus:      " << v.value("cpus", 0) << "\n"
+            << "cpus:      " << v.value("cpus", 0) << Topology(v) << "\n"
             << "memory:    " << v.value("memory_mib", 0) << " MiB\n"
             << "firmware:  " << v.value("firmware", "") << "\n"
             << "autostart: " << (v.value("autostart", false) ? "yes" : "no") << "\n";
+  if (!v.value("boot_order", json::array()).empty()) {
+    std::string order;
+    for (auto& d : v["boot_order"]) order += (order.empty() ? "" : ",") + d.get<std::string>();
+    std::cout << "boot:      " << order << "\n";
+  }
   if (v.value("template", false))
     std::cout << "template:  yes (clones only: pampa vm clone " << v.value("name", "") << " NEW)\n";
   if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
@@ -178,12 +232,14 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       std::vector<std::string> disks, nets;
       bool autostart = false, async = false, as_json = false;
       CloudInitOptions ci;
+      MachineFlags machine;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("create", "define a VM (its disks are volumes in a pool)");
     o->ci.Add(cmd);
+    o->machine.Add(cmd);
     cmd->add_option("name", o->name, "VM name: a-z, 0-9 and '-'")->required();
-    cmd->add_option("--cpus", o->cpus, "virtual CPUs")->required();
+    cmd->add_option("--cpus", o->cpus, "virtual CPUs (or give --sockets/--cores/--threads)");
     cmd->add_option("--memory", o->memory, "memory, e.g. 512M or 2G")->required();
     cmd->add_option("--pool", o->pool, "pool for the disks (default: default)");
     cmd->add_option("--disk-image", o->image, "import this image (raw, qcow2, vmdk, vhd, vhdx) as the first disk");
@@ -198,8 +254,10 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--host", o->host, "in a pool: the host to run it on (default: the one with most room)");
     cmd->add_flag("--async", o->async, "print the task id and return at once");
     cmd->add_flag("--json", o->as_json, "print the answer (task, vm, host, warnings) as JSON");
-    Bind(cmd, g, [&g, o] {
-      json body = {{"name", o->name}, {"cpus", o->cpus}, {"memory", o->memory}};
+    Bind(cmd, g, [&g, o, cmd] {
+      json body = {{"name", o->name}, {"memory", o->memory}};
+      if (cmd->count("--cpus")) body["cpus"] = o->cpus;
+      o->machine.AddTo(body);
       if (!o->pool.empty()) body["pool"] = o->pool;
       if (!o->image.empty()) body["disk_image"] = AbsolutePath(o->image);
       if (!o->disks.empty()) body["disks"] = o->disks;
@@ -423,10 +481,12 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       unsigned remove_disk = 0, remove_nic = 0;
       bool keep_volume = false, no_cloud_init = false;
       CloudInitOptions ci;
+      MachineFlags machine;
     };
     auto o = std::make_shared<Opts>();
     auto cmd = vm->add_subcommand("edit", "change a stopped VM's settings");
     o->ci.Add(cmd);
+    o->machine.Add(cmd);
     cmd->add_flag("--no-cloud-init", o->no_cloud_init, "remove every cloud-init setting (the seed CD goes)");
     cmd->add_option("--add-disk", o->add_disks, "add a blank disk of SIZE, or an existing POOL/VOLUME (repeatable)");
     cmd->add_option("--remove-disk", o->remove_disk, "remove disk N (0 is the first); its volume goes too");
@@ -464,6 +524,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
         body["add_nics"].push_back(nic);
       }
       if (cmd->count("--remove-nic")) body["remove_nic"] = o->remove_nic;
+      o->machine.AddTo(body);
       auto ci = o->ci.Body();
       if (!ci.ok()) return PrintError(ci.status().message());
       if (o->no_cloud_init && !ci->empty()) return PrintError("--no-cloud-init goes without --ci- options");

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+
 namespace pampa {
 
 struct DiskConfig {
@@ -33,6 +35,9 @@ struct MachineConfig {
   std::string name;
   std::string uuid;
   int cpus = 1;
+  int sockets = 0, cores = 0, threads = 0;  // 0: -smp cpus alone
+  std::string cpu_model;                    // empty: host under KVM, qemu64 under TCG
+  std::vector<std::string> boot_order;      // of disk, cdrom, net; empty: disk, cdrom
   uint64_t memory_mib = 256;
   std::vector<DiskConfig> disks;
   std::string cdrom;
@@ -47,6 +52,9 @@ struct MachineConfig {
   // address) with the CPUs stopped (-S) until the caller says cont.
   bool incoming = false;
 };
+
+// Ok when QEMU knows the CPU model (qemu-system-x86_64 -cpu help, read once).
+Status CheckCpuModel(const std::string& model);
 
 // The argv that starts this machine; argv[0] is the QEMU binary.
 std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePaths& paths);

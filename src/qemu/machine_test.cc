@@ -51,5 +51,37 @@ TEST(QemuCommandLine, KernelBootAndUefi) {
   EXPECT_TRUE(HasSub(a, "file=/data/k.vars"));
 }
 
+TEST(QemuCommandLine, CpuModelTopologyAndBootOrder) {
+  MachineConfig m;
+  m.name = "t";
+  m.uuid = "u";
+  m.cpus = 4;
+  m.sockets = 2;
+  m.cores = 2;
+  m.threads = 1;
+  m.disks = {{"/p/t-disk0.qcow2", "qcow2"}};
+  m.cdrom = "/iso/x.iso";
+  m.nics = {{"pt1", "52:54:00:00:00:01"}};
+  auto a = QemuCommandLine(m, RuntimePaths{"/r"});
+  EXPECT_TRUE(Has(a, "4,sockets=2,cores=2,threads=1"));
+  EXPECT_TRUE(Has(a, "qemu64"));  // TCG's default
+  EXPECT_TRUE(HasSub(a, "id=virtio-disk0,bootindex=1"));
+  EXPECT_TRUE(HasSub(a, "id=cdrom0,bootindex=2"));
+  EXPECT_FALSE(HasSub(a, "id=nic0,bootindex"));
+  m.boot_order = {"net", "cdrom"};
+  m.cpu_model = "host";  // needs KVM: TCG gets the closest
+  a = QemuCommandLine(m, RuntimePaths{"/r"});
+  EXPECT_TRUE(Has(a, "max"));
+  EXPECT_TRUE(HasSub(a, "id=nic0,bootindex=1"));
+  EXPECT_TRUE(HasSub(a, "id=cdrom0,bootindex=2"));
+  EXPECT_FALSE(HasSub(a, "id=virtio-disk0,bootindex"));
+}
+
+TEST(CheckCpuModel, KnowsQemusModels) {
+  EXPECT_TRUE(CheckCpuModel("qemu64").ok());
+  EXPECT_TRUE(CheckCpuModel("max").ok());
+  EXPECT_NE(CheckCpuModel("pentium9").message().find("no CPU model 'pentium9'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pampa

@@ -355,6 +355,8 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   spec.autostart = req.autostart;
   spec.host = config_.hostname;
   spec.cloud_init = req.cloud_init;
+  PAMPA_RETURN_IF_ERROR(ApplyMachineOptions(req.machine, req.cpus, &spec));
+  if (!spec.cpu_model.empty()) PAMPA_RETURN_IF_ERROR(CheckCpuModel(spec.cpu_model));
   if (!req.kernel.empty()) {
     PAMPA_ASSIGN_OR_RETURN(spec.kernel, storage_.CheckOutsidePath("kernel", req.kernel));
   }
@@ -507,7 +509,8 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if (s.is_template && req.autostart.value_or(false)) {
     return Status::Conflict("vm '" + name + "' is a template, which never runs: it cannot start with the host");
   }
-  if (req.cpus) s.cpus = *req.cpus;
+  PAMPA_RETURN_IF_ERROR(ApplyMachineOptions(req.machine, req.cpus, &s));
+  if (req.machine.cpu_model && !s.cpu_model.empty()) PAMPA_RETURN_IF_ERROR(CheckCpuModel(s.cpu_model));
   if (req.memory_mib) s.memory_mib = *req.memory_mib;
   if (req.autostart) s.autostart = *req.autostart;
   if (req.append) s.append = *req.append;

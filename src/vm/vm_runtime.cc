@@ -42,6 +42,11 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   m.name = s.name;
   m.uuid = s.uuid;
   m.cpus = s.cpus;
+  m.sockets = s.sockets;
+  m.cores = s.cores;
+  m.threads = s.threads;
+  m.cpu_model = s.cpu_model;
+  m.boot_order = s.boot_order;
   m.memory_mib = s.memory_mib;
   m.append = s.append;
   m.firmware = s.firmware;

@@ -1,7 +1,9 @@
 #include "vm/vm_spec.h"
 
+#include <algorithm>
 #include <cctype>
 #include <random>
+#include <regex>
 #include <set>
 
 #include "base/units.h"
@@ -97,6 +99,9 @@ json ToJson(const VmSpec& s) {
             {"append", s.append},     {"nics", nics},
             {"firmware", s.firmware}, {"autostart", s.autostart},
             {"host", s.host},         {"template", s.is_template}};
+  j["cpu_model"] = s.cpu_model;
+  if (s.sockets) j["topology"] = {{"sockets", s.sockets}, {"cores", s.cores}, {"threads", s.threads}};
+  if (!s.boot_order.empty()) j["boot_order"] = s.boot_order;
   if (!s.cloud_init.empty()) {
     const CloudInit& c = s.cloud_init;
     j["cloud_init"] = {{"user", c.user},
@@ -136,6 +141,13 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.autostart = j.value("autostart", false);
     s.host = j.value("host", "");
     s.is_template = j.value("template", false);
+    s.cpu_model = j.value("cpu_model", "");
+    if (j.contains("topology") && j["topology"].is_object()) {
+      s.sockets = j["topology"].value("sockets", 0);
+      s.cores = j["topology"].value("cores", 0);
+      s.threads = j["topology"].value("threads", 0);
+    }
+    s.boot_order = j.value("boot_order", std::vector<std::string>{});
     if (j.contains("cloud_init") && j["cloud_init"].is_object()) {
       const json& c = j["cloud_init"];
       s.cloud_init = {c.value("user", ""),          c.value("ssh_keys", std::vector<std::string>{}),
@@ -149,10 +161,83 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
   }
 }
 
+namespace {
+
+Result<MachineOptions> ParseMachineOptions(const json& body) {
+  MachineOptions o;
+  if (body.contains("cpu_model")) {
+    PAMPA_ASSIGN_OR_RETURN(std::string model, GetString(body, "cpu_model"));
+    static const std::regex kModel("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+    if (!model.empty() && !std::regex_match(model, kModel)) {
+      return Status::Invalid("cpu model '" + model +
+                             "' is not a QEMU CPU model name (see: qemu-system-x86_64 -cpu help)");
+    }
+    o.cpu_model = model;
+  }
+  for (auto [key, field] :
+       {std::pair{"sockets", &o.sockets}, std::pair{"cores", &o.cores}, std::pair{"threads", &o.threads}}) {
+    if (!body.contains(key)) continue;
+    const json& v = body[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxCpus) {
+      return Status::Invalid(std::string("field '") + key + "' must be an integer from 1 to " +
+                             std::to_string(kMaxCpus));
+    }
+    *field = v.get<int>();
+  }
+  if (body.contains("boot_order")) {
+    const json& v = body["boot_order"];
+    std::vector<std::string> order;
+    if (!v.is_array() || v.empty() || v.size() > 3) {
+      return Status::Invalid("field 'boot_order' must list 1 to 3 of disk, cdrom, net (such as [\"cdrom\", \"disk\"])");
+    }
+    for (const json& d : v) {
+      std::string dev = d.is_string() ? d.get<std::string>() : "";
+      if (dev != "disk" && dev != "cdrom" && dev != "net") {
+        return Status::Invalid("boot device '" + (d.is_string() ? dev : d.dump()) + "' is not disk, cdrom or net");
+      }
+      if (std::find(order.begin(), order.end(), dev) != order.end()) {
+        return Status::Invalid("boot device '" + dev + "' is named twice in the boot order");
+      }
+      order.push_back(dev);
+    }
+    o.boot_order = order;
+  }
+  return o;
+}
+
+}  // namespace
+
+Status ApplyMachineOptions(const MachineOptions& o, std::optional<int> cpus, VmSpec* s) {
+  if (o.cpu_model) s->cpu_model = *o.cpu_model;
+  if (o.boot_order) s->boot_order = *o.boot_order;
+  if (o.sockets || o.cores || o.threads) {
+    int sockets = o.sockets.value_or(s->sockets ? s->sockets : 1);
+    int cores = o.cores.value_or(s->cores ? s->cores : 1);
+    int threads = o.threads.value_or(s->threads ? s->threads : 1);
+    int n = sockets * cores * threads;
+    std::string layout = std::to_string(sockets) + " socket(s) x " + std::to_string(cores) + " core(s) x " +
+                         std::to_string(threads) + " thread(s) = " + std::to_string(n);
+    if (n > kMaxCpus) return Status::Invalid(layout + " CPUs, more than " + std::to_string(kMaxCpus));
+    if (cpus && *cpus != n) {
+      return Status::Invalid("--cpus " + std::to_string(*cpus) + " does not match " + layout +
+                             ": give the topology alone (it sets the CPUs)");
+    }
+    s->sockets = sockets;
+    s->cores = cores;
+    s->threads = threads;
+    s->cpus = n;
+  } else if (cpus) {
+    s->cpus = *cpus;
+    s->sockets = s->cores = s->threads = 0;  // QEMU lays out the new count itself
+  }
+  return Status::Ok();
+}
+
 Result<CreateRequest> ParseCreateRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(
-      CheckFields(body, {"name", "cpus", "memory", "memory_mib", "pool", "disk_image", "disks", "cdrom", "kernel",
-                         "initrd", "append", "networks", "firmware", "autostart", "host", "cloud_init"}));
+      CheckFields(body, {"name",  "cpus",       "memory",    "memory_mib", "pool",     "disk_image", "disks",
+                         "cdrom", "kernel",     "initrd",    "append",     "networks", "firmware",   "autostart",
+                         "host",  "cloud_init", "cpu_model", "sockets",    "cores",    "threads",    "boot_order"}));
   CreateRequest r;
   if (body.contains("host")) {
     PAMPA_ASSIGN_OR_RETURN(r.host, GetString(body, "host"));
@@ -161,8 +246,16 @@ Result<CreateRequest> ParseCreateRequest(const json& body) {
   if (!body.contains("name")) return Status::Invalid("field 'name' is required");
   PAMPA_ASSIGN_OR_RETURN(r.name, GetString(body, "name"));
   PAMPA_RETURN_IF_ERROR(ValidateName("vm", r.name));
-  if (!body.contains("cpus")) return Status::Invalid("field 'cpus' is required (e.g. --cpus 2)");
-  PAMPA_ASSIGN_OR_RETURN(r.cpus, GetCpus(body));
+  PAMPA_ASSIGN_OR_RETURN(r.machine, ParseMachineOptions(body));
+  bool topology = r.machine.sockets || r.machine.cores || r.machine.threads;
+  if (!body.contains("cpus") && !topology) return Status::Invalid("field 'cpus' is required (e.g. --cpus 2)");
+  if (body.contains("cpus")) {
+    PAMPA_ASSIGN_OR_RETURN(r.cpus, GetCpus(body));
+  }
+  VmSpec shaped;  // the CPU count a topology gives, checked against cpus
+  PAMPA_RETURN_IF_ERROR(
+      ApplyMachineOptions(r.machine, body.contains("cpus") ? std::optional<int>(r.cpus) : std::nullopt, &shaped));
+  r.cpus = shaped.cpus;
   if (!body.contains("memory") && !body.contains("memory_mib")) {
     return Status::Invalid("field 'memory' is required (e.g. --memory 1G)");
   }
@@ -303,9 +396,10 @@ Status CheckMac(const std::string& mac) {
 }
 
 Result<EditRequest> ParseEditRequest(const json& body) {
-  PAMPA_RETURN_IF_ERROR(
-      CheckFields(body, {"cpus", "memory", "memory_mib", "autostart", "cdrom", "kernel", "initrd", "append", "firmware",
-                         "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic", "cloud_init"}));
+  PAMPA_RETURN_IF_ERROR(CheckFields(
+      body, {"cpus",       "memory",    "memory_mib", "autostart",   "cdrom",       "kernel",    "initrd",
+             "append",     "firmware",  "add_disks",  "remove_disk", "keep_volume", "add_nics",  "remove_nic",
+             "cloud_init", "cpu_model", "sockets",    "cores",       "threads",     "boot_order"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
   if (body.contains("cpus")) {
@@ -336,6 +430,7 @@ Result<EditRequest> ParseEditRequest(const json& body) {
   if (e.append) PAMPA_RETURN_IF_ERROR(CheckAppend(*e.append));
   if (e.firmware) PAMPA_RETURN_IF_ERROR(CheckFirmware(*e.firmware));
   PAMPA_RETURN_IF_ERROR(ParseDeviceChanges(body, &e));
+  PAMPA_ASSIGN_OR_RETURN(e.machine, ParseMachineOptions(body));
   if (body.contains("cloud_init")) {
     CloudInit scratch;  // checked now, applied to the VM's by the edit
     if (!body["cloud_init"].is_null()) PAMPA_RETURN_IF_ERROR(ApplyCloudInit(body["cloud_init"], &scratch));

@@ -60,7 +60,22 @@ struct VmSpec {
   // A template: read-only, never started, the source of clones.
   bool is_template = false;
   CloudInit cloud_init;
+  std::string cpu_model;  // a QEMU CPU model; empty: host under KVM, qemu64 under TCG
+  // CPU topology; 0: not set (QEMU lays out `cpus` itself). When set, cpus = sockets * cores * threads.
+  int sockets = 0, cores = 0, threads = 0;
+  std::vector<std::string> boot_order;  // of "disk", "cdrom", "net"; empty: disk, cdrom
 };
+
+// CPU model, topology and boot order, as create and edit requests give them.
+struct MachineOptions {
+  std::optional<std::string> cpu_model;
+  std::optional<int> sockets, cores, threads;
+  std::optional<std::vector<std::string>> boot_order;
+  bool any() const { return cpu_model || sockets || cores || threads || boot_order; }
+};
+// Applies o, and cpus when given, to s: a topology sets cpus to its product
+// (a cpus that differs is refused); cpus alone clears the topology.
+Status ApplyMachineOptions(const MachineOptions& o, std::optional<int> cpus, VmSpec* s);
 
 nlohmann::json ToJson(const VmSpec& s);
 // The cloud-init settings fit the VM (an address needs a NIC).
@@ -81,6 +96,7 @@ struct CreateRequest {
   bool autostart = false;
   std::string host;  // where to run it in a pool; empty: placement picks
   CloudInit cloud_init;
+  MachineOptions machine;
 };
 Result<CreateRequest> ParseCreateRequest(const nlohmann::json& body);
 
@@ -103,10 +119,11 @@ struct EditRequest {
   std::optional<size_t> remove_nic;
   // Cloud-init changes (checked; applied with ApplyCloudInit); null: remove all.
   std::optional<nlohmann::json> cloud_init;
+  MachineOptions machine;
 
   bool ChangesHardware() const {
     return cpus || memory_mib || cdrom || kernel || initrd || append || firmware || !add_disks.empty() || remove_disk ||
-           !add_nics.empty() || remove_nic;
+           !add_nics.empty() || remove_nic || machine.any();
   }
 };
 Result<EditRequest> ParseEditRequest(const nlohmann::json& body);

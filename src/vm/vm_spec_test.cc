@@ -110,6 +110,42 @@ TEST(VmSpec, JsonRoundTrip) {
   EXPECT_EQ(s.nics[0].mac.substr(0, 9), "52:54:00:");
 }
 
+TEST(ParseCreateRequest, ATopologySetsTheCpusAndABadOneIsRefused) {
+  auto r = ParseCreateRequest(
+      nlohmann::json{{"name", "t"}, {"memory", "1G"}, {"sockets", 2}, {"cores", 2}, {"boot_order", {"cdrom", "disk"}}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->cpus, 4);
+  auto msg = [](nlohmann::json body) {
+    body["name"] = "t";
+    body["memory"] = "1G";
+    return ParseCreateRequest(body).status().message();
+  };
+  EXPECT_EQ(msg({{"cpus", 3}, {"cores", 2}}),
+            "--cpus 3 does not match 1 socket(s) x 2 core(s) x 1 thread(s) = 2: give the topology alone (it sets the "
+            "CPUs)");
+  EXPECT_NE(msg({{"cpus", 1}, {"sockets", 0}}).find("from 1 to 64"), std::string::npos);
+  EXPECT_NE(msg({{"cpus", 1}, {"boot_order", {"floppy"}}}).find("not disk, cdrom or net"), std::string::npos);
+  EXPECT_NE(msg({{"cpus", 1}, {"boot_order", {"disk", "disk"}}}).find("named twice"), std::string::npos);
+  EXPECT_NE(msg({{"cpus", 1}, {"cpu_model", "a b"}}).find("not a QEMU CPU model name"), std::string::npos);
+  EXPECT_EQ(msg(nlohmann::json::object()), "field 'cpus' is required (e.g. --cpus 2)");
+}
+
+TEST(ApplyMachineOptions, CpusAloneClearsTheTopology) {
+  VmSpec s;
+  MachineOptions o;
+  o.cores = 4;
+  ASSERT_TRUE(ApplyMachineOptions(o, std::nullopt, &s).ok());
+  EXPECT_EQ(s.cpus, 4);
+  EXPECT_EQ(s.sockets, 1);
+  o = {};
+  o.sockets = 2;  // the cores stay
+  ASSERT_TRUE(ApplyMachineOptions(o, std::nullopt, &s).ok());
+  EXPECT_EQ(s.cpus, 8);
+  ASSERT_TRUE(ApplyMachineOptions(MachineOptions{}, 3, &s).ok());
+  EXPECT_EQ(s.cpus, 3);
+  EXPECT_EQ(s.sockets, 0);
+}
+
 TEST(ParseCloneRequest, TakesANameAndRefusesWhatCannotGoTogether) {
   auto r = ParseCloneRequest("base", nlohmann::json{{"name", "web1"}, {"linked", true}});
   ASSERT_TRUE(r.ok()) << r.status().message();

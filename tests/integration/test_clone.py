@@ -1,4 +1,5 @@
-"""Clones, templates and renames on a real guest: a full clone of a running
+"""Provisioning on a real guest: clones, templates, renames, cloud-init, CPU
+model, topology and boot order. Clones and templates: a full clone of a running
 VM's snapshot boots with the snapshot's data and its own identity; a template
 never starts and linked clones read from it without changing it; a rename
 keeps the snapshots and the backup chain."""
@@ -185,3 +186,26 @@ def test_cloud_init_seed_is_made_at_each_start_and_follows_edits(pampad, tmp_pat
     d.cli("vm", "stop", "ci")
     d.cli("vm", "delete", "ci")
     assert not os.path.exists(iso)
+
+
+def test_cpu_model_topology_and_boot_order(pampad):
+    d = pampad
+    d.create_guest("hw", "--net", "none")
+    assert "no CPU model 'pentium9'" in refused(d, "vm", "edit", "hw", "--cpu-model", "pentium9")
+    assert "not disk, cdrom or net" in refused(d, "vm", "edit", "hw", "--boot-order", "disk,floppy")
+    assert "does not match" in refused(d, "vm", "edit", "hw", "--cpus", "3", "--cores", "2")
+    d.cli("vm", "edit", "hw", "--cpu-model", "max", "--cores", "2", "--boot-order", "net,disk")
+    show = d.cli("vm", "show", "hw").stdout
+    assert "cpus:      2 (1 sockets x 2 cores x 1 threads, model max)" in show and "boot:      net,disk" in show
+    boot(d, "hw")
+    args = qemu_args(d, "hw")
+    assert args[args.index("-cpu") + 1] == "max"
+    assert args[args.index("-smp") + 1] == "2,sockets=1,cores=2,threads=1"
+    assert any("id=virtio-disk0,bootindex=1" in a for a in args)  # no NIC: the disk comes first
+    assert d.exec("hw", "cat", "/sys/devices/system/cpu/online").stdout.strip() == "0-1"
+    assert "stop it before editing" in refused(d, "vm", "edit", "hw", "--cores", "1")
+    d.cli("vm", "stop", "hw")
+    d.cli("vm", "edit", "hw", "--cpus", "1", "--cpu-model", "")  # the count alone: QEMU's own layout again
+    vm = d.vm("hw")
+    assert vm["cpus"] == 1 and "topology" not in vm and vm["cpu_model"] == ""
+    d.cli("vm", "delete", "hw")
