@@ -104,7 +104,8 @@ class MachineFlags {
   int sockets_ = 0, cores_ = 0, threads_ = 0;
 };
 
-int PrintVmList(const json& vms, bool as_json) {
+// wide: each VM has its "addresses" (vm list --wide), shown as a column.
+int PrintVmList(const json& vms, bool as_json, bool wide) {
   if (as_json) {
     PrintJson(vms);
     return 0;
@@ -116,8 +117,17 @@ int PrintVmList(const json& vms, bool as_json) {
     rows.push_back({v.value("name", ""), state, std::to_string(v.value("cpus", 0)),
                     std::to_string(v.value("memory_mib", 0)) + " MiB", std::to_string(v["disks"].size()),
                     v.value("autostart", false) ? "yes" : "no", v.value("host", "")});
+    if (wide) {
+      std::string addresses;
+      for (auto& a : v.value("addresses", json::array())) {
+        addresses += (addresses.empty() ? "" : " ") + a.value("address", "");
+      }
+      rows.back().push_back(addresses.empty() ? "-" : addresses);
+    }
   }
-  PrintTable({"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "AUTOSTART", "HOST"}, rows);
+  std::vector<std::string> head = {"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "AUTOSTART", "HOST"};
+  if (wide) head.emplace_back("ADDRESSES");
+  PrintTable(head, rows);
   return 0;
 }
 
@@ -294,12 +304,17 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     auto as_json = std::make_shared<bool>(false);
+    auto wide = std::make_shared<bool>(false);
     auto cmd = vm->add_subcommand("list", "list VMs");
     cmd->add_flag("--json", *as_json, "print JSON");
-    Bind(cmd, g, [&g, as_json] {
+    cmd->add_flag("--wide", *wide, "also the guests' addresses (one question per running VM)");
+    Bind(cmd, g, [&g, as_json, wide] {
       auto r = g.client().Call("GET", "/api/v1/vms");
       if (!r.ok()) return PrintError(r.status().message());
-      return PrintVmList(*r, *as_json);
+      if (*wide) {
+        for (auto& v : *r) v["addresses"] = GuestAddresses(g, v);
+      }
+      return PrintVmList(*r, *as_json, *wide);
     });
   }
 

@@ -72,6 +72,10 @@ def test_vm_ip_shows_the_guests_address_from_its_agent_and_from_dhcp(guests):
     j = guests.cli_json("vm", "ip", "ga", "--json")
     assert j["source"] == "agent"
     assert f"address:   eth0 {ip}/" in guests.cli("vm", "show", "ga").stdout
+    wide = [line for line in guests.cli("vm", "list", "--wide").stdout.splitlines() if line.startswith("ga ")]
+    assert wide and f"{ip}/" in wide[0], wide
+    listed = {v["name"]: v for v in guests.cli_json("vm", "list", "--wide")}
+    assert any(a["address"].startswith(ip + "/") for a in listed["ga"]["addresses"])
     # Paused, the agent cannot answer: the lease dnsmasq gave the NIC's MAC.
     guests.cli("vm", "pause", "ga")
     try:
