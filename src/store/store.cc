@@ -143,18 +143,30 @@ std::optional<bool> EffectPresent(Store& store, const Op& op, int64_t* put_revis
 
 Result<int64_t> CommitResolved(Store& store, const Txn& txn) {
   auto rev = store.Commit(txn);
-  if (rev.ok() || rev.status().code() == ErrorCode::kConflict || rev.status().code() == ErrorCode::kInvalid) {
-    return rev;
+  for (int attempt = 0;; ++attempt) {
+    if (rev.ok() || rev.status().code() == ErrorCode::kInvalid) return rev;
+    bool conflict = rev.status().code() == ErrorCode::kConflict;
+    if (conflict && attempt == 0) return rev;  // an answer, never resolved by reading back
+    // Read back: is every op's effect there?
+    int64_t put_revision = 0;
+    bool unknown = false, absent = false;
+    for (const Op& op : txn.ops) {
+      std::optional<bool> present = EffectPresent(store, op, &put_revision);
+      unknown |= !present.has_value();
+      absent |= present.has_value() && !*present;
+      if (!present.value_or(false)) break;
+    }
+    if (!unknown && !absent) {
+      if (put_revision != 0) return put_revision;
+      auto now = store.Revision();
+      return now.ok() ? *now : rev;
+    }
+    // It did not land (yet): a guarded txn is tried once more, on a new
+    // exchange. Should the first copy still land late, its compares fail
+    // then (or the retry's do, and the read-back above finds ours).
+    if (unknown || attempt > 0 || txn.compares.empty()) return rev;
+    rev = store.Commit(txn);
   }
-  int64_t put_revision = 0;
-  for (const Op& op : txn.ops) {
-    std::optional<bool> present = EffectPresent(store, op, &put_revision);
-    if (!present.value_or(false)) return rev;
-  }
-  if (put_revision != 0) return put_revision;
-  auto now = store.Revision();
-  if (!now.ok()) return rev;
-  return *now;
 }
 
 }  // namespace pampa

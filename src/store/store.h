@@ -198,8 +198,10 @@ class Store {
 // op's effect is there (each Put key holds its value, each Delete key and
 // prefix is empty), the txn counts as applied and its revision (the Put keys'
 // mod_revision; the current revision for a txn that only deletes) is
-// returned; otherwise, or when the read-back fails too, the Commit's error.
-// Sound when txn puts at least one value nobody else writes (a spec carrying
+// returned. When the effects are surely absent and txn has compares (so a
+// late-landing first copy cannot apply twice), it is committed once more and
+// that answer resolved the same way; otherwise, or when the read-back fails
+// too, the Commit's error. Sound when txn puts at least one value nobody else writes (a spec carrying
 // its uuid, an intent), or only deletes (then the wanted state is there).
 Result<int64_t> CommitResolved(Store& store, const Txn& txn);
 

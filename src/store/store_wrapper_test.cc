@@ -96,11 +96,25 @@ TEST_F(FaultInjectingStoreTest, CommitResolvedAdoptsAnAppliedTxnWhoseReplyWasLos
   EXPECT_EQ((*target_->GetVersioned("vms/a"))->mod_revision, 2);
 }
 
-TEST_F(FaultInjectingStoreTest, CommitResolvedReportsATxnThatDidNotLand) {
+TEST_F(FaultInjectingStoreTest, CommitResolvedTriesAGuardedTxnThatDidNotLandOnceMore) {
   store_.InjectFault({.nth = 1});
+  auto rev = CommitResolved(store_, Txn().IfAbsent("vms/a").Put("vms/a", "spec"));
+  ASSERT_TRUE(rev.ok()) << rev.status().message();
+  EXPECT_EQ(**target_->Get("vms/a"), "spec");
+}
+
+TEST_F(FaultInjectingStoreTest, CommitResolvedReportsATxnThatDidNotLandTwice) {
+  store_.InjectFault({.nth = 1, .persistent = true});
   auto rev = CommitResolved(store_, Txn().IfAbsent("vms/a").Put("vms/a", "spec"));
   EXPECT_EQ(rev.status().code(), ErrorCode::kUnavailable);
   EXPECT_FALSE(target_->Get("vms/a")->has_value());
+}
+
+TEST_F(FaultInjectingStoreTest, CommitResolvedNeverRetriesAnUnguardedTxn) {
+  // Without compares a late first copy could land after the retry: once only.
+  store_.InjectFault({.nth = 1});
+  EXPECT_EQ(CommitResolved(store_, Txn().Put("vms/a", "spec")).status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(store_.mutations(), 1);
 }
 
 TEST_F(FaultInjectingStoreTest, CommitResolvedNeverAdoptsAnotherWritersValue) {
