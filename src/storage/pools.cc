@@ -326,22 +326,9 @@ Result<VolumeInfo> Storage::CopyVolume(const std::string& src_pool, const std::s
 Result<VolumeInfo> Storage::ConvertInto(const PoolInfo& p, const std::string& name, const std::string& src,
                                         const std::string& src_format, const ProgressFn& progress,
                                         const std::atomic<bool>* cancel, const std::string& snapshot) {
-  std::string dst;
-  {
-    MutexLock lock(&mu_);
-    PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
-    dst = p.path + "/" + name + ".qcow2";
-  }
-  // Converted under a name no listing shows, then renamed: a pampad killed
-  // mid-import leaves only a .creating file, which the next start removes.
-  std::string tmp = dst + ".creating";
-  Status st = ConvertImage(src, src_format, tmp, "qcow2", progress, cancel, snapshot);
-  if (st.ok() && rename(tmp.c_str(), dst.c_str()) != 0) st = Status::Internal("cannot create " + dst);
-  if (!st.ok()) {
-    unlink(tmp.c_str());
-    return st;
-  }
-  return FindVolume(p, name);
+  return MakeQcow2Volume(p, name, [&](const std::string& tmp) {
+    return ConvertImage(src, src_format, tmp, "qcow2", progress, cancel, snapshot);
+  });
 }
 
 Result<VolumeInfo> Storage::CreateLinkedVolume(const std::string& pool, const std::string& base,
@@ -351,18 +338,29 @@ Result<VolumeInfo> Storage::CreateLinkedVolume(const std::string& pool, const st
     return Status::Invalid("volume " + base + " is " + from.format + "; a linked clone needs a qcow2 base");
   }
   PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return MakeQcow2Volume(p, name, [&](const std::string& tmp) {
+    return RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", from.path, tmp})
+        .status()
+        .Context("creating linked volume " + name);
+  });
+}
+
+Result<VolumeInfo> Storage::MakeQcow2Volume(const PoolInfo& p, const std::string& name,
+                                            const std::function<Status(const std::string& tmp)>& make) {
   std::string dst;
   {
     MutexLock lock(&mu_);
     PAMPA_RETURN_IF_ERROR(CheckNewVolume(p, name));
     dst = p.path + "/" + name + ".qcow2";
   }
+  // Made under a name no listing shows, then renamed: a pampad killed
+  // mid-way leaves only a .creating file, which the next start removes.
   std::string tmp = dst + ".creating";
-  auto r = RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", from.path, tmp});
-  if (r.ok() && rename(tmp.c_str(), dst.c_str()) != 0) r = Status::Internal("cannot create " + dst);
-  if (!r.ok()) {
+  Status st = make(tmp);
+  if (st.ok() && rename(tmp.c_str(), dst.c_str()) != 0) st = Status::Internal("cannot create " + dst);
+  if (!st.ok()) {
     unlink(tmp.c_str());
-    return r.status().Context("creating linked volume " + name);
+    return st;
   }
   return FindVolume(p, name);
 }

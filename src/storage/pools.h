@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,10 @@ class Storage {
  private:
   Result<VolumeInfo> FindVolume(const PoolInfo& pool, const std::string& name, bool inspect = true);
   Status CheckNewVolume(const PoolInfo& pool, const std::string& name) REQUIRES(mu_);
+  // Makes the new qcow2 volume name of pool p: make writes it at the path it is
+  // given (a .creating name the next start removes), which is then renamed.
+  Result<VolumeInfo> MakeQcow2Volume(const PoolInfo& p, const std::string& name,
+                                     const std::function<Status(const std::string& tmp)>& make);
   // Converts src into the new qcow2 volume name of pool p (see ConvertImage).
   Result<VolumeInfo> ConvertInto(const PoolInfo& p, const std::string& name, const std::string& src,
                                  const std::string& src_format, const ProgressFn& progress,

@@ -22,10 +22,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string VarsFile(const std::string& data_dir, const std::string& vm) {
-  return data_dir + "/vms/" + vm + ".vars.fd";
-}
-
 }  // namespace
 
 Result<std::string> VmManager::Clone(const CloneRequest& req) {
@@ -63,18 +59,13 @@ Result<std::string> VmManager::Clone(const CloneRequest& req) {
     DiskSpec& d = spec.disks[i];
     d.base = req.linked ? from.disks[i].pool + "/" + from.disks[i].volume : "";
     if (!req.linked && !req.pool.empty()) d.pool = req.pool;
-    d.volume = spec.name + "-disk" + std::to_string(i);
-    if (d.volume.size() > 63) return Status::Invalid("vm name too long to name its disks; use at most 56 characters");
-    if (storage_.GetVolume(d.pool, d.volume).ok()) {
-      return Status::Conflict("volume '" + d.volume + "' already exists in pool '" + d.pool +
-                              "'; delete it or choose another VM name");
-    }
+    PAMPA_ASSIGN_OR_RETURN(d.volume, NewDiskVolume(spec.name, i, d.pool));
   }
   // Recorded with a create intent: a pampad that dies mid-copy removes the
   // half-made clone at its next start.
   PAMPA_ASSIGN_OR_RETURN(auto hold, HoldNewVm(spec, VmOp::kCreate, "create"));
   auto held = std::make_shared<std::pair<OperationLease, Hold>>(std::move(lease), std::move(hold));
-  std::string vars_from = VarsFile(config_.data_dir, source), vars_to = VarsFile(config_.data_dir, spec.name);
+  std::string vars_from = VarsPath(source), vars_to = VarsPath(spec.name);
   return tasks_.Start(
       "vm-clone", spec.name, [this, held, from, spec, req, vars_from, vars_to](TaskContext& ctx) -> Result<json> {
         auto owned = std::move(*held);  // both given back on every return
@@ -206,7 +197,7 @@ Status VmManager::Rename(const std::string& name, const std::string& to) {
     }
     if (named) txn.IfValue(key, value).Put(key, j.dump());
   }
-  std::string vars = VarsFile(config_.data_dir, name), new_vars = VarsFile(config_.data_dir, to);
+  std::string vars = VarsPath(name), new_vars = VarsPath(to);
   bool has_vars = access(vars.c_str(), F_OK) == 0;
   if (has_vars && link(vars.c_str(), new_vars.c_str()) != 0) {
     return fail(Status::Internal("cannot name the UEFI variables of vm " + to + " (" + new_vars + ")"));

@@ -341,6 +341,16 @@ Status VmManager::Load() {
   return Status::Ok();
 }
 
+Result<std::string> VmManager::NewDiskVolume(const std::string& vm, size_t i, const std::string& pool) {
+  std::string vol = vm + "-disk" + std::to_string(i);
+  if (vol.size() > 63) return Status::Invalid("vm name too long to name its disks; use at most 56 characters");
+  if (storage_.GetVolume(pool, vol).ok()) {
+    return Status::Conflict("volume '" + vol + "' already exists in pool '" + pool +
+                            "'; delete it or choose another VM name");
+  }
+  return vol;
+}
+
 Result<std::string> VmManager::Create(const CreateRequest& req) {
   // Everything that can be checked is checked before anything is created.
   PAMPA_RETURN_IF_ERROR(storage_.GetPool(req.pool).status());
@@ -376,12 +386,7 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
   }
   size_t ndisks = req.disks.size() + (image.empty() ? 0 : 1);
   for (size_t i = 0; i < ndisks; ++i) {
-    std::string vol = spec.name + "-disk" + std::to_string(i);
-    if (vol.size() > 63) return Status::Invalid("vm name too long to name its disks; use at most 56 characters");
-    if (storage_.GetVolume(req.pool, vol).ok()) {
-      return Status::Conflict("volume '" + vol + "' already exists in pool '" + req.pool +
-                              "'; delete it or choose another VM name");
-    }
+    PAMPA_ASSIGN_OR_RETURN(std::string vol, NewDiskVolume(spec.name, i, req.pool));
     spec.disks.push_back({req.pool, vol});
   }
   for (auto& n : req.networks) spec.nics.push_back({n, NewMac()});
@@ -428,8 +433,8 @@ Result<std::string> VmManager::Create(const CreateRequest& req) {
       Status st = MakeDirs(config_.data_dir + "/vms");
       if (st.ok()) {
         std::error_code ec;
-        std::filesystem::copy_file(kOvmfVars, config_.data_dir + "/vms/" + spec.name + ".vars.fd",
-                                   std::filesystem::copy_options::overwrite_existing, ec);
+        std::filesystem::copy_file(kOvmfVars, VarsPath(spec.name), std::filesystem::copy_options::overwrite_existing,
+                                   ec);
         if (ec) st = Status::Internal("cannot copy UEFI variables: " + ec.message());
       }
       if (!st.ok()) return fail(st);
@@ -683,7 +688,7 @@ Status VmManager::Delete(const std::string& name) {
                             .status()
                             .Context("deleting vm " + name));
   Cleanup(*vm);
-  unlink((config_.data_dir + "/vms/" + name + ".vars.fd").c_str());
+  unlink(VarsPath(name).c_str());
   unlink(CloudInitSeedPath(name).c_str());
   Forget(*vm);
   lease.Release();

@@ -268,6 +268,9 @@ class VmManager {
   std::string CrashReason(Vm& vm);
   RuntimePaths PathsFor(const VmSpec& spec) const;
   std::string CloudInitSeedPath(const std::string& vm) const { return config_.data_dir + "/vms/" + vm + ".cidata.iso"; }
+  std::string VarsPath(const std::string& vm) const { return config_.data_dir + "/vms/" + vm + ".vars.fd"; }  // UEFI
+  // The volume of a new VM's disk i in pool: vm-diskI, checked free and short enough.
+  Result<std::string> NewDiskVolume(const std::string& vm, size_t i, const std::string& pool);
   // Claims the VM for op (checking `action` against its state) and runs body
   // in a task that owns the lease; the VM is given back when body returns.
   Result<std::string> RunVmTask(const std::string& name, VmOp op, VmAction action,

@@ -67,7 +67,7 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   }
   if (s.firmware == "uefi") {
     m.ovmf_code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-    m.ovmf_vars = config_.data_dir + "/vms/" + s.name + ".vars.fd";
+    m.ovmf_vars = VarsPath(s.name);
     if (!Exists(m.ovmf_vars)) {
       std::error_code ec;
       std::filesystem::create_directories(config_.data_dir + "/vms", ec);
