@@ -490,7 +490,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     struct Opts {
-      std::string name, memory, autostart, kernel, initrd, append, cdrom, mac;
+      std::string name, memory, autostart, kernel, initrd, append, cdrom, mac, bus;
       int cpus = 0;
       std::vector<std::string> add_disks, add_nics;
       unsigned remove_disk = 0, remove_nic = 0;
@@ -499,11 +499,13 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       MachineFlags machine;
     };
     auto o = std::make_shared<Opts>();
-    auto cmd = vm->add_subcommand("edit", "change a stopped VM's settings");
+    auto cmd = vm->add_subcommand(
+        "edit", "change a VM's settings (disks, NICs and the CD also while it runs; the rest once it is stopped)");
     o->ci.Add(cmd);
     o->machine.Add(cmd);
     cmd->add_flag("--no-cloud-init", o->no_cloud_init, "remove every cloud-init setting (the seed CD goes)");
     cmd->add_option("--add-disk", o->add_disks, "add a blank disk of SIZE, or an existing POOL/VOLUME (repeatable)");
+    cmd->add_option("--bus", o->bus, "with --add-disk: virtio (default), scsi or sata (for guests without virtio)");
     cmd->add_option("--remove-disk", o->remove_disk, "remove disk N (0 is the first); its volume goes too");
     cmd->add_flag("--keep-volume", o->keep_volume, "with --remove-disk: keep the volume in its pool");
     cmd->add_option("--add-nic", o->add_nics, "add a NIC on network NET (repeatable)");
@@ -516,7 +518,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--kernel", o->kernel, "kernel for direct boot ('' to remove)");
     cmd->add_option("--initrd", o->initrd, "initrd ('' to remove)");
     cmd->add_option("--append", o->append, "kernel command line");
-    cmd->add_option("--cdrom", o->cdrom, "ISO image ('' to eject)");
+    cmd->add_option("--cdrom", o->cdrom, "ISO image to put in the CD drive, or none to eject it");
     Bind(cmd, g, [&g, o, cmd] {
       json body = json::object();
       if (cmd->count("--cpus")) body["cpus"] = o->cpus;
@@ -528,8 +530,12 @@ void AddVmCommands(CLI::App& app, Globals& g) {
       if (cmd->count("--kernel")) body["kernel"] = AbsolutePath(o->kernel);
       if (cmd->count("--initrd")) body["initrd"] = AbsolutePath(o->initrd);
       if (cmd->count("--append")) body["append"] = o->append;
-      if (cmd->count("--cdrom")) body["cdrom"] = AbsolutePath(o->cdrom);
+      if (cmd->count("--cdrom")) body["cdrom"] = o->cdrom == "none" ? "" : AbsolutePath(o->cdrom);
       if (!o->add_disks.empty()) body["add_disks"] = o->add_disks;
+      if (cmd->count("--bus")) {
+        if (o->add_disks.empty()) return PrintError("--bus goes with --add-disk");
+        body["disk_bus"] = o->bus;
+      }
       if (cmd->count("--remove-disk")) body["remove_disk"] = o->remove_disk;
       if (o->keep_volume) body["keep_volume"] = true;
       if (cmd->count("--mac") && o->add_nics.size() != 1) return PrintError("--mac goes with one --add-nic");

@@ -2,6 +2,7 @@
 // command line built from it. The vm/ layer resolves a user's VmSpec into this.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -9,9 +10,17 @@
 
 namespace pampa {
 
+// How a disk reaches the guest. virtio and scsi (virtio-scsi) disks can be
+// added and removed while the guest runs; sata (AHCI) ones only while it is off,
+// but every guest has the driver (Windows before its virtio drivers are in).
+enum class DiskBus { kVirtio, kScsi, kSata };
+std::string_view Name(DiskBus bus);
+bool ParseDiskBus(std::string_view name, DiskBus* out);
+
 struct DiskConfig {
   std::string path;
   std::string format;  // qcow2 | raw
+  DiskBus bus = DiskBus::kVirtio;
 };
 
 struct NicConfig {
@@ -52,6 +61,25 @@ struct MachineConfig {
   // address) with the CPUs stopped (-S) until the caller says cont.
   bool incoming = false;
 };
+
+// The machine's fixed layout: every disk and NIC slot has its own PCIe root
+// port from the start, so a disk or NIC added while the guest runs lands
+// where a fresh start (or the far end of a migration) puts it.
+constexpr size_t kMaxDisks = 16, kMaxNics = 8, kMaxSataDisks = 4;
+
+// QEMU's -blockdev / blockdev-add options of a disk image node.
+nlohmann::json BlockdevOptions(const std::string& node, const std::string& format, const std::string& path,
+                               bool read_only);
+// The node and device of disk `index`: the -device / device_add options, the
+// same for a start and a hot-plug. sata_slot counts the sata disks before it.
+std::string DiskNode(size_t index);
+std::string DiskDeviceId(size_t index, DiskBus bus);
+nlohmann::json DiskDevice(size_t index, DiskBus bus, size_t sata_slot, int bootindex);
+// NIC `index`: its tap netdev's id and options, and its device.
+std::string NicNetdevId(size_t index);
+std::string NicDeviceId(size_t index);
+nlohmann::json NicNetdev(size_t index, const std::string& tap);
+nlohmann::json NicDevice(size_t index, const std::string& mac, int bootindex);
 
 // Ok when QEMU knows the CPU model (qemu-system-x86_64 -cpu help, read once).
 Status CheckCpuModel(const std::string& model);

@@ -13,6 +13,16 @@ bool Has(const std::vector<std::string>& v, const std::string& s) {
 bool HasSub(const std::vector<std::string>& v, const std::string& s) {
   return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; });
 }
+// The JSON -device of this id (null when there is none).
+nlohmann::json Device(const std::vector<std::string>& v, const std::string& id) {
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] != "-device" || v[i + 1].empty() || v[i + 1][0] != '{') continue;
+    auto d = nlohmann::json::parse(v[i + 1]);
+    if (d.value("id", "") == id) return d;
+  }
+  return nullptr;
+}
+int BootIndex(const std::vector<std::string>& v, const std::string& id) { return Device(v, id).value("bootindex", 0); }
 
 TEST(QemuCommandLine, DisksNicsAndSockets) {
   MachineConfig m;
@@ -29,8 +39,13 @@ TEST(QemuCommandLine, DisksNicsAndSockets) {
   EXPECT_TRUE(Has(a, "-no-shutdown"));
   EXPECT_TRUE(Has(a, "512"));
   EXPECT_TRUE(HasSub(a, "\"filename\":\"/pool/a,b.raw\""));  // JSON: no comma escaping needed
-  EXPECT_TRUE(HasSub(a, "mac=52:54:00:00:00:01"));
-  EXPECT_TRUE(HasSub(a, "ifname=pt1"));
+  EXPECT_EQ(Device(a, "nic0")["mac"], "52:54:00:00:00:01");
+  EXPECT_EQ(Device(a, "nic0")["bus"], "port-nic0");
+  EXPECT_TRUE(HasSub(a, "\"ifname\":\"pt1\""));
+  EXPECT_EQ(Device(a, "virtio-disk1")["bus"], "port-disk1");
+  EXPECT_TRUE(HasSub(a, "pcie-root-port,id=port-disk15,bus=pcie.0,addr=0x11.7"));
+  EXPECT_TRUE(HasSub(a, "pcie-root-port,id=port-nic0,bus=pcie.0,addr=0x12.0,multifunction=on"));
+  EXPECT_TRUE(Has(a, "ide-cd,bus=ide.0,id=cdrom0"));  // an empty drive, for a disc put in later
   EXPECT_TRUE(HasSub(a, "path=/run/pampa/vm/x/qmp.sock"));
   EXPECT_TRUE(HasSub(a, "logfile=/run/pampa/vm/x/console.log"));
   EXPECT_TRUE(HasSub(a, "accel=tcg"));
@@ -65,16 +80,37 @@ TEST(QemuCommandLine, CpuModelTopologyAndBootOrder) {
   auto a = QemuCommandLine(m, RuntimePaths{"/r"});
   EXPECT_TRUE(Has(a, "4,sockets=2,cores=2,threads=1"));
   EXPECT_TRUE(Has(a, "qemu64"));  // TCG's default
-  EXPECT_TRUE(HasSub(a, "id=virtio-disk0,bootindex=1"));
-  EXPECT_TRUE(HasSub(a, "id=cdrom0,bootindex=2"));
-  EXPECT_FALSE(HasSub(a, "id=nic0,bootindex"));
+  EXPECT_EQ(BootIndex(a, "virtio-disk0"), 1);
+  EXPECT_TRUE(HasSub(a, "id=cdrom0,drive=cdrom0,bootindex=2"));
+  EXPECT_EQ(BootIndex(a, "nic0"), 0);
   m.boot_order = {"net", "cdrom"};
   m.cpu_model = "host";  // needs KVM: TCG gets the closest
   a = QemuCommandLine(m, RuntimePaths{"/r"});
   EXPECT_TRUE(Has(a, "max"));
-  EXPECT_TRUE(HasSub(a, "id=nic0,bootindex=1"));
-  EXPECT_TRUE(HasSub(a, "id=cdrom0,bootindex=2"));
-  EXPECT_FALSE(HasSub(a, "id=virtio-disk0,bootindex"));
+  EXPECT_EQ(BootIndex(a, "nic0"), 1);
+  EXPECT_TRUE(HasSub(a, "id=cdrom0,drive=cdrom0,bootindex=2"));
+  EXPECT_EQ(BootIndex(a, "virtio-disk0"), 0);
+}
+
+TEST(QemuCommandLine, ScsiAndSataDisks) {
+  MachineConfig m;
+  m.name = "b";
+  m.uuid = "u";
+  m.disks = {{"/p/0.qcow2", "qcow2", DiskBus::kSata},
+             {"/p/1.qcow2", "qcow2", DiskBus::kScsi},
+             {"/p/2.qcow2", "qcow2", DiskBus::kSata}};
+  auto a = QemuCommandLine(m, RuntimePaths{"/r"});
+  EXPECT_EQ(Device(a, "sata-disk0")["bus"], "ide.2");
+  EXPECT_EQ(Device(a, "sata-disk0")["driver"], "ide-hd");
+  EXPECT_EQ(Device(a, "scsi-disk1")["bus"], "scsi0.0");
+  EXPECT_EQ(Device(a, "scsi-disk1")["scsi-id"], 1);
+  EXPECT_EQ(Device(a, "sata-disk2")["bus"], "ide.3");
+  // A hot-plugged disk gets the very device a start would give it.
+  EXPECT_EQ(Device(a, "scsi-disk1"), DiskDevice(1, DiskBus::kScsi, 0, 2));
+  DiskBus bus;
+  EXPECT_TRUE(ParseDiskBus("scsi", &bus) && bus == DiskBus::kScsi);
+  EXPECT_FALSE(ParseDiskBus("ide", &bus));
+  EXPECT_EQ(Name(DiskBus::kSata), "sata");
 }
 
 TEST(CheckCpuModel, KnowsQemusModels) {

@@ -507,9 +507,13 @@ Result<json> VmManager::Show(const std::string& name) {
 
 Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(auto vm, Find(name));
-  PAMPA_ASSIGN_OR_RETURN(
-      auto lease,
-      Claim(vm, VmOp::kEdit, req.ChangesHardware() ? std::optional(VmAction::kEditHardware) : std::nullopt));
+  std::optional<VmAction> action;
+  if (req.ChangesMachine())
+    action = VmAction::kEditHardware;
+  else if (req.ChangesDevices())
+    action = VmAction::kEditDevices;
+  PAMPA_ASSIGN_OR_RETURN(auto lease, Claim(vm, VmOp::kEdit, action));
+  const bool live = QemuAlive(vm->State());
   VmSpec s = vm->spec;
   if (s.is_template && req.autostart.value_or(false)) {
     return Status::Conflict("vm '" + name + "' is a template, which never runs: it cannot start with the host");
@@ -553,7 +557,12 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
     RemoveVolumes(created);
     return st;
   }
-  if (Status st = ReplaceSpec(*vm, s); !st.ok()) {
+  if (live) {
+    if (Status st = EditLive(*vm, req, s); !st.ok()) {
+      RemoveVolumes(created);
+      return st;
+    }
+  } else if (Status st = ReplaceSpec(*vm, s); !st.ok()) {
     RemoveVolumes(created);
     return st;
   }
@@ -611,8 +620,20 @@ Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpe
     }
     s->nics.erase(s->nics.begin() + static_cast<std::ptrdiff_t>(*req.remove_nic));
   }
-  if (s->disks.size() + req.add_disks.size() > 16) return Status::Invalid("a VM can have at most 16 disks");
-  if (s->nics.size() + req.add_nics.size() > 8) return Status::Invalid("a VM can have at most 8 NICs");
+  if (s->disks.size() + req.add_disks.size() > kMaxDisks) {
+    return Status::Invalid("a VM can have at most " + std::to_string(kMaxDisks) + " disks");
+  }
+  if (s->nics.size() + req.add_nics.size() > kMaxNics) {
+    return Status::Invalid("a VM can have at most " + std::to_string(kMaxNics) + " NICs");
+  }
+  size_t sata =
+      std::count_if(s->disks.begin(), s->disks.end(), [](const DiskSpec& d) { return d.bus == DiskBus::kSata; }) +
+      std::count_if(req.add_disks.begin(), req.add_disks.end(),
+                    [](const EditRequest::NewDisk& d) { return d.bus == DiskBus::kSata; });
+  if (sata > kMaxSataDisks) {
+    return Status::Invalid("a VM can have at most " + std::to_string(kMaxSataDisks) +
+                           " sata disks (the other ports hold the CDs); use --bus virtio or scsi");
+  }
   auto specs = Specs();
   for (const NicSpec& n : req.add_nics) {
     PAMPA_RETURN_IF_ERROR(networks_.Get(n.network).status());
@@ -638,7 +659,7 @@ Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpe
       return Status::Conflict("volume " + d.pool + "/" + d.volume + " is already a disk of vm '" +
                               (user.empty() ? name : user) + "'");
     }
-    s->disks.push_back({d.pool, d.volume});
+    s->disks.push_back({d.pool, d.volume, "", d.bus});
   }
   std::string pool = s->disks.empty() ? "default" : s->disks.front().pool;
   VmSpec created{.name = name};
@@ -658,7 +679,7 @@ Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpe
       return made.status();
     }
     created.disks.push_back({pool, volume});
-    s->disks.push_back({pool, volume});
+    s->disks.push_back({pool, volume, "", d.bus});
   }
   return created;
 }

@@ -294,6 +294,10 @@ class VmManager {
   Result<VmSpec> ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed);
   // Writes s as vm's spec unless it changed since it was read, and publishes it.
   Status ReplaceSpec(Vm& vm, const VmSpec& s);  // REQUIRES: lease held
+  // Applies an edit's device changes to the running QEMU and records spec `s`:
+  // a device leaves the guest before the spec drops it and joins after the
+  // spec names it; a failure takes the additions back. REQUIRES: lease held
+  Status EditLive(Vm& vm, const EditRequest& req, const VmSpec& s);
   // The VMs of the pool whose disks are overlays on base's (linked clones of a template).
   Result<std::vector<std::string>> LinkedClones(const VmSpec& base);
 

@@ -53,7 +53,7 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   for (auto& d : s.disks) {
     auto v = storage_.LocateVolume(d.pool, d.volume);
     if (!v.ok()) return v.status().Context("disk " + d.volume);
-    m.disks.push_back({v->path, v->format});
+    m.disks.push_back({v->path, v->format, d.bus});
   }
   // Files from outside are checked again: they may have moved since create.
   if (!s.kernel.empty()) {
@@ -519,6 +519,135 @@ Result<uint64_t> VmManager::ResizeDisk(const std::string& name, size_t index, co
   auto r = vm->qmp->Execute("block_resize", {{"node-name", "disk" + std::to_string(index)}, {"size", want}});
   if (!r.ok()) return r.status().Context("growing disk " + std::to_string(index) + " of vm '" + name + "'");
   return want;
+}
+
+namespace {
+
+// Asks QEMU to take a device out and waits until the guest has let it go (a
+// PCIe unplug needs the guest's consent; a SCSI one is at once).
+Status Unplug(QmpClient& qmp, const std::string& id) {
+  PAMPA_RETURN_IF_ERROR(qmp.Execute("device_del", {{"id", id}}).status().Context("removing " + id));
+  constexpr auto kPatience = 15s;
+  auto deadline = std::chrono::steady_clock::now() + kPatience;
+  for (;;) {
+    PAMPA_ASSIGN_OR_RETURN(auto list, qmp.Execute("qom-list", {{"path", "/machine/peripheral"}}));
+    bool present = list.is_array() && std::any_of(list.begin(), list.end(), [&](const nlohmann::json& p) {
+                     return p.is_object() && p.value("name", "") == id;
+                   });
+    if (!present) return Status::Ok();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::Unavailable("the guest did not let " + id + " go within 15 s (its OS must be up and support " +
+                                 "hot-plug); it stays attached: try again, or stop the VM and edit it then");
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+}  // namespace
+
+Status VmManager::EditLive(Vm& vm, const EditRequest& req, const VmSpec& s) {
+  const VmSpec before = vm.spec;
+  const std::string& name = before.name;
+  // Nodes and devices are named by the disk's or NIC's number, and a
+  // migration's far end builds them from the spec: only the last one can
+  // leave a running guest without renumbering the others.
+  auto last_only = [&](const char* what, size_t index, size_t count) {
+    return Status::Conflict("vm '" + name + "' is running: only its last " + what + " (" + std::to_string(count - 1) +
+                            ") can be removed now; stop it to remove " + what + " " + std::to_string(index));
+  };
+  if (req.remove_disk && *req.remove_disk + 1 != before.disks.size()) {
+    return last_only("disk", *req.remove_disk, before.disks.size());
+  }
+  if (req.remove_nic && *req.remove_nic + 1 != before.nics.size()) {
+    return last_only("NIC", *req.remove_nic, before.nics.size());
+  }
+  const size_t first_disk = s.disks.size() - req.add_disks.size(), first_nic = s.nics.size() - req.add_nics.size();
+  bool sata = req.remove_disk && before.disks[*req.remove_disk].bus == DiskBus::kSata;
+  for (size_t i = first_disk; i < s.disks.size(); ++i) sata = sata || s.disks[i].bus == DiskBus::kSata;
+  if (sata) {
+    return Status::Conflict("vm '" + name + "' is running and sata disks cannot be added or removed while it runs: " +
+                            "use --bus virtio or scsi, or stop it first");
+  }
+  PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm.qmp));
+  QmpClient& qmp = *vm.qmp;
+  auto quietly = [&](const std::string& command, const nlohmann::json& args) {
+    if (auto r = qmp.Execute(command, args); !r.ok()) log::Warn("vm {}: {}: {}", name, command, r.status().message());
+  };
+
+  // What leaves, leaves the guest first.
+  if (req.remove_disk) {
+    size_t i = *req.remove_disk;
+    PAMPA_RETURN_IF_ERROR(Unplug(qmp, DiskDeviceId(i, before.disks[i].bus)));
+    quietly("blockdev-del", {{"node-name", DiskNode(i)}});
+  }
+  if (req.remove_nic) {
+    size_t i = *req.remove_nic;
+    PAMPA_RETURN_IF_ERROR(Unplug(qmp, NicDeviceId(i)));
+    quietly("netdev_del", {{"id", NicNetdevId(i)}});
+    Networks::DeleteTap(TapName(before, i));
+  }
+  PAMPA_RETURN_IF_ERROR(ReplaceSpec(vm, s));
+
+  // What joins, joins after the spec names it; a failure takes it all back.
+  std::vector<std::string> plugged_disks, plugged_nics;
+  auto plug = [&]() -> Status {
+    for (size_t i = first_disk; i < s.disks.size(); ++i) {
+      const DiskSpec& d = s.disks[i];
+      PAMPA_ASSIGN_OR_RETURN(auto v, storage_.LocateVolume(d.pool, d.volume));
+      PAMPA_RETURN_IF_ERROR(
+          qmp.Execute("blockdev-add", BlockdevOptions(DiskNode(i), v.format, v.path, false)).status());
+      plugged_disks.push_back(DiskNode(i));
+      auto r = qmp.Execute("device_add", DiskDevice(i, d.bus, 0, 0));
+      if (!r.ok()) return r.status().Context("adding disk " + std::to_string(i));
+    }
+    for (size_t i = first_nic; i < s.nics.size(); ++i) {
+      std::string tap = TapName(s, i);
+      PAMPA_RETURN_IF_ERROR(networks_.CreateTap(s.nics[i].network, tap).Context("network " + s.nics[i].network));
+      auto r = qmp.Execute("netdev_add", NicNetdev(i, tap));
+      if (!r.ok()) {
+        Networks::DeleteTap(tap);
+        return r.status().Context("adding NIC " + std::to_string(i));
+      }
+      plugged_nics.push_back(tap);
+      r = qmp.Execute("device_add", NicDevice(i, s.nics[i].mac, 0));
+      if (!r.ok()) return r.status().Context("adding NIC " + std::to_string(i));
+    }
+    if (req.cdrom) {
+      auto r = s.cdrom.empty()
+                   ? qmp.Execute("eject", {{"id", "cdrom0"}, {"force", true}})
+                   : qmp.Execute(
+                         "blockdev-change-medium",
+                         {{"id", "cdrom0"}, {"filename", s.cdrom}, {"format", "raw"}, {"read-only-mode", "read-only"}});
+      if (!r.ok()) return r.status().Context("changing the CD");
+    }
+    return Status::Ok();
+  };
+  Status st = plug();
+  if (st.ok()) {
+    log::Info("vm {}: devices changed while it runs", name);
+    return st;
+  }
+  for (size_t k = 0; k < plugged_nics.size(); ++k) {
+    size_t i = first_nic + k;
+    Status gone = Unplug(qmp, NicDeviceId(i));
+    if (!gone.ok()) log::Warn("vm {}: {}", name, gone.message());
+    quietly("netdev_del", {{"id", NicNetdevId(i)}});
+    Networks::DeleteTap(plugged_nics[k]);
+  }
+  for (size_t k = 0; k < plugged_disks.size(); ++k) {
+    size_t i = first_disk + k;
+    Status gone = Unplug(qmp, DiskDeviceId(i, s.disks[i].bus));
+    if (!gone.ok()) log::Warn("vm {}: {}", name, gone.message());
+    quietly("blockdev-del", {{"node-name", DiskNode(i)}});
+  }
+  VmSpec back = s;
+  back.disks.resize(first_disk);
+  back.nics.resize(first_nic);
+  back.cdrom = before.cdrom;
+  if (Status undone = ReplaceSpec(vm, back); !undone.ok()) {
+    log::Warn("vm {}: taking back a failed device change: {}", name, undone.message());
+  }
+  return st.Context("vm '" + name + "' is unchanged but for what was removed");
 }
 
 Result<ConsoleEndpoints> VmManager::Console(const std::string& name) {

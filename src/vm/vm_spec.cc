@@ -89,6 +89,7 @@ json ToJson(const VmSpec& s) {
   for (auto& d : s.disks) {
     json disk = {{"pool", d.pool}, {"volume", d.volume}};
     if (!d.base.empty()) disk["base"] = d.base;
+    if (d.bus != DiskBus::kVirtio) disk["bus"] = Name(d.bus);
     disks.push_back(std::move(disk));
   }
   for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
@@ -130,8 +131,11 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.uuid = j.at("uuid");
     s.cpus = j.value("cpus", 1);
     s.memory_mib = j.value("memory_mib", 512ull);
-    for (auto& d : j.value("disks", json::array()))
-      s.disks.push_back({d.at("pool"), d.at("volume"), d.value("base", "")});
+    for (auto& d : j.value("disks", json::array())) {
+      DiskSpec disk{d.at("pool"), d.at("volume"), d.value("base", "")};
+      if (!ParseDiskBus(d.value("bus", "virtio"), &disk.bus)) return Status::Internal("stored disk bus is unknown");
+      s.disks.push_back(std::move(disk));
+    }
     s.cdrom = j.value("cdrom", "");
     s.kernel = j.value("kernel", "");
     s.initrd = j.value("initrd", "");
@@ -326,7 +330,7 @@ Result<std::optional<size_t>> GetIndex(const json& body, const std::string& key)
   return std::optional<size_t>(v.get<size_t>());
 }
 
-// add_disks: ["10G", "POOL/VOLUME"]; remove_disk: N; keep_volume;
+// add_disks: ["10G", "POOL/VOLUME"]; disk_bus: virtio|scsi|sata; remove_disk: N; keep_volume;
 // add_nics: [{"network": NET, "mac": M}]; remove_nic: N.
 Status ParseDeviceChanges(const json& body, EditRequest* e) {
   if (body.contains("add_disks")) {
@@ -350,6 +354,14 @@ Status ParseDeviceChanges(const json& body, EditRequest* e) {
       }
       e->add_disks.push_back(std::move(disk));
     }
+  }
+  if (body.contains("disk_bus")) {
+    PAMPA_ASSIGN_OR_RETURN(std::string bus, GetString(body, "disk_bus"));
+    DiskBus parsed;
+    if (!ParseDiskBus(bus, &parsed))
+      return Status::Invalid("disk bus '" + bus + "' is unknown (use virtio, scsi or sata)");
+    if (e->add_disks.empty()) return Status::Invalid("disk_bus goes with add_disks");
+    for (auto& d : e->add_disks) d.bus = parsed;
   }
   PAMPA_ASSIGN_OR_RETURN(e->remove_disk, GetIndex(body, "remove_disk"));
   if (body.contains("keep_volume")) {
@@ -397,9 +409,9 @@ Status CheckMac(const std::string& mac) {
 
 Result<EditRequest> ParseEditRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(CheckFields(
-      body, {"cpus",       "memory",    "memory_mib", "autostart",   "cdrom",       "kernel",    "initrd",
-             "append",     "firmware",  "add_disks",  "remove_disk", "keep_volume", "add_nics",  "remove_nic",
-             "cloud_init", "cpu_model", "sockets",    "cores",       "threads",     "boot_order"}));
+      body, {"cpus",       "memory",    "memory_mib", "autostart",   "cdrom",       "kernel",     "initrd",
+             "append",     "firmware",  "add_disks",  "remove_disk", "keep_volume", "add_nics",   "remove_nic",
+             "cloud_init", "cpu_model", "sockets",    "cores",       "threads",     "boot_order", "disk_bus"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
   if (body.contains("cpus")) {

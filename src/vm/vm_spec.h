@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "qemu/machine.h"
 
 namespace pampa {
 
@@ -19,6 +20,7 @@ struct DiskSpec {
   // A linked clone's disk: "POOL/VOLUME" of the template disk its qcow2 image
   // is an overlay of (empty for a disk of its own).
   std::string base;
+  DiskBus bus = DiskBus::kVirtio;
 };
 
 struct NicSpec {
@@ -111,6 +113,7 @@ struct EditRequest {
   struct NewDisk {
     uint64_t size = 0;  // 0: the volume below
     std::string pool, volume;
+    DiskBus bus = DiskBus::kVirtio;
   };
   std::vector<NewDisk> add_disks;
   std::optional<size_t> remove_disk;  // by number, before the additions
@@ -121,10 +124,10 @@ struct EditRequest {
   std::optional<nlohmann::json> cloud_init;
   MachineOptions machine;
 
-  bool ChangesHardware() const {
-    return cpus || memory_mib || cdrom || kernel || initrd || append || firmware || !add_disks.empty() || remove_disk ||
-           !add_nics.empty() || remove_nic || machine.any();
-  }
+  // What only a stopped VM can change.
+  bool ChangesMachine() const { return cpus || memory_mib || kernel || initrd || append || firmware || machine.any(); }
+  // What a running VM changes by hot-plug.
+  bool ChangesDevices() const { return cdrom || !add_disks.empty() || remove_disk || !add_nics.empty() || remove_nic; }
 };
 Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
 

@@ -71,7 +71,8 @@ TEST(ParseEditRequest, DiskAndNicChanges) {
   EXPECT_TRUE(e->keep_volume);
   EXPECT_EQ(e->add_nics[0].mac, "52:54:00:ab:cd:ef");
   EXPECT_EQ(*e->remove_nic, 0u);
-  EXPECT_TRUE(e->ChangesHardware());
+  EXPECT_TRUE(e->ChangesDevices());
+  EXPECT_FALSE(e->ChangesMachine());
 
   auto refused = [](const char* body) {
     auto r = ParseEditRequest(json::parse(body));

@@ -26,7 +26,8 @@ const Rule kRules[] = {
     {A::kResume, {S::kPaused}, ", not paused"},
     {A::kEditHardware,
      {S::kStopped, S::kCrashed},
-     "; stop it before editing (only --autostart can change while it runs)"},
+     "; stop it before editing (only disks, NICs, the CD and --autostart can change while it runs)"},
+    {A::kEditDevices, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; change its devices once it has settled"},
     {A::kDelete, {S::kStopped, S::kCrashed}, "; stop it first (pampa vm stop NAME)"},
     {A::kSnapshot, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; try again when it has settled"},
     {A::kRevert, {S::kStopped, S::kRunning, S::kPaused, S::kCrashed}, "; try again when it has settled"},
@@ -133,6 +134,8 @@ std::string_view Name(VmAction a) {
       return "resume";
     case A::kEditHardware:
       return "edit";
+    case A::kEditDevices:
+      return "edit devices";
     case A::kDelete:
       return "delete";
     case A::kSnapshot:

@@ -57,7 +57,8 @@ enum class VmAction {
   kReboot,
   kPause,
   kResume,
-  kEditHardware,  // CPUs, memory, kernel, CD...: only while QEMU is not running
+  kEditHardware,  // CPUs, memory, kernel, firmware...: only while QEMU is not running
+  kEditDevices,   // disks, NICs and the CD: hot-plugged while it runs
   kDelete,
   kSnapshot,
   kRevert,

@@ -201,7 +201,7 @@ def test_cpu_model_topology_and_boot_order(pampad):
     args = qemu_args(d, "hw")
     assert args[args.index("-cpu") + 1] == "max"
     assert args[args.index("-smp") + 1] == "2,sockets=1,cores=2,threads=1"
-    assert any("id=virtio-disk0,bootindex=1" in a for a in args)  # no NIC: the disk comes first
+    assert any('"bootindex":1' in a and '"id":"virtio-disk0"' in a for a in args)  # no NIC: the disk comes first
     assert d.exec("hw", "cat", "/sys/devices/system/cpu/online").stdout.strip() == "0-1"
     assert "stop it before editing" in refused(d, "vm", "edit", "hw", "--cores", "1")
     d.cli("vm", "stop", "hw")

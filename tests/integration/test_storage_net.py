@@ -91,7 +91,7 @@ def test_disks_and_nics_are_added_and_removed(pampad):
         mac = pampad.exec("dev", "cat", "/sys/class/net/eth1/address").stdout.strip()
         assert mac == "52:54:00:aa:bb:cc"
         r = pampad.cli("vm", "edit", "dev", "--remove-disk", "1", check=False)
-        assert r.returncode != 0 and "stop it before editing" in r.stderr
+        assert r.returncode != 0 and "only its last disk (2) can be removed now" in r.stderr
     finally:
         pampad.cli("vm", "stop", "dev")
     # Removed: the NIC, a disk whose volume stays, a disk whose volume goes.
@@ -107,6 +107,74 @@ def test_disks_and_nics_are_added_and_removed(pampad):
     assert r.returncode != 0 and "snapshot(s)" in r.stderr
     pampad.cli("vm", "delete", "dev")
     pampad.cli("volume", "delete", "default", "spare")
+
+
+def wait_guest(pampad, name, *argv, until, timeout=30):
+    """Runs argv in the guest until until(stdout) holds; returns that stdout."""
+    deadline = time.time() + timeout
+    while True:
+        out = pampad.exec(name, *argv, check=False).stdout
+        if until(out):
+            return out
+        assert time.time() < deadline, f"{argv} never matched; last: {out!r}"
+        time.sleep(0.5)
+
+
+def test_devices_change_while_the_guest_runs(pampad, tmp_path):
+    pampad.create_guest("hot")
+    pampad.cli("vm", "start", "hot")
+    pampad.wait_console("hot", "pampa-guest: ready")
+    blocks = lambda: pampad.exec("hot", "ls", "/sys/block").stdout.split()
+    # A virtio disk and a SCSI disk join the running guest.
+    pampad.cli("vm", "edit", "hot", "--add-disk", "32M")
+    wait_guest(pampad, "hot", "cat", "/sys/block/vdb/size", until=lambda o: o.strip() == str(32 * 2048))
+    pampad.cli("vm", "edit", "hot", "--add-disk", "16M", "--bus", "scsi")
+    wait_guest(pampad, "hot", "cat", "/sys/block/sda/size", until=lambda o: o.strip() == str(16 * 2048))
+    assert [d.get("bus", "virtio") for d in pampad.vm("hot")["disks"]] == ["virtio", "virtio", "scsi"]
+    # A NIC joins with the MAC asked for.
+    pampad.cli("vm", "edit", "hot", "--add-nic", "default", "--mac", "52:54:00:12:34:99")
+    wait_guest(pampad, "hot", "cat", "/sys/class/net/eth1/address", until=lambda o: "52:54:00:12:34:99" in o)
+    # A disc goes into the CD drive, which the guest reads, and comes out again.
+    (tmp_path / "cd").mkdir()
+    (tmp_path / "cd" / "hello.txt").write_text("from the disc\n")
+    iso = os.path.join(pampad.root, "disc.iso")  # where pampad may read from
+    subprocess.run(["genisoimage", "-quiet", "-V", "DISC", "-o", iso, str(tmp_path / "cd")], check=True)
+    pampad.cli("vm", "edit", "hot", "--cdrom", iso)
+    assert pampad.vm("hot")["cdrom"] == iso
+    # (The guest's first read after a change meets the drive's "medium changed".)
+    wait_guest(pampad, "hot", "sh", "-c", "mount -t iso9660 -o ro /dev/sr0 /mnt && cat /mnt/hello.txt",
+               until=lambda o: o == "from the disc\n")
+    pampad.exec("hot", "umount", "/mnt")
+    pampad.cli("vm", "edit", "hot", "--cdrom", "none")
+    assert pampad.vm("hot")["cdrom"] == ""
+    wait_guest(pampad, "hot", "sh", "-c", "dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null || echo empty",
+               until=lambda o: o.strip() == "empty")
+    # Only the last disk or NIC leaves a running guest; sata waits for a stop.
+    r = pampad.cli("vm", "edit", "hot", "--remove-disk", "1", check=False)
+    assert r.returncode != 0 and "only its last disk (2) can be removed now" in r.stderr
+    r = pampad.cli("vm", "edit", "hot", "--add-disk", "8M", "--bus", "sata", check=False)
+    assert r.returncode != 0 and "sata disks cannot be added or removed while it runs" in r.stderr
+    r = pampad.cli("vm", "edit", "hot", "--cpus", "2", check=False)
+    assert r.returncode != 0 and "stop it before editing" in r.stderr
+    pampad.cli("vm", "edit", "hot", "--remove-nic", "1")
+    wait_guest(pampad, "hot", "ls", "/sys/class/net", until=lambda o: "eth1" not in o.split())
+    pampad.cli("vm", "edit", "hot", "--remove-disk", "2")
+    wait_guest(pampad, "hot", "ls", "/sys/block", until=lambda o: "sda" not in o.split())
+    pampad.cli("vm", "edit", "hot", "--remove-disk", "1")
+    wait_guest(pampad, "hot", "ls", "/sys/block", until=lambda o: "vdb" not in o.split())
+    vm = pampad.vm("hot")
+    assert len(vm["disks"]) == 1 and len(vm["nics"]) == 1 and vm["state"] == "running"
+    assert [v["name"] for v in pampad.cli_json("volume", "list", "default") if v["name"].startswith("hot-")] == [
+        "hot-disk0"]  # the removed disks' volumes went with them
+    assert "vda" in blocks()
+    # A sata disk, added while stopped, is there at the next start.
+    pampad.cli("vm", "stop", "hot")
+    pampad.cli("vm", "edit", "hot", "--add-disk", "8M", "--bus", "sata")
+    pampad.cli("vm", "start", "hot")
+    pampad.wait_console("hot", "pampa-guest: ready")
+    wait_guest(pampad, "hot", "cat", "/sys/block/sda/size", until=lambda o: o.strip() == str(8 * 2048))
+    pampad.cli("vm", "stop", "hot")
+    pampad.cli("vm", "delete", "hot")
 
 
 def test_nat_network_create_and_delete(pampad):

@@ -3,6 +3,9 @@
 
 export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'shutting-down' | 'crashed' | string;
 
+/** How a disk is attached: virtio-blk (the default), virtio-scsi, or an AHCI (sata) port. */
+export type DiskBus = 'virtio' | 'scsi' | 'sata';
+
 export interface Vm {
   name: string;
   uuid?: string;
@@ -15,8 +18,11 @@ export interface Vm {
   host?: string;
   /** A template never runs or changes; it is the source of clones. */
   template?: boolean;
-  /** base: "pool/volume" of the template's disk a linked clone's disk reads from. */
-  disks: { pool: string; volume: string; base?: string }[];
+  /**
+   * base: "pool/volume" of the template's disk a linked clone's disk reads
+   * from; bus: how the guest sees it, absent for virtio.
+   */
+  disks: { pool: string; volume: string; bus?: DiskBus; base?: string }[];
   nics: { network: string; mac: string }[];
   cdrom?: string;
   kernel?: string;
@@ -230,6 +236,29 @@ export interface CloneRequest {
   snapshot?: string;
   /** Where a full copy's disks go; absent: the source's pools. */
   pool?: string;
+}
+
+/**
+ * The device fields of PATCH /api/v1/vms/{name}; only those given change and
+ * pampad answers with the updated VM. While QEMU runs (running or paused)
+ * they are hot-plugged, with pampad's refusals: only the last disk or NIC can
+ * be removed, and a sata disk neither joins nor leaves. A VM with snapshots
+ * keeps its disks as they are.
+ */
+export interface DeviceChange {
+  /** Blank disks by size ("10G", "512M"; put in the first disk's pool) or existing volumes ("POOL/VOLUME"). */
+  add_disks?: string[];
+  /** The bus of this request's add_disks; absent: virtio. */
+  disk_bus?: DiskBus;
+  /** A disk's number, 0 the first. */
+  remove_disk?: number;
+  /** With remove_disk: the volume stays in its pool (absent: it is deleted). */
+  keep_volume?: boolean;
+  /** A MAC left out is picked by pampad. */
+  add_nics?: { network: string; mac?: string }[];
+  remove_nic?: number;
+  /** An ISO's path on the host; "" ejects. Changes the disc of a running VM too. */
+  cdrom?: string;
 }
 
 /** POST /api/v1/vms/{name}/clone answers 202 with the task (a "vm-clone" on the new VM). */

@@ -1,10 +1,12 @@
-// The Configuration tab: edits a stopped VM through PATCH (autostart may
-// change while it runs); pampad's own error messages are shown as they are.
+// The Configuration tab: edits a stopped VM through PATCH (autostart and the
+// CD may change while it runs: the disc is swapped live); pampad's own error
+// messages are shown as they are. Disks and NICs are on the Hardware tab.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { vmPath } from '../api/client';
 import type { Vm } from '../api/types';
 import { FIRMWARE, FIRMWARE_LABELS } from '../lib/format';
+import { vmHref } from '../lib/router';
 import { upsertVm } from '../state';
 import { ErrorBox, Field, Select, TextField, useAction } from '../components/ui';
 
@@ -69,7 +71,8 @@ export function VmConfig({ vm }: { vm: Vm }) {
     <form class="form config" onSubmit={save}>
       {!editable ? (
         <p class="notice">
-          The VM is {vm.state}: only autostart can change now. Shut it down to edit the rest (pampad says why if you try).
+          The VM is {vm.state}: only autostart and the CD-ROM can change now (disks and NICs too, on the <a href={vmHref(vm.name, 'hardware')}>Hardware</a> tab).
+          Shut it down to edit the rest (pampad says why if you try).
         </p>
       ) : null}
       <div class="grid2">

@@ -16,6 +16,7 @@ import { CloneDialog, CloneTask } from './CloneDialog';
 import { MigrateDialog, MigrationTask } from './MigrateDialog';
 import { VmSummary } from './VmSummary';
 import { VmConfig } from './VmConfig';
+import { VmHardware } from './VmHardware';
 import { VmSnapshots } from './VmSnapshots';
 import { VmBackups } from './VmBackups';
 
@@ -27,6 +28,7 @@ const TABS: [string, string][] = [
   ['console', 'Console'],
   ['snapshots', 'Snapshots'],
   ['backups', 'Backups'],
+  ['hardware', 'Hardware'],
   ['config', 'Configuration'],
 ];
 
@@ -358,6 +360,7 @@ export function VmPage({ name, tab }: { name: string; tab: string }) {
         ) : null}
         {tab === 'snapshots' ? <VmSnapshots vm={vm} /> : null}
         {tab === 'backups' ? <VmBackups vm={vm} /> : null}
+        {tab === 'hardware' ? <VmHardware vm={vm} /> : null}
         {tab === 'config' ? <VmConfig vm={vm} /> : null}
       </section>
     </div>
