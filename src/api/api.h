@@ -15,6 +15,7 @@
 #include "jobs/file_restore.h"
 #include "jobs/live_restore.h"
 #include "jobs/restore_drills.h"
+#include "jobs/vm_import.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
 #include "storage/pools.h"
@@ -31,6 +32,7 @@ struct ApiContext {
   Repos& repos;
   BackupScheduler& schedules;
   RestoreDrills& drills;
+  VmImports& imports;
   Storage& storage;
   Networks& networks;
   Tasks& tasks;

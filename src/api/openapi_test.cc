@@ -56,7 +56,8 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   Migrations migrations(vms, storage, cluster, tasks);
   WebSocketTickets tickets;
   PoolJoins joins(*store, nullptr, "test", "");
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, storage, networks,
+  VmImports imports(vms, storage, networks, tasks, events);
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, imports, storage, networks,
                  tasks, accel, cluster, migrations, tickets, joins,     "test", "test",  "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);

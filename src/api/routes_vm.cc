@@ -235,6 +235,46 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     resp.raw = TailFile(c->serial_log, 4 << 20);
     return resp;
   });
+
+  // A VM from another hypervisor's export (XenServer XVA, OVA) on this host: a task.
+  r.Add("POST", "/api/v1/vms/import", [&](const HttpRequest& req) {
+    auto body = BodyWithFields(req, {"name", "xva", "ova", "pool", "network", "disk_bus"});
+    if (!body.ok()) return ErrorResponse(body.status());
+    ImportRequest ir;
+    auto name = RequiredString(*body, "name");
+    auto xva = OptionalString(*body, "xva");
+    auto ova = OptionalString(*body, "ova");
+    auto pool = OptionalString(*body, "pool");
+    auto network = OptionalString(*body, "network");
+    auto bus = OptionalString(*body, "disk_bus");
+    for (const Status& st :
+         {name.status(), xva.status(), ova.status(), pool.status(), network.status(), bus.status()}) {
+      if (!st.ok()) return ErrorResponse(st);
+    }
+    if (xva->empty() == ova->empty()) {
+      return ErrorResponse(
+          Status::Invalid("give exactly one of 'xva' (a XenServer export) and 'ova' (an OVF package): "
+                          "the path of the file on the host"));
+    }
+    ir.name = *name;
+    ir.xva = *xva;
+    ir.ova = *ova;
+    if (body->contains("pool")) {
+      if (pool->empty()) return ErrorResponse(Status::Invalid("field 'pool' must name a pool (or be left out)"));
+      ir.pool = *pool;
+    }
+    if (body->contains("network")) {
+      if (network->empty())
+        return ErrorResponse(Status::Invalid("field 'network' must name a network (or be left out)"));
+      ir.network = *network;
+    }
+    if (body->contains("disk_bus") && !ParseDiskBus(*bus, &ir.bus)) {
+      return ErrorResponse(Status::Invalid("disk bus '" + *bus + "' is unknown (use virtio, scsi or sata)"));
+    }
+    auto task = ctx.imports.Import(ir);
+    if (!task.ok()) return ErrorResponse(task.status());
+    return HttpResponse{202, {{"task", *task}, {"vm", ir.name}, {"host", ctx.hostname}}};
+  });
 }
 
 }  // namespace pampa

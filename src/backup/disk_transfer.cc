@@ -378,22 +378,47 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   return res;
 }
 
+Result<TargetWriter> TargetWriter::Open(const RestoreTarget& target, uint64_t size) {
+  bool preallocated =
+      std::all_of(target.extents.begin(), target.extents.end(), [](const FileExtent& e) { return e.offset >= 0; });
+  if (!preallocated || !CoversDisk(target.extents, size)) {
+    return Status::Internal(target.path + " is not laid out for the whole disk: cannot write it directly");
+  }
+  TargetWriter w;
+  w.path_ = target.path;
+  w.extents_ = target.extents;
+  // O_DIRECT skips the page cache (half the CPU of a restore went into copying
+  // there); what it cannot take goes through the plain descriptor (WriteAtDirect).
+  w.plain_ = Fd(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (w.plain_.get() < 0) return Status::Unavailable("cannot open " + target.path + ": " + std::strerror(errno));
+  w.direct_ = Fd(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
+  return w;
+}
+
+Status TargetWriter::WriteData(const char* buf, uint64_t len, uint64_t base) const {
+  for (auto [from_b, to_b] : DataRuns(buf, len)) {
+    Status ws = Status::Ok();
+    ForEachPiece(extents_, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
+      if (ws.ok())
+        ws = WriteAtDirect(direct_.get(), plain_.get(), buf + (from - base), n, x.offset + (from - x.start), path_);
+    });
+    PAMPA_RETURN_IF_ERROR(ws);
+  }
+  return Status::Ok();
+}
+
+Status TargetWriter::Sync() const {
+  if (fdatasync(plain_.get()) != 0) return Status::Unavailable("cannot sync " + path_ + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
 Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const RestoreTarget& target,
                    int workers, const std::function<void(uint64_t, uint64_t)>& progress,
                    const std::atomic<bool>* cancel, StageTimes* times) {
   const uint64_t chunk = repo.config().chunk_size;
   if (chunks.size() != (size + chunk - 1) / chunk)
     return Status::Invalid("manifest chunk list does not match the disk size");
-  bool preallocated =
-      std::all_of(target.extents.begin(), target.extents.end(), [](const FileExtent& e) { return e.offset >= 0; });
-  if (!preallocated || !CoversDisk(target.extents, size)) {
-    return Status::Internal(target.path + " is not laid out for the whole disk: cannot write it directly");
-  }
-  // O_DIRECT skips the page cache (half the CPU of a restore went into copying
-  // there); what it cannot take goes through the plain descriptor (WriteAtDirect).
-  Fd plain(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (plain.get() < 0) return Status::Unavailable("cannot open " + target.path + ": " + std::strerror(errno));
-  Fd direct(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
+  PAMPA_ASSIGN_OR_RETURN(TargetWriter out, TargetWriter::Open(target, size));
   std::vector<size_t> todo;
   uint64_t total = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
@@ -417,15 +442,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
       double open = Since(t0);
       t0 = Clock::now();
       uint64_t base = i * chunk, len = std::min<uint64_t>(chunk, size - base);
-      for (auto [from_b, to_b] : DataRuns(buf, len)) {
-        Status ws = Status::Ok();
-        ForEachPiece(target.extents, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
-          if (ws.ok())
-            ws = WriteAtDirect(direct.get(), plain.get(), buf + (from - base), n, x.offset + (from - x.start),
-                               target.path);
-        });
-        PAMPA_RETURN_IF_ERROR(ws);
-      }
+      PAMPA_RETURN_IF_ERROR(out.WriteData(buf, len, base));
       double write = Since(t0);
       std::lock_guard lock(mu);
       done += len;
@@ -440,9 +457,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   });
   PAMPA_RETURN_IF_ERROR(st);
   auto t0 = Clock::now();
-  if (fdatasync(plain.get()) != 0) {
-    return Status::Unavailable("cannot sync " + target.path + ": " + std::strerror(errno));
-  }
+  PAMPA_RETURN_IF_ERROR(out.Sync());
   if (times) times->upload += Since(t0);
   return Status::Ok();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backup/repository.h"
+#include "base/fs.h"
 #include "storage/image.h"
 
 namespace pampa {
@@ -35,6 +36,28 @@ struct DiskSource {
 struct RestoreTarget {
   std::string path;
   std::vector<FileExtent> extents;
+};
+
+// A RestoreTarget opened for writing guest bytes straight into its file (a
+// backup restore, a disk image import). Move-only; WriteData may be called
+// from several threads at once for different bytes.
+class TargetWriter {
+ public:
+  // kInternal when the target does not lay out every byte of [0, size) in its file.
+  static Result<TargetWriter> Open(const RestoreTarget& target, uint64_t size);
+  // Writes buf, the guest bytes [base, base + len), at their file offsets.
+  // All-zero 64 KiB blocks are skipped (the target reads as zeros there).
+  // With buf page-aligned, whole pages go past the page cache (O_DIRECT).
+  Status WriteData(const char* buf, uint64_t len, uint64_t base) const;
+  // Makes what was written durable.
+  Status Sync() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  TargetWriter() = default;
+  std::string path_;
+  std::vector<FileExtent> extents_;
+  Fd plain_, direct_;
 };
 
 struct StageTimes {

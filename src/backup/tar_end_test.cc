@@ -2,31 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
+#include "backup/tar_test_util.h"
 
 namespace pampa {
 namespace {
 
-// A ustar header for a regular file of `size` bytes, with its checksum.
-std::string Header(const std::string& name, uint64_t size) {
-  std::string h(512, '\0');
-  h.replace(0, name.size(), name);
-  std::snprintf(&h[100], 8, "%07o", 0644);
-  std::snprintf(&h[124], 12, "%011llo", static_cast<unsigned long long>(size));
-  h[156] = '0';
-  h.replace(257, 6, std::string("ustar\0", 6));
-  h.replace(148, 8, "        ");
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  std::snprintf(&h[148], 8, "%06o", sum);
-  return h;
-}
-
-std::string Member(const std::string& name, const std::string& data) {
-  std::string m = Header(name, data.size()) + data;
-  m.resize((m.size() + 511) / 512 * 512, '\0');
-  return m;
-}
+std::string Header(const std::string& name, uint64_t size) { return tar_test::TarHeaderBlock(name, size); }
+std::string Member(const std::string& name, const std::string& data) { return tar_test::TarMember(name, data); }
 
 TEST(TarEndFinder, StopsAtTheEndOfTheLastRecordEvenInSmallPieces) {
   // Data that looks like headers and zero blocks must be skipped by size.

@@ -229,6 +229,37 @@ void AddSimple(CLI::App* vm, Globals& g, const std::string& verb, const std::str
   });
 }
 
+// vm import NAME --xva FILE | --ova FILE: a VM from another hypervisor's export.
+void AddVmImport(CLI::App* vm, Globals& g) {
+  struct Opts {
+    std::string name, xva, ova, pool, network, bus;
+    bool async = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto cmd = vm->add_subcommand("import", "a new VM from an export: vm import NAME --xva FILE | --ova FILE");
+  cmd->add_option("name", o->name, "the new VM's name")->required();
+  auto xva = cmd->add_option("--xva", o->xva, "a XenServer/XCP-ng export (xe vm-export), on pampad's host");
+  auto ova = cmd->add_option("--ova", o->ova, "an OVF package (.ova from VMware, VirtualBox), on pampad's host");
+  xva->excludes(ova);
+  cmd->add_option("--pool", o->pool, "pool for the disks (default: default)");
+  cmd->add_option("--network", o->network, "network for every NIC (default: default)");
+  cmd->add_option("--bus", o->bus, "disk bus: virtio (default), scsi, or sata for a guest without virtio drivers");
+  cmd->add_flag("--async", o->async, "print the task id and return at once");
+  Bind(cmd, g, [&g, o] {
+    if (o->xva.empty() == o->ova.empty()) return PrintError("give the export to import: --xva FILE or --ova FILE");
+    json body = {{"name", o->name}};
+    if (!o->xva.empty()) body["xva"] = AbsolutePath(o->xva);
+    if (!o->ova.empty()) body["ova"] = AbsolutePath(o->ova);
+    if (!o->pool.empty()) body["pool"] = o->pool;
+    if (!o->network.empty()) body["network"] = o->network;
+    if (!o->bus.empty()) body["disk_bus"] = o->bus;
+    auto r = g.client().Call("POST", "/api/v1/vms/import", body);
+    if (!r.ok()) return PrintError(r.status().message());
+    return FinishTask(g, (*r)["task"], o->async,
+                      "imported vm " + o->name + " from " + (o->xva.empty() ? o->ova : o->xva));
+  });
+}
+
 }  // namespace
 
 void AddVmCommands(CLI::App& app, Globals& g) {
@@ -636,6 +667,7 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     });
   }
 
+  AddVmImport(vm, g);
   AddConsoleCommands(vm, g);
 }
 

@@ -292,12 +292,13 @@ int main(int argc, char** argv) {
   schedules.Start();
   RestoreDrills drills(db, vms, live, repos, tasks, events);
   drills.Start();
+  VmImports imports(vms, storage, networks, tasks, events);
   FileRestores files({run_dir, appliance_dir + "/vmlinuz", appliance_dir + "/appliance.img"}, accel);
   Migrations migrations(vms, storage, cluster, tasks);
   migrations.StartReaper();
   WebSocketTickets tickets;
   PoolJoins joins(db, pool_tls, host_name, EtcdEndpoints(cluster_endpoints));
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,   storage,   networks,
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,   imports,   storage, networks,
                  tasks, accel, cluster, migrations, tickets, joins,     kVersion, host_name, data_dir};
   RemoveStaleUploads(data_dir);
   RegisterAllRoutes(router, ctx);

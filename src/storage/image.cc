@@ -43,6 +43,11 @@ Result<ImageInfo> InspectImage(const std::string& path) {
   info.virtual_size = j.value("virtual-size", 0ull);
   info.actual_size = j.value("actual-size", 0ull);
   info.backing_file = j.value("backing-filename", "");
+  if (j.contains("format-specific") && j["format-specific"].is_object()) {
+    auto data = j["format-specific"].value("data", nlohmann::json::object());
+    info.subformat = data.value("create-type", "");
+    if (data.contains("data-file") && data["data-file"].is_string()) info.data_file = data["data-file"];
+  }
   return info;
 }
 
@@ -90,6 +95,16 @@ Status ValidateImportImage(const std::string& path, const ImageInfo& info) {
   if (!info.backing_file.empty()) {
     return Status::Invalid(path + " depends on a backing file (" + info.backing_file +
                            "); flatten it first with: qemu-img convert -O qcow2 IN OUT");
+  }
+  // Files that name other files would let an import read anything on the host.
+  if (info.format == "vmdk" && info.subformat != "monolithicSparse" && info.subformat != "streamOptimized") {
+    return Status::Invalid(path + " is a '" + info.subformat +
+                           "' VMDK, whose data lies in other files; import takes single-file VMDKs "
+                           "(streamOptimized, monolithicSparse): convert it with qemu-img convert -O vmdk");
+  }
+  if (!info.data_file.empty()) {
+    return Status::Invalid(path + " keeps its data in another file (" + info.data_file +
+                           "); make it one file first with: qemu-img convert -O qcow2 IN OUT");
   }
   if (info.virtual_size == 0) return Status::Invalid(path + " is empty (virtual size 0)");
   return Status::Ok();

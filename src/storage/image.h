@@ -17,6 +17,8 @@ struct ImageInfo {
   uint64_t virtual_size = 0;
   uint64_t actual_size = 0;
   std::string backing_file;
+  std::string subformat;  // a VMDK's create-type: monolithicSparse, streamOptimized, monolithicFlat...
+  std::string data_file;  // a qcow2's external data file, if it has one
 };
 
 Result<ImageInfo> InspectImage(const std::string& path);

@@ -315,6 +315,25 @@ Result<VolumeInfo> Storage::ImportVolume(const std::string& pool, const std::str
   return ConvertInto(p, name, canon, info.format, progress, cancel);
 }
 
+Result<VolumeInfo> Storage::ImportVolumeSlice(const std::string& pool, const std::string& name, const std::string& src,
+                                              uint64_t offset, uint64_t length, const std::string& format,
+                                              const std::string& label, const ProgressFn& progress,
+                                              const std::atomic<bool>* cancel) {
+  PAMPA_ASSIGN_OR_RETURN(auto canon, CheckOutsidePath("disk image", src));
+  nlohmann::json slice = {
+      {"driver", "raw"}, {"offset", offset}, {"size", length}, {"file", {{"driver", "file"}, {"filename", canon}}}};
+  std::string image = "json:" + nlohmann::json{{"file", slice}}.dump();
+  auto info = InspectImage(image);
+  if (!info.ok()) return Status::Invalid(label + " cannot be read as a disk image: " + info.status().message());
+  if (info->format != format) {
+    return Status::Invalid(label + " holds " + (info->format == "raw" ? std::string("no image header") : info->format) +
+                           ", not a " + format + " image");
+  }
+  PAMPA_RETURN_IF_ERROR(ValidateImportImage(label, *info));
+  PAMPA_ASSIGN_OR_RETURN(auto p, GetPool(pool));
+  return ConvertInto(p, name, image, format, progress, cancel);
+}
+
 Result<VolumeInfo> Storage::CopyVolume(const std::string& src_pool, const std::string& src, const std::string& pool,
                                        const std::string& name, const std::string& snapshot, const ProgressFn& progress,
                                        const std::atomic<bool>* cancel) {

@@ -78,6 +78,16 @@ class Storage {
   // Validates the image (see ValidateImportImage) and converts it into a new qcow2 volume.
   Result<VolumeInfo> ImportVolume(const std::string& pool, const std::string& name, const std::string& src,
                                   const ProgressFn& progress, const std::atomic<bool>* cancel);
+  // ImportVolume for an image that lies inside another file from outside (a
+  // VMDK in an OVA's tar): bytes [offset, offset + length) of src, read in
+  // place (qemu-img's raw driver with an offset and size), never copied out.
+  // It must be a single-file image of `format`: a VMDK that names extent
+  // files (which could be anywhere on the host) is refused. label names it in
+  // messages ("disk1.vmdk in web.ova").
+  Result<VolumeInfo> ImportVolumeSlice(const std::string& pool, const std::string& name, const std::string& src,
+                                       uint64_t offset, uint64_t length, const std::string& format,
+                                       const std::string& label, const ProgressFn& progress,
+                                       const std::atomic<bool>* cancel);
   // A new qcow2 volume holding a copy of another's data (of its internal
   // snapshot when one is named: the source may then be in use by a running VM).
   Result<VolumeInfo> CopyVolume(const std::string& src_pool, const std::string& src, const std::string& pool,

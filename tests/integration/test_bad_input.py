@@ -68,6 +68,22 @@ def test_image_that_is_not_what_it_claims_is_refused(pampad):
     assert not any(v["name"] == "fake" for v in pampad.vms())
 
 
+def test_image_that_names_other_files_is_refused(pampad):
+    # A VMDK descriptor or a qcow2 with an external data file could make an
+    # import read any file of the host.
+    flat = os.path.join(pampad.root, "flat.vmdk")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", flat, "1M"],
+                   check=True)
+    r = pampad.cli("vm", "create", "flat", "--cpus", "1", "--memory", "256M", "--disk-image", flat, "--net", "none", check=False)
+    assert r.returncode != 0 and "'monolithicFlat' VMDK, whose data lies in other files" in r.stderr
+    split = os.path.join(pampad.root, "split.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + split + ".data", split, "1M"],
+                   check=True)
+    r = pampad.cli("volume", "import", "default", "split", split, check=False)
+    assert r.returncode != 0 and "keeps its data in another file" in r.stderr
+    assert not [v for v in pampad.cli_json("volume", "list", "default") if v["name"] in ("flat-disk0", "split")]
+
+
 def test_image_with_a_backing_file_is_refused(pampad):
     overlay = os.path.join(pampad.root, "overlay.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", overlay],

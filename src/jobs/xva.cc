@@ -1,0 +1,329 @@
+#include "jobs/xva.h"
+
+#include <openssl/evp.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "jobs/import_limits.h"
+#include "jobs/xml_doc.h"
+#include "vm/vm_spec.h"
+
+namespace pampa {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMaxChecksumSize = 256;
+
+// An XML-RPC <value> as JSON: struct -> object, array -> array, boolean ->
+// bool, numbers -> numbers, everything else (string, bare text, dates) -> string.
+Result<json> XmlRpcValue(const xmlNode* value) {
+  auto kids = Children(value);
+  if (kids.empty()) return json(Text(value));
+  const xmlNode* typed = kids[0];
+  std::string_view type = LocalName(typed);
+  if (type == "struct") {
+    json out = json::object();
+    for (xmlNode* member : Children(typed, "member")) {
+      xmlNode* v = Child(member, "value");
+      if (!v) return Status::Invalid("a struct member without a value");
+      PAMPA_ASSIGN_OR_RETURN(out[Text(Child(member, "name"))], XmlRpcValue(v));
+    }
+    return out;
+  }
+  if (type == "array") {
+    json out = json::array();
+    for (xmlNode* v : Children(Child(typed, "data"), "value")) {
+      PAMPA_ASSIGN_OR_RETURN(json item, XmlRpcValue(v));
+      out.push_back(std::move(item));
+    }
+    return out;
+  }
+  std::string text = Text(typed);
+  if (type == "boolean") return json(text == "1" || text == "true");
+  if (type == "i4" || type == "int" || type == "i8") {
+    char* end = nullptr;
+    long long v = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end) return Status::Invalid("'" + text + "' is not an integer");
+    return json(v);
+  }
+  if (type == "nil") return json();
+  return json(text);  // string, double, dateTime.iso8601, base64: kept as text
+}
+
+std::string Str(const json& rec, const std::string& field) {
+  auto it = rec.find(field);
+  return it != rec.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// xapi writes its int64 fields as strings.
+Result<uint64_t> Unsigned(const json& rec, const std::string& field, const std::string& what) {
+  auto it = rec.find(field);
+  if (it == rec.end()) return Status::Invalid(what + " has no " + field);
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  std::string text = it->is_string() ? it->get<std::string>() : "";
+  if (text.empty() || text.size() > 19 || !std::all_of(text.begin(), text.end(), ::isdigit)) {
+    return Status::Invalid(what + " has " + field + " '" + (it->is_string() ? text : it->dump()) +
+                           "', not a whole number");
+  }
+  return std::stoull(text);
+}
+
+bool Truthy(const json& rec, const std::string& field) {
+  auto it = rec.find(field);
+  if (it == rec.end()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  return it->is_string() && (*it == "true" || *it == "1");
+}
+
+std::vector<std::string> Refs(const json& rec, const std::string& field) {
+  std::vector<std::string> out;
+  auto it = rec.find(field);
+  if (it == rec.end() || !it->is_array()) return out;
+  for (auto& r : *it) {
+    if (r.is_string()) out.push_back(r.get<std::string>());
+  }
+  return out;
+}
+
+int Device(const json& rec) {
+  std::string d = Str(rec, "userdevice").empty() ? Str(rec, "device") : Str(rec, "userdevice");
+  if (d.empty() || d.size() > 4 || !std::all_of(d.begin(), d.end(), ::isdigit)) return 1 << 20;  // last
+  return std::stoi(d);
+}
+
+struct Object {
+  std::string cls;
+  json record;
+};
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool IsBlockNumber(std::string_view s) {
+  return s.size() == 8 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+struct AlignedFree {
+  void operator()(char* p) const { std::free(p); }
+};
+
+}  // namespace
+
+Result<XvaVm> ParseOvaXml(std::string_view xml) {
+  PAMPA_ASSIGN_OR_RETURN(XmlDoc doc, ParseXml(xml, "ova.xml"));
+  xmlNode* root = xmlDocGetRootElement(doc.get());
+  if (LocalName(root) != "value") return Status::Invalid("ova.xml is not a XenServer export description (no <value>)");
+  auto top = XmlRpcValue(root);
+  if (!top.ok()) return top.status().Context("ova.xml");
+  if (!top->is_object() || !top->contains("objects") || !(*top)["objects"].is_array()) {
+    return Status::Invalid("ova.xml lists no objects: not a XenServer VM export");
+  }
+  std::map<std::string, Object> objects;
+  std::vector<std::string> vms;
+  for (auto& o : (*top)["objects"]) {
+    if (!o.is_object() || !o.contains("snapshot") || !o["snapshot"].is_object()) continue;
+    std::string id = Str(o, "id"), cls = Str(o, "class");
+    if (id.empty()) continue;
+    if (cls == "VM" && !Truthy(o["snapshot"], "is_a_snapshot") && !Truthy(o["snapshot"], "is_control_domain")) {
+      vms.push_back(id);
+    }
+    objects[id] = {cls, o["snapshot"]};
+  }
+  if (vms.empty()) return Status::Invalid("ova.xml describes no VM");
+  if (vms.size() > 1)
+    return Status::Invalid("ova.xml describes " + std::to_string(vms.size()) + " VMs; import one VM's export");
+  const json& vm = objects[vms[0]].record;
+
+  XvaVm out;
+  out.label = Str(vm, "name_label");
+  std::string policy = Str(vm, "HVM_boot_policy"), domain = Str(vm, "domain_type");
+  bool pv =
+      !Str(vm, "PV_bootloader").empty() || policy.empty() || domain == "pv" || domain == "pv_in_pvh" || domain == "pvh";
+  if (pv) {
+    return Status::Invalid("vm '" + out.label +
+                           "': this is a PV guest (it boots a Xen paravirtual kernel, which KVM cannot run): "
+                           "convert it to HVM in XenServer (xe vm-param-set uuid=UUID HVM-boot-policy=BIOS\\ order "
+                           "HVM-boot-params:order=dc PV-bootloader= ; the guest needs a bootloader on its disk), "
+                           "check that it boots there, and export again");
+  }
+  const json* params =
+      vm.contains("HVM_boot_params") && vm["HVM_boot_params"].is_object() ? &vm["HVM_boot_params"] : nullptr;
+  if (params && Lower(Str(*params, "firmware")) == "uefi") out.firmware = "uefi";
+
+  std::string what = "vm '" + out.label + "'";
+  uint64_t cpus = 0;
+  if (vm.contains("VCPUs_at_startup")) {
+    PAMPA_ASSIGN_OR_RETURN(cpus, Unsigned(vm, "VCPUs_at_startup", what));
+  } else {
+    PAMPA_ASSIGN_OR_RETURN(cpus, Unsigned(vm, "VCPUs_max", what));
+  }
+  PAMPA_ASSIGN_OR_RETURN(uint64_t memory, Unsigned(vm, "memory_static_max", what));
+  out.cpus = static_cast<int>(std::min(cpus, kImportMaxCpus + 1));
+  out.memory_mib = memory >> 20;
+
+  for (const std::string& ref : Refs(vm, "VBDs")) {
+    auto vbd = objects.find(ref);
+    if (vbd == objects.end() || vbd->second.cls != "VBD") {
+      return Status::Invalid(what + " names disk attachment (VBD) " + ref + ", which ova.xml does not describe");
+    }
+    const json& b = vbd->second.record;
+    if (Lower(Str(b, "type")) != "disk") continue;  // CD drives: their media are not exported
+    std::string vdi_ref = Str(b, "VDI");
+    auto vdi = objects.find(vdi_ref);
+    if (vdi == objects.end() || vdi->second.cls != "VDI") {
+      return Status::Invalid(what + ": disk " + Str(b, "userdevice") + " (VBD " + ref + ") names VDI '" + vdi_ref +
+                             "', which the export does not contain");
+    }
+    XvaDisk d;
+    d.vdi = vdi_ref;
+    d.label = Str(vdi->second.record, "name_label");
+    d.device = Device(b);
+    PAMPA_ASSIGN_OR_RETURN(d.size, Unsigned(vdi->second.record, "virtual_size", "disk " + vdi_ref));
+    PAMPA_RETURN_IF_ERROR(CheckImportedDiskSize("disk " + vdi_ref, d.size));
+    for (auto& other : out.disks) {
+      if (other.vdi == d.vdi) return Status::Invalid(what + " attaches VDI " + d.vdi + " twice");
+    }
+    out.disks.push_back(std::move(d));
+  }
+  std::stable_sort(out.disks.begin(), out.disks.end(),
+                   [](const XvaDisk& a, const XvaDisk& b) { return a.device < b.device; });
+
+  for (const std::string& ref : Refs(vm, "VIFs")) {
+    auto vif = objects.find(ref);
+    if (vif == objects.end() || vif->second.cls != "VIF") {
+      return Status::Invalid(what + " names network interface (VIF) " + ref + ", which ova.xml does not describe");
+    }
+    XvaNic n;
+    n.mac = Lower(Str(vif->second.record, "MAC"));
+    if (!CheckMac(n.mac).ok()) n.mac.clear();
+    n.device = Device(vif->second.record);
+    out.nics.push_back(std::move(n));
+  }
+  PAMPA_RETURN_IF_ERROR(CheckImportedHardware(what, cpus, memory, out.disks.size(), out.nics.size()));
+  std::stable_sort(out.nics.begin(), out.nics.end(),
+                   [](const XvaNic& a, const XvaNic& b) { return a.device < b.device; });
+  return out;
+}
+
+Result<XvaVm> ReadXvaHeader(TarReader& tar) {
+  auto read = tar.Next();
+  if (!read.ok()) return Status::Invalid("not a XenServer export (XVA): " + read.status().message());
+  const auto& first = *read;
+  if (!first || first->name != "ova.xml" || !first->regular()) {
+    return Status::Invalid("not a XenServer export (XVA): its first member is " +
+                           (first ? "'" + first->name + "'" : std::string("missing")) + ", not ova.xml");
+  }
+  if (first->size > (16u << 20)) return Status::Invalid("ova.xml is larger than 16 MiB: not a real one");
+  std::string xml(first->size, '\0');
+  PAMPA_RETURN_IF_ERROR(tar.Read(xml.data(), xml.size()));
+  return ParseOvaXml(xml);
+}
+
+Result<std::string> XvaBlockDigest(std::string_view kind, std::string_view data) {
+  if (kind == ".xxhash") {
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llX", static_cast<unsigned long long>(XXH64(data.data(), data.size(), 0)));
+    return std::string(hex);
+  }
+  if (kind == ".checksum") {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha1(), nullptr) != 1) {
+      return Status::Internal("SHA-1 is not available from OpenSSL");
+    }
+    std::string hex;
+    for (unsigned int i = 0; i < n; ++i) {
+      char b[3];
+      std::snprintf(b, sizeof(b), "%02x", md[i]);
+      hex += b;
+    }
+    return hex;
+  }
+  return Status::Invalid("'" + std::string(kind) + "' is not a checksum kind of XVA blocks (.checksum, .xxhash)");
+}
+
+Status ReadXvaDisks(TarReader& tar, const std::vector<XvaDisk>& disks, const XvaWrite& write,
+                    const std::function<void(uint64_t)>& progress, const std::atomic<bool>* cancel) {
+  struct Cursor {
+    uint64_t offset = 0;  // where the next block's bytes go
+    int64_t last = -1;    // the previous block's number
+  };
+  std::vector<Cursor> at(disks.size());
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < disks.size(); ++i) index[disks[i].vdi] = i;
+  std::unique_ptr<char, AlignedFree> buf(static_cast<char*>(std::aligned_alloc(4096, kXvaBlock)));
+  if (!buf) return Status::Internal("out of memory for a 1 MiB block buffer");
+  for (;;) {
+    if (cancel && cancel->load()) return Status::Cancelled("import cancelled");
+    PAMPA_ASSIGN_OR_RETURN(auto m, tar.Next());
+    if (!m) break;
+    if (!m->regular()) continue;  // directories: the blocks name their own
+    size_t slash = m->name.rfind('/');
+    std::string vdi = slash == std::string::npos ? "" : m->name.substr(0, slash);
+    std::string base = slash == std::string::npos ? m->name : m->name.substr(slash + 1);
+    if (!IsBlockNumber(base)) {
+      if (base.size() > 8 && IsBlockNumber(base.substr(0, 8)) && base[8] == '.') {
+        return Status::Invalid("the XVA has a checksum (" + m->name + ") with no block before it: damaged archive");
+      }
+      continue;  // nothing the import uses
+    }
+    if (m->size > kXvaBlock) {
+      return Status::Invalid("block " + m->name + " is " + std::to_string(m->size) +
+                             " bytes, more than an XVA block (1 MiB): damaged archive");
+    }
+    size_t len = static_cast<size_t>(m->size);
+    PAMPA_RETURN_IF_ERROR(tar.Read(buf.get(), len));
+    PAMPA_ASSIGN_OR_RETURN(auto sum, tar.Next());
+    std::string kind = sum && sum->name.starts_with(m->name) ? sum->name.substr(m->name.size()) : "";
+    if (!sum || (kind != ".checksum" && kind != ".xxhash") || sum->size > kMaxChecksumSize) {
+      return Status::Invalid("block " + m->name + " has no checksum after it (" +
+                             (sum ? "'" + sum->name + "' follows" : std::string("the archive ends")) +
+                             "): the XVA is damaged or too old to verify");
+    }
+    std::string want(sum->size, '\0');
+    PAMPA_RETURN_IF_ERROR(tar.Read(want.data(), want.size()));
+    PAMPA_ASSIGN_OR_RETURN(std::string got, XvaBlockDigest(kind, std::string_view(buf.get(), len)));
+    want.erase(want.find_last_not_of(" \t\r\n\0", std::string::npos, 5) + 1);
+    if (Lower(want) != Lower(got)) {
+      return Status::Invalid("block " + m->name + " does not match its checksum (" + m->name + kind + " says " +
+                             want.substr(0, 64) + ", the data hashes to " + got +
+                             "): the XVA is damaged; export it again");
+    }
+    auto it = index.find(vdi);
+    if (it == index.end()) continue;  // a disk the VM does not attach (a CD's, a suspend image)
+    Cursor& c = at[it->second];
+    const XvaDisk& d = disks[it->second];
+    int64_t n = std::stoll(base);
+    if (n <= c.last) {
+      return Status::Invalid("block " + m->name + " comes after block " + std::to_string(c.last) +
+                             " of its disk: damaged archive");
+    }
+    uint64_t offset = c.offset + static_cast<uint64_t>(n - c.last - 1) * kXvaBlock;
+    if (offset > d.size || len > d.size - offset) {
+      return Status::Invalid("block " + m->name + " lies past the end of its disk (" + std::to_string(d.size) +
+                             " bytes): damaged archive");
+    }
+    if (len > 0) PAMPA_RETURN_IF_ERROR(write(it->second, offset, buf.get(), len));
+    c.offset = offset + len;
+    c.last = n;
+    if (progress) progress(tar.position());
+  }
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (at[i].offset != disks[i].size) {
+      return Status::Invalid("disk " + std::to_string(i) + " (" + disks[i].vdi + ") ends at byte " +
+                             std::to_string(at[i].offset) + " of its " + std::to_string(disks[i].size) +
+                             " in the XVA: the export is incomplete (cut short?)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace pampa
