@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool format clean
+.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool bench-import format clean
 
 all: build
 
@@ -68,6 +68,10 @@ bench-store: build
 # The pool: live migration (idle, busy) against plain QEMU by hand; pool-wide vm list with 1,500 VMs.
 bench-pool: build guest
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/pool_bench.py
+
+# Imports: XVA and P2V against dd and qemu-img convert of the same disk, cold caches.
+bench-import: build
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) $(PYTHON) bench/import_bench.py
 
 # The web console: first load and time to interactive with 500 VMs in headless chromium, bytes shipped.
 bench-web: build

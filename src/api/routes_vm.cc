@@ -238,7 +238,8 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
 
   // A VM from another hypervisor's export (XenServer XVA, OVA) on this host: a task.
   r.Add("POST", "/api/v1/vms/import", [&](const HttpRequest& req) {
-    auto body = BodyWithFields(req, {"name", "xva", "ova", "pool", "network", "disk_bus"});
+    auto body = BodyWithFields(req, {"name", "xva", "ova", "pool", "network", "disk_bus", "from_host", "disks",
+                                     "identity", "known_hosts", "second_pass"});
     if (!body.ok()) return ErrorResponse(body.status());
     ImportRequest ir;
     auto name = RequiredString(*body, "name");
@@ -247,14 +248,36 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
     auto pool = OptionalString(*body, "pool");
     auto network = OptionalString(*body, "network");
     auto bus = OptionalString(*body, "disk_bus");
-    for (const Status& st :
-         {name.status(), xva.status(), ova.status(), pool.status(), network.status(), bus.status()}) {
+    auto from_host = OptionalString(*body, "from_host");
+    auto identity = OptionalString(*body, "identity");
+    auto known_hosts = OptionalString(*body, "known_hosts");
+    for (const Status& st : {name.status(), xva.status(), ova.status(), pool.status(), network.status(), bus.status(),
+                             from_host.status(), identity.status(), known_hosts.status()}) {
       if (!st.ok()) return ErrorResponse(st);
     }
-    if (xva->empty() == ova->empty()) {
+    if (int(!xva->empty()) + int(!ova->empty()) + int(!from_host->empty()) != 1) {
       return ErrorResponse(
-          Status::Invalid("give exactly one of 'xva' (a XenServer export) and 'ova' (an OVF package): "
-                          "the path of the file on the host"));
+          Status::Invalid("give exactly one of 'xva' (a XenServer export), 'ova' (an OVF package), the path of the "
+                          "file on the host, or 'from_host' (ssh://user@host of a physical server)"));
+    }
+    ir.from_host = *from_host;
+    ir.identity = *identity;
+    ir.known_hosts = *known_hosts;
+    if (body->contains("disks")) {
+      const auto& disks = (*body)["disks"];
+      if (!disks.is_array() || disks.empty() || disks.size() > kMaxDisks) {
+        return ErrorResponse(Status::Invalid("field 'disks' must list 1 to 16 device paths such as \"/dev/sda\""));
+      }
+      for (const auto& d : disks) {
+        if (!d.is_string()) return ErrorResponse(Status::Invalid("each entry of 'disks' must be a device path"));
+        ir.host_disks.push_back(d.get<std::string>());
+      }
+    }
+    if (body->contains("second_pass")) {
+      if (!(*body)["second_pass"].is_boolean()) {
+        return ErrorResponse(Status::Invalid("field 'second_pass' must be true or false"));
+      }
+      ir.second_pass = (*body)["second_pass"].get<bool>();
     }
     ir.name = *name;
     ir.xva = *xva;

@@ -407,6 +407,15 @@ Status TargetWriter::WriteData(const char* buf, uint64_t len, uint64_t base) con
   return Status::Ok();
 }
 
+Status TargetWriter::WriteAll(const char* buf, uint64_t len, uint64_t base) const {
+  Status ws = Status::Ok();
+  ForEachPiece(extents_, base, len, [&](uint64_t from, uint64_t n, const FileExtent& x) {
+    if (ws.ok())
+      ws = WriteAtDirect(direct_.get(), plain_.get(), buf + (from - base), n, x.offset + (from - x.start), path_);
+  });
+  return ws;
+}
+
 Status TargetWriter::Sync() const {
   if (fdatasync(plain_.get()) != 0) return Status::Unavailable("cannot sync " + path_ + ": " + std::strerror(errno));
   return Status::Ok();

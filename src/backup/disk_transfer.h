@@ -49,6 +49,8 @@ class TargetWriter {
   // All-zero 64 KiB blocks are skipped (the target reads as zeros there).
   // With buf page-aligned, whole pages go past the page cache (O_DIRECT).
   Status WriteData(const char* buf, uint64_t len, uint64_t base) const;
+  // The same, zeros too: for a target that already holds other data there.
+  Status WriteAll(const char* buf, uint64_t len, uint64_t base) const;
   // Makes what was written durable.
   Status Sync() const;
   const std::string& path() const { return path_; }

@@ -23,25 +23,11 @@
 namespace pampa {
 namespace {
 
-struct Conn {
-  ssh_session ssh = nullptr;
-  sftp_session sftp = nullptr;
+struct Conn : SshSession {
   // When the running operation last moved data (ms, MonotonicMs); 0 when idle.
   std::atomic<int64_t> last_progress{0};
   std::atomic<bool> cut{false};  // the watchdog shut the socket down
-  // Bytes per read or write request: every request waits for its answer, so
-  // bigger is much faster (64 KiB requests uploaded at 8 MB/s on loopback,
-  // 255 KiB ones at over 60). OpenSSH takes up to 256 KiB messages; other
-  // servers get the 32 KiB every SFTP server must accept.
-  size_t io_size = 32 << 10;
   void Progress() { last_progress = MonotonicMs(); }
-  ~Conn() {
-    if (sftp) sftp_free(sftp);
-    if (ssh) {
-      ssh_disconnect(ssh);
-      ssh_free(ssh);
-    }
-  }
 };
 
 bool ValidName(const std::string& name) {
@@ -244,54 +230,7 @@ class SftpObjectStore final : public ObjectStore {
 
   Result<std::unique_ptr<Conn>> Connect() {
     auto c = std::make_unique<Conn>();
-    c->ssh = ssh_new();
-    if (!c->ssh) return Status::Internal("libssh: cannot create a session");
-    int port = loc_.port;
-    long timeout = 15;
-    ssh_options_set(c->ssh, SSH_OPTIONS_HOST, loc_.host.c_str());
-    ssh_options_set(c->ssh, SSH_OPTIONS_USER, loc_.user.c_str());
-    ssh_options_set(c->ssh, SSH_OPTIONS_PORT, &port);
-    ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &timeout);
-    // AES-GCM first: with AES-NI on both ends it costs a fraction of chacha20's CPU.
-    const char* ciphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr";
-    ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_C_S, ciphers);
-    ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_S_C, ciphers);
-    if (!loc_.known_hosts.empty()) ssh_options_set(c->ssh, SSH_OPTIONS_KNOWNHOSTS, loc_.known_hosts.c_str());
-    std::string where = loc_.user + "@" + loc_.host + ":" + std::to_string(loc_.port);
-    if (ssh_connect(c->ssh) != SSH_OK)
-      return Status::Unavailable("cannot connect to " + where + ": " + ssh_get_error(c->ssh));
-    switch (ssh_session_is_known_server(c->ssh)) {
-      case SSH_KNOWN_HOSTS_OK:
-        break;
-      case SSH_KNOWN_HOSTS_CHANGED:
-        return Status::Invalid("the host key of " + loc_.host +
-                               " CHANGED since it was recorded in known_hosts: refusing "
-                               "(possible man-in-the-middle; check and update known_hosts)");
-      default:
-        return Status::Invalid("the host key of " + loc_.host + " is not in known_hosts (" +
-                               (loc_.known_hosts.empty() ? std::string("~/.ssh/known_hosts") : loc_.known_hosts) +
-                               "); add it, e.g. ssh-keyscan -p " + std::to_string(loc_.port) + " " + loc_.host);
-    }
-    int auth = SSH_AUTH_DENIED;
-    if (!loc_.identity.empty()) {
-      ssh_key key = nullptr;
-      if (ssh_pki_import_privkey_file(loc_.identity.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK) {
-        return Status::Invalid("cannot read the SSH key " + loc_.identity);
-      }
-      auth = ssh_userauth_publickey(c->ssh, nullptr, key);
-      ssh_key_free(key);
-    } else {
-      auth = ssh_userauth_publickey_auto(c->ssh, nullptr, nullptr);
-    }
-    if (auth != SSH_AUTH_SUCCESS) {
-      return Status::Invalid("SSH key authentication to " + where +
-                             " failed (is the public key in the server's "
-                             "authorized_keys?)");
-    }
-    c->sftp = sftp_new(c->ssh);
-    if (!c->sftp || sftp_init(c->sftp) != SSH_OK) return Status::Unavailable("SFTP is not available on " + where);
-    const char* banner = ssh_get_serverbanner(c->ssh);
-    if (banner && std::string(banner).find("OpenSSH") != std::string::npos) c->io_size = 255 << 10;
+    PAMPA_RETURN_IF_ERROR(ConnectSsh(loc_, c.get()));
     return c;
   }
 
@@ -399,6 +338,65 @@ class SftpObjectStore final : public ObjectStore {
 };
 
 }  // namespace
+
+SshSession::~SshSession() {
+  if (sftp) sftp_free(sftp);
+  if (ssh) {
+    ssh_disconnect(ssh);
+    ssh_free(ssh);
+  }
+}
+
+Status ConnectSsh(const SftpLocation& loc, SshSession* c) {
+  c->ssh = ssh_new();
+  if (!c->ssh) return Status::Internal("libssh: cannot create a session");
+  int port = loc.port;
+  long timeout = 15;
+  ssh_options_set(c->ssh, SSH_OPTIONS_HOST, loc.host.c_str());
+  ssh_options_set(c->ssh, SSH_OPTIONS_USER, loc.user.c_str());
+  ssh_options_set(c->ssh, SSH_OPTIONS_PORT, &port);
+  ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &timeout);
+  // AES-GCM first: with AES-NI on both ends it costs a fraction of chacha20's CPU.
+  const char* ciphers = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr";
+  ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_C_S, ciphers);
+  ssh_options_set(c->ssh, SSH_OPTIONS_CIPHERS_S_C, ciphers);
+  if (!loc.known_hosts.empty()) ssh_options_set(c->ssh, SSH_OPTIONS_KNOWNHOSTS, loc.known_hosts.c_str());
+  std::string where = loc.user + "@" + loc.host + ":" + std::to_string(loc.port);
+  if (ssh_connect(c->ssh) != SSH_OK) return Status::Unavailable("cannot connect to " + where + ": " + c->Error());
+  switch (ssh_session_is_known_server(c->ssh)) {
+    case SSH_KNOWN_HOSTS_OK:
+      break;
+    case SSH_KNOWN_HOSTS_CHANGED:
+      return Status::Invalid("the host key of " + loc.host +
+                             " CHANGED since it was recorded in known_hosts: refusing "
+                             "(possible man-in-the-middle; check and update known_hosts)");
+    default:
+      return Status::Invalid("the host key of " + loc.host + " is not in known_hosts (" +
+                             (loc.known_hosts.empty() ? std::string("~/.ssh/known_hosts") : loc.known_hosts) +
+                             "); add it, e.g. ssh-keyscan -p " + std::to_string(loc.port) + " " + loc.host);
+  }
+  int auth = SSH_AUTH_DENIED;
+  if (!loc.identity.empty()) {
+    ssh_key key = nullptr;
+    if (ssh_pki_import_privkey_file(loc.identity.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK) {
+      return Status::Invalid("cannot read the SSH key " + loc.identity);
+    }
+    auth = ssh_userauth_publickey(c->ssh, nullptr, key);
+    ssh_key_free(key);
+  } else {
+    auth = ssh_userauth_publickey_auto(c->ssh, nullptr, nullptr);
+  }
+  if (auth != SSH_AUTH_SUCCESS) {
+    return Status::Invalid("SSH key authentication to " + where +
+                           " failed (is the public key in the server's "
+                           "authorized_keys?)");
+  }
+  c->sftp = sftp_new(c->ssh);
+  if (!c->sftp || sftp_init(c->sftp) != SSH_OK) return Status::Unavailable("SFTP is not available on " + where);
+  const char* banner = ssh_get_serverbanner(c->ssh);
+  if (banner && std::string(banner).find("OpenSSH") != std::string::npos) c->io_size = 255 << 10;
+  return Status::Ok();
+}
 
 Result<SftpLocation> ParseSftpUrl(const std::string& url) {
   auto bad = [&] {

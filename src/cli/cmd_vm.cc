@@ -232,7 +232,9 @@ void AddSimple(CLI::App* vm, Globals& g, const std::string& verb, const std::str
 // vm import NAME --xva FILE | --ova FILE: a VM from another hypervisor's export.
 void AddVmImport(CLI::App* vm, Globals& g) {
   struct Opts {
-    std::string name, xva, ova, pool, network, bus;
+    std::string name, xva, ova, pool, network, bus, from_host, identity, known_hosts;
+    std::vector<std::string> disks;
+    bool second_pass = false;
     bool async = false;
   };
   auto o = std::make_shared<Opts>();
@@ -244,19 +246,40 @@ void AddVmImport(CLI::App* vm, Globals& g) {
   cmd->add_option("--pool", o->pool, "pool for the disks (default: default)");
   cmd->add_option("--network", o->network, "network for every NIC (default: default)");
   cmd->add_option("--bus", o->bus, "disk bus: virtio (default), scsi, or sata for a guest without virtio drivers");
+  auto from = cmd->add_option("--from-host", o->from_host, "P2V: ssh://root@server, a running physical server");
+  from->excludes(xva)->excludes(ova);
+  cmd->add_option("--disk", o->disks, "with --from-host: a block device of the server to copy (repeatable)");
+  cmd->add_option("--ssh-key", o->identity, "with --from-host: the private key (default: root's own keys)");
+  cmd->add_option("--known-hosts", o->known_hosts, "with --from-host: known_hosts file (default: root's)");
+  cmd->add_flag("--second-pass", o->second_pass,
+                "with --from-host: copy again only what changed since the first pass (stop the services first)");
   cmd->add_flag("--async", o->async, "print the task id and return at once");
   Bind(cmd, g, [&g, o] {
-    if (o->xva.empty() == o->ova.empty()) return PrintError("give the export to import: --xva FILE or --ova FILE");
+    if (o->xva.empty() && o->ova.empty() && o->from_host.empty()) {
+      return PrintError("give what to import: --xva FILE, --ova FILE or --from-host ssh://root@server --disk DEV");
+    }
+    if (o->from_host.empty() && (!o->disks.empty() || o->second_pass)) {
+      return PrintError("--disk and --second-pass go with --from-host");
+    }
     json body = {{"name", o->name}};
     if (!o->xva.empty()) body["xva"] = AbsolutePath(o->xva);
     if (!o->ova.empty()) body["ova"] = AbsolutePath(o->ova);
     if (!o->pool.empty()) body["pool"] = o->pool;
     if (!o->network.empty()) body["network"] = o->network;
     if (!o->bus.empty()) body["disk_bus"] = o->bus;
+    if (!o->from_host.empty()) body["from_host"] = o->from_host;
+    if (!o->disks.empty()) body["disks"] = o->disks;
+    if (!o->identity.empty()) body["identity"] = AbsolutePath(o->identity);
+    if (!o->known_hosts.empty()) body["known_hosts"] = AbsolutePath(o->known_hosts);
+    if (o->second_pass) body["second_pass"] = true;
     auto r = g.client().Call("POST", "/api/v1/vms/import", body);
     if (!r.ok()) return PrintError(r.status().message());
     return FinishTask(g, (*r)["task"], o->async,
-                      "imported vm " + o->name + " from " + (o->xva.empty() ? o->ova : o->xva));
+                      "imported vm " + o->name + " from " +
+                          (!o->from_host.empty() ? o->from_host
+                           : o->xva.empty()      ? o->ova
+                                                 : o->xva) +
+                          (o->second_pass ? " (second pass)" : ""));
   });
 }
 

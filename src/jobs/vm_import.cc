@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "jobs/ovf.h"
+#include "jobs/p2v.h"
 #include "jobs/xva.h"
 
 namespace pampa {
@@ -130,6 +131,12 @@ Result<VmImports::Plan> VmImports::ReadOva(const std::string& path) {
 Result<std::string> VmImports::Import(const ImportRequest& req) {
   PAMPA_RETURN_IF_ERROR(ValidateName("vm", req.name));
   if (req.name.size() > 56) return Status::Invalid("vm name too long to name its disks; use at most 56 characters");
+  if (!req.from_host.empty()) {
+    if (!req.xva.empty() || !req.ova.empty()) return Status::Invalid("import from a server or from a file, not both");
+    return req.second_pass ? SecondPass(req) : ImportFromHost(req);
+  }
+  if (req.second_pass || !req.host_disks.empty())
+    return Status::Invalid("--disk and --second-pass go with --from-host");
   if (req.xva.empty() == req.ova.empty()) return Status::Invalid("give the export to import: an XVA or an OVA file");
   bool xva = !req.xva.empty();
   PAMPA_ASSIGN_OR_RETURN(std::string path,
@@ -250,6 +257,224 @@ Status VmImports::WriteOvaDisks(const Plan& plan, const VmSpec& spec, TaskContex
     done += src.length;
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The hashes of what a P2V pass copied, per disk: what its second pass compares with.
+json RangesRecord(const std::string& source, const std::vector<RemoteDisk>& disks,
+                  const std::vector<std::vector<std::string>>& hashes) {
+  json out = {{"source", source}, {"disks", json::array()}};
+  for (size_t i = 0; i < disks.size(); ++i) {
+    out["disks"].push_back({{"device", disks[i].device}, {"size", disks[i].size}, {"hashes", hashes[i]}});
+  }
+  return out;
+}
+
+// Progress over several disks, weighted by their sizes.
+struct DiskProgress {
+  TaskContext& ctx;
+  uint64_t total = 0, before = 0;
+  RangeCopy sum;  // over the disks done
+  void Set(const std::string& what, uint64_t size, uint64_t done, uint64_t all) {
+    double f = all ? double(done) / double(all) : 1.0;
+    ctx.Progress(total ? 0.99 * (double(before) + f * double(size)) / double(total) : 0, what);
+  }
+};
+
+// One pass over one disk: the server hashes it, the ranges that differ from
+// previous are copied into the volume (see RemoteHost::CopyRanges), synced.
+Result<RangeCopy> CopyPass(RemoteHost& host, const RemoteDisk& disk, const VolumeInfo& vol,
+                           const std::vector<std::string>& previous, std::vector<std::string>* hashes,
+                           DiskProgress& progress) {
+  PAMPA_ASSIGN_OR_RETURN(auto layout, MapImage(vol.path, vol.format));
+  PAMPA_ASSIGN_OR_RETURN(auto out, TargetWriter::Open({vol.path, std::move(layout)}, disk.size));
+  progress.Set("hashing " + disk.device + " on the server", disk.size, 0, 1);
+  PAMPA_ASSIGN_OR_RETURN(auto remote, host.RangeHashes(disk, progress.ctx.cancel_flag()));
+  auto step = [&](uint64_t done, uint64_t all) { progress.Set("copying " + disk.device, disk.size, done, all); };
+  PAMPA_ASSIGN_OR_RETURN(RangeCopy c,
+                         host.CopyRanges(disk, remote, previous, out, hashes, step, progress.ctx.cancel_flag()));
+  PAMPA_RETURN_IF_ERROR(out.Sync());
+  progress.before += disk.size;
+  progress.sum.ranges += c.ranges;
+  progress.sum.ranges_copied += c.ranges_copied;
+  progress.sum.bytes_copied += c.bytes_copied;
+  return c;
+}
+
+}  // namespace
+
+std::string VmImports::RangesPath(const std::string& vm) const {
+  return vms_.config().data_dir + "/vms/" + vm + ".p2v.json";
+}
+
+Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
+  PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, ParseSshUrl(req.from_host));
+  if (req.host_disks.empty()) return Status::Invalid("name the server's disks to copy: --disk /dev/sda (repeatable)");
+  if (req.host_disks.size() > kMaxDisks) {
+    return Status::Invalid("a VM has at most " + std::to_string(kMaxDisks) + " disks");
+  }
+  for (const auto& d : req.host_disks) PAMPA_RETURN_IF_ERROR(CheckDevicePath(d));
+  if (!req.identity.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(loc.identity, storage_.CheckOutsidePath("SSH key", req.identity));
+  }
+  if (!req.known_hosts.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(loc.known_hosts, storage_.CheckOutsidePath("known_hosts file", req.known_hosts));
+  }
+  PAMPA_RETURN_IF_ERROR(storage_.GetPool(req.pool).status());
+  PAMPA_RETURN_IF_ERROR(networks_.Get(req.network).status());
+  if (vms_.Show(req.name).ok()) return Status::Conflict("vm '" + req.name + "' already exists; pick another name");
+  if (req.bus == DiskBus::kSata && req.host_disks.size() > kMaxSataDisks) {
+    return Status::Invalid("a VM has at most " + std::to_string(kMaxSataDisks) +
+                           " sata disks; use --bus scsi or virtio");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto connected, RemoteHost::Connect(loc));
+  std::shared_ptr<RemoteHost> host = std::move(connected);
+  PAMPA_ASSIGN_OR_RETURN(RemoteMachine machine, host->Describe(req.host_disks));
+
+  VmSpec spec;
+  spec.name = req.name;
+  spec.uuid = NewUuid();
+  spec.cpus = machine.cpus;
+  spec.memory_mib = machine.memory_mib;
+  spec.host = vms_.config().hostname;
+  for (size_t i = 0; i < machine.disks.size(); ++i) {
+    DiskSpec d{req.pool, req.name + "-disk" + std::to_string(i), "", req.bus};
+    if (storage_.GetVolume(d.pool, d.volume).ok()) {
+      return Status::Conflict("volume '" + d.volume + "' already exists in pool '" + d.pool +
+                              "'; delete it or choose another VM name");
+    }
+    spec.disks.push_back(d);
+  }
+  spec.nics.push_back({req.network, NewMac()});
+  PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldNewVm(spec, VmOp::kCreate, kIntent));
+  auto held = std::make_shared<VmManager::Hold>(std::move(hold));
+  std::string source = req.from_host;
+  return tasks_.Start(
+      "vm-import", spec.name, [this, held, host, machine, spec, source](TaskContext& ctx) -> Result<json> {
+        VmManager::Hold owned = std::move(*held);  // given back on every return
+        auto start = std::chrono::steady_clock::now();
+        ctx.Log("copying " + std::to_string(machine.disks.size()) + " disk(s) of " + host->Describe() + " (" +
+                std::to_string(machine.cpus) + " CPU(s), " + std::to_string(machine.memory_mib) + " MiB)");
+        VmSpec made{.name = spec.name};
+        std::vector<std::vector<std::string>> hashes(machine.disks.size());
+        DiskProgress progress{ctx};
+        for (auto& d : machine.disks) progress.total += d.size;
+        auto copy = [&]() -> Status {
+          for (size_t i = 0; i < machine.disks.size(); ++i) {
+            const RemoteDisk& disk = machine.disks[i];
+            const DiskSpec& d = spec.disks[i];
+            PAMPA_ASSIGN_OR_RETURN(auto vol, storage_.CreateVolume(d.pool, d.volume, disk.size, "qcow2", true));
+            made.disks.push_back(d);
+            PAMPA_ASSIGN_OR_RETURN(RangeCopy c, CopyPass(*host, disk, vol, {}, &hashes[i], progress));
+            ctx.Log("disk " + std::to_string(i) + ": " + disk.device + " (" + FormatSize(disk.size) + ") into " +
+                    d.pool + "/" + d.volume + ": " + std::to_string(c.ranges_copied) + " of " +
+                    std::to_string(c.ranges) + " MiB ranges held data and were copied");
+          }
+          PAMPA_RETURN_IF_ERROR(MakeDirs(vms_.config().data_dir + "/vms"));
+          return WriteFileAtomic(RangesPath(spec.name), RangesRecord(source, machine.disks, hashes).dump(), 0600);
+        };
+        Status st = copy();
+        if (st.ok()) st = vms_.Keep(owned, kIntent);
+        if (!st.ok()) {
+          vms_.RemoveVolumes(made);
+          vms_.Abandon(owned, kIntent);
+          log::Warn("vm {}: import from {} failed: {}", spec.name, source, st.message());
+          return st;
+        }
+        owned.Release();
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        events_.Publish({{"type", "vm"}, {"vm", spec.name}, {"state", "stopped"}, {"created", true}});
+        ctx.Log("for the final copy, stop the server's services and run the same import with --second-pass");
+        return json{{"vm", spec.name},
+                    {"uuid", spec.uuid},
+                    {"source", source},
+                    {"format", "p2v"},
+                    {"ranges", progress.sum.ranges},
+                    {"ranges_copied", progress.sum.ranges_copied},
+                    {"bytes_copied", progress.sum.bytes_copied},
+                    {"seconds", secs}};
+      });
+}
+
+Result<std::string> VmImports::SecondPass(const ImportRequest& req) {
+  PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, ParseSshUrl(req.from_host));
+  if (!req.identity.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(loc.identity, storage_.CheckOutsidePath("SSH key", req.identity));
+  }
+  if (!req.known_hosts.empty()) {
+    PAMPA_ASSIGN_OR_RETURN(loc.known_hosts, storage_.CheckOutsidePath("known_hosts file", req.known_hosts));
+  }
+  auto text = ReadFile(RangesPath(req.name));
+  if (!text.ok()) {
+    return Status::NotFound("vm '" + req.name +
+                            "' has no first P2V pass to continue: import it without --second-pass first");
+  }
+  json record = json::parse(*text, nullptr, false);
+  if (!record.is_object() || !record.contains("disks") || !record["disks"].is_array()) {
+    return Status::Internal(RangesPath(req.name) + " is damaged: import the server again");
+  }
+  if (record.value("source", "") != req.from_host) {
+    return Status::Invalid("vm '" + req.name + "' was copied from " + record.value("source", "") + ", not " +
+                           req.from_host);
+  }
+  std::vector<std::string> devices;
+  std::vector<std::vector<std::string>> previous;
+  for (const auto& d : record["disks"]) {
+    devices.push_back(d.value("device", ""));
+    previous.push_back(d.value("hashes", std::vector<std::string>()));
+  }
+  if (!req.host_disks.empty() && req.host_disks != devices) {
+    std::string list;
+    for (auto& d : devices) list += " --disk " + d;
+    return Status::Invalid("the first pass copied" + list + "; the second pass copies the same disks");
+  }
+  // Stopped, and kept so while the pass writes under it.
+  PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldVm(req.name, VmOp::kRestore, VmAction::kRestoreInPlace));
+  const VmSpec spec = hold.spec();
+  if (spec.disks.size() != devices.size()) {
+    return Status::Conflict("vm '" + req.name + "' no longer has the " + std::to_string(devices.size()) +
+                            " disk(s) its first pass made");
+  }
+  PAMPA_ASSIGN_OR_RETURN(auto connected, RemoteHost::Connect(loc));
+  std::shared_ptr<RemoteHost> host = std::move(connected);
+  PAMPA_ASSIGN_OR_RETURN(RemoteMachine machine, host->Describe(devices));
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (machine.disks[i].size != record["disks"][i].value("size", uint64_t{0})) {
+      return Status::Conflict(devices[i] + " on " + host->Describe() +
+                              " changed size since the first pass: import it again");
+    }
+  }
+  auto held = std::make_shared<VmManager::Hold>(std::move(hold));
+  std::string source = req.from_host;
+  return tasks_.Start(
+      "vm-import", spec.name, [this, held, host, machine, spec, source, previous](TaskContext& ctx) -> Result<json> {
+        VmManager::Hold owned = std::move(*held);
+        auto start = std::chrono::steady_clock::now();
+        std::vector<std::vector<std::string>> hashes(machine.disks.size());
+        DiskProgress progress{ctx};
+        for (auto& d : machine.disks) progress.total += d.size;
+        for (size_t i = 0; i < machine.disks.size(); ++i) {
+          const RemoteDisk& disk = machine.disks[i];
+          const DiskSpec& d = spec.disks[i];
+          PAMPA_ASSIGN_OR_RETURN(auto vol, storage_.LocateVolume(d.pool, d.volume));
+          PAMPA_ASSIGN_OR_RETURN(RangeCopy c, CopyPass(*host, disk, vol, previous[i], &hashes[i], progress));
+          ctx.Log("disk " + std::to_string(i) + ": " + std::to_string(c.ranges_copied) + " of " +
+                  std::to_string(c.ranges) + " MiB ranges changed since the last pass and were copied again");
+        }
+        PAMPA_RETURN_IF_ERROR(
+            WriteFileAtomic(RangesPath(spec.name), RangesRecord(source, machine.disks, hashes).dump(), 0600));
+        owned.Release();
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return json{{"vm", spec.name},
+                    {"source", source},
+                    {"format", "p2v"},
+                    {"second_pass", true},
+                    {"ranges", progress.sum.ranges},
+                    {"ranges_copied", progress.sum.ranges_copied},
+                    {"bytes_copied", progress.sum.bytes_copied},
+                    {"seconds", secs}};
+      });
 }
 
 }  // namespace pampa

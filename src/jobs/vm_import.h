@@ -10,9 +10,14 @@
 // a failed or cancelled import removes the VM and every volume made so far,
 // and a pampad killed mid-way does the same at its next start (RecoverIntents),
 // so no VM ever names a half-written disk.
+//
+// P2V (--from-host) reads a running server's block devices over SSH (see
+// jobs/p2v.h) the same way, and keeps the hashes of what it copied so that a
+// second pass copies only what changed since.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/events.h"
 #include "net/networks.h"
@@ -25,7 +30,14 @@ namespace pampa {
 // POST /api/v1/vms/import, validated for shape by the route.
 struct ImportRequest {
   std::string name;
-  std::string xva, ova;             // exactly one: a file in a directory pampad may read
+  std::string xva, ova;  // exactly one of these and from_host: a file in a directory pampad may read
+  // P2V: ssh://USER@HOST[:PORT], a running physical server, and its block devices.
+  std::string from_host;
+  std::vector<std::string> host_disks;
+  std::string identity, known_hosts;  // SSH key and known_hosts files (empty: root's own)
+  // Copy again only the ranges that changed since the first pass, into the
+  // VM that pass made (stopped, never started since).
+  bool second_pass = false;
   std::string pool = "default";     // where the disks go
   std::string network = "default";  // every imported NIC's network
   // How the disks reach the guest: sata for a guest without virtio drivers
@@ -50,6 +62,10 @@ class VmImports {
   // Make spec's volumes and write them; each volume made is added to made->disks.
   Status WriteXvaDisks(const Plan& plan, const VmSpec& spec, TaskContext& ctx, VmSpec* made);
   Status WriteOvaDisks(const Plan& plan, const VmSpec& spec, TaskContext& ctx, VmSpec* made);
+  Result<std::string> ImportFromHost(const ImportRequest& req);
+  Result<std::string> SecondPass(const ImportRequest& req);
+  // Where a P2V import keeps the hashes of what it copied, for its second pass.
+  std::string RangesPath(const std::string& vm) const;
 
   VmManager& vms_;
   Storage& storage_;

@@ -183,3 +183,58 @@ def test_pampad_killed_mid_import_leaves_nothing(pampad):
     d.cli("vm", "import", "cut1", "--xva", xva)  # and the name is free again
     assert [disk["volume"] for disk in d.vm("cut1")["disks"]] == ["cut1-disk0"]
     d.cli("vm", "delete", "cut1")
+
+
+def test_p2v_copies_a_servers_disk_over_ssh_and_a_second_pass_copies_only_changes(pampad):
+    """A physical server's disk (a loop device here) read over the real sshd: the volume equals the device byte for
+    byte, zero ranges are not sent, and a second pass copies only the ranges written since the first."""
+    from pampa_harness import Sshd
+    d = pampad
+    backing = os.path.join(d.root, "server-disk.img")
+    with open(backing, "wb") as f:
+        f.truncate(64 << 20)
+        for mib in (0, 1, 7, 30, 63):  # data in five 1 MiB ranges, zeros elsewhere
+            f.seek(mib << 20)
+            f.write(os.urandom(300 << 10))
+    dev = subprocess.run(["losetup", "--find", "--show", backing], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    sshd = Sshd(d.root)
+    try:
+        url = f"ssh://root@127.0.0.1:{sshd.port}"
+        ssh = ["--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts]
+        # Refused before anything is made: a device path with shell characters, an unknown host key.
+        assert "is not a device path" in refused(d, "vm", "import", "phys", "--from-host", url, "--disk",
+                                                 dev + ";reboot", *ssh)
+        empty = os.path.join(d.root, "empty_known_hosts")
+        open(empty, "w").close()
+        assert "not in known_hosts" in refused(d, "vm", "import", "phys", "--from-host", url, "--disk", dev,
+                                               "--ssh-key", sshd.key, "--known-hosts", empty)
+        assert "no first P2V pass" in refused(d, "vm", "import", "phys", "--from-host", url, "--second-pass", *ssh)
+        assert leftovers(d, "phys") == []
+
+        d.cli("vm", "import", "phys", "--from-host", url, "--disk", dev, *ssh)
+        vm = d.vm("phys")
+        assert vm["cpus"] == os.cpu_count() and len(vm["disks"]) == 1 and len(vm["nics"]) == 1
+        volume = d.volume_paths()["phys-disk0"]
+        assert same_image(backing, volume), "the copy equals the server's disk"
+        task = [t for t in d.cli_json("task", "list") if t["type"] == "vm-import" and t["target"] == "phys"][-1]
+        log = d.cli_json("task", "show", task["id"])["log"]
+        assert any("5 of 64 MiB ranges held data and were copied" in line for line in log), log
+
+        # The server keeps running and writing: two ranges change, one becomes zeros.
+        with open(dev, "r+b", buffering=0) as f:
+            for at, data in (((7 << 20) + 512, os.urandom(4096)), (40 << 20, os.urandom(8192)),
+                             (30 << 20, bytes(300 << 10))):  # range 30 is all zeros again
+                f.seek(at)
+                f.write(data)
+            os.fsync(f.fileno())
+        assert not same_image(backing, volume)
+        d.cli("vm", "import", "phys", "--from-host", url, "--second-pass", *ssh)
+        assert same_image(backing, volume), "the second pass brought every change"
+        tasks = [t for t in d.cli_json("task", "list") if t["type"] == "vm-import" and t["target"] == "phys"]
+        log = d.cli_json("task", "show", tasks[-1]["id"])["log"]
+        assert any("3 of 64 MiB ranges changed since the last pass" in line for line in log), log
+        d.cli("vm", "delete", "phys")
+    finally:
+        sshd.stop()
+        subprocess.run(["losetup", "-d", dev])
