@@ -178,7 +178,13 @@ export function VmBackups({ vm }: { vm: Vm }) {
           <Field label="Repository">
             <Select name="repo" value={repo} options={repos.map((r) => r.name)} onValue={setRepo} />
           </Field>
-          <button type="submit" class="primary" disabled={busy || !repo || task?.state === 'running'}>
+          {/* Another operation holds the VM (a revert, a restore): pampad would answer "busy". */}
+          <button
+            type="submit"
+            class="primary"
+            disabled={busy || !repo || task?.state === 'running' || !!vm.busy}
+            title={vm.busy ? `waiting: ${vm.busy} in progress` : undefined}
+          >
             Back up now
           </button>
         </form>
