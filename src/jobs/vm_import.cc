@@ -157,14 +157,7 @@ Result<std::string> VmImports::Import(const ImportRequest& req) {
   spec.memory_mib = plan.memory_mib;
   spec.firmware = plan.firmware;
   spec.host = vms_.config().hostname;
-  for (size_t i = 0; i < plan.disks(); ++i) {
-    DiskSpec d{req.pool, req.name + "-disk" + std::to_string(i), "", req.bus};
-    if (storage_.GetVolume(d.pool, d.volume).ok()) {
-      return Status::Conflict("volume '" + d.volume + "' already exists in pool '" + d.pool +
-                              "'; delete it or choose another VM name");
-    }
-    spec.disks.push_back(d);
-  }
+  PAMPA_ASSIGN_OR_RETURN(spec.disks, NewDisks(req, plan.disks()));
   for (auto& mac : plan.macs) spec.nics.push_back({req.network, mac.empty() ? NewMac() : mac});
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldNewVm(spec, VmOp::kCreate, kIntent));
   auto held = std::make_shared<VmManager::Hold>(std::move(hold));
@@ -304,23 +297,41 @@ Result<RangeCopy> CopyPass(RemoteHost& host, const RemoteDisk& disk, const Volum
 
 }  // namespace
 
-std::string VmImports::RangesPath(const std::string& vm) const {
-  return vms_.config().data_dir + "/vms/" + vm + ".p2v.json";
+Result<std::vector<DiskSpec>> VmImports::NewDisks(const ImportRequest& req, size_t count) {
+  std::vector<DiskSpec> disks;
+  for (size_t i = 0; i < count; ++i) {
+    DiskSpec d{req.pool, req.name + "-disk" + std::to_string(i), "", req.bus};
+    if (storage_.GetVolume(d.pool, d.volume).ok()) {
+      return Status::Conflict("volume '" + d.volume + "' already exists in pool '" + d.pool +
+                              "'; delete it or choose another VM name");
+    }
+    disks.push_back(d);
+  }
+  return disks;
 }
 
-Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
+Result<SftpLocation> VmImports::SshSource(const ImportRequest& req) {
   PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, ParseSshUrl(req.from_host));
-  if (req.host_disks.empty()) return Status::Invalid("name the server's disks to copy: --disk /dev/sda (repeatable)");
-  if (req.host_disks.size() > kMaxDisks) {
-    return Status::Invalid("a VM has at most " + std::to_string(kMaxDisks) + " disks");
-  }
-  for (const auto& d : req.host_disks) PAMPA_RETURN_IF_ERROR(CheckDevicePath(d));
   if (!req.identity.empty()) {
     PAMPA_ASSIGN_OR_RETURN(loc.identity, storage_.CheckOutsidePath("SSH key", req.identity));
   }
   if (!req.known_hosts.empty()) {
     PAMPA_ASSIGN_OR_RETURN(loc.known_hosts, storage_.CheckOutsidePath("known_hosts file", req.known_hosts));
   }
+  return loc;
+}
+
+std::string VmImports::RangesPath(const std::string& vm) const {
+  return vms_.config().data_dir + "/vms/" + vm + ".p2v.json";
+}
+
+Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
+  PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, SshSource(req));
+  if (req.host_disks.empty()) return Status::Invalid("name the server's disks to copy: --disk /dev/sda (repeatable)");
+  if (req.host_disks.size() > kMaxDisks) {
+    return Status::Invalid("a VM has at most " + std::to_string(kMaxDisks) + " disks");
+  }
+  for (const auto& d : req.host_disks) PAMPA_RETURN_IF_ERROR(CheckDevicePath(d));
   PAMPA_RETURN_IF_ERROR(storage_.GetPool(req.pool).status());
   PAMPA_RETURN_IF_ERROR(networks_.Get(req.network).status());
   if (vms_.Show(req.name).ok()) return Status::Conflict("vm '" + req.name + "' already exists; pick another name");
@@ -338,14 +349,7 @@ Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
   spec.cpus = machine.cpus;
   spec.memory_mib = machine.memory_mib;
   spec.host = vms_.config().hostname;
-  for (size_t i = 0; i < machine.disks.size(); ++i) {
-    DiskSpec d{req.pool, req.name + "-disk" + std::to_string(i), "", req.bus};
-    if (storage_.GetVolume(d.pool, d.volume).ok()) {
-      return Status::Conflict("volume '" + d.volume + "' already exists in pool '" + d.pool +
-                              "'; delete it or choose another VM name");
-    }
-    spec.disks.push_back(d);
-  }
+  PAMPA_ASSIGN_OR_RETURN(spec.disks, NewDisks(req, machine.disks.size()));
   spec.nics.push_back({req.network, NewMac()});
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldNewVm(spec, VmOp::kCreate, kIntent));
   auto held = std::make_shared<VmManager::Hold>(std::move(hold));
@@ -398,13 +402,7 @@ Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
 }
 
 Result<std::string> VmImports::SecondPass(const ImportRequest& req) {
-  PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, ParseSshUrl(req.from_host));
-  if (!req.identity.empty()) {
-    PAMPA_ASSIGN_OR_RETURN(loc.identity, storage_.CheckOutsidePath("SSH key", req.identity));
-  }
-  if (!req.known_hosts.empty()) {
-    PAMPA_ASSIGN_OR_RETURN(loc.known_hosts, storage_.CheckOutsidePath("known_hosts file", req.known_hosts));
-  }
+  PAMPA_ASSIGN_OR_RETURN(SftpLocation loc, SshSource(req));
   auto text = ReadFile(RangesPath(req.name));
   if (!text.ok()) {
     return Status::NotFound("vm '" + req.name +

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backup/sftp_store.h"
 #include "base/events.h"
 #include "net/networks.h"
 #include "storage/pools.h"
@@ -64,6 +65,10 @@ class VmImports {
   Status WriteOvaDisks(const Plan& plan, const VmSpec& spec, TaskContext& ctx, VmSpec* made);
   Result<std::string> ImportFromHost(const ImportRequest& req);
   Result<std::string> SecondPass(const ImportRequest& req);
+  // The new VM's disks, NAME-diskN in the request's pool, none of them taken yet.
+  Result<std::vector<DiskSpec>> NewDisks(const ImportRequest& req, size_t count);
+  // The server of a P2V import, with its key and known_hosts files checked.
+  Result<SftpLocation> SshSource(const ImportRequest& req);
   // Where a P2V import keeps the hashes of what it copied, for its second pass.
   std::string RangesPath(const std::string& vm) const;
 
