@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool bench-import format clean
+.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool bench-import bench-ha format clean
 
 all: build
 
@@ -68,6 +68,10 @@ bench-store: build
 # The pool: live migration (idle, busy) against plain QEMU by hand; pool-wide vm list with 1,500 VMs.
 bench-pool: build guest
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/pool_bench.py
+
+# HA: from a host's loss (link cut, pampad killed) to the guest ready on another host.
+bench-ha: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/ha_bench.py
 
 # Imports: XVA and P2V against dd and qemu-img convert of the same disk, cold caches.
 bench-import: build

@@ -8,6 +8,7 @@
 #include "api/tickets.h"
 #include "backup/repos.h"
 #include "cluster/cluster.h"
+#include "cluster/ha.h"
 #include "cluster/join.h"
 #include "cluster/migration.h"
 #include "jobs/backup_job.h"
@@ -41,6 +42,7 @@ struct ApiContext {
   Migrations& migrations;
   WebSocketTickets& tickets;
   PoolJoins& joins;
+  HaManager& ha;
   std::string version;
   std::string hostname;
   std::string data_dir;

@@ -57,8 +57,10 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   WebSocketTickets tickets;
   PoolJoins joins(*store, nullptr, "test", "");
   VmImports imports(vms, storage, networks, tasks, events);
+  FenceAgent fence_agent("/nonexistent", "/nonexistent", "/nonexistent");
+  HaManager ha(*store, cluster, vms, events, fence_agent, HaConfig{});
   ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, imports, storage, networks,
-                 tasks, accel, cluster, migrations, tickets, joins,     "test", "test",  "/tmp"};
+                 tasks, accel, cluster, migrations, tickets, joins,     ha,     "test",  "test",  "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

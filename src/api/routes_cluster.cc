@@ -130,6 +130,12 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
                         {{"ca", g->ca}, {"ca_key", g->ca_key}, {"cert", g->cert}, {"key", g->key}, {"etcd", g->etcd}}};
   });
 
+  // High availability: the manager, each HA VM's state, the last decisions.
+  r.Add("GET", "/api/v1/ha", [&](const HttpRequest&) {
+    auto status = ctx.ha.Report();
+    if (!status.ok()) return ErrorResponse(status.status());
+    return HttpResponse{200, *status};
+  });
   r.Add("GET", "/api/v1/hosts", [&](const HttpRequest&) {
     auto hosts = ctx.cluster.Hosts();
     if (!hosts.ok()) return ErrorResponse(hosts.status());

@@ -313,4 +313,48 @@ void AddHostCommands(CLI::App& app, Globals& g) {
   }
 }
 
+void AddHaCommands(CLI::App& app, Globals& g) {
+  auto ha = app.add_subcommand("ha", "high availability: VMs that come back by themselves when their host is lost");
+  ha->require_subcommand(1);
+  auto as_json = std::make_shared<bool>(false);
+  auto cmd = ha->add_subcommand("status", "the HA manager, each HA VM's state and the last decisions");
+  cmd->add_flag("--json", *as_json, "print JSON");
+  Bind(cmd, g, [&g, as_json] {
+    auto r = g.client().Call("GET", "/api/v1/ha");
+    if (!r.ok()) return PrintError(r.status().message());
+    if (*as_json) {
+      PrintJson(*r);
+      return 0;
+    }
+    if (!r->value("enabled", false)) {
+      std::cout << "HA needs a pool of hosts (pampad --cluster): this host is alone\n";
+      return 0;
+    }
+    const auto& s = (*r)["settings"];
+    std::string manager = r->value("manager", "");
+    std::cout << "manager: " << (manager.empty() ? "none yet" : manager) << "  (lease " << s.value("lease_ms", 0) / 1000
+              << " s, fencing after " << s.value("fence_after_ms", 0) / 1000.0 << " s, " << s.value("max_tries", 0)
+              << " tries)\n\n";
+    std::vector<std::vector<std::string>> rows;
+    for (auto& v : (*r)["vms"]) {
+      std::string state = v.value("state", "");
+      if (v.contains("to")) state += " -> " + v.value("to", "");
+      rows.push_back({v.value("name", ""), v.value("host", ""), std::to_string(v.value("priority", 0)), state,
+                      v.value("reason", "")});
+    }
+    if (rows.empty())
+      std::cout << "no HA VMs (pampa vm edit NAME --ha on)\n";
+    else
+      PrintTable({"VM", "HOST", "PRIORITY", "STATE", "REASON"}, rows);
+    auto& events = (*r)["events"];
+    if (!events.empty()) std::cout << "\nlast events:\n";
+    for (auto& e : events) {
+      std::cout << "  " << FormatTime(e.value("time_ms", int64_t{0})) << "  " << e.value("host", "") << "  "
+                << (e.value("vm", "").empty() ? "" : "vm " + e.value("vm", "") + ": ") << e.value("message", "")
+                << "\n";
+    }
+    return 0;
+  });
+}
+
 }  // namespace pampa::cli

@@ -159,6 +159,7 @@ int PrintVm(const json& v, bool as_json) {
             << "memory:    " << v.value("memory_mib", 0) << " MiB\n"
             << "firmware:  " << v.value("firmware", "") << "\n"
             << "autostart: " << (v.value("autostart", false) ? "yes" : "no") << "\n";
+  if (v.value("ha", false)) std::cout << "ha:        on (priority " << v.value("ha_priority", 0) << ")\n";
   if (!v.value("boot_order", json::array()).empty()) {
     std::string order;
     for (auto& d : v["boot_order"]) order += (order.empty() ? "" : ",") + d.get<std::string>();
@@ -544,8 +545,8 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     struct Opts {
-      std::string name, memory, autostart, kernel, initrd, append, cdrom, mac, bus;
-      int cpus = 0;
+      std::string name, memory, autostart, kernel, initrd, append, cdrom, mac, bus, ha;
+      int cpus = 0, ha_priority = 0;
       std::vector<std::string> add_disks, add_nics;
       unsigned remove_disk = 0, remove_nic = 0;
       bool keep_volume = false, no_cloud_init = false;
@@ -569,6 +570,10 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--cpus", o->cpus, "virtual CPUs");
     cmd->add_option("--memory", o->memory, "memory, e.g. 1G");
     cmd->add_option("--autostart", o->autostart, "true or false");
+    cmd->add_option("--ha", o->ha,
+                    "on or off: in a pool, start the VM on another host when its host is lost (disks in a shared "
+                    "pool), and again when it crashes");
+    cmd->add_option("--ha-priority", o->ha_priority, "0..1000: HA VMs with a higher one are started first");
     cmd->add_option("--kernel", o->kernel, "kernel for direct boot ('' to remove)");
     cmd->add_option("--initrd", o->initrd, "initrd ('' to remove)");
     cmd->add_option("--append", o->append, "kernel command line");
@@ -581,6 +586,11 @@ void AddVmCommands(CLI::App& app, Globals& g) {
         if (o->autostart != "true" && o->autostart != "false") return PrintError("--autostart takes true or false");
         body["autostart"] = o->autostart == "true";
       }
+      if (cmd->count("--ha")) {
+        if (o->ha != "on" && o->ha != "off") return PrintError("--ha takes on or off");
+        body["ha"] = o->ha == "on";
+      }
+      if (cmd->count("--ha-priority")) body["ha_priority"] = o->ha_priority;
       if (cmd->count("--kernel")) body["kernel"] = AbsolutePath(o->kernel);
       if (cmd->count("--initrd")) body["initrd"] = AbsolutePath(o->initrd);
       if (cmd->count("--append")) body["append"] = o->append;

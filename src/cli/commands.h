@@ -26,6 +26,7 @@ void AddStorageCommands(CLI::App& app, Globals& g);
 void AddNetCommands(CLI::App& app, Globals& g);
 void AddTaskCommands(CLI::App& app, Globals& g);
 void AddHostCommands(CLI::App& app, Globals& g);
+void AddHaCommands(CLI::App& app, Globals& g);
 void AddSnapshotCommands(CLI::App& app, Globals& g);
 void AddBackupCommands(CLI::App& app, Globals& g);
 

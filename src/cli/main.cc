@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
   AddNetCommands(app, g);
   AddTaskCommands(app, g);
   AddHostCommands(app, g);
+  AddHaCommands(app, g);
   AddSnapshotCommands(app, g);
   AddBackupCommands(app, g);
   try {

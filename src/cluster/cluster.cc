@@ -21,8 +21,7 @@ namespace {
 using json = nlohmann::json;
 
 std::string InfoKey(const std::string& host) { return "hosts/" + host + "/info"; }
-// Exists while the host's pampad keeps its lease alive.
-std::string AliveKey(const std::string& host) { return "hosts/" + host + "/alive"; }
+std::string AliveKey(const std::string& host) { return HostAliveKey(host); }
 
 // "hosts/<host>/info" -> host; "" for other keys under hosts/.
 std::string HostOfInfoKey(const std::string& key) {
@@ -68,6 +67,11 @@ struct Usage {
 };
 
 }  // namespace
+
+std::string HostAliveKey(const std::string& host) { return "hosts/" + host + "/alive"; }
+std::string HostRuntimeKey(const std::string& host, const std::string& vm) {
+  return "hosts/" + host + "/runtime/" + vm;
+}
 
 std::string_view Name(HostState s) {
   switch (s) {
@@ -150,7 +154,26 @@ void Cluster::Stop() {
   task_relay_.reset();
 }
 
+std::optional<std::chrono::steady_clock::time_point> Cluster::LeaseRenewedAt() const {
+  int64_t ns = renewed_at_ns_.load();
+  if (ns == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+void Cluster::SetRevokeOnStop(std::function<bool()> may_revoke) {
+  MutexLock lock(&mu_);
+  may_revoke_ = std::move(may_revoke);
+}
+
 Status Cluster::RenewLiveness(int64_t* lease) {
+  auto sent = std::chrono::steady_clock::now();
+  Status st = RenewLease(lease);
+  if (st.ok())
+    renewed_at_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(sent.time_since_epoch()).count());
+  return st;
+}
+
+Status Cluster::RenewLease(int64_t* lease) {
   if (*lease != 0) {
     Status st = store_.KeepAlive(*lease);
     if (st.code() != ErrorCode::kNotFound) return st;
@@ -194,8 +217,14 @@ void Cluster::HeartbeatLoop(int64_t lease) {
     if (st.ok() && failing) log::Info("heartbeat recorded again");
     failing = !st.ok();
   }
-  // A clean stop: the host is not lost, it left (its record says when).
-  if (lease != 0) (void)store_.RevokeLease(lease);
+  // A clean stop: the host is not lost, it left (its record says when),
+  // unless HA VMs still run here (see SetRevokeOnStop).
+  std::function<bool()> may_revoke;
+  {
+    MutexLock lock(&mu_);
+    may_revoke = may_revoke_;
+  }
+  if (lease != 0 && (!may_revoke || may_revoke())) (void)store_.RevokeLease(lease);
 }
 
 Result<std::vector<HostRecord>> Cluster::Hosts() {
@@ -333,7 +362,7 @@ Result<std::vector<json>> Cluster::RemoteVms() {
     if (!spec.ok() || spec->host.empty() || spec->host == config_.host) continue;
     json j = ToJson(*spec);
     std::string state = "stopped", reason;
-    auto runtime = store_.Get("hosts/" + spec->host + "/runtime/" + spec->name);
+    auto runtime = store_.Get(HostRuntimeKey(spec->host, spec->name));
     if (runtime.ok() && *runtime) {
       auto r = json::parse(**runtime, nullptr, false);
       if (r.is_object()) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -34,6 +35,11 @@ enum class HostState {
   kLost,         // its lease ended: no renewal for ClusterConfig::lost_after
 };
 std::string_view Name(HostState s);
+
+// Exists while the host's pampad keeps its lease alive.
+std::string HostAliveKey(const std::string& host);
+// The host's record of a VM's QEMU (VmManager::PersistRuntime writes it).
+std::string HostRuntimeKey(const std::string& host, const std::string& vm);
 
 struct HostRecord {
   std::string name;
@@ -57,7 +63,7 @@ struct ClusterConfig {
   std::string url;                              // this host's API address for peers ("" alone)
   std::string version;                          // pampad's
   bool pooled = false;                          // false: a pool of one (no heartbeat, no forwarding)
-  std::chrono::milliseconds heartbeat{2000};    // lease renewal
+  std::chrono::milliseconds heartbeat{1000};    // lease renewal
   std::chrono::milliseconds lost_after{10000};  // the lease's time to live
   std::shared_ptr<tls::PoolTls> tls;            // this host's pool certificate; null: plain HTTP between hosts
 };
@@ -77,6 +83,15 @@ class Cluster {
   // The token hosts of the pool use between them.
   const std::string& token() const { return token_; }
   bool pooled() const { return config_.pooled; }
+
+  // When this host's lease was last renewed: the moment the renewal that
+  // succeeded was sent, so the lease lives at least lost_after from then
+  // (nullopt before the first). What fencing counts from (cluster/ha.h).
+  std::optional<std::chrono::steady_clock::time_point> LeaseRenewedAt() const;
+  // Asked at a clean Stop whether the lease may end at once (the host shown
+  // as gone at once) or must run out (HA VMs still run here: another host
+  // may start them only once this host's fencing has stopped them).
+  void SetRevokeOnStop(std::function<bool()> may_revoke);
 
   Result<std::vector<HostRecord>> Hosts();
   Result<HostRecord> Host(const std::string& name);
@@ -117,8 +132,10 @@ class Cluster {
 
  private:
   Status WriteRecord(bool maintenance);
-  // Keeps this host's lease alive (a new one when it ended) with its alive key.
+  // Keeps this host's lease alive (a new one when it ended) with its alive
+  // key, and notes when (LeaseRenewedAt).
   Status RenewLiveness(int64_t* lease);
+  Status RenewLease(int64_t* lease);
   void HeartbeatLoop(int64_t lease);
   // How often the host record (facts, heartbeat time) is rewritten.
   static constexpr std::chrono::seconds kRecordEvery{10};
@@ -138,6 +155,9 @@ class Cluster {
   NamedTexts remote_texts_ GUARDED_BY(mu_);
   std::thread heartbeat_;
   std::unique_ptr<Watch> task_relay_;
+  // steady_clock nanoseconds of LeaseRenewedAt; 0: never renewed.
+  std::atomic<int64_t> renewed_at_ns_{0};
+  std::function<bool()> may_revoke_ GUARDED_BY(mu_);
 };
 
 // The pool's API token: the first host of a pool records its own, the

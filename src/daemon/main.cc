@@ -18,6 +18,8 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cluster/cluster.h"
+#include "cluster/fence_agent.h"
+#include "cluster/ha.h"
 #include "cluster/join.h"
 #include "tls/tls_context.h"
 
@@ -298,8 +300,11 @@ int main(int argc, char** argv) {
   migrations.StartReaper();
   WebSocketTickets tickets;
   PoolJoins joins(db, pool_tls, host_name, EtcdEndpoints(cluster_endpoints));
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills,   imports,   storage, networks,
-                 tasks, accel, cluster, migrations, tickets, joins,     kVersion, host_name, data_dir};
+  FenceAgent fence_agent((exe_dir / "pampa-fence").string(), run_dir + "/fence.sock", data_dir + "/fence.log");
+  HaManager ha(db, cluster, vms, events, fence_agent, HaConfig{});
+  ha.Start();
+  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, imports,  storage,   networks,
+                 tasks, accel, cluster, migrations, tickets, joins,     ha,     kVersion, host_name, data_dir};
   RemoveStaleUploads(data_dir);
   RegisterAllRoutes(router, ctx);
 
@@ -373,6 +378,7 @@ int main(int argc, char** argv) {
   tasks.CancelAll();  // task bodies use everything below
   schedules.Stop();
   drills.Stop();
+  ha.Stop();
   cluster.Stop();
   vms.StopReconciler();
   return 0;

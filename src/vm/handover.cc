@@ -5,6 +5,7 @@
 // stopped only once the store no longer names the source.
 #include <signal.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -156,6 +157,77 @@ Status VmManager::Adopt(const std::string& name) {
   auto lease = TryClaim(vm, VmOp::kStart);   // nobody else knows this VM yet
   SetState(*vm, VmState::kStopped);
   return Status::Ok();
+}
+
+std::vector<VmManager::HaProcess> VmManager::HaProcesses() {
+  std::vector<HaProcess> out;
+  for (auto& vm : AllVms()) {
+    MutexLock lock(&vm->mu);
+    if (vm->deleted || !vm->published_spec || !vm->published_spec->ha || !QemuAlive(vm->state)) continue;
+    pid_t pid = vm->snapshot.is_object() ? vm->snapshot.value("pid", 0) : 0;
+    if (pid > 0) out.push_back({vm->published_spec->name, vm->published_spec->uuid, pid});
+  }
+  return out;
+}
+
+void VmManager::Fence(const std::string& name, const std::string& reason) {
+  std::shared_ptr<Vm> vm;
+  {
+    MutexLock lock(&mu_);
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return;
+    vm = it->second;
+  }
+  pid_t pid;
+  std::string uuid;
+  {
+    MutexLock lock(&vm->mu);
+    pid = vm->snapshot.is_object() ? vm->snapshot.value("pid", 0) : 0;
+    uuid = vm->published_spec ? vm->published_spec->uuid : "";
+    vm->fence_reason = "fenced: " + reason;
+  }
+  // No lease: whatever an operation is doing, the guest must stop now.
+  if (pid > 0 && !uuid.empty() && ProcessAlive(pid, uuid)) {
+    kill(pid, SIGKILL);
+    log::Warn("vm {}: fenced (QEMU pid {} killed): {}", name, pid, reason);
+    events_.Publish({{"type", "ha"}, {"vm", name}, {"host", config_.hostname}, {"message", "fenced: " + reason}});
+  }
+}
+
+std::vector<std::string> VmManager::DropMovedAway() {
+  std::vector<std::string> dropped;
+  if (!config_.pooled) return dropped;
+  auto specs = store_.List("vms/");
+  if (!specs.ok()) return dropped;
+  std::map<std::string, std::string> owner;  // vm -> host its spec names
+  for (auto& [key, value] : *specs) {
+    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+    if (spec.ok() && !spec->host.empty()) owner[spec->name] = spec->host;
+  }
+  for (auto& vm : AllVms()) {
+    auto spec = vm->Spec();
+    if (!spec) continue;
+    auto it = owner.find(spec->name);
+    if (it == owner.end() || it->second == config_.hostname) continue;
+    auto lease = TryClaim(vm, VmOp::kReconcile);
+    if (!lease) continue;  // a migration (or another operation) owns it: it settles it
+    if (vm->pid > 0 && ProcessAlive(vm->pid, vm->spec.uuid)) {
+      log::Error("vm {}: the store gives it to host {} but its QEMU (pid {}) still ran here: killed", vm->spec.name,
+                 it->second, vm->pid);
+      vm->stop_requested = true;
+      kill(vm->pid, SIGKILL);
+      WaitExit(vm->pid, vm->spec.uuid, 5s);
+    }
+    Cleanup(*vm);
+    SetState(*vm, VmState::kStopped, "runs on host " + it->second + " now");
+    Status st = store_.Delete(RuntimeKey(vm->spec.name));
+    if (!st.ok()) log::Warn("vm {}: runtime record not removed: {}", vm->spec.name, st.message());
+    Forget(*vm);
+    log::Info("vm {}: host {} runs it now (moved while this host was cut off): forgotten here", vm->spec.name,
+              it->second);
+    dropped.push_back(vm->spec.name);
+  }
+  return dropped;
 }
 
 }  // namespace pampa

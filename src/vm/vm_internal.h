@@ -59,6 +59,7 @@ struct VmManager::Vm {
   VmOp op GUARDED_BY(mu) = VmOp::kNone;    // the lease: who owns the runtime now
   bool force_stop GUARDED_BY(mu) = false;  // a forced stop asked of the shutdown task
   bool deleted GUARDED_BY(mu) = false;
+  std::string fence_reason GUARDED_BY(mu);                          // set by Fence: why QEMU is being killed
   std::shared_ptr<const VmSpec> published_spec GUARDED_BY(mu);      // what readers and lookups see
   nlohmann::json snapshot GUARDED_BY(mu);                           // what List/Show return
   std::shared_ptr<const std::string> snapshot_text GUARDED_BY(mu);  // the same, serialized once per change

@@ -522,6 +522,22 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if (req.machine.cpu_model && !s.cpu_model.empty()) PAMPA_RETURN_IF_ERROR(CheckCpuModel(s.cpu_model));
   if (req.memory_mib) s.memory_mib = *req.memory_mib;
   if (req.autostart) s.autostart = *req.autostart;
+  if (s.is_template && req.ha.value_or(false)) {
+    return Status::Conflict("vm '" + name + "' is a template, which never runs: HA does not apply to it");
+  }
+  if (req.ha.value_or(false) && config_.pooled) {
+    // Another host can start it only when it reaches every disk.
+    for (const DiskSpec& d : s.disks) {
+      PAMPA_ASSIGN_OR_RETURN(PoolInfo pool, storage_.GetPool(d.pool));
+      if (pool.type != "shared") {
+        return Status::Conflict("vm '" + name + "' has a disk in pool " + d.pool + ", which only host " +
+                                config_.hostname + " reaches: HA restarts a VM on another host, so its disks " +
+                                "must be in a shared pool (pampa pool create NAME --type shared --path DIR)");
+      }
+    }
+  }
+  if (req.ha) s.ha = *req.ha;
+  if (req.ha_priority) s.ha_priority = *req.ha_priority;
   if (req.append) s.append = *req.append;
   auto path = [&](const std::string& what, const std::string& p) -> Result<std::string> {
     if (p.empty()) return std::string();

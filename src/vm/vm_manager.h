@@ -178,6 +178,23 @@ class VmManager {
   // running (a stopped VM moved here).
   Status Adopt(const std::string& name);
 
+  // High availability (cluster/ha.cc drives it; these are the VM's side).
+  struct HaProcess {
+    std::string name, uuid;
+    pid_t pid = 0;
+  };
+  // The QEMU processes of this host's HA VMs, from what each VM published
+  // (never waits for an operation).
+  std::vector<HaProcess> HaProcesses();
+  // Kills the QEMU of a VM at once, whatever holds it: this host lost its
+  // lease, so another may start the VM soon. It becomes crashed with reason.
+  void Fence(const std::string& name, const std::string& reason);
+  // Forgets the VMs whose spec in the store names another host now (the HA
+  // manager moved them while this host was cut off); a QEMU of one that still
+  // runs here is killed first. Skips VMs an operation holds (a migration
+  // under way). Returns the names forgotten.
+  std::vector<std::string> DropMovedAway();
+
   // intents/<host>/<kind>/<vm>: the volumes a create or restore is making,
   // recorded before the first one is made and cleared once the VM is saved.
   // At start, volumes of an intent whose VM was never saved are removed, and a

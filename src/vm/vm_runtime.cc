@@ -193,7 +193,13 @@ std::string VmManager::CrashReason(Vm& vm) {
 
 void VmManager::HandleExit(Vm& vm) {
   bool requested = vm.stop_requested;
-  std::string why = requested ? "" : CrashReason(vm);
+  std::string fenced;
+  {
+    MutexLock lock(&vm.mu);
+    fenced.swap(vm.fence_reason);
+  }
+  if (!fenced.empty()) requested = false;
+  std::string why = !fenced.empty() ? fenced : requested ? "" : CrashReason(vm);
   Cleanup(vm);
   SetState(vm, requested ? VmState::kStopped : VmState::kCrashed, why);
   Status st = PersistRuntime(vm);

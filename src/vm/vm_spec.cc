@@ -103,6 +103,8 @@ json ToJson(const VmSpec& s) {
   j["cpu_model"] = s.cpu_model;
   if (s.sockets) j["topology"] = {{"sockets", s.sockets}, {"cores", s.cores}, {"threads", s.threads}};
   if (!s.boot_order.empty()) j["boot_order"] = s.boot_order;
+  j["ha"] = s.ha;
+  if (s.ha) j["ha_priority"] = s.ha_priority;
   if (!s.cloud_init.empty()) {
     const CloudInit& c = s.cloud_init;
     j["cloud_init"] = {{"user", c.user},
@@ -143,6 +145,8 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     for (auto& n : j.value("nics", json::array())) s.nics.push_back({n.at("network"), n.at("mac")});
     s.firmware = j.value("firmware", "bios");
     s.autostart = j.value("autostart", false);
+    s.ha = j.value("ha", false);
+    s.ha_priority = j.value("ha_priority", 0);
     s.host = j.value("host", "");
     s.is_template = j.value("template", false);
     s.cpu_model = j.value("cpu_model", "");
@@ -409,9 +413,9 @@ Status CheckMac(const std::string& mac) {
 
 Result<EditRequest> ParseEditRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(CheckFields(
-      body, {"cpus",       "memory",    "memory_mib", "autostart",   "cdrom",       "kernel",     "initrd",
-             "append",     "firmware",  "add_disks",  "remove_disk", "keep_volume", "add_nics",   "remove_nic",
-             "cloud_init", "cpu_model", "sockets",    "cores",       "threads",     "boot_order", "disk_bus"}));
+      body, {"cpus",     "memory",    "memory_mib",  "autostart",   "cdrom",    "kernel",     "initrd",     "append",
+             "firmware", "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic", "cloud_init", "cpu_model",
+             "sockets",  "cores",     "threads",     "boot_order",  "disk_bus", "ha",         "ha_priority"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
   if (body.contains("cpus")) {
@@ -423,6 +427,17 @@ Result<EditRequest> ParseEditRequest(const json& body) {
   if (body.contains("autostart")) {
     if (!body["autostart"].is_boolean()) return Status::Invalid("field 'autostart' must be true or false");
     e.autostart = body["autostart"].get<bool>();
+  }
+  if (body.contains("ha")) {
+    if (!body["ha"].is_boolean()) return Status::Invalid("field 'ha' must be true or false");
+    e.ha = body["ha"].get<bool>();
+  }
+  if (body.contains("ha_priority")) {
+    const json& p = body["ha_priority"];
+    if (!p.is_number_integer() || p.get<int64_t>() < 0 || p.get<int64_t>() > 1000) {
+      return Status::Invalid("field 'ha_priority' must be a whole number from 0 to 1000 (higher restarts first)");
+    }
+    e.ha_priority = p.get<int>();
   }
   for (auto key : {"cdrom", "kernel", "initrd", "append", "firmware"}) {
     if (!body.contains(key)) continue;

@@ -66,6 +66,10 @@ struct VmSpec {
   // CPU topology; 0: not set (QEMU lays out `cpus` itself). When set, cpus = sockets * cores * threads.
   int sockets = 0, cores = 0, threads = 0;
   std::vector<std::string> boot_order;  // of "disk", "cdrom", "net"; empty: disk, cdrom
+  // High availability (cluster/ha.h): when its host is lost while it runs,
+  // the pool's HA manager starts it on another host, higher priority first.
+  bool ha = false;
+  int ha_priority = 0;  // 0..1000
 };
 
 // CPU model, topology and boot order, as create and edit requests give them.
@@ -107,6 +111,8 @@ struct EditRequest {
   std::optional<int> cpus;
   std::optional<uint64_t> memory_mib;
   std::optional<bool> autostart;
+  std::optional<bool> ha;
+  std::optional<int> ha_priority;
   std::optional<std::string> cdrom, kernel, initrd, append, firmware;
   // Disks to add: a blank disk of a size (a new volume in the pool of the
   // VM's first disk), or an existing volume no VM uses.

@@ -196,21 +196,32 @@ class Pool:
             s.close()
             return p
         client, peer = f"{self.net}.1:{port()}", f"127.0.0.1:{port_loopback()}"
-        log = open(os.path.join(self.root, "etcd.log"), "a")
         scheme, tls = "http", []
         if self.tls:  # the certificate h1 made when it formed the pool; clients need one from the pool CA
             h1 = self.hosts[0]
             scheme = "https"
             tls = ["--cert-file", h1.tls_file("etcd/server.pem"), "--key-file", h1.tls_file("etcd/server-key.pem"),
                    "--client-cert-auth", "--trusted-ca-file", h1.tls_file("ca.pem")]
-        self.etcd = subprocess.Popen(
-            ["etcd", "--name", "pool", "--data-dir", os.path.join(self.root, "etcd"),
-             "--listen-client-urls", f"{scheme}://{client}", "--advertise-client-urls", f"{scheme}://{client}",
-             "--listen-peer-urls", f"http://{peer}", "--initial-advertise-peer-urls", f"http://{peer}",
-             "--initial-cluster", f"pool=http://{peer}", "--logger", "zap", "--log-level", "error", *tls],
-            stdout=log, stderr=log, start_new_session=True)
+        self.etcd_argv = [
+            "etcd", "--name", "pool", "--data-dir", os.path.join(self.root, "etcd"),
+            "--listen-client-urls", f"{scheme}://{client}", "--advertise-client-urls", f"{scheme}://{client}",
+            "--listen-peer-urls", f"http://{peer}", "--initial-advertise-peer-urls", f"http://{peer}",
+            "--initial-cluster", f"pool=http://{peer}", "--logger", "zap", "--log-level", "error", *tls]
         self.etcd_endpoint = client
-        host, p = client.split(":")
+        self.run_etcd()
+
+    def restart_etcd(self):
+        """etcd killed and started again on its data (an upgrade, a crash): returns the seconds it was away."""
+        t0 = time.time()
+        self.etcd.kill()
+        self.etcd.wait()
+        self.run_etcd()
+        return time.time() - t0
+
+    def run_etcd(self):
+        log = open(os.path.join(self.root, "etcd.log"), "a")
+        self.etcd = subprocess.Popen(self.etcd_argv, stdout=log, stderr=log, start_new_session=True)
+        host, p = self.etcd_endpoint.split(":")
         deadline = time.time() + 20
         while time.time() < deadline:
             try:

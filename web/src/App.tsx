@@ -6,6 +6,7 @@ import { SignIn } from './components/SignIn';
 import { TasksPanel } from './components/TasksPanel';
 import { Tree } from './components/Tree';
 import { CreateVmDialog } from './pages/CreateVm';
+import { HaPage } from './pages/Ha';
 import { HomePage } from './pages/Home';
 import { HostPage } from './pages/Host';
 import { HostDetail } from './pages/HostDetail';
@@ -122,6 +123,8 @@ function Page({ route }: { route: Route }) {
       return <HostPage />;
     case 'hosts':
       return route.host ? <HostDetail key={route.host} name={route.host} /> : <HostsPage />;
+    case 'ha':
+      return <HaPage />;
     case 'home':
       return <HomePage />;
     default:

@@ -30,6 +30,10 @@ export interface Vm {
   append?: string;
   firmware?: string;
   autostart?: boolean;
+  /** In a pool: started on another host when its host is lost, and again when it crashes. */
+  ha?: boolean;
+  /** 0..1000, present when ha is on: HA VMs with a higher one are started first. */
+  ha_priority?: number;
   pid?: number;
   accel?: string;
   started?: number; // unix ms, 0 when not running
@@ -198,6 +202,57 @@ export interface PoolHost {
   /** The storage pools and networks it reaches (may be empty). */
   pools?: string[];
   networks?: string[];
+}
+
+/**
+ * An HA VM as GET /api/v1/ha tells it (src/cluster/ha.h HaState): started
+ * (runs on its host), stopped (by its user: HA leaves it be), fenced (its
+ * host is lost: waiting to be placed), recovering (given to the host `to`,
+ * which is starting it), restarting (crashed; its own host starts it again),
+ * failed (every try failed; a user's start clears it).
+ */
+export type HaState = 'started' | 'stopped' | 'fenced' | 'recovering' | 'restarting' | 'failed';
+
+export interface HaVm {
+  name: string;
+  host: string;
+  priority: number;
+  state: HaState | string;
+  /** Why it is not started ('' when nothing to say). */
+  reason: string;
+  /** Starts tried so far, while a recovery is recorded. */
+  tries?: number;
+  /** The host a recovering VM was given. */
+  to?: string;
+}
+
+/** One decision of the HA manager or a host, e.g. a VM started elsewhere. */
+export interface HaEvent {
+  time_ms: number;
+  host: string;
+  /** '' for the pool's own events (a new manager). */
+  vm: string;
+  message: string;
+}
+
+/** GET /api/v1/ha. */
+export interface HaStatus {
+  /** The host that is HA manager; '' when none is yet. */
+  manager: string;
+  /** False for a host alone (pampad without --cluster): HA does nothing. */
+  enabled: boolean;
+  settings: {
+    heartbeat_ms: number;
+    /** A host whose lease was not renewed for this long is lost; its HA VMs start elsewhere. */
+    lease_ms: number;
+    /** A host that could not renew its lease for this long stops its HA VMs itself. */
+    fence_after_ms: number;
+    /** Starts of one VM before it is failed. */
+    max_tries: number;
+  };
+  vms: HaVm[];
+  /** Oldest first, the last 50. */
+  events: HaEvent[];
 }
 
 /** POST /api/v1/hosts/{host}/maintenance: a task when turned on (the evacuation). */

@@ -8,6 +8,7 @@ import {
   formatPercent,
   formatRate,
   formatRelative,
+  formatTime,
   parseSizeMib,
   stateLabel,
   stateTone,
@@ -75,6 +76,15 @@ describe('formatRelative', () => {
   });
 });
 
+describe('formatTime', () => {
+  it('gives local date and time, with seconds when asked', () => {
+    const t = new Date(2025, 2, 1, 14, 5, 9).getTime();
+    expect(formatTime(t)).toBe('2025-03-01 14:05');
+    expect(formatTime(t, true)).toBe('2025-03-01 14:05:09');
+    expect(formatTime(0)).toBe('—');
+  });
+});
+
 describe('state labels', () => {
   it('names every VM and task state', () => {
     expect(stateLabel('running')).toBe('Running');
@@ -90,6 +100,14 @@ describe('state labels', () => {
     expect(stateTone('crashed')).toBe('bad');
     expect(stateTone('starting')).toBe('busy');
     expect(stateTone('stopped')).toBe('idle');
+  });
+  it("colours an HA VM's state: started, fenced (its host lost), on its way back, failed", () => {
+    expect(stateTone('started')).toBe('ok');
+    expect(stateTone('fenced')).toBe('warn');
+    expect(stateTone('recovering')).toBe('busy');
+    expect(stateTone('restarting')).toBe('busy');
+    expect(stateTone('failed')).toBe('bad');
+    expect(stateLabel('recovering')).toBe('Recovering');
   });
 });
 

@@ -69,12 +69,13 @@ export function formatRelative(ms: number | undefined | null, now = Date.now()):
   return future ? `in ${text}` : `${text} ago`;
 }
 
-/** A unix-ms time as local date and time, "2025-03-01 14:05". */
-export function formatTime(ms: number | undefined | null): string {
+/** A unix-ms time as local date and time, "2025-03-01 14:05" (with seconds: "14:05:09"). */
+export function formatTime(ms: number | undefined | null, seconds = false): string {
   if (!ms) return '—';
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  const time = `${p(d.getHours())}:${p(d.getMinutes())}${seconds ? ':' + p(d.getSeconds()) : ''}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${time}`;
 }
 
 /** 0..1 -> "42 %". */
@@ -109,11 +110,13 @@ export function stateTone(state: string | undefined): 'ok' | 'warn' | 'bad' | 'b
     case 'succeeded':
     case 'ok':
     case 'online':
+    case 'started': // an HA VM's (lib/ha.ts)
       return 'ok';
     case 'paused':
     case 'warn':
     case 'maintenance':
     case 'cancelled':
+    case 'fenced':
       return 'warn';
     case 'crashed':
     case 'failed':
@@ -122,6 +125,8 @@ export function stateTone(state: string | undefined): 'ok' | 'warn' | 'bad' | 'b
       return 'bad';
     case 'starting':
     case 'shutting-down':
+    case 'recovering':
+    case 'restarting':
       return 'busy';
     default:
       return 'idle';

@@ -6,6 +6,7 @@ describe('parseHash: the pool pages', () => {
     expect(parseHash('#/hosts')).toEqual({ page: 'hosts', host: undefined });
     expect(parseHash('#/hosts/node-2')).toEqual({ page: 'hosts', host: 'node-2' });
     expect(parseHash('#/host')).toEqual({ page: 'host' });
+    expect(parseHash('#/ha')).toEqual({ page: 'ha' });
   });
   it('round-trips a host name through hostsHref', () => {
     expect(hostsHref()).toBe('#/hosts');

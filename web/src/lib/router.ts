@@ -1,9 +1,9 @@
-// Hash routing (#/vm/NAME/console, #/storage, #/hosts/NAME, ...): pampad
+// Hash routing (#/vm/NAME/console, #/storage, #/hosts/NAME, #/ha, ...): pampad
 // serves only index.html at /, and the token never appears in a URL.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {
-  page: 'home' | 'vm' | 'storage' | 'networks' | 'repos' | 'host' | 'hosts' | 'notfound';
+  page: 'home' | 'vm' | 'storage' | 'networks' | 'repos' | 'host' | 'hosts' | 'ha' | 'notfound';
   vm?: string;
   tab?: string;
   pool?: string;
@@ -29,6 +29,8 @@ export function parseHash(hash: string): Route {
       return { page: 'host' };
     case 'hosts':
       return { page: 'hosts', host: parts[1] };
+    case 'ha':
+      return { page: 'ha' };
     default:
       return { page: 'notfound' };
   }

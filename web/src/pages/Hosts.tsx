@@ -1,7 +1,7 @@
 // The Hosts page: every host of the pool with its state, the CPUs and
 // memory its running VMs have committed against what it has, its VMs and
-// its heartbeat. Alone (pampad without --cluster) it shows this host, a
-// pool of one, without the pool's columns.
+// its heartbeat, and the way to the HA page. Alone (pampad without
+// --cluster) it shows this host, a pool of one, without the pool's columns.
 import { heartbeatAge, isPool } from '../lib/pool';
 import { hostsHref } from '../lib/router';
 import { useStore } from '../lib/store';
@@ -26,7 +26,8 @@ export function HostsPage() {
       <h1>Hosts</h1>
       {pooled ? (
         <p class="muted">
-          {hosts.length} host(s) in the pool, {online} online. Committed: what the running VMs were given.
+          {hosts.length} host(s) in the pool, {online} online. Committed: what the running VMs were given.{' '}
+          <a href="#/ha">High availability</a>: the VMs started on another host when theirs is lost.
         </p>
       ) : (
         <p class="muted">

@@ -1,69 +1,46 @@
-// The Configuration tab: edits a stopped VM through PATCH (autostart and the
-// CD may change while it runs: the disc is swapped live); pampad's own error
-// messages are shown as they are. Disks and NICs are on the Hardware tab.
+// The Configuration tab: edits a stopped VM through PATCH (autostart, HA and
+// the CD may change while it runs: the disc is swapped live); pampad's own
+// error messages are shown as they are. Disks and NICs are on the Hardware
+// tab. HA shows in a pool of hosts, or when the VM already has it.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { vmPath } from '../api/client';
 import type { Vm } from '../api/types';
 import { FIRMWARE, FIRMWARE_LABELS } from '../lib/format';
+import { isPool } from '../lib/pool';
 import { vmHref } from '../lib/router';
-import { upsertVm } from '../state';
+import { useStore } from '../lib/store';
+import { type ConfigForm, configChanges, configForm } from '../lib/vmconfig';
+import { store, upsertVm } from '../state';
 import { ErrorBox, Field, Select, TextField, useAction } from '../components/ui';
 
-interface Form {
-  cpus: string;
-  memory: string;
-  autostart: boolean;
-  cdrom: string;
-  kernel: string;
-  initrd: string;
-  append: string;
-  firmware: string;
-}
-
-function formOf(vm: Vm): Form {
-  return {
-    cpus: String(vm.cpus),
-    memory: `${vm.memory_mib}M`,
-    autostart: !!vm.autostart,
-    cdrom: vm.cdrom ?? '',
-    kernel: vm.kernel ?? '',
-    initrd: vm.initrd ?? '',
-    append: vm.append ?? '',
-    firmware: vm.firmware || 'bios',
-  };
-}
-
 export function VmConfig({ vm }: { vm: Vm }) {
-  const [form, setForm] = useState<Form>(() => formOf(vm));
+  const [form, setForm] = useState<ConfigForm>(() => configForm(vm));
   const [saved, setSaved] = useState('');
-  const { busy, error, run } = useAction();
-  const base = formOf(vm);
-  useEffect(() => setForm(formOf(vm)), [vm.name]);
+  const { busy, error, setError, run } = useAction();
+  const pooled = useStore(store, (s) => isPool(s.hosts));
+  useEffect(() => setForm(configForm(vm)), [vm.name]);
 
-  const set = <K extends keyof Form>(k: K, v: Form[K]) => {
+  const set = <K extends keyof ConfigForm>(k: K, v: ConfigForm[K]) => {
     setSaved('');
     setForm((f) => ({ ...f, [k]: v }));
   };
 
-  // Only what changed is sent.
-  const changes: Record<string, unknown> = {};
-  if (form.cpus !== base.cpus) changes.cpus = Number(form.cpus);
-  if (form.memory.trim() !== base.memory) changes.memory = form.memory.trim();
-  if (form.autostart !== base.autostart) changes.autostart = form.autostart;
-  for (const k of ['cdrom', 'kernel', 'initrd', 'append', 'firmware'] as const) {
-    if (form[k] !== base[k]) changes[k] = form[k];
-  }
-  const dirty = Object.keys(changes).length > 0;
+  const request = configChanges(form, vm);
+  const dirty = 'error' in request || Object.keys(request.body).length > 0;
   const editable = vm.state === 'stopped' || vm.state === 'crashed';
 
   const save = (e: Event) => {
     e.preventDefault();
+    if ('error' in request) {
+      setError(request.error);
+      return;
+    }
     run(async () => {
-      const updated = await api.patch<Vm>(vmPath(vm.name), changes);
+      const updated = await api.patch<Vm>(vmPath(vm.name), request.body);
       upsertVm(updated);
-      setForm(formOf(updated));
-      setSaved(`saved: ${Object.keys(changes).join(', ')}`);
+      setForm(configForm(updated));
+      setSaved(`saved: ${Object.keys(request.body).join(', ')}`);
     });
   };
 
@@ -71,7 +48,7 @@ export function VmConfig({ vm }: { vm: Vm }) {
     <form class="form config" onSubmit={save}>
       {!editable ? (
         <p class="notice">
-          The VM is {vm.state}: only autostart and the CD-ROM can change now (disks and NICs too, on the <a href={vmHref(vm.name, 'hardware')}>Hardware</a> tab).
+          The VM is {vm.state}: only autostart, HA and the CD-ROM can change now (disks and NICs too, on the <a href={vmHref(vm.name, 'hardware')}>Hardware</a> tab).
           Shut it down to edit the rest (pampad says why if you try).
         </p>
       ) : null}
@@ -90,11 +67,31 @@ export function VmConfig({ vm }: { vm: Vm }) {
         <input type="checkbox" name="autostart" checked={form.autostart} onChange={(e) => set('autostart', e.currentTarget.checked)} />
         Start with pampad (autostart)
       </label>
+      {pooled || vm.ha ? (
+        <div class="grid2">
+          <label class="check">
+            <input type="checkbox" name="ha" checked={form.ha} onChange={(e) => set('ha', e.currentTarget.checked)} />
+            HA: restart on another host if its host is lost (disks must be in a shared pool)
+          </label>
+          <TextField
+            label="HA priority"
+            hint="0 to 1000: higher restarts first"
+            name="ha_priority"
+            type="number"
+            min={0}
+            max={1000}
+            step={1}
+            disabled={!form.ha}
+            value={form.haPriority}
+            onValue={(v) => set('haPriority', v)}
+          />
+        </div>
+      ) : null}
       <div class="row">
         <button type="submit" class="primary" disabled={!dirty || busy}>
           {busy ? 'Saving…' : 'Save'}
         </button>
-        <button type="button" disabled={!dirty || busy} onClick={() => setForm(formOf(vm))}>
+        <button type="button" disabled={!dirty || busy} onClick={() => setForm(configForm(vm))}>
           Revert changes
         </button>
         {saved ? <span class="ok-text">{saved}</span> : null}

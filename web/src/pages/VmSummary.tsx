@@ -73,6 +73,14 @@ export function VmSummary({ vm }: { vm: Vm }) {
         <dd>{vm.host ? <a href={hostsHref(vm.host)}>{vm.host}</a> : '—'}</dd>
         <dt>Autostart</dt>
         <dd>{vm.autostart ? 'yes' : 'no'}</dd>
+        {vm.ha ? (
+          <>
+            <dt>HA</dt>
+            <dd data-testid="summary-ha">
+              <a href="#/ha">on (priority {vm.ha_priority ?? 0})</a>
+            </dd>
+          </>
+        ) : null}
         {vm.pid ? (
           <>
             <dt>QEMU pid</dt>
