@@ -91,6 +91,11 @@ def main():
                 print(f"  {kind:14s} run {i + 1}: fenced {fenced:5.1f} s, QEMU elsewhere {started:5.1f} s, "
                       f"guest ready {ready:5.1f} s (a boot alone: {boot:4.1f} s)")
             results[kind] = (statistics.median(runs), statistics.median(boots))
+    except BaseException:
+        for h in pool.hosts:  # what the hosts said, for the failure at hand
+            print(f"--- {h.name}: pampad {'running' if h.proc and h.proc.poll() is None else 'DOWN'}; its log ends:")
+            print("".join(open(h.log).readlines()[-25:]))
+        raise
     finally:
         pool.teardown()
     print()

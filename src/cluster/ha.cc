@@ -157,18 +157,21 @@ void HaManager::FenceLoop() {
     if (now < deadline) continue;
     auto late = std::chrono::duration_cast<std::chrono::seconds>(now - *renewed).count();
     for (auto& p : procs) {
-      vms_.Fence(p.name, "this host has not renewed its lease for " + std::to_string(late) +
-                             " s (cut off from the store?): another host may start the VM");
+      std::string why = "this host has not renewed its lease for " + std::to_string(late) +
+                        " s (cut off from the store?): another host may start the VM";
+      if (vms_.Fence(p.name, why)) Event(p.name, "fenced: " + why);
     }
   }
 }
 
 void HaManager::Loop() {
   while (Sleep(config_.tick)) {
-    for (auto& name : vms_.DropMovedAway()) Event(name, "runs on another host now: this host's copy is forgotten");
+    for (auto& name : vms_.DropMovedAway())
+      Event(name, "moved or deleted by the pool while this host was cut off: forgotten here");
     if (Elect()) Manage();
     TakeRecoveries();
     RestartOwn();
+    SaveEvents();
   }
 }
 
@@ -379,7 +382,8 @@ void HaManager::TakeRecoveries() {
 void HaManager::RestartOwn() {
   int64_t now = NowMs();
   for (auto& v : vms_.List()) {
-    if (!v.value("ha", false) || v.value("state", "") != Name(VmState::kCrashed)) continue;
+    // (A VM registered a moment ago has published nothing yet.)
+    if (!v.is_object() || !v.value("ha", false) || v.value("state", "") != Name(VmState::kCrashed)) continue;
     std::string name = v.value("name", ""), why = v.value("reason", "");
     auto& [count, since] = own_tries_[name];
     if (now - since > kTriesWindowMs) {
@@ -428,8 +432,22 @@ void HaManager::Event(const std::string& vm, const std::string& message) {
   log::Info("HA: {}{}", vm.empty() ? "" : "vm " + vm + ": ", message);
   events_.Publish({{"type", "ha"}, {"event", e}});
   std::string key = fmt::format("ha/events/{:013d}-{}-{:06d}", now, host_, event_seq_++ % 1000000);
-  Status st = store_.Put(key, e.dump());
-  if (!st.ok()) log::Warn("HA: event not recorded: {}", st.message());
+  MutexLock lock(&mu_);
+  if (unsaved_.size() < config_.events_kept) unsaved_.emplace_back(std::move(key), e.dump());
+}
+
+void HaManager::SaveEvents() {
+  std::vector<std::pair<std::string, std::string>> batch;
+  {
+    MutexLock lock(&mu_);
+    batch.swap(unsaved_);
+  }
+  size_t saved = 0;
+  while (saved < batch.size() && store_.Put(batch[saved].first, batch[saved].second).ok()) ++saved;
+  if (saved == batch.size()) return;
+  // The store is away: keep the rest, in order, for the next tick.
+  MutexLock lock(&mu_);
+  unsaved_.insert(unsaved_.begin(), batch.begin() + static_cast<long>(saved), batch.end());
 }
 
 void HaManager::TrimEvents() {

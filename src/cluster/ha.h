@@ -100,7 +100,11 @@ class HaManager {
   void Manage();
   void RestartOwn();
   void TakeRecoveries();
+  // Logs and publishes a decision, and queues it for the store (SaveEvents:
+  // the fence thread never waits for the store, and a host cut off records
+  // its decisions once it is back).
   void Event(const std::string& vm, const std::string& message);
+  void SaveEvents();
   void TrimEvents();
 
   Store& store_;
@@ -116,6 +120,7 @@ class HaManager {
   bool stopping_ GUARDED_BY(mu_) = false;
   std::thread fence_thread_, loop_thread_;
   std::atomic<int64_t> event_seq_{0};
+  std::vector<std::pair<std::string, std::string>> unsaved_ GUARDED_BY(mu_);  // (key, event) not stored yet
 
   // Owned by the loop thread.
   bool manager_ = false;

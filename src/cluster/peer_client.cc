@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 #include "tls/tls_context.h"
 
@@ -67,21 +68,31 @@ beast::error_code Await(asio::io_context& ioc, Start start) {
   return ec;
 }
 
+// The peer closed the connection before answering anything: on a kept
+// connection, it had closed it while idle and never read the request.
+bool ClosedUnanswered(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe;
+}
+
 // Sends req on a connected stream and reads the answer; *keep: the peer
-// keeps the connection open for another request.
+// keeps the connection open for another request; *closed: the peer closed
+// the connection without a byte of answer (see ClosedUnanswered).
 template <class Stream, class Body>
 Result<PeerReply> Talk(asio::io_context& ioc, Stream& stream, http::request<Body>& hreq, const std::string& url,
-                       bool* keep) {
+                       bool* keep, bool* closed) {
   auto fail = [&](const std::string& what, const beast::error_code& ec) {
     return Status::Unavailable("host at " + url + " " + what + ": " + ec.message());
   };
   if (auto ec = Await(ioc, [&](auto done) { http::async_write(stream, hreq, done); })) {
+    *closed = ClosedUnanswered(ec);
     return fail("did not take the request", ec);
   }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(std::numeric_limits<uint64_t>::max());
   if (auto ec = Await(ioc, [&](auto done) { http::async_read(stream, buffer, parser, done); })) {
+    *closed = ClosedUnanswered(ec) && !parser.got_some() && buffer.size() == 0;
     return fail("did not answer in time", ec);
   }
   auto res = parser.release();
@@ -207,12 +218,25 @@ Result<PeerReply> Exchange(const PeerAddress& to, const std::string& token, http
 
   const std::string key = to.name + " " + url;  // the name its certificate proved, and where
   std::unique_ptr<Connection> c = Kept().Take(key);
+  bool reused = c != nullptr;
   if (!c) {
     PAMPA_ASSIGN_OR_RETURN(c, Connect(to, host, port, secure, timeout));
   }
   c->lowest().expires_after(timeout);  // one budget for the whole call
-  bool keep = false;
-  auto reply = c->tls ? Talk(*c->ioc, *c->tls, hreq, url, &keep) : Talk(*c->ioc, *c->plain, hreq, url, &keep);
+  bool keep = false, closed = false;
+  auto talk = [&] {
+    return c->tls ? Talk(*c->ioc, *c->tls, hreq, url, &keep, &closed)
+                  : Talk(*c->ioc, *c->plain, hreq, url, &keep, &closed);
+  };
+  auto reply = talk();
+  // A kept connection the peer had closed meanwhile (its idle timeout, a
+  // link cut and healed): it never read the request; once more on a new one
+  // (a request with a string body: it can be sent again as it is).
+  if (std::is_same_v<Body, http::string_body> && !reply.ok() && reused && closed) {
+    PAMPA_ASSIGN_OR_RETURN(c, Connect(to, host, port, secure, timeout));
+    c->lowest().expires_after(timeout);
+    reply = talk();
+  }
   if (reply.ok() && keep) {
     c->lowest().expires_never();
     Kept().Put(key, std::move(c));

@@ -1,5 +1,6 @@
 // pampad: the host daemon. Wires the components together, serves the API and
 // waits for a signal. VMs (QEMU) and dnsmasq outlive it; a restart re-attaches.
+#include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -100,9 +101,29 @@ int Fail(const Status& st) {
   return 1;
 }
 
+// An exception nothing caught ends pampad (its VMs run on): say which, and
+// where, before it does.
+[[noreturn]] void OnTerminate() {
+  std::string what = "no exception";
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+      what = "an exception of unknown type";
+    }
+  }
+  log::Error("pampad is ending on an uncaught exception: {}; backtrace:", what);
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+  std::abort();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::set_terminate(OnTerminate);
   CLI::App app{"pampad: the Pampa host daemon"};
   std::string data_dir = "/var/lib/pampa", socket_path = "/run/pampa/pampa.sock", listen = "127.0.0.1:8006";
   std::string run_dir, guest_dir, appliance_dir, default_subnet = "10.88.0.0/24";

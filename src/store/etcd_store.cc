@@ -60,7 +60,10 @@ using namespace std::chrono_literals;
 
 // etcd's bytes fields, decoded; etcd's gateway always sends valid base64.
 std::string Bytes(const json& j, const char* key) {
-  auto bytes = FromBase64(j.value(key, ""));
+  if (!j.is_object()) return std::string();
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::string();
+  auto bytes = FromBase64(it->get_ref<const std::string&>());
   return bytes.ok() ? *bytes : std::string();
 }
 
@@ -77,6 +80,14 @@ std::string PrefixEnd(std::string prefix) {
 }
 
 // etcd's int64s are JSON strings; absent means 0.
+// j[key] when j is an object that has it; else a null that reads as nothing.
+const json& Member(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
 int64_t Int(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end()) return 0;
@@ -447,9 +458,10 @@ class EtcdStore final : public Store {
       (void)CatchUp(revision, kWriteCatchUp);
       return revision;
     }
-    auto responses = r.value("responses", json::array());
-    for (size_t i = 0; i < txn.compares.size() && i < responses.size(); ++i) {
-      auto kvs = responses[i]["response_range"].value("kvs", json::array());
+    const json& responses = Member(r, "responses");
+    for (size_t i = 0; responses.is_array() && i < txn.compares.size() && i < responses.size(); ++i) {
+      const json& range = Member(responses[i], "response_range");
+      json kvs = range.is_object() ? range.value("kvs", json::array()) : json::array();
       std::optional<Versioned> current;
       if (!kvs.empty()) current = ToVersioned(kvs[0]);
       PAMPA_RETURN_IF_ERROR(CheckCompare(txn.compares[i], current));
@@ -859,8 +871,22 @@ class EtcdStore final : public Store {
         auto msg = json::parse(pending.substr(0, nl), nullptr, false);
         pending.erase(0, nl + 1);
         if (!msg.is_object()) continue;
-        if (msg.contains("error")) return Status::Unavailable(msg["error"].value("message", msg["error"].dump()));
-        if (!Apply(msg.value("result", json::object()), next)) return Status::Unavailable("etcd canceled the watch");
+        if (msg.contains("error")) {
+          const json& e = msg["error"];
+          return Status::Unavailable("etcd ended the watch: " +
+                                     (e.is_object() ? e.value("message", e.dump()) : e.dump()));
+        }
+        const json& result = Member(msg, "result");
+        if (!result.is_object()) continue;  // nothing to apply (a keep-alive of the stream)
+        bool applied;
+        try {
+          applied = Apply(result, next);
+        } catch (const json::exception& e) {
+          // A response of a shape this store does not know: reopen the
+          // stream from *next rather than let it end the process.
+          return Status::Unavailable(std::string("etcd sent a watch response this store cannot read: ") + e.what());
+        }
+        if (!applied) return Status::Unavailable("etcd canceled the watch");
         CompactEtcd();
       }
     }

@@ -170,12 +170,12 @@ std::vector<VmManager::HaProcess> VmManager::HaProcesses() {
   return out;
 }
 
-void VmManager::Fence(const std::string& name, const std::string& reason) {
+bool VmManager::Fence(const std::string& name, const std::string& reason) {
   std::shared_ptr<Vm> vm;
   {
     MutexLock lock(&mu_);
     auto it = vms_.find(name);
-    if (it == vms_.end()) return;
+    if (it == vms_.end()) return false;
     vm = it->second;
   }
   pid_t pid;
@@ -187,11 +187,10 @@ void VmManager::Fence(const std::string& name, const std::string& reason) {
     vm->fence_reason = "fenced: " + reason;
   }
   // No lease: whatever an operation is doing, the guest must stop now.
-  if (pid > 0 && !uuid.empty() && ProcessAlive(pid, uuid)) {
-    kill(pid, SIGKILL);
-    log::Warn("vm {}: fenced (QEMU pid {} killed): {}", name, pid, reason);
-    events_.Publish({{"type", "ha"}, {"vm", name}, {"host", config_.hostname}, {"message", "fenced: " + reason}});
-  }
+  if (pid <= 0 || uuid.empty() || !ProcessAlive(pid, uuid)) return false;
+  kill(pid, SIGKILL);
+  log::Warn("vm {}: fenced (QEMU pid {} killed): {}", name, pid, reason);
+  return true;
 }
 
 std::vector<std::string> VmManager::DropMovedAway() {
@@ -208,9 +207,21 @@ std::vector<std::string> VmManager::DropMovedAway() {
     auto spec = vm->Spec();
     if (!spec) continue;
     auto it = owner.find(spec->name);
-    if (it == owner.end() || it->second == config_.hostname) continue;
+    if (it != owner.end() && it->second == config_.hostname) continue;
     auto lease = TryClaim(vm, VmOp::kReconcile);
     if (!lease) continue;  // a migration (or another operation) owns it: it settles it
+    if (it == owner.end()) {
+      // Not in the list: deleted by another host while this one was cut off,
+      // or made here since the list was read. Only the first is forgotten.
+      auto now = store_.Get(SpecKey(vm->spec.name));
+      if (!now.ok() || *now || QemuAlive(vm->State())) continue;
+      Cleanup(*vm);
+      (void)store_.Delete(RuntimeKey(vm->spec.name));
+      Forget(*vm);
+      log::Info("vm {}: deleted from the pool while this host was cut off: forgotten here", vm->spec.name);
+      dropped.push_back(vm->spec.name);
+      continue;
+    }
     if (vm->pid > 0 && ProcessAlive(vm->pid, vm->spec.uuid)) {
       log::Error("vm {}: the store gives it to host {} but its QEMU (pid {}) still ran here: killed", vm->spec.name,
                  it->second, vm->pid);

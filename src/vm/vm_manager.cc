@@ -265,6 +265,7 @@ std::shared_ptr<VmManager::Vm> VmManager::Register(const VmSpec& spec, VmOp op) 
   auto vm = std::make_shared<Vm>(op);
   vm->spec = spec;
   vm->paths = PathsFor(spec);
+  Publish(*vm);  // readers (List, Show) never see a VM without its JSON
   MutexLock lock(&mu_);
   if (vms_.count(spec.name)) return nullptr;
   vms_[spec.name] = vm;

@@ -188,7 +188,8 @@ class VmManager {
   std::vector<HaProcess> HaProcesses();
   // Kills the QEMU of a VM at once, whatever holds it: this host lost its
   // lease, so another may start the VM soon. It becomes crashed with reason.
-  void Fence(const std::string& name, const std::string& reason);
+  // True when a QEMU was killed.
+  bool Fence(const std::string& name, const std::string& reason);
   // Forgets the VMs whose spec in the store names another host now (the HA
   // manager moved them while this host was cut off); a QEMU of one that still
   // runs here is killed first. Skips VMs an operation holds (a migration

@@ -1,11 +1,13 @@
 """High availability on a pool of three hosts (network namespaces, one real etcd, a shared pool): an HA
 VM whose host is cut off, or whose pampad is killed and stays dead, comes back on another host within
 the goal; the old host's copy is fenced before that, and once the old host is back the VM runs exactly
-once with its disk intact (a guest that keeps a counter on its disk never sees it go back). A pampad
+once with its disk intact (a guest that keeps a counter on its disk never sees it go back). A hung
+pampad (SIGSTOP) is fenced by its agent the same way and starts nothing when it wakes; a pampad
 killed and restarted within its lease moves nothing; the HA manager's own host dying hands the
 election over; an etcd restart fences nothing."""
 import glob
 import os
+import signal
 import subprocess
 import time
 
@@ -160,6 +162,23 @@ def test_a_dead_pampad_is_fenced_by_its_agent_and_the_vm_restarts_elsewhere(pool
     assert running_on(pool, uuid) == [new.name]
     assert h3.vm("db")["host"] == new.name
     cleanup(pool, "db")
+
+
+def test_a_hung_pampad_is_fenced_by_its_agent_and_does_not_restart_the_vm_when_it_wakes(pool):
+    h1, h2, h3 = pool.hosts
+    uuid = ha_vm(pool, "hung", "h2")
+    t0 = time.time()
+    h2.proc.send_signal(signal.SIGSTOP)  # alive but answering nothing, renewing nothing
+    try:
+        wait_for("the agent fencing h2's copy", lambda: not h2.qemu_pids(uuid), 10)
+        new, took = recovered(pool, uuid, "hung", h2, h1, t0)
+        assert took < GOAL_S
+    finally:
+        h2.proc.send_signal(signal.SIGCONT)
+    wait_for("h2 online again", lambda: h1.cli_json("host", "show", "h2")["state"] == "online", 30)
+    time.sleep(3)
+    assert running_on(pool, uuid) == [new.name]
+    cleanup(pool, "hung")
 
 
 def test_a_pampad_restarted_within_its_lease_moves_nothing(pool):
