@@ -8,9 +8,15 @@
 #include <filesystem>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/fs.h"
 #include "base/process.h"
 #include "cluster/fence_agent.h"
+#include "net/networks.h"
+#include "qemu/accel.h"
+#include "storage/pools.h"
+#include "task/tasks.h"
+#include "vm/vm_spec.h"
 
 namespace pampa {
 namespace {
@@ -130,6 +136,107 @@ TEST_F(FenceAgentProcessTest, KillsAtTheDeadlineUnlessMovedAndOutlivesItsClient)
   auto log2 = ReadFile((dir_ / "fence.log").string());
   ASSERT_TRUE(log2.ok());
   EXPECT_EQ(log2->find("listening on"), log2->rfind("listening on")) << "a second agent started:\n" << *log2;
+}
+
+// The manager's decisions on a store (a pool of records, no QEMU): this
+// host (h1) is the only online host and too small, so the HA VMs of lost h2
+// wait, with the reason as an event; once h3 with room joins, they go to h3
+// in one transaction each, highest priority first.
+class HaManagerTest : public ::testing::Test {
+ protected:
+  using json = nlohmann::json;
+  void Host(const std::string& name, uint64_t memory_gib, bool alive) {
+    ASSERT_TRUE(store_
+                    ->Put("hosts/" + name + "/info", json{{"name", name},
+                                                          {"url", "http://10.0.0.9:8006"},
+                                                          {"cpus", 4},
+                                                          {"memory_bytes", memory_gib << 30},
+                                                          {"heartbeat_ms", NowMs()}}
+                                                         .dump())
+                    .ok());
+    if (alive) ASSERT_TRUE(store_->Put(HostAliveKey(name), "1").ok());
+  }
+  void HaVm(const std::string& name, int priority, const std::string& state) {
+    VmSpec s;
+    s.name = name;
+    s.uuid = NewUuid();
+    s.memory_mib = 2048;
+    s.host = "h2";
+    s.ha = true;
+    s.ha_priority = priority;
+    ASSERT_TRUE(store_->Put("vms/" + name, ToJson(s).dump()).ok());
+    ASSERT_TRUE(store_->Put(HostRuntimeKey("h2", name), json{{"pid", 42}, {"state", state}}.dump()).ok());
+  }
+  std::string Events() {
+    std::string all;
+    auto events = store_->List("ha/events/");
+    for (auto& [k, v] : *events) {
+      json e = json::parse(v);
+      all += "vm " + e.value("vm", "") + ": " + e.value("message", "") + "\n";
+    }
+    return all;
+  }
+  // Waits for pred over the store, a few seconds at most.
+  bool Eventually(const std::function<bool()>& pred) {
+    for (int i = 0; i < 100; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  std::string HostOf(const std::string& vm) {
+    auto v = store_->Get("vms/" + vm);
+    return v.ok() && *v ? json::parse(**v).value("host", "") : "";
+  }
+
+  std::unique_ptr<Store> store_ = NewMemoryStore();
+  EventBus events_;
+};
+
+TEST_F(HaManagerTest, WaitsWithTheReasonThenPlacesByPriorityOnAHostWithRoom) {
+  Tasks tasks(*store_, events_);
+  Storage storage(*store_, {});
+  Networks networks(*store_, "/tmp");
+  AccelProbe accel("/nonexistent", "", "/tmp");
+  VmManager vms({"/tmp", "/tmp", "h1"}, *store_, storage, networks, tasks, events_, accel);
+  Cluster cluster(*store_, events_, {"h1", "http://10.0.0.1:8006", "t", true}, "");
+  FenceAgent agent("/nonexistent", "/nonexistent", "/nonexistent");
+  HaConfig config;
+  config.tick = 50ms;
+  Host("h1", 1, true);    // this host: too small for a 2 GiB VM
+  Host("h2", 64, false);  // lost: its lease ended
+  HaVm("low", 1, "running");
+  HaVm("high", 900, "running");
+  HaVm("off", 500, "stopped");  // stopped by its user: stays where it is
+  HaManager ha(*store_, cluster, vms, events_, agent, config);
+  ha.Start();
+
+  ASSERT_TRUE(Eventually([&] { return Events().find("vm high: cannot be placed") != std::string::npos; })) << Events();
+  EXPECT_NE(Events().find("of memory free"), std::string::npos) << Events();
+  EXPECT_EQ(HostOf("high"), "h2");
+  auto report = ha.Report();
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ((*report)["manager"], "h1");
+  std::map<std::string, std::string> states;
+  for (auto& v : (*report)["vms"]) states[v["name"]] = v["state"];
+  EXPECT_EQ(states["high"], "fenced");
+  EXPECT_EQ(states["off"], "stopped");
+
+  Host("h3", 64, true);
+  ASSERT_TRUE(Eventually([&] { return HostOf("high") == "h3" && HostOf("low") == "h3"; })) << Events();
+  EXPECT_EQ(HostOf("off"), "h2");
+  auto rec = HaRecordFromJson(json::parse(**store_->Get("ha/state/high")));
+  EXPECT_EQ(rec.state, HaState::kRecovering);
+  EXPECT_EQ(rec.to, "h3");
+  EXPECT_FALSE(*store_->Get(HostRuntimeKey("h2", "high")));  // the lost host's record went with the move
+  std::string events = Events();
+  // Priority order: high was given away before low.
+  size_t high = events.find("vm high: host h2 lost"), low = events.find("vm low: host h2 lost");
+  ASSERT_NE(high, std::string::npos) << events;
+  ASSERT_NE(low, std::string::npos) << events;
+  EXPECT_LT(high, low);
+  EXPECT_NE(events.find("starting the VM on host h3"), std::string::npos);
+  ha.Stop();
 }
 
 }  // namespace
