@@ -222,6 +222,18 @@ void HaManager::Manage() {
     auto spec = VmSpecFromJson(json::parse(v.value, nullptr, false));
     if (spec.ok() && spec->ha && !spec->host.empty()) ha.push_back({*spec, v.mod_revision});
   }
+  // A record of a VM deleted or no longer HA is stale: a new VM of that name
+  // must not inherit it (a "failed" would keep it from ever being recovered).
+  std::set<std::string> names;
+  for (auto& s : ha) names.insert(s.spec.name);
+  for (auto it = recs.begin(); it != recs.end();) {
+    if (names.count(it->first)) {
+      ++it;
+      continue;
+    }
+    (void)store_.CompareAndDelete(StateKey(it->first), it->second.revision);
+    it = recs.erase(it);
+  }
   std::sort(ha.begin(), ha.end(), [](const StoredSpec& a, const StoredSpec& b) {
     return a.spec.ha_priority != b.spec.ha_priority ? a.spec.ha_priority > b.spec.ha_priority
                                                     : a.spec.name < b.spec.name;

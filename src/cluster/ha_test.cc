@@ -208,12 +208,15 @@ TEST_F(HaManagerTest, WaitsWithTheReasonThenPlacesByPriorityOnAHostWithRoom) {
   HaVm("low", 1, "running");
   HaVm("high", 900, "running");
   HaVm("off", 500, "stopped");  // stopped by its user: stays where it is
+  // A record left by a deleted VM of that name, which failed: it goes.
+  ASSERT_TRUE(store_->Put("ha/state/gone", ToJson(HaRecord{HaState::kFailed, "h2", "", 0, 3, {}, "x"}).dump()).ok());
   HaManager ha(*store_, cluster, vms, events_, agent, config);
   ha.Start();
 
   ASSERT_TRUE(Eventually([&] { return Events().find("vm high: cannot be placed") != std::string::npos; })) << Events();
   EXPECT_NE(Events().find("of memory free"), std::string::npos) << Events();
   EXPECT_EQ(HostOf("high"), "h2");
+  EXPECT_TRUE(Eventually([&] { return !*store_->Get("ha/state/gone"); }));
   auto report = ha.Report();
   ASSERT_TRUE(report.ok());
   EXPECT_EQ((*report)["manager"], "h1");
