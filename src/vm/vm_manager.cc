@@ -728,6 +728,8 @@ Status VmManager::Delete(const std::string& name) {
   Cleanup(*vm);
   unlink(VarsPath(name).c_str());
   unlink(CloudInitSeedPath(name).c_str());
+  // A P2V import's range hashes for its second pass (VmImports::RangesPath).
+  unlink((config_.data_dir + "/vms/" + name + ".p2v.json").c_str());
   Forget(*vm);
   lease.Release();
   Status removed = Status::Ok();

@@ -234,7 +234,10 @@ def test_p2v_copies_a_servers_disk_over_ssh_and_a_second_pass_copies_only_change
         tasks = [t for t in d.cli_json("task", "list") if t["type"] == "vm-import" and t["target"] == "phys"]
         log = d.cli_json("task", "show", tasks[-1]["id"])["log"]
         assert any("3 of 64 MiB ranges changed since the last pass" in line for line in log), log
+        hashes = os.path.join(d.data, "vms", "phys.p2v.json")
+        assert os.path.exists(hashes)
         d.cli("vm", "delete", "phys")
+        assert not os.path.exists(hashes), "the second pass's hashes go with the VM"
     finally:
         sshd.stop()
         subprocess.run(["losetup", "-d", dev])
