@@ -1,7 +1,10 @@
 #include "jobs/ovf.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <map>
+#include <regex>
 
 #include "jobs/import_limits.h"
 #include "jobs/xml_doc.h"
@@ -168,6 +171,53 @@ Result<OvfVm> ParseOvf(std::string_view xml) {
     if (Lower(Attr(f, "type")).starts_with("efi")) out.firmware = "uefi";
   }
   return out;
+}
+
+Result<std::map<std::string, OvaDigest>> ParseOvaManifest(std::string_view text) {
+  static const std::regex kLine(R"(^\s*(SHA1|SHA256|SHA512)\s*\(([^()]+)\)\s*=\s*([0-9A-Fa-f]+)\s*$)");
+  std::map<std::string, OvaDigest> out;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    size_t eol = rest.find('\n');
+    std::string line(rest.substr(0, eol));
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    std::smatch m;
+    if (!std::regex_match(line, m, kLine)) {
+      return Status::Invalid("the manifest has a line that is not ALGORITHM(FILE)= HEX: '" + line.substr(0, 80) + "'");
+    }
+    std::string hex = m[3];
+    for (auto& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t want = m[1] == "SHA1" ? 40 : m[1] == "SHA256" ? 64 : 128;
+    if (hex.size() != want)
+      return Status::Invalid("the manifest's " + std::string(m[1]) + " of " + std::string(m[2]) + " is not " +
+                             std::to_string(want) + " hex digits");
+    out[m[2]] = {m[1], hex};
+  }
+  return out;
+}
+
+OvaHasher::OvaHasher(const std::string& algorithm) : ctx_(EVP_MD_CTX_new()) {
+  const EVP_MD* md = algorithm == "SHA1" ? EVP_sha1() : algorithm == "SHA512" ? EVP_sha512() : EVP_sha256();
+  EVP_DigestInit_ex(ctx_, md, nullptr);
+}
+
+OvaHasher::~OvaHasher() { EVP_MD_CTX_free(ctx_); }
+
+void OvaHasher::Update(const void* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
+
+std::string OvaHasher::HexDigest() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx_, md, &n);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) {
+    hex += kHex[md[i] >> 4];
+    hex += kHex[md[i] & 15];
+  }
+  return hex;
 }
 
 }  // namespace pampa

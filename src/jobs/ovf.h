@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace pampa {
 
@@ -37,6 +40,29 @@ struct OvfVm {
 // memory out of range or missing, a disk drive naming a disk the descriptor
 // does not list, disks that are not VMDK, compressed or chunked files.
 Result<OvfVm> ParseOvf(std::string_view xml);
+
+// An OVA's manifest (the .mf member): each file's digest as the exporter
+// computed it, "SHA256(disk1.vmdk)= 3f9a..." per line (SHA1, SHA256 or
+// SHA512). kInvalid for a line of another shape.
+struct OvaDigest {
+  std::string algorithm;  // "SHA1", "SHA256", "SHA512"
+  std::string hex;        // lower case
+};
+Result<std::map<std::string, OvaDigest>> ParseOvaManifest(std::string_view text);
+
+// Computes a digest of the manifest's kinds over data fed piece by piece.
+class OvaHasher {
+ public:
+  explicit OvaHasher(const std::string& algorithm);
+  ~OvaHasher();
+  OvaHasher(const OvaHasher&) = delete;
+  OvaHasher& operator=(const OvaHasher&) = delete;
+  void Update(const void* data, size_t size);
+  std::string HexDigest();  // lower case; ends the hashing
+
+ private:
+  ::evp_md_ctx_st* ctx_;
+};
 
 // "byte * 2^20", "MegaBytes", "byte"... as a multiplier; kInvalid when unknown.
 Result<uint64_t> OvfUnits(const std::string& units);

@@ -128,5 +128,22 @@ TEST(Ovf, RefusesWhatCannotBeImported) {
   EXPECT_NE(ParseOvf("<html/>").status().message().find("not an OVF"), std::string::npos);
 }
 
+TEST(OvaManifest, ReadsEachFilesDigestAndRefusesOtherLines) {
+  auto m = ParseOvaManifest(
+      "SHA256(web.ovf)= 3F9A000000000000000000000000000000000000000000000000000000000000\r\n"
+      "SHA1 (disk1.vmdk) = 0123456789abcdef0123456789abcdef01234567\n\n");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ASSERT_EQ(m->size(), 2u);
+  EXPECT_EQ(m->at("web.ovf").algorithm, "SHA256");
+  EXPECT_EQ(m->at("web.ovf").hex.substr(0, 4), "3f9a");
+  EXPECT_EQ(m->at("disk1.vmdk").algorithm, "SHA1");
+  for (const char* bad : {"MD5(a)= 00", "SHA256(a)= 123", "SHA256 a = 00", "garbage"}) {
+    EXPECT_FALSE(ParseOvaManifest(bad).ok()) << bad;
+  }
+  OvaHasher h("SHA256");
+  h.Update("abc", 3);
+  EXPECT_EQ(h.HexDigest(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 }  // namespace
 }  // namespace pampa

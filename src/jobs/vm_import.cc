@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include "backup/disk_transfer.h"
@@ -53,7 +54,8 @@ struct VmImports::Plan {
     uint64_t capacity = 0;
   };
   std::vector<OvaDisk> ova_disks;
-  std::vector<std::string> macs;  // one per NIC; "" for a new one
+  std::map<std::string, OvaDigest> manifest;  // the OVA's .mf, when it has one
+  std::vector<std::string> macs;              // one per NIC; "" for a new one
   size_t disks() const { return xva ? xva_disks.size() : ova_disks.size(); }
   // What an XvaVm and an OvfVm both say.
   template <typename Described>
@@ -97,6 +99,14 @@ Result<VmImports::Plan> VmImports::ReadOva(const std::string& path) {
     const auto& m = *next;
     if (!m) break;
     if (!m->regular()) continue;
+    if (m->name.ends_with(".mf")) {
+      if (m->size > (1u << 20)) return Status::Invalid(m->name + " in " + path + " is too large for a manifest");
+      std::string text(m->size, '\0');
+      PAMPA_RETURN_IF_ERROR(tar.Read(text.data(), text.size()).Context(path));
+      auto manifest = ParseOvaManifest(text);
+      if (!manifest.ok()) return manifest.status().Context(path + ": " + m->name);
+      plan.manifest = *manifest;
+    }
     if (m->name.ends_with(".ovf")) {
       if (!ovf_name.empty()) return Status::Invalid(path + " holds two OVF descriptors: " + ovf_name + ", " + m->name);
       if (m->size > (16u << 20)) return Status::Invalid(m->name + " in " + path + " is too large for a descriptor");
@@ -107,6 +117,19 @@ Result<VmImports::Plan> VmImports::ReadOva(const std::string& path) {
     members[m->name] = *m;
   }
   if (ovf_name.empty()) return Status::Invalid(path + " holds no .ovf descriptor: not an OVA");
+  // What the manifest lists must be there, and the descriptor as it was made.
+  for (auto& [file, digest] : plan.manifest) {
+    if (!members.count(file)) {
+      return Status::Invalid(path + ": its manifest lists '" + file + "', which the archive does not contain");
+    }
+    if (file != ovf_name) continue;
+    OvaHasher hasher(digest.algorithm);
+    hasher.Update(ovf.data(), ovf.size());
+    if (hasher.HexDigest() != digest.hex) {
+      return Status::Invalid(path + ": " + ovf_name + " does not match the " + digest.algorithm +
+                             " in its manifest: the package is damaged or was changed");
+    }
+  }
   auto vm = ParseOvf(ovf);
   if (!vm.ok()) return vm.status().Context(path);
   plan.TakeHardware(*vm);
@@ -222,6 +245,36 @@ Status VmImports::WriteXvaDisks(const Plan& plan, const VmSpec& spec, TaskContex
   return Status::Ok();
 }
 
+namespace {
+
+// Reads a disk of the package once and compares its digest with the manifest's.
+// (member: its name, at [offset, offset + length) of the package at path.)
+Status CheckOvaMember(const std::string& path, const std::string& member, uint64_t offset, uint64_t length,
+                      const OvaDigest& digest, TaskContext& ctx,
+                      const std::function<void(double, const std::string&)>& progress) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status::Unavailable("cannot read " + path + ": " + std::strerror(errno));
+  posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
+  OvaHasher hasher(digest.algorithm);
+  std::vector<char> buf(1 << 20);
+  for (uint64_t at = 0; at < length;) {
+    if (ctx.cancelled()) return Status::Cancelled("import cancelled");
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - at));
+    ssize_t n = pread(fd.get(), buf.data(), want, static_cast<off_t>(offset + at));
+    if (n <= 0) return Status::Unavailable("cannot read " + member + " in " + path);
+    hasher.Update(buf.data(), static_cast<size_t>(n));
+    at += static_cast<uint64_t>(n);
+    progress(double(at) / double(length), "checking " + member + " against the manifest");
+  }
+  if (hasher.HexDigest() != digest.hex) {
+    return Status::Invalid(member + " in " + path + " does not match the " + digest.algorithm +
+                           " in the package's manifest: the package is damaged or was changed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status VmImports::WriteOvaDisks(const Plan& plan, const VmSpec& spec, TaskContext& ctx, VmSpec* made) {
   uint64_t total = 0, done = 0;
   for (auto& d : plan.ova_disks) total += d.length;
@@ -234,11 +287,21 @@ Status VmImports::WriteOvaDisks(const Plan& plan, const VmSpec& spec, TaskContex
       ctx.Log("disk " + std::to_string(i) + ": blank, " + FormatSize(src.capacity));
       continue;
     }
-    ctx.Log("disk " + std::to_string(i) + ": " + src.member + " into " + d.pool + "/" + d.volume);
-    auto progress = [&](double f) {
-      ctx.Progress(total ? 0.99 * (double(done) + f * double(src.length)) / double(total) : 0,
-                   "converting " + src.member);
+    // Checked against the manifest first (a read of the disk), then converted:
+    // each is half of the disk's share of the progress.
+    auto digest = plan.manifest.find(src.member);
+    bool check = digest != plan.manifest.end();
+    auto step = [&](double start, double f, const std::string& what) {
+      double share = check ? 0.5 : 1.0;
+      ctx.Progress(total ? 0.99 * (double(done) + (start + share * f) * double(src.length)) / double(total) : 0, what);
     };
+    if (check) {
+      PAMPA_RETURN_IF_ERROR(CheckOvaMember(plan.path, src.member, src.offset, src.length, digest->second, ctx,
+                                           [&](double f, const std::string& what) { step(0, f, what); }));
+      ctx.Log(src.member + ": matches the " + digest->second.algorithm + " in the package's manifest");
+    }
+    ctx.Log("disk " + std::to_string(i) + ": " + src.member + " into " + d.pool + "/" + d.volume);
+    auto progress = [&](double f) { step(check ? 0.5 : 0, f, "converting " + src.member); };
     auto vol = storage_.ImportVolumeSlice(d.pool, d.volume, plan.path, src.offset, src.length, "vmdk",
                                           src.member + " in " + plan.path, progress, ctx.cancel_flag());
     if (!vol.ok()) return vol.status();

@@ -2,6 +2,7 @@
 tests/integration/xva.py as xapi writes one, from the guest's disk) and an OVA (a qemu-img VMDK and an
 OVF). Each import keeps the disk byte for byte, takes the export's hardware, and boots; a PV guest and a
 damaged block are refused and leave nothing behind."""
+import hashlib
 import os
 import subprocess
 import tarfile
@@ -144,9 +145,15 @@ def test_ova_import_converts_the_vmdk_in_place_and_boots(pampad):
     ovf = os.path.join(d.root, "appliance.ovf")
     with open(ovf, "w") as f:
         f.write(OVF.format(vmdk_size=os.path.getsize(vmdk), capacity=os.path.getsize(raw)))
+    # The manifest VMware's ovftool writes beside them: each file's SHA256, checked before anything is made.
+    mf = os.path.join(d.root, "appliance.mf")
+    with open(mf, "w") as f:
+        for name, path in (("appliance.ovf", ovf), ("disk1.vmdk", vmdk)):
+            f.write(f"SHA256({name})= {hashlib.sha256(open(path, 'rb').read()).hexdigest()}\n")
     ova = os.path.join(d.root, "appliance.ova")
     with tarfile.open(ova, "w", format=tarfile.USTAR_FORMAT) as t:
         t.add(ovf, "appliance.ovf")  # the descriptor first, as the OVF standard asks
+        t.add(mf, "appliance.mf")
         t.add(vmdk, "disk1.vmdk")
 
     d.cli("vm", "import", "ova1", "--ova", ova)
@@ -163,6 +170,17 @@ def test_ova_import_converts_the_vmdk_in_place_and_boots(pampad):
         t.add(ovf, "appliance.ovf")
     assert "which the archive does not contain" in refused(d, "vm", "import", "ova2", "--ova", broken)
     assert not leftovers(d, "ova2")
+
+    # A disk that is not what its manifest says (damaged in transit) is refused, and leaves nothing.
+    with open(mf, "w") as f:
+        f.write(f"SHA256(disk1.vmdk)= {'0' * 64}\n")
+    damaged = os.path.join(d.root, "damaged.ova")
+    with tarfile.open(damaged, "w", format=tarfile.USTAR_FORMAT) as t:
+        t.add(ovf, "appliance.ovf")
+        t.add(mf, "appliance.mf")
+        t.add(vmdk, "disk1.vmdk")
+    assert "does not match the SHA256 in the package's manifest" in refused(d, "vm", "import", "ova3", "--ova", damaged)
+    assert not leftovers(d, "ova3")
 
 
 def test_pampad_killed_mid_import_leaves_nothing(pampad):
