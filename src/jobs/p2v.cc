@@ -102,6 +102,12 @@ Result<RemoteMachine> RemoteHost::Describe(const std::vector<std::string>& devic
   }
   if (kib == 0) return Status::Invalid(where_ + " has no MemTotal in /proc/meminfo: is it a Linux server?");
   m.memory_mib = std::clamp<uint64_t>(kib / 1024, 256, 1024 * 1024);
+  // A server that booted through UEFI has /sys/firmware/efi: its disks
+  // carry an EFI system partition and no BIOS boot code, so the VM must too.
+  if (sftp_attributes efi = sftp_stat(s_.sftp, "/sys/firmware/efi")) {
+    if (efi->type == SSH_FILEXFER_TYPE_DIRECTORY) m.firmware = "uefi";
+    sftp_attributes_free(efi);
+  }
   for (const auto& device : devices) {
     PAMPA_RETURN_IF_ERROR(CheckDevicePath(device));
     // /dev/disk/by-id/... are links: the kernel's name is the link's end.

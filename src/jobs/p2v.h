@@ -39,6 +39,7 @@ struct RemoteDisk {
 struct RemoteMachine {
   int cpus = 1;
   uint64_t memory_mib = 0;
+  std::string firmware = "bios";  // "uefi" when the server booted through UEFI
   std::vector<RemoteDisk> disks;
 };
 

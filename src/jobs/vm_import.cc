@@ -411,6 +411,7 @@ Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
   spec.uuid = NewUuid();
   spec.cpus = machine.cpus;
   spec.memory_mib = machine.memory_mib;
+  spec.firmware = machine.firmware;
   spec.host = vms_.config().hostname;
   PAMPA_ASSIGN_OR_RETURN(spec.disks, NewDisks(req, machine.disks.size()));
   spec.nics.push_back({req.network, NewMac()});
@@ -422,7 +423,8 @@ Result<std::string> VmImports::ImportFromHost(const ImportRequest& req) {
         VmManager::Hold owned = std::move(*held);  // given back on every return
         auto start = std::chrono::steady_clock::now();
         ctx.Log("copying " + std::to_string(machine.disks.size()) + " disk(s) of " + host->Describe() + " (" +
-                std::to_string(machine.cpus) + " CPU(s), " + std::to_string(machine.memory_mib) + " MiB)");
+                std::to_string(machine.cpus) + " CPU(s), " + std::to_string(machine.memory_mib) + " MiB, " +
+                machine.firmware + ")");
         VmSpec made{.name = spec.name};
         std::vector<std::vector<std::string>> hashes(machine.disks.size());
         DiskProgress progress{ctx};

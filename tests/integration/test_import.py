@@ -252,6 +252,8 @@ def test_p2v_copies_a_servers_disk_over_ssh_and_a_second_pass_copies_only_change
         tasks = [t for t in d.cli_json("task", "list") if t["type"] == "vm-import" and t["target"] == "phys"]
         log = d.cli_json("task", "show", tasks[-1]["id"])["log"]
         assert any("3 of 64 MiB ranges changed since the last pass" in line for line in log), log
+        # The server's firmware: this machine booted through BIOS (a UEFI server has /sys/firmware/efi).
+        assert d.vm("phys")["firmware"] == ("uefi" if os.path.isdir("/sys/firmware/efi") else "bios")
         hashes = os.path.join(d.data, "vms", "phys.p2v.json")
         assert os.path.exists(hashes)
         d.cli("vm", "delete", "phys")
