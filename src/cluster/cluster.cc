@@ -21,7 +21,6 @@ namespace {
 using json = nlohmann::json;
 
 std::string InfoKey(const std::string& host) { return "hosts/" + host + "/info"; }
-std::string AliveKey(const std::string& host) { return HostAliveKey(host); }
 
 // "hosts/<host>/info" -> host; "" for other keys under hosts/.
 std::string HostOfInfoKey(const std::string& key) {
@@ -182,7 +181,7 @@ Status Cluster::RenewLease(int64_t* lease) {
   }
   auto ttl = std::chrono::duration_cast<std::chrono::seconds>(config_.lost_after);
   PAMPA_ASSIGN_OR_RETURN(*lease, store_.GrantLease(ttl));
-  return store_.PutWithLease(AliveKey(config_.host), std::to_string(NowMs()), *lease);
+  return store_.PutWithLease(HostAliveKey(config_.host), std::to_string(NowMs()), *lease);
 }
 
 void Cluster::HeartbeatLoop(int64_t lease) {

@@ -20,7 +20,10 @@ namespace {
 constexpr const char* kManagerKey = "ha/manager";
 constexpr int64_t kTriesWindowMs = 10 * 60 * 1000;  // a VM's own restarts are counted over this
 
-std::string StateKey(const std::string& vm) { return "ha/state/" + vm; }
+constexpr std::string_view kStatePrefix = "ha/state/", kEventsPrefix = "ha/events/";
+std::string StateKey(const std::string& vm) { return std::string(kStatePrefix) + vm; }
+// "ha/state/<vm>" -> vm.
+std::string VmOfStateKey(const std::string& key) { return key.substr(kStatePrefix.size()); }
 std::string SpecKey(const std::string& vm) { return "vms/" + vm; }
 
 struct StoredSpec {
@@ -203,7 +206,7 @@ bool HaManager::Elect() {
 void HaManager::Manage() {
   auto hosts = cluster_.Hosts();
   auto specs = store_.ListVersioned("vms/");
-  auto records = store_.ListVersioned("ha/state/");
+  auto records = store_.ListVersioned(std::string(kStatePrefix));
   if (!hosts.ok() || !specs.ok() || !records.ok()) return;
   std::map<std::string, HostRecord> by_name;
   for (auto& h : *hosts) by_name[h.name] = h;
@@ -214,8 +217,7 @@ void HaManager::Manage() {
   }
   std::map<std::string, StoredRecord> recs;
   for (auto& [key, v] : records->items) {
-    recs[key.substr(std::string("ha/state/").size())] = {HaRecordFromJson(json::parse(v.value, nullptr, false)),
-                                                         v.mod_revision};
+    recs[VmOfStateKey(key)] = {HaRecordFromJson(json::parse(v.value, nullptr, false)), v.mod_revision};
   }
   std::vector<StoredSpec> ha;
   for (auto& [key, v] : specs->items) {
@@ -354,12 +356,12 @@ void HaManager::Manage() {
 }
 
 void HaManager::TakeRecoveries() {
-  auto records = store_.ListVersioned("ha/state/");
+  auto records = store_.ListVersioned(std::string(kStatePrefix));
   if (!records.ok()) return;
   for (auto& [key, v] : records->items) {
     HaRecord rec = HaRecordFromJson(json::parse(v.value, nullptr, false));
     if (rec.state != HaState::kRecovering || rec.to != host_) continue;
-    std::string name = key.substr(std::string("ha/state/").size());
+    std::string name = VmOfStateKey(key);
     Status st = vms_.Adopt(name);
     if (st.ok()) {
       auto shown = vms_.Show(name);
@@ -443,7 +445,7 @@ void HaManager::Event(const std::string& vm, const std::string& message) {
   json e = {{"time_ms", now}, {"host", host_}, {"vm", vm}, {"message", message}};
   log::Info("HA: {}{}", vm.empty() ? "" : "vm " + vm + ": ", message);
   events_.Publish({{"type", "ha"}, {"event", e}});
-  std::string key = fmt::format("ha/events/{:013d}-{}-{:06d}", now, host_, event_seq_++ % 1000000);
+  std::string key = fmt::format("{}{:013d}-{}-{:06d}", kEventsPrefix, now, host_, event_seq_++ % 1000000);
   MutexLock lock(&mu_);
   if (unsaved_.size() < config_.events_kept) unsaved_.emplace_back(std::move(key), e.dump());
 }
@@ -463,7 +465,7 @@ void HaManager::SaveEvents() {
 }
 
 void HaManager::TrimEvents() {
-  auto events = store_.List("ha/events/");
+  auto events = store_.List(std::string(kEventsPrefix));
   if (!events.ok() || events->size() <= config_.events_kept) return;
   Txn txn;
   for (size_t i = 0; i + config_.events_kept < events->size(); ++i) txn.Delete((*events)[i].first);
@@ -474,13 +476,13 @@ Result<json> HaManager::Report() {
   PAMPA_ASSIGN_OR_RETURN(auto manager, store_.Get(kManagerKey));
   PAMPA_ASSIGN_OR_RETURN(auto hosts, cluster_.Hosts());
   PAMPA_ASSIGN_OR_RETURN(auto specs, store_.List("vms/"));
-  PAMPA_ASSIGN_OR_RETURN(auto records, store_.List("ha/state/"));
-  PAMPA_ASSIGN_OR_RETURN(auto events, store_.List("ha/events/"));
+  PAMPA_ASSIGN_OR_RETURN(auto records, store_.List(std::string(kStatePrefix)));
+  PAMPA_ASSIGN_OR_RETURN(auto events, store_.List(std::string(kEventsPrefix)));
   std::map<std::string, HostState> host_state;
   for (auto& h : hosts) host_state[h.name] = h.state;
   std::map<std::string, HaRecord> recs;
   for (auto& [key, value] : records) {
-    recs[key.substr(std::string("ha/state/").size())] = HaRecordFromJson(json::parse(value, nullptr, false));
+    recs[VmOfStateKey(key)] = HaRecordFromJson(json::parse(value, nullptr, false));
   }
   json vms = json::array();
   for (auto& [key, value] : specs) {

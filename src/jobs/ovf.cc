@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 
+#include "backup/chunk_codec.h"
 #include "jobs/import_limits.h"
 #include "jobs/xml_doc.h"
 #include "vm/vm_spec.h"
@@ -211,13 +212,7 @@ std::string OvaHasher::HexDigest() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(ctx_, md, &n);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < n; ++i) {
-    hex += kHex[md[i] >> 4];
-    hex += kHex[md[i] & 15];
-  }
-  return hex;
+  return ToHex(std::string(reinterpret_cast<const char*>(md), n));
 }
 
 }  // namespace pampa

@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "backup/chunk_codec.h"
 #include "jobs/import_limits.h"
 #include "jobs/xml_doc.h"
 #include "vm/vm_spec.h"
@@ -239,13 +240,7 @@ Result<std::string> XvaBlockDigest(std::string_view kind, std::string_view data)
     if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha1(), nullptr) != 1) {
       return Status::Internal("SHA-1 is not available from OpenSSL");
     }
-    std::string hex;
-    for (unsigned int i = 0; i < n; ++i) {
-      char b[3];
-      std::snprintf(b, sizeof(b), "%02x", md[i]);
-      hex += b;
-    }
-    return hex;
+    return ToHex(std::string(reinterpret_cast<const char*>(md), n));
   }
   return Status::Invalid("'" + std::string(kind) + "' is not a checksum kind of XVA blocks (.checksum, .xxhash)");
 }

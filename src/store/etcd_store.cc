@@ -79,7 +79,6 @@ std::string PrefixEnd(std::string prefix) {
   return std::string(1, '\0');  // every key
 }
 
-// etcd's int64s are JSON strings; absent means 0.
 // j[key] when j is an object that has it; else a null that reads as nothing.
 const json& Member(const json& j, const char* key) {
   static const json kNull;
@@ -88,6 +87,7 @@ const json& Member(const json& j, const char* key) {
   return it == j.end() ? kNull : *it;
 }
 
+// etcd's int64s are JSON strings; absent means 0.
 int64_t Int(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end()) return 0;
