@@ -6,7 +6,7 @@ GUEST ?= $(BUILD)/guest
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool bench-import bench-ha format clean
+.PHONY: all deps build web guest run test unit integration bench bench-web bench-backup bench-restore bench-store bench-pool bench-import bench-ha bench-density format clean
 
 all: build
 
@@ -72,6 +72,10 @@ bench-pool: build guest
 # HA: from a host's loss (link cut, pampad killed) to the guest ready on another host.
 bench-ha: build guest
 	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/ha_bench.py
+
+# Density: idle guests with static against dynamic memory + KSM; pampad's own cost with 50 VMs.
+bench-density: build guest
+	@PAMPA_BUILD=$(abspath $(BUILD)) PAMPA_GUEST=$(abspath $(GUEST)) PAMPA_ACCEL=tcg $(PYTHON) bench/density_bench.py
 
 # Imports: XVA and P2V against dd and qemu-img convert of the same disk, cold caches.
 bench-import: build

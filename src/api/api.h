@@ -19,6 +19,7 @@
 #include "jobs/vm_import.h"
 #include "net/networks.h"
 #include "qemu/accel.h"
+#include "resources/metrics.h"
 #include "storage/pools.h"
 #include "task/tasks.h"
 #include "vm/vm_manager.h"
@@ -43,6 +44,7 @@ struct ApiContext {
   WebSocketTickets& tickets;
   PoolJoins& joins;
   HaManager& ha;
+  Metrics& metrics;
   std::string version;
   std::string hostname;
   std::string data_dir;
@@ -64,6 +66,8 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx);
 void RegisterClusterRoutes(Router& r, ApiContext& ctx);
 // Tickets for the WebSocket endpoints, and keys typed into a VM's console.
 void RegisterConsoleRoutes(Router& r, ApiContext& ctx);
+// Metrics (a VM's and the host's history, /metrics for Prometheus), capacity and KSM.
+void RegisterResourceRoutes(Router& r, ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterVmRoutes(r, ctx);
@@ -75,6 +79,7 @@ inline void RegisterAllRoutes(Router& r, ApiContext& ctx) {
   RegisterBackupRoutes(r, ctx);
   RegisterClusterRoutes(r, ctx);
   RegisterConsoleRoutes(r, ctx);
+  RegisterResourceRoutes(r, ctx);
 }
 
 // The request body as an object with only the allowed fields.

@@ -413,12 +413,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     }
   }
 
-  bool Authorized(const http::fields& head) const {
+  bool Authorized(const http::fields& head, bool metrics = false) const {
     if (!needs_token_) return true;
     auto auth = head[http::field::authorization];
     std::string prefix = "Bearer ";
-    return auth.size() > prefix.size() && auth.substr(0, prefix.size()) == prefix &&
-           ConstantTimeEqual(std::string(auth.substr(prefix.size())), shared_.opts.token);
+    if (auth.size() <= prefix.size() || auth.substr(0, prefix.size()) != prefix) return false;
+    std::string given(auth.substr(prefix.size()));
+    return ConstantTimeEqual(given, shared_.opts.token) ||
+           (metrics && !shared_.opts.metrics_token.empty() && ConstantTimeEqual(given, shared_.opts.metrics_token));
   }
 
   // A request's path with runs of '/' made one: the router ignores empty
@@ -455,14 +457,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
     r.forwarded_from = std::string(req["Pampa-Forwarded"]);
     r.from_pool_host = !needs_token_ || !caller_.host.empty();
     keep_alive_ = req.keep_alive();
-    if (r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
+    // Prometheus scrapes /metrics, with the API token or the metrics token.
+    const bool metrics = r.path == "/metrics" && r.method == "GET";
+    if (!metrics && r.path.rfind("/api/", 0) != 0) return ServeFile(req, r.path);
     if (!FromPoolHost(req, r.path)) return SendError(403, kPeerOnly);
     if (beast::iequals(req[http::field::upgrade], kConsoleStream)) return ConsoleStream(std::move(req), r.path);
     if (websocket::is_upgrade(req)) {
       std::string ticket = r.query.count("ticket") ? r.query["ticket"] : "";
       return Upgrade(std::move(req), r.path, ticket);
     }
-    if (!Authorized(req) && !OpenToAll(r.method, r.path)) return SendError(401, kNeedToken);
+    if (!Authorized(req, metrics) && !OpenToAll(r.method, r.path)) return SendError(401, kNeedToken);
     r_path_ = r.path;
     r.body = std::move(req.body());
     asio::post(shared_.workers, [self = this->shared_from_this(), r = std::move(r)]() mutable {

@@ -32,6 +32,7 @@ struct HttpServerOptions {
   std::string tcp_address;  // empty: none
   uint16_t tcp_port = 0;    // 0: pick a free port
   std::string token;
+  std::string metrics_token;  // also opens GET /metrics (for Prometheus), and nothing else
   int io_threads = 2;
   int workers = 8;
   std::string ui_dir;  // the built web console; empty: none

@@ -22,7 +22,7 @@ std::set<std::string> SpecOperations() {
   EXPECT_TRUE(in.good());
   std::set<std::string> ops;
   std::string line, path;
-  std::regex path_re("^  (/api/[^:]+):\\s*$"), op_re("^    (get|post|put|patch|delete):");
+  std::regex path_re("^  (/[^:]+):\\s*$"), op_re("^    (get|post|put|patch|delete):");
   std::smatch m;
   while (std::getline(in, line)) {
     if (std::regex_search(line, m, path_re)) {
@@ -59,8 +59,9 @@ TEST(OpenApi, SpecMatchesServedRoutes) {
   VmImports imports(vms, storage, networks, tasks, events);
   FenceAgent fence_agent("/nonexistent", "/nonexistent", "/nonexistent");
   HaManager ha(*store, cluster, vms, events, fence_agent, HaConfig{});
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, imports, storage, networks,
-                 tasks, accel, cluster, migrations, tickets, joins,     ha,     "test",  "test",  "/tmp"};
+  Metrics metrics({"/tmp", "test"}, vms, events);
+  ApiContext ctx{vms,   jobs,    live,       files,   repos, schedules, drills,  imports, storage, networks, tasks,
+                 accel, cluster, migrations, tickets, joins, ha,        metrics, "test",  "test",  "/tmp"};
   Router router;
   RegisterAllRoutes(router, ctx);
 

@@ -100,6 +100,15 @@ void RegisterVmRoutes(Router& r, ApiContext& ctx) {
   r.Add("GET", "/api/v1/vms/{name}", [&](const HttpRequest& req) {
     auto text = ctx.vms.ShowText(req.params.at("name"));
     if (!text.ok()) return ErrorResponse(text.status());
+    constexpr std::string_view kMin = "\"memory_min_mib\":";
+    size_t min = text->find(kMin);
+    if (min != std::string::npos && text->compare(min + kMin.size(), 1, "0") != 0) {  // dynamic: what it has now
+      auto vm = json::parse(*text, nullptr, false);
+      if (auto assigned = ctx.metrics.Assigned(vm.value("uuid", ""))) {
+        vm["balloon_mib"] = *assigned >> 20;
+        return HttpResponse{200, vm};
+      }
+    }
     return HttpResponse{200, {}, std::move(*text), "application/json"};
   });
 

@@ -101,8 +101,8 @@ Result<std::chrono::seconds> ParseDuration(const std::string& text) {
     return Status::Invalid("duration '" + text + "' " + hint + " (e.g. 90s, 10m, 2h)");
   };
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (!text.empty() && std::all_of(text.begin(), text.end(), digit)) return bad("needs a unit: s, m or h");
-  if (text.size() < 2) return bad("needs a number and a unit: s, m or h");
+  if (!text.empty() && std::all_of(text.begin(), text.end(), digit)) return bad("needs a unit: s, m, h, d or w");
+  if (text.size() < 2) return bad("needs a number and a unit: s, m, h, d or w");
   char unit = text.back();
   std::string digits = text.substr(0, text.size() - 1);
   if (!std::all_of(digits.begin(), digits.end(), digit)) return bad("is not a duration");
@@ -115,8 +115,12 @@ Result<std::chrono::seconds> ParseDuration(const std::string& text) {
       return std::chrono::seconds(n * 60);
     case 'h':
       return std::chrono::seconds(n * 3600);
+    case 'd':
+      return std::chrono::seconds(n * 86400);
+    case 'w':
+      return std::chrono::seconds(n * 7 * 86400);
     default:
-      return bad("has an unknown unit '" + std::string(1, unit) + "': use s, m or h");
+      return bad("has an unknown unit '" + std::string(1, unit) + "': use s, m, h, d or w");
   }
 }
 

@@ -264,6 +264,78 @@ void AddHostCommands(CLI::App& app, Globals& g) {
     });
   }
   {
+    auto since = std::make_shared<std::string>("1h");
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = host->add_subcommand("stats", "this host's CPU, memory, load and KSM history");
+    cmd->add_option("--since", *since, "how far back: 10m, 1h, 1d, 7w...")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON (every point)");
+    Bind(cmd, g, [&g, since, as_json] {
+      return PrintStats(g.client().Call("GET", "/api/v1/host/stats?since=" + *since), *as_json,
+                        {{"cpu_percent", "CPU", "%"},
+                         {"memory_used_bytes", "MEMORY USED", "B"},
+                         {"memory_total_bytes", "OF", "B"},
+                         {"load1", "LOAD", ""},
+                         {"ksm_saved_bytes", "KSM SAVES", "B"}});
+    });
+  }
+  {
+    auto cpus = std::make_shared<int>(1);
+    auto memory = std::make_shared<std::string>("256M");
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = host->add_subcommand(
+        "capacity", "physical against committed CPU and memory, balloon and KSM savings, and how many more VMs fit");
+    cmd->add_option("--cpus", *cpus, "the size of VM to count: vCPUs")->capture_default_str();
+    cmd->add_option("--memory", *memory, "the size of VM to count: memory")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, cpus, memory, as_json] {
+      auto r = g.client().Call("GET", "/api/v1/host/capacity?cpus=" + std::to_string(*cpus) + "&memory=" + *memory);
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      const nlohmann::json& c = *r;
+      const nlohmann::json& ksm = c["ksm"];
+      auto bytes = [&](const char* key) { return HumanSize(c.value(key, uint64_t{0})); };
+      std::cout << "cpus:      " << c.value("vcpus", 0) << " vCPUs of " << c.value("vms_running", 0)
+                << " running VM(s) on " << c.value("cpus", 0) << " host CPUs (overcommit "
+                << c.value("cpu_overcommit", 0.0) << "x)\n"
+                << "memory:    " << bytes("memory_committed_bytes") << " committed ("
+                << bytes("memory_min_committed_bytes") << " at the dynamic minimums) of " << bytes("memory_bytes")
+                << " (overcommit " << c.value("memory_overcommit", 0.0) << "x)\n"
+                << "available: " << bytes("free_bytes") << "; the balloon controller keeps " << bytes("reserve_bytes")
+                << " free\n"
+                << "balloon:   saves " << bytes("balloon_saved_bytes") << "\n"
+                << "ksm:       " << (ksm.value("run", false) ? "on" : "off") << ", saves "
+                << HumanSize(ksm.value("saved_bytes", uint64_t{0})) << "\n"
+                << "fits:      " << c["fits"].value("count", 0) << " more VM(s) of " << c["fits"].value("cpus", 0)
+                << " vCPU and " << HumanSize(c["fits"].value("memory_bytes", uint64_t{0})) << " (by memory)\n";
+      return 0;
+    });
+  }
+  {
+    auto state = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd =
+        host->add_subcommand("ksm", "kernel samepage merging: on or off, or without an argument what it saves now");
+    cmd->add_option("state", *state, "on or off");
+    cmd->add_flag("--json", *as_json, "print JSON");
+    Bind(cmd, g, [&g, state, as_json] {
+      if (!state->empty() && *state != "on" && *state != "off") return PrintError("host ksm takes on or off");
+      auto r = state->empty() ? g.client().Call("GET", "/api/v1/host/ksm")
+                              : g.client().Call("PUT", "/api/v1/host/ksm", {{"on", *state == "on"}});
+      if (!r.ok()) return PrintError(r.status().message());
+      if (*as_json) {
+        PrintJson(*r);
+        return 0;
+      }
+      std::cout << "ksm: " << (r->value("run", false) ? "on" : "off") << ", " << r->value("pages_sharing", 0)
+                << " pages share " << r->value("pages_shared", 0) << ", saving "
+                << HumanSize(r->value("saved_bytes", uint64_t{0})) << "\n";
+      return 0;
+    });
+  }
+  {
     auto ttl = std::make_shared<std::string>("1h");
     auto as_json = std::make_shared<bool>(false);
     auto cmd = host->add_subcommand(

@@ -3,6 +3,7 @@
 #include <tuple>
 
 #include "base/fs.h"
+#include "base/units.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 
@@ -12,6 +13,55 @@ namespace {
 using json = nlohmann::json;
 
 std::string VmPath(const std::string& name) { return "/api/v1/vms/" + name; }
+
+// --disk-iops/--disk-bps [--disk N] and --net-bps [--nic N] of vm edit, as the
+// request's disk_limits and nic_limits; without --disk (--nic), for every one
+// the VM has. Returns 0, or the exit code of an error it printed.
+int DeviceLimits(Globals& g, const CLI::App& cmd, const std::string& vm, uint64_t iops, const std::string& disk_bps,
+                 unsigned disk, const std::string& net_bps, unsigned nic, json* body) {
+  bool disks = cmd.count("--disk-iops") || cmd.count("--disk-bps"), nics = cmd.count("--net-bps");
+  if (cmd.count("--disk") && !disks) return PrintError("--disk goes with --disk-iops or --disk-bps");
+  if (cmd.count("--nic") && !nics) return PrintError("--nic goes with --net-bps");
+  if (!disks && !nics) return 0;
+  auto bytes = [](const std::string& flag, const std::string& text) -> Result<uint64_t> {
+    if (text == "0") return uint64_t{0};
+    auto size = ParseSize(text);
+    if (!size.ok()) return size.status().Context(flag + " (bytes per second, e.g. 20M; 0: no limit)");
+    return *size;
+  };
+  Result<json> shown = json::object();
+  if ((disks && !cmd.count("--disk")) || (nics && !cmd.count("--nic"))) shown = g.client().Call("GET", VmPath(vm));
+  if (!shown.ok()) return PrintError(shown.status().message());
+  auto indexes = [&](const char* flag, const char* list, unsigned one) {
+    std::vector<size_t> all;
+    if (cmd.count(flag)) return std::vector<size_t>{one};
+    for (size_t i = 0; i < shown->value(list, json::array()).size(); ++i) all.push_back(i);
+    return all;
+  };
+  if (disks) {
+    json limit = json::object();
+    if (cmd.count("--disk-iops")) limit["iops"] = iops;
+    if (cmd.count("--disk-bps")) {
+      auto b = bytes("--disk-bps", disk_bps);
+      if (!b.ok()) return PrintError(b.status().message());
+      limit["bps"] = *b;
+    }
+    std::vector<size_t> which = indexes("--disk", "disks", disk);
+    if (which.empty()) return PrintError("vm " + vm + " has no disk to limit");
+    for (size_t i : which) {
+      limit["disk"] = i;
+      (*body)["disk_limits"].push_back(limit);
+    }
+  }
+  if (nics) {
+    auto b = bytes("--net-bps", net_bps);
+    if (!b.ok()) return PrintError(b.status().message());
+    std::vector<size_t> which = indexes("--nic", "nics", nic);
+    if (which.empty()) return PrintError("vm " + vm + " has no NIC to limit");
+    for (size_t i : which) (*body)["nic_limits"].push_back({{"nic", i}, {"bps", *b}});
+  }
+  return 0;
+}
 
 // --ci-* options of vm create, clone and edit: the "cloud_init" object of
 // the request. The key and password files are read here, by the CLI.
@@ -156,7 +206,14 @@ int PrintVm(const json& v, bool as_json) {
             << "uuid:      " << v.value("uuid", "") << "\n"
             << "host:      " << v.value("host", "") << "\n"
             << "cpus:      " << v.value("cpus", 0) << Topology(v) << "\n"
-            << "memory:    " << v.value("memory_mib", 0) << " MiB\n"
+            << "memory:    " << v.value("memory_mib", 0) << " MiB"
+            << (v.value("memory_min_mib", 0) > 0
+                    ? " (dynamic, at least " + std::to_string(v.value("memory_min_mib", 0)) + " MiB" +
+                          (v.contains("balloon_mib") ? "; " + std::to_string(v.value("balloon_mib", 0)) + " MiB now"
+                                                     : "") +
+                          ")"
+                    : "")
+            << "\n"
             << "firmware:  " << v.value("firmware", "") << "\n"
             << "autostart: " << (v.value("autostart", false) ? "yes" : "no") << "\n";
   if (v.value("ha", false)) std::cout << "ha:        on (priority " << v.value("ha_priority", 0) << ")\n";
@@ -167,12 +224,27 @@ int PrintVm(const json& v, bool as_json) {
   }
   if (v.value("template", false))
     std::cout << "template:  yes (clones only: pampa vm clone " << v.value("name", "") << " NEW)\n";
+  {
+    std::string cpu;
+    if (v.value("cpu_weight", 100) != 100) cpu += "weight " + std::to_string(v.value("cpu_weight", 100));
+    if (v.value("cpu_cap", 0) > 0)
+      cpu += (cpu.empty() ? "" : ", ") + ("cap " + std::to_string(v.value("cpu_cap", 0)) + "%");
+    if (!v.value("cpu_pin", "").empty()) cpu += (cpu.empty() ? "" : ", ") + ("pinned to " + v.value("cpu_pin", ""));
+    if (!cpu.empty()) std::cout << "cpu share: " << cpu << "\n";
+  }
   if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
   for (auto& d : v["disks"]) {
     std::cout << "disk:      " << d.value("pool", "") << "/" << d.value("volume", "")
-              << (d.value("base", "").empty() ? "" : " (linked to " + d.value("base", "") + ")") << "\n";
+              << (d.value("base", "").empty() ? "" : " (linked to " + d.value("base", "") + ")");
+    if (d.value("iops", 0) > 0) std::cout << ", at most " << d.value("iops", 0) << " IOPS";
+    if (d.value("bps", 0) > 0) std::cout << ", at most " << HumanSize(d.value("bps", uint64_t{0})) << "/s";
+    std::cout << "\n";
   }
-  for (auto& n : v["nics"]) std::cout << "nic:       " << n.value("network", "") << " " << n.value("mac", "") << "\n";
+  for (auto& n : v["nics"]) {
+    std::cout << "nic:       " << n.value("network", "") << " " << n.value("mac", "");
+    if (n.value("bps", 0) > 0) std::cout << ", at most " << HumanSize(n.value("bps", uint64_t{0})) << "/s each way";
+    std::cout << "\n";
+  }
   if (!v.value("kernel", "").empty()) std::cout << "kernel:    " << v.value("kernel", "") << "\n";
   if (!v.value("initrd", "").empty()) std::cout << "initrd:    " << v.value("initrd", "") << "\n";
   if (!v.value("append", "").empty()) std::cout << "append:    " << v.value("append", "") << "\n";
@@ -430,6 +502,30 @@ void AddVmCommands(CLI::App& app, Globals& g) {
 
   {
     auto name = std::make_shared<std::string>();
+    auto since = std::make_shared<std::string>("1h");
+    auto as_json = std::make_shared<bool>(false);
+    auto cmd = vm->add_subcommand("stats",
+                                  "a VM's CPU, memory, disk and network history (every 5 s for an hour, "
+                                  "each minute for a day, each 30 min for a year)");
+    cmd->add_option("name", *name, "VM name")->required();
+    cmd->add_option("--since", *since, "how far back: 10m, 1h, 1d, 7w...")->capture_default_str();
+    cmd->add_flag("--json", *as_json, "print JSON (every point)");
+    Bind(cmd, g, [&g, name, since, as_json] {
+      return PrintStats(g.client().Call("GET", VmPath(*name) + "/stats?since=" + *since), *as_json,
+                        {{"cpu_percent", "CPU", "%"},
+                         {"memory_assigned_bytes", "MEMORY", "B"},
+                         {"memory_used_bytes", "USED", "B"},
+                         {"disk_read_bps", "DISK READ", "B/s"},
+                         {"disk_write_bps", "DISK WRITE", "B/s"},
+                         {"disk_read_iops", "READS", "/s"},
+                         {"disk_write_iops", "WRITES", "/s"},
+                         {"net_rx_bps", "NET RX", "B/s"},
+                         {"net_tx_bps", "NET TX", "B/s"}});
+    });
+  }
+
+  {
+    auto name = std::make_shared<std::string>();
     auto force = std::make_shared<bool>(false);
     auto cmd = vm->add_subcommand("start", "start a VM");
     cmd->add_option("name", *name, "VM name")->required();
@@ -546,7 +642,10 @@ void AddVmCommands(CLI::App& app, Globals& g) {
   {
     struct Opts {
       std::string name, memory, autostart, kernel, initrd, append, cdrom, mac, bus, ha;
-      int cpus = 0, ha_priority = 0;
+      std::string cpu_pin, memory_min, disk_bps, net_bps;
+      int cpus = 0, ha_priority = 0, cpu_weight = 100, cpu_cap = 0;
+      uint64_t disk_iops = 0;
+      unsigned disk = 0, nic = 0;
       std::vector<std::string> add_disks, add_nics;
       unsigned remove_disk = 0, remove_nic = 0;
       bool keep_volume = false, no_cloud_init = false;
@@ -578,10 +677,30 @@ void AddVmCommands(CLI::App& app, Globals& g) {
     cmd->add_option("--initrd", o->initrd, "initrd ('' to remove)");
     cmd->add_option("--append", o->append, "kernel command line");
     cmd->add_option("--cdrom", o->cdrom, "ISO image to put in the CD drive, or none to eject it");
+    cmd->add_option("--cpu-weight", o->cpu_weight, "relative CPU share, 1..10000 (default 100), also while it runs");
+    cmd->add_option("--cpu-cap", o->cpu_cap, "most CPU it may use, in percent of one core (150: 1.5 cores); 0: none");
+    cmd->add_option("--cpu-pin", o->cpu_pin, "host cores its vCPUs run on, e.g. 0-1,3; none: any");
+    cmd->add_option(
+        "--memory-min", o->memory_min,
+        "dynamic memory: the balloon may take the guest down to SIZE when the host needs memory; 0: static");
+    cmd->add_option("--memory-max", o->memory, "dynamic memory's maximum (the VM's memory; once it is stopped)");
+    cmd->add_option("--disk-iops", o->disk_iops, "limit a disk's I/O operations per second (0: none)");
+    cmd->add_option("--disk-bps", o->disk_bps, "limit a disk's bytes per second, e.g. 50M (0: none)");
+    cmd->add_option("--disk", o->disk, "with --disk-iops/--disk-bps: the disk (0 is the first); default: every disk");
+    cmd->add_option("--net-bps", o->net_bps, "limit a NIC's bytes per second each way, e.g. 10M (0: none)");
+    cmd->add_option("--nic", o->nic, "with --net-bps: the NIC (0 is the first); default: every NIC");
     Bind(cmd, g, [&g, o, cmd] {
       json body = json::object();
       if (cmd->count("--cpus")) body["cpus"] = o->cpus;
-      if (cmd->count("--memory")) body["memory"] = o->memory;
+      if (cmd->count("--memory") && cmd->count("--memory-max"))
+        return PrintError("give --memory or --memory-max, not both");
+      if (cmd->count("--memory") || cmd->count("--memory-max")) body["memory"] = o->memory;
+      if (cmd->count("--cpu-weight")) body["cpu_weight"] = o->cpu_weight;
+      if (cmd->count("--cpu-cap")) body["cpu_cap"] = o->cpu_cap;
+      if (cmd->count("--cpu-pin")) body["cpu_pin"] = o->cpu_pin == "none" ? "" : o->cpu_pin;
+      if (cmd->count("--memory-min")) body["memory_min"] = o->memory_min;
+      auto limits = DeviceLimits(g, *cmd, o->name, o->disk_iops, o->disk_bps, o->disk, o->net_bps, o->nic, &body);
+      if (limits != 0) return limits;
       if (cmd->count("--autostart")) {
         if (o->autostart != "true" && o->autostart != "false") return PrintError("--autostart takes true or false");
         body["autostart"] = o->autostart == "true";

@@ -35,6 +35,50 @@ void PrintJson(const nlohmann::json& j) {
 
 std::string HumanSize(uint64_t bytes) { return FormatSize(bytes); }
 
+int PrintStats(const Result<nlohmann::json>& stats, bool as_json, const std::vector<SeriesColumn>& columns) {
+  if (!stats.ok()) return PrintError(stats.status().message());
+  if (as_json) {
+    PrintJson(stats.value());
+  } else {
+    PrintSeries(stats.value(), columns, 12);
+  }
+  return 0;
+}
+
+void PrintSeries(const nlohmann::json& stats, const std::vector<SeriesColumn>& columns, size_t rows) {
+  const nlohmann::json& series = stats.contains("series") ? stats["series"] : nlohmann::json::object();
+  const nlohmann::json times = series.value("time", nlohmann::json::array());
+  size_t first = times.size() > rows ? times.size() - rows : 0;
+  std::vector<std::string> head = {"TIME"};
+  for (const auto& c : columns) head.push_back(c.heading);
+  std::vector<std::vector<std::string>> table;
+  for (size_t i = first; i < times.size(); ++i) {
+    std::vector<std::string> row = {FormatTime(times[i].get<int64_t>() * 1000)};
+    for (const auto& c : columns) {
+      const nlohmann::json& values = series.contains(c.key) ? series[c.key] : nlohmann::json::array();
+      if (i >= values.size() || !values[i].is_number()) {
+        row.emplace_back("-");
+        continue;
+      }
+      double v = values[i].get<double>();
+      char buf[32];
+      if (c.unit == "%" || c.unit.empty()) {
+        snprintf(buf, sizeof buf, "%.1f%s", v, c.unit.c_str());
+        row.emplace_back(buf);
+      } else if (c.unit == "/s") {
+        snprintf(buf, sizeof buf, "%.0f/s", v);
+        row.emplace_back(buf);
+      } else {
+        row.push_back(FormatSize(static_cast<uint64_t>(std::max(0.0, v))) + (c.unit == "B/s" ? "/s" : ""));
+      }
+    }
+    table.push_back(std::move(row));
+  }
+  std::cout << "every " << stats.value("step", 0) << " s; the last " << table.size() << " of " << times.size()
+            << " points (--json for all)\n";
+  PrintTable(head, table);
+}
+
 std::string FormatTime(int64_t ms) {
   if (ms == 0) return "-";
   std::time_t t = ms / 1000;

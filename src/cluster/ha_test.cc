@@ -154,7 +154,9 @@ class HaManagerTest : public ::testing::Test {
                                                           {"heartbeat_ms", NowMs()}}
                                                          .dump())
                     .ok());
-    if (alive) ASSERT_TRUE(store_->Put(HostAliveKey(name), "1").ok());
+    if (alive) {
+      ASSERT_TRUE(store_->Put(HostAliveKey(name), "1").ok());
+    }
   }
   void HaVm(const std::string& name, int priority, const std::string& state) {
     VmSpec s;

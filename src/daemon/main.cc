@@ -129,11 +129,15 @@ int main(int argc, char** argv) {
   std::string run_dir, guest_dir, appliance_dir, default_subnet = "10.88.0.0/24";
   std::string cluster_endpoints, host_name = Hostname(), advertise;
   std::vector<std::string> allow_paths;
+  std::string memory_reserve;
   bool no_default_network = false, debug = false;
   app.add_option("--data-dir", data_dir, "state, token, default pool")->capture_default_str();
   app.add_option("--socket", socket_path, "unix socket of the API (root only); '' for none")->capture_default_str();
   app.add_option("--listen", listen, "TCP address of the API (token required); port 0 picks one; '' for none")
       ->capture_default_str();
+  app.add_option("--memory-reserve", memory_reserve,
+                 "host memory the balloon controller keeps available, taking it from idle VMs with dynamic memory "
+                 "(default: a tenth of the host's memory, at least 512M)");
   app.add_option("--run-dir", run_dir, "VM sockets and console logs (default: the socket's directory)");
   app.add_option("--guest-dir", guest_dir, "the test guest from tools/mkguest (for the KVM probe)");
   app.add_option("--appliance", appliance_dir,
@@ -324,8 +328,16 @@ int main(int argc, char** argv) {
   FenceAgent fence_agent((exe_dir / "pampa-fence").string(), run_dir + "/fence.sock", data_dir + "/fence.log");
   HaManager ha(db, cluster, vms, events, fence_agent, HaConfig{});
   ha.Start();
-  ApiContext ctx{vms,   jobs,  live,    files,      repos,   schedules, drills, imports,  storage,   networks,
-                 tasks, accel, cluster, migrations, tickets, joins,     ha,     kVersion, host_name, data_dir};
+  MetricsConfig metrics_config{data_dir, host_name};
+  if (!memory_reserve.empty()) {
+    auto reserve = ParseSize(memory_reserve);
+    if (!reserve.ok()) return Fail(reserve.status().Context("--memory-reserve"));
+    metrics_config.memory_reserve = std::max<uint64_t>(*reserve, 1);
+  }
+  Metrics metrics(metrics_config, vms, events);
+  metrics.Start();
+  ApiContext ctx{vms,   jobs,    live,       files,   repos, schedules, drills,  imports,  storage,   networks, tasks,
+                 accel, cluster, migrations, tickets, joins, ha,        metrics, kVersion, host_name, data_dir};
   RemoveStaleUploads(data_dir);
   RegisterAllRoutes(router, ctx);
 
@@ -333,6 +345,10 @@ int main(int argc, char** argv) {
   opts.unix_socket = socket_path;
   opts.ui_dir = app.count("--ui-dir") ? ui_dir : DefaultUiDir("/proc/self/exe");
   opts.token = *token;
+  // A read-only token for Prometheus: it opens /metrics and nothing else.
+  auto metrics_token = LoadOrCreateToken(data_dir + "/metrics.token");
+  if (!metrics_token.ok()) return Fail(metrics_token.status());
+  opts.metrics_token = *metrics_token;
   opts.tls = pool_tls;
   opts.host = host_name;
   if (!listen.empty()) {
@@ -400,6 +416,7 @@ int main(int argc, char** argv) {
   schedules.Stop();
   drills.Stop();
   ha.Stop();
+  metrics.Stop();
   cluster.Stop();
   vms.StopReconciler();
   return 0;

@@ -304,10 +304,51 @@ Status Networks::CreateTap(const std::string& network, const std::string& tap) {
   return st;
 }
 
+namespace {
+
+// The ifb device that takes a tap's ingress: "pt..." -> "pi...".
+std::string IfbName(const std::string& tap) { return "pi" + tap.substr(std::min<size_t>(2, tap.size())); }
+
+}  // namespace
+
 void Networks::DeleteTap(const std::string& tap) {
-  if (!LinkExists(tap)) return;
-  auto r = Run({"ip", "link", "del", tap});
-  (void)r;
+  for (const std::string& link : {IfbName(tap), tap}) {
+    if (!LinkExists(link)) continue;
+    auto r = Run({"ip", "link", "del", link});
+    (void)r;
+  }
+}
+
+Status Networks::LimitTap(const std::string& tap, uint64_t bytes_per_s) {
+  std::string ifb = IfbName(tap);
+  // What was there goes first; absent qdiscs make tc complain, harmlessly.
+  for (const char* parent : {"root", "ingress"}) {
+    auto r = Run({"tc", "qdisc", "del", "dev", tap, parent});
+    (void)r;
+  }
+  if (bytes_per_s == 0) {
+    if (LinkExists(ifb)) PAMPA_RETURN_IF_ERROR(RunChecked({"ip", "link", "del", ifb}).status());
+    return Status::Ok();
+  }
+  // A tenth of a second of traffic may pass in one burst (at least 64 KiB).
+  std::string rate = std::to_string(bytes_per_s * 8) + "bit";
+  std::string burst = std::to_string(std::max<uint64_t>(bytes_per_s / 10, 64 * 1024)) + "b";
+  auto tbf = [&](const std::string& dev) {
+    return RunChecked(
+               {"tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"})
+        .status();
+  };
+  Status st = tbf(tap);
+  if (st.ok() && !LinkExists(ifb)) st = RunChecked({"ip", "link", "add", ifb, "type", "ifb"}).status();
+  if (st.ok()) st = RunChecked({"ip", "link", "set", ifb, "up"}).status();
+  if (st.ok()) st = tbf(ifb);
+  if (st.ok()) st = RunChecked({"tc", "qdisc", "add", "dev", tap, "handle", "ffff:", "ingress"}).status();
+  if (st.ok()) {
+    st = RunChecked({"tc",  "filter", "add", "dev", tap, "parent", "ffff:",  "protocol", "all",      "prio", "10",
+                     "u32", "match",  "u32", "0",   "0", "action", "mirred", "egress",   "redirect", "dev",  ifb})
+             .status();
+  }
+  return st.Context("limiting " + tap + " to " + FormatSize(bytes_per_s) + "/s");
 }
 
 }  // namespace pampa

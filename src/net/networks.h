@@ -42,7 +42,13 @@ class Networks {
 
   // Creates a tap device on the network's bridge (replacing a stale one).
   Status CreateTap(const std::string& network, const std::string& tap);
+  // Also removes the tap's limit (its ifb device).
   static void DeleteTap(const std::string& tap);
+  // Limits what a tap carries each way to bytes_per_s (0: no limit): a token
+  // bucket on the tap (to the guest), and one on an ifb device the tap's
+  // ingress is redirected to (from the guest). This kernel may lack tc's
+  // police action; mirred + ifb needs only what every kernel has.
+  static Status LimitTap(const std::string& tap, uint64_t bytes_per_s);
 
  private:
   NetworkInfo Load(const std::string& json) const;

@@ -211,6 +211,7 @@ VmManager::Hold::~Hold() = default;
 const VmSpec& VmManager::Hold::spec() const { return lease_->vm().spec; }
 const RuntimePaths& VmManager::Hold::paths() const { return lease_->vm().paths; }
 VmState VmManager::Hold::state() const { return lease_->vm().State(); }
+pid_t VmManager::Hold::pid() const { return lease_->vm().pid; }
 QmpClient* VmManager::Hold::qmp() const {
   auto& q = lease_->vm().qmp;
   return q && q->connected() ? q.get() : nullptr;
@@ -570,16 +571,23 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   }
   VmSpec removed{.name = name};
   PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
-  if (Status st = CheckCloudInit(s); !st.ok()) {
-    RemoveVolumes(created);
-    return st;
+  Status st = CheckCloudInit(s);
+  if (st.ok()) st = ChangeResources(req, &s);
+  // Limits change in the running QEMU first; should the edit not be stored,
+  // the ones before come back.
+  const VmSpec before = vm->spec;
+  bool limited = false;
+  if (st.ok() && live && req.ChangesResources() && !req.ChangesDevices()) {
+    st = ApplyResources(*vm, s, &before);
+    limited = st.ok();
   }
-  if (live) {
-    if (Status st = EditLive(*vm, req, s); !st.ok()) {
-      RemoveVolumes(created);
-      return st;
+  if (st.ok()) st = live && req.ChangesDevices() ? EditLive(*vm, req, s) : ReplaceSpec(*vm, s);
+  if (st.ok() && live && req.ChangesResources() && req.ChangesDevices()) st = ApplyResources(*vm, s, &before);
+  if (!st.ok()) {
+    if (limited) {
+      Status back = ApplyResources(*vm, before, &s);
+      if (!back.ok()) log::Warn("vm {}: taking back its limits: {}", name, back.message());
     }
-  } else if (Status st = ReplaceSpec(*vm, s); !st.ok()) {
     RemoveVolumes(created);
     return st;
   }

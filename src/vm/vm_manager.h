@@ -316,6 +316,13 @@ class VmManager {
   // a device leaves the guest before the spec drops it and joins after the
   // spec names it; a failure takes the additions back. REQUIRES: lease held
   Status EditLive(Vm& vm, const EditRequest& req, const VmSpec& s);
+  // vm_resources.cc: gives the running QEMU spec s's CPU weight, cap and pin,
+  // disk and NIC limits, and its memory when dynamic memory is turned off:
+  // all of them at a start (before: nullptr), what differs from `before` on
+  // an edit. The guest notices nothing. REQUIRES: lease held
+  Status ApplyResources(Vm& vm, const VmSpec& s, const VmSpec* before);
+  // The resource changes of an edit, checked against the VM and made to *s.
+  Status ChangeResources(const EditRequest& req, VmSpec* s);
   // The VMs of the pool whose disks are overlays on base's (linked clones of a template).
   Result<std::vector<std::string>> LinkedClones(const VmSpec& base);
 
@@ -344,6 +351,7 @@ class VmManager::Hold {
   const VmSpec& spec() const;
   const RuntimePaths& paths() const;
   VmState state() const;
+  pid_t pid() const;  // QEMU's, 0 when it does not run
   // QEMU's QMP connection, or nullptr when QEMU is not running or not answering.
   QmpClient* qmp() const;
   // The guest agent's channel, claimed for one conversation at a time.

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/units.h"
+#include "qemu/cgroups.h"
 #include "qemu/nbd_server.h"
 #include "vm/cloud_init.h"
 #include "vm/vm_internal.h"
@@ -22,8 +23,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
 
 }  // namespace
 
@@ -141,6 +140,7 @@ Status VmManager::StartLocked(Vm& vm, const std::string& loadvm, bool incoming) 
   if (!st.ok()) return fail(st.Context("starting QEMU"));
   log::Debug("vm {}: QEMU pid {} answered QMP at {:.1f} ms", vm.spec.name, vm.pid, ms());
   vm.qmp = std::move(qmp);
+  if (Status limits = ApplyResources(vm, vm.spec, nullptr); !limits.ok()) return fail(limits);
   if (incoming)
     SetState(vm, VmState::kPaused, kWaitingForMigration);
   else
@@ -178,6 +178,7 @@ Status VmManager::StopLocked(Vm& vm) {
 
 void VmManager::Cleanup(Vm& vm) {
   vm.qmp.reset();
+  if (vm.pid > 0) Cgroups::Host().Remove(vm.spec.uuid);
   vm.pid = 0;
   for (size_t i = 0; i < vm.spec.nics.size(); ++i) Networks::DeleteTap(TapName(vm.spec, i));
   for (auto p : {vm.paths.qmp(), vm.paths.qga(), vm.paths.serial(), vm.paths.vnc(), vm.paths.pidfile()}) {
@@ -235,6 +236,11 @@ void VmManager::Reattach(Vm& vm) {
   }
   log::Info("vm {}: re-attached to QEMU pid {}", vm.spec.name, vm.pid);
   SetState(vm, VmState::kRunning);
+  // Limits survive in QEMU and the kernel; a pampad of another version may
+  // have set them differently.
+  if (Status limits = ApplyResources(vm, vm.spec, nullptr); !limits.ok()) {
+    log::Warn("vm {}: its limits could not be set again: {}", vm.spec.name, limits.message());
+  }
   ResumeCutMigration(vm, j.value("reason", ""));
   ReconcileOne(vm);
 }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/units.h"
+#include "qemu/cgroups.h"
 
 namespace pampa {
 namespace {
@@ -90,9 +91,11 @@ json ToJson(const VmSpec& s) {
     json disk = {{"pool", d.pool}, {"volume", d.volume}};
     if (!d.base.empty()) disk["base"] = d.base;
     if (d.bus != DiskBus::kVirtio) disk["bus"] = Name(d.bus);
+    disk["iops"] = d.iops;
+    disk["bps"] = d.bps;
     disks.push_back(std::move(disk));
   }
-  for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
+  for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}, {"bps", n.bps}});
   json j = {{"name", s.name},         {"uuid", s.uuid},
             {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
             {"disks", disks},         {"cdrom", s.cdrom},
@@ -105,6 +108,10 @@ json ToJson(const VmSpec& s) {
   if (!s.boot_order.empty()) j["boot_order"] = s.boot_order;
   j["ha"] = s.ha;
   if (s.ha) j["ha_priority"] = s.ha_priority;
+  j["cpu_weight"] = s.cpu_weight;
+  j["cpu_cap"] = s.cpu_cap;
+  j["cpu_pin"] = s.cpu_pin;
+  j["memory_min_mib"] = s.memory_min_mib;
   if (!s.cloud_init.empty()) {
     const CloudInit& c = s.cloud_init;
     j["cloud_init"] = {{"user", c.user},
@@ -117,6 +124,8 @@ json ToJson(const VmSpec& s) {
   }
   return j;
 }
+
+std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
 
 Status CheckCloudInit(const VmSpec& spec) {
   if (!spec.cloud_init.ip.empty() && spec.nics.empty()) {
@@ -136,17 +145,24 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     for (auto& d : j.value("disks", json::array())) {
       DiskSpec disk{d.at("pool"), d.at("volume"), d.value("base", "")};
       if (!ParseDiskBus(d.value("bus", "virtio"), &disk.bus)) return Status::Internal("stored disk bus is unknown");
+      disk.iops = d.value("iops", uint64_t{0});
+      disk.bps = d.value("bps", uint64_t{0});
       s.disks.push_back(std::move(disk));
     }
     s.cdrom = j.value("cdrom", "");
     s.kernel = j.value("kernel", "");
     s.initrd = j.value("initrd", "");
     s.append = j.value("append", "");
-    for (auto& n : j.value("nics", json::array())) s.nics.push_back({n.at("network"), n.at("mac")});
+    for (auto& n : j.value("nics", json::array()))
+      s.nics.push_back({n.at("network"), n.at("mac"), n.value("bps", 0ull)});
     s.firmware = j.value("firmware", "bios");
     s.autostart = j.value("autostart", false);
     s.ha = j.value("ha", false);
     s.ha_priority = j.value("ha_priority", 0);
+    s.cpu_weight = j.value("cpu_weight", 100);
+    s.cpu_cap = j.value("cpu_cap", 0);
+    s.cpu_pin = j.value("cpu_pin", "");
+    s.memory_min_mib = j.value("memory_min_mib", uint64_t{0});
     s.host = j.value("host", "");
     s.is_template = j.value("template", false);
     s.cpu_model = j.value("cpu_model", "");
@@ -411,13 +427,98 @@ Status CheckMac(const std::string& mac) {
   return Status::Ok();
 }
 
+namespace {
+
+Result<int64_t> GetWhole(const json& body, const std::string& key, int64_t lo, int64_t hi, const std::string& what) {
+  const json& v = body[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+    return Status::Invalid("field '" + key + "' must be a whole number from " + std::to_string(lo) + " to " +
+                           std::to_string(hi) + " (" + what + ")");
+  }
+  return v.get<int64_t>();
+}
+
+// "disk_limits": [{"disk": N, "iops": N, "bps": N}], "nic_limits": [{"nic": N, "bps": N}]; 0 removes a limit.
+Status ParseLimits(const json& body, const std::string& key, const std::string& device,
+                   std::vector<EditRequest::Limit>* out) {
+  if (!body.contains(key)) return Status::Ok();
+  const json& list = body[key];
+  std::string shape = "field '" + key + "' must be a list of {\"" + device + "\": N" +
+                      (device == "disk" ? ", \"iops\": N" : "") + ", \"bps\": N} (0: no limit)";
+  if (!list.is_array() || list.empty()) return Status::Invalid(shape);
+  for (const json& l : list) {
+    if (!l.is_object() || !l.contains(device)) return Status::Invalid(shape);
+    for (auto& [k, v] : l.items()) {
+      if (k != device && k != "bps" && !(k == "iops" && device == "disk")) return Status::Invalid(shape);
+    }
+    EditRequest::Limit limit;
+    PAMPA_ASSIGN_OR_RETURN(int64_t index, GetWhole(l, device, 0, 63, device + " number, 0 is the first"));
+    limit.index = static_cast<size_t>(index);
+    if (l.contains("iops")) {
+      PAMPA_ASSIGN_OR_RETURN(int64_t iops, GetWhole(l, "iops", 0, 1'000'000, "I/O operations per second, 0: none"));
+      limit.iops = static_cast<uint64_t>(iops);
+    }
+    if (l.contains("bps")) {
+      PAMPA_ASSIGN_OR_RETURN(int64_t bps, GetWhole(l, "bps", 0, int64_t{1} << 40, "bytes per second, 0: none"));
+      if (bps > 0 && bps < 64 * 1024) {
+        return Status::Invalid("a " + device + " limit under 64 KiB/s (" + std::to_string(bps) +
+                               " bytes/s) would stall the guest; give a size such as 10M, or 0 for none");
+      }
+      limit.bps = static_cast<uint64_t>(bps);
+    }
+    if (!limit.iops && !limit.bps) return Status::Invalid(shape);
+    out->push_back(limit);
+  }
+  return Status::Ok();
+}
+
+// cpu_weight, cpu_cap, cpu_pin, memory_min (a size) or memory_min_mib, disk_limits, nic_limits.
+Status ParseResources(const json& body, EditRequest* e) {
+  if (body.contains("cpu_weight")) {
+    PAMPA_ASSIGN_OR_RETURN(int64_t w,
+                           GetWhole(body, "cpu_weight", 1, 10000, "the VM's relative CPU share; 100 is the default"));
+    e->cpu_weight = static_cast<int>(w);
+  }
+  if (body.contains("cpu_cap")) {
+    PAMPA_ASSIGN_OR_RETURN(int64_t c, GetWhole(body, "cpu_cap", 0, 100 * kMaxCpus, "percent of one core; 0: no cap"));
+    if (c > 0 && c < 5)
+      return Status::Invalid("field 'cpu_cap' of " + std::to_string(c) +
+                             "% would starve the guest: give at least 5 (percent of one core), or 0 for no cap");
+    e->cpu_cap = static_cast<int>(c);
+  }
+  if (body.contains("cpu_pin")) {
+    PAMPA_ASSIGN_OR_RETURN(std::string pin, GetString(body, "cpu_pin"));
+    if (!pin.empty()) PAMPA_RETURN_IF_ERROR(ParseCpuList(pin).status().Context("field 'cpu_pin'"));
+    e->cpu_pin = pin;
+  }
+  if (body.contains("memory_min") || body.contains("memory_min_mib")) {
+    const json& given = body.contains("memory_min") ? body["memory_min"] : body["memory_min_mib"];
+    if (given == 0 || given == "0") {
+      e->memory_min_mib = 0;  // static memory
+    } else {
+      json m;
+      m[body.contains("memory_min") ? "memory" : "memory_mib"] = given;
+      auto mib = GetMemoryMib(m);
+      if (!mib.ok()) return mib.status().Context("minimum memory (0: static memory)");
+      e->memory_min_mib = *mib;
+    }
+  }
+  PAMPA_RETURN_IF_ERROR(ParseLimits(body, "disk_limits", "disk", &e->disk_limits));
+  return ParseLimits(body, "nic_limits", "nic", &e->nic_limits);
+}
+
+}  // namespace
+
 Result<EditRequest> ParseEditRequest(const json& body) {
   PAMPA_RETURN_IF_ERROR(CheckFields(
-      body, {"cpus",     "memory",    "memory_mib",  "autostart",   "cdrom",    "kernel",     "initrd",     "append",
-             "firmware", "add_disks", "remove_disk", "keep_volume", "add_nics", "remove_nic", "cloud_init", "cpu_model",
-             "sockets",  "cores",     "threads",     "boot_order",  "disk_bus", "ha",         "ha_priority"}));
+      body, {"cpus",        "memory",      "memory_mib", "autostart",   "cdrom",       "kernel",     "initrd",
+             "append",      "firmware",    "add_disks",  "remove_disk", "keep_volume", "add_nics",   "remove_nic",
+             "cloud_init",  "cpu_model",   "sockets",    "cores",       "threads",     "boot_order", "disk_bus",
+             "ha",          "ha_priority", "cpu_weight", "cpu_cap",     "cpu_pin",     "memory_min", "memory_min_mib",
+             "disk_limits", "nic_limits"}));
   if (body.empty()) return Status::Invalid("nothing to change: give at least one field");
   EditRequest e;
+  PAMPA_RETURN_IF_ERROR(ParseResources(body, &e));
   if (body.contains("cpus")) {
     PAMPA_ASSIGN_OR_RETURN(e.cpus, GetCpus(body));
   }

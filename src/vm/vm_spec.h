@@ -21,11 +21,14 @@ struct DiskSpec {
   // is an overlay of (empty for a disk of its own).
   std::string base;
   DiskBus bus = DiskBus::kVirtio;
+  // I/O limits (QEMU throttling), changeable while the VM runs; 0: none.
+  uint64_t iops = 0, bps = 0;
 };
 
 struct NicSpec {
   std::string network;
   std::string mac;
+  uint64_t bps = 0;  // bandwidth each way, bytes/s (tc on the tap); 0: none
 };
 
 // Cloud-init settings, given to the guest as a NoCloud seed (a CD labelled
@@ -70,7 +73,15 @@ struct VmSpec {
   // the pool's HA manager starts it on another host, higher priority first.
   bool ha = false;
   int ha_priority = 0;  // 0..1000
+  // Its share of the host (qemu/cgroups.h), changeable while it runs.
+  int cpu_weight = 100;         // relative CPU share, 1..10000
+  int cpu_cap = 0;              // percent of one core, at most 100 per vCPU; 0: no cap
+  std::string cpu_pin;          // host cores its vCPU threads run on ("0-1,3"); empty: any
+  uint64_t memory_min_mib = 0;  // dynamic memory: the balloon may take it down to this; 0: static
 };
+
+// Dynamic memory: the balloon controller may move the VM between memory_min_mib and memory_mib.
+inline bool DynamicMemory(const VmSpec& s) { return s.memory_min_mib > 0 && s.memory_min_mib < s.memory_mib; }
 
 // CPU model, topology and boot order, as create and edit requests give them.
 struct MachineOptions {
@@ -84,6 +95,8 @@ struct MachineOptions {
 Status ApplyMachineOptions(const MachineOptions& o, std::optional<int> cpus, VmSpec* s);
 
 nlohmann::json ToJson(const VmSpec& s);
+// The host tap device of NIC `index` while the VM runs.
+std::string TapName(const VmSpec& spec, size_t index);
 // The cloud-init settings fit the VM (an address needs a NIC).
 Status CheckCloudInit(const VmSpec& spec);
 Result<VmSpec> VmSpecFromJson(const nlohmann::json& j);
@@ -114,6 +127,15 @@ struct EditRequest {
   std::optional<bool> ha;
   std::optional<int> ha_priority;
   std::optional<std::string> cdrom, kernel, initrd, append, firmware;
+  // Resources, all changeable while the VM runs.
+  std::optional<int> cpu_weight, cpu_cap;
+  std::optional<std::string> cpu_pin;
+  std::optional<uint64_t> memory_min_mib;
+  struct Limit {
+    size_t index = 0;  // the disk's or NIC's number
+    std::optional<uint64_t> iops, bps;
+  };
+  std::vector<Limit> disk_limits, nic_limits;
   // Disks to add: a blank disk of a size (a new volume in the pool of the
   // VM's first disk), or an existing volume no VM uses.
   struct NewDisk {
@@ -134,6 +156,10 @@ struct EditRequest {
   bool ChangesMachine() const { return cpus || memory_mib || kernel || initrd || append || firmware || machine.any(); }
   // What a running VM changes by hot-plug.
   bool ChangesDevices() const { return cdrom || !add_disks.empty() || remove_disk || !add_nics.empty() || remove_nic; }
+  // What a running VM changes at once, without the guest noticing.
+  bool ChangesResources() const {
+    return cpu_weight || cpu_cap || cpu_pin || memory_min_mib || !disk_limits.empty() || !nic_limits.empty();
+  }
 };
 Result<EditRequest> ParseEditRequest(const nlohmann::json& body);
 

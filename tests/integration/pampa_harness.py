@@ -62,7 +62,7 @@ def free_port():
 
 
 class Pampad:
-    def __init__(self, subnet="10.213.0.0/24", port=0):
+    def __init__(self, subnet="10.213.0.0/24", port=0, extra_args=()):
         # Short paths: unix socket paths are limited to 108 bytes.
         self.root = tempfile.mkdtemp(prefix="pit-", dir="/tmp")
         self.data = os.path.join(self.root, "data")
@@ -70,6 +70,7 @@ class Pampad:
         self.log = os.path.join(self.root, "pampad.log")
         self.subnet = subnet
         self.listen_port = port  # the API's TCP port on every start; 0: pampad picks one each time
+        self.extra_args = list(extra_args)  # more pampad options, on every start
         self.proc = None
         self.port = None
 
@@ -80,7 +81,7 @@ class Pampad:
         self.proc = subprocess.Popen(
             [PAMPAD, "--data-dir", self.data, "--socket", self.sock, "--listen", f"127.0.0.1:{self.listen_port}",
              "--allow-path", GUEST, "--allow-path", self.root, "--default-subnet", self.subnet,
-             "--appliance", GUEST],
+             "--appliance", GUEST, *self.extra_args],
             stdout=logf, stderr=logf, env=env, start_new_session=True)
         deadline = time.time() + timeout
         start_at = os.path.getsize(self.log) if os.path.exists(self.log) else 0
