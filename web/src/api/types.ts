@@ -22,8 +22,9 @@ export interface Vm {
    * base: "pool/volume" of the template's disk a linked clone's disk reads
    * from; bus: how the guest sees it, absent for virtio.
    */
-  disks: { pool: string; volume: string; bus?: DiskBus; base?: string }[];
-  nics: { network: string; mac: string }[];
+  disks: { pool: string; volume: string; bus?: DiskBus; base?: string; iops?: number; bps?: number }[];
+  /** bps: bandwidth each way, bytes/s; 0 or absent: no limit. */
+  nics: { network: string; mac: string; bps?: number }[];
   cdrom?: string;
   kernel?: string;
   initrd?: string;
@@ -37,6 +38,97 @@ export interface Vm {
   pid?: number;
   accel?: string;
   started?: number; // unix ms, 0 when not running
+  /** Relative CPU share, 1..10000 (100 when absent). */
+  cpu_weight?: number;
+  /** The most CPU it may use, percent of one core (at most 100 per vCPU); 0: no cap. */
+  cpu_cap?: number;
+  /** Host cores its vCPUs run on ("0-1,3"); "": any. */
+  cpu_pin?: string;
+  /** Dynamic memory when 0 < memory_min_mib < memory_mib: the balloon may take the guest down to it; 0: static. */
+  memory_min_mib?: number;
+  /**
+   * Running with dynamic memory: what the balloon leaves the guest now. This
+   * pampad does not send it (yet): the stats' memory_assigned_bytes say it.
+   */
+  balloon_mib?: number;
+}
+
+/**
+ * The resource fields of PATCH /api/v1/vms/{name}: all change at once while
+ * the VM runs (cgroups, QEMU's throttling, tc on its taps, the balloon).
+ */
+export interface ResourceChange {
+  cpu_weight?: number;
+  cpu_cap?: number;
+  cpu_pin?: string;
+  memory_min_mib?: number;
+  /** One entry per disk whose limits change; 0 removes a limit. */
+  disk_limits?: { disk: number; iops: number; bps: number }[];
+  nic_limits?: { nic: number; bps: number }[];
+}
+
+/**
+ * A history (GET /api/v1/vms/{name}/stats, /api/v1/host/stats): `time` in
+ * unix seconds, `step` seconds apart (5 for up to an hour, 60 for up to a
+ * day, 1800 beyond), and one array per series as long as `time`, null where
+ * nothing is known (the VM did not run, the guest gave no figure).
+ */
+export interface Stats<K extends string = string> {
+  step: number;
+  series: { time: number[] } & Partial<Record<K, (number | null)[]>>;
+}
+
+export type VmSeries =
+  | 'cpu_percent' // of one core
+  | 'memory_assigned_bytes' // what the balloon leaves the guest
+  | 'memory_used_bytes' // in the guest, by its balloon driver
+  | 'balloon_bytes' // taken by the balloon
+  | 'disk_read_bps'
+  | 'disk_write_bps'
+  | 'disk_read_iops'
+  | 'disk_write_iops'
+  | 'net_rx_bps'
+  | 'net_tx_bps';
+
+export type HostSeries = 'cpu_percent' /* of all CPUs */ | 'memory_total_bytes' | 'memory_used_bytes' | 'load1' | 'ksm_saved_bytes';
+
+export interface VmStats extends Stats<VmSeries> {
+  vm: string;
+}
+
+export interface HostStats extends Stats<HostSeries> {
+  host: string;
+}
+
+/** Kernel samepage merging (GET and PUT /api/v1/host/ksm). */
+export interface Ksm {
+  /** False when the kernel has no KSM (older daemons do not say). */
+  available?: boolean;
+  run: boolean;
+  pages_shared: number;
+  pages_sharing: number;
+  saved_bytes: number;
+}
+
+/** GET /api/v1/host/capacity: physical against what the running VMs committed. */
+export interface Capacity {
+  host?: string;
+  cpus: number;
+  vms_running?: number;
+  vcpus: number;
+  cpu_overcommit: number;
+  memory_bytes: number;
+  memory_committed_bytes: number;
+  /** What the running VMs would hold with dynamic memory at its minimum. */
+  memory_min_committed_bytes: number;
+  memory_overcommit: number;
+  balloon_saved_bytes: number;
+  ksm: Ksm;
+  /** Available memory the balloon controller keeps for the host. */
+  reserve_bytes: number;
+  free_bytes: number;
+  /** How many more VMs of this size fit. */
+  fits: { cpus: number; memory_bytes: number; count: number };
 }
 
 export type TaskState = 'running' | 'succeeded' | 'failed' | 'cancelled' | string;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Vm } from '../api/types';
-import { configChanges, configForm } from './vmconfig';
+import { resourceForm } from './resources';
+import { configChanges, configForm, editRequest } from './vmconfig';
 
 const vm = (extra: Partial<Vm> = {}): Vm => ({
   name: 'web',
@@ -53,5 +54,28 @@ describe('configChanges', () => {
     }
     // Without HA the priority field is off: whatever it holds is not sent.
     expect(edit(vm(), { haPriority: 'high' })).toEqual({ body: {} });
+  });
+});
+
+describe('editRequest', () => {
+  const both = (v: Vm, config: Partial<ReturnType<typeof configForm>>, resources: Partial<ReturnType<typeof resourceForm>>, hostCpus?: number) =>
+    editRequest({ ...configForm(v), ...config }, { ...resourceForm(v), ...resources }, v, hostCpus);
+
+  it('sends the configuration and the resources that changed in one body', () => {
+    expect(both(vm(), {}, {})).toEqual({ body: {} });
+    expect(both(vm(), { autostart: true }, { cpuWeight: '300', nics: [] })).toEqual({ body: { autostart: true, cpu_weight: 300 } });
+  });
+
+  it('holds the cap and the minimum to the CPUs and memory the VM will have', () => {
+    const stopped = vm({ state: 'stopped' });
+    expect(both(stopped, { cpus: '4' }, { cpuCap: '400' })).toEqual({ body: { cpus: 4, cpu_cap: 400 } });
+    expect(both(stopped, { cpus: '1' }, { cpuCap: '150' })).toEqual({ error: expect.stringContaining('to 100 (1 vCPU') });
+    expect(both(stopped, { memory: '4G' }, { memoryMin: '3G' })).toEqual({ body: { memory: '4G', memory_min_mib: 3072 } });
+    expect(both(vm({ state: 'stopped', memory_min_mib: 1024 }), { memory: '512M' }, {})).toEqual({ error: expect.stringContaining("more than the VM's memory (512 MiB)") });
+  });
+
+  it('says what is wrong with either part', () => {
+    expect(both(vm({ ha: true, ha_priority: 1 }), { haPriority: 'x' }, {})).toEqual({ error: expect.stringContaining('HA priority') });
+    expect(both(vm(), {}, { cpuPin: '2-4' }, 4)).toEqual({ error: 'CPU pin: this host has no CPU 4 (its CPUs: 0-3)' });
   });
 });

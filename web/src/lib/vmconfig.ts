@@ -1,8 +1,12 @@
 // The Configuration tab's form and the PATCH /api/v1/vms/{name} body it
 // sends: only what changed, so a running VM is asked only for what may
 // change while it runs (autostart, the CD, HA) and pampad's refusal of the
-// rest names what was asked. Pure functions, unit tested in vmconfig.test.ts.
+// rest names what was asked. The resource fields (lib/resources.ts: CPU
+// share, dynamic memory, disk and NIC limits) go in the same request. Pure
+// functions, unit tested in vmconfig.test.ts.
 import type { Vm } from '../api/types';
+import { parseSizeMib } from './format';
+import { type ResourceForm, resourceChanges } from './resources';
 
 export interface ConfigForm {
   cpus: string;
@@ -56,4 +60,19 @@ export function configChanges(f: ConfigForm, vm: Vm): { body: Record<string, unk
     body.ha_priority = Number(priority);
   }
   return { body };
+}
+
+/**
+ * The tab's one PATCH: the configuration and the resource fields that
+ * changed ({} when none), or the first thing wrong with them. The cap and
+ * the memory minimum are held to the CPUs and memory the VM will have.
+ */
+export function editRequest(config: ConfigForm, resources: ResourceForm, vm: Vm, hostCpus?: number): { body: Record<string, unknown> } | { error: string } {
+  const c = configChanges(config, vm);
+  if ('error' in c) return c;
+  const cpus = typeof c.body.cpus === 'number' ? c.body.cpus : vm.cpus;
+  const memoryMib = typeof c.body.memory === 'string' ? Math.floor(parseSizeMib(c.body.memory)) : vm.memory_mib;
+  const r = resourceChanges(resources, vm, { cpus, memoryMib }, hostCpus);
+  if ('error' in r) return r;
+  return { body: { ...c.body, ...r.body } };
 }

@@ -86,6 +86,8 @@ function MaintenanceDialog(props: { host: PoolHost; others: number; onClose: () 
 
 export function HostDetail({ name }: { name: string }) {
   const { hosts, vms } = useStore(store, (s) => ({ hosts: s.hosts, vms: s.vms }));
+  // pampad keeps the history and capacity of the host it runs on only.
+  const local = useStore(store, (s) => s.host?.hostname === name);
   const poll = usePoll(async () => upsertHost(await getHost(api, name)), HOSTS_PAGE_POLL_MS, [name]);
   const [asking, setAsking] = useState(false);
   const [started, setStarted] = useState<string | null>(null);
@@ -175,6 +177,14 @@ export function HostDetail({ name }: { name: string }) {
         </dd>
         <dt>pampad version</dt>
         <dd>{host.version || '—'}</dd>
+        {local ? (
+          <>
+            <dt>Performance</dt>
+            <dd>
+              <a href="#/host">graphs, capacity and KSM</a> of this host (the one this console talks to)
+            </dd>
+          </>
+        ) : null}
         {pooled ? (
           <>
             <dt>Address</dt>

@@ -20,12 +20,15 @@ import { VmHardware } from './VmHardware';
 import { VmSnapshots } from './VmSnapshots';
 import { VmBackups } from './VmBackups';
 
-// The console tab pulls in noVNC and xterm.js: loaded on first use only.
+// The console tab pulls in noVNC and xterm.js, the performance tab uPlot:
+// loaded on first use only.
 const VmConsole = lazy(() => import('./VmConsole').then((m) => ({ default: m.VmConsole })));
+const VmPerformance = lazy(() => import('./VmPerformance').then((m) => ({ default: m.VmPerformance })));
 
 const TABS: [string, string][] = [
   ['summary', 'Summary'],
   ['console', 'Console'],
+  ['performance', 'Performance'],
   ['snapshots', 'Snapshots'],
   ['backups', 'Backups'],
   ['hardware', 'Hardware'],
@@ -356,6 +359,11 @@ export function VmPage({ name, tab }: { name: string; tab: string }) {
         {tab === 'console' ? (
           <Suspense fallback={<p class="muted">Loading the console…</p>}>
             <VmConsole vm={vm} />
+          </Suspense>
+        ) : null}
+        {tab === 'performance' ? (
+          <Suspense fallback={<p class="muted">Loading the graphs…</p>}>
+            <VmPerformance vm={vm} />
           </Suspense>
         ) : null}
         {tab === 'snapshots' ? <VmSnapshots vm={vm} /> : null}

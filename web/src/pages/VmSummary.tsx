@@ -3,8 +3,9 @@ import { useState } from 'preact/hooks';
 import { api } from '../api/session';
 import { messageOf, vmPath } from '../api/client';
 import type { Vm, Volume } from '../api/types';
-import { formatBytes, formatDuration, formatMib, formatTime, stateLabel } from '../lib/format';
+import { formatBytes, formatDuration, formatTime, stateLabel } from '../lib/format';
 import { parseIpOutput } from '../lib/guestnet';
+import { cpuShareText, limitText, memoryText } from '../lib/resources';
 import { hostsHref } from '../lib/router';
 import { useAsync } from '../lib/useAsync';
 import { useNow } from '../lib/useNow';
@@ -60,9 +61,11 @@ export function VmSummary({ vm }: { vm: Vm }) {
           </>
         ) : null}
         <dt>CPUs</dt>
-        <dd>{vm.cpus}</dd>
+        <dd>
+          {vm.cpus} <span class="muted">({cpuShareText(vm)})</span>
+        </dd>
         <dt>Memory</dt>
-        <dd>{formatMib(vm.memory_mib)}</dd>
+        <dd>{memoryText(vm)}</dd>
         <dt>Uptime</dt>
         <dd>{runs && vm.started ? `${formatDuration((now - vm.started) / 1000)} (since ${formatTime(vm.started)})` : '—'}</dd>
         <dt>Accelerator</dt>
@@ -110,7 +113,7 @@ export function VmSummary({ vm }: { vm: Vm }) {
 
       <h2>Disks</h2>
       <ErrorBox message={volumes.error} />
-      <DataTable columns={['#', 'Volume', 'Pool', 'Size', 'Allocated', 'Format']} empty={vm.disks.length === 0 ? 'no disks' : undefined}>
+      <DataTable columns={['#', 'Volume', 'Pool', 'Size', 'Allocated', 'Format', 'Limits']} empty={vm.disks.length === 0 ? 'no disks' : undefined}>
         {vm.disks.map((d, i) => {
           const v = volumeOf(d.pool, d.volume);
           return (
@@ -126,19 +129,21 @@ export function VmSummary({ vm }: { vm: Vm }) {
               <td>{v ? formatBytes(v.size) : '…'}</td>
               <td>{v ? formatBytes(v.allocated) : '…'}</td>
               <td>{v?.format ?? ''}</td>
+              <td>{limitText(d)}</td>
             </tr>
           );
         })}
       </DataTable>
 
       <h2>Network interfaces</h2>
-      <DataTable columns={['Network', 'MAC', 'Addresses (from the guest agent)']}>
+      <DataTable columns={['Network', 'MAC', 'Limit', 'Addresses (from the guest agent)']}>
         {vm.nics.map((n) => (
           <tr key={n.mac}>
             <td>
               <a href="#/networks">{n.network}</a>
             </td>
             <td class="mono">{n.mac}</td>
+            <td>{limitText(n)}</td>
             <td>{addrs ? (addrs.get(n.mac.toLowerCase())?.join(', ') || 'none') : '—'}</td>
           </tr>
         ))}
