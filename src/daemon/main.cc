@@ -329,6 +329,7 @@ int main(int argc, char** argv) {
   HaManager ha(db, cluster, vms, events, fence_agent, HaConfig{});
   ha.Start();
   MetricsConfig metrics_config{data_dir, host_name};
+  metrics_config.storage = &storage;
   if (!memory_reserve.empty()) {
     auto reserve = ParseSize(memory_reserve);
     if (!reserve.ok()) return Fail(reserve.status().Context("--memory-reserve"));

@@ -1,5 +1,6 @@
 #include "resources/metrics.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,8 +28,8 @@ constexpr uint64_t kMiB = 1ull << 20;
 const std::vector<std::string> kVmSeries = {
     "cpu_percent",    "memory_assigned_bytes", "memory_used_bytes", "balloon_bytes", "disk_read_bps",
     "disk_write_bps", "disk_read_iops",        "disk_write_iops",   "net_rx_bps",    "net_tx_bps"};
-const std::vector<std::string> kHostSeries = {"cpu_percent", "memory_total_bytes", "memory_used_bytes", "load1",
-                                              "ksm_saved_bytes"};
+const std::vector<std::string> kHostSeries = {"cpu_percent",     "memory_total_bytes", "memory_used_bytes", "load1",
+                                              "ksm_saved_bytes", "pool_total_bytes",   "pool_used_bytes"};
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -204,7 +205,11 @@ std::optional<Metrics::VmReading> Metrics::ReadVm(const json& vm) {
   // operation (a backup, a migration) goes without it this time.
   if (auto hold = vms_.TryHold(r.name)) {
     if (QmpClient* qmp = hold->qmp(); qmp && hold->spec().uuid == r.uuid) {
-      if (auto b = qmp->Execute("query-balloon", nullptr, 1s); b.ok()) r.actual = b->value("actual", uint64_t{0});
+      // Only the controller moves balloons, and only of dynamic VMs: a static
+      // VM has its memory, and one QMP call less a sample.
+      if (r.min_bytes > 0) {
+        if (auto b = qmp->Execute("query-balloon", nullptr, 1s); b.ok()) r.actual = b->value("actual", uint64_t{0});
+      }
       auto stats = qmp->Execute("qom-get", {{"path", "/machine/peripheral/balloon0"}, {"property", "guest-stats"}}, 1s);
       if (stats.ok() && stats->contains("stats")) {
         const json& s = (*stats)["stats"];
@@ -272,8 +277,9 @@ void Metrics::RecordVm(const VmReading& now) {
   double used = now.guest_total && now.guest_available && *now.guest_total >= *now.guest_available
                     ? static_cast<double>(*now.guest_total - *now.guest_available)
                     : kNaN;
-  double balloon =
-      now.actual && *now.actual <= now.memory_bytes ? static_cast<double>(now.memory_bytes - *now.actual) : kNaN;
+  double balloon = now.actual && *now.actual <= now.memory_bytes ? static_cast<double>(now.memory_bytes - *now.actual)
+                   : now.min_bytes == 0                          ? 0.0  // static memory: no balloon
+                                                                 : kNaN;
   std::vector<double> values = {rate(&VmReading::cpu_ns) / 1e7,  // ns per s -> percent of one core
                                 assigned,
                                 used,
@@ -306,6 +312,17 @@ void Metrics::RecordHost() {
     in >> h.load1;
   }
   h.ksm_saved = Ksm().value("saved_bytes", uint64_t{0});
+  if (config_.storage) {
+    auto pools = config_.storage->ListPools();
+    if (pools.ok()) h.pools = std::move(*pools);
+    std::set<uint64_t> counted;  // pools on one file system count once
+    for (const PoolInfo& p : h.pools) {
+      struct statvfs fs;
+      if (statvfs(p.path.c_str(), &fs) != 0 || !counted.insert(fs.f_fsid).second) continue;
+      h.pool_total += p.capacity;
+      h.pool_available += p.available;
+    }
+  }
   std::shared_ptr<Rrd> rrd;
   std::optional<HostReading> before;
   {
@@ -325,9 +342,13 @@ void Metrics::RecordHost() {
     cpu = 100.0 * static_cast<double>(h.cpu_busy_ticks - before->cpu_busy_ticks) /
           static_cast<double>(h.cpu_total_ticks - before->cpu_total_ticks);
   }
-  std::vector<double> values = {cpu, static_cast<double>(h.memory_total),
+  std::vector<double> values = {cpu,
+                                static_cast<double>(h.memory_total),
                                 static_cast<double>(h.memory_total - std::min(h.memory_total, h.memory_available)),
-                                h.load1, static_cast<double>(h.ksm_saved)};
+                                h.load1,
+                                static_cast<double>(h.ksm_saved),
+                                static_cast<double>(h.pool_total),
+                                static_cast<double>(h.pool_total - std::min(h.pool_total, h.pool_available))};
   if (Status st = rrd->Add(h.at_ms / 1000, values); !st.ok()) log::Warn("metrics: host: {}", st.message());
 }
 
@@ -454,6 +475,13 @@ std::string Metrics::Prometheus() {
     p.Sample("pampa_host_load1", h, host->load1);
     p.Family("pampa_host_ksm_saved_bytes", "gauge", "Memory KSM saves by sharing equal pages");
     p.Sample("pampa_host_ksm_saved_bytes", h, d(host->ksm_saved));
+    p.Family("pampa_pool_capacity_bytes", "gauge", "A storage pool's file system size");
+    for (const PoolInfo& pool : host->pools)
+      p.Sample("pampa_pool_capacity_bytes", {h[0], {"pool", pool.name}}, d(pool.capacity));
+    p.Family("pampa_pool_available_bytes", "gauge", "Space left in a storage pool's file system");
+    for (const PoolInfo& pool : host->pools) {
+      p.Sample("pampa_pool_available_bytes", {h[0], {"pool", pool.name}}, d(pool.available));
+    }
   }
   p.Family("pampa_host_memory_reserve_bytes", "gauge", "Available memory the balloon controller keeps on the host");
   p.Sample("pampa_host_memory_reserve_bytes", h, d(reserve_));

@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "resources/balloon.h"
 #include "resources/rrd.h"
+#include "storage/pools.h"
 #include "vm/vm_manager.h"
 
 namespace pampa {
@@ -36,6 +37,8 @@ struct MetricsConfig {
   // (DefaultMemoryReserve).
   uint64_t memory_reserve = 0;
   std::chrono::milliseconds interval{5000};
+  // The pools whose space the host's metrics show; none when null.
+  Storage* storage = nullptr;
 };
 
 // A tenth of the host's memory, at least 512 MiB.
@@ -94,6 +97,9 @@ class Metrics {
     uint64_t memory_total = 0, memory_available = 0;
     double load1 = 0;
     uint64_t ksm_saved = 0;
+    // Each pool's space, and the sum over the file systems they are on.
+    std::vector<PoolInfo> pools;
+    uint64_t pool_total = 0, pool_available = 0;
   };
 
   void Loop();

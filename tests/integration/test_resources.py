@@ -4,7 +4,9 @@ throttling) and NIC limits (tc), metrics with history, and /metrics."""
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -183,6 +185,67 @@ def test_nic_limit_is_tc_on_the_tap_both_ways(pair):
     assert d.exec("ra", "true").returncode == 0
 
 
+def test_nic_limit_holds_both_ways_in_the_guest(pair):
+    """4 MiB through a 1 MiB/s limit, guest to host (the tap's ingress, shaped on its ifb) and host to
+    guest (the tap's egress), timed at the host between the first and the last byte."""
+    d = pair
+    d.cli("vm", "edit", "ra", "--net-bps", "1M")
+    gateway = re.search(r"default via (\S+)", d.exec("ra", "ip", "route").stdout).group(1)
+    size = 4 << 20
+
+    def transfer(send):
+        srv = socket.socket()
+        srv.bind((gateway, 0))
+        srv.listen(1)
+        srv.settimeout(60)
+        port = srv.getsockname()[1]
+        result = {}
+
+        def serve():
+            conn, _ = srv.accept()
+            conn.settimeout(60)
+            got, first = 0, None
+            if send:
+                first = time.time()
+                block = b"\0" * 65536
+                while got < size:
+                    conn.sendall(block)
+                    got += len(block)
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):  # until the guest has read it all and closes
+                    pass
+            else:
+                while got < size:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    first = first or time.time()
+                    got += len(data)
+            result["seconds"], result["bytes"] = time.time() - first, got
+            conn.close()
+
+        t = threading.Thread(target=serve)
+        t.start()
+        if send:
+            d.exec("ra", "sh", "-c", f"nc {gateway} {port} | dd of=/dev/null bs=64k 2>/dev/null", check=False)
+        else:
+            d.exec("ra", "sh", "-c", f"dd if=/dev/zero bs=64k count={size >> 16} 2>/dev/null | nc {gateway} {port}",
+                   check=False)
+        t.join(90)
+        srv.close()
+        return result
+
+    try:
+        for send in (False, True):
+            r = transfer(send)
+            assert r.get("bytes") == size, r
+            rate = r["bytes"] / r["seconds"] / (1 << 20)
+            way = "host to guest" if send else "guest to host"
+            assert 0.7 <= rate <= 1.3, f"{way} under a 1 MiB/s limit went at {rate:.2f} MiB/s"
+    finally:
+        d.cli("vm", "edit", "ra", "--net-bps", "0")
+
+
 def test_balloon_takes_from_an_idle_guest_and_gives_back_when_it_allocates(host):
     d = host
     d.create_guest("rm")
@@ -233,6 +296,7 @@ def test_metrics_are_present_and_counters_never_go_back(pair):
     assert max(v for v in series["disk_read_bps"] if v is not None) > 0
     h = d.cli_json("host", "stats")
     assert [v for v in h["series"]["memory_total_bytes"] if v]
+    assert [v for v in h["series"]["pool_total_bytes"] if v]  # the default pool's file system
     assert "vm" in d.cli("vm", "stats", "ra").stdout.lower() or d.cli("vm", "stats", "ra").stdout
     cap = d.cli_json("host", "capacity", "--cpus", "1", "--memory", "256M")
     assert cap["cpus"] == os.cpu_count() and cap["vcpus"] >= 2
@@ -261,6 +325,7 @@ def test_prometheus_endpoint_parses_and_takes_the_read_only_token(pair):
     first = samples(scrape(d, metrics_token))
     assert ("pampa_vm_cpu_seconds_total", "ra") in first
     assert ("pampa_host_memory_total_bytes", "") in first
+    assert ("pampa_pool_available_bytes", "") in first
     d.exec("ra", "dd", "if=/dev/vda", "of=/dev/null", "bs=64k", "count=32", "skip=512", "iflag=direct")
     time.sleep(6)
     second = samples(scrape(d, d.token))  # the API token works too

@@ -90,7 +90,14 @@ export type VmSeries =
   | 'net_rx_bps'
   | 'net_tx_bps';
 
-export type HostSeries = 'cpu_percent' /* of all CPUs */ | 'memory_total_bytes' | 'memory_used_bytes' | 'load1' | 'ksm_saved_bytes';
+export type HostSeries =
+  | 'cpu_percent' /* of all CPUs */
+  | 'memory_total_bytes'
+  | 'memory_used_bytes'
+  | 'load1'
+  | 'ksm_saved_bytes'
+  | 'pool_total_bytes' /* the storage pools' file systems, each counted once */
+  | 'pool_used_bytes';
 
 export interface VmStats extends Stats<VmSeries> {
   vm: string;

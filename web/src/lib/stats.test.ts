@@ -117,7 +117,7 @@ describe('the charts', () => {
         'net_tx_bps',
       ].sort(),
     );
-    expect(HOST_CHARTS.flatMap((c) => c.lines.map((l) => l.key)).sort()).toEqual(['cpu_percent', 'ksm_saved_bytes', 'load1', 'memory_total_bytes', 'memory_used_bytes']);
+    expect(HOST_CHARTS.flatMap((c) => c.lines.map((l) => l.key)).sort()).toEqual(['cpu_percent', 'ksm_saved_bytes', 'load1', 'memory_total_bytes', 'memory_used_bytes', 'pool_total_bytes', 'pool_used_bytes']);
   });
 
   it('colour their lines with the theme variables', () => {

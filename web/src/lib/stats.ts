@@ -124,6 +124,16 @@ export const HOST_CHARTS: ChartSpec<HostSeries>[] = [
   },
   { id: 'load', title: 'Load', unit: 'load', note: 'runnable tasks, averaged over a minute', softMax: 1, lines: [{ key: 'load1', label: 'load', color: '--busy' }] },
   { id: 'ksm', title: 'Saved by KSM', unit: 'bytes', note: 'equal pages the VMs share', lines: [{ key: 'ksm_saved_bytes', label: 'saved', color: '--ok' }] },
+  {
+    id: 'pools',
+    title: 'Pool space',
+    unit: 'bytes',
+    note: 'the file systems of this host\'s storage pools',
+    lines: [
+      { key: 'pool_total_bytes', label: 'total', color: '--idle' },
+      { key: 'pool_used_bytes', label: 'used', color: '--accent' },
+    ],
+  },
 ];
 
 /** A chart's columns: times first (unix s), then one per line, null where unknown. */
