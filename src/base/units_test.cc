@@ -41,11 +41,13 @@ TEST(ValidateName, FollowsTheRule) {
 namespace pampa {
 namespace {
 
-TEST(ParseDuration, TakesSecondsMinutesHoursAndRefusesBareNumbers) {
+TEST(ParseDuration, TakesSecondsMinutesHoursDaysWeeksAndRefusesBareNumbers) {
   EXPECT_EQ(*ParseDuration("90s"), std::chrono::seconds(90));
   EXPECT_EQ(*ParseDuration("10m"), std::chrono::seconds(600));
   EXPECT_EQ(*ParseDuration("2h"), std::chrono::seconds(7200));
-  for (const char* bad : {"", "10", "m", "1.5m", "10d", "-5s", "99999999s"}) {
+  EXPECT_EQ(*ParseDuration("7d"), std::chrono::seconds(7 * 86400));
+  EXPECT_EQ(*ParseDuration("2w"), std::chrono::seconds(14 * 86400));
+  for (const char* bad : {"", "10", "m", "1.5m", "10y", "-5s", "99999999s"}) {
     auto r = ParseDuration(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("e.g. 90s"), std::string::npos) << r.status().message();
