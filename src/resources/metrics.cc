@@ -71,20 +71,6 @@ uint64_t ProcessRss(pid_t pid) {
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-// MemTotal and MemAvailable, bytes.
-std::pair<uint64_t, uint64_t> HostMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0, total = 0, available = 0;
-  std::string unit;
-  while (in >> key >> kb) {
-    std::getline(in, unit);
-    if (key == "MemTotal:") total = kb * 1024;
-    if (key == "MemAvailable:") available = kb * 1024;
-  }
-  return {total, available};
-}
-
 double Rate(uint64_t now, uint64_t before, double seconds) {
   if (now < before || seconds <= 0) return kNaN;  // a restart set the counter back
   return static_cast<double>(now - before) / seconds;
@@ -108,7 +94,7 @@ json SeriesJson(const Rrd::Series& s, const std::vector<std::string>& names) {
 
 }  // namespace
 
-uint64_t DefaultMemoryReserve() { return std::max<uint64_t>(512 * kMiB, HostMemory().first / 10); }
+uint64_t DefaultMemoryReserve() { return std::max<uint64_t>(512 * kMiB, HostMemoryBytes() / 10); }
 
 Metrics::Metrics(MetricsConfig config, VmManager& vms, EventBus& events)
     : config_(std::move(config)),
@@ -186,9 +172,7 @@ void Metrics::SampleOnce() {
     }
   }
   for (const std::string& uuid : gone) unlink(VmFile(uuid).c_str());  // the VM was deleted
-  RecordHost();
-  uint64_t available = HostMemory().second;
-  Balance(readings, available);
+  Balance(readings, RecordHost());
 }
 
 std::optional<Metrics::VmReading> Metrics::ReadVm(const json& vm) {
@@ -293,7 +277,7 @@ void Metrics::RecordVm(const VmReading& now) {
   if (Status st = rrd->Add(now.at_ms / 1000, values); !st.ok()) log::Warn("metrics: vm {}: {}", now.name, st.message());
 }
 
-void Metrics::RecordHost() {
+uint64_t Metrics::RecordHost() {
   HostReading h;
   h.at_ms = NowMs();
   {
@@ -306,7 +290,8 @@ void Metrics::RecordHost() {
     h.cpu_busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
     h.cpu_total_ticks = h.cpu_busy_ticks + v[3] + v[4];
   }
-  std::tie(h.memory_total, h.memory_available) = HostMemory();
+  h.memory_total = HostMemoryBytes();
+  h.memory_available = HostAvailableMemoryBytes();
   {
     std::ifstream in("/proc/loadavg");
     in >> h.load1;
@@ -336,7 +321,7 @@ void Metrics::RecordHost() {
     MutexLock lock(&mu_);
     host_rrd_ = rrd;
   }
-  if (!rrd) return;
+  if (!rrd) return h.memory_available;
   double cpu = kNaN;
   if (before && h.cpu_total_ticks > before->cpu_total_ticks && h.cpu_busy_ticks >= before->cpu_busy_ticks) {
     cpu = 100.0 * static_cast<double>(h.cpu_busy_ticks - before->cpu_busy_ticks) /
@@ -350,6 +335,7 @@ void Metrics::RecordHost() {
                                 static_cast<double>(h.pool_total),
                                 static_cast<double>(h.pool_total - std::min(h.pool_total, h.pool_available))};
   if (Status st = rrd->Add(h.at_ms / 1000, values); !st.ok()) log::Warn("metrics: host: {}", st.message());
+  return h.memory_available;
 }
 
 void Metrics::Balance(const std::vector<VmReading>& readings, uint64_t host_available) {
@@ -362,7 +348,7 @@ void Metrics::Balance(const std::vector<VmReading>& readings, uint64_t host_avai
   BalloonPolicy policy;
   policy.reserve = reserve_;
   // Giving a guest memory never leaves the host with less than this.
-  policy.floor = std::min(reserve_, std::max<uint64_t>(256 * kMiB, HostMemory().first / 50));
+  policy.floor = std::min(reserve_, std::max<uint64_t>(256 * kMiB, HostMemoryBytes() / 50));
   for (const BalloonMove& m : PlanBalloons(host_available, policy, dynamic)) {
     auto hold = vms_.TryHold(m.name);
     QmpClient* qmp = hold ? hold->qmp() : nullptr;
@@ -490,7 +476,7 @@ std::string Metrics::Prometheus() {
 
 json Metrics::Capacity(int cpus, uint64_t memory_bytes) {
   int host_cpus = static_cast<int>(OnlineCpus().size());
-  auto [total, available] = HostMemory();
+  uint64_t total = HostMemoryBytes(), available = HostAvailableMemoryBytes();
   uint64_t vcpus = 0, committed = 0, min_committed = 0, running = 0;
   for (const json& vm : vms_.List()) {
     if (!vm.is_object() || (vm.value("state", "") != "running" && vm.value("state", "") != "paused")) continue;

@@ -107,7 +107,8 @@ class Metrics {
   void SampleOnce();
   std::optional<VmReading> ReadVm(const nlohmann::json& vm);
   void RecordVm(const VmReading& now);
-  void RecordHost();
+  // Samples the host; returns its available memory (for the balloons).
+  uint64_t RecordHost();
   void Balance(const std::vector<VmReading>& readings, uint64_t host_available);
   std::shared_ptr<Rrd> OpenRrd(const std::string& file, const std::vector<std::string>& series);
   std::string VmFile(const std::string& uuid) const;
