@@ -136,7 +136,9 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
        "-serial", "chardev:serial0"});
   add({"-device", "virtio-serial-pci,id=vser0", "-chardev", "socket,id=qga0,path=" + p.qga() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"});
-  add({"-device", "virtio-balloon-pci,id=balloon0"});
+  // deflate-on-oom: a guest about to OOM takes its ballooned memory back by
+  // itself, the last guard should the balloon controller be late.
+  add({"-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on"});
   add({"-vga", "std", "-vnc", "unix:" + p.vnc()});
   if (m.firmware == "uefi") {
     add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + m.ovmf_code});

@@ -263,10 +263,20 @@ def test_balloon_takes_from_an_idle_guest_and_gives_back_when_it_allocates(host)
     assert 96 <= low <= 200, f"an idle 256 MiB guest under the host's reserve kept {low} MiB"
     with open(d.log) as f:
         assert re.search(r"balloon: vm rm to \d+ MiB: host has .* under its reserve", f.read())
-    # The guest allocates (its root is a tmpfs): it gets memory back before it runs short.
+    # The guest allocates (its root is a tmpfs) 16 MiB at a time, each once it
+    # has 30 MiB available again: the controller must give memory back for it
+    # to get there (a sample every 5 s, the guest's figures every 5 s).
+    def available_mib():
+        meminfo = d.exec("rm", "cat", "/proc/meminfo").stdout
+        return int(re.search(r"MemAvailable:\s+(\d+) kB", meminfo).group(1)) // 1024
+
     for i in range(4):
+        deadline = time.time() + 40
+        while time.time() < deadline and available_mib() < 30:
+            time.sleep(1)
+        left = available_mib()
+        assert left >= 30, f"after {16 * i} MiB the guest has {left} MiB available and {assigned()} MiB"
         d.exec("rm", "dd", "if=/dev/zero", f"of=/root/fill{i}", "bs=1M", "count=16")
-        time.sleep(4)
     deadline = time.time() + 30
     while time.time() < deadline and assigned() < low + 48:
         time.sleep(1)
