@@ -378,7 +378,7 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
   return res;
 }
 
-Result<TargetWriter> TargetWriter::Open(const RestoreTarget& target, uint64_t size) {
+Result<TargetWriter> TargetWriter::Open(const RestoreTarget& target, uint64_t size, WriteCache cache) {
   bool preallocated =
       std::all_of(target.extents.begin(), target.extents.end(), [](const FileExtent& e) { return e.offset >= 0; });
   if (!preallocated || !CoversDisk(target.extents, size)) {
@@ -387,11 +387,10 @@ Result<TargetWriter> TargetWriter::Open(const RestoreTarget& target, uint64_t si
   TargetWriter w;
   w.path_ = target.path;
   w.extents_ = target.extents;
-  // O_DIRECT skips the page cache (half the CPU of a restore went into copying
-  // there); what it cannot take goes through the plain descriptor (WriteAtDirect).
+  // What O_DIRECT cannot take goes through the plain descriptor (WriteAtDirect).
   w.plain_ = Fd(open(target.path.c_str(), O_WRONLY | O_CLOEXEC));
   if (w.plain_.get() < 0) return Status::Unavailable("cannot open " + target.path + ": " + std::strerror(errno));
-  w.direct_ = Fd(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
+  if (cache == WriteCache::kBypass) w.direct_ = Fd(open(target.path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT));
   return w;
 }
 
@@ -399,8 +398,7 @@ Status TargetWriter::WriteData(const char* buf, uint64_t len, uint64_t base) con
   for (auto [from_b, to_b] : DataRuns(buf, len)) {
     Status ws = Status::Ok();
     ForEachPiece(extents_, base + from_b, to_b - from_b, [&](uint64_t from, uint64_t n, const FileExtent& x) {
-      if (ws.ok())
-        ws = WriteAtDirect(direct_.get(), plain_.get(), buf + (from - base), n, x.offset + (from - x.start), path_);
+      if (ws.ok()) ws = WritePiece(buf + (from - base), n, x.offset + (from - x.start));
     });
     PAMPA_RETURN_IF_ERROR(ws);
   }
@@ -410,10 +408,19 @@ Status TargetWriter::WriteData(const char* buf, uint64_t len, uint64_t base) con
 Status TargetWriter::WriteAll(const char* buf, uint64_t len, uint64_t base) const {
   Status ws = Status::Ok();
   ForEachPiece(extents_, base, len, [&](uint64_t from, uint64_t n, const FileExtent& x) {
-    if (ws.ok())
-      ws = WriteAtDirect(direct_.get(), plain_.get(), buf + (from - base), n, x.offset + (from - x.start), path_);
+    if (ws.ok()) ws = WritePiece(buf + (from - base), n, x.offset + (from - x.start));
   });
   return ws;
+}
+
+Status TargetWriter::WritePiece(const char* buf, uint64_t len, uint64_t offset) const {
+  PAMPA_RETURN_IF_ERROR(WriteAtDirect(direct_.get(), plain_.get(), buf, len, offset, path_));
+  // Through the page cache: start writing it out now, without waiting, so
+  // that the disk works while the next bytes arrive (the kernel would wait
+  // for gigabytes of dirty pages here, and Sync would then write them all).
+  if (direct_.get() < 0)
+    sync_file_range(plain_.get(), static_cast<off_t>(offset), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+  return Status::Ok();
 }
 
 Status TargetWriter::Sync() const {

@@ -38,16 +38,27 @@ struct RestoreTarget {
   std::vector<FileExtent> extents;
 };
 
+// How a TargetWriter's writes meet the page cache.
+enum class WriteCache {
+  // Page-aligned writes skip it (O_DIRECT): no copy into it, which was half
+  // the CPU of a restore, whose many workers keep the disk busy.
+  kBypass,
+  // Through it, made durable by Sync: the kernel gathers and queues the
+  // writes, 25% faster for one writer whose CPU goes elsewhere (an import
+  // hashing every block: docs/design.md, imports).
+  kPageCache,
+};
+
 // A RestoreTarget opened for writing guest bytes straight into its file (a
 // backup restore, a disk image import). Move-only; WriteData may be called
 // from several threads at once for different bytes.
 class TargetWriter {
  public:
   // kInternal when the target does not lay out every byte of [0, size) in its file.
-  static Result<TargetWriter> Open(const RestoreTarget& target, uint64_t size);
+  static Result<TargetWriter> Open(const RestoreTarget& target, uint64_t size, WriteCache cache = WriteCache::kBypass);
   // Writes buf, the guest bytes [base, base + len), at their file offsets.
   // All-zero 64 KiB blocks are skipped (the target reads as zeros there).
-  // With buf page-aligned, whole pages go past the page cache (O_DIRECT).
+  // With buf page-aligned and kBypass, whole pages go past the page cache.
   Status WriteData(const char* buf, uint64_t len, uint64_t base) const;
   // The same, zeros too: for a target that already holds other data there.
   Status WriteAll(const char* buf, uint64_t len, uint64_t base) const;
@@ -57,6 +68,8 @@ class TargetWriter {
 
  private:
   TargetWriter() = default;
+  // len bytes at offset in the file.
+  Status WritePiece(const char* buf, uint64_t len, uint64_t offset) const;
   std::string path_;
   std::vector<FileExtent> extents_;
   Fd plain_, direct_;

@@ -1,11 +1,16 @@
 #include "jobs/p2v.h"
 
 #include <fcntl.h>
+#include <libssh/callbacks.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 
@@ -14,10 +19,15 @@
 namespace pampa {
 namespace {
 
-std::string Md5Hex(const char* data, size_t len) {
+// The hash that tells whether a range changed: SHA-1, which runs 2.5x as fast
+// as MD5 where the CPU has SHA instructions (1.3 against 0.5 GB/s here) and
+// is no slower elsewhere. Change detection, not security: the server is the
+// source of the data in any case. (Hashes an earlier version kept as MD5 are
+// shorter, never equal to these: such a second pass copies every range.)
+std::string RangeHash(const char* data, size_t len) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(data, len, md, &n, EVP_md5(), nullptr);
+  EVP_Digest(data, len, md, &n, EVP_sha1(), nullptr);
   std::string hex;
   hex.reserve(2 * n);
   for (unsigned int i = 0; i < n; ++i) {
@@ -34,11 +44,123 @@ const std::string& ZeroHash(uint64_t len) {
   static std::mutex mu;
   std::lock_guard lock(mu);
   auto it = known.find(len);
-  if (it == known.end()) it = known.emplace(len, Md5Hex(std::string(len, '\0').data(), len)).first;
+  if (it == known.end()) it = known.emplace(len, RangeHash(std::string(len, '\0').data(), len)).first;
   return it->second;
 }
 
 uint64_t Ranges(uint64_t size) { return (size + kP2vRange - 1) / kP2vRange; }
+
+// A command run on the server: its standard output read through a buffer: lines and exact
+// byte counts. Every wait for the server is bounded. The end is the channel's
+// EOF or, a second after the command's exit status came, no more data: a
+// process the server's login scripts started can keep the channel open long
+// after the command ended (seen with a shell profile that failed to start a
+// tool), and waiting for EOF would then wait for it.
+class RemoteCommand {
+ public:
+  explicit RemoteCommand(std::string what) : what_(std::move(what)), buf_(256 << 10) {}
+  ~RemoteCommand() {
+    if (!ch_) return;
+    ssh_remove_channel_callbacks(ch_, &callbacks_);
+    ssh_channel_close(ch_);
+    ssh_channel_free(ch_);
+  }
+  RemoteCommand(const RemoteCommand&) = delete;
+  RemoteCommand& operator=(const RemoteCommand&) = delete;
+
+  // Runs command in a new channel of s. The exit status is watched from
+  // before the command starts: a quick one ends while the exec is answered.
+  Status Start(const SshSession& s, const std::string& command, const std::string& where) {
+    ch_ = ssh_channel_new(s.ssh);
+    if (!ch_) return Status::Unavailable("cannot open an SSH channel to " + where + ": " + s.Error());
+    ssh_callbacks_init(&callbacks_);
+    callbacks_.userdata = this;
+    callbacks_.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* self) {
+      static_cast<RemoteCommand*>(self)->exit_status_ = status;
+    };
+    ssh_set_channel_callbacks(ch_, &callbacks_);
+    if (ssh_channel_open_session(ch_) != SSH_OK || ssh_channel_request_exec(ch_, command.c_str()) != SSH_OK) {
+      return Status::Unavailable("cannot run a command on " + where + ": " + s.Error());
+    }
+    return Status::Ok();
+  }
+
+  // Exactly n bytes.
+  Status Read(char* dst, size_t n) {
+    while (n > 0) {
+      if (at_ == end_) PAMPA_RETURN_IF_ERROR(Fill());
+      size_t k = std::min(n, end_ - at_);
+      std::memcpy(dst, buf_.data() + at_, k);
+      at_ += k;
+      dst += k;
+      n -= k;
+    }
+    return Status::Ok();
+  }
+  // One line without its newline, at most max bytes long.
+  Result<std::string> Line(size_t max) {
+    std::string line;
+    for (;;) {
+      if (at_ == end_) PAMPA_RETURN_IF_ERROR(Fill());
+      const char* from = buf_.data() + at_;
+      const void* nl = std::memchr(from, '\n', end_ - at_);
+      size_t k = nl ? static_cast<size_t>(static_cast<const char*>(nl) - from) : end_ - at_;
+      line.append(from, k);
+      at_ += k + (nl ? 1 : 0);
+      if (line.size() > max) return Status::Invalid(what_ + " sent a line longer than " + std::to_string(max));
+      if (nl) return line;
+    }
+  }
+  uint64_t received() const { return received_; }
+  // What the server wrote to standard error (the end of it), for a message.
+  std::string Errors() {
+    std::string err;
+    char buf[4096];
+    int n = 0;
+    while ((n = ssh_channel_read_nonblocking(ch_, buf, sizeof buf, 1)) > 0 && err.size() < 65536) {
+      err.append(buf, static_cast<size_t>(n));
+    }
+    while (!err.empty() && std::isspace(static_cast<unsigned char>(err.back()))) err.pop_back();
+    if (auto nl = err.rfind('\n'); nl != std::string::npos) err = err.substr(nl + 1);
+    return err.substr(0, 300);
+  }
+  void SendEof() { ssh_channel_send_eof(ch_); }
+  // The command's exit status, once it has come; -1 when it does not come.
+  int ExitStatus() {
+    // libssh waits for it up to the session's timeout (15 s).
+    return exit_status_ >= 0 ? exit_status_ : ssh_channel_get_exit_status(ch_);
+  }
+
+ private:
+  static constexpr int kTimeoutMs = 120000;
+  Status Fill() {
+    int quiet_ms = 0, quiet_after_exit_ms = 0;
+    for (;;) {
+      int n = ssh_channel_read_timeout(ch_, buf_.data(), static_cast<uint32_t>(buf_.size()), 0, 250);
+      if (n == SSH_ERROR) return Status::Unavailable(what_ + " broke off");
+      if (n > 0) {
+        at_ = 0;
+        end_ = static_cast<size_t>(n);
+        received_ += end_;
+        return Status::Ok();
+      }
+      if (ssh_channel_is_eof(ch_) || ssh_channel_is_closed(ch_)) return Status::Unavailable(what_ + " ended early");
+      quiet_ms += 250;
+      if (exit_status_ >= 0 && (quiet_after_exit_ms += 250) >= 1000) {
+        return Status::Unavailable(what_ + " ended early (exit status " + std::to_string(exit_status_) + ")");
+      }
+      if (quiet_ms >= kTimeoutMs) return Status::Unavailable(what_ + " sent nothing for 120 s");
+    }
+  }
+
+  ssh_channel ch_ = nullptr;
+  std::string what_;
+  std::vector<char> buf_;
+  size_t at_ = 0, end_ = 0;
+  uint64_t received_ = 0;
+  int exit_status_ = -1;
+  ssh_channel_callbacks_struct callbacks_{};
+};
 
 }  // namespace
 
@@ -131,7 +253,7 @@ Result<std::vector<std::string>> RemoteHost::RangeHashes(const RemoteDisk& disk,
   // The device path is the only word from outside, checked above to be a
   // plain path (no quotes, spaces or shell characters); the scripts are fixed.
   // Python, where the server has it, hashes in one process (~20x faster than
-  // a dd and an md5sum per MiB, the fallback on servers without it).
+  // a dd and a sha1sum per MiB, the fallback on servers without it).
   static const char* kPython =
       "import hashlib,sys\n"
       "f=open(sys.argv[1],\"rb\",0)\n"
@@ -143,53 +265,28 @@ Result<std::vector<std::string>> RemoteHost::RangeHashes(const RemoteDisk& disk,
       "  c=f.read(n-len(b))\n"
       "  if not c: break\n"
       "  b+=c\n"
-      " print(hashlib.md5(b).hexdigest()+\"  -\")\n";
+      " print(hashlib.sha1(b).hexdigest()+\"  -\")\n";
   std::string command =
-      "sh -c 'if command -v python3 >/dev/null 2>&1; then exec python3 -c \"$3\" \"$1\"; fi; "
-      "i=0; while [ $i -lt \"$2\" ]; do dd if=\"$1\" bs=1048576 skip=$i count=1 2>/dev/null | md5sum "
+      "sh -c 'if python3 -c \"\" >/dev/null 2>&1; then exec python3 -c \"$3\" \"$1\"; fi; "
+      "i=0; while [ $i -lt \"$2\" ]; do dd if=\"$1\" bs=1048576 skip=$i count=1 2>/dev/null | sha1sum "
       "|| exit 1; i=$((i+1)); done' p2v " +
       disk.device + " " + std::to_string(ranges) + " '" + kPython + "'";
-  ssh_channel ch = ssh_channel_new(s_.ssh);
-  if (!ch) return Status::Unavailable("cannot open an SSH channel to " + where_ + ": " + s_.Error());
-  auto close = [&] {
-    ssh_channel_close(ch);
-    ssh_channel_free(ch);
-  };
-  if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
-    Status st = Status::Unavailable("cannot run the range hashing on " + where_ + ": " + s_.Error());
-    close();
-    return st;
-  }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    if (cancel && cancel->load()) {
-      close();
-      return Status::Cancelled("cancelled");
-    }
-    int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 600000);
-    if (n == SSH_ERROR) {
-      Status st = Status::Unavailable("reading the range hashes from " + where_ + ": " + s_.Error());
-      close();
-      return st;
-    }
-    if (n == 0 && ssh_channel_is_eof(ch)) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  int exit = ssh_channel_get_exit_status(ch);
-  close();
+  RemoteCommand in("the range hashing of " + disk.device + " on " + where_);
+  PAMPA_RETURN_IF_ERROR(in.Start(s_, command, where_));
   std::vector<std::string> hashes;
-  std::istringstream lines(out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::string hash = line.substr(0, line.find(' '));
-    if (hash.size() != 32) break;
+  while (hashes.size() < ranges) {
+    if (cancel && cancel->load()) return Status::Cancelled("cancelled");
+    auto line = in.Line(256);
+    if (!line.ok()) break;  // the exit status says why
+    std::string hash = line->substr(0, line->find(' '));
+    if (hash.size() != 40) break;
     hashes.push_back(hash);
   }
+  int exit = in.ExitStatus();
   if (exit != 0 || hashes.size() != ranges) {
     return Status::Unavailable("hashing " + disk.device + " on " + where_ + " failed (exit " + std::to_string(exit) +
                                ", " + std::to_string(hashes.size()) + " of " + std::to_string(ranges) +
-                               " ranges): the server needs sh, dd and md5sum, and root to read the device");
+                               " ranges): the server needs sh, dd and sha1sum, and root to read the device");
   }
   return hashes;
 }
@@ -250,7 +347,7 @@ Result<RangeCopy> RemoteHost::CopyRanges(const RemoteDisk& disk, const std::vect
       st = Read(file, base, buf.data(), len);
       if (!st.ok()) break;
       // The server runs meanwhile: what was read is what the target holds.
-      (*copied)[i] = Md5Hex(buf.data(), len);
+      (*copied)[i] = RangeHash(buf.data(), len);
       st = previous.empty() ? out.WriteData(buf.data(), len, base) : out.WriteAll(buf.data(), len, base);
       ++c.ranges_copied;
       c.bytes_copied += len;
@@ -258,6 +355,99 @@ Result<RangeCopy> RemoteHost::CopyRanges(const RemoteDisk& disk, const std::vect
     if (progress && (i % 16 == 15 || i + 1 == c.ranges)) progress(i + 1, c.ranges);
   }
   sftp_close(file);
+  if (!st.ok()) return st;
+  return c;
+}
+
+Result<RangeCopy> RemoteHost::StreamRanges(const RemoteDisk& disk, const TargetWriter& out,
+                                           std::vector<std::string>* copied,
+                                           const std::function<void(uint64_t, uint64_t)>& progress,
+                                           const std::atomic<bool>* cancel) {
+  PAMPA_RETURN_IF_ERROR(CheckDevicePath(disk.device));
+  RangeCopy c;
+  c.ranges = Ranges(disk.size);
+  // The stream: "D <range> <length> <sha1>\n" and the range's bytes for each
+  // range with data, then "E <ranges>\n". Fixed text; the device path is the
+  // only word from outside, checked above.
+  static const char* kPython =
+      "import hashlib,os,sys\n"
+      "f=os.open(sys.argv[1],os.O_RDONLY)\n"
+      "try: os.posix_fadvise(f,0,0,os.POSIX_FADV_SEQUENTIAL)\n"
+      "except Exception: pass\n"
+      "o=sys.stdout.buffer\n"
+      "n=1<<20\n"
+      "z=bytes(n)\n"
+      "i=0\n"
+      "while 1:\n"
+      " b=os.read(f,n)\n"
+      " if not b: break\n"
+      " while len(b)<n:\n"
+      "  c=os.read(f,n-len(b))\n"
+      "  if not c: break\n"
+      "  b+=c\n"
+      " if b!=z[:len(b)]:\n"
+      "  o.write(b\"D %d %d %s\\n\"%(i,len(b),hashlib.sha1(b).hexdigest().encode()))\n"
+      "  o.write(b)\n"
+      " i+=1\n"
+      "o.write(b\"E %d\\n\"%i)\n"
+      "o.flush()\n";
+  std::string command = "sh -c 'python3 -c \"\" >/dev/null 2>&1 || exit 127; exec python3 -c \"$2\" \"$1\"' p2v " +
+                        disk.device + " '" + kPython + "'";
+  RemoteCommand in("the copy stream of " + disk.device + " from " + where_);
+  PAMPA_RETURN_IF_ERROR(in.Start(s_, command, where_));
+  auto finish = [&](Status st) -> Status {
+    if (!st.ok() && in.received() == 0 && in.ExitStatus() == 127) {
+      st = Status::NotFound("no python3 that runs on " + where_);
+    } else if (!st.ok()) {
+      std::string err = in.Errors();
+      if (!err.empty()) st = Status::Unavailable(st.message() + " (the server says: " + err + ")");
+    }
+    return st;
+  };
+  copied->assign(c.ranges, "");
+  for (uint64_t i = 0; i < c.ranges; ++i)
+    (*copied)[i] = ZeroHash(std::min<uint64_t>(kP2vRange, disk.size - i * kP2vRange));
+  std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(std::aligned_alloc(4096, kP2vRange)), &std::free);
+  if (!buf) return finish(Status::Internal("out of memory for a 1 MiB buffer"));
+  int64_t last = -1;
+  for (;;) {
+    if (cancel && cancel->load()) return finish(Status::Cancelled("cancelled"));
+    auto line = in.Line(128);
+    if (!line.ok()) return finish(line.status());
+    unsigned long long range = 0, len = 0;
+    char hash[41] = {};
+    char kind = 0;
+    int fields = std::sscanf(line->c_str(), "%c %llu %llu %40[0-9a-f]", &kind, &range, &len, hash);
+    if (kind == 'E' && fields >= 2) {
+      if (range != c.ranges) {
+        return finish(Status::Unavailable("the server read " + std::to_string(range) + " ranges of " + disk.device +
+                                          ", not " + std::to_string(c.ranges) + ": did its size change?"));
+      }
+      break;
+    }
+    uint64_t base = range * kP2vRange;
+    bool fits = range<c.ranges&& static_cast<int64_t>(range)> last &&
+                len == std::min<uint64_t>(kP2vRange, disk.size - base) && std::strlen(hash) == 40;
+    if (kind != 'D' || fields != 4 || !fits) {
+      return finish(Status::Unavailable("the copy stream of " + disk.device + " from " + where_ +
+                                        " is out of step at '" + line->substr(0, 80) + "'"));
+    }
+    if (Status st = in.Read(buf.get(), len); !st.ok()) return finish(st);
+    if (Status st = out.WriteData(buf.get(), len, base); !st.ok()) return finish(st);
+    (*copied)[range] = hash;
+    last = static_cast<int64_t>(range);
+    ++c.ranges_copied;
+    c.bytes_copied += len;
+    if (progress && range % 16 == 15) progress(range + 1, c.ranges);
+  }
+  in.SendEof();
+  int exit = in.ExitStatus();
+  if (exit != 0) {
+    return finish(Status::Unavailable("reading " + disk.device + " on " + where_ + " ended with exit status " +
+                                      std::to_string(exit)));
+  }
+  if (progress) progress(c.ranges, c.ranges);
+  Status st = finish(Status::Ok());
   if (!st.ok()) return st;
   return c;
 }

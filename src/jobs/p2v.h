@@ -1,15 +1,17 @@
 // P2V: the block devices of a running physical server, read over SSH.
 //
 // Nothing is installed on the server. pampad connects with libssh (the host
-// key must be in known_hosts, key authentication only), reads the server's
-// CPUs, memory and disk sizes through SFTP (/proc, /sys), and has the server
-// hash each 1 MiB range of a disk (one `sh -c` loop of dd | md5sum, whose only
-// argument from outside is the device path, checked to be a plain /dev path).
-// Ranges that are all zeros are never sent; the others are read through SFTP
-// and written straight into a preallocated volume. The hashes of what was
-// copied are kept: a second pass (the server's services stopped) hashes again
-// and copies only the ranges whose hash changed, which is what shortens the
-// final downtime.
+// key must be in known_hosts, key authentication only) and reads the server's
+// CPUs, memory and disk sizes through SFTP (/proc, /sys). The first pass, on a
+// server with python3, is one stream: a fixed script reads the disk once and
+// sends each 1 MiB range that is not all zeros with its SHA-1, written
+// straight into a preallocated volume as it arrives. Elsewhere the server
+// hashes each range (one `sh -c` loop of dd | sha1sum) and the ranges with
+// data are read through SFTP. The only argument from outside in either is the
+// device path, checked to be a plain /dev path. The hashes of what was copied
+// are kept: a second pass (the server's services stopped) hashes again and
+// copies only the ranges whose hash changed, which is what shortens the final
+// downtime.
 #pragma once
 
 #include <atomic>
@@ -53,7 +55,7 @@ class RemoteHost {
 
   // CPUs and memory from /proc, each device's size from /sys/class/block.
   Result<RemoteMachine> Describe(const std::vector<std::string>& devices);
-  // The MD5 (hex) of each kP2vRange range of the disk, computed on the server.
+  // The SHA-1 (hex) of each kP2vRange range of the disk, computed on the server.
   Result<std::vector<std::string>> RangeHashes(const RemoteDisk& disk, const std::atomic<bool>* cancel);
   // Copies into out the ranges whose hash differs from previous (the hashes of
   // what the target holds; empty: the target reads as zeros). *copied gets the
@@ -63,6 +65,14 @@ class RemoteHost {
                                std::vector<std::string>* copied,
                                const std::function<void(uint64_t, uint64_t)>& progress,
                                const std::atomic<bool>* cancel);
+  // A first pass in one stream: the server reads the disk once and sends
+  // each range that is not all zeros with its hash, which goes into out as it
+  // arrives (no round trip per range; the server's reading and hashing
+  // overlap the transfer). *copied gets every range's hash. kNotFound
+  // when the server has no python3 that runs: then RangeHashes and CopyRanges do it.
+  Result<RangeCopy> StreamRanges(const RemoteDisk& disk, const TargetWriter& out, std::vector<std::string>* copied,
+                                 const std::function<void(uint64_t, uint64_t)>& progress,
+                                 const std::atomic<bool>* cancel);
   std::string Describe() const { return where_; }
 
  private:

@@ -225,13 +225,14 @@ Status VmImports::WriteXvaDisks(const Plan& plan, const VmSpec& spec, TaskContex
     PAMPA_ASSIGN_OR_RETURN(auto vol, storage_.CreateVolume(d.pool, d.volume, size, "qcow2", /*preallocate=*/true));
     made->disks.push_back(d);
     PAMPA_ASSIGN_OR_RETURN(auto layout, MapImage(vol.path, "qcow2"));
-    PAMPA_ASSIGN_OR_RETURN(auto writer, TargetWriter::Open({vol.path, std::move(layout)}, size));
+    PAMPA_ASSIGN_OR_RETURN(auto writer,
+                           TargetWriter::Open({vol.path, std::move(layout)}, size, WriteCache::kPageCache));
     disks.push_back(std::move(writer));
     ctx.Log("disk " + std::to_string(i) + ": " + plan.xva_disks[i].vdi + " (" + plan.xva_disks[i].label + ", " +
             FormatSize(size) + ") into " + d.pool + "/" + d.volume);
   }
-  uint64_t written = 0;
-  auto write = [&](size_t disk, uint64_t offset, const char* data, size_t len) {
+  std::atomic<uint64_t> written{0};
+  auto write = [&](size_t disk, uint64_t offset, const char* data, size_t len) {  // on the import's workers
     written += len;
     return disks[disk].WriteData(data, len, offset);
   };
@@ -241,7 +242,7 @@ Status VmImports::WriteXvaDisks(const Plan& plan, const VmSpec& spec, TaskContex
   };
   PAMPA_RETURN_IF_ERROR(ReadXvaDisks(tar, plan.xva_disks, write, progress, ctx.cancel_flag()));
   for (auto& w : disks) PAMPA_RETURN_IF_ERROR(w.Sync());
-  ctx.Log("every block matched its checksum; " + FormatSize(written) + " written");
+  ctx.Log("every block matched its checksum; " + FormatSize(written.load()) + " written");
   return Status::Ok();
 }
 
@@ -338,18 +339,28 @@ struct DiskProgress {
   }
 };
 
-// One pass over one disk: the server hashes it, the ranges that differ from
-// previous are copied into the volume (see RemoteHost::CopyRanges), synced.
+// One pass over one disk, synced. The first (previous empty) is one stream
+// from the server (RemoteHost::StreamRanges) where it has python3; otherwise,
+// and for a second pass, the server hashes the disk and the ranges that differ
+// from previous are copied into the volume (RemoteHost::CopyRanges).
 Result<RangeCopy> CopyPass(RemoteHost& host, const RemoteDisk& disk, const VolumeInfo& vol,
                            const std::vector<std::string>& previous, std::vector<std::string>* hashes,
                            DiskProgress& progress) {
   PAMPA_ASSIGN_OR_RETURN(auto layout, MapImage(vol.path, vol.format));
-  PAMPA_ASSIGN_OR_RETURN(auto out, TargetWriter::Open({vol.path, std::move(layout)}, disk.size));
-  progress.Set("hashing " + disk.device + " on the server", disk.size, 0, 1);
-  PAMPA_ASSIGN_OR_RETURN(auto remote, host.RangeHashes(disk, progress.ctx.cancel_flag()));
+  PAMPA_ASSIGN_OR_RETURN(auto out,
+                         TargetWriter::Open({vol.path, std::move(layout)}, disk.size, WriteCache::kPageCache));
   auto step = [&](uint64_t done, uint64_t all) { progress.Set("copying " + disk.device, disk.size, done, all); };
-  PAMPA_ASSIGN_OR_RETURN(RangeCopy c,
-                         host.CopyRanges(disk, remote, previous, out, hashes, step, progress.ctx.cancel_flag()));
+  auto copied = [&]() -> Result<RangeCopy> {
+    if (previous.empty()) {
+      auto streamed = host.StreamRanges(disk, out, hashes, step, progress.ctx.cancel_flag());
+      if (streamed.ok() || streamed.status().code() != ErrorCode::kNotFound) return streamed;
+      progress.ctx.Log(streamed.status().message() + ": hashing on the server, then reading through SFTP");
+    }
+    progress.Set("hashing " + disk.device + " on the server", disk.size, 0, 1);
+    PAMPA_ASSIGN_OR_RETURN(auto remote, host.RangeHashes(disk, progress.ctx.cancel_flag()));
+    return host.CopyRanges(disk, remote, previous, out, hashes, step, progress.ctx.cancel_flag());
+  }();
+  PAMPA_ASSIGN_OR_RETURN(RangeCopy c, std::move(copied));
   PAMPA_RETURN_IF_ERROR(out.Sync());
   progress.before += disk.size;
   progress.sum.ranges += c.ranges;

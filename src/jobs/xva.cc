@@ -4,12 +4,17 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
 #include "backup/chunk_codec.h"
+#include "base/mutex.h"
 #include "jobs/import_limits.h"
 #include "jobs/xml_doc.h"
 #include "vm/vm_spec.h"
@@ -245,6 +250,117 @@ Result<std::string> XvaBlockDigest(std::string_view kind, std::string_view data)
   return Status::Invalid("'" + std::string(kind) + "' is not a checksum kind of XVA blocks (.checksum, .xxhash)");
 }
 
+namespace {
+
+using BlockBuffer = std::unique_ptr<char, AlignedFree>;
+
+// One block read from the archive, with what its checksum member says, and
+// where it goes once it matches.
+struct XvaBlock {
+  uint64_t seq = 0;  // its place among the blocks of the archive
+  BlockBuffer data;
+  size_t len = 0;
+  std::string name, kind, want;
+  std::optional<size_t> disk;  // nullopt: a disk the VM does not attach, checked only
+  uint64_t offset = 0;
+};
+
+// Checks a block against its checksum and hands it to write when it matches.
+Status CheckAndWrite(const XvaBlock& b, const XvaWrite& write) {
+  PAMPA_ASSIGN_OR_RETURN(std::string got, XvaBlockDigest(b.kind, std::string_view(b.data.get(), b.len)));
+  std::string want = b.want;
+  want.erase(want.find_last_not_of(" \t\r\n\0", std::string::npos, 5) + 1);
+  if (Lower(want) != Lower(got)) {
+    return Status::Invalid("block " + b.name + " does not match its checksum (" + b.name + b.kind + " says " +
+                           want.substr(0, 64) + ", the data hashes to " + got +
+                           "): the XVA is damaged; export it again");
+  }
+  if (b.disk && b.len > 0) return write(*b.disk, b.offset, b.data.get(), b.len);
+  return Status::Ok();
+}
+
+// Checks and writes blocks on worker threads while the caller reads the next
+// ones from the archive: reading, hashing and writing overlap. A few buffers
+// go round between the reader and the workers, so memory stays bounded. The
+// first failure in archive order is the one reported, and once a block has
+// failed no further block is taken.
+class BlockPipeline {
+ public:
+  BlockPipeline(const XvaWrite& write, int workers) : write_(write) {
+    for (int i = 0; i < workers + 2; ++i) {
+      BlockBuffer buf(static_cast<char*>(std::aligned_alloc(4096, kXvaBlock)));
+      if (buf) free_.push_back(std::move(buf));
+    }
+    if (free_.empty()) failure_.emplace(0, Status::Internal("out of memory for the XVA's 1 MiB block buffers"));
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~BlockPipeline() {
+    {
+      MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  BlockPipeline(const BlockPipeline&) = delete;
+  BlockPipeline& operator=(const BlockPipeline&) = delete;
+
+  // A buffer for the next block, once one is free; nullptr after a failure.
+  BlockBuffer Buffer() {
+    MutexLock lock(&mu_);
+    lock.Wait(cv_, [&]() REQUIRES(mu_) { return !free_.empty() || failure_; });
+    if (failure_) return nullptr;
+    BlockBuffer buf = std::move(free_.back());
+    free_.pop_back();
+    return buf;
+  }
+  void Submit(XvaBlock block) {
+    {
+      MutexLock lock(&mu_);
+      queue_.push_back(std::move(block));
+    }
+    cv_.notify_all();
+  }
+  // Waits for every block submitted; the first failure in archive order.
+  Status Finish() {
+    MutexLock lock(&mu_);
+    lock.Wait(cv_, [&]() REQUIRES(mu_) { return queue_.empty() && busy_ == 0; });
+    return failure_ ? failure_->second : Status::Ok();
+  }
+
+ private:
+  void Work() {
+    MutexLock lock(&mu_);
+    for (;;) {
+      lock.Wait(cv_, [&]() REQUIRES(mu_) { return !queue_.empty() || closed_; });
+      if (queue_.empty()) return;
+      XvaBlock b = std::move(queue_.front());
+      queue_.pop_front();
+      bool skip = failure_ && failure_->first < b.seq;
+      ++busy_;
+      lock.Unlock();
+      Status st = skip ? Status::Ok() : CheckAndWrite(b, write_);
+      lock.Lock();
+      --busy_;
+      if (!st.ok() && (!failure_ || b.seq < failure_->first)) failure_.emplace(b.seq, std::move(st));
+      free_.push_back(std::move(b.data));
+      cv_.notify_all();
+    }
+  }
+
+  const XvaWrite& write_;
+  Mutex mu_;
+  std::condition_variable cv_;
+  std::vector<BlockBuffer> free_ GUARDED_BY(mu_);
+  std::deque<XvaBlock> queue_ GUARDED_BY(mu_);
+  int busy_ GUARDED_BY(mu_) = 0;
+  bool closed_ GUARDED_BY(mu_) = false;
+  std::optional<std::pair<uint64_t, Status>> failure_ GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
 Status ReadXvaDisks(TarReader& tar, const std::vector<XvaDisk>& disks, const XvaWrite& write,
                     const std::function<void(uint64_t)>& progress, const std::atomic<bool>* cancel) {
   struct Cursor {
@@ -254,63 +370,70 @@ Status ReadXvaDisks(TarReader& tar, const std::vector<XvaDisk>& disks, const Xva
   std::vector<Cursor> at(disks.size());
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < disks.size(); ++i) index[disks[i].vdi] = i;
-  std::unique_ptr<char, AlignedFree> buf(static_cast<char*>(std::aligned_alloc(4096, kXvaBlock)));
-  if (!buf) return Status::Internal("out of memory for a 1 MiB block buffer");
-  for (;;) {
-    if (cancel && cancel->load()) return Status::Cancelled("import cancelled");
-    PAMPA_ASSIGN_OR_RETURN(auto m, tar.Next());
-    if (!m) break;
-    if (!m->regular()) continue;  // directories: the blocks name their own
-    size_t slash = m->name.rfind('/');
-    std::string vdi = slash == std::string::npos ? "" : m->name.substr(0, slash);
-    std::string base = slash == std::string::npos ? m->name : m->name.substr(slash + 1);
-    if (!IsBlockNumber(base)) {
-      if (base.size() > 8 && IsBlockNumber(base.substr(0, 8)) && base[8] == '.') {
-        return Status::Invalid("the XVA has a checksum (" + m->name + ") with no block before it: damaged archive");
+  // Two workers hash and write while this thread reads: with SHA-1 in
+  // hardware the three take about as long each (docs/design.md, imports).
+  BlockPipeline pipeline(write, 2);
+  Status read = [&]() -> Status {
+    for (uint64_t seq = 0;; ++seq) {
+      if (cancel && cancel->load()) return Status::Cancelled("import cancelled");
+      PAMPA_ASSIGN_OR_RETURN(auto m, tar.Next());
+      if (!m) return Status::Ok();
+      if (!m->regular()) continue;  // directories: the blocks name their own
+      size_t slash = m->name.rfind('/');
+      std::string vdi = slash == std::string::npos ? "" : m->name.substr(0, slash);
+      std::string base = slash == std::string::npos ? m->name : m->name.substr(slash + 1);
+      if (!IsBlockNumber(base)) {
+        if (base.size() > 8 && IsBlockNumber(base.substr(0, 8)) && base[8] == '.') {
+          return Status::Invalid("the XVA has a checksum (" + m->name + ") with no block before it: damaged archive");
+        }
+        continue;  // nothing the import uses
       }
-      continue;  // nothing the import uses
+      if (m->size > kXvaBlock) {
+        return Status::Invalid("block " + m->name + " is " + std::to_string(m->size) +
+                               " bytes, more than an XVA block (1 MiB): damaged archive");
+      }
+      XvaBlock b;
+      b.seq = seq;
+      b.name = m->name;
+      b.len = static_cast<size_t>(m->size);
+      b.data = pipeline.Buffer();
+      if (!b.data) return Status::Ok();  // a block failed: Finish says which
+      PAMPA_RETURN_IF_ERROR(tar.Read(b.data.get(), b.len));
+      PAMPA_ASSIGN_OR_RETURN(auto sum, tar.Next());
+      b.kind = sum && sum->name.starts_with(m->name) ? sum->name.substr(m->name.size()) : "";
+      if (!sum || (b.kind != ".checksum" && b.kind != ".xxhash") || sum->size > kMaxChecksumSize) {
+        return Status::Invalid("block " + m->name + " has no checksum after it (" +
+                               (sum ? "'" + sum->name + "' follows" : std::string("the archive ends")) +
+                               "): the XVA is damaged or too old to verify");
+      }
+      b.want.assign(sum->size, '\0');
+      PAMPA_RETURN_IF_ERROR(tar.Read(b.want.data(), b.want.size()));
+      if (auto it = index.find(vdi); it != index.end()) {
+        Cursor& c = at[it->second];
+        const XvaDisk& d = disks[it->second];
+        int64_t n = std::stoll(base);
+        if (n <= c.last) {
+          return Status::Invalid("block " + m->name + " comes after block " + std::to_string(c.last) +
+                                 " of its disk: damaged archive");
+        }
+        uint64_t offset = c.offset + static_cast<uint64_t>(n - c.last - 1) * kXvaBlock;
+        if (offset > d.size || b.len > d.size - offset) {
+          return Status::Invalid("block " + m->name + " lies past the end of its disk (" + std::to_string(d.size) +
+                                 " bytes): damaged archive");
+        }
+        b.disk = it->second;
+        b.offset = offset;
+        c.offset = offset + b.len;
+        c.last = n;
+      }  // else a disk the VM does not attach (a CD's, a suspend image): checked, not written
+      pipeline.Submit(std::move(b));
+      if (progress) progress(tar.position());
     }
-    if (m->size > kXvaBlock) {
-      return Status::Invalid("block " + m->name + " is " + std::to_string(m->size) +
-                             " bytes, more than an XVA block (1 MiB): damaged archive");
-    }
-    size_t len = static_cast<size_t>(m->size);
-    PAMPA_RETURN_IF_ERROR(tar.Read(buf.get(), len));
-    PAMPA_ASSIGN_OR_RETURN(auto sum, tar.Next());
-    std::string kind = sum && sum->name.starts_with(m->name) ? sum->name.substr(m->name.size()) : "";
-    if (!sum || (kind != ".checksum" && kind != ".xxhash") || sum->size > kMaxChecksumSize) {
-      return Status::Invalid("block " + m->name + " has no checksum after it (" +
-                             (sum ? "'" + sum->name + "' follows" : std::string("the archive ends")) +
-                             "): the XVA is damaged or too old to verify");
-    }
-    std::string want(sum->size, '\0');
-    PAMPA_RETURN_IF_ERROR(tar.Read(want.data(), want.size()));
-    PAMPA_ASSIGN_OR_RETURN(std::string got, XvaBlockDigest(kind, std::string_view(buf.get(), len)));
-    want.erase(want.find_last_not_of(" \t\r\n\0", std::string::npos, 5) + 1);
-    if (Lower(want) != Lower(got)) {
-      return Status::Invalid("block " + m->name + " does not match its checksum (" + m->name + kind + " says " +
-                             want.substr(0, 64) + ", the data hashes to " + got +
-                             "): the XVA is damaged; export it again");
-    }
-    auto it = index.find(vdi);
-    if (it == index.end()) continue;  // a disk the VM does not attach (a CD's, a suspend image)
-    Cursor& c = at[it->second];
-    const XvaDisk& d = disks[it->second];
-    int64_t n = std::stoll(base);
-    if (n <= c.last) {
-      return Status::Invalid("block " + m->name + " comes after block " + std::to_string(c.last) +
-                             " of its disk: damaged archive");
-    }
-    uint64_t offset = c.offset + static_cast<uint64_t>(n - c.last - 1) * kXvaBlock;
-    if (offset > d.size || len > d.size - offset) {
-      return Status::Invalid("block " + m->name + " lies past the end of its disk (" + std::to_string(d.size) +
-                             " bytes): damaged archive");
-    }
-    if (len > 0) PAMPA_RETURN_IF_ERROR(write(it->second, offset, buf.get(), len));
-    c.offset = offset + len;
-    c.last = n;
-    if (progress) progress(tar.position());
-  }
+  }();
+  // A damaged block reported by a worker comes before whatever the reader met later.
+  Status checked = pipeline.Finish();
+  PAMPA_RETURN_IF_ERROR(checked);
+  PAMPA_RETURN_IF_ERROR(read);
   for (size_t i = 0; i < disks.size(); ++i) {
     if (at[i].offset != disks[i].size) {
       return Status::Invalid("disk " + std::to_string(i) + " (" + disks[i].vdi + ") ends at byte " +

@@ -422,7 +422,8 @@ class WebSocket:
 class Sshd:
     """A real OpenSSH server on loopback, with fresh host and client keys."""
 
-    def __init__(self, root):
+    def __init__(self, root, path=None):
+        """path: the PATH its sessions get (SetEnv), to play a server without some program."""
         self.dir = tempfile.mkdtemp(prefix="sshd-", dir=root)  # one per server: tests may start several
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host", "client"):
@@ -445,6 +446,8 @@ class Sshd:
                     f"AuthorizedKeysFile {self.dir}/authorized_keys\nPermitRootLogin prohibit-password\n"
                     "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     f"Subsystem sftp internal-sftp\nPidFile {self.dir}/sshd.pid\n")
+            if path:
+                f.write(f"SetEnv PATH={path}\n")
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", conf],
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         deadline = time.time() + 10

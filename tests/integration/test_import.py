@@ -4,6 +4,7 @@ OVF). Each import keeps the disk byte for byte, takes the export's hardware, and
 damaged block are refused and leave nothing behind."""
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 
@@ -258,6 +259,23 @@ def test_p2v_copies_a_servers_disk_over_ssh_and_a_second_pass_copies_only_change
         assert os.path.exists(hashes)
         d.cli("vm", "delete", "phys")
         assert not os.path.exists(hashes), "the second pass's hashes go with the VM"
+
+        # A server without python3: the server hashes with dd | sha1sum and the data comes through SFTP.
+        bare = os.path.join(d.root, "bare-bin")
+        os.makedirs(bare)
+        for tool in ("sh", "dd", "sha1sum"):
+            os.symlink(shutil.which(tool), os.path.join(bare, tool))
+        bare_sshd = Sshd(d.root, path=bare)
+        try:
+            d.cli("vm", "import", "bare", "--from-host", f"ssh://root@127.0.0.1:{bare_sshd.port}", "--disk", dev,
+                  "--ssh-key", bare_sshd.key, "--known-hosts", bare_sshd.known_hosts)
+        finally:
+            bare_sshd.stop()
+        assert same_image(backing, d.volume_paths()["bare-disk0"]), "the copy equals the server's disk"
+        task = [t for t in d.cli_json("task", "list") if t["type"] == "vm-import" and t["target"] == "bare"][-1]
+        log = d.cli_json("task", "show", task["id"])["log"]
+        assert any("no python3" in line and "through SFTP" in line for line in log), log
+        assert any("5 of 64 MiB ranges held data and were copied" in line for line in log), log
     finally:
         sshd.stop()
         subprocess.run(["losetup", "-d", dev])
