@@ -415,9 +415,9 @@ Status TargetWriter::WriteAll(const char* buf, uint64_t len, uint64_t base) cons
 
 Status TargetWriter::WritePiece(const char* buf, uint64_t len, uint64_t offset) const {
   PAMPA_RETURN_IF_ERROR(WriteAtDirect(direct_.get(), plain_.get(), buf, len, offset, path_));
-  // Through the page cache: start writing it out now, without waiting, so
-  // that the disk works while the next bytes arrive (the kernel would wait
-  // for gigabytes of dirty pages here, and Sync would then write them all).
+  // Through the page cache: start writing it out now, without waiting. The
+  // kernel would otherwise let gigabytes of dirty pages gather on a host
+  // whose memory belongs to its guests, and Sync would then write them all.
   if (direct_.get() < 0)
     sync_file_range(plain_.get(), static_cast<off_t>(offset), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
   return Status::Ok();
