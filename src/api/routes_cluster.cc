@@ -198,6 +198,7 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
     if (!spec.ok()) return ErrorResponse(Status::Invalid(spec.status().message()));
     auto copies = LocalDisksFromJson(body->value("disks", json::array()), spec->disks.size());
     if (!copies.ok()) return ErrorResponse(copies.status());
+    for (LocalDisk& c : *copies) c.slot = DiskSlot(*spec, c.index);
     auto cold = OptionalBool(*body, "cold", false);
     if (!cold.ok()) return ErrorResponse(cold.status());
     if (*cold) return Reply(ctx.migrations.PrepareCold(*spec, *copies), {{"ok", true}});

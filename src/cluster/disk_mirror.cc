@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "qemu/machine.h"
 
 namespace pampa {
 namespace {
@@ -15,7 +16,6 @@ using namespace std::chrono_literals;
 constexpr int kFirstNbdPort = 60000;
 constexpr int kNbdPorts = 100;
 
-std::string Node(size_t index) { return "disk" + std::to_string(index); }
 std::string MirrorName(size_t index) { return "mirror-disk" + std::to_string(index); }
 
 }  // namespace
@@ -69,8 +69,8 @@ Result<int> ExportForMirror(QmpClient& qmp, const std::string& host, const std::
   for (const LocalDisk& d : disks) {
     st = qmp.Execute("block-export-add", json{{"type", "nbd"},
                                               {"id", MirrorName(d.index)},
-                                              {"node-name", Node(d.index)},
-                                              {"name", Node(d.index)},
+                                              {"node-name", DiskNode(d.slot)},
+                                              {"name", DiskNode(d.slot)},
                                               {"writable", true}})
              .status();
     if (!st.ok()) {
@@ -95,7 +95,7 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
     json node = {{"driver", "nbd"},
                  {"node-name", MirrorName(d.index)},
                  {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
-                 {"export", Node(d.index)}};
+                 {"export", DiskNode(d.slot)}};
     if (!tls.creds.empty()) {
       node["tls-creds"] = tls.creds;
       node["tls-hostname"] = tls.hostname;
@@ -103,7 +103,7 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
     PAMPA_RETURN_IF_ERROR(
         qmp_.Execute("blockdev-add", node).status().Context("connecting " + what + " to the target's copy"));
     json args = {{"job-id", MirrorName(d.index)},
-                 {"device", Node(d.index)},
+                 {"device", DiskNode(d.slot)},
                  {"target", MirrorName(d.index)},
                  {"sync", "full"},
                  // Once in step, a guest write returns when both copies have

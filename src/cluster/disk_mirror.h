@@ -20,9 +20,10 @@ namespace pampa {
 
 // One disk of the VM in a pool of the source host's own.
 struct LocalDisk {
-  size_t index = 0;    // the VM's disk N (QEMU node "diskN")
+  size_t index = 0;    // the VM's disk N
   std::string format;  // qcow2 | raw
   uint64_t size = 0;   // virtual size in bytes
+  size_t slot = 0;     // its QEMU node "diskSLOT" (DiskSlot of the spec; not sent: each end reads its spec)
 };
 nlohmann::json ToJson(const LocalDisk& disk);
 Result<std::vector<LocalDisk>> LocalDisksFromJson(const nlohmann::json& j, size_t disk_count);

@@ -526,7 +526,7 @@ Result<std::vector<LocalDisk>> Migrations::LocalDisks(const VmSpec& spec) {
                               " NEW)");
     }
     PAMPA_ASSIGN_OR_RETURN(VolumeInfo vol, storage_.GetVolume(pool.name, spec.disks[i].volume));
-    local.push_back({i, vol.format, vol.virtual_size});
+    local.push_back({i, vol.format, vol.virtual_size, DiskSlot(spec, i)});
   }
   return local;
 }

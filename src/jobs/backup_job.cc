@@ -187,7 +187,7 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
       for (auto& node : *nodes) {
         std::string name = node.value("node-name", "");
         for (size_t i = 0; i < n; ++i) {
-          if (name != "disk" + std::to_string(i)) continue;
+          if (name != DiskNode(DiskSlot(vm.spec(), i))) continue;
           for (auto& b : node.value("dirty-bitmaps", json::array())) {
             std::string bname = b.value("name", "");
             if (bname == run.prev_bitmap && !b.value("inconsistent", false)) incremental[i] = true;
@@ -244,7 +244,7 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
       for (size_t i = 0; i < n; ++i) {
         std::string drop = success ? run.prev_bitmap : run.new_bitmap;
         if (drop.empty()) continue;
-        (void)qmp("block-dirty-bitmap-remove", {{"node", "disk" + std::to_string(i)}, {"name", drop}});
+        (void)qmp("block-dirty-bitmap-remove", {{"node", DiskNode(DiskSlot(vm.spec(), i))}, {"name", drop}});
       }
     }
   };
@@ -259,13 +259,13 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
       PAMPA_RETURN_IF_ERROR(qmp("blockdev-add", {{"driver", "qcow2"},
                                                  {"node-name", "fleece" + std::to_string(i)},
                                                  {"file", {{"driver", "file"}, {"filename", overlays[i]}}},
-                                                 {"backing", "disk" + std::to_string(i)}})
+                                                 {"backing", DiskNode(DiskSlot(vm.spec(), i))}})
                                 .status());
       node_added[i] = true;
     }
     json actions = json::array();
     for (size_t i = 0; i < n; ++i) {
-      std::string disk = "disk" + std::to_string(i), fleece = "fleece" + std::to_string(i);
+      std::string disk = DiskNode(DiskSlot(vm.spec(), i)), fleece = "fleece" + std::to_string(i);
       actions.push_back({{"type", "block-dirty-bitmap-add"},
                          {"data", {{"node", disk}, {"name", run.new_bitmap}, {"persistent", true}}}});
       if (incremental[i]) {

@@ -376,7 +376,7 @@ Result<json> LiveRestores::Copy(const std::string& vm, const std::string& restor
     uint64_t done = 0, total = 0;
     size_t copied = 0;
     for (size_t i = 0; i < rec->disks; ++i) {
-      std::string node = "disk" + std::to_string(i), job_id = "restore-" + node;
+      std::string node = DiskNode(DiskSlot(hold->spec(), i)), job_id = "restore-" + node;
       const json* job = nullptr;
       for (auto& j : *jobs) {
         if (j.value("device", "") == job_id) job = &j;

@@ -166,8 +166,9 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
   size_t sata = 0;
   for (size_t i = 0; i < m.disks.size(); ++i) {
     const DiskConfig& d = m.disks[i];
-    add({"-blockdev", BlockdevOptions(DiskNode(i), d.format, d.path, false).dump()});
-    add({"-device", DiskDevice(i, d.bus, sata, disk_boot[i]).dump()});
+    size_t slot = d.slot.value_or(i);
+    add({"-blockdev", BlockdevOptions(DiskNode(slot), d.format, d.path, false).dump()});
+    add({"-device", DiskDevice(slot, d.bus, sata, disk_boot[i]).dump()});
     if (d.bus == DiskBus::kSata) ++sata;
   }
   // The CD drive is always there, empty or not: a disc can then be changed
@@ -187,8 +188,9 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
   if (!m.initrd.empty()) add({"-initrd", m.initrd});
   if (!m.append.empty()) add({"-append", m.append});
   for (size_t i = 0; i < m.nics.size(); ++i) {
-    add({"-netdev", NicNetdev(i, m.nics[i].tap).dump()});
-    add({"-device", NicDevice(i, m.nics[i].mac, nic_boot[i]).dump()});
+    size_t slot = m.nics[i].slot.value_or(i);
+    add({"-netdev", NicNetdev(slot, m.nics[i].tap).dump()});
+    add({"-device", NicDevice(slot, m.nics[i].mac, nic_boot[i]).dump()});
   }
   if (!m.loadvm.empty()) add({"-loadvm", m.loadvm});
   if (m.incoming) add({"-incoming", "defer", "-S"});

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,13 @@ struct DiskConfig {
   std::string path;
   std::string format;  // qcow2 | raw
   DiskBus bus = DiskBus::kVirtio;
+  std::optional<size_t> slot;  // its number for DiskNode/DiskDevice; empty: its position
 };
 
 struct NicConfig {
   std::string tap;  // host tap device, created before QEMU starts
   std::string mac;
+  std::optional<size_t> slot;  // its number for NicNetdev/NicDevice; empty: its position
 };
 
 // Where the sockets and logs of one running VM live (under the run directory).
@@ -70,12 +73,13 @@ constexpr size_t kMaxDisks = 16, kMaxNics = 8, kMaxSataDisks = 4;
 // QEMU's -blockdev / blockdev-add options of a disk image node.
 nlohmann::json BlockdevOptions(const std::string& node, const std::string& format, const std::string& path,
                                bool read_only);
-// The node and device of disk `index`: the -device / device_add options, the
-// same for a start and a hot-plug. sata_slot counts the sata disks before it.
+// The node and device of the disk in slot `index` (its PCIe port, its SCSI id):
+// the -device / device_add options, the same for a start and a hot-plug.
+// sata_slot counts the sata disks before it.
 std::string DiskNode(size_t index);
 std::string DiskDeviceId(size_t index, DiskBus bus);
 nlohmann::json DiskDevice(size_t index, DiskBus bus, size_t sata_slot, int bootindex);
-// NIC `index`: its tap netdev's id and options, and its device.
+// The NIC in slot `index`: its tap netdev's id and options, and its device.
 std::string NicNetdevId(size_t index);
 std::string NicDeviceId(size_t index);
 nlohmann::json NicNetdev(size_t index, const std::string& tap);

@@ -227,10 +227,16 @@ std::optional<Metrics::VmReading> Metrics::ReadVm(const json& vm) {
   if (!cpu) return std::nullopt;  // QEMU is gone
   r.cpu_ns = *cpu;
   r.rss_bytes = ProcessRss(pid);
-  VmSpec taps;
+  VmSpec taps;  // what names the taps: the uuid and the NICs' slots
   taps.uuid = r.uuid;
-  size_t nics = vm.contains("nics") && vm["nics"].is_array() ? vm["nics"].size() : 0;
-  for (size_t i = 0; i < nics; ++i) {
+  if (vm.contains("nics") && vm["nics"].is_array()) {
+    for (const json& n : vm["nics"]) {
+      NicSpec nic;
+      if (n.is_object() && n.contains("slot") && n["slot"].is_number_unsigned()) nic.slot = n["slot"].get<uint32_t>();
+      taps.nics.push_back(std::move(nic));
+    }
+  }
+  for (size_t i = 0; i < taps.nics.size(); ++i) {
     std::string dir = "/sys/class/net/" + TapName(taps, i) + "/statistics/";
     // The tap's transmit is the guest's receive.
     r.net_rx_bytes += ReadNumber(dir + "tx_bytes");

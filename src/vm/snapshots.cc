@@ -24,9 +24,9 @@ using namespace std::chrono_literals;
 std::string Key(const std::string& vm, const std::string& snap) { return "snapshots/" + vm + "/" + snap; }
 std::string CurrentKey(const std::string& vm) { return "snapshot-current/" + vm; }
 
-std::vector<std::string> NodeNames(size_t disks) {
+std::vector<std::string> NodeNames(const VmSpec& spec) {
   std::vector<std::string> out;
-  for (size_t i = 0; i < disks; ++i) out.push_back("disk" + std::to_string(i));
+  for (size_t i = 0; i < spec.disks.size(); ++i) out.push_back(DiskNode(DiskSlot(spec, i)));
   return out;
 }
 
@@ -100,7 +100,7 @@ Result<std::string> VmManager::CreateSnapshot(const std::string& name, const std
       [this, snap, memory, description](Vm& vm, TaskContext& ctx) -> Result<json> {
         auto start = std::chrono::steady_clock::now();
         PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm.spec));
-        auto nodes = NodeNames(paths.size());
+        auto nodes = NodeNames(vm.spec);
         VmState state = vm.State();
         bool running = Running(state);
         if (running && memory) {
@@ -156,7 +156,7 @@ Result<std::string> VmManager::RevertSnapshot(const std::string& name, const std
   return RunVmTask(
       name, VmOp::kRevert, VmAction::kRevert, [this, snap, meta](Vm& vm, TaskContext& ctx) -> Result<json> {
         PAMPA_ASSIGN_OR_RETURN(auto paths, Qcow2Disks(vm.spec));
-        auto nodes = NodeNames(paths.size());
+        auto nodes = NodeNames(vm.spec);
         bool memory = meta.value("memory", false);
         bool was_running = Running(vm.State());
         // The revert changes the disks behind the backups' dirty bitmaps (and QEMU
@@ -210,7 +210,7 @@ Result<std::string> VmManager::DeleteSnapshot(const std::string& name, const std
           for (size_t i = 0; i < paths.size(); ++i) {
             if (!vm.qmp || !vm.qmp->connected()) return Status::Unavailable("QEMU does not answer on QMP");
             auto r = vm.qmp->Execute("blockdev-snapshot-delete-internal-sync",
-                                     {{"device", "disk" + std::to_string(i)}, {"name", snap}}, 5min);
+                                     {{"device", DiskNode(DiskSlot(vm.spec, i))}, {"name", snap}}, 5min);
             if (!r.ok()) return r.status();
           }
         } else {

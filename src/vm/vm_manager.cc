@@ -570,6 +570,9 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
       PAMPA_RETURN_IF_ERROR(ApplyCloudInit(*req.cloud_init, &s.cloud_init));
   }
   VmSpec removed{.name = name};
+  // In a running guest every device keeps its slot: one that leaves leaves a
+  // gap, one that joins takes the lowest free slot.
+  if (live && req.ChangesDevices()) PinSlots(&s);
   PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
   Status st = CheckCloudInit(s);
   if (st.ok()) st = ChangeResources(req, &s);

@@ -83,13 +83,22 @@ Status VmManager::ApplyResources(Vm& vm, const VmSpec& s, const VmSpec* before) 
     }
     PAMPA_RETURN_IF_ERROR(cg.Pin(s.uuid, vm.pid, pin).Context("pinning vm '" + name + "'"));
   }
+  // The same device before is the one in the same slot (a device that left
+  // a running VM moved the ones after it down a position).
+  auto same = [](const auto& devices, size_t slot, auto slot_of) -> decltype(&devices[0]) {
+    for (size_t j = 0; j < devices.size(); ++j) {
+      if (slot_of(j) == slot) return &devices[j];
+    }
+    return nullptr;
+  };
   for (size_t i = 0; i < s.disks.size(); ++i) {
     const DiskSpec& d = s.disks[i];
-    bool changed = before && i < before->disks.size() ? before->disks[i].iops != d.iops || before->disks[i].bps != d.bps
-                                                      : d.iops || d.bps;
+    const size_t slot = DiskSlot(s, i);
+    const DiskSpec* was = before ? same(before->disks, slot, [&](size_t j) { return DiskSlot(*before, j); }) : nullptr;
+    bool changed = was ? was->iops != d.iops || was->bps != d.bps : d.iops || d.bps;
     if (!changed) continue;
     // virtio-blk's block backend is on the device inside its PCI proxy.
-    std::string target = DiskDeviceId(i, d.bus);
+    std::string target = DiskDeviceId(slot, d.bus);
     if (d.bus == DiskBus::kVirtio) target = "/machine/peripheral/" + target + "/virtio-backend";
     auto r = qmp.Execute("block_set_io_throttle", {{"id", target},
                                                    {"bps", d.bps},
@@ -101,7 +110,9 @@ Status VmManager::ApplyResources(Vm& vm, const VmSpec& s, const VmSpec* before) 
     if (!r.ok()) return r.status().Context("limiting disk " + std::to_string(i));
   }
   for (size_t i = 0; i < s.nics.size(); ++i) {
-    bool changed = before && i < before->nics.size() ? before->nics[i].bps != s.nics[i].bps : s.nics[i].bps > 0;
+    const size_t slot = NicSlot(s, i);
+    const NicSpec* was = before ? same(before->nics, slot, [&](size_t j) { return NicSlot(*before, j); }) : nullptr;
+    bool changed = was ? was->bps != s.nics[i].bps : s.nics[i].bps > 0;
     if (changed)
       PAMPA_RETURN_IF_ERROR(Networks::LimitTap(TapName(s, i), s.nics[i].bps).Context("NIC " + std::to_string(i)));
   }

@@ -49,10 +49,11 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   m.memory_mib = s.memory_mib;
   m.append = s.append;
   m.firmware = s.firmware;
-  for (auto& d : s.disks) {
+  for (size_t i = 0; i < s.disks.size(); ++i) {
+    const DiskSpec& d = s.disks[i];
     auto v = storage_.LocateVolume(d.pool, d.volume);
     if (!v.ok()) return v.status().Context("disk " + d.volume);
-    m.disks.push_back({v->path, v->format, d.bus});
+    m.disks.push_back({v->path, v->format, d.bus, DiskSlot(s, i)});
   }
   // Files from outside are checked again: they may have moved since create.
   if (!s.kernel.empty()) {
@@ -83,7 +84,7 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
     unlink(CloudInitSeedPath(s.name).c_str());  // the settings were removed
   }
   m.accel = accel_.Current().accel;
-  for (size_t i = 0; i < s.nics.size(); ++i) m.nics.push_back({TapName(s, i), s.nics[i].mac});
+  for (size_t i = 0; i < s.nics.size(); ++i) m.nics.push_back({TapName(s, i), s.nics[i].mac, NicSlot(s, i)});
   return m;
 }
 
@@ -528,7 +529,7 @@ Result<uint64_t> VmManager::ResizeDisk(const std::string& name, size_t index, co
   PAMPA_ASSIGN_OR_RETURN(uint64_t want, ParseNewDiskSize(size, volume.virtual_size));
   if (want == volume.virtual_size) return want;
   PAMPA_RETURN_IF_ERROR(NeedQmp(name, vm->qmp));
-  auto r = vm->qmp->Execute("block_resize", {{"node-name", "disk" + std::to_string(index)}, {"size", want}});
+  auto r = vm->qmp->Execute("block_resize", {{"node-name", DiskNode(DiskSlot(vm->spec, index))}, {"size", want}});
   if (!r.ok()) return r.status().Context("growing disk " + std::to_string(index) + " of vm '" + name + "'");
   return want;
 }
@@ -558,21 +559,11 @@ Status Unplug(QmpClient& qmp, const std::string& id) {
 }  // namespace
 
 Status VmManager::EditLive(Vm& vm, const EditRequest& req, const VmSpec& s) {
+  // Devices are named by their slots (Edit pinned them in s): what leaves
+  // leaves a gap, nothing else is renumbered under the guest, and a
+  // migration's far end builds the same names from the spec.
   const VmSpec before = vm.spec;
   const std::string& name = before.name;
-  // Nodes and devices are named by the disk's or NIC's number, and a
-  // migration's far end builds them from the spec: only the last one can
-  // leave a running guest without renumbering the others.
-  auto last_only = [&](const char* what, size_t index, size_t count) {
-    return Status::Conflict("vm '" + name + "' is running: only its last " + what + " (" + std::to_string(count - 1) +
-                            ") can be removed now; stop it to remove " + what + " " + std::to_string(index));
-  };
-  if (req.remove_disk && *req.remove_disk + 1 != before.disks.size()) {
-    return last_only("disk", *req.remove_disk, before.disks.size());
-  }
-  if (req.remove_nic && *req.remove_nic + 1 != before.nics.size()) {
-    return last_only("NIC", *req.remove_nic, before.nics.size());
-  }
   const size_t first_disk = s.disks.size() - req.add_disks.size(), first_nic = s.nics.size() - req.add_nics.size();
   bool sata = req.remove_disk && before.disks[*req.remove_disk].bus == DiskBus::kSata;
   for (size_t i = first_disk; i < s.disks.size(); ++i) sata = sata || s.disks[i].bus == DiskBus::kSata;
@@ -588,14 +579,14 @@ Status VmManager::EditLive(Vm& vm, const EditRequest& req, const VmSpec& s) {
 
   // What leaves, leaves the guest first.
   if (req.remove_disk) {
-    size_t i = *req.remove_disk;
-    PAMPA_RETURN_IF_ERROR(Unplug(qmp, DiskDeviceId(i, before.disks[i].bus)));
-    quietly("blockdev-del", {{"node-name", DiskNode(i)}});
+    size_t i = *req.remove_disk, slot = DiskSlot(before, i);
+    PAMPA_RETURN_IF_ERROR(Unplug(qmp, DiskDeviceId(slot, before.disks[i].bus)));
+    quietly("blockdev-del", {{"node-name", DiskNode(slot)}});
   }
   if (req.remove_nic) {
-    size_t i = *req.remove_nic;
-    PAMPA_RETURN_IF_ERROR(Unplug(qmp, NicDeviceId(i)));
-    quietly("netdev_del", {{"id", NicNetdevId(i)}});
+    size_t i = *req.remove_nic, slot = NicSlot(before, i);
+    PAMPA_RETURN_IF_ERROR(Unplug(qmp, NicDeviceId(slot)));
+    quietly("netdev_del", {{"id", NicNetdevId(slot)}});
     Networks::DeleteTap(TapName(before, i));
   }
   PAMPA_RETURN_IF_ERROR(ReplaceSpec(vm, s));
@@ -605,23 +596,25 @@ Status VmManager::EditLive(Vm& vm, const EditRequest& req, const VmSpec& s) {
   auto plug = [&]() -> Status {
     for (size_t i = first_disk; i < s.disks.size(); ++i) {
       const DiskSpec& d = s.disks[i];
+      const size_t slot = DiskSlot(s, i);
       PAMPA_ASSIGN_OR_RETURN(auto v, storage_.LocateVolume(d.pool, d.volume));
       PAMPA_RETURN_IF_ERROR(
-          qmp.Execute("blockdev-add", BlockdevOptions(DiskNode(i), v.format, v.path, false)).status());
-      plugged_disks.push_back(DiskNode(i));
-      auto r = qmp.Execute("device_add", DiskDevice(i, d.bus, 0, 0));
+          qmp.Execute("blockdev-add", BlockdevOptions(DiskNode(slot), v.format, v.path, false)).status());
+      plugged_disks.push_back(DiskNode(slot));
+      auto r = qmp.Execute("device_add", DiskDevice(slot, d.bus, 0, 0));
       if (!r.ok()) return r.status().Context("adding disk " + std::to_string(i));
     }
     for (size_t i = first_nic; i < s.nics.size(); ++i) {
+      const size_t slot = NicSlot(s, i);
       std::string tap = TapName(s, i);
       PAMPA_RETURN_IF_ERROR(networks_.CreateTap(s.nics[i].network, tap).Context("network " + s.nics[i].network));
-      auto r = qmp.Execute("netdev_add", NicNetdev(i, tap));
+      auto r = qmp.Execute("netdev_add", NicNetdev(slot, tap));
       if (!r.ok()) {
         Networks::DeleteTap(tap);
         return r.status().Context("adding NIC " + std::to_string(i));
       }
       plugged_nics.push_back(tap);
-      r = qmp.Execute("device_add", NicDevice(i, s.nics[i].mac, 0));
+      r = qmp.Execute("device_add", NicDevice(slot, s.nics[i].mac, 0));
       if (!r.ok()) return r.status().Context("adding NIC " + std::to_string(i));
     }
     if (req.cdrom) {
@@ -640,17 +633,17 @@ Status VmManager::EditLive(Vm& vm, const EditRequest& req, const VmSpec& s) {
     return st;
   }
   for (size_t k = 0; k < plugged_nics.size(); ++k) {
-    size_t i = first_nic + k;
-    Status gone = Unplug(qmp, NicDeviceId(i));
+    size_t slot = NicSlot(s, first_nic + k);
+    Status gone = Unplug(qmp, NicDeviceId(slot));
     if (!gone.ok()) log::Warn("vm {}: {}", name, gone.message());
-    quietly("netdev_del", {{"id", NicNetdevId(i)}});
+    quietly("netdev_del", {{"id", NicNetdevId(slot)}});
     Networks::DeleteTap(plugged_nics[k]);
   }
   for (size_t k = 0; k < plugged_disks.size(); ++k) {
-    size_t i = first_disk + k;
-    Status gone = Unplug(qmp, DiskDeviceId(i, s.disks[i].bus));
+    size_t i = first_disk + k, slot = DiskSlot(s, i);
+    Status gone = Unplug(qmp, DiskDeviceId(slot, s.disks[i].bus));
     if (!gone.ok()) log::Warn("vm {}: {}", name, gone.message());
-    quietly("blockdev-del", {{"node-name", DiskNode(i)}});
+    quietly("blockdev-del", {{"node-name", plugged_disks[k]}});
   }
   VmSpec back = s;
   back.disks.resize(first_disk);

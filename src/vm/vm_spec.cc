@@ -93,9 +93,14 @@ json ToJson(const VmSpec& s) {
     if (d.bus != DiskBus::kVirtio) disk["bus"] = Name(d.bus);
     disk["iops"] = d.iops;
     disk["bps"] = d.bps;
+    if (d.slot) disk["slot"] = *d.slot;
     disks.push_back(std::move(disk));
   }
-  for (auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}, {"bps", n.bps}});
+  for (auto& n : s.nics) {
+    json nic = {{"network", n.network}, {"mac", n.mac}, {"bps", n.bps}};
+    if (n.slot) nic["slot"] = *n.slot;
+    nics.push_back(std::move(nic));
+  }
   json j = {{"name", s.name},         {"uuid", s.uuid},
             {"cpus", s.cpus},         {"memory_mib", s.memory_mib},
             {"disks", disks},         {"cdrom", s.cdrom},
@@ -125,7 +130,52 @@ json ToJson(const VmSpec& s) {
   return j;
 }
 
-std::string TapName(const VmSpec& spec, size_t index) { return "pt" + spec.uuid.substr(0, 8) + std::to_string(index); }
+namespace {
+
+// The slots of devices (disks or NICs) in order, as DiskSlot documents.
+template <typename Device>
+std::vector<size_t> ResolveSlots(const std::vector<Device>& devices) {
+  std::vector<size_t> slots(devices.size());
+  std::vector<bool> taken;
+  auto take = [&taken](size_t slot) {
+    if (slot >= taken.size()) taken.resize(slot + 1, false);
+    taken[slot] = true;
+  };
+  for (const Device& d : devices) {
+    if (d.slot) take(*d.slot);
+  }
+  size_t next = 0;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i].slot) {
+      slots[i] = *devices[i].slot;
+      continue;
+    }
+    while (next < taken.size() && taken[next]) ++next;
+    slots[i] = next;
+    take(next);
+  }
+  return slots;
+}
+
+template <typename Device>
+void Pin(std::vector<Device>& devices) {
+  std::vector<size_t> slots = ResolveSlots(devices);
+  for (size_t i = 0; i < devices.size(); ++i) devices[i].slot = static_cast<uint32_t>(slots[i]);
+}
+
+}  // namespace
+
+size_t DiskSlot(const VmSpec& spec, size_t index) { return ResolveSlots(spec.disks).at(index); }
+size_t NicSlot(const VmSpec& spec, size_t index) { return ResolveSlots(spec.nics).at(index); }
+
+void PinSlots(VmSpec* spec) {
+  Pin(spec->disks);
+  Pin(spec->nics);
+}
+
+std::string TapName(const VmSpec& spec, size_t index) {
+  return "pt" + spec.uuid.substr(0, 8) + std::to_string(NicSlot(spec, index));
+}
 
 Status CheckCloudInit(const VmSpec& spec) {
   if (!spec.cloud_init.ip.empty() && spec.nics.empty()) {
@@ -147,14 +197,24 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
       if (!ParseDiskBus(d.value("bus", "virtio"), &disk.bus)) return Status::Internal("stored disk bus is unknown");
       disk.iops = d.value("iops", uint64_t{0});
       disk.bps = d.value("bps", uint64_t{0});
+      if (d.contains("slot")) {
+        disk.slot = d.at("slot").get<uint32_t>();
+        if (*disk.slot >= kMaxDisks) return Status::Internal("stored disk slot is out of range");
+      }
       s.disks.push_back(std::move(disk));
     }
     s.cdrom = j.value("cdrom", "");
     s.kernel = j.value("kernel", "");
     s.initrd = j.value("initrd", "");
     s.append = j.value("append", "");
-    for (auto& n : j.value("nics", json::array()))
-      s.nics.push_back({n.at("network"), n.at("mac"), n.value("bps", 0ull)});
+    for (auto& n : j.value("nics", json::array())) {
+      NicSpec nic{n.at("network"), n.at("mac"), n.value("bps", 0ull)};
+      if (n.contains("slot")) {
+        nic.slot = n.at("slot").get<uint32_t>();
+        if (*nic.slot >= kMaxNics) return Status::Internal("stored NIC slot is out of range");
+      }
+      s.nics.push_back(std::move(nic));
+    }
     s.firmware = j.value("firmware", "bios");
     s.autostart = j.value("autostart", false);
     s.ha = j.value("ha", false);

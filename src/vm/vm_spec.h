@@ -23,12 +23,16 @@ struct DiskSpec {
   DiskBus bus = DiskBus::kVirtio;
   // I/O limits (QEMU throttling), changeable while the VM runs; 0: none.
   uint64_t iops = 0, bps = 0;
+  // Its number in QEMU (node, device, PCIe port), once pinned; see DiskSlot.
+  std::optional<uint32_t> slot;
 };
 
 struct NicSpec {
   std::string network;
   std::string mac;
   uint64_t bps = 0;  // bandwidth each way, bytes/s (tc on the tap); 0: none
+  // Its number in QEMU (netdev, device, PCIe port, tap), once pinned; see NicSlot.
+  std::optional<uint32_t> slot;
 };
 
 // Cloud-init settings, given to the guest as a NoCloud seed (a CD labelled
@@ -93,6 +97,17 @@ struct MachineOptions {
 // Applies o, and cpus when given, to s: a topology sets cpus to its product
 // (a cpus that differs is refused); cpus alone clears the topology.
 Status ApplyMachineOptions(const MachineOptions& o, std::optional<int> cpus, VmSpec* s);
+
+// Slots: the number a disk or NIC has inside QEMU (node and device names, its
+// PCIe port, a NIC's tap). A disk or NIC without a pinned slot takes the lowest
+// one no pinned slot and no earlier unpinned one has, so a VM that never lost
+// a device while running has slot == position. A device that leaves a running
+// VM leaves a gap: EditLive pins every slot first, so no other device is
+// renumbered under the guest (Proxmox keeps virtio1 when virtio0 goes, too).
+size_t DiskSlot(const VmSpec& spec, size_t index);
+size_t NicSlot(const VmSpec& spec, size_t index);
+// Pins every disk's and NIC's slot to what it resolves to now.
+void PinSlots(VmSpec* spec);
 
 nlohmann::json ToJson(const VmSpec& s);
 // The host tap device of NIC `index` while the VM runs.

@@ -111,6 +111,35 @@ TEST(VmSpec, JsonRoundTrip) {
   EXPECT_EQ(s.nics[0].mac.substr(0, 9), "52:54:00:");
 }
 
+TEST(VmSpec, SlotsAreThePositionsUntilADeviceLeavesARunningVm) {
+  VmSpec s;
+  s.uuid = NewUuid();
+  s.disks = {{"p", "a"}, {"p", "b"}, {"p", "c"}};
+  s.nics = {{"n", "52:54:00:00:00:01"}, {"n", "52:54:00:00:00:02"}};
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(DiskSlot(s, i), i);
+  EXPECT_FALSE(ToJson(s)["disks"][0].contains("slot"));  // nothing pinned, nothing stored
+  // A running VM loses its middle disk and first NIC: the others keep theirs.
+  PinSlots(&s);
+  s.disks.erase(s.disks.begin() + 1);
+  s.nics.erase(s.nics.begin());
+  EXPECT_EQ(DiskSlot(s, 0), 0u);
+  EXPECT_EQ(DiskSlot(s, 1), 2u);
+  EXPECT_EQ(NicSlot(s, 0), 1u);
+  EXPECT_EQ(TapName(s, 0), "pt" + s.uuid.substr(0, 8) + "1");
+  // One that joins takes the lowest free slot, and the slots survive the store.
+  s.disks.push_back({"p", "d"});
+  EXPECT_EQ(DiskSlot(s, 2), 1u);
+  auto back = VmSpecFromJson(ToJson(s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(DiskSlot(*back, 1), 2u);
+  EXPECT_EQ(DiskSlot(*back, 2), 1u);
+  EXPECT_EQ(NicSlot(*back, 0), 1u);
+  // A stored slot past the machine's ports is damage, not a device.
+  json bad = ToJson(s);
+  bad["disks"][0]["slot"] = kMaxDisks;
+  EXPECT_FALSE(VmSpecFromJson(bad).ok());
+}
+
 TEST(ParseCreateRequest, ATopologySetsTheCpusAndABadOneIsRefused) {
   auto r = ParseCreateRequest(
       nlohmann::json{{"name", "t"}, {"memory", "1G"}, {"sockets", 2}, {"cores", 2}, {"boot_order", {"cdrom", "disk"}}});

@@ -46,7 +46,7 @@ describe('changing devices', () => {
   });
 
   it("passes on pampad's refusal word for word, for the tab to show", async () => {
-    const refusal = "vm 'web' is running: only its last disk (1) can be removed now; stop it to remove disk 0";
+    const refusal = "vm 'web' is running and sata disks cannot be added or removed while it runs: use --bus virtio or scsi, or stop it first";
     const { c } = client([json(409, { error: refusal, code: 'conflict' })]);
     const err = await failure(changeDevices(c, 'web', removeDiskRequest(0, false)));
     expect(err.status).toBe(409);

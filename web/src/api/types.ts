@@ -395,8 +395,8 @@ export interface CloneRequest {
 /**
  * The device fields of PATCH /api/v1/vms/{name}; only those given change and
  * pampad answers with the updated VM. While QEMU runs (running or paused)
- * they are hot-plugged, with pampad's refusals: only the last disk or NIC can
- * be removed, and a sata disk neither joins nor leaves. A VM with snapshots
+ * they are hot-plugged (any disk or NIC can leave; the others keep their
+ * slots), with pampad's refusal: a sata disk neither joins nor leaves. A VM with snapshots
  * keeps its disks as they are.
  */
 export interface DeviceChange {

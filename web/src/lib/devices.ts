@@ -44,14 +44,12 @@ export function removeDiskRequest(index: number, keepVolume: boolean): DeviceCha
 }
 
 /**
- * Why disk or NIC `index` cannot be removed now ('' when it can): from a VM
- * whose QEMU runs only the last one leaves (the others would be renumbered),
- * and never a sata disk.
+ * Why disk or NIC `index` cannot be removed now ('' when it can): any one
+ * leaves a VM whose QEMU runs (the others keep their slots), but never a sata
+ * disk.
  */
 export function removeBlocker(vm: Pick<Vm, 'name' | 'state' | 'disks' | 'nics'>, what: 'disk' | 'NIC', index: number): string {
   if (!runsNow(vm)) return '';
-  const count = what === 'disk' ? vm.disks.length : vm.nics.length;
-  if (index !== count - 1) return `${vm.name} is ${vm.state}: only its last ${what} can be removed now; stop it to remove ${what} ${index}`;
   if (what === 'disk' && busOf(vm.disks[index]) === 'sata') return `${vm.name} is ${vm.state}: a sata disk can only be removed while it is stopped`;
   return '';
 }

@@ -256,8 +256,7 @@ export function VmHardware({ vm }: { vm: Vm }) {
     <div class="hardware">
       {runsNow(vm) ? (
         <p class="notice">
-          The VM is {vm.state}: disks and NICs are plugged in and out while it runs. Only the last disk or NIC can be removed now, and sata disks only while it is
-          stopped.
+          The VM is {vm.state}: disks and NICs are plugged in and out while it runs; sata disks only while it is stopped.
         </p>
       ) : null}
       <Disks vm={vm} />
