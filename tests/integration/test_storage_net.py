@@ -1,4 +1,5 @@
 """Pools, volumes, image import as a task with progress, and networks."""
+import json
 import os
 import subprocess
 import time
@@ -162,6 +163,12 @@ def test_devices_change_while_the_guest_runs(pampad, tmp_path):
     # The SCSI disk, now disk 1, grows online under its own node.
     pampad.cli("vm", "disk", "resize", "hot", "1", "+8M")
     wait_guest(pampad, "hot", "cat", "/sys/block/sda/size", until=lambda o: o.strip() == str(24 * 2048))
+    # Snapshots and hot backups find the disks by their slots, gap and all.
+    pampad.cli("snapshot", "create", "hot", "gap")
+    pampad.cli("snapshot", "delete", "hot", "gap")
+    pampad.add_passphrase_repo("gaps", "slots stay put")
+    runs = [json.loads(pampad.cli("backup", "run", "hot", "--repo", "gaps", "--json").stdout) for _ in range(2)]
+    assert runs[0]["incremental"] is False and runs[1]["incremental"] is True, runs
     # A disk that joins takes the free slot: the guest sees a vdb again.
     pampad.cli("vm", "edit", "hot", "--add-disk", "40M")
     wait_guest(pampad, "hot", "cat", "/sys/block/vdb/size", until=lambda o: o.strip() == str(40 * 2048))
