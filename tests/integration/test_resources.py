@@ -1,11 +1,14 @@
 """Resources for consolidation with real guests: CPU weight, cap and pin
 (cgroups, sched_setaffinity), the balloon controller, disk limits (QEMU's
 throttling) and NIC limits (tc), metrics with history, and /metrics."""
+import fcntl
 import json
 import os
 import re
 import socket
+import struct
 import subprocess
+import termios
 import threading
 import time
 import urllib.request
@@ -193,6 +196,10 @@ def test_nic_limit_holds_both_ways_in_the_guest(pair):
     gateway = re.search(r"default via (\S+)", d.exec("ra", "ip", "route").stdout).group(1)
     size = 4 << 20
 
+    def unacknowledged(conn):
+        """Bytes this TCP socket sent that the peer has not acknowledged yet (SIOCOUTQ)."""
+        return struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
     def transfer(send):
         srv = socket.socket()
         srv.bind((gateway, 0))
@@ -211,9 +218,11 @@ def test_nic_limit_holds_both_ways_in_the_guest(pair):
                 while got < size:
                     conn.sendall(block)
                     got += len(block)
-                conn.shutdown(socket.SHUT_WR)
-                while conn.recv(65536):  # until the guest has read it all and closes
-                    pass
+                # sendall returns once the last byte is in the host's send buffer, and busybox nc half-closes
+                # at once (its stdin is empty): the transfer ends when the guest has acknowledged every byte.
+                deadline = time.time() + 60
+                while unacknowledged(conn) > 0 and time.time() < deadline:
+                    time.sleep(0.01)
             else:
                 while got < size:
                     data = conn.recv(65536)
