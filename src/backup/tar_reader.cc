@@ -1,5 +1,6 @@
 #include "backup/tar_reader.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -183,6 +184,11 @@ Result<std::optional<TarReader::Member>> TarReader::Next() {
     padding_ = (kTarBlock - left_ % kTarBlock) % kTarBlock;
     return std::optional<Member>(std::move(m));
   }
+}
+
+int TarReader::RandomAccessFd() const {
+  struct stat st {};
+  return fstat(fd_, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ? fd_ : -1;
 }
 
 Status TarReader::Read(char* buf, size_t n) {

@@ -1,9 +1,11 @@
 #include "jobs/xva.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <map>
+#include <thread>
 
 #include "backup/tar_test_util.h"
 #include "base/fs.h"
@@ -132,13 +134,38 @@ struct Import {
   Status status;
   std::map<uint64_t, std::string> written;  // offset -> data
 };
-Import ReadArchive(const std::string& blocks, const Fields& f = {}) {
+// From a file the workers read the blocks themselves (pread); from a pipe
+// (from_pipe) the reader hands them over in order.
+Import ReadArchive(const std::string& blocks, const Fields& f = {}, bool from_pipe = false) {
   std::string archive = TarMember("ova.xml", OvaXml(f)) + blocks + TarEnd();
-  char path[] = "/tmp/xva_test.XXXXXX";
-  Fd fd(mkstemp(path));
-  unlink(path);
-  EXPECT_EQ(write(fd.get(), archive.data(), archive.size()), static_cast<ssize_t>(archive.size()));
-  lseek(fd.get(), 0, SEEK_SET);
+  Fd fd;
+  std::thread writer;
+  if (from_pipe) {
+    int ends[2];
+    EXPECT_EQ(pipe2(ends, O_CLOEXEC), 0);
+    fd = Fd(ends[0]);
+    writer = std::thread([&archive, in = Fd(ends[1])] {
+      for (size_t at = 0; at < archive.size();) {
+        ssize_t n = write(in.get(), archive.data() + at, archive.size() - at);
+        if (n <= 0) return;  // the reader stopped early
+        at += static_cast<size_t>(n);
+      }
+    });
+  } else {
+    char path[] = "/tmp/xva_test.XXXXXX";
+    fd = Fd(mkstemp(path));
+    unlink(path);
+    EXPECT_EQ(write(fd.get(), archive.data(), archive.size()), static_cast<ssize_t>(archive.size()));
+    lseek(fd.get(), 0, SEEK_SET);
+  }
+  struct Joiner {
+    std::thread& t;
+    Fd& fd;
+    ~Joiner() {
+      fd = Fd();  // a writer still blocked in write() gets EPIPE
+      if (t.joinable()) t.join();
+    }
+  } joiner{writer, fd};
   TarReader tar(fd.get(), "test.xva");
   Import out;
   auto vm = ReadXvaHeader(tar);
@@ -163,6 +190,19 @@ TEST(ReadXvaDisks, WritesVerifiedBlocksWhereTheyBelong) {
   ASSERT_EQ(r.written.size(), 2u);
   EXPECT_EQ(r.written[0], first);
   EXPECT_EQ(r.written[2 * kXvaBlock], last);
+}
+
+TEST(ReadXvaDisks, ReadsAnArchiveFromAPipeInOrder) {
+  std::string first(kXvaBlock, 'a'), last(512, 'z');
+  auto r = ReadArchive(Block("Ref:5/00000000", first) + Block("Ref:5/00000002", last, ".xxhash"), {}, true);
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.written[0], first);
+  EXPECT_EQ(r.written[2 * kXvaBlock], last);
+  std::string bad = TarMember("Ref:5/00000001", std::string(512, 'z')) +
+                    TarMember("Ref:5/00000001.checksum", *XvaBlockDigest(".checksum", "y"));
+  auto damaged = ReadArchive(Block("Ref:5/00000000", first) + bad, {}, true);
+  EXPECT_NE(damaged.status.message().find("block Ref:5/00000001 does not match its checksum"), std::string::npos)
+      << damaged.status.message();
 }
 
 TEST(ReadXvaDisks, CountsAnEmptyKeepAliveBlockAsANumberWithoutBytes) {
