@@ -54,9 +54,9 @@ class TarReader {
   Status Read(char* buf, size_t n);
   uint64_t left() const { return left_; }  // data bytes of the current member not read yet
   uint64_t position() const { return pos_; }
-  // The descriptor when it is a file (or a device) whose members' data others
-  // may pread at Member::offset while this reader goes on (Next skips what
-  // was not read by seeking); -1 for a pipe, which must be read in order.
+  // The descriptor when it seeks (a file, a device), so that others may pread
+  // a member's data at Member::offset while this reader goes on (Next skips
+  // what was not read by seeking); -1 for a pipe, which must be read in order.
   int RandomAccessFd() const;
 
  private:

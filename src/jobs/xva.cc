@@ -2,14 +2,11 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -18,6 +15,7 @@
 #include <thread>
 
 #include "backup/chunk_codec.h"
+#include "base/fs.h"
 #include "base/mutex.h"
 #include "jobs/import_limits.h"
 #include "jobs/xml_doc.h"
@@ -273,15 +271,10 @@ struct XvaBlock {
   uint64_t offset = 0;
 };
 
-// Checks a block against its checksum and hands it to write when it matches.
+// Reads a block (when the reader left that to the worker), checks it against
+// its checksum and hands it to write when it matches.
 Status CheckAndWrite(const XvaBlock& b, const XvaWrite& write) {
-  for (size_t got = 0; b.fd >= 0 && got < b.len;) {
-    ssize_t r = pread(b.fd, b.data.get() + got, b.len - got, static_cast<off_t>(b.at + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Status::Unavailable("cannot read block " + b.name + ": " + std::strerror(errno));
-    if (r == 0) return Status::Invalid("the archive ends inside block " + b.name + " (it changed while read?)");
-    got += static_cast<size_t>(r);
-  }
+  if (b.fd >= 0) PAMPA_RETURN_IF_ERROR(ReadAt(b.fd, b.data.get(), b.len, b.at, "block " + b.name + " of the archive"));
   PAMPA_ASSIGN_OR_RETURN(std::string got, XvaBlockDigest(b.kind, std::string_view(b.data.get(), b.len)));
   std::string want = b.want;
   want.erase(want.find_last_not_of(" \t\r\n\0", std::string::npos, 5) + 1);
