@@ -209,6 +209,37 @@ TEST_P(ObjectStoreConformance, ConcurrentWritersOfOneObject) {
   EXPECT_EQ(store_->List("chunks/")->size(), 1u);  // no temporary files visible
 }
 
+// Sizes around the SFTP store's request size and its first read's guess, and
+// larger than the guess (read in growing batches), from many threads at once.
+TEST_P(ObjectStoreConformance, ObjectsOfEverySizeFromManyThreads) {
+  const std::vector<size_t> sizes = {0,
+                                     1,
+                                     (255 << 10) - 1,
+                                     255 << 10,
+                                     (255 << 10) + 1,
+                                     (1 << 20) + (4 << 10),
+                                     (1 << 20) + (4 << 10) + 1,
+                                     (5 << 20) + 3};
+  std::vector<std::string> data;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    std::string d(sizes[i], '\0');
+    for (size_t k = 0; k < d.size(); ++k) d[k] = static_cast<char>((k * 131 + i * 7) >> 3);
+    data.push_back(std::move(d));
+  }
+  std::vector<std::thread> ts;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ts.emplace_back([&, i] {
+      std::string name = "chunks/s" + std::to_string(i % 3) + "/o" + std::to_string(i);
+      EXPECT_TRUE(store_->Put(name, data[i]).ok()) << sizes[i];
+      auto got = store_->Get(name);
+      ASSERT_TRUE(got.ok()) << got.status().message();
+      EXPECT_TRUE(*got == data[i]) << "size " << sizes[i] << " came back as " << got->size();
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(store_->List("chunks/")->size(), sizes.size());
+}
+
 INSTANTIATE_TEST_SUITE_P(AllStores, ObjectStoreConformance,
                          ::testing::Values(Kind::kMemory, Kind::kLocal, Kind::kSftp));
 

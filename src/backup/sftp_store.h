@@ -39,15 +39,14 @@ struct SshSession {
   ~SshSession();
 };
 // Connects s to the location's host: the host key must be in known_hosts,
-// authentication is by key only.
-Status ConnectSsh(const SftpLocation& location, SshSession* s);
+// authentication is by key only; then starts libssh's SFTP layer on it, unless
+// start_sftp is false (the object store speaks SFTP itself: sftp_pipe.h).
+Status ConnectSsh(const SftpLocation& location, SshSession* s, bool start_sftp = true);
 // Connects (checking the host key and authenticating); the directory must
 // exist, or (create) its parent, and then only the last component is made.
-// connections: at most this many sessions, opened as needed. 8: twice 4 was
-// twice as fast over a 20 ms link (bench/link_bench.py), and OpenSSH's
-// default MaxStartups (10) drops connections beyond 10 being set up at once
-// (16 failed there with "Socket error: disconnected").
+// connections: at most this many SSH connections, opened as needed, each
+// carrying the requests of many callers at once (sftp_pipe.h).
 Result<std::unique_ptr<ObjectStore>> OpenSftpObjectStore(const SftpLocation& location, CreateDir create,
-                                                         int connections = 8);
+                                                         int connections = 4);
 
 }  // namespace pampa
