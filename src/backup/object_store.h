@@ -37,6 +37,9 @@ class ObjectStore {
   // link, where each Put waits several round trips, wants several; 0 (local
   // stores): Puts are made by the caller, one at a time.
   virtual int WriteBehindStreams() const { return 0; }
+  // How many Gets a reader (a restore) should keep in flight: a store behind
+  // a link wants more than there are cores to open what arrives; 0: no advice.
+  virtual int ReadStreams() const { return 0; }
 };
 
 std::unique_ptr<ObjectStore> NewMemoryObjectStore();

@@ -31,6 +31,7 @@ class ObjectStoreWrapper : public ObjectStore {
   Status Delete(const std::string& name) override { return target_->Delete(name); }
   std::string Describe() const override { return target_->Describe(); }
   int WriteBehindStreams() const override { return target_->WriteBehindStreams(); }
+  int ReadStreams() const override { return target_->ReadStreams(); }
 
  private:
   std::unique_ptr<ObjectStore> target_;

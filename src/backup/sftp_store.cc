@@ -55,6 +55,7 @@ class SftpObjectStore final : public ObjectStore {
   // Uploaders kept busy by the repository: several per connection, so that
   // one object's round trips overlap the others' data.
   int WriteBehindStreams() const override { return 4 * connections_; }
+  int ReadStreams() const override { return 4 * connections_; }
 
   Status Put(const std::string& name, std::string_view data) override {
     if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
