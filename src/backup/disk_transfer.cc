@@ -435,29 +435,41 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   if (chunks.size() != (size + chunk - 1) / chunk)
     return Status::Invalid("manifest chunk list does not match the disk size");
   PAMPA_ASSIGN_OR_RETURN(TargetWriter out, TargetWriter::Open(target, size));
-  std::vector<size_t> todo;
+  // Workers take runs of consecutive chunks, written with one call: 1 MiB
+  // O_DIRECT writes into the sparse new file cost the file system an
+  // allocation each, and 4 MiB ones restored the bench's disk in 1.6 s
+  // instead of 2.9. Gets in flight stay one per worker.
+  const size_t per_run = std::max<uint64_t>(1, (4 << 20) / chunk);
+  std::vector<std::pair<size_t, size_t>> runs;  // (first chunk, count)
   uint64_t total = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (chunks[i] == kZeroChunk) continue;
-    todo.push_back(i);
+    if (!runs.empty() && runs.back().first + runs.back().second == i && runs.back().second < per_run) {
+      ++runs.back().second;
+    } else {
+      runs.emplace_back(i, 1);
+    }
     total += std::min<uint64_t>(chunk, size - i * chunk);
   }
   std::atomic<size_t> next{0};
   std::mutex mu;
   uint64_t done = 0;
   Status st = RunWorkers(workers, [&](const std::atomic<bool>& stop) -> Status {
-    char* buf = ThreadBuffer(chunk);
-    for (size_t k = next++; k < todo.size() && !stop; k = next++) {
+    char* buf = ThreadBuffer(chunk * per_run);
+    for (size_t k = next++; k < runs.size() && !stop; k = next++) {
       if (cancel && cancel->load()) return Status::Cancelled("restore cancelled");
-      size_t i = todo[k];
+      auto [first, count] = runs[k];
+      double fetch = 0, open = 0;
+      for (size_t i = first; i < first + count; ++i) {
+        auto t0 = Clock::now();
+        PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));
+        fetch += Since(t0);
+        t0 = Clock::now();
+        PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf + (i - first) * chunk));
+        open += Since(t0);
+      }
       auto t0 = Clock::now();
-      PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));
-      double fetch = Since(t0);
-      t0 = Clock::now();
-      PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf));
-      double open = Since(t0);
-      t0 = Clock::now();
-      uint64_t base = i * chunk, len = std::min<uint64_t>(chunk, size - base);
+      uint64_t base = first * chunk, len = std::min<uint64_t>(count * chunk, size - base);
       PAMPA_RETURN_IF_ERROR(out.WriteData(buf, len, base));
       double write = Since(t0);
       std::lock_guard lock(mu);

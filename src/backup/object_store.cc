@@ -69,6 +69,7 @@ class MemoryObjectStore final : public ObjectStore {
 class LocalObjectStore final : public ObjectStore {
  public:
   explicit LocalObjectStore(std::string dir) : dir_(std::move(dir)) {}
+  int WriteBehindStreams() const override { return 4; }
 
   Status Put(const std::string& name, std::string_view data) override {
     if (!ValidObjectName(name)) return BadName(name);

@@ -38,7 +38,7 @@ struct RepoConfig {
   std::string encryption = "aes-256-gcm";  // or "none"
   std::string key = "passphrase";          // encrypted: "passphrase" (keys/ objects) or "file"
   std::string key_check;                   // hex HMAC-SHA256(id_key, "pampa-key-check"): which key is right
-  int zstd_level = 3;
+  int zstd_level = 2;
 };
 
 // What unlocks an encrypted repository: a passphrase (the key is stored in
