@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -428,6 +429,73 @@ Status TargetWriter::Sync() const {
   return Status::Ok();
 }
 
+namespace {
+
+// Fetches chunk objects ahead of the workers that open and write them, with
+// as many Gets in flight as the store advises (ReadStreams): over a link each
+// Get waits two round trips whatever its size, and the workers alone would
+// keep only one each in flight. Objects are fetched in the order the workers
+// take them, at most `ahead` beyond the last one taken.
+class Prefetch {
+ public:
+  Prefetch(Repository& repo, const std::vector<std::string>& chunks, std::vector<size_t> order, int fetchers,
+           size_t ahead)
+      : repo_(repo), chunks_(chunks), order_(std::move(order)), ahead_(ahead) {
+    for (int i = 0; i < fetchers; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Prefetch() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // Chunk i's object, once fetched.
+  Result<std::string> Take(size_t i) {
+    MutexLock lock(&mu_);
+    lock.Wait(changed_, [&]() REQUIRES(mu_) { return ready_.count(i) > 0; });
+    auto it = ready_.find(i);
+    Result<std::string> object = std::move(it->second);
+    ready_.erase(it);
+    ++taken_;
+    changed_.notify_all();
+    return object;
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      size_t i = 0;
+      {
+        MutexLock lock(&mu_);
+        lock.Wait(changed_,
+                  [&]() REQUIRES(mu_) { return stop_ || claimed_ == order_.size() || claimed_ < taken_ + ahead_; });
+        if (stop_ || claimed_ == order_.size()) return;
+        i = order_[claimed_++];
+      }
+      auto object = repo_.FetchChunk(chunks_[i]);
+      MutexLock lock(&mu_);
+      ready_.emplace(i, std::move(object));
+      changed_.notify_all();
+    }
+  }
+
+  Repository& repo_;
+  const std::vector<std::string>& chunks_;
+  const std::vector<size_t> order_;  // chunk indices, in the order they are taken
+  const size_t ahead_;
+  Mutex mu_;
+  std::condition_variable changed_;
+  size_t claimed_ GUARDED_BY(mu_) = 0;  // position in order_ of the next to fetch
+  size_t taken_ GUARDED_BY(mu_) = 0;
+  std::map<size_t, Result<std::string>> ready_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
 Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uint64_t size, const RestoreTarget& target,
                    int workers, const std::function<void(uint64_t, uint64_t)>& progress,
                    const std::atomic<bool>* cancel, StageTimes* times) {
@@ -451,6 +519,19 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
     }
     total += std::min<uint64_t>(chunk, size - i * chunk);
   }
+  std::unique_ptr<Prefetch> prefetch;
+  // At most ~64 MiB of objects in flight (fewer fetchers for bigger chunks).
+  if (int fetchers = std::min<int>(repo.store().ReadStreams(), std::max<uint64_t>(4, (64 << 20) / chunk));
+      fetchers > 0) {
+    std::vector<size_t> order;
+    for (auto [first, count] : runs) {
+      for (size_t i = first; i < first + count; ++i) order.push_back(i);
+    }
+    // The workers' runs in progress must fit in the window, or a worker could
+    // wait for a chunk no fetcher may fetch yet.
+    prefetch = std::make_unique<Prefetch>(repo, chunks, std::move(order), fetchers,
+                                          fetchers + static_cast<size_t>(workers) * per_run);
+  }
   std::atomic<size_t> next{0};
   std::mutex mu;
   uint64_t done = 0;
@@ -462,7 +543,7 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
       double fetch = 0, open = 0;
       for (size_t i = first; i < first + count; ++i) {
         auto t0 = Clock::now();
-        PAMPA_ASSIGN_OR_RETURN(auto object, repo.FetchChunk(chunks[i]));
+        PAMPA_ASSIGN_OR_RETURN(auto object, prefetch ? prefetch->Take(i) : repo.FetchChunk(chunks[i]));
         fetch += Since(t0);
         t0 = Clock::now();
         PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf + (i - first) * chunk));

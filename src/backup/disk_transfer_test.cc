@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "backup/object_store_wrapper.h"
 #include "base/process.h"
 
 namespace pampa {
@@ -117,6 +118,51 @@ TEST(DiskTransfer, FullThenIncrementalThenRestoreIsBitIdentical) {
   auto cmp = pampa::Run({"qemu-img", "compare", "-q", img, out});
   ASSERT_TRUE(cmp.ok());
   EXPECT_EQ(cmp->exit_code, 0) << "restored image differs";
+  fs::remove_all(dir);
+}
+
+// A store behind a link: the restore fetches ahead with the Gets in flight the
+// store advises, writes runs of consecutive chunks, and a failed Get fails the
+// restore (naming it) without a hang.
+TEST(DiskTransfer, RestoreFetchesAheadFromAStoreThatAdvisesIt) {
+  if (!HaveExecutable("qemu-nbd")) GTEST_SKIP() << "qemu-nbd missing";
+  fs::path dir = fs::temp_directory_path() / ("pampa-dtp-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string img = (dir / "src.qcow2").string();
+  ASSERT_TRUE(RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", img, "32M"}).ok());
+  QemuIo(img, "write -P 0x11 0 7M");
+  QemuIo(img, "write -P 0x22 9M 1M");
+  QemuIo(img, "write -P 0x33 20M 5M");
+  auto owned = std::make_unique<FaultInjectingObjectStore>(NewMemoryObjectStore());
+  FaultInjectingObjectStore* store = owned.get();
+  store->SetReadStreams(3);
+  auto repo = Repository::Init(std::move(owned), {"pw"}, 1 << 20);
+  ASSERT_TRUE(repo.ok());
+  DiskBackupResult full;
+  {
+    QemuNbd nbd(img, (dir / "a.sock").string(), false);
+    auto r = BackupDisk({{(dir / "a.sock").string(), "disk0"}}, **repo, {});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    full = *r;
+  }
+  auto restore = [&](const std::string& name) {
+    std::string out = (dir / name).string();
+    EXPECT_TRUE(
+        RunChecked({"qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", out, "32M"}).ok());
+    auto map = MapImage(out, "qcow2");
+    EXPECT_TRUE(map.ok());
+    return std::make_pair(out, RestoreDisk(**repo, full.chunks, full.size, {out, *map}, 2, nullptr, nullptr));
+  };
+  auto [out, st] = restore("restored.qcow2");
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto cmp = pampa::Run({"qemu-img", "compare", "-q", img, out});
+  ASSERT_TRUE(cmp.ok());
+  EXPECT_EQ(cmp->exit_code, 0) << "restored image differs";
+
+  store->InjectFault({ObjectOp::kGet, 5, "chunks/"});
+  auto [out2, failed] = restore("failed.qcow2");
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("injected"), std::string::npos) << failed.message();
   fs::remove_all(dir);
 }
 

@@ -75,6 +75,11 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
   int WriteBehindStreams() const override {
     return write_behind_ > 0 ? write_behind_.load() : ObjectStoreWrapper::WriteBehindStreams();
   }
+  // Makes the store advise streams Gets in flight, as an SFTP store does.
+  void SetReadStreams(int streams) { read_streams_ = streams; }
+  int ReadStreams() const override {
+    return read_streams_ > 0 ? read_streams_.load() : ObjectStoreWrapper::ReadStreams();
+  }
 
   Status Put(const std::string& name, std::string_view data) override;
   Result<std::string> Get(const std::string& name) override;
@@ -85,6 +90,7 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
 
  private:
   std::atomic<int> write_behind_{0};
+  std::atomic<int> read_streams_{0};
   struct Pending {
     ObjectStoreFault fault;
     int seen = 0;

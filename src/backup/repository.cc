@@ -14,6 +14,9 @@
 namespace pampa {
 namespace {
 
+// Sealed chunks waiting for an uploader (write-behind stores), at most.
+constexpr uint64_t kMaxQueuedBytes = 64 << 20;
+
 using json = nlohmann::json;
 
 json ConfigJson(const RepoConfig& c) {
@@ -336,14 +339,18 @@ Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
     MutexLock lock(&mu_);
     if (known_.count(chunk.id) || in_flight_.count(chunk.id)) return uint64_t{0};  // another worker was faster
     if (streams > 0) {
-      // Twice as many chunks queued as uploaders: each finds the next one ready.
+      // Twice as many chunks queued as uploaders, each finding the next one
+      // ready, and at most 64 MiB of them (or one).
       size_t limit = 2 * static_cast<size_t>(streams);
-      lock.Wait(uploaded_, [&]() REQUIRES(mu_) { return queue_.size() < limit; });
+      lock.Wait(uploaded_, [&]() REQUIRES(mu_) {
+        return queue_.empty() || (queue_.size() < limit && queued_bytes_ + chunk.object.size() <= kMaxQueuedBytes);
+      });
       if (known_.count(chunk.id) || in_flight_.count(chunk.id)) return uint64_t{0};
       while (uploaders_.size() < static_cast<size_t>(streams)) uploaders_.emplace_back([this] { UploadLoop(); });
       in_flight_.insert(chunk.id);
       failed_.erase(chunk.id);
       queue_.push_back({chunk.id, std::string(chunk.object)});
+      queued_bytes_ += chunk.object.size();
     }
   }
   if (streams > 0) {
@@ -365,6 +372,7 @@ void Repository::UploadLoop() {
       if (queue_.empty()) return;  // stopping, and nothing left to upload
       next = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= next.object.size();
     }
     uploaded_.notify_all();  // room in the queue
     Status st = store_->Put(ChunkObject(next.id), next.object);

@@ -151,6 +151,7 @@ class Repository {
     std::string object;
   };
   std::deque<PendingUpload> queue_ GUARDED_BY(mu_);
+  uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;
   std::unordered_set<std::string> in_flight_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::string> failed_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;

@@ -52,10 +52,12 @@ class SftpObjectStore final : public ObjectStore {
     return Status::Ok();
   }
 
-  // Uploaders kept busy by the repository: several per connection, so that
-  // one object's round trips overlap the others' data.
-  int WriteBehindStreams() const override { return 4 * connections_; }
-  int ReadStreams() const override { return 4 * connections_; }
+  // Objects in flight: each waits its round trips (three for a Put, two for a
+  // Get) whatever its size, and a backup of 1 MiB chunks makes ~1,400
+  // objects of 315 KiB for 1.4 GiB of files: at a 20 ms round trip 16 in
+  // flight took 5 s to upload them, 48 take a third of that.
+  int WriteBehindStreams() const override { return kPerConnection * connections_; }
+  int ReadStreams() const override { return kPerConnection * connections_; }
 
   Status Put(const std::string& name, std::string_view data) override {
     if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
@@ -299,6 +301,7 @@ class SftpObjectStore final : public ObjectStore {
     return *made;
   }
 
+  static constexpr int kPerConnection = 12;
   SftpLocation loc_;
   const int connections_;
   std::atomic<uint64_t> size_hint_{(1 << 20) + (4 << 10)};  // a 1 MiB chunk and its envelope

@@ -558,7 +558,7 @@ Result<std::string> BackupJobs::Restore(std::shared_ptr<Repository> repo, const 
           auto map = MapImage(vol->path, "qcow2");
           if (!map.ok()) return fail(map.status());
           Status st = RestoreDisk(
-              *repo, chunks, size, {vol->path, std::move(*map)}, std::max(kRestoreWorkers, repo->store().ReadStreams()),
+              *repo, chunks, size, {vol->path, std::move(*map)}, kRestoreWorkers,
               [&](uint64_t done, uint64_t) {
                 ctx.Progress(total ? double(done_before + done) / total : 1.0, "restoring " + d.volume);
               },
