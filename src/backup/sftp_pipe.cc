@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,9 @@ Pipe::~Pipe() {
     io_.join();
   }
   if (wake_ >= 0) close(wake_);
+  // A failed connection (a stalled server among them) is cut first: closing
+  // the channel politely would wait for the server to take what we sent.
+  if (!Alive() && ssh_.ssh) shutdown(ssh_get_fd(ssh_.ssh), SHUT_RDWR);
   if (channel_) {
     ssh_channel_close(channel_);
     ssh_channel_free(channel_);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "backup/sftp_pipe.h"
@@ -293,11 +294,13 @@ class SftpObjectStore final : public ObjectStore {
       connecting_.insert(slot);
     }
     auto made = sftp::Pipe::Connect(loc_);
+    std::shared_ptr<sftp::Pipe> failed;  // the one replaced, closed with no lock held
     MutexLock lock(&mu_);
     connecting_.erase(slot);
     connected_.notify_all();
     if (!made.ok()) return made.status();
-    pipes_[slot] = *made;
+    failed = std::exchange(pipes_[slot], *made);
+    lock.Unlock();
     return *made;
   }
 
