@@ -30,15 +30,13 @@ void PutBe32(std::string& b, uint32_t v) {
   b.append(c, 4);
 }
 
-// One packet: length, type, [id,] fields.
-std::string Packet(uint8_t type, const uint32_t* id, const std::string& fields) {
-  std::string p;
-  p.reserve(9 + fields.size());
-  PutBe32(p, static_cast<uint32_t>(1 + (id ? 4 : 0) + fields.size()));
-  p.push_back(static_cast<char>(type));
-  if (id) PutBe32(p, *id);
-  p += fields;
-  return p;
+// Appends one packet to out: length, type, [id,] fields (straight into the
+// send queue: a write's data is not copied once more on its way).
+void AppendPacket(std::string& out, uint8_t type, const uint32_t* id, const std::string& fields) {
+  PutBe32(out, static_cast<uint32_t>(1 + (id ? 4 : 0) + fields.size()));
+  out.push_back(static_cast<char>(type));
+  if (id) PutBe32(out, *id);
+  out += fields;
 }
 
 }  // namespace
@@ -117,7 +115,7 @@ Result<std::shared_ptr<Pipe>> Pipe::Connect(const SftpLocation& loc) {
   p->where_ = "sftp://" + loc.user + "@" + loc.host + ":" + std::to_string(loc.port);
   p->stall_ms_ = loc.stall_seconds * 1000;
   PAMPA_RETURN_IF_ERROR(ConnectSsh(loc, &p->ssh_, /*start_sftp=*/false));
-  PAMPA_RETURN_IF_ERROR(p->Handshake(loc.user + "@" + loc.host + ":" + std::to_string(loc.port)));
+  PAMPA_RETURN_IF_ERROR(p->Handshake());
   p->wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wake_ < 0) return Status::Internal("eventfd failed");
   p->last_progress_ = MonotonicMs();
@@ -125,14 +123,15 @@ Result<std::shared_ptr<Pipe>> Pipe::Connect(const SftpLocation& loc) {
   return p;
 }
 
-Status Pipe::Handshake(const std::string& where) {
+Status Pipe::Handshake() {
   auto unavailable = [&](const std::string& what) {
-    return Status::Unavailable("SFTP is not available on " + where + " (" + what + ": " + ssh_.Error() + ")");
+    return Status::Unavailable("SFTP is not available on " + where_ + " (" + what + ": " + ssh_.Error() + ")");
   };
   channel_ = ssh_channel_new(ssh_.ssh);
   if (!channel_ || ssh_channel_open_session(channel_) != SSH_OK) return unavailable("cannot open a channel");
   if (ssh_channel_request_subsystem(channel_, "sftp") != SSH_OK) return unavailable("no sftp subsystem");
-  std::string init = Packet(kInit, nullptr, Args().U32(3).bytes());
+  std::string init;
+  AppendPacket(init, kInit, nullptr, Args().U32(3).bytes());
   if (ssh_channel_write(channel_, init.data(), init.size()) != static_cast<int>(init.size())) {
     return unavailable("cannot send the version");
   }
@@ -155,8 +154,6 @@ Status Pipe::Handshake(const std::string& where) {
     std::string_view name = g.Str(), data = g.Str();
     if (g.ok() && name == "fsync@openssh.com" && data == "1") has_fsync_ = true;
   }
-  const char* banner = ssh_get_serverbanner(ssh_.ssh);
-  if (banner && std::string(banner).find("OpenSSH") != std::string::npos) io_size_ = 255 << 10;
   return Status::Ok();
 }
 
@@ -192,7 +189,7 @@ Pipe::Ticket Pipe::Send(Type type, const Args& args) {
     uint32_t id = next_id_++;
     if (pending_.empty()) last_progress_ = MonotonicMs();  // the stall clock starts with the first request
     pending_.emplace(id, slot);
-    out_ += Packet(type, &id, args.bytes());
+    AppendPacket(out_, type, &id, args.bytes());
   }
   uint64_t one = 1;
   (void)!write(wake_, &one, sizeof one);

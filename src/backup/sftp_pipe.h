@@ -114,14 +114,13 @@ class Pipe {
   bool Alive() const;
   // Requests sent and not yet answered (for spreading callers over connections).
   size_t InFlight() const;
-  // Bytes per read or write request: OpenSSH takes up to 256 KiB messages,
-  // other servers get the 32 KiB every SFTP server must accept.
-  size_t io_size() const { return io_size_; }
+  // Bytes per read or write request (SshSession::io_size).
+  size_t io_size() const { return ssh_.io_size; }
   bool has_fsync() const { return has_fsync_; }
 
  private:
   Pipe() = default;
-  Status Handshake(const std::string& where);
+  Status Handshake();
   void Loop();
   // Hands every whole answer at the front of in to its waiter; false on a protocol error.
   bool Dispatch(std::string& in);
@@ -131,7 +130,6 @@ class Pipe {
   ssh_channel channel_ = nullptr;
   std::string where_;
   int stall_ms_ = 60000;
-  size_t io_size_ = 32 << 10;
   bool has_fsync_ = false;
   int wake_ = -1;  // eventfd: a request was queued or the pipe is closing
   std::thread io_;

@@ -374,11 +374,11 @@ Status ConnectSsh(const SftpLocation& loc, SshSession* c, bool start_sftp) {
                            " failed (is the public key in the server's "
                            "authorized_keys?)");
   }
+  const char* banner = ssh_get_serverbanner(c->ssh);
+  if (banner && std::string(banner).find("OpenSSH") != std::string::npos) c->io_size = 255 << 10;
   if (!start_sftp) return Status::Ok();
   c->sftp = sftp_new(c->ssh);
   if (!c->sftp || sftp_init(c->sftp) != SSH_OK) return Status::Unavailable("SFTP is not available on " + where);
-  const char* banner = ssh_get_serverbanner(c->ssh);
-  if (banner && std::string(banner).find("OpenSSH") != std::string::npos) c->io_size = 255 << 10;
   return Status::Ok();
 }
 
