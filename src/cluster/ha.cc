@@ -220,10 +220,16 @@ void HaManager::Manage() {
     recs[VmOfStateKey(key)] = {HaRecordFromJson(json::parse(v.value, nullptr, false)), v.mod_revision};
   }
   std::vector<StoredSpec> ha;
-  for (auto& [key, v] : specs->items) {
-    auto spec = VmSpecFromJson(json::parse(v.value, nullptr, false));
-    if (spec.ok() && spec->ha && !spec->host.empty()) ha.push_back({*spec, v.mod_revision});
-  }
+  ha_specs_.Refresh(
+      *specs,
+      [](const std::string& value) -> std::optional<VmSpec> {
+        auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+        if (spec.ok() && spec->ha && !spec->host.empty()) return std::move(*spec);
+        return std::nullopt;
+      },
+      [&](const std::string&, int64_t revision, const std::optional<VmSpec>& spec) {
+        if (spec) ha.push_back({*spec, revision});
+      });
   // A record of a VM deleted or no longer HA is stale: a new VM of that name
   // must not inherit it (a "failed" would keep it from ever being recovered).
   std::set<std::string> names;

@@ -35,6 +35,7 @@
 #include <condition_variable>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -42,6 +43,7 @@
 #include "base/mutex.h"
 #include "cluster/cluster.h"
 #include "cluster/fence_agent.h"
+#include "store/parsed_by_revision.h"
 #include "store/store.h"
 #include "vm/vm_manager.h"
 
@@ -127,6 +129,8 @@ class HaManager {
   std::map<std::string, int64_t> lost_since_;                 // host -> when the manager saw its lease gone
   std::map<std::string, std::string> unplaced_;               // vm -> why it could not be placed (said once)
   std::map<std::string, std::pair<int, int64_t>> own_tries_;  // vm -> restarts here, since when
+  // The pool's specs; for an HA VM placed on a host, its spec.
+  ParsedByRevision<std::optional<VmSpec>> ha_specs_;
 };
 
 }  // namespace pampa

@@ -7,9 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "base/mutex.h"
+#include "store/parsed_by_revision.h"
 #include "store/store_test_util.h"
 
 namespace pampa {
@@ -107,6 +109,36 @@ TEST_P(StoreTest, ListVersionedReadsItemsAtOneRevision) {
   EXPECT_EQ(l->items[0].second.mod_revision, 1);
   EXPECT_EQ(l->items[1].second.value, "2");
   EXPECT_EQ(l->items[1].second.mod_revision, 3);
+}
+
+// Each record is parsed again only once its revision changed; a deleted one is forgotten.
+TEST_P(StoreTest, ParsedByRevisionParsesOnlyWhatChanged) {
+  ASSERT_TRUE(store_->Put("vms/a", "1").ok());
+  ASSERT_TRUE(store_->Put("vms/b", "2").ok());
+  ParsedByRevision<int> parsed;
+  int parses = 0;
+  auto look = [&] {
+    std::map<std::string, int> seen;
+    auto l = store_->ListVersioned("vms/");
+    EXPECT_TRUE(l.ok());
+    parsed.Refresh(
+        *l,
+        [&](const std::string& v) {
+          ++parses;
+          return std::stoi(v);
+        },
+        [&](const std::string& key, int64_t, const int& n) { seen[key] = n; });
+    return seen;
+  };
+  EXPECT_EQ(look(), (std::map<std::string, int>{{"vms/a", 1}, {"vms/b", 2}}));
+  EXPECT_EQ(parses, 2);
+  EXPECT_EQ(look().size(), 2u);
+  EXPECT_EQ(parses, 2);
+  ASSERT_TRUE(store_->Put("vms/b", "5").ok());
+  ASSERT_TRUE(store_->Delete("vms/a").ok());
+  ASSERT_TRUE(store_->Put("vms/a", "7").ok());  // a new record of the same name: parsed again
+  EXPECT_EQ(look(), (std::map<std::string, int>{{"vms/a", 7}, {"vms/b", 5}}));
+  EXPECT_EQ(parses, 4);
 }
 
 TEST_P(StoreTest, CompareAndPutWinsOnlyAtTheRevisionRead) {

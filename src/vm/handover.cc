@@ -196,12 +196,20 @@ bool VmManager::Fence(const std::string& name, const std::string& reason) {
 std::vector<std::string> VmManager::DropMovedAway() {
   std::vector<std::string> dropped;
   if (!config_.pooled) return dropped;
-  auto specs = store_.List("vms/");
+  auto specs = store_.ListVersioned("vms/");
   if (!specs.ok()) return dropped;
   std::map<std::string, std::string> owner;  // vm -> host its spec names
-  for (auto& [key, value] : *specs) {
-    auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
-    if (spec.ok() && !spec->host.empty()) owner[spec->name] = spec->host;
+  {
+    MutexLock lock(&owners_mu_);
+    spec_owners_.Refresh(
+        *specs,
+        [](const std::string& value) {
+          auto spec = VmSpecFromJson(json::parse(value, nullptr, false));
+          return spec.ok() ? std::make_pair(spec->name, spec->host) : std::pair<std::string, std::string>();
+        },
+        [&](const std::string&, int64_t, const std::pair<std::string, std::string>& o) {
+          if (!o.second.empty()) owner[o.first] = o.second;
+        });
   }
   for (auto& vm : AllVms()) {
     auto spec = vm->Spec();

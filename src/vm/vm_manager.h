@@ -32,6 +32,7 @@
 #include "qemu/machine.h"
 #include "qmp/qmp_client.h"
 #include "storage/pools.h"
+#include "store/parsed_by_revision.h"
 #include "store/store.h"
 #include "task/tasks.h"
 #include "vm/vm_spec.h"
@@ -336,6 +337,9 @@ class VmManager {
 
   Mutex mu_;  // guards vms_ (the map, not the VMs)
   std::map<std::string, std::shared_ptr<Vm>> vms_ GUARDED_BY(mu_);
+  // DropMovedAway's view of the pool's specs: each VM and the host it names.
+  Mutex owners_mu_;
+  ParsedByRevision<std::pair<std::string, std::string>> spec_owners_ GUARDED_BY(owners_mu_);
 
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;
