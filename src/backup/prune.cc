@@ -51,13 +51,12 @@ Status LockForBackup(Repository& repo, const std::string& name) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
   bool waited = false;
   while (true) {
-    auto locks = repo.ActiveLocks();
+    auto locks = repo.ActiveLocks("gc-");
     if (!locks.ok()) {
       (void)repo.RemoveLock(name);
       return locks.status();
     }
-    bool gc = std::any_of(locks->begin(), locks->end(), [](const std::string& l) { return l.rfind("gc-", 0) == 0; });
-    if (!gc) break;
+    if (locks->empty()) break;
     if (std::chrono::steady_clock::now() > deadline) {
       (void)repo.RemoveLock(name);
       return Status::Unavailable("a garbage collection has held the repository for 30 minutes");

@@ -268,8 +268,8 @@ Status Repository::RemoveLock(const std::string& name) {
       .Context("removing the repository lock " + name);
 }
 
-Result<std::vector<std::string>> Repository::ActiveLocks() {
-  PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("locks/"));
+Result<std::vector<std::string>> Repository::ActiveLocks(const std::string& prefix) {
+  PAMPA_ASSIGN_OR_RETURN(auto names, store_->List("locks/" + prefix));
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
   std::vector<std::string> out;
   for (auto& n : names) {

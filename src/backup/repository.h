@@ -120,8 +120,9 @@ class Repository {
   // holding the creation time). Stale after 24 h (a crashed pampad's).
   Status AddLock(const std::string& name);
   Status RemoveLock(const std::string& name);
-  // Names of locks younger than 24 h.
-  Result<std::vector<std::string>> ActiveLocks();
+  // Names of locks younger than 24 h; only those whose name starts with
+  // prefix (only theirs are read: a read is two round trips over SFTP).
+  Result<std::vector<std::string>> ActiveLocks(const std::string& prefix = "");
   // Re-reads which chunks exist (after waiting for a garbage collection).
   Status ReloadChunkIndex();
 

@@ -33,6 +33,7 @@ enum Type : uint8_t {
   kClose = 4,
   kRead = 5,
   kWrite = 6,
+  kFstat = 8,
   kOpendir = 11,
   kReaddir = 12,
   kRemove = 13,

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <limits>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -64,15 +67,24 @@ class SftpObjectStore final : public ObjectStore {
     if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
     PAMPA_ASSIGN_OR_RETURN(auto p, Pipe());
     std::string path = Path(name);
-    PAMPA_RETURN_IF_ERROR(MakeParents(*p, name));
     static std::atomic<uint64_t> seq{0};
     std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
-    PAMPA_ASSIGN_OR_RETURN(auto opened,
-                           p->Call(sftp::kOpen, sftp::Args()
-                                                    .Str(tmp)
-                                                    .U32(sftp::kOpenWrite | sftp::kOpenCreate | sftp::kOpenExclusive)
-                                                    .U32(sftp::kAttrPermissions)
-                                                    .U32(0600)));
+    auto create = sftp::Args()
+                      .Str(tmp)
+                      .U32(sftp::kOpenWrite | sftp::kOpenCreate | sftp::kOpenExclusive)
+                      .U32(sftp::kAttrPermissions)
+                      .U32(0600);
+    // A new directory and the file in it in one round trip: sftp-server
+    // carries requests out in order. A server that does not is asked again.
+    std::string dir;
+    std::vector<sftp::Pipe::Ticket> made = MakeParents(*p, name, &dir);
+    auto opening = p->Send(sftp::kOpen, create);
+    Status parents = made.empty() ? Status::Ok() : Made(*p, dir, made);
+    PAMPA_ASSIGN_OR_RETURN(auto opened, p->Wait(opening));
+    PAMPA_RETURN_IF_ERROR(parents);
+    if (!made.empty() && opened.IsStatus(sftp::kNoSuchFile)) {
+      PAMPA_ASSIGN_OR_RETURN(opened, p->Call(sftp::kOpen, create));
+    }
     if (opened.type != sftp::kHandle) {
       return Status::Unavailable("sftp: cannot create " + tmp + ": " + opened.Describe());
     }
@@ -128,9 +140,15 @@ class SftpObjectStore final : public ObjectStore {
     std::string handle(sftp::Fields(opened.body).Str());
     // Objects never change once written: ask at once for as much as the
     // largest object read so far (reads past the end answer "end of file"),
-    // then for twice as much again while every answer came back full.
+    // then for twice as much again while every answer came back full. The
+    // object's size comes with the first reads: a short answer followed by
+    // "end of file" does not say where the object ends (a server may answer
+    // short anywhere), and finding out cost every small object a third round
+    // trip.
     std::string out;
     uint64_t batch = std::max<uint64_t>(size_hint_, p->io_size());
+    sftp::Pipe::Ticket stat = p->Send(sftp::kFstat, sftp::Args().Str(handle));
+    std::optional<uint64_t> size;
     Status st;
     bool end = false;
     while (st.ok() && !end) {
@@ -139,6 +157,17 @@ class SftpObjectStore final : public ObjectStore {
       for (uint64_t off = from; off < from + batch; off += p->io_size()) {
         auto len = static_cast<uint32_t>(std::min<uint64_t>(p->io_size(), from + batch - off));
         reads.emplace_back(off, p->Send(sftp::kRead, sftp::Args().Str(handle).U64(off).U32(len)));
+      }
+      if (stat) {
+        auto attrs = p->Wait(stat);
+        stat = nullptr;
+        if (!attrs.ok()) st = attrs.status();
+        if (attrs.ok() && attrs->type == sftp::kAttrs) {
+          uint64_t n = std::numeric_limits<uint64_t>::max();  // kept when the answer has no size: read to the end
+          sftp::Fields f(attrs->body);
+          f.Attrs(&n);
+          if (f.ok() && n != std::numeric_limits<uint64_t>::max()) size = n;
+        }
       }
       bool whole = true;  // every answer so far came back full: the next one continues out
       for (auto& [off, ticket] : reads) {
@@ -157,6 +186,7 @@ class SftpObjectStore final : public ObjectStore {
           st = Status::Unavailable("sftp: read of " + path + " failed: " + r->Describe());
         }
       }
+      if (size && out.size() >= *size) end = true;
       batch *= 2;
     }
     p->Send(sftp::kClose, sftp::Args().Str(handle));
@@ -193,30 +223,45 @@ class SftpObjectStore final : public ObjectStore {
         if (r.type == sftp::kHandle) open.emplace_back(rel, std::string(sftp::Fields(r.body).Str()));
       }
       std::vector<std::string> next;
+      auto take = [&](const std::string& rel, const sftp::Reply& r) {
+        sftp::Fields f(r.body);
+        for (uint32_t n = f.U32(); n > 0 && f.ok(); --n) {
+          std::string entry(f.Str());
+          f.Str();  // the long name
+          uint32_t mode = f.Attrs();
+          if (!f.ok() || entry == "." || entry == "..") continue;
+          std::string child = rel.empty() ? entry : rel + "/" + entry;
+          if (S_ISDIR(mode)) {
+            next.push_back(child);
+          } else if (child.find(".tmp-") == std::string::npos && child.rfind(prefix, 0) == 0) {
+            out.push_back(child);
+          }
+        }
+      };
       while (!open.empty()) {
-        std::vector<sftp::Pipe::Ticket> reading;
-        for (auto& dir : open) reading.push_back(p->Send(sftp::kReaddir, sftp::Args().Str(dir.second)));
+        // Two reads in flight a directory: for most directories the second
+        // answers "end" in the round trip that brings the first's entries.
+        std::vector<std::array<sftp::Pipe::Ticket, 2>> reading;
+        for (auto& dir : open) {
+          auto args = sftp::Args().Str(dir.second);
+          reading.push_back({p->Send(sftp::kReaddir, args), p->Send(sftp::kReaddir, args)});
+        }
         std::vector<std::pair<std::string, std::string>> still;
         for (size_t i = 0; i < open.size(); ++i) {
-          PAMPA_ASSIGN_OR_RETURN(auto r, p->Wait(reading[i]));
-          const std::string& rel = open[i].first;
-          if (r.type != sftp::kName) {  // the end of the directory
-            p->Send(sftp::kClose, sftp::Args().Str(open[i].second));
-            continue;
-          }
-          still.push_back(open[i]);
-          sftp::Fields f(r.body);
-          for (uint32_t n = f.U32(); n > 0 && f.ok(); --n) {
-            std::string entry(f.Str());
-            f.Str();  // the long name
-            uint32_t mode = f.Attrs();
-            if (!f.ok() || entry == "." || entry == "..") continue;
-            std::string child = rel.empty() ? entry : rel + "/" + entry;
-            if (S_ISDIR(mode)) {
-              next.push_back(child);
-            } else if (child.find(".tmp-") == std::string::npos && child.rfind(prefix, 0) == 0) {
-              out.push_back(child);
+          bool more = true;
+          for (auto& ticket : reading[i]) {
+            PAMPA_ASSIGN_OR_RETURN(auto r, p->Wait(ticket));
+            if (!more) continue;  // an answer after the end
+            if (r.type != sftp::kName) {
+              more = false;
+              continue;
             }
+            take(open[i].first, r);
+          }
+          if (more) {
+            still.push_back(open[i]);
+          } else {
+            p->Send(sftp::kClose, sftp::Args().Str(open[i].second));
           }
         }
         open.swap(still);
@@ -245,20 +290,29 @@ class SftpObjectStore final : public ObjectStore {
     return sftp::Args().Str(path).U32(sftp::kAttrPermissions).U32(0700);
   }
 
-  Status MakeParents(sftp::Pipe& p, const std::string& name) {
+  // Asks for every level of name's directory at once, unless it was made
+  // before (*dir: that directory); returns the requests, answered by Made.
+  std::vector<sftp::Pipe::Ticket> MakeParents(sftp::Pipe& p, const std::string& name, std::string* dir) {
     auto slash = name.rfind('/');
-    if (slash == std::string::npos) return Status::Ok();
-    std::string dir = name.substr(0, slash);
+    if (slash == std::string::npos) return {};
+    *dir = name.substr(0, slash);
     {
       MutexLock lock(&dirs_mu_);
-      if (dirs_.count(dir)) return Status::Ok();
+      if (dirs_.count(*dir)) return {};
     }
-    // Every level at once; those that exist answer with an error, ignored.
     std::vector<sftp::Pipe::Ticket> made;
-    for (size_t i = 0; i <= dir.size(); ++i) {
-      if (i == dir.size() || dir[i] == '/') made.push_back(p.Send(sftp::kMkdir, Mkdir(Path(dir.substr(0, i)))));
+    for (size_t i = 0; i <= dir->size(); ++i) {
+      if (i == dir->size() || (*dir)[i] == '/') made.push_back(p.Send(sftp::kMkdir, Mkdir(Path(dir->substr(0, i)))));
     }
-    for (const auto& t : made) PAMPA_RETURN_IF_ERROR(p.Wait(t).status());
+    return made;
+  }
+  // Those that exist answer with an error, ignored.
+  Status Made(sftp::Pipe& p, const std::string& dir, const std::vector<sftp::Pipe::Ticket>& made) {
+    Status st;
+    for (const auto& t : made) {
+      if (auto r = p.Wait(t); !r.ok() && st.ok()) st = r.status();
+    }
+    if (!st.ok()) return st;
     MutexLock lock(&dirs_mu_);
     dirs_.insert(dir);
     return Status::Ok();
