@@ -424,6 +424,18 @@ Status TargetWriter::WritePiece(const char* buf, uint64_t len, uint64_t offset) 
   return Status::Ok();
 }
 
+Status TargetWriter::Reserve(uint64_t base, uint64_t len) const {
+  Status st;
+  ForEachPiece(extents_, base, len, [&](uint64_t from, uint64_t n, const FileExtent& x) {
+    if (!st.ok()) return;
+    auto at = static_cast<off_t>(x.offset + (from - x.start));
+    if (fallocate(plain_.get(), 0, at, static_cast<off_t>(n)) != 0 && errno == ENOSPC) {
+      st = Status::Unavailable("no space left on the file system of " + path_ + " for the restored disk");
+    }
+  });
+  return st;
+}
+
 Status TargetWriter::Sync() const {
   if (fdatasync(plain_.get()) != 0) return Status::Unavailable("cannot sync " + path_ + ": " + std::strerror(errno));
   return Status::Ok();
@@ -528,6 +540,18 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
     // wait for a chunk no fetcher may fetch yet.
     prefetch = std::make_unique<Prefetch>(repo, chunks, std::move(order), fetchers,
                                           fetchers + static_cast<size_t>(workers) * per_run);
+  }
+  // The space of every data run first: the workers' direct writes then go
+  // into allocated space at once instead of one at a time into holes
+  // (bench, 1.38 GiB: write stage 7.7 -> 2.8 s summed over the workers,
+  // restore 2.37-2.50 -> 2.01-2.11 s).
+  for (size_t k = 0; k < runs.size();) {
+    size_t end = k + 1;
+    while (end < runs.size() && runs[end].first == runs[end - 1].first + runs[end - 1].second) ++end;
+    uint64_t base = runs[k].first * chunk;
+    uint64_t stop = std::min<uint64_t>((runs[end - 1].first + runs[end - 1].second) * chunk, size);
+    PAMPA_RETURN_IF_ERROR(out.Reserve(base, stop - base));
+    k = end;
   }
   std::atomic<size_t> next{0};
   std::mutex mu;

@@ -62,6 +62,12 @@ class TargetWriter {
   Status WriteData(const char* buf, uint64_t len, uint64_t base) const;
   // The same, zeros too: for a target that already holds other data there.
   Status WriteAll(const char* buf, uint64_t len, uint64_t base) const;
+  // Allocates the file space of the guest bytes [base, base + len) ahead of
+  // their writes (unwritten, reading as zeros). Direct writes into a hole
+  // each allocate under the file's exclusive lock on ext4, one at a time;
+  // into allocated space many go at once. A file system without fallocate
+  // is left as it is.
+  Status Reserve(uint64_t base, uint64_t len) const;
   // Makes what was written durable.
   Status Sync() const;
   const std::string& path() const { return path_; }
