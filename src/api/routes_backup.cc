@@ -113,9 +113,10 @@ void RegisterBackupRoutes(Router& r, ApiContext& ctx) {
     if (!body.ok()) return ErrorResponse(body.status());
     auto repo_name = RequiredString(*body, "repo");
     if (!repo_name.ok()) return ErrorResponse(repo_name.status());
-    auto repo = ctx.repos.Open(*repo_name);
+    std::function<Status()> check;  // made by the task while it prepares the disks
+    auto repo = ctx.repos.Open(*repo_name, &check);
     if (!repo.ok()) return ErrorResponse(repo.status());
-    return Task(ctx.jobs.Backup(req.params.at("name"), *repo, *repo_name));
+    return Task(ctx.jobs.Backup(req.params.at("name"), *repo, *repo_name, std::move(check)));
   });
 
   r.Add("GET", "/api/v1/backups", [&](const HttpRequest& req) {

@@ -176,7 +176,7 @@ Result<std::unique_ptr<Repository>> OpenRepository(const RepoInfo& info) {
   return OpenWithSecret(info, secret);
 }
 
-Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
+Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name, std::function<Status()>* deferred_check) {
   PAMPA_ASSIGN_OR_RETURN(auto info, Get(name));
   PAMPA_ASSIGN_OR_RETURN(auto secret, Secret(info));
   std::string key = Sha256Hex(info.url + "\n" + secret.passphrase + "\n" + secret.key_file);
@@ -189,16 +189,23 @@ Result<std::shared_ptr<Repository>> Repos::Open(const std::string& name) {
   if (cached) {
     // The disk under an open repository may have been unmounted or swapped
     // since: one small read (the config) before each use says so.
-    auto config = cached->store().Get("config");
-    if (!config.ok()) {
-      if (config.status().code() == ErrorCode::kNotFound) {
-        return Status::NotFound("the repository at " + info.url +
-                                " has no config any more: is the backup disk mounted?");
+    auto check = [cached, info, name]() -> Status {
+      auto config = cached->store().Get("config");
+      if (!config.ok()) {
+        if (config.status().code() == ErrorCode::kNotFound) {
+          return Status::NotFound("the repository at " + info.url +
+                                  " has no config any more: is the backup disk mounted?");
+        }
+        return config.status().Context("repository '" + name + "'");
       }
-      return config.status().Context("repository '" + name + "'");
+      auto found = nlohmann::json::parse(*config, nullptr, false);
+      return CheckIdentity(info, found.is_object() ? found.value("id", "") : "");
+    };
+    if (deferred_check) {
+      *deferred_check = std::move(check);
+    } else {
+      PAMPA_RETURN_IF_ERROR(check());
     }
-    auto found = nlohmann::json::parse(*config, nullptr, false);
-    PAMPA_RETURN_IF_ERROR(CheckIdentity(info, found.is_object() ? found.value("id", "") : ""));
     return cached;
   }
   PAMPA_ASSIGN_OR_RETURN(auto repo, OpenWithSecret(info, secret));

@@ -3,6 +3,7 @@
 // named (root-only), read at each use; pampad never stores it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -46,8 +47,12 @@ class Repos {
   Result<nlohmann::json> Add(const RepoInfo& info, bool no_encryption, uint64_t chunk_size = 0);
   Result<std::vector<RepoInfo>> List();
   Result<RepoInfo> Get(const std::string& name);
-  // Opens a registered repository (checks the passphrase or key file).
-  Result<std::shared_ptr<Repository>> Open(const std::string& name);
+  // Opens a registered repository (checks the passphrase or key file). An
+  // open repository is kept, and checked at each use with one small read (its
+  // config: is the backup disk still mounted, still this repository?); given
+  // deferred_check, that read is left to the caller, to be made while it
+  // prepares other work (empty when there is nothing to check).
+  Result<std::shared_ptr<Repository>> Open(const std::string& name, std::function<Status()>* deferred_check = nullptr);
   // Re-wraps the repository key under the passphrase in new_file (mode 600)
   // and records new_file as the repository's passphrase file.
   Status ChangePassphrase(const std::string& name, const std::string& new_file);

@@ -71,6 +71,12 @@ struct BackupJobs::BackupRun {
   std::vector<DiskBackupResult> results;
   std::string consistency;
   std::vector<std::string> notes;
+  // The repository's side of the start (identity checked, lock taken,
+  // previous manifest read) takes a few round trips to a remote store and is
+  // made while the disks are prepared: Ready() waits for it (once; later
+  // calls return the same status) and fills prev_manifest.
+  std::function<Status()> ready;
+  bool locked = false;
 };
 
 namespace {
@@ -110,30 +116,43 @@ Status BackupJobs::BackupStopped(VmManager::Hold& vm, BackupRun& run, TaskContex
   KillStaleNbd(vm.paths().dir);
   for (size_t i = 0; i < n; ++i) {
     const std::string& path = run.paths[i];
-    auto bitmaps = ImageBitmaps(path);
-    std::string bitmap;
-    if (!run.prev_bitmap.empty() && !ChunkList(run.prev_manifest, i).empty()) {
+    // qemu-nbd answers which blocks are allocated and dirty; the data itself is
+    // read straight from the image file when its layout allows (no copies
+    // through a socket), else through qemu-nbd. Three processes at once: the
+    // layout, the image's bitmaps, and qemu-nbd exporting the previous bitmap
+    // (started again without it when the image cannot serve it whole).
+    auto layout = std::async(std::launch::async, [&path] { return MapImage(path, "qcow2"); });
+    auto listed = std::async(std::launch::async, [&path] { return ImageBitmaps(path); });
+    std::string socket = vm.paths().dir + "/nbd" + std::to_string(i) + ".sock";
+    std::unique_ptr<QemuNbdServer> server;
+    if (auto started = QemuNbdServer::Start(path, socket, run.prev_bitmap); started.ok()) server = std::move(*started);
+    auto bitmaps = listed.get();
+    // Whether the exported bitmap is used depends on the previous manifest, read meanwhile.
+    std::string bitmap, why_full;
+    if (!run.prev_bitmap.empty()) {
       auto it = bitmaps.find(run.prev_bitmap);
       if (it == bitmaps.end()) {
-        run.notes.push_back("disk" + std::to_string(i) + ": dirty bitmap missing, reading the whole disk");
+        why_full = "disk" + std::to_string(i) + ": dirty bitmap missing, reading the whole disk";
       } else if (!it->second) {
-        run.notes.push_back("disk" + std::to_string(i) +
-                            ": dirty bitmap inconsistent (host crash?), reading the whole disk");
+        why_full = "disk" + std::to_string(i) + ": dirty bitmap inconsistent (host crash?), reading the whole disk";
       } else {
         bitmap = run.prev_bitmap;
       }
     }
-    // qemu-nbd answers which blocks are allocated and dirty; the data itself is
-    // read straight from the image file when its layout allows (no copies
-    // through a socket), else through qemu-nbd. The layout is read while
-    // qemu-nbd starts.
-    auto layout = std::async(std::launch::async, [&path] { return MapImage(path, "qcow2"); });
-    PAMPA_ASSIGN_OR_RETURN(auto server,
-                           QemuNbdServer::Start(path, vm.paths().dir + "/nbd" + std::to_string(i) + ".sock", bitmap));
+    if (!server || bitmap != run.prev_bitmap) {
+      server.reset();  // stopped before the next one starts
+      PAMPA_ASSIGN_OR_RETURN(server, QemuNbdServer::Start(path, socket, bitmap));
+    }
     DiskSource source{{server->socket(), QemuNbdServer::kExportName}, "", {}};
     if (auto map = layout.get(); map.ok()) {
       source.file = path;
       source.extents = std::move(*map);
+    }
+    PAMPA_RETURN_IF_ERROR(run.ready());
+    if (ChunkList(run.prev_manifest, i).empty()) {
+      bitmap.clear();
+    } else if (!why_full.empty()) {
+      run.notes.push_back(why_full);
     }
     // Nothing writes a stopped VM's disk, so its next bitmap may start at any
     // moment of the backup: once qemu-nbd is no longer needed, the bitmaps are
@@ -178,6 +197,7 @@ Status BackupJobs::BackupRunning(VmManager::Hold& vm, BackupRun& run, TaskContex
   }
   for (size_t i = 0; i < n; ++i)
     (void)vm.qmp()->Execute("blockdev-del", {{"node-name", "fleece" + std::to_string(i)}}, 5s);
+  PAMPA_RETURN_IF_ERROR(run.ready());
 
   // Which disks have a usable previous bitmap (present, not inconsistent)?
   std::vector<bool> incremental(n, false);
@@ -355,11 +375,11 @@ BackupJobs::BackupJobs(VmManager& vms, Store& store, Storage& storage, Networks&
     : vms_(vms), store_(store), storage_(storage), networks_(networks), tasks_(tasks), events_(events) {}
 
 Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<Repository> repo,
-                                       const std::string& repo_name) {
+                                       const std::string& repo_name, std::function<Status()> check_repo) {
   PAMPA_ASSIGN_OR_RETURN(auto hold, vms_.HoldVm(name, VmOp::kBackup, VmAction::kBackup));
   PAMPA_RETURN_IF_ERROR(vms_.Qcow2Disks(hold.spec()).status());
   auto held = std::make_shared<VmManager::Hold>(std::move(hold));
-  return tasks_.Start("backup", name, [this, held, repo, repo_name](TaskContext& ctx) -> Result<json> {
+  return tasks_.Start("backup", name, [this, held, repo, repo_name, check_repo](TaskContext& ctx) -> Result<json> {
     VmManager::Hold owned = std::move(*held);  // given back on every return
     VmManager::Hold* vm = &owned;
     auto start = std::chrono::steady_clock::now();
@@ -368,14 +388,8 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
     run.repo_name = repo_name;
     run.id = NewBackupId(vm->spec().name);
     run.new_bitmap = RepoBitmapPrefix(repo_name) + RandomHex(8);
-    // Garbage collection must not delete chunks this backup is about to reference.
-    PAMPA_RETURN_IF_ERROR(LockForBackup(*repo, "backup-" + run.id));
-    auto finish = [&](Result<json> r) {
-      if (Status st = repo->RemoveLock("backup-" + run.id); !st.ok()) log::Warn("{}", st.message());
-      return r;
-    };
     auto paths = vms_.Qcow2Disks(vm->spec());
-    if (!paths.ok()) return finish(paths.status());
+    if (!paths.ok()) return Result<json>(paths.status());
     run.paths = *paths;
     // The previous backup to this repository, and the bitmap that has tracked writes since.
     auto state = store_.Get(StateKey(repo_name, vm->spec().name));
@@ -383,15 +397,55 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
       auto j = json::parse(**state, nullptr, false);
       run.prev_bitmap = j.value("bitmap", "");
       run.prev_backup = j.value("backup", "");
-      auto m = repo->ReadManifest(run.prev_backup);
-      if (m.ok() && m->disks.size() == run.paths.size())
-        run.prev_manifest = *m;
-      else
-        run.notes.push_back("previous backup " + run.prev_backup + " is not in the repository: full read");
     }
+    // The repository's side, on a thread of its own. Garbage collection must
+    // not delete chunks this backup is about to reference: the lock comes
+    // before the previous manifest is read, and before anything is uploaded.
+    std::string lock = "backup-" + run.id;
+    struct RepoSide {
+      Status status;
+      bool locked = false;
+      std::optional<Manifest> prev;
+      std::string note;
+    };
+    auto repo_side =
+        std::async(std::launch::async, [repo, check_repo, lock, prev = run.prev_backup, disks = run.paths.size()] {
+          RepoSide out;
+          // Is it still this repository (not an empty mount point, not another
+          // one)? Asked before anything is written there.
+          out.status = check_repo ? check_repo() : Status::Ok();
+          if (!out.status.ok()) return out;
+          out.status = LockForBackup(*repo, lock);
+          out.locked = out.status.ok();
+          if (!out.status.ok() || prev.empty()) return out;
+          auto m = repo->ReadManifest(prev);
+          if (m.ok() && m->disks.size() == disks)
+            out.prev = std::move(*m);
+          else
+            out.note = "previous backup " + prev + " is not in the repository: full read";
+          return out;
+        });
+    std::optional<Status> repo_ready;
+    run.ready = [&]() -> Status {
+      if (!repo_ready) {
+        RepoSide side = repo_side.get();
+        run.locked = side.locked;
+        run.prev_manifest = std::move(side.prev);
+        if (!side.note.empty()) run.notes.push_back(side.note);
+        repo_ready = side.status;
+      }
+      return *repo_ready;
+    };
+    auto finish = [&](Result<json> r) {
+      (void)run.ready();  // the lock is taken or not only once the repository's side is over
+      if (!run.locked) return r;
+      if (Status st = repo->RemoveLock(lock); !st.ok()) log::Warn("{}", st.message());
+      return r;
+    };
     VmState vm_state = vm->state();
     bool running = vm_state == VmState::kRunning || vm_state == VmState::kPaused;
     Status st = running ? BackupRunning(*vm, run, ctx) : BackupStopped(*vm, run, ctx);
+    if (st.ok()) st = run.ready();  // (both wait for it before they read; this says so for the manifest)
     if (!st.ok()) {
       for (auto& note : run.notes) ctx.Log(note);
       return finish(st);

@@ -10,6 +10,7 @@
 // docs/formats/backup-repository.md for what lands in the repository.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,7 +37,10 @@ class BackupJobs {
   BackupJobs(VmManager& vms, Store& store, Storage& storage, Networks& networks, Tasks& tasks, EventBus& events);
 
   // Backs a VM up into repo (hot when it runs); returns the task id.
-  Result<std::string> Backup(const std::string& vm, std::shared_ptr<Repository> repo, const std::string& repo_name);
+  // check_repo (Repos::Open's deferred check), when given, runs in the task
+  // while the disks are prepared, before the lock; the backup fails if it does.
+  Result<std::string> Backup(const std::string& vm, std::shared_ptr<Repository> repo, const std::string& repo_name,
+                             std::function<Status()> check_repo = {});
   // Restores a backup as a new VM (new uuid and MACs), or in place over a
   // stopped VM; returns the task id. A failed or interrupted restore of a new
   // VM leaves nothing behind. In place over a VM with snapshots is refused
