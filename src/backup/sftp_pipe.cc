@@ -30,13 +30,15 @@ void PutBe32(std::string& b, uint32_t v) {
   b.append(c, 4);
 }
 
-// Appends one packet to out: length, type, [id,] fields (straight into the
-// send queue: a write's data is not copied once more on its way).
-void AppendPacket(std::string& out, uint8_t type, const uint32_t* id, const std::string& fields) {
-  PutBe32(out, static_cast<uint32_t>(1 + (id ? 4 : 0) + fields.size()));
+// Appends one packet to out: length, type, [id,] fields, tail (straight into
+// the send queue: a write's data is not copied once more on its way).
+void AppendPacket(std::string& out, uint8_t type, const uint32_t* id, const std::string& fields,
+                  std::string_view tail = {}) {
+  PutBe32(out, static_cast<uint32_t>(1 + (id ? 4 : 0) + fields.size() + tail.size()));
   out.push_back(static_cast<char>(type));
   if (id) PutBe32(out, *id);
   out += fields;
+  out += tail;
 }
 
 }  // namespace
@@ -177,7 +179,7 @@ Pipe::~Pipe() {
   }
 }
 
-Pipe::Ticket Pipe::Send(Type type, const Args& args) {
+Pipe::Ticket Pipe::Send(Type type, const Args& args, std::string_view tail) {
   auto slot = std::make_shared<Slot>();
   {
     MutexLock lock(&mu_);
@@ -189,7 +191,7 @@ Pipe::Ticket Pipe::Send(Type type, const Args& args) {
     uint32_t id = next_id_++;
     if (pending_.empty()) last_progress_ = MonotonicMs();  // the stall clock starts with the first request
     pending_.emplace(id, slot);
-    AppendPacket(out_, type, &id, args.bytes());
+    AppendPacket(out_, type, &id, args.bytes(), tail);
   }
   uint64_t one = 1;
   (void)!write(wake_, &one, sizeof one);

@@ -105,8 +105,10 @@ class Pipe {
   Pipe(const Pipe&) = delete;
   Pipe& operator=(const Pipe&) = delete;
 
-  // Queues a request and returns at once; Wait collects its answer.
-  Ticket Send(Type type, const Args& args);
+  // Queues a request and returns at once; Wait collects its answer. tail:
+  // bytes that follow args in the request (a write's data), appended to the
+  // send queue as they are, not copied into args first.
+  Ticket Send(Type type, const Args& args, std::string_view tail = {});
   // The answer, or Unavailable when the connection failed or stopped
   // answering (nothing moved for the location's stall_seconds).
   Result<Reply> Wait(const Ticket& ticket);

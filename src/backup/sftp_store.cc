@@ -94,7 +94,8 @@ class SftpObjectStore final : public ObjectStore {
     // even after a failed write, and put a part of the object in place).
     std::vector<sftp::Pipe::Ticket> steps;
     for (size_t off = 0; off < data.size(); off += p->io_size()) {
-      steps.push_back(p->Send(sftp::kWrite, sftp::Args().Str(handle).U64(off).Str(data.substr(off, p->io_size()))));
+      std::string_view piece = data.substr(off, p->io_size());  // a string: its length, then its bytes
+      steps.push_back(p->Send(sftp::kWrite, sftp::Args().Str(handle).U64(off).U32(piece.size()), piece));
     }
     if (p->has_fsync()) steps.push_back(p->Send(sftp::kExtended, sftp::Args().Str("fsync@openssh.com").Str(handle)));
     steps.push_back(p->Send(sftp::kClose, sftp::Args().Str(handle)));
