@@ -349,7 +349,7 @@ Result<DiskBackupResult> BackupDisk(const DiskSource& source, Repository& repo, 
         PAMPA_ASSIGN_OR_RETURN(auto sealed, repo.Seal(std::string_view(buf, chunk), &sealed_buf));
         seal = Since(t0);
         t0 = Clock::now();
-        PAMPA_ASSIGN_OR_RETURN(up, repo.Upload(sealed, &sealed_buf));
+        PAMPA_ASSIGN_OR_RETURN(up, repo.Upload(sealed));
         upload = Since(t0);
         id = std::move(sealed.id);
       }
@@ -558,18 +558,13 @@ Status RestoreDisk(Repository& repo, const std::vector<std::string>& chunks, uin
   uint64_t done = 0;
   Status st = RunWorkers(workers, [&](const std::atomic<bool>& stop) -> Status {
     char* buf = ThreadBuffer(chunk * per_run);
-    std::string object;  // each object read into the same memory
     for (size_t k = next++; k < runs.size() && !stop; k = next++) {
       if (cancel && cancel->load()) return Status::Cancelled("restore cancelled");
       auto [first, count] = runs[k];
       double fetch = 0, open = 0;
       for (size_t i = first; i < first + count; ++i) {
         auto t0 = Clock::now();
-        if (prefetch) {
-          PAMPA_ASSIGN_OR_RETURN(object, prefetch->Take(i));
-        } else {
-          PAMPA_RETURN_IF_ERROR(repo.FetchChunkInto(chunks[i], &object));
-        }
+        PAMPA_ASSIGN_OR_RETURN(auto object, prefetch ? prefetch->Take(i) : repo.FetchChunk(chunks[i]));
         fetch += Since(t0);
         t0 = Clock::now();
         PAMPA_RETURN_IF_ERROR(repo.OpenChunkObject(chunks[i], object, buf + (i - first) * chunk));

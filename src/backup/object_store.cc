@@ -16,11 +16,6 @@
 #include "base/mutex.h"
 
 namespace pampa {
-
-Status ObjectStore::GetInto(const std::string& name, std::string* out) {
-  PAMPA_ASSIGN_OR_RETURN(*out, Get(name));
-  return Status::Ok();
-}
 namespace {
 
 bool ValidObjectName(const std::string& name) {
@@ -122,17 +117,11 @@ class LocalObjectStore final : public ObjectStore {
   }
 
   Result<std::string> Get(const std::string& name) override {
-    std::string out;
-    PAMPA_RETURN_IF_ERROR(GetInto(name, &out));
-    return out;
-  }
-
-  Status GetInto(const std::string& name, std::string* out) override {
     if (!ValidObjectName(name)) return BadName(name);
     std::string path = dir_ + "/" + name;
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Status::NotFound("no object " + name + " in " + dir_);
-    return ReadFileInto(path, out);
+    return ReadFile(path);
   }
 
   Result<bool> Exists(const std::string& name) override {

@@ -25,9 +25,6 @@ class ObjectStore {
   virtual Status Put(const std::string& name, std::string_view data) = 0;
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& name) = 0;
-  // Get into *out, whose memory a store may reuse (a restore worker's buffer,
-  // already faulted in, for every object it reads).
-  virtual Status GetInto(const std::string& name, std::string* out);
   virtual Result<bool> Exists(const std::string& name) = 0;
   // Names under prefix (a "dir/" prefix lists that directory's tree), sorted.
   virtual Result<std::vector<std::string>> List(const std::string& prefix) = 0;

@@ -331,7 +331,7 @@ Result<Repository::SealedChunk> Repository::Seal(std::string_view plaintext, std
   return c;
 }
 
-Result<uint64_t> Repository::Upload(const SealedChunk& chunk, std::string* buf) {
+Result<uint64_t> Repository::Upload(const SealedChunk& chunk) {
   if (chunk.object.empty()) return uint64_t{0};
   PAMPA_RETURN_IF_ERROR(LoadChunkIndex());
   int streams = store_->WriteBehindStreams();
@@ -349,20 +349,7 @@ Result<uint64_t> Repository::Upload(const SealedChunk& chunk, std::string* buf) 
       while (uploaders_.size() < static_cast<size_t>(streams)) uploaders_.emplace_back([this] { UploadLoop(); });
       in_flight_.insert(chunk.id);
       failed_.erase(chunk.id);
-      PendingUpload up{chunk.id, {}, 0, chunk.object.size()};
-      if (buf && chunk.object.data() >= buf->data() &&
-          chunk.object.data() + chunk.object.size() <= buf->data() + buf->size()) {
-        up.offset = static_cast<size_t>(chunk.object.data() - buf->data());
-        up.storage = std::move(*buf);
-        *buf = std::string();
-        if (!spare_.empty()) {
-          buf->swap(spare_.back());
-          spare_.pop_back();
-        }
-      } else {
-        up.storage = std::string(chunk.object);
-      }
-      queue_.push_back(std::move(up));
+      queue_.push_back({chunk.id, std::string(chunk.object)});
       queued_bytes_ += chunk.object.size();
     }
   }
@@ -385,14 +372,13 @@ void Repository::UploadLoop() {
       if (queue_.empty()) return;  // stopping, and nothing left to upload
       next = std::move(queue_.front());
       queue_.pop_front();
-      queued_bytes_ -= next.size;
+      queued_bytes_ -= next.object.size();
     }
     uploaded_.notify_all();  // room in the queue
-    Status st = store_->Put(ChunkObject(next.id), next.object());
+    Status st = store_->Put(ChunkObject(next.id), next.object);
     {
       MutexLock lock(&mu_);
       in_flight_.erase(next.id);
-      if (spare_.size() < uploaders_.size()) spare_.push_back(std::move(next.storage));
       if (st.ok()) {
         known_.insert(next.id);
       } else {
@@ -412,7 +398,6 @@ Status Repository::AwaitUploads(const std::vector<std::string>& ids) {
     }
     return true;
   });
-  if (in_flight_.empty()) std::vector<std::string>().swap(spare_);
   for (const std::string& id : ids) {
     if (id == kZeroChunk || known_.count(id)) continue;
     auto failed = failed_.find(id);
@@ -452,16 +437,12 @@ Status ValidChunkId(const std::string& id) {
 }  // namespace
 
 Result<std::string> Repository::FetchChunk(const std::string& id) {
-  std::string object;
-  PAMPA_RETURN_IF_ERROR(FetchChunkInto(id, &object));
-  return object;
-}
-
-Status Repository::FetchChunkInto(const std::string& id, std::string* object) {
   PAMPA_RETURN_IF_ERROR(ValidChunkId(id));
-  Status st = store_->GetInto(ChunkObject(id), object);
-  if (st.code() == ErrorCode::kNotFound) return Status::Invalid("chunk " + id + " is missing");
-  return st;
+  auto object = store_->Get(ChunkObject(id));
+  if (!object.ok() && object.status().code() == ErrorCode::kNotFound) {
+    return Status::Invalid("chunk " + id + " is missing");
+  }
+  return object;
 }
 
 Result<std::string> Repository::GetChunk(const std::string& id) {

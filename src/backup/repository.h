@@ -80,14 +80,11 @@ class Repository {
   // Names, compresses and encrypts a chunk into *buf (reused between calls).
   Result<SealedChunk> Seal(std::string_view plaintext, std::string* buf);
   // Uploads a sealed chunk (no-op when it was known); returns bytes written.
-  // On a store with WriteBehindStreams(), the chunk goes into a bounded
-  // queue and is uploaded by the repository's own threads while the caller
-  // goes on (it waits only while the queue is full): call AwaitUploads before
-  // writing a manifest that references it. Given buf (the one Seal wrote the
-  // chunk into), the queue takes that buffer instead of a copy and *buf gets
-  // one whose upload is over (or none): no megabyte copied, and no fresh
-  // memory to fault in, per chunk.
-  Result<uint64_t> Upload(const SealedChunk& chunk, std::string* buf = nullptr);
+  // On a store with WriteBehindStreams(), the chunk is copied into a bounded
+  // queue and uploaded by the repository's own threads while the caller goes
+  // on (it waits only while the queue is full): call AwaitUploads before
+  // writing a manifest that references it.
+  Result<uint64_t> Upload(const SealedChunk& chunk);
   // Waits until none of ids (chunks given to Upload) is still being uploaded,
   // then Ok when every one of them is in the repository, or the error of the
   // first upload that failed. Chunks another backup was uploading count too:
@@ -105,8 +102,6 @@ class Repository {
   // dst. Encrypted chunks are trusted on their GCM tag (which binds the id)
   // without rehashing.
   Result<std::string> FetchChunk(const std::string& id);
-  // FetchChunk into *object, reusing its memory.
-  Status FetchChunkInto(const std::string& id, std::string* object);
   Status OpenChunkObject(const std::string& id, std::string& object, char* dst);
   // Re-reads a chunk and checks it; Ok or a message naming the chunk.
   Status CheckChunk(const std::string& id);
@@ -154,14 +149,9 @@ class Repository {
   // upload of a chunk failed (until it is uploaded again).
   struct PendingUpload {
     std::string id;
-    std::string storage;  // the object is storage[offset, offset + size)
-    size_t offset = 0, size = 0;
-    std::string_view object() const { return std::string_view(storage).substr(offset, size); }
+    std::string object;
   };
   std::deque<PendingUpload> queue_ GUARDED_BY(mu_);
-  // Buffers of finished uploads, handed back to Upload's callers; dropped
-  // once nothing is in flight (AwaitUploads).
-  std::vector<std::string> spare_ GUARDED_BY(mu_);
   uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;
   std::unordered_set<std::string> in_flight_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::string> failed_ GUARDED_BY(mu_);

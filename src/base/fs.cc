@@ -44,13 +44,6 @@ Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeou
 }
 
 Result<std::string> ReadFile(const std::string& path) {
-  std::string out;
-  PAMPA_RETURN_IF_ERROR(ReadFileInto(path, &out));
-  return out;
-}
-
-Status ReadFileInto(const std::string& path, std::string* result) {
-  std::string& out = *result;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::NotFound("cannot read " + path + ": " + std::strerror(errno));
   struct stat st {};
@@ -60,7 +53,7 @@ Status ReadFileInto(const std::string& path, std::string* result) {
   // read it straight into the result. Files that report no size (/proc) are
   // read until EOF.
   if (S_ISREG(st.st_mode) && st.st_size > 0) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-  out.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 4096);
+  std::string out(st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 4096, '\0');
   size_t len = 0;
   while (true) {
     if (len == out.size()) out.resize(out.size() * 2);
@@ -76,7 +69,7 @@ Status ReadFileInto(const std::string& path, std::string* result) {
   }
   close(fd);
   out.resize(len);
-  return Status::Ok();
+  return out;
 }
 
 Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what) {

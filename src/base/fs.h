@@ -39,8 +39,6 @@ class Fd {
 Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout);
 
 Result<std::string> ReadFile(const std::string& path);
-// ReadFile into *out, reusing its memory.
-Status ReadFileInto(const std::string& path, std::string* out);
 // Reads a secret (passphrase, key): refused with a clear kInvalid when missing
 // or when group or others may read it. `what` names it in messages.
 Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what);
