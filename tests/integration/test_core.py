@@ -357,7 +357,13 @@ def test_restore_killed_midway_is_finished_or_removed_on_restart(fresh):
     pool = d.pool_path()
 
     task = d.cli("backup", "restore", b["id"], "--repo", "r", "--as", "x1", "--async").stdout.strip()
-    time.sleep(1)
+    # Killed as soon as it has written something (a fixed second was the whole restore on a fast day).
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        t = d.cli_json("task", "show", task)
+        if t["state"] != "running" or t.get("progress", 0) > 0:
+            break
+        time.sleep(0.02)
     assert d.cli_json("task", "show", task)["state"] == "running", "the restore ended before the kill: make it longer"
     d.kill9()
     d.start()
