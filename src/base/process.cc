@@ -240,9 +240,15 @@ void StopProcess(pid_t pid, const std::string& marker, std::chrono::milliseconds
   kill(pid, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (ProcessAlive(pid, marker) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  if (ProcessAlive(pid, marker)) kill(pid, SIGKILL);
+  if (!ProcessAlive(pid, marker)) return;
+  kill(pid, SIGKILL);
+  // Gone when this returns (its files and locks released), or after 2 s more.
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (ProcessAlive(pid, marker) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 bool HaveExecutable(const std::string& name) {

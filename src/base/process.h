@@ -52,7 +52,8 @@ Result<pid_t> SpawnTied(const std::vector<std::string>& argv, const std::string&
 bool ProcessAlive(pid_t pid, const std::string& marker);
 
 // Stops the process pid if it is still the one whose command line contains
-// marker: SIGTERM, then SIGKILL when it has not exited within grace.
+// marker: SIGTERM, then SIGKILL when it has not exited within grace; returns
+// once it is gone (or 2 s after the SIGKILL).
 void StopProcess(pid_t pid, const std::string& marker, std::chrono::milliseconds grace);
 
 // True when the executable is found in PATH (or is an existing absolute path).

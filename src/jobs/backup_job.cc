@@ -124,8 +124,8 @@ Status BackupJobs::BackupStopped(VmManager::Hold& vm, BackupRun& run, TaskContex
     auto layout = std::async(std::launch::async, [&path] { return MapImage(path, "qcow2"); });
     auto listed = std::async(std::launch::async, [&path] { return ImageBitmaps(path); });
     std::string socket = vm.paths().dir + "/nbd" + std::to_string(i) + ".sock";
-    std::unique_ptr<QemuNbdServer> server;
-    if (auto started = QemuNbdServer::Start(path, socket, run.prev_bitmap); started.ok()) server = std::move(*started);
+    auto first = QemuNbdServer::Start(path, socket, run.prev_bitmap);
+    std::unique_ptr<QemuNbdServer> server = first.ok() ? std::move(*first) : nullptr;
     auto bitmaps = listed.get();
     // Whether the exported bitmap is used depends on the previous manifest, read meanwhile.
     std::string bitmap, why_full;
@@ -139,9 +139,11 @@ Status BackupJobs::BackupStopped(VmManager::Hold& vm, BackupRun& run, TaskContex
         bitmap = run.prev_bitmap;
       }
     }
-    if (!server || bitmap != run.prev_bitmap) {
+    if (bitmap != run.prev_bitmap) {
       server.reset();  // stopped before the next one starts
       PAMPA_ASSIGN_OR_RETURN(server, QemuNbdServer::Start(path, socket, bitmap));
+    } else if (!server) {
+      return first.status();
     }
     DiskSource source{{server->socket(), QemuNbdServer::kExportName}, "", {}};
     if (auto map = layout.get(); map.ok()) {
