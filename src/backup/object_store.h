@@ -23,6 +23,12 @@ class ObjectStore {
   // data (idempotent). Durable when it returns Ok. Callers never replace an
   // object with different content (SFTP v3 could not do that atomically).
   virtual Status Put(const std::string& name, std::string_view data) = 0;
+  // Writes a new object, like Put, but under its own name from the start: a
+  // reader may meet it empty or partial until it returns (over SFTP that
+  // saves Put's rename, one round trip). Only for small objects whose readers
+  // take a partial one for a missing one (a lock reads as stale). Callers
+  // give it a name no object has (a random one).
+  virtual Status Create(const std::string& name, std::string_view data) { return Put(name, data); }
   // kNotFound when absent.
   virtual Result<std::string> Get(const std::string& name) = 0;
   virtual Result<bool> Exists(const std::string& name) = 0;

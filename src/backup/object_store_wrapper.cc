@@ -57,12 +57,20 @@ Status FaultInjectingObjectStore::Injected(const std::string& what) {
   return Status::Unavailable("repository storage unavailable (injected fault): " + what);
 }
 
-Status FaultInjectingObjectStore::Put(const std::string& name, std::string_view data) {
+Status FaultInjectingObjectStore::Write(const std::string& name, const std::function<Status()>& write) {
   Verdict v = Admit(ObjectOp::kPut, name);
   if (v == Verdict::kFailBefore) return Injected(name + " was not written");
-  PAMPA_RETURN_IF_ERROR(ObjectStoreWrapper::Put(name, data));
+  PAMPA_RETURN_IF_ERROR(write());
   if (v == Verdict::kFailAfter) return Injected(name + " was written, but the reply was lost");
   return Status::Ok();
+}
+
+Status FaultInjectingObjectStore::Put(const std::string& name, std::string_view data) {
+  return Write(name, [&] { return ObjectStoreWrapper::Put(name, data); });
+}
+
+Status FaultInjectingObjectStore::Create(const std::string& name, std::string_view data) {
+  return Write(name, [&] { return ObjectStoreWrapper::Create(name, data); });
 }
 
 Result<std::string> FaultInjectingObjectStore::Get(const std::string& name) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ class ObjectStoreWrapper : public ObjectStore {
   ObjectStore& target() { return *target_; }
 
   Status Put(const std::string& name, std::string_view data) override { return target_->Put(name, data); }
+  Status Create(const std::string& name, std::string_view data) override { return target_->Create(name, data); }
   Result<std::string> Get(const std::string& name) override { return target_->Get(name); }
   Result<bool> Exists(const std::string& name) override { return target_->Exists(name); }
   Result<std::vector<std::string>> List(const std::string& prefix) override { return target_->List(prefix); }
@@ -81,7 +83,9 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
     return read_streams_ > 0 ? read_streams_.load() : ObjectStoreWrapper::ReadStreams();
   }
 
+  // Create counts and fails as a Put.
   Status Put(const std::string& name, std::string_view data) override;
+  Status Create(const std::string& name, std::string_view data) override;
   Result<std::string> Get(const std::string& name) override;
   Result<bool> Exists(const std::string& name) override;
   Result<std::vector<std::string>> List(const std::string& prefix) override;
@@ -97,6 +101,8 @@ class FaultInjectingObjectStore : public ObjectStoreWrapper {
   };
   enum class Verdict { kPass, kFailBefore, kFailAfter };
 
+  // A Put or Create: write() reaches the target unless the call fails before.
+  Status Write(const std::string& name, const std::function<Status()>& write);
   // Stalls, counts the call and decides whether it fails.
   Verdict Admit(ObjectOp op, const std::string& name);
   void Stall() const;

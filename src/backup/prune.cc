@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -46,9 +47,13 @@ std::vector<std::string> BackupsToKeep(std::vector<BackupStamp> backups, const R
   return out;
 }
 
-Status LockForBackup(Repository& repo, const std::string& name) {
+Result<bool> LockForBackup(Repository& repo, const std::string& name, const std::string& previous) {
   PAMPA_RETURN_IF_ERROR(repo.AddLock(name));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+  auto kept = [&] { return previous.empty() ? Result<bool>(true) : repo.HasBackup(previous); };
+  // Asked beside the listing, over another connection: the lock was whole
+  // before either question.
+  std::future<Result<bool>> first_look = std::async(std::launch::async, kept);
   bool waited = false;
   while (true) {
     auto locks = repo.ActiveLocks("gc-");
@@ -64,9 +69,15 @@ Status LockForBackup(Repository& repo, const std::string& name) {
     waited = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  // Chunks may have gone while we waited: trust only what exists now.
-  if (waited) return repo.ReloadChunkIndex();
-  return Status::Ok();
+  Result<bool> exists = first_look.get();
+  if (waited) {
+    // Chunks (and the previous backup) may have gone while we waited: trust
+    // only what exists now.
+    Status reloaded = repo.ReloadChunkIndex();
+    exists = reloaded.ok() ? kept() : Result<bool>(reloaded);
+  }
+  if (!exists.ok()) (void)repo.RemoveLock(name);
+  return exists;
 }
 
 Result<json> CollectGarbage(Repository& repo) {

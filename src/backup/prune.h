@@ -32,8 +32,13 @@ Result<nlohmann::json> Prune(Repository& repo, const RetentionPolicy& policy, co
 // Deletes unreferenced chunks (and stale temporary files); deferred while a backup runs.
 Result<nlohmann::json> CollectGarbage(Repository& repo);
 
-// Taken by a backup before it reads anything; waits while a GC runs, then
-// reloads the chunk index. Released with repo.RemoveLock(name).
-Status LockForBackup(Repository& repo, const std::string& name);
+// Taken by a backup before it relies on any chunk being there; waits while a
+// GC runs, then reloads the chunk index. Released with repo.RemoveLock(name).
+// `previous`: a backup whose manifest the caller read before the lock (beside
+// it, to save the round trips); the answer says whether that manifest still
+// exists now that the lock is held, which means its chunks do too (a GC keeps
+// what a manifest names and defers to the lock). True when previous is empty.
+// Looked up beside the gc- lock listing.
+Result<bool> LockForBackup(Repository& repo, const std::string& name, const std::string& previous = "");
 
 }  // namespace pampa

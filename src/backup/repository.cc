@@ -256,7 +256,12 @@ std::string BootId() {
 Status Repository::AddLock(const std::string& name) {
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
   json lock = {{"created", now.count()}, {"host", HostName()}, {"pid", getpid()}, {"boot", BootId()}};
-  Status st = store_->Put("locks/" + name, lock.dump());
+  // Created in place, a round trip sooner than a Put over SFTP: a lock read
+  // while it is written does not parse and counts as stale (ActiveLocks), as
+  // a lock a crash left half written should. Backups and GCs each look for
+  // the other's lock only once their own is whole, so one of the two always
+  // sees the other's (docs/design.md, repository locks).
+  Status st = store_->Create("locks/" + name, lock.dump());
   // A Put reported failed may have landed all the same: a lock left behind
   // would hold off garbage collection for as long as this pampad runs.
   if (!st.ok()) (void)RemoveLock(name);
@@ -518,6 +523,8 @@ Result<std::vector<std::string>> Repository::ListBackups() {
   for (auto& n : names) ids.push_back(n.substr(8));
   return ids;
 }
+
+Result<bool> Repository::HasBackup(const std::string& backup_id) { return store_->Exists("backups/" + backup_id); }
 
 Status Repository::DeleteManifest(const std::string& backup_id) { return store_->Delete("backups/" + backup_id); }
 

@@ -111,6 +111,8 @@ class Repository {
   // kNotFound when absent; kInvalid when damaged, tampered with, or not a manifest.
   Result<Manifest> ReadManifest(const std::string& backup_id);
   Result<std::vector<std::string>> ListBackups();
+  // Whether the backup's manifest exists (one round trip over SFTP).
+  Result<bool> HasBackup(const std::string& backup_id);
   Status DeleteManifest(const std::string& backup_id);
   // Every chunk id present in the store.
   Result<std::vector<std::string>> ListChunks();

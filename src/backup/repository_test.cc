@@ -240,6 +240,17 @@ TEST_P(ObjectStoreConformance, ObjectsOfEverySizeFromManyThreads) {
   EXPECT_EQ(store_->List("chunks/")->size(), sizes.size());
 }
 
+// A lock's way in: in place, no rename, a new directory made on the way.
+TEST_P(ObjectStoreConformance, CreateWritesANewObjectInANewDirectory) {
+  ASSERT_TRUE(store_->Create("locks/backup-1", "{\"created\":1}").ok());
+  EXPECT_EQ(*store_->Get("locks/backup-1"), "{\"created\":1}");
+  std::string big((1 << 20) + 5, 'y');  // several writes
+  ASSERT_TRUE(store_->Create("locks/backup-2", big).ok());
+  EXPECT_EQ(*store_->Get("locks/backup-2"), big);
+  EXPECT_EQ(*store_->List("locks/"), (std::vector<std::string>{"locks/backup-1", "locks/backup-2"}));
+  EXPECT_FALSE(store_->Create("../locks/x", "x").ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(AllStores, ObjectStoreConformance,
                          ::testing::Values(Kind::kMemory, Kind::kLocal, Kind::kSftp));
 
@@ -498,6 +509,35 @@ TEST(Retention, KeepsNewestPerPeriod) {
   RetentionPolicy m;
   m.keep_monthly = 2;
   EXPECT_EQ(BackupsToKeep(b, m), (std::vector<std::string>{"d59-late", "d58"}));  // 1 March, then 28 February
+}
+
+// The previous backup's manifest, read beside the lock, counts only if it
+// still exists once the lock is held: after a GC the backup waited for too.
+TEST(Prune, LockForBackupSaysWhetherThePreviousBackupIsStillThere) {
+  auto repo = Repository::Init(NewMemoryObjectStore(), {""}, 1 << 16);
+  ASSERT_TRUE(repo.ok());
+  ASSERT_TRUE(
+      (*repo)->WriteManifest(TestManifest({{"id", "prev"}, {"vm", "web"}, {"disks", nlohmann::json::array()}})).ok());
+  auto kept = LockForBackup(**repo, "backup-1", "prev");
+  ASSERT_TRUE(kept.ok()) << kept.status().message();
+  EXPECT_TRUE(*kept);
+  EXPECT_TRUE(*LockForBackup(**repo, "backup-2"));  // no previous backup: nothing to lose
+  ASSERT_TRUE((*repo)->RemoveLock("backup-1").ok());
+  ASSERT_TRUE((*repo)->RemoveLock("backup-2").ok());
+  // A GC (its lock) is running when the backup comes; prev goes, then the
+  // GC finishes while the backup waits (it looks every 500 ms).
+  ASSERT_TRUE((*repo)->AddLock("gc-1").ok());
+  std::thread gc([&] {
+    while ((*repo)->ActiveLocks("backup-")->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE((*repo)->DeleteManifest("prev").ok());
+    ASSERT_TRUE((*repo)->RemoveLock("gc-1").ok());
+  });
+  kept = LockForBackup(**repo, "backup-3", "prev");
+  gc.join();
+  ASSERT_TRUE(kept.ok()) << kept.status().message();
+  EXPECT_FALSE(*kept);
+  EXPECT_EQ(*(*repo)->ActiveLocks(), (std::vector<std::string>{"backup-3"}));
 }
 
 TEST(Prune, RemovesManifestsThenUnreferencedChunksOnly) {

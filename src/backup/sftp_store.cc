@@ -69,50 +69,7 @@ class SftpObjectStore final : public ObjectStore {
     std::string path = Path(name);
     static std::atomic<uint64_t> seq{0};
     std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
-    auto create = sftp::Args()
-                      .Str(tmp)
-                      .U32(sftp::kOpenWrite | sftp::kOpenCreate | sftp::kOpenExclusive)
-                      .U32(sftp::kAttrPermissions)
-                      .U32(0600);
-    // A new directory and the file in it in one round trip: sftp-server
-    // carries requests out in order. A server that does not is asked again.
-    std::string dir;
-    std::vector<sftp::Pipe::Ticket> made = MakeParents(*p, name, &dir);
-    auto opening = p->Send(sftp::kOpen, create);
-    Status parents = made.empty() ? Status::Ok() : Made(*p, dir, made);
-    PAMPA_ASSIGN_OR_RETURN(auto opened, p->Wait(opening));
-    PAMPA_RETURN_IF_ERROR(parents);
-    if (!made.empty() && opened.IsStatus(sftp::kNoSuchFile)) {
-      PAMPA_ASSIGN_OR_RETURN(opened, p->Call(sftp::kOpen, create));
-    }
-    if (opened.type != sftp::kHandle) {
-      return Status::Unavailable("sftp: cannot create " + tmp + ": " + opened.Describe());
-    }
-    std::string handle(sftp::Fields(opened.body).Str());
-    // The writes, the fsync and the close in one go; the rename only once all
-    // of them succeeded (the server would carry out a rename sent with them
-    // even after a failed write, and put a part of the object in place).
-    std::vector<sftp::Pipe::Ticket> steps;
-    for (size_t off = 0; off < data.size(); off += p->io_size()) {
-      std::string_view piece = data.substr(off, p->io_size());  // a string: its length, then its bytes
-      steps.push_back(p->Send(sftp::kWrite, sftp::Args().Str(handle).U64(off).U32(piece.size()), piece));
-    }
-    if (p->has_fsync()) steps.push_back(p->Send(sftp::kExtended, sftp::Args().Str("fsync@openssh.com").Str(handle)));
-    steps.push_back(p->Send(sftp::kClose, sftp::Args().Str(handle)));
-    Status failed;
-    for (const auto& step : steps) {
-      auto r = p->Wait(step);
-      if (!failed.ok()) continue;
-      if (!r.ok()) {
-        failed = r.status();
-      } else if (!r->IsStatus(sftp::kOk)) {
-        failed = Status::Unavailable("sftp: write to " + tmp + " failed: " + r->Describe());
-      }
-    }
-    if (!failed.ok()) {
-      p->Send(sftp::kRemove, sftp::Args().Str(tmp));
-      return failed;
-    }
+    PAMPA_RETURN_IF_ERROR(WriteNewFile(*p, name, tmp, data));
     PAMPA_ASSIGN_OR_RETURN(auto renamed, p->Call(sftp::kRename, sftp::Args().Str(tmp).Str(path)));
     if (renamed.IsStatus(sftp::kOk)) return Status::Ok();
     // SFTP v3 rename does not replace an existing file. Repository objects are
@@ -127,6 +84,14 @@ class SftpObjectStore final : public ObjectStore {
       return Status::Conflict("sftp: " + path + " exists with other content; SFTP cannot replace it atomically");
     }
     return Status::Unavailable("sftp: cannot rename into " + path + ": " + renamed.Describe());
+  }
+
+  // Two round trips: the open, then the writes, the fsync and the close.
+  Status Create(const std::string& name, std::string_view data) override {
+    if (!ValidName(name)) return Status::Invalid("invalid repository object name '" + name + "'");
+    PAMPA_ASSIGN_OR_RETURN(auto p, Pipe());
+    std::string path = Path(name);
+    return WriteNewFile(*p, name, path, data);
   }
 
   Result<std::string> Get(const std::string& name) override {
@@ -307,6 +272,55 @@ class SftpObjectStore final : public ObjectStore {
     }
     return made;
   }
+  // Creates the file at path (which must not exist; name's directories are
+  // made as needed) holding data, durable: the open, then the writes, the
+  // fsync and the close in one go. A file left half written is removed.
+  Status WriteNewFile(sftp::Pipe& p, const std::string& name, const std::string& path, std::string_view data) {
+    auto create = sftp::Args()
+                      .Str(path)
+                      .U32(sftp::kOpenWrite | sftp::kOpenCreate | sftp::kOpenExclusive)
+                      .U32(sftp::kAttrPermissions)
+                      .U32(0600);
+    // A new directory and the file in it in one round trip: sftp-server
+    // carries requests out in order. A server that does not is asked again.
+    std::string dir;
+    std::vector<sftp::Pipe::Ticket> made = MakeParents(p, name, &dir);
+    auto opening = p.Send(sftp::kOpen, create);
+    Status parents = made.empty() ? Status::Ok() : Made(p, dir, made);
+    PAMPA_ASSIGN_OR_RETURN(auto opened, p.Wait(opening));
+    PAMPA_RETURN_IF_ERROR(parents);
+    if (!made.empty() && opened.IsStatus(sftp::kNoSuchFile)) {
+      PAMPA_ASSIGN_OR_RETURN(opened, p.Call(sftp::kOpen, create));
+    }
+    if (opened.type != sftp::kHandle) {
+      return Status::Unavailable("sftp: cannot create " + path + ": " + opened.Describe());
+    }
+    std::string handle(sftp::Fields(opened.body).Str());
+    // The writes, the fsync and the close in one go; what comes next (Put's
+    // rename) only once all of them succeeded (the server would carry out a
+    // rename sent with them even after a failed write, and put a part of the
+    // object in place).
+    std::vector<sftp::Pipe::Ticket> steps;
+    for (size_t off = 0; off < data.size(); off += p.io_size()) {
+      std::string_view piece = data.substr(off, p.io_size());  // a string: its length, then its bytes
+      steps.push_back(p.Send(sftp::kWrite, sftp::Args().Str(handle).U64(off).U32(piece.size()), piece));
+    }
+    if (p.has_fsync()) steps.push_back(p.Send(sftp::kExtended, sftp::Args().Str("fsync@openssh.com").Str(handle)));
+    steps.push_back(p.Send(sftp::kClose, sftp::Args().Str(handle)));
+    Status failed;
+    for (const auto& step : steps) {
+      auto r = p.Wait(step);
+      if (!failed.ok()) continue;
+      if (!r.ok()) {
+        failed = r.status();
+      } else if (!r->IsStatus(sftp::kOk)) {
+        failed = Status::Unavailable("sftp: write to " + path + " failed: " + r->Describe());
+      }
+    }
+    if (!failed.ok()) p.Send(sftp::kRemove, sftp::Args().Str(path));
+    return failed;
+  }
+
   // Those that exist answer with an error, ignored.
   Status Made(sftp::Pipe& p, const std::string& dir, const std::vector<sftp::Pipe::Ticket>& made) {
     Status st;

@@ -417,11 +417,16 @@ Result<std::string> BackupJobs::Backup(const std::string& name, std::shared_ptr<
           // one)? Asked before anything is written there.
           out.status = check_repo ? check_repo() : Status::Ok();
           if (!out.status.ok()) return out;
-          out.status = LockForBackup(*repo, lock);
-          out.locked = out.status.ok();
-          if (!out.status.ok() || prev.empty()) return out;
-          auto m = repo->ReadManifest(prev);
-          if (m.ok() && m->disks.size() == disks)
+          // The previous manifest is read beside the lock, and trusted only
+          // if it still exists once the lock is held (LockForBackup says).
+          std::future<Result<Manifest>> read;
+          if (!prev.empty()) read = std::async(std::launch::async, [&] { return repo->ReadManifest(prev); });
+          auto kept = LockForBackup(*repo, lock, prev);
+          out.status = kept.status();
+          out.locked = kept.ok();
+          if (!kept.ok() || prev.empty()) return out;
+          auto m = read.get();
+          if (*kept && m.ok() && m->disks.size() == disks)
             out.prev = std::move(*m);
           else
             out.note = "previous backup " + prev + " is not in the repository: full read";
