@@ -140,52 +140,53 @@ Result<RunResult> RunChecked(const std::vector<std::string>& argv, const RunOpti
 
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path) {
   if (argv.empty()) return Status::Internal("SpawnDetached: empty argv");
-  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (logfd < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
-  int report[2];
-  if (pipe2(report, O_CLOEXEC)) {
-    close(logfd);
-    return Status::Internal(std::string("pipe: ") + std::strerror(errno));
-  }
+  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (log.get() < 0) return Status::Internal("cannot open " + log_path + ": " + std::strerror(errno));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, log.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, log.get(), 2);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, pipe;
+  sigemptyset(&none);
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &pipe);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   auto cargv = CArgv(argv);
-  pid_t mid = fork();
-  if (mid < 0) {
-    close(logfd);
-    close(report[0]);
-    close(report[1]);
-    return Status::Internal(std::string("fork: ") + std::strerror(errno));
-  }
+  // Double fork, without a fork: the intermediate child (in a new session,
+  // so that what it starts is no session leader and outlives us) shares this
+  // process's memory (vfork) and starts the real process with posix_spawn
+  // (another vfork). A fork would copy the daemon's page tables and make
+  // every page it writes afterwards fault once more: 15,000 faults, a
+  // quarter of pampad's CPU in an incremental backup over SFTP on these
+  // machines. The intermediate only makes system calls and writes the two
+  // results below, which this thread reads once it has exited.
+  volatile pid_t child = -1;
+  volatile int spawn_error = 0;
+  pid_t mid = vfork();
   if (mid == 0) {
-    // Intermediate child: new session, fork the real process, report its pid, exit.
     setsid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    pid_t child = fork();
-    if (child == 0) {
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      dup2(logfd, 1);
-      dup2(logfd, 2);
-      CloseFrom3();
-      execvp(cargv[0], cargv.data());
-      dprintf(2, "exec %s: %s\n", cargv[0], std::strerror(errno));
-      _exit(127);
-    }
-    ssize_t ignored = write(report[1], &child, sizeof child);
-    (void)ignored;
-    _exit(child < 0 ? 1 : 0);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), environ);
+    if (rc == 0) child = pid;
+    spawn_error = rc;
+    _exit(0);
   }
-  close(report[1]);
-  close(logfd);
-  pid_t child = -1;
-  ssize_t n = read(report[0], &child, sizeof child);
-  close(report[0]);
+  int vfork_error = errno;
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (mid < 0) return Status::Internal(std::string("vfork: ") + std::strerror(vfork_error));
   int st;
-  waitpid(mid, &st, 0);
-  if (n != sizeof child || child <= 0) return Status::Internal("could not start " + argv[0]);
-  return child;
+  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (spawn_error != 0) return Status::Internal("could not start " + argv[0] + ": " + std::strerror(spawn_error));
+  if (child <= 0) return Status::Internal("could not start " + argv[0]);
+  return static_cast<pid_t>(child);
 }
 
 Result<pid_t> SpawnTied(const std::vector<std::string>& argv, const std::string& log_path) {
