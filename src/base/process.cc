@@ -168,6 +168,10 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   // results below, which this thread reads once it has exited.
   volatile pid_t child = -1;
   volatile int spawn_error = 0;
+  // No handler of ours may run in the intermediate, on our memory.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t mid = vfork();
   if (mid == 0) {
     setsid();
@@ -178,6 +182,7 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
     _exit(0);
   }
   int vfork_error = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (mid < 0) return Status::Internal(std::string("vfork: ") + std::strerror(vfork_error));

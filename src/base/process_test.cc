@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -52,6 +54,32 @@ TEST(Process, DetachedChildrenInheritNothing) {
   }
   std::filesystem::remove_all(dir);
   EXPECT_EQ(ExtraDescriptors(out), 1) << out;
+}
+
+// Not this process's child (the intermediate exits; nothing left to reap),
+// in a session of its own but not its leader, and outliving the caller's
+// thread; an executable that cannot start is an error naming it.
+TEST(Process, DetachedChildrenAreNotOursAndNoSessionLeaders) {
+  auto dir = std::filesystem::temp_directory_path() / ("pampa-proc2-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto pid = SpawnDetached({"sleep", "30"}, (dir / "log").string());
+  ASSERT_TRUE(pid.ok()) << pid.status().message();
+  // (its command line shows once its exec is through, a moment after the pid is known)
+  bool alive = false;
+  for (int i = 0; i < 200 && !(alive = ProcessAlive(*pid, "sleep")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(alive);
+  EXPECT_EQ(waitpid(*pid, nullptr, WNOHANG), -1);  // ECHILD: not ours
+  EXPECT_EQ(errno, ECHILD);
+  pid_t sid = getsid(*pid);
+  EXPECT_NE(sid, getsid(0));
+  EXPECT_NE(sid, *pid);
+  kill(*pid, SIGKILL);
+  auto missing = SpawnDetached({"/nonexistent/pampa-no-such-binary"}, (dir / "log").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("pampa-no-such-binary"), std::string::npos) << missing.status().message();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
