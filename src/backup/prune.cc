@@ -53,7 +53,8 @@ Result<bool> LockForBackup(Repository& repo, const std::string& name, const std:
   auto kept = [&] { return previous.empty() ? Result<bool>(true) : repo.HasBackup(previous); };
   // Asked beside the listing, over another connection: the lock was whole
   // before either question.
-  std::future<Result<bool>> first_look = std::async(std::launch::async, kept);
+  std::future<Result<bool>> first_look;
+  if (!previous.empty()) first_look = std::async(std::launch::async, kept);
   bool waited = false;
   while (true) {
     auto locks = repo.ActiveLocks("gc-");
@@ -69,7 +70,7 @@ Result<bool> LockForBackup(Repository& repo, const std::string& name, const std:
     waited = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  Result<bool> exists = first_look.get();
+  Result<bool> exists = first_look.valid() ? first_look.get() : Result<bool>(true);
   if (waited) {
     // Chunks (and the previous backup) may have gone while we waited: trust
     // only what exists now.

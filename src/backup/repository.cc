@@ -470,6 +470,10 @@ Status Repository::DeleteChunk(const std::string& id) {
   return store_->Delete(ChunkObject(id));
 }
 
+namespace {
+std::string ManifestObject(const std::string& backup_id) { return "backups/" + backup_id; }
+}  // namespace
+
 Status Repository::WriteManifest(const Manifest& manifest) {
   const std::string& id = manifest.id;
   if (id.empty()) return Status::Internal("manifest without id");
@@ -482,11 +486,11 @@ Status Repository::WriteManifest(const Manifest& manifest) {
     envelope["body"] = body;
     envelope["sha256"] = Sha256Hex(body);  // detects damage, not deliberate tampering
   }
-  return store_->Put("backups/" + id, envelope.dump());
+  return store_->Put(ManifestObject(id), envelope.dump());
 }
 
 Result<Manifest> Repository::ReadManifest(const std::string& backup_id) {
-  auto text = store_->Get("backups/" + backup_id);
+  auto text = store_->Get(ManifestObject(backup_id));
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound)
       return Status::NotFound("backup " + backup_id + " does not exist");
@@ -524,8 +528,8 @@ Result<std::vector<std::string>> Repository::ListBackups() {
   return ids;
 }
 
-Result<bool> Repository::HasBackup(const std::string& backup_id) { return store_->Exists("backups/" + backup_id); }
+Result<bool> Repository::HasBackup(const std::string& backup_id) { return store_->Exists(ManifestObject(backup_id)); }
 
-Status Repository::DeleteManifest(const std::string& backup_id) { return store_->Delete("backups/" + backup_id); }
+Status Repository::DeleteManifest(const std::string& backup_id) { return store_->Delete(ManifestObject(backup_id)); }
 
 }  // namespace pampa
