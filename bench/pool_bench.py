@@ -7,7 +7,7 @@
    over NBD while it runs),
    next to the same migration driven by hand with plain QEMU (two processes in the two hosts'
    namespaces, over the same link; QMP, the same downtime limit and bandwidth, the same machine
-   with Pampa's 24 hotplug root ports) in the same run. Printed: the guest's downtime (Pampa: QEMU's
+   with Pampa's hot-plug root ports) in the same run. Printed: the guest's downtime (Pampa: QEMU's
    own plus the handover through the store until the target runs, its parts printed per run; by
    hand: the source QEMU's own, and the guest's from the source's stop until the target's CPUs run,
    which adds the target's lag to load what was in flight) and the total time from asking to the
@@ -196,12 +196,12 @@ class HandQemu:
             os.unlink(os.path.join(self.root, f))
 
 
-def root_ports():
-    """Pampa's machine (src/qemu/machine.cc): a PCIe root port for each disk and NIC slot, so both can be
-    hot-plugged. They weigh on the switch-over: QEMU 7.2 redraws its memory map for every bridge whose
-    state it loads (docs/design.md)."""
+def root_ports(disk_ports=4, nic_ports=2):
+    """Pampa's machine (src/qemu/machine.cc) for the bench's VM (one disk, no NIC): a PCIe root port for
+    each slot in use and a few spare, so disks and NICs can be hot-plugged. Ports weigh on the switch-over
+    (QEMU 7.2 redraws its memory map for every bridge whose state it loads: docs/design.md)."""
     argv = []
-    for n in range(16 + 8):
+    for n in [*range(disk_ports), *range(16, 16 + nic_ports)]:
         addr = f"0x{0x10 + n // 8:x}.{n % 8}"
         argv += ["-device", f"pcie-root-port,id=port{n},bus=pcie.0,addr={addr}"
                  f"{',multifunction=on' if n % 8 == 0 else ''},chassis={n + 1},port={n + 1},io-reserve=0"]

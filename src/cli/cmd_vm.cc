@@ -232,6 +232,11 @@ int PrintVm(const json& v, bool as_json) {
     if (!v.value("cpu_pin", "").empty()) cpu += (cpu.empty() ? "" : ", ") + ("pinned to " + v.value("cpu_pin", ""));
     if (!cpu.empty()) std::cout << "cpu share: " << cpu << "\n";
   }
+  if (v.contains("hotplug_ports")) {
+    std::cout << "hot-plug:  " << v["hotplug_ports"].value("disks", 0) << " disk and "
+              << v["hotplug_ports"].value("nics", 0)
+              << " NIC slots while it runs (a stopped VM gets the ones it needs)\n";
+  }
   if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
   for (auto& d : v["disks"]) {
     std::cout << "disk:      " << d.value("pool", "") << "/" << d.value("volume", "")

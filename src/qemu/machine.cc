@@ -144,8 +144,8 @@ std::vector<std::string> QemuCommandLine(const MachineConfig& m, const RuntimePa
     add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + m.ovmf_code});
     add({"-drive", "if=pflash,format=raw,unit=1,file=" + m.ovmf_vars});
   }
-  for (size_t i = 0; i < kMaxDisks; ++i) add({"-device", RootPort(DiskPort(i), i)});
-  for (size_t i = 0; i < kMaxNics; ++i) add({"-device", RootPort(NicPort(i), kMaxDisks + i)});
+  for (size_t i = 0; i < std::min(m.disk_ports, kMaxDisks); ++i) add({"-device", RootPort(DiskPort(i), i)});
+  for (size_t i = 0; i < std::min(m.nic_ports, kMaxNics); ++i) add({"-device", RootPort(NicPort(i), kMaxDisks + i)});
   add({"-device", "virtio-scsi-pci,id=scsi0,bus=pcie.0,addr=0x13"});
   // Boot indexes in the order asked: every disk, the CD, every NIC; a kind
   // left out of the order is not booted from.

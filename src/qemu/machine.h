@@ -43,6 +43,12 @@ struct RuntimePaths {
   std::string qemu_log() const { return dir + "/qemu.log"; }
 };
 
+// The machine's layout: a disk or NIC slot that has a PCIe root port from the
+// start can take a device while the guest runs, which lands where a fresh
+// start (or the far end of a migration) puts it. Each slot has a fixed port
+// address, so a machine with fewer ports keeps the others' addresses.
+constexpr size_t kMaxDisks = 16, kMaxNics = 8, kMaxSataDisks = 4;
+
 struct MachineConfig {
   std::string name;
   std::string uuid;
@@ -60,15 +66,13 @@ struct MachineConfig {
   std::string ovmf_code, ovmf_vars;
   std::string accel = "tcg";  // kvm | tcg
   std::string loadvm;         // start from this internal snapshot (with RAM state)
+  // Hot-plug: disk slots below disk_ports and NIC slots below nic_ports have a
+  // PCIe root port.
+  size_t disk_ports = kMaxDisks, nic_ports = kMaxNics;
   // Wait for a live migration (-incoming defer; migrate-incoming names the
   // address) with the CPUs stopped (-S) until the caller says cont.
   bool incoming = false;
 };
-
-// The machine's fixed layout: every disk and NIC slot has its own PCIe root
-// port from the start, so a disk or NIC added while the guest runs lands
-// where a fresh start (or the far end of a migration) puts it.
-constexpr size_t kMaxDisks = 16, kMaxNics = 8, kMaxSataDisks = 4;
 
 // QEMU's -blockdev / blockdev-add options of a disk image node.
 nlohmann::json BlockdevOptions(const std::string& node, const std::string& format, const std::string& path,

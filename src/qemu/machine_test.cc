@@ -51,6 +51,21 @@ TEST(QemuCommandLine, DisksNicsAndSockets) {
   EXPECT_TRUE(HasSub(a, "accel=tcg"));
 }
 
+TEST(QemuCommandLine, HotPlugPortsOnlyForTheSlotsGiven) {
+  MachineConfig m;
+  m.disks = {{"/pool/a.qcow2", "qcow2"}};
+  m.disk_ports = 4;
+  m.nic_ports = 2;
+  auto a = QemuCommandLine(m, RuntimePaths{"/run/pampa/vm/x"});
+  EXPECT_EQ(std::count_if(a.begin(), a.end(), [](const std::string& x) { return x.rfind("pcie-root-port", 0) == 0; }),
+            6);
+  EXPECT_TRUE(HasSub(a, "pcie-root-port,id=port-disk3,bus=pcie.0,addr=0x10.3"));
+  EXPECT_FALSE(HasSub(a, "id=port-disk4,"));
+  // A NIC slot's port keeps its address whatever the disks have.
+  EXPECT_TRUE(HasSub(a, "pcie-root-port,id=port-nic1,bus=pcie.0,addr=0x12.1"));
+  EXPECT_FALSE(HasSub(a, "id=port-nic2,"));
+}
+
 TEST(QemuCommandLine, KernelBootAndUefi) {
   MachineConfig m;
   m.name = "k";

@@ -115,6 +115,7 @@ void VmManager::MigrateHostKeys() {
 }
 
 Status VmManager::ClaimName(Vm& vm, const std::string& intent) {
+  FitPorts(&vm.spec);  // a new VM: nothing depends on its machine yet
   std::string spec = ToJson(vm.spec).dump();
   // Resolved: a claim that was applied though its reply was lost is ours.
   auto rev = CommitResolved(store_, Txn()
@@ -575,6 +576,7 @@ Status VmManager::Edit(const std::string& name, const EditRequest& req) {
   if (live && req.ChangesDevices()) PinSlots(&s);
   PAMPA_ASSIGN_OR_RETURN(VmSpec created, ChangeDevices(req, &s, &removed));
   Status st = CheckCloudInit(s);
+  if (st.ok()) st = FitEditedPorts(req, live, vm->spec, &s);
   if (st.ok()) st = ChangeResources(req, &s);
   // Limits change in the running QEMU first; should the edit not be stored,
   // the ones before come back.
@@ -616,6 +618,40 @@ Status VmManager::ReplaceSpec(Vm& vm, const VmSpec& s) {
   vm.spec_revision = *rev;
   vm.spec = s;
   Publish(vm);
+  return Status::Ok();
+}
+
+Status VmManager::FitEditedPorts(const EditRequest& req, bool live, const VmSpec& before, VmSpec* s) {
+  if (!req.ChangesDevices()) return Status::Ok();
+  std::string why;
+  if (live) {
+    why = "it runs";
+  } else {
+    auto snaps = store_.List("snapshots/" + s->name + "/");
+    if (!snaps.ok()) return snaps.status();
+    if (snaps->empty()) {
+      FitPorts(s);
+      return Status::Ok();
+    }
+    why = "its snapshots may hold a saved state of its machine";
+  }
+  auto refuse = [&](const std::string& device, size_t ports, const std::string& instead) {
+    return Status::Conflict("vm '" + s->name + "' has " + std::to_string(ports) + " hot-plug port(s) for " + device +
+                            "s, all taken, and " + why + ": " + instead);
+  };
+  const std::string more = live ? "stop it to add this one (a stopped VM gets the ports it needs)"
+                                : "delete them (pampa snapshot list " + s->name + ") to add this one";
+  const size_t first_disk = s->disks.size() - req.add_disks.size(), first_nic = s->nics.size() - req.add_nics.size();
+  for (size_t i = first_disk; i < s->disks.size(); ++i) {
+    if (s->disks[i].bus == DiskBus::kVirtio && DiskSlot(*s, i) >= DiskPorts(before)) {
+      return refuse("disk", DiskPorts(before), more + ", or add it with --bus scsi");
+    }
+  }
+  for (size_t i = first_nic; i < s->nics.size(); ++i) {
+    if (NicSlot(*s, i) >= NicPorts(before)) return refuse("NIC", NicPorts(before), more);
+  }
+  s->disk_ports = before.disk_ports;
+  s->nic_ports = before.nic_ports;
   return Status::Ok();
 }
 

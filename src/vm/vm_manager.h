@@ -311,6 +311,11 @@ class VmManager {
   // be stored) and, in removed->disks, the disk it took out (its volume goes
   // once the edit is stored).
   Result<VmSpec> ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed);
+  // The hot-plug ports of s, edited from `before` (see FitPorts): a running
+  // VM takes a device only into a slot its machine has a port for, as does
+  // one whose snapshots may hold a saved state of that machine; any other
+  // VM's machine is fitted to its devices again.
+  Status FitEditedPorts(const EditRequest& req, bool live, const VmSpec& before, VmSpec* s);
   // Writes s as vm's spec unless it changed since it was read, and publishes it.
   Status ReplaceSpec(Vm& vm, const VmSpec& s);  // REQUIRES: lease held
   // Applies an edit's device changes to the running QEMU and records spec `s`:

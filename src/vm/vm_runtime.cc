@@ -85,6 +85,8 @@ Result<MachineConfig> VmManager::Resolve(Vm& vm) {
   }
   m.accel = accel_.Current().accel;
   for (size_t i = 0; i < s.nics.size(); ++i) m.nics.push_back({TapName(s, i), s.nics[i].mac, NicSlot(s, i)});
+  m.disk_ports = DiskPorts(s);
+  m.nic_ports = NicPorts(s);
   return m;
 }
 

@@ -117,6 +117,7 @@ json ToJson(const VmSpec& s) {
   j["cpu_cap"] = s.cpu_cap;
   j["cpu_pin"] = s.cpu_pin;
   j["memory_min_mib"] = s.memory_min_mib;
+  if (s.disk_ports || s.nic_ports) j["hotplug_ports"] = {{"disks", s.disk_ports}, {"nics", s.nic_ports}};
   if (!s.cloud_init.empty()) {
     const CloudInit& c = s.cloud_init;
     j["cloud_init"] = {{"user", c.user},
@@ -173,6 +174,30 @@ void PinSlots(VmSpec* spec) {
   Pin(spec->nics);
 }
 
+namespace {
+
+// One past the highest slot the devices use (0 for none).
+template <typename Device>
+size_t SlotsUsed(const std::vector<Device>& devices) {
+  std::vector<size_t> slots = ResolveSlots(devices);
+  return slots.empty() ? 0 : *std::max_element(slots.begin(), slots.end()) + 1;
+}
+
+// A machine never has fewer ports than its devices need, whatever a record says.
+size_t Ports(uint32_t recorded, size_t used, size_t all) {
+  return recorded == 0 ? all : std::min(all, std::max<size_t>(recorded, used));
+}
+
+}  // namespace
+
+size_t DiskPorts(const VmSpec& spec) { return Ports(spec.disk_ports, SlotsUsed(spec.disks), kMaxDisks); }
+size_t NicPorts(const VmSpec& spec) { return Ports(spec.nic_ports, SlotsUsed(spec.nics), kMaxNics); }
+
+void FitPorts(VmSpec* spec) {
+  spec->disk_ports = static_cast<uint32_t>(std::min(kMaxDisks, SlotsUsed(spec->disks) + kSpareDiskPorts));
+  spec->nic_ports = static_cast<uint32_t>(std::min(kMaxNics, SlotsUsed(spec->nics) + kSpareNicPorts));
+}
+
 std::string TapName(const VmSpec& spec, size_t index) {
   return "pt" + spec.uuid.substr(0, 8) + std::to_string(NicSlot(spec, index));
 }
@@ -223,6 +248,14 @@ Result<VmSpec> VmSpecFromJson(const json& j) {
     s.cpu_cap = j.value("cpu_cap", 0);
     s.cpu_pin = j.value("cpu_pin", "");
     s.memory_min_mib = j.value("memory_min_mib", uint64_t{0});
+    if (j.contains("hotplug_ports")) {
+      const json& ports = j.at("hotplug_ports");
+      s.disk_ports = ports.at("disks").get<uint32_t>();
+      s.nic_ports = ports.at("nics").get<uint32_t>();
+      if (s.disk_ports > kMaxDisks || s.nic_ports > kMaxNics) {
+        return Status::Internal("stored hot-plug port count is out of range");
+      }
+    }
     s.host = j.value("host", "");
     s.is_template = j.value("template", false);
     s.cpu_model = j.value("cpu_model", "");

@@ -82,6 +82,10 @@ struct VmSpec {
   int cpu_cap = 0;              // percent of one core, at most 100 per vCPU; 0: no cap
   std::string cpu_pin;          // host cores its vCPU threads run on ("0-1,3"); empty: any
   uint64_t memory_min_mib = 0;  // dynamic memory: the balloon may take it down to this; 0: static
+  // Its machine's hot-plug ports (see FitPorts): disk slots below disk_ports
+  // and NIC slots below nic_ports have one. 0: a VM from before they were
+  // counted, whose machine has one for every slot.
+  uint32_t disk_ports = 0, nic_ports = 0;
 };
 
 // Dynamic memory: the balloon controller may move the VM between memory_min_mib and memory_mib.
@@ -108,6 +112,19 @@ size_t DiskSlot(const VmSpec& spec, size_t index);
 size_t NicSlot(const VmSpec& spec, size_t index);
 // Pins every disk's and NIC's slot to what it resolves to now.
 void PinSlots(VmSpec* spec);
+
+// Hot-plug ports. QEMU 7.2 redraws its memory map for every bridge whose
+// state it loads, so each PCIe root port lengthens a live migration's
+// switch-over (target 26-62 ms behind the source with none, 123-130 ms with
+// one for all 24 slots: docs/design.md). A VM has a port for each slot it
+// uses and a few spare for devices added while it runs. The count is part of
+// the machine, which a migration's target and a saved RAM state must find
+// unchanged: FitPorts runs only where neither can be (a new VM; an edit of a
+// stopped VM without snapshots).
+constexpr size_t kSpareDiskPorts = 3, kSpareNicPorts = 2;
+size_t DiskPorts(const VmSpec& spec);
+size_t NicPorts(const VmSpec& spec);
+void FitPorts(VmSpec* spec);
 
 nlohmann::json ToJson(const VmSpec& s);
 // The host tap device of NIC `index` while the VM runs.

@@ -140,6 +140,33 @@ TEST(VmSpec, SlotsAreThePositionsUntilADeviceLeavesARunningVm) {
   EXPECT_FALSE(VmSpecFromJson(bad).ok());
 }
 
+TEST(VmSpec, HotPlugPortsFitTheSlotsWithSomeSpare) {
+  VmSpec s;
+  s.uuid = NewUuid();
+  s.disks = {{"p", "a"}};
+  // A VM from before ports were counted has one for every slot.
+  EXPECT_EQ(DiskPorts(s), kMaxDisks);
+  EXPECT_EQ(NicPorts(s), kMaxNics);
+  EXPECT_FALSE(ToJson(s).contains("hotplug_ports"));
+  FitPorts(&s);
+  EXPECT_EQ(DiskPorts(s), 1 + kSpareDiskPorts);
+  EXPECT_EQ(NicPorts(s), kSpareNicPorts);
+  auto back = VmSpecFromJson(ToJson(s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->disk_ports, 1 + kSpareDiskPorts);
+  EXPECT_EQ(back->nic_ports, kSpareNicPorts);
+  // The highest slot counts, gap and all; never past the machine's slots.
+  s.disks.push_back({"p", "b", "", DiskBus::kVirtio, 0, 0, 14});
+  FitPorts(&s);
+  EXPECT_EQ(DiskPorts(s), kMaxDisks);
+  // A record that says fewer than the devices use is not believed.
+  s.disk_ports = 2;
+  EXPECT_EQ(DiskPorts(s), 15u);
+  json bad = ToJson(s);
+  bad["hotplug_ports"]["nics"] = kMaxNics + 1;
+  EXPECT_FALSE(VmSpecFromJson(bad).ok());
+}
+
 TEST(ParseCreateRequest, ATopologySetsTheCpusAndABadOneIsRefused) {
   auto r = ParseCreateRequest(
       nlohmann::json{{"name", "t"}, {"memory", "1G"}, {"sockets", 2}, {"cores", 2}, {"boot_order", {"cdrom", "disk"}}});

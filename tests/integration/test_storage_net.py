@@ -124,6 +124,14 @@ def test_devices_change_while_the_guest_runs(pampad, tmp_path):
     pampad.cli("vm", "start", "hot")
     pampad.wait_console("hot", "pampa-guest: ready")
     blocks = lambda: pampad.exec("hot", "ls", "/sys/block").stdout.split()
+    # Its machine has a hot-plug port for each slot in use and a few spare (fewer ports, a shorter
+    # migration switch-over); more than that waits for a stop, and nothing is made meanwhile.
+    assert pampad.vm("hot")["hotplug_ports"]["disks"] == 4
+    volumes = sorted(v["name"] for v in pampad.cli_json("volume", "list", "default"))
+    r = pampad.cli("vm", "edit", "hot", *["--add-disk", "8M"] * 4, check=False)
+    assert r.returncode != 0 and "4 hot-plug port(s) for disks, all taken, and it runs" in r.stderr, r.stderr
+    assert len(pampad.vm("hot")["disks"]) == 1
+    assert sorted(v["name"] for v in pampad.cli_json("volume", "list", "default")) == volumes
     # A virtio disk and a SCSI disk join the running guest.
     pampad.cli("vm", "edit", "hot", "--add-disk", "32M")
     wait_guest(pampad, "hot", "cat", "/sys/block/vdb/size", until=lambda o: o.strip() == str(32 * 2048))
