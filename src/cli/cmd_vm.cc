@@ -235,7 +235,7 @@ int PrintVm(const json& v, bool as_json) {
   if (v.contains("hotplug_ports")) {
     std::cout << "hot-plug:  " << v["hotplug_ports"].value("disks", 0) << " disk and "
               << v["hotplug_ports"].value("nics", 0)
-              << " NIC slots while it runs (a stopped VM gets the ones it needs)\n";
+              << " NIC slots while it runs (edited stopped and without snapshots, it gets the ones it needs)\n";
   }
   if (v.value("pid", 0) != 0) std::cout << "pid:       " << v.value("pid", 0) << " (" << v.value("accel", "") << ")\n";
   for (auto& d : v["disks"]) {

@@ -537,9 +537,14 @@ Result<VmManager::Hold> HoldRestoredVm(const Manifest& manifest, const std::stri
       return Status::NotFound("the backup's network '" + nic.network + "' does not exist here");
   }
   for (size_t i = 0; i < spec.disks.size(); ++i) {
-    spec.disks[i] = {use_pool, name + "-disk" + std::to_string(i)};
-    if (storage.GetVolume(use_pool, spec.disks[i].volume).ok()) {
-      return Status::Conflict("volume '" + spec.disks[i].volume + "' already exists in pool '" + use_pool + "'");
+    // New volumes of its own (no linked-clone base); the bus, limits and slot
+    // stay, so the guest finds its disks where it had them.
+    DiskSpec& disk = spec.disks[i];
+    disk.pool = use_pool;
+    disk.volume = name + "-disk" + std::to_string(i);
+    disk.base.clear();
+    if (storage.GetVolume(use_pool, disk.volume).ok()) {
+      return Status::Conflict("volume '" + disk.volume + "' already exists in pool '" + use_pool + "'");
     }
   }
   // Should pampad die mid-way, its next start removes the new VM and its volumes.

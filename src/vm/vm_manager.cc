@@ -639,7 +639,7 @@ Status VmManager::FitEditedPorts(const EditRequest& req, bool live, const VmSpec
     return Status::Conflict("vm '" + s->name + "' has " + std::to_string(ports) + " hot-plug port(s) for " + device +
                             "s, all taken, and " + why + ": " + instead);
   };
-  const std::string more = live ? "stop it to add this one (a stopped VM gets the ports it needs)"
+  const std::string more = live ? "stop it to add this one (a stopped VM without snapshots gets the ports it needs)"
                                 : "delete them (pampa snapshot list " + s->name + ") to add this one";
   const size_t first_disk = s->disks.size() - req.add_disks.size(), first_nic = s->nics.size() - req.add_nics.size();
   for (size_t i = first_disk; i < s->disks.size(); ++i) {

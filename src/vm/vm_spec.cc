@@ -176,22 +176,20 @@ void PinSlots(VmSpec* spec) {
 
 namespace {
 
-// One past the highest slot the devices use (0 for none).
+// One past the highest slot the devices use (0 for none). Every disk counts,
+// whatever its bus: a disk added later takes the lowest free slot.
 template <typename Device>
 size_t SlotsUsed(const std::vector<Device>& devices) {
   std::vector<size_t> slots = ResolveSlots(devices);
   return slots.empty() ? 0 : *std::max_element(slots.begin(), slots.end()) + 1;
 }
 
-// A machine never has fewer ports than its devices need, whatever a record says.
-size_t Ports(uint32_t recorded, size_t used, size_t all) {
-  return recorded == 0 ? all : std::min(all, std::max<size_t>(recorded, used));
-}
-
 }  // namespace
 
-size_t DiskPorts(const VmSpec& spec) { return Ports(spec.disk_ports, SlotsUsed(spec.disks), kMaxDisks); }
-size_t NicPorts(const VmSpec& spec) { return Ports(spec.nic_ports, SlotsUsed(spec.nics), kMaxNics); }
+// The record as it is: the machine must not change with the devices (a SCSI
+// disk takes a slot but needs no port).
+size_t DiskPorts(const VmSpec& spec) { return spec.disk_ports == 0 ? kMaxDisks : spec.disk_ports; }
+size_t NicPorts(const VmSpec& spec) { return spec.nic_ports == 0 ? kMaxNics : spec.nic_ports; }
 
 void FitPorts(VmSpec* spec) {
   spec->disk_ports = static_cast<uint32_t>(std::min(kMaxDisks, SlotsUsed(spec->disks) + kSpareDiskPorts));

@@ -159,9 +159,11 @@ TEST(VmSpec, HotPlugPortsFitTheSlotsWithSomeSpare) {
   s.disks.push_back({"p", "b", "", DiskBus::kVirtio, 0, 0, 14});
   FitPorts(&s);
   EXPECT_EQ(DiskPorts(s), kMaxDisks);
-  // A record that says fewer than the devices use is not believed.
-  s.disk_ports = 2;
-  EXPECT_EQ(DiskPorts(s), 15u);
+  // The record is the machine, whatever the devices: a SCSI disk takes a slot but no port.
+  s.disk_ports = 4;
+  s.disks[1].bus = DiskBus::kScsi;
+  s.disks[1].slot = 4;
+  EXPECT_EQ(DiskPorts(s), 4u);
   json bad = ToJson(s);
   bad["hotplug_ports"]["nics"] = kMaxNics + 1;
   EXPECT_FALSE(VmSpecFromJson(bad).ok());
