@@ -650,9 +650,7 @@ Status VmManager::FitEditedPorts(const EditRequest& req, bool live, const VmSpec
   for (size_t i = first_nic; i < s->nics.size(); ++i) {
     if (NicSlot(*s, i) >= NicPorts(before)) return refuse("NIC", NicPorts(before), more);
   }
-  s->disk_ports = before.disk_ports;
-  s->nic_ports = before.nic_ports;
-  return Status::Ok();
+  return Status::Ok();  // s keeps the count it was copied with
 }
 
 Result<VmSpec> VmManager::ChangeDevices(const EditRequest& req, VmSpec* s, VmSpec* removed) {
