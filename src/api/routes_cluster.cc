@@ -217,6 +217,8 @@ void RegisterClusterRoutes(Router& r, ApiContext& ctx) {
                                                req.query.count("format") ? req.query.at("format") : "", file),
                                            {{"ok", true}});
                             }});
+  r.Add("POST", "/api/v1/migrations/incoming/{name}/stream",
+        [&](const HttpRequest& req) { return Reply(ctx.migrations.TakeStream(req.params.at("name"))); });
   r.Add("POST", "/api/v1/migrations/incoming/{name}/accept", [&](const HttpRequest& req) {
     auto body = BodyWithFields(req, {"run", "cold", "check"});
     if (!body.ok()) return ErrorResponse(body.status());

@@ -1,9 +1,12 @@
 #include "cluster/migration.h"
 
+#include <sys/socket.h>
+
 #include <cmath>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/tcp.h"
 #include "base/units.h"
 #include "tls/tls_context.h"
 #include "vm/vm_spec.h"
@@ -28,15 +31,6 @@ std::string MigrationStatus(QmpClient& qmp, json* info = nullptr) {
   return r->value("status", "none");
 }
 
-// "tcp:HOST:PORT" from the socket address QEMU listens on.
-std::string UriFromSocket(const json& info) {
-  auto addrs = info.value("socket-address", json::array());
-  if (addrs.empty() || !addrs[0].is_object()) return "";
-  std::string host = addrs[0].value("host", ""), port = addrs[0].value("port", "");
-  if (host.empty() || port.empty()) return "";
-  return "tcp:" + host + ":" + port;
-}
-
 // Why a call to another host did not succeed: the call's own failure, or the
 // "error" of an answer of 300 or more; "" when it succeeded.
 std::string PeerFailure(const Result<PeerReply>& reply) {
@@ -45,6 +39,48 @@ std::string PeerFailure(const Result<PeerReply>& reply) {
   if (r.status < 300) return "";
   auto answer = json::parse(r.body, nullptr, false);
   return answer.is_object() ? answer.value("error", r.body) : r.body;
+}
+
+// The name both QEMUs know the migration's stream by (QMP getfd).
+constexpr char kStreamFd[] = "migration";
+
+// The target holds in its receive buffer no more than a 10 Gbit/s link
+// needs in flight at the round trip measured on the stream, and at least
+// 64 KiB. What sits there when the source's QEMU has sent its last page is
+// what the target still loads while the guest is stopped; an idle guest's
+// zero pages are a few bytes each on the wire but a page to fill each at the
+// target, and the kernel's own tuning (it grows the buffer to MiBs) left the
+// target tens of ms behind (docs/design.md has the measurements). A longer
+// round trip than a LAN's keeps the kernel's tuning: the buffer it needs is
+// more than a socket option may set (net.core.rmem_max), and a capped
+// window would slow the copy. The source's send buffer keeps the kernel's
+// tuning: a small one slowed a busy guest's copy (1.6x the total time).
+void SizeReceiveBuffer(int fd) {
+  constexpr double kLinkBytesPerUs = 1250;  // 10 Gbit/s
+  constexpr double kMostSet = 192 << 10;    // under the kernel's default net.core.rmem_max
+  double needed = kLinkBytesPerUs * double(TcpRoundTrip(fd).count());
+  if (needed > kMostSet) return;
+  int bytes = std::max(64 << 10, int(needed));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
+// Source: connects to where host `to` waits for vm's stream (prep's
+// "stream") and has it hand the connection to its QEMU; the socket for the
+// QEMU here.
+Result<Fd> ConnectStream(Cluster& cluster, const std::string& to, const std::string& vm, const json& prep) {
+  json at = prep.value("stream", json::object());
+  std::string host = at.is_object() ? at.value("host", "") : "";
+  int port = at.is_object() ? at.value("port", 0) : 0;
+  if (host.empty() || port <= 0 || port > 65535) {
+    return Status::Internal("host " + to + " did not say where to send the VM: " + prep.dump());
+  }
+  auto fd = ConnectTcp(host, uint16_t(port), 10s);
+  if (!fd.ok()) return fd.status().Context("host " + to + " cannot take the VM");
+  auto taken = cluster.Call(to, {"POST", "/api/v1/migrations/incoming/" + vm + "/stream", "", ""}, 20s);
+  if (std::string why = PeerFailure(taken); !why.empty()) {
+    return Status::Unavailable("host " + to + " did not take the VM's stream: " + why);
+  }
+  return fd;
 }
 
 // Asks host `to` to expect a VM's move (POST /migrations/incoming); its answer.
@@ -142,6 +178,7 @@ struct Migrations::Incoming {
   bool paused = false;    // stays paused when adopted
   VmSpec copies;          // the volumes made here for the disk copies (spec.disks)
   bool exported = false;  // their NBD export runs
+  Fd listener;            // where the source connects its stream, until it did
   Clock::time_point since = Clock::now();
   std::optional<Clock::time_point> completed;  // when QEMU was first seen done
 };
@@ -160,6 +197,12 @@ Migrations::~Migrations() {
   // where the store names this host, stopped otherwise).
   MutexLock lock(&mu_);
   incoming_.clear();
+}
+
+std::unique_ptr<Migrations::Incoming> Migrations::TakeSoon(const std::string& name) {
+  std::unique_ptr<Incoming> in;
+  for (int i = 0; i < 1500 && !(in = Take(name)); ++i) std::this_thread::sleep_for(10ms);
+  return in;
 }
 
 std::unique_ptr<Migrations::Incoming> Migrations::Take(const std::string& name) {
@@ -261,7 +304,6 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
           cluster_, to,
           json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}, {"disks", copies}},
           60s));
-  std::string uri = prep.value("uri", "");
   auto abort_target = [&](const std::string& why) {
     if (Status st = DropAtTarget(cluster_, to, name); !st.ok())
       ctx.Log("host " + to + " did not answer the abort (" + st.message() + "); it drops the VM by itself");
@@ -314,11 +356,18 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
                                                      {"tls-hostname", tls.hostname}})
              .status();
   }
-  if (st.ok()) st = qmp->Execute("migrate", json{{"uri", uri}}).status();
+  if (st.ok()) {
+    // The stream is a socket the pampads opened, so that the target's
+    // receive buffer is sized (SizeReceiveBuffer); QEMU gets its own copy.
+    auto stream = ConnectStream(cluster_, to, name, prep);
+    st = stream.status();
+    if (st.ok()) st = qmp->PassFd(kStreamFd, stream->get());
+    if (st.ok()) st = qmp->Execute("migrate", json{{"uri", std::string("fd:") + kStreamFd}}).status();
+  }
   if (!st.ok()) {
     if (mirror) mirror->Abandon();
     abort_target(st.message());
-    return st.Context("starting the migration");
+    return st.Context("migration of vm " + name + " to host " + to + " did not start (the VM runs on here)");
   }
 
   json info;
@@ -650,7 +699,6 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
     return hold.status();
   }
   QmpClient* qmp = hold->qmp();
-  std::string listen = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   Status st = qmp ? Status::Ok() : Status::Unavailable("QEMU does not answer");
   if (st.ok() && !copies.empty()) {
     st = qmp->Execute("migrate-set-capabilities",
@@ -664,12 +712,14 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
     st = AddTlsCreds(*qmp, tls.creds, pool_tls->paths().qemu_dir(), "server");
     if (st.ok()) st = qmp->Execute("migrate-set-parameters", json{{"tls-creds", tls.creds}}).status();
   }
-  if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", "tcp:" + listen + ":0"}}).status();
-  json info;
-  if (st.ok()) MigrationStatus(*qmp, &info);
-  std::string uri = UriFromSocket(info);
-  if (st.ok() && uri.empty()) st = Status::Internal("QEMU did not say which port it listens on: " + info.dump());
-  json answer = {{"uri", uri}};
+  // The source connects here, and TakeStream hands the connection to QEMU.
+  uint16_t stream_port = 0;
+  Result<Fd> listener = Status::Unavailable("not listening");
+  if (st.ok()) {
+    listener = ListenTcp(host, 0, &stream_port);
+    st = listener.status();
+  }
+  json answer = {{"stream", {{"host", host}, {"port", stream_port}}}};
   if (st.ok() && !copies.empty()) {
     auto nbd_port = ExportForMirror(*qmp, host, copies, tls);
     if (nbd_port.ok())
@@ -689,8 +739,9 @@ Result<json> Migrations::PrepareIncoming(const VmSpec& spec, const std::string& 
   in->paused = paused;
   in->copies = made;
   in->exported = !copies.empty();
+  in->listener = std::move(*listener);
   PutBack(std::move(in));
-  log::Info("vm {}: waiting for its migration from host {} on {}{}", spec.name, from, uri,
+  log::Info("vm {}: waiting for its migration from host {} on port {}{}", spec.name, from, stream_port,
             copies.empty() ? "" : " (and its disks over NBD)");
   return answer;
 }
@@ -708,10 +759,7 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
     if (st.ok()) (void)vms_.ClearIntent(VmManager::kMigrateIn, name);  // its copied volumes are its own now
     return st;
   }
-  std::unique_ptr<Incoming> in;
-  // The reaper may be looking at it this moment (a QMP query and a call to
-  // the source at most).
-  for (int i = 0; i < 1500 && !(in = Take(name)); ++i) std::this_thread::sleep_for(10ms);
+  std::unique_ptr<Incoming> in = TakeSoon(name);
   if (!in) {
     auto shown = vms_.Show(name);  // the reaper settled it already
     if (shown.ok() && shown->value("busy", "").empty()) return Status::Ok();
@@ -751,6 +799,28 @@ Status Migrations::AcceptIncoming(const std::string& name, bool run, bool cold, 
   }
   log::Info("vm {}: now runs here, moved from host {}", name, in->from);
   return Status::Ok();
+}
+
+Status Migrations::TakeStream(const std::string& name) {
+  std::unique_ptr<Incoming> in = TakeSoon(name);
+  if (!in) return Status::NotFound("no migration of vm '" + name + "' is waiting here");
+  QmpClient* qmp = in->hold.qmp();
+  Status st = in->listener.get() < 0 ? Status::Conflict("the stream of vm '" + name + "' came in already")
+              : !qmp                 ? Status::Unavailable("QEMU does not answer")
+                                     : Status::Ok();
+  if (st.ok()) {
+    // The source connected before it asked: the connection waits at once.
+    auto stream = AcceptTcp(in->listener.get(), 10s);
+    in->listener.Reset();  // one stream per migration
+    st = stream.status();
+    if (st.ok()) {
+      SizeReceiveBuffer(stream->get());
+      st = qmp->PassFd(kStreamFd, stream->get());
+    }
+    if (st.ok()) st = qmp->Execute("migrate-incoming", json{{"uri", std::string("fd:") + kStreamFd}}).status();
+  }
+  PutBack(std::move(in));  // a failure: the source gives the migration up and drops it here
+  return st.Context("taking the stream of vm '" + name + "'");
 }
 
 Status Migrations::AbortIncoming(const std::string& name) {

@@ -54,7 +54,8 @@ class Migrations {
   Result<std::string> Maintenance(bool on);
 
   // Target: starts a QEMU for spec's VM waiting for its migration from host
-  // `from`; returns {"uri": "tcp:ADDR:PORT"} for the source's migrate.
+  // `from`, and listens for its stream: returns {"stream": {"host", "port"}},
+  // where the source connects before it asks TakeStream.
   // paused: the VM was paused on the source and stays paused here.
   // copies: the disks in the source's own pools: made here as new volumes
   // (same pool and volume names) and exported for the source's copy
@@ -70,6 +71,9 @@ class Migrations {
                                          const std::string& format, uint64_t length);
   Status PlaceIncomingVolume(const std::string& vm, const std::string& pool, const std::string& volume,
                              const std::string& format, const std::string& file);
+  // Target: the source connected its stream: the connection goes to the
+  // waiting QEMU (its receive buffer sized to the link).
+  Status TakeStream(const std::string& name);
   // Target: the source has handed the VM over (the store names this host):
   // once QEMU has received everything, the VM runs here (run: start the CPUs;
   // false when it was paused on the source). cold: a stopped VM, no QEMU.
@@ -87,6 +91,9 @@ class Migrations {
  private:
   struct Incoming;
   std::unique_ptr<Incoming> Take(const std::string& name);
+  // Take, waiting out the reaper (it looks at a waiting VM for a QMP query and
+  // a call to the source at most); null when no such migration waits here.
+  std::unique_ptr<Incoming> TakeSoon(const std::string& name);
   void PutBack(std::unique_ptr<Incoming> incoming);
   // Settles an incoming migration left alone; true when it is done with.
   bool Reap(Incoming& incoming);

@@ -30,12 +30,26 @@ Status JsonChannel::Connect(const std::string& socket_path, std::chrono::millise
   return Status::Ok();
 }
 
-Status JsonChannel::Send(const nlohmann::json& msg) {
+Status JsonChannel::Send(const nlohmann::json& msg, int pass_fd) {
   if (fd_ < 0) return Status::Unavailable("not connected");
   std::string line = msg.dump() + "\n";
   size_t off = 0;
   while (off < line.size()) {
-    ssize_t n = send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    iovec iov{line.data() + off, line.size() - off};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (pass_fd >= 0 && off == 0) {  // with the message's first byte
+      m.msg_control = control;
+      m.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    ssize_t n = sendmsg(fd_, &m, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       Status st = Status::Unavailable(std::string("write failed: ") + std::strerror(errno));

@@ -23,7 +23,9 @@ class JsonChannel {
   bool connected() const { return fd_ >= 0; }
   void Close();
 
-  Status Send(const nlohmann::json& msg);
+  // pass_fd: a descriptor that goes with the message (SCM_RIGHTS), as QMP's
+  // getfd takes it; the caller keeps its own copy.
+  Status Send(const nlohmann::json& msg, int pass_fd = -1);
   // Next JSON object; kUnavailable on EOF or timeout (timeout 0: only what is buffered/ready).
   Result<nlohmann::json> Receive(std::chrono::milliseconds timeout);
   // Drops whatever is buffered or readable now (guest agent resync).

@@ -19,9 +19,18 @@ Status QmpClient::Handshake(std::chrono::milliseconds timeout) {
 
 Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nlohmann::json& args,
                                           std::chrono::milliseconds timeout) {
+  return Run(command, args, timeout, -1);
+}
+
+Status QmpClient::PassFd(const std::string& name, int fd, std::chrono::milliseconds timeout) {
+  return Run("getfd", {{"fdname", name}}, timeout, fd).status();
+}
+
+Result<nlohmann::json> QmpClient::Run(const std::string& command, const nlohmann::json& args,
+                                      std::chrono::milliseconds timeout, int pass_fd) {
   nlohmann::json msg = {{"execute", command}, {"id", next_id_++}};
   if (!args.is_null()) msg["arguments"] = args;
-  PAMPA_RETURN_IF_ERROR(ch_.Send(msg));
+  PAMPA_RETURN_IF_ERROR(ch_.Send(msg, pass_fd));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     auto reply = ch_.Receive(MillisecondsLeft(deadline));

@@ -28,10 +28,17 @@ class QmpClient {
   Result<nlohmann::json> Execute(const std::string& command, const nlohmann::json& args = nullptr,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+  // Hands QEMU a descriptor under name (QMP getfd), for a command that names
+  // it (a migration's "fd:NAME"); the caller keeps and closes its own copy.
+  Status PassFd(const std::string& name, int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
   // Reads whatever events are ready without blocking, and returns all queued.
   std::deque<nlohmann::json> TakeEvents();
 
  private:
+  Result<nlohmann::json> Run(const std::string& command, const nlohmann::json& args, std::chrono::milliseconds timeout,
+                             int pass_fd);
+
   JsonChannel ch_;
   std::deque<nlohmann::json> events_;
   uint64_t next_id_ = 1;

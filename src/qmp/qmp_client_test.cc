@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <thread>
 
 namespace pampa {
@@ -137,6 +138,46 @@ TEST(QmpClient, SplitAndCoalescedLines) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)["v"], 2);
   EXPECT_EQ(client.TakeEvents().size(), 1u);
+}
+
+TEST(QmpClient, PassFdSendsTheDescriptorWithGetfd) {
+  Pair p;
+  QmpClient client(p.a);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  std::thread t([&] {
+    // Read the whole command with one recvmsg, as QEMU does, and take the descriptor.
+    char buf[512] = {};
+    iovec iov{buf, sizeof buf - 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ASSERT_GT(recvmsg(p.b, &m, 0), 0);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    ASSERT_NE(c, nullptr);
+    ASSERT_EQ(c->cmsg_type, SCM_RIGHTS);
+    int got = -1;
+    std::memcpy(&got, CMSG_DATA(c), sizeof got);
+    auto q = nlohmann::json::parse(std::string(buf).substr(0, std::string(buf).find('\n')));
+    EXPECT_EQ(q["execute"], "getfd");
+    EXPECT_EQ(q["arguments"]["fdname"], "migration");
+    EXPECT_EQ(write(got, "x", 1), 1);  // the pipe's write end, passed over
+    close(got);
+    std::string reply = R"({"return": {}, "id": )" + q["id"].dump() + "}\n";
+    EXPECT_EQ(write(p.b, reply.data(), reply.size()), static_cast<ssize_t>(reply.size()));
+  });
+  Status st = client.PassFd("migration", pipe_fds[1], 2s);
+  t.join();
+  close(p.b);
+  ASSERT_TRUE(st.ok()) << st.message();
+  close(pipe_fds[1]);
+  char c = 0;
+  EXPECT_EQ(read(pipe_fds[0], &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  close(pipe_fds[0]);
 }
 
 }  // namespace
