@@ -1,6 +1,7 @@
 #include "base/fs.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -16,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "base/clock.h"
 
 namespace pampa {
 
@@ -40,6 +43,15 @@ Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeou
     }
     // QEMU opens its sockets a few ms after exec; poll finely so a start is not delayed.
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+bool WaitReady(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    pollfd p{fd, events, 0};
+    int n = poll(&p, 1, static_cast<int>(MillisecondsLeft(deadline).count()));
+    if (n < 0 && errno == EINTR) continue;
+    return n > 0;
   }
 }
 

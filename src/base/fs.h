@@ -37,6 +37,9 @@ class Fd {
 // Connects to a unix socket, retrying until timeout (a server that was just
 // started opens its socket a moment later); the descriptor is close-on-exec.
 Result<Fd> ConnectUnix(const std::string& path, std::chrono::milliseconds timeout);
+// Waits until fd is ready for events (POLLIN, POLLOUT) or the deadline
+// passes; false on the deadline (or a poll error).
+bool WaitReady(int fd, short events, std::chrono::steady_clock::time_point deadline);
 
 Result<std::string> ReadFile(const std::string& path);
 // Reads a secret (passphrase, key): refused with a clear kInvalid when missing

@@ -11,8 +11,6 @@
 #include <cstring>
 #include <memory>
 
-#include "base/clock.h"
-
 namespace pampa {
 namespace {
 
@@ -27,16 +25,6 @@ Result<AddrInfo> Resolve(const std::string& host, uint16_t port, bool passive) {
   int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &res);
   if (rc != 0 || !res) return Status::Unavailable("cannot resolve host '" + host + "': " + gai_strerror(rc));
   return AddrInfo(res, &freeaddrinfo);
-}
-
-// Waits until fd is ready for events (POLLIN / POLLOUT) or the deadline passes.
-bool WaitReady(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-  while (true) {
-    pollfd p{fd, events, 0};
-    int n = poll(&p, 1, static_cast<int>(MillisecondsLeft(deadline).count()));
-    if (n < 0 && errno == EINTR) continue;
-    return n > 0;
-  }
 }
 
 }  // namespace

@@ -81,10 +81,9 @@ Result<nlohmann::json> JsonChannel::Receive(std::chrono::milliseconds timeout) {
   while (true) {
     if (auto j = TakeBufferedLine()) return *j;
     if (fd_ < 0) return Status::Unavailable("not connected");
-    pollfd p{fd_, POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(MillisecondsLeft(deadline).count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Unavailable("no answer within " + std::to_string(timeout.count()) + " ms");
+    if (!WaitReady(fd_, POLLIN, deadline)) {
+      return Status::Unavailable("no answer within " + std::to_string(timeout.count()) + " ms");
+    }
     char tmp[65536];
     ssize_t r = recv(fd_, tmp, sizeof tmp, 0);
     if (r <= 0) {
