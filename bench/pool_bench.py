@@ -4,16 +4,17 @@
 1. Live migration of a 512 MiB guest between two hosts of a pool (network namespaces, etcd; see
    tests/integration/pool_harness.py): over a shared pool idle and while it rewrites memory, and
    idle with its disk in the source's own pool (64 MiB of data besides the guest's files, copied
-   over NBD while it runs),
-   next to the same migration driven by hand with plain QEMU (two processes in the two hosts'
-   namespaces, over the same link; QMP, the same downtime limit and bandwidth, the same machine
-   with Pampa's hot-plug root ports) in the same run. Printed: the guest's downtime (Pampa: QEMU's
-   own plus the handover through the store until the target runs, its parts printed per run; by
-   hand: the source QEMU's own, and the guest's from the source's stop until the target's CPUs run,
-   which adds the target's lag to load what was in flight) and the total time from asking to the
-   guest running on the target (by hand: starting the target QEMU, migrate, cont); Pampa's task
-   then stops the source's QEMU, and its end is printed too ("task"). Goals: downtime under 100 ms
-   idle; Pampa's total within 10% of QEMU's by hand.
+   over NBD while it runs), next to the same migration driven by hand with plain QEMU (two processes
+   in the two hosts' namespaces, over the same link; QMP, the same downtime limit and bandwidth, the
+   same machine with Pampa's hot-plug root ports, each QEMU in a CPU cgroup under "pampa" as pampad
+   places its VMs) in the same run. Printed: the guest's downtime (Pampa: QEMU's own plus the
+   handover through the store until the target runs, its parts printed per run; by hand: the source
+   QEMU's own, and the guest's from the source's stop until the target's CPUs run, which adds the
+   target's lag to load what was in flight) and the total time from asking to the guest running on
+   the target (by hand: starting the target QEMU, migrate, cont); Pampa's task then stops the
+   source's QEMU, and its end is printed too ("task"). Each run also prints when every step ended
+   (Pampa's task result `steps_ms`; the same moments by hand) and QEMU's own total time. Goals:
+   downtime under 100 ms idle; Pampa's total within 10% of QEMU's by hand.
    Under TCG a guest that rewrites memory fast is corrupted by QEMU 7.2's live migration (plain QEMU
    as much as ours; docs/design.md): the busy runs measure time only, and the guest is thrown away.
    Run twice: on a pool with its CA (TLS between hosts, to etcd, and on QEMU's migration and NBD
@@ -104,7 +105,9 @@ class HandQemu:
             argv += ["-object", f"tls-creds-x509,id=tls0,dir={self.tls_dir},endpoint={endpoint},verify-peer=on"]
         if self.netns.get(role):
             argv = ["ip", "netns", "exec", self.netns[role]] + argv
-        self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        place_like_pampa(proc.pid, role)
         return Qmp(f"{d}/{role}-qmp.sock")
 
     def boot(self, busy, local):
@@ -139,6 +142,8 @@ class HandQemu:
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{self.root}/dst.qcow2", str(size)],
                            check=True)
         dst = self.start("dst", incoming=True, disk="dst.qcow2" if local else "disk.qcow2")
+        ms = lambda: (time.time() - t0) * 1000  # noqa: E731
+        steps = {"target_started": ms()}
         caps = [{"capability": "auto-converge", "state": True}]
         if local:
             dst.cmd("migrate-set-capabilities", capabilities=[{"capability": "dirty-bitmaps", "state": True}])
@@ -163,12 +168,14 @@ class HandQemu:
                 time.sleep(0.05)
         src.cmd("migrate-set-capabilities", capabilities=caps)
         src.cmd("migrate-set-parameters", **{"downtime-limit": 100, "max-bandwidth": 1 << 40}, **tls_client)
+        steps["memory_started"] = ms()
         src.cmd("migrate", uri=f"tcp:{self.dst_addr}:{addr['port']}")
         switched = False
         while True:
             info = src.cmd("query-migrate")
             if info["status"] in ("completed", "failed", "cancelled"):
                 stopped_seen = time.time()  # as Pampa's source sees it: polled every 10 ms
+                steps["memory_sent"] = ms()
                 break
             if info["status"] == "pre-switchover" and not switched:
                 switched = True
@@ -186,7 +193,11 @@ class HandQemu:
         resumed = time.time()
         total = (resumed - t0) * 1000
         downtime = info.get("downtime", 0)
-        return downtime, downtime + (resumed - stopped_seen) * 1000, total
+        steps["running"] = total
+        steps["qemu_total"] = info.get("total-time", 0)
+        steps["MB"] = info.get("ram", {}).get("transferred", 0) / 1e6
+        steps["syncs"] = info.get("ram", {}).get("dirty-sync-count", 0)
+        return downtime, downtime + (resumed - stopped_seen) * 1000, total, steps
 
     def stop(self):
         for p in self.procs:
@@ -195,6 +206,19 @@ class HandQemu:
         self.procs = []
         for f in os.listdir(self.root):
             os.unlink(os.path.join(self.root, f))
+
+
+def place_like_pampa(pid, role):
+    """Where pampad puts a VM's QEMU: a CPU cgroup of its own under "pampa" (src/qemu/cgroups.cc). The two
+    hosts share this machine and so that one group: its share of the CPUs, against pampad's and etcd's
+    threads, is what both QEMUs get, and QEMU by hand gets the same."""
+    for root in ("/sys/fs/cgroup/cpu/pampa", "/sys/fs/cgroup/pampa"):  # cgroup v1, v2
+        if os.path.isdir(root):
+            group = os.path.join(root, f"bench-hand-{role}")
+            os.makedirs(group, exist_ok=True)
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+            return
 
 
 def root_ports(disk_ports=4, nic_ports=2):
@@ -255,12 +279,16 @@ def bench_migration(pool, tls, totals):
             hand_over = t.get("handover_ms", {})
             print(f"     run {run}: downtime {t['downtime_ms']:.0f} ms = QEMU {t['qemu_downtime_ms']:.0f} + confirm "
                   f"{hand_over.get('confirm', 0):.0f} + store {hand_over.get('store', 0):.0f} + target "
-                  f"{hand_over.get('target', 0):.0f}", flush=True)
+                  f"{hand_over.get('target', 0):.0f}; steps at "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in t.get("steps_ms", {}).items())
+                  + f"; qemu_total {t['qemu_total_ms']:.0f}, MB {t['transferred'] / 1e6:.0f}", flush=True)
             h2.cli("vm", "stop", name)
             h2.cli("vm", "delete", name)
             try:
                 src = hand.boot(busy, local)
                 theirs.append(hand.migrate(src, local))
+                print("       by hand: steps at " + ", ".join(f"{k} {v:.0f}" for k, v in theirs[-1][3].items()),
+                      flush=True)
             finally:  # no QEMU by hand outlives a failed run
                 hand.stop()
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731

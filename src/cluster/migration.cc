@@ -44,23 +44,22 @@ std::string PeerFailure(const Result<PeerReply>& reply) {
 // The name both QEMUs know the migration's stream by (QMP getfd).
 constexpr char kStreamFd[] = "migration";
 
-// The target holds in its receive buffer no more than a 10 Gbit/s link
-// needs in flight at the round trip measured on the stream, and at least
-// 64 KiB. What sits there when the source's QEMU has sent its last page is
-// what the target still loads while the guest is stopped; an idle guest's
-// zero pages are a few bytes each on the wire but a page to fill each at the
-// target, and the kernel's own tuning (it grows the buffer to MiBs) left the
-// target tens of ms behind (docs/design.md has the measurements). A longer
-// round trip than a LAN's keeps the kernel's tuning: the buffer it needs is
-// more than a socket option may set (net.core.rmem_max), and a capped
-// window would slow the copy. The source's send buffer keeps the kernel's
-// tuning: a small one slowed a busy guest's copy (1.6x the total time).
+// The target's receive buffer is capped at 192 KiB (the most a socket
+// option may set under the kernel's default net.core.rmem_max). What sits
+// there when the source's QEMU has sent its last page is what the target
+// still loads while the guest is stopped: an idle guest's zero pages are a
+// few bytes each on the wire but a page to fill each at the target, and the
+// kernel's own tuning (it grows the buffer to MiBs) left the target tens of
+// ms behind. A smaller cap (64 KiB) cut the downtime no further but slowed
+// QEMU's copy by a tenth (docs/design.md has the measurements). A round trip
+// at which 192 KiB would hold back a 10 Gbit/s link (over about 150 us,
+// longer than a LAN's) keeps the kernel's tuning. The source's send buffer
+// keeps the kernel's tuning: a small one slowed a busy guest's copy (1.6x).
 void SizeReceiveBuffer(int fd) {
   constexpr double kLinkBytesPerUs = 1250;  // 10 Gbit/s
-  constexpr double kMostSet = 192 << 10;    // under the kernel's default net.core.rmem_max
-  double needed = kLinkBytesPerUs * double(TcpRoundTrip(fd).count());
-  if (needed > kMostSet) return;
-  int bytes = std::max(64 << 10, int(needed));
+  constexpr int kMost = 192 << 10;          // under the kernel's default net.core.rmem_max
+  if (kLinkBytesPerUs * double(TcpRoundTrip(fd).count()) > kMost) return;
+  int bytes = kMost;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
@@ -298,12 +297,14 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
   ctx.Progress(0, "starting the VM's QEMU on host " + to);
   json copies = json::array();
   for (const LocalDisk& d : local) copies.push_back(ToJson(d));
+  const double before_ms = MsSince(t0);
   PAMPA_ASSIGN_OR_RETURN(
       json prep,
       PrepareTarget(
           cluster_, to,
           json{{"spec", ToJson(spec)}, {"from", cluster_.config().host}, {"paused", was_paused}, {"disks", copies}},
           60s));
+  const double prepared_ms = MsSince(t0);
   auto abort_target = [&](const std::string& why) {
     if (Status st = DropAtTarget(cluster_, to, name); !st.ok())
       ctx.Log("host " + to + " did not answer the abort (" + st.message() + "); it drops the VM by itself");
@@ -337,6 +338,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     }
   }
   const double ram_from = local.empty() ? 0.05 : 0.5;  // progress: the disks first
+  const double copied_ms = MsSince(t0);
 
   // No return-path: it makes QEMU's downtime wait for the target's word
   // (measured: 6 -> 82 ms idle); the target confirms over its API instead.
@@ -370,6 +372,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
     return st.Context("migration of vm " + name + " to host " + to + " did not start (the VM runs on here)");
   }
 
+  const double started_ms = MsSince(t0);
   json info;
   std::string status, copy_failed;
   bool cancel_sent = false, stalled = false, copies_finished = false;
@@ -514,6 +517,17 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
               // Until the guest ran on the target (the span QEMU by hand is
               // timed over); the task goes on to stop the QEMU here.
               {"running_ms", switched_ms + asked + target_ms},
+              // Where the time went, from the task's start (ms): for
+              // comparing with QEMU's own total (bench/pool_bench.py).
+              {"steps_ms",
+               {{"checked", before_ms},
+                {"target_started", prepared_ms},
+                {"disks_copied", copied_ms},
+                {"memory_started", started_ms},
+                {"memory_sent", switched_ms},
+                {"confirmed", switched_ms + confirm_ms},
+                {"named", switched_ms + asked},
+                {"running", switched_ms + asked + target_ms}}},
               {"transferred", transferred}};
 }
 
