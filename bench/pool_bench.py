@@ -204,6 +204,12 @@ class HandQemu:
             p.kill()
             p.wait()
         self.procs = []
+        for root in ("/sys/fs/cgroup/cpu/pampa", "/sys/fs/cgroup/pampa"):
+            for role in ("src", "dst"):
+                try:
+                    os.rmdir(os.path.join(root, f"bench-hand-{role}"))
+                except OSError:
+                    pass
         for f in os.listdir(self.root):
             os.unlink(os.path.join(self.root, f))
 
