@@ -73,8 +73,7 @@ def one_run(pool, kind, name):
 
 
 def main():
-    pool = Pool(hosts=3)
-    pool.start()
+    pool = Pool(hosts=3).start()
     pool.vm_host = "h2"
     results = {}
     try:

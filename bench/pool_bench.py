@@ -80,6 +80,7 @@ class HandQemu:
     def __init__(self, root, tls_dir=None, src=None, dst=None):
         self.root = root
         self.procs = []
+        self.groups = []  # the CPU cgroups made for them
         self.tls_dir = tls_dir  # QEMU's x509 files (a pool host's tls/qemu): TLS on both streams
         # The source and target run in two hosts' namespaces and migrate over the same veth link as
         # Pampa's hosts (loopback's 64 KiB MTU would flatter QEMU by hand); QMP is a unix socket.
@@ -107,7 +108,8 @@ class HandQemu:
             argv = ["ip", "netns", "exec", self.netns[role]] + argv
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
-        place_like_pampa(proc.pid, role)
+        if group := place_like_pampa(proc.pid, role):
+            self.groups.append(group)
         return Qmp(f"{d}/{role}-qmp.sock")
 
     def boot(self, busy, local):
@@ -204,27 +206,33 @@ class HandQemu:
             p.kill()
             p.wait()
         self.procs = []
-        for root in ("/sys/fs/cgroup/cpu/pampa", "/sys/fs/cgroup/pampa"):
-            for role in ("src", "dst"):
-                try:
-                    os.rmdir(os.path.join(root, f"bench-hand-{role}"))
-                except OSError:
-                    pass
+        for group in self.groups:
+            try:
+                os.rmdir(group)
+            except OSError:
+                pass
+        self.groups = []
         for f in os.listdir(self.root):
             os.unlink(os.path.join(self.root, f))
+
+
+def format_steps(moments):
+    """{"step": ms, ...} as "step 12, next 40"."""
+    return ", ".join(f"{k} {v:.0f}" for k, v in moments.items())
 
 
 def place_like_pampa(pid, role):
     """Where pampad puts a VM's QEMU: a CPU cgroup of its own under "pampa" (src/qemu/cgroups.cc). The two
     hosts share this machine and so that one group: its share of the CPUs, against pampad's and etcd's
-    threads, is what both QEMUs get, and QEMU by hand gets the same."""
+    threads, is what both QEMUs get, and QEMU by hand gets the same. Returns the group made, if any."""
     for root in ("/sys/fs/cgroup/cpu/pampa", "/sys/fs/cgroup/pampa"):  # cgroup v1, v2
         if os.path.isdir(root):
             group = os.path.join(root, f"bench-hand-{role}")
             os.makedirs(group, exist_ok=True)
             with open(os.path.join(group, "cgroup.procs"), "w") as f:
                 f.write(str(pid))
-            return
+            return group
+    return None
 
 
 def root_ports(disk_ports=4, nic_ports=2):
@@ -285,16 +293,14 @@ def bench_migration(pool, tls, totals):
             hand_over = t.get("handover_ms", {})
             print(f"     run {run}: downtime {t['downtime_ms']:.0f} ms = QEMU {t['qemu_downtime_ms']:.0f} + confirm "
                   f"{hand_over.get('confirm', 0):.0f} + store {hand_over.get('store', 0):.0f} + target "
-                  f"{hand_over.get('target', 0):.0f}; steps at "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in t.get("steps_ms", {}).items())
-                  + f"; qemu_total {t['qemu_total_ms']:.0f}, MB {t['transferred'] / 1e6:.0f}", flush=True)
+                  f"{hand_over.get('target', 0):.0f}; steps at {format_steps(t.get('steps_ms', {}))}; "
+                  f"qemu_total {t['qemu_total_ms']:.0f}, MB {t['transferred'] / 1e6:.0f}", flush=True)
             h2.cli("vm", "stop", name)
             h2.cli("vm", "delete", name)
             try:
                 src = hand.boot(busy, local)
                 theirs.append(hand.migrate(src, local))
-                print("       by hand: steps at " + ", ".join(f"{k} {v:.0f}" for k, v in theirs[-1][3].items()),
-                      flush=True)
+                print(f"       by hand: steps at {format_steps(theirs[-1][3])}", flush=True)
             finally:  # no QEMU by hand outlives a failed run
                 hand.stop()
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731

@@ -502,6 +502,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
             (accepted.ok() ? accepted->body : accepted.status().message()) + "); its reaper starts it");
   }
   RemoveSourceCopies(copied, PeerFailure(accepted).empty(), to, ctx);
+  const double running_ms = switched_ms + asked + target_ms;
   ctx.Log("downtime " + std::to_string(int(downtime)) + " ms (QEMU's " + std::to_string(int(qemu_downtime)) +
           " ms), total " + std::to_string(int(MsSince(t0))) + " ms");
   return json{{"from", cluster_.config().host},
@@ -516,7 +517,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
               {"total_ms", MsSince(t0)},
               // Until the guest ran on the target (the span QEMU by hand is
               // timed over); the task goes on to stop the QEMU here.
-              {"running_ms", switched_ms + asked + target_ms},
+              {"running_ms", running_ms},
               // Where the time went, from the task's start (ms): for
               // comparing with QEMU's own total (bench/pool_bench.py).
               {"steps_ms",
@@ -527,7 +528,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
                 {"memory_sent", switched_ms},
                 {"confirmed", switched_ms + confirm_ms},
                 {"named", switched_ms + asked},
-                {"running", switched_ms + asked + target_ms}}},
+                {"running", running_ms}}},
               {"transferred", transferred}};
 }
 

@@ -149,6 +149,16 @@ class Pool:
         self.etcd_endpoint = None
 
     def start(self):
+        """Brings the pool up; a failure on the way tears down what had started (etcd, the pampads,
+        the namespaces and links) before it is raised."""
+        try:
+            self.bring_up()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def bring_up(self):
         os.makedirs(self.shared)
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "addr", "add", f"{self.net}.1/24", "dev", self.bridge)
@@ -165,7 +175,6 @@ class Pool:
             if self.tls:
                 self.join(h)
             h.start()
-        return self
 
     def join(self, h):
         """h joins the pool as a new host does: a token made on h1, `pampa host join` in h's namespace."""

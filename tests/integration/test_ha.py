@@ -23,12 +23,7 @@ GOAL_S = 30
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(hosts=3)
-    try:
-        p.start()
-    except BaseException:
-        p.teardown()
-        raise
+    p = Pool(hosts=3).start()
     p.hosts[0].cli("pool", "create", "shared", "--type", "shared", "--path", p.shared)
     yield p
     p.teardown()

@@ -23,12 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(hosts=3, tls=True)
-    try:
-        p.start()
-    except BaseException:
-        p.teardown()
-        raise
+    p = Pool(hosts=3, tls=True).start()
     h1 = p.hosts[0]
     h1.cli("pool", "create", "shared", "--type", "shared", "--path", p.shared)
     yield p
