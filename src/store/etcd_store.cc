@@ -370,7 +370,6 @@ class EtcdStore final : public Store {
       }
     }
     PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + key)}}));
-    ReadAt(Int(r["header"], "revision") - 1);
     auto kvs = r.value("kvs", json::array());
     if (kvs.empty()) return std::optional<Versioned>();
     return std::optional<Versioned>(ToVersioned(kvs[0]));
@@ -394,7 +393,6 @@ class EtcdStore final : public Store {
     PAMPA_ASSIGN_OR_RETURN(auto r, Call("/v3/kv/range", {{"key", ToBase64(ns_ + prefix)},
                                                          {"range_end", ToBase64(PrefixEnd(ns_ + prefix))}}));
     VersionedList out{.revision = Int(r["header"], "revision") - 1};
-    ReadAt(out.revision);
     for (auto& kv : r.value("kvs", json::array())) {
       out.items.emplace_back(Bytes(kv, "key").substr(ns_.size()), ToVersioned(kv));
     }
@@ -589,6 +587,17 @@ class EtcdStore final : public Store {
     if (pool.size() < kMaxKept && !closing_) pool.push_back(std::move(k));
   }
 
+  // Drops the idle connections kept to endpoint (closed after the lock).
+  template <class Stream>
+  void ForgetKept(const Endpoint* endpoint) {
+    std::vector<Kept<Stream>> all, dropped;
+    MutexLock lock(&mu_);
+    auto& pool = KeptPool<Stream>();
+    all.swap(pool);
+    for (auto& k : all) (k.conn->endpoint == endpoint ? dropped : pool).push_back(std::move(k));
+    lock.Unlock();
+  }
+
   // One request: on a kept connection if there is one, else on a new one.
   // A kept connection etcd closed while it was idle (the close crossing the
   // request: the write fails, or the read ends before any byte of an answer)
@@ -644,6 +653,7 @@ class EtcdStore final : public Store {
       return Status::Unavailable("etcd closed a kept connection");
     }
     if (ec == beast::error::timeout) {
+      ForgetKept<Stream>(conn.endpoint);  // that etcd is gone quiet: the next call must not wait on it again
       return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
                                  " ms (the write may have happened)");
     }
@@ -666,18 +676,35 @@ class EtcdStore final : public Store {
       return Status::Unavailable("etcd " + path + " answered what is not JSON (HTTP " +
                                  std::to_string(res.result_int()) + ")");
     if (j.contains("error")) return Status::Unavailable("etcd " + path + ": " + j.value("error", ""));
+    // Every answer says how far etcd has got (streamed ones, such as a
+    // lease's keep-alive, under "result"): reads must not go back before it.
+    const json* header = &Member(j, "header");
+    if (!header->is_object()) header = &Member(Member(j, "result"), "header");
+    if (header->is_object()) ReadAt(Int(*header, "revision") - 1);
     return j;
   }
 
   static constexpr std::chrono::milliseconds kWriteCatchUp{1000};
+  // Longer than a feed lags on a busy host (milliseconds), shorter than the
+  // store's timeout, so a read waiting on a quiet feed outlives its reopening.
+  static constexpr std::chrono::seconds kFeedStall{2};
 
   // Waits until the feed has applied revision (a write this store reported).
   Status CatchUp(int64_t revision) { return CatchUp(revision, timeout_); }
+  // A stream that stays quiet meanwhile is reopened (EndQuietFeed).
   Status CatchUp(int64_t revision, std::chrono::milliseconds wait) {
+    auto deadline = std::chrono::steady_clock::now() + wait;
     MutexLock lock(&mu_);
-    if (!lock.WaitFor(log_cv_, wait, [&]() REQUIRES(mu_) { return seen_ >= revision || closing_; })) {
-      return Status::Unavailable("etcd's watch stream is " + std::to_string(revision - seen_) +
-                                 " revision(s) behind its reads");
+    auto caught_up = [&]() REQUIRES(mu_) { return seen_ >= revision || closing_; };
+    while (!caught_up()) {
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) {
+        return Status::Unavailable("etcd's watch stream is " + std::to_string(revision - seen_) +
+                                   " revision(s) behind its reads");
+      }
+      EndQuietFeed(now);
+      auto until = lag_ ? std::min(deadline, lag_->since + kFeedStall) : deadline;
+      lock.WaitFor(log_cv_, std::max<std::chrono::nanoseconds>(until - now, 1ms), caught_up);
     }
     return Status::Ok();
   }
@@ -690,9 +717,24 @@ class EtcdStore final : public Store {
   bool MirrorCurrent() const REQUIRES(mu_) {
     return mirror_rev_ >= 0 && mirror_rev_ >= seen_ && mirror_rev_ >= wrote_ && mirror_rev_ >= read_;
   }
+  // Notes a revision etcd answered at: the mirror is not read again until
+  // the feed has shown it.
   void ReadAt(int64_t revision) {
     MutexLock lock(&mu_);
     read_ = std::max(read_, revision);
+    auto now = std::chrono::steady_clock::now();
+    if (!lag_ && read_ > seen_) lag_ = Lag{read_, now};
+    EndQuietFeed(now);
+  }
+  // Ends a feed that has stayed behind a revision etcd answered at for
+  // kFeedStall: its connection went quiet (an etcd that died without closing
+  // it). The feed reopens on an etcd that answers.
+  void EndQuietFeed(std::chrono::steady_clock::time_point now) REQUIRES(mu_) {
+    if (!lag_ || now - lag_->since < kFeedStall || feed_fd_ < 0) return;
+    log::Warn("state store: etcd's watch stream has shown nothing up to revision {} for {} ms; reopening it",
+              lag_->revision, std::chrono::duration_cast<std::chrono::milliseconds>(now - lag_->since).count());
+    ::shutdown(feed_fd_, SHUT_RDWR);  // the feed's read ends; it reconnects
+    lag_.reset();
   }
 
   // Forgets changes older than revision.
@@ -760,6 +802,10 @@ class EtcdStore final : public Store {
       }
       if (mirror_rev_ >= 0) mirror_rev_ = std::max(mirror_rev_, last - 1);
       seen_ = std::max(seen_, last - 1);
+      if (lag_ && seen_ >= lag_->revision) {
+        lag_.reset();
+        if (read_ > seen_) lag_ = Lag{read_, std::chrono::steady_clock::now()};
+      }
       Trim(seen_ - history_ + 1);
     }
     *next = last + 1;
@@ -845,6 +891,7 @@ class EtcdStore final : public Store {
       MutexLock lock(&mu_);
       if (closing_) return Status::Ok();
       feed_fd_ = sock.native_handle();
+      lag_.reset();  // a new stream: a lag is measured from now
     }
     struct Forget {
       EtcdStore* self;
@@ -911,9 +958,15 @@ class EtcdStore final : public Store {
   // kept by the feed: reads are answered from it while it is current.
   std::map<std::string, Versioned> mirror_ GUARDED_BY(mu_);
   int64_t mirror_rev_ GUARDED_BY(mu_) = -1;
-  int64_t wrote_ GUARDED_BY(mu_) = 0;                                // the last revision this store wrote
-  int64_t read_ GUARDED_BY(mu_) = 0;                                 // the newest revision etcd answered a read at
-  int feed_fd_ GUARDED_BY(mu_) = -1;                                 // the feed's socket while it reads
+  int64_t wrote_ GUARDED_BY(mu_) = 0;  // the last revision this store wrote
+  int64_t read_ GUARDED_BY(mu_) = 0;   // the newest revision etcd answered a read at
+  int feed_fd_ GUARDED_BY(mu_) = -1;   // the feed's socket while it reads
+  // Since when the feed has been behind a revision etcd answered at.
+  struct Lag {
+    int64_t revision;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::optional<Lag> lag_ GUARDED_BY(mu_);
   std::vector<Kept<beast::tcp_stream>> kept_plain_ GUARDED_BY(mu_);  // idle connections, for the next calls
   std::vector<Kept<TlsStream>> kept_tls_ GUARDED_BY(mu_);
   std::thread feed_;
