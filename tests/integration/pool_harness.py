@@ -160,7 +160,9 @@ class Pool:
 
     def bring_up(self):
         os.makedirs(self.shared)
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        # An address of its own: a bridge without one takes its lowest port's, and a host that left
+        # (unplumb) moved it under the others, cut off from etcd for seconds until ARP found it again.
+        sh("ip", "link", "add", self.bridge, "address", "02:00:00:00:00:01", "type", "bridge")
         sh("ip", "addr", "add", f"{self.net}.1/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
         for h in self.hosts:

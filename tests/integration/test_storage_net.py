@@ -204,12 +204,27 @@ def test_devices_change_while_the_guest_runs(pampad, tmp_path):
     pampad.cli("vm", "delete", "hot")
 
 
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
 def test_nat_network_create_and_delete(pampad):
     pampad.cli("net", "create", "lab", "--subnet", "10.214.5.0/24")
     nets = {n["name"]: n for n in pampad.cli_json("net", "list")}
     lab = nets["lab"]
     assert lab["mode"] == "nat" and lab["active"] and lab["gateway"] == "10.214.5.1"
     assert os.path.exists(f"/sys/class/net/{lab['bridge']}")
+    # The gateway's MAC is the bridge's own: a port with a lower MAC (a VM's tap) does not move it.
+    mac = read(f"/sys/class/net/{lab['bridge']}/address")
+    assert mac.startswith("02:") and read(f"/sys/class/net/{lab['bridge']}/addr_assign_type") == "3"
+    subprocess.run(["ip", "link", "add", "pitlow", "address", "00:00:00:00:00:01", "type", "veth", "peer", "name",
+                    "pitlowp"], check=True)
+    try:
+        subprocess.run(["ip", "link", "set", "pitlow", "master", lab["bridge"], "up"], check=True)
+        assert read(f"/sys/class/net/{lab['bridge']}/address") == mac
+    finally:
+        subprocess.run(["ip", "link", "del", "pitlow"], check=False)
     r = pampad.cli("net", "create", "lab2", "--subnet", "10.214.5.128/25", check=False)
     assert "overlaps network 'lab'" in r.stderr
     pampad.cli("net", "delete", "lab")
