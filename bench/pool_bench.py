@@ -39,6 +39,10 @@ from pool_harness import Pool  # noqa: E402
 
 MEMORY = "512M"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+# BENCH_HAND_DEVICES=both: each run also migrates QEMU by hand with the devices pampad gives a VM beyond
+# the bench's (the agent's virtio-serial port, virtio-scsi, the CD drive, VNC on a socket), to tell what
+# they cost from what pampad adds.
+HAND_DEVICES_TOO = os.environ.get("BENCH_HAND_DEVICES") == "both"
 BUSY = ("(while true; do dd if=/dev/urandom of=/tmp/blob bs=1M count=64 2>/dev/null; done) >/dev/null 2>&1 &")
 
 
@@ -87,6 +91,8 @@ class HandQemu:
         self.netns = {"src": src.netns if src else None, "dst": dst.netns if dst else None}
         self.dst_addr = dst.addr if dst else "127.0.0.1"
 
+    pampa_devices = False  # the devices pampad adds (HAND_DEVICES_TOO)
+
     def start(self, role, incoming=False, disk="disk.qcow2"):
         d = self.root
         argv = ["qemu-system-x86_64", "-name", f"guest=hand-{role}", "-no-user-config", "-nodefaults",
@@ -99,6 +105,12 @@ class HandQemu:
                 "-blockdev", f"driver=qcow2,node-name=disk0,file.driver=file,file.filename={d}/{disk}",
                 "-device", "virtio-blk-pci,drive=disk0", "-kernel", os.path.join(GUEST, "vmlinuz"),
                 "-initrd", os.path.join(GUEST, "initrd.img"), "-append", APPEND]
+        if self.pampa_devices:
+            argv[argv.index("-vnc") + 1] = f"unix:{d}/{role}-vnc.sock"
+            argv += ["-device", "virtio-serial-pci,id=vser0",
+                     "-chardev", f"socket,id=qga0,path={d}/{role}-qga.sock,server=on,wait=off",
+                     "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+                     "-device", "virtio-scsi-pci,id=scsi0,bus=pcie.0,addr=0x13", "-device", "ide-cd,bus=ide.0,id=cdrom0"]
         if incoming:
             argv += ["-incoming", "defer", "-S"]
         if self.tls_dir:
@@ -273,7 +285,7 @@ def bench_migration(pool, tls, totals):
     for case, busy, local in cases:
         if only and only not in case:
             continue
-        ours, theirs = [], []
+        ours, theirs, alike = [], [], []
         for run in range(RUNS):
             name = f"b{run}{'busy' if busy else 'idle'}{'local' if local else ''}"
             h1.cli("vm", "create", name, "--cpus", "1", "--memory", MEMORY, "--host", "h1",
@@ -289,7 +301,7 @@ def bench_migration(pool, tls, totals):
                 h1.exec(name, "sh", "-c", BUSY)
                 time.sleep(2)
             t = json.loads(h1.cli("vm", "migrate", name, "--to", "h2", "--json").stdout)["result"]
-            ours.append((t["downtime_ms"], t["qemu_downtime_ms"], t["running_ms"], t["total_ms"]))
+            ours.append((t["downtime_ms"], t["qemu_downtime_ms"], t["running_ms"], t["total_ms"], t["qemu_total_ms"]))
             hand_over = t.get("handover_ms", {})
             print(f"     run {run}: downtime {t['downtime_ms']:.0f} ms = QEMU {t['qemu_downtime_ms']:.0f} + confirm "
                   f"{hand_over.get('confirm', 0):.0f} + store {hand_over.get('store', 0):.0f} + target "
@@ -303,11 +315,25 @@ def bench_migration(pool, tls, totals):
                 print(f"       by hand: steps at {format_steps(theirs[-1][3])}", flush=True)
             finally:  # no QEMU by hand outlives a failed run
                 hand.stop()
+            if HAND_DEVICES_TOO:
+                try:
+                    hand.pampa_devices = True
+                    src = hand.boot(busy, local)
+                    alike.append(hand.migrate(src, local))
+                    print(f"       by hand, pampad's devices: steps at {format_steps(alike[-1][3])}", flush=True)
+                finally:
+                    hand.pampa_devices = False
+                    hand.stop()
         med = lambda xs, i: sorted(x[i] for x in xs)[len(xs) // 2]  # noqa: E731
         print(f"   {case:<28} {med(ours, 0):>9.0f} {med(ours, 1):>8.0f} {med(ours, 2):>8.0f} {med(ours, 3):>6.0f} "
               f"{med(theirs, 0):>17.0f} {med(theirs, 1):>9.0f} {med(theirs, 2):>8.0f} "
               f"{med(ours, 2) / med(theirs, 2):>11.2f}x")
         totals[(tls, case)] = (med(ours, 2), med(theirs, 2), med(ours, 0), med(theirs, 1))
+        if alike:
+            print(f"   {'':<28} by hand with pampad's devices: total {med(alike, 2):.0f} ms, QEMU's own "
+                  f"{sorted(a[3]['qemu_total'] for a in alike)[len(alike) // 2]:.0f} ms (by hand: "
+                  f"{sorted(t[3]['qemu_total'] for t in theirs)[len(theirs) // 2]:.0f}, Pampa: "
+                  f"{sorted(o[4] for o in ours)[len(ours) // 2]:.0f})")
     print("   goals: downtime under 100 ms idle; total ratio under 1.10x")
 
 
