@@ -653,7 +653,7 @@ class EtcdStore final : public Store {
       return Status::Unavailable("etcd closed a kept connection");
     }
     if (ec == beast::error::timeout) {
-      ForgetKept<Stream>(conn.endpoint);  // that etcd is gone quiet: the next call must not wait on it again
+      ForgetKept<Stream>(conn.endpoint);  // that etcd went quiet: no call waits on its idle connections again
       return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
                                  " ms (the write may have happened)");
     }
@@ -685,8 +685,10 @@ class EtcdStore final : public Store {
   }
 
   static constexpr std::chrono::milliseconds kWriteCatchUp{1000};
-  // Longer than a feed lags on a busy host (milliseconds), shorter than the
-  // store's timeout, so a read waiting on a quiet feed outlives its reopening.
+  // Longer than a feed goes without news on a busy host (milliseconds),
+  // shorter than the store's timeout: a read waiting on a quiet feed outlives
+  // its reopening when another member answers at once (Connect still tries
+  // the endpoints in order: one that lost power costs its 5 s first).
   static constexpr std::chrono::seconds kFeedStall{2};
 
   // Waits until the feed has applied revision (a write this store reported).
@@ -703,7 +705,8 @@ class EtcdStore final : public Store {
                                    " revision(s) behind its reads");
       }
       EndQuietFeed(now);
-      auto until = lag_ ? std::min(deadline, lag_->since + kFeedStall) : deadline;
+      // While the feed reconnects there is nothing to end: it notifies when its stream opens.
+      auto until = lag_ && feed_fd_ >= 0 ? std::min(deadline, lag_->since + kFeedStall) : deadline;
       lock.WaitFor(log_cv_, std::max<std::chrono::nanoseconds>(until - now, 1ms), caught_up);
     }
     return Status::Ok();
@@ -723,11 +726,15 @@ class EtcdStore final : public Store {
     MutexLock lock(&mu_);
     read_ = std::max(read_, revision);
     auto now = std::chrono::steady_clock::now();
-    if (!lag_ && read_ > seen_) lag_ = Lag{read_, now};
+    if (!lag_) Behind(now);
     EndQuietFeed(now);
   }
-  // Ends a feed that has stayed behind a revision etcd answered at for
-  // kFeedStall: its connection went quiet (an etcd that died without closing
+  // The feed is behind a revision etcd answered at from now, or not behind.
+  void Behind(std::chrono::steady_clock::time_point now) REQUIRES(mu_) {
+    lag_ = read_ > seen_ ? std::optional<Lag>(Lag{read_, now}) : std::nullopt;
+  }
+  // Ends a feed that has stayed behind a revision etcd answered at, showing
+  // nothing new, for kFeedStall: its connection went quiet (an etcd that died without closing
   // it). The feed reopens on an etcd that answers.
   void EndQuietFeed(std::chrono::steady_clock::time_point now) REQUIRES(mu_) {
     if (!lag_ || now - lag_->since < kFeedStall || feed_fd_ < 0) return;
@@ -802,10 +809,7 @@ class EtcdStore final : public Store {
       }
       if (mirror_rev_ >= 0) mirror_rev_ = std::max(mirror_rev_, last - 1);
       seen_ = std::max(seen_, last - 1);
-      if (lag_ && seen_ >= lag_->revision) {
-        lag_.reset();
-        if (read_ > seen_) lag_ = Lag{read_, std::chrono::steady_clock::now()};
-      }
+      Behind(std::chrono::steady_clock::now());  // news: a feed still behind is not quiet
       Trim(seen_ - history_ + 1);
     }
     *next = last + 1;
@@ -891,8 +895,9 @@ class EtcdStore final : public Store {
       MutexLock lock(&mu_);
       if (closing_) return Status::Ok();
       feed_fd_ = sock.native_handle();
-      lag_.reset();  // a new stream: a lag is measured from now
+      Behind(std::chrono::steady_clock::now());  // a new stream: a lag is measured from now
     }
+    log_cv_.notify_all();  // a CatchUp waiting for the stream to open
     struct Forget {
       EtcdStore* self;
       ~Forget() {
@@ -961,7 +966,7 @@ class EtcdStore final : public Store {
   int64_t wrote_ GUARDED_BY(mu_) = 0;  // the last revision this store wrote
   int64_t read_ GUARDED_BY(mu_) = 0;   // the newest revision etcd answered a read at
   int feed_fd_ GUARDED_BY(mu_) = -1;   // the feed's socket while it reads
-  // Since when the feed has been behind a revision etcd answered at.
+  // Since when the feed, behind a revision etcd answered at, has shown nothing new.
   struct Lag {
     int64_t revision;
     std::chrono::steady_clock::time_point since;

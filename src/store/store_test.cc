@@ -425,8 +425,9 @@ class QuietableProxy {
     listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     port_ = FreeLoopbackPort();
     sockaddr_in addr = Loopback(port_);
-    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listener_, 16);
+    if (bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener_, 16) != 0) {
+      ADD_FAILURE() << "the proxy cannot listen on port " << port_ << ": " << strerror(errno);
+    }
     thread_ = std::thread([this] { Run(); });
   }
   ~QuietableProxy() {
@@ -468,14 +469,19 @@ class QuietableProxy {
         }
         continue;
       }
-      for (size_t i = 0; i < pairs_.size(); ++i) {
+      for (size_t i = pairs_.size(); i-- > 0;) {
+        bool ended = false;
         for (int side = 0; side < 2; ++side) {
           if (!(fds[1 + 2 * i + side].revents & (POLLIN | POLLHUP | POLLERR))) continue;
           int from = side == 0 ? pairs_[i].first : pairs_[i].second,
               to = side == 0 ? pairs_[i].second : pairs_[i].first;
           char buf[65536];
           ssize_t n = read(from, buf, sizeof buf);
-          if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) shutdown(to, SHUT_RDWR);
+          if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) ended = true;
+        }
+        if (ended) {  // either side closed: so does the other
+          close(pairs_[i].first), close(pairs_[i].second);
+          pairs_.erase(pairs_.begin() + static_cast<std::ptrdiff_t>(i));
         }
       }
     }
@@ -508,8 +514,8 @@ TEST_P(StoreTest, AWatchStreamThatGoesQuietIsReopenedAndReadsDoNotStayBehind) {
   // the quiet connection), and reads.
   auto start = std::chrono::steady_clock::now();
   bool fresh = false, watched = false;
+  std::atomic<bool> saw_c{false};  // before the watch whose callback sets it
   std::unique_ptr<Watch> watch;
-  std::atomic<bool> saw_c{false};
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds(25) && !(fresh && watched)) {
     (void)host.KeepAlive(*lease);
     auto v = host.Get("vms/a");
@@ -526,7 +532,9 @@ TEST_P(StoreTest, AWatchStreamThatGoesQuietIsReopenedAndReadsDoNotStayBehind) {
   }
   EXPECT_TRUE(fresh) << "reads stayed behind the quiet stream";
   EXPECT_TRUE(watched) << "the watch stream was not reopened";
-  EXPECT_EQ(**host.Get("vms/b"), "2");
+  auto b = host.Get("vms/b");
+  ASSERT_TRUE(b.ok() && b->has_value()) << b.status().message();
+  EXPECT_EQ(**b, "2");
 }
 
 TEST_P(StoreTest, ALeaseNotKeptAliveExpiresAndOneKeptAliveStays) {
