@@ -63,7 +63,8 @@ Result<XvaVm> ReadXvaHeader(TarReader& tar);
 Result<std::string> XvaBlockDigest(std::string_view kind, std::string_view data);
 
 // Where verified data goes: bytes [offset, offset + len) of disks[disk].
-// data is page-aligned, at most kXvaBlock bytes.
+// data is page-aligned, at most kXvaBlock bytes. Called from several worker
+// threads at once, for different offsets.
 using XvaWrite = std::function<Status(size_t disk, uint64_t offset, const char* data, size_t len)>;
 
 // Reads the blocks that follow ova.xml (ReadXvaHeader read it), checks each

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "backup/tar_test_util.h"
@@ -168,6 +169,7 @@ Import ReadArchive(const std::string& blocks, const Fields& f = {}, bool from_pi
   } joiner{writer, fd};
   TarReader tar(fd.get(), "test.xva");
   Import out;
+  std::mutex written;  // the workers write at once (a race here once lost a block in CI)
   auto vm = ReadXvaHeader(tar);
   if (!vm.ok()) return {vm.status(), {}};
   out.status = ReadXvaDisks(
@@ -175,6 +177,7 @@ Import ReadArchive(const std::string& blocks, const Fields& f = {}, bool from_pi
       [&](size_t disk, uint64_t offset, const char* data, size_t len) {
         EXPECT_EQ(disk, 0u);
         EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % 4096, 0u) << "page-aligned";
+        std::lock_guard lock(written);
         out.written[offset] = std::string(data, len);
         return Status::Ok();
       },
