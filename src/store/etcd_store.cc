@@ -30,6 +30,7 @@
 #include <utility>  // first: Boost 1.74 Asio uses std::exchange without including it
 // clang-format on
 #include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -261,13 +262,14 @@ struct Connection {
 };
 
 // A connected HTTP/1.1 stream (tcp_stream, or TlsStream with tls) to one of
-// the endpoints (the first that answers).
+// the endpoints: the first that answers, trying them in turn from first.
 template <class Stream>
-Result<Connection<Stream>> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints,
+Result<Connection<Stream>> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints, size_t first,
                                    std::chrono::milliseconds timeout, EtcdTls* tls) {
   std::string errors, tls_errors;
   Status tls_failure;
-  for (const Endpoint& ep : endpoints) {
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const Endpoint& ep = endpoints[(first + i) % endpoints.size()];
     beast::tcp_stream stream(ioc);
     beast::error_code ec = ConnectTcp(ioc, ep, timeout, stream);
     if (ec) {
@@ -587,6 +589,15 @@ class EtcdStore final : public Store {
     if (pool.size() < kMaxKept && !closing_) pool.push_back(std::move(k));
   }
 
+  size_t Index(const Endpoint* endpoint) const { return static_cast<size_t>(endpoint - endpoints_.data()); }
+  // New connections no longer start at endpoint, if they did, but at the
+  // next one. (An etcd that lost power accepts nothing, or, frozen, accepts
+  // and stays silent: tried first, it cost each new connection the timeout.)
+  void Distrust(const Endpoint* endpoint) {
+    size_t i = Index(endpoint);
+    preferred_.compare_exchange_strong(i, (i + 1) % endpoints_.size());
+  }
+
   // Drops the idle connections kept to endpoint (closed after the lock).
   template <class Stream>
   void ForgetKept(const Endpoint* endpoint) {
@@ -611,7 +622,7 @@ class EtcdStore final : public Store {
       if (!closed) return r;
     }
     Kept<Stream> made;
-    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(*made.ioc, endpoints_, timeout_, tls_.get()));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(*made.ioc, endpoints_, preferred_, timeout_, tls_.get()));
     made.conn.emplace(std::move(conn));
     return Exchange(std::move(made), path, body, nullptr);
   }
@@ -653,7 +664,10 @@ class EtcdStore final : public Store {
       return Status::Unavailable("etcd closed a kept connection");
     }
     if (ec == beast::error::timeout) {
-      ForgetKept<Stream>(conn.endpoint);  // that etcd went quiet: no call waits on its idle connections again
+      // That etcd went quiet: no call waits on its idle connections again,
+      // nor connects to it first.
+      ForgetKept<Stream>(conn.endpoint);
+      Distrust(conn.endpoint);
       return Status::Unavailable("etcd did not answer " + path + " within " + std::to_string(timeout_.count()) +
                                  " ms (the write may have happened)");
     }
@@ -670,6 +684,7 @@ class EtcdStore final : public Store {
       }
     }
     if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
+    preferred_ = Index(conn.endpoint);
     if (res.keep_alive()) KeepForNextCall(std::move(k));
     auto j = json::parse(res.body(), nullptr, false);
     if (!j.is_object())
@@ -687,8 +702,9 @@ class EtcdStore final : public Store {
   static constexpr std::chrono::milliseconds kWriteCatchUp{1000};
   // Longer than a feed goes without news on a busy host (milliseconds),
   // shorter than the store's timeout: a read waiting on a quiet feed outlives
-  // its reopening when another member answers at once (Connect still tries
-  // the endpoints in order: one that lost power costs its 5 s first).
+  // its reopening when another member answers at once (the stream reopens
+  // where the last answer came from, which is not the quiet member once a
+  // call to it timed out).
   static constexpr std::chrono::seconds kFeedStall{2};
 
   // Waits until the feed has applied revision (a write this store reported).
@@ -741,6 +757,7 @@ class EtcdStore final : public Store {
     log::Warn("state store: etcd's watch stream has shown nothing up to revision {} for {} ms; reopening it",
               lag_->revision, std::chrono::duration_cast<std::chrono::milliseconds>(now - lag_->since).count());
     ::shutdown(feed_fd_, SHUT_RDWR);  // the feed's read ends; it reconnects
+    Distrust(feed_endpoint_);
     lag_.reset();
   }
 
@@ -867,7 +884,7 @@ class EtcdStore final : public Store {
       mirror_rev_ = listed.revision;
     }
     asio::io_context ioc;
-    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, timeout_, tls_.get()));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, preferred_, timeout_, tls_.get()));
     Stream& stream = conn.stream;
     json create = {{"create_request",
                     {{"key", ToBase64(std::string(1, '\0'))},
@@ -895,6 +912,7 @@ class EtcdStore final : public Store {
       MutexLock lock(&mu_);
       if (closing_) return Status::Ok();
       feed_fd_ = sock.native_handle();
+      feed_endpoint_ = conn.endpoint;
       Behind(std::chrono::steady_clock::now());  // a new stream: a lag is measured from now
     }
     log_cv_.notify_all();  // a CatchUp waiting for the stream to open
@@ -946,6 +964,9 @@ class EtcdStore final : public Store {
   }
 
   const std::vector<Endpoint> endpoints_;
+  // Where new connections start: the endpoint that answered last (the way
+  // etcd's own clients pin one), moved on when it times out.
+  std::atomic<size_t> preferred_{0};
   const std::string ns_;
   const std::chrono::milliseconds timeout_;
   const int64_t history_;
@@ -963,9 +984,10 @@ class EtcdStore final : public Store {
   // kept by the feed: reads are answered from it while it is current.
   std::map<std::string, Versioned> mirror_ GUARDED_BY(mu_);
   int64_t mirror_rev_ GUARDED_BY(mu_) = -1;
-  int64_t wrote_ GUARDED_BY(mu_) = 0;  // the last revision this store wrote
-  int64_t read_ GUARDED_BY(mu_) = 0;   // the newest revision etcd answered a read at
-  int feed_fd_ GUARDED_BY(mu_) = -1;   // the feed's socket while it reads
+  int64_t wrote_ GUARDED_BY(mu_) = 0;                        // the last revision this store wrote
+  int64_t read_ GUARDED_BY(mu_) = 0;                         // the newest revision etcd answered a read at
+  int feed_fd_ GUARDED_BY(mu_) = -1;                         // the feed's socket while it reads
+  const Endpoint* feed_endpoint_ GUARDED_BY(mu_) = nullptr;  // and where it leads
   // Since when the feed, behind a revision etcd answered at, has shown nothing new.
   struct Lag {
     int64_t revision;
