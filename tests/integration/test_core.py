@@ -312,7 +312,8 @@ def test_readers_never_wait_for_long_operations(fresh):
     d.cli("repo", "add", "r", "--url", os.path.join(d.root, "repo"), "--no-encryption")
     d.cli("repo", "add", "r2", "--url", os.path.join(d.root, "repo2"), "--no-encryption")
     # Fill the guest's RAM (its page cache) with the disk's random tail: saving 800 MB of RAM takes
-    # ~5 s, the backup of the disk ~4 s, the shutdown its 6 s timeout: each long enough for 20 rounds.
+    # ~5 s, the backup of the disk ~4 s, the shutdown its 6 s timeout: each long enough for 12 rounds
+    # (the restore, the shortest, has given 16 on a busy machine).
     d.exec("a", "dd", "if=/dev/vda", "of=/dev/null", "bs=1M", "skip=1024", "count=768")
 
     ops = [("snapshot --memory", ["snapshot", "create", "a", "s1", "--memory", "--async"]),
@@ -340,8 +341,9 @@ def test_readers_never_wait_for_long_operations(fresh):
             if not ss or percentile(ss, 99) >= 0.050:
                 failures.append(f"{what}: {name} p99 {percentile(ss, 99) * 1000:.1f} ms" if ss else
                                 f"{what}: {name} no sample")
-            elif len(ss) < 20:
-                failures.append(f"{what}: only {len(ss)} samples of {name} while it ran (need 20)")
+            elif len(ss) < 12:
+                # Fewer rounds: the operation ended too fast to say anything (a p99 of 12 is their maximum).
+                failures.append(f"{what}: only {len(ss)} samples of {name} while it ran (need 12)")
     assert d.vm("a")["state"] == "stopped"
     assert not failures, "\n".join(failures) + "\n" + "\n".join(reports)
 
