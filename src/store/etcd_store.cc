@@ -38,6 +38,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -188,8 +189,9 @@ class EtcdTls {
   }
 
   // A TLS stream over tcp to ep, handshaken within timeout.
+  // *timed_out: etcd said nothing within it.
   Result<TlsStream> Handshake(asio::io_context& ioc, beast::tcp_stream tcp, const Endpoint& ep,
-                              std::chrono::milliseconds timeout) {
+                              std::chrono::milliseconds timeout, bool* timed_out) {
     // TLS writes its handshake's last flight and then the request: with
     // Nagle's algorithm the request waits for etcd's delayed ACK (40 ms a call).
     beast::error_code nodelay_ec;  // only a delay lost if it fails
@@ -213,6 +215,7 @@ class EtcdTls {
     ioc.restart();
     ioc.run();
     if (ec == beast::error::timeout) {
+      *timed_out = true;
       return Status::Unavailable(At(ep) + " did not finish the TLS handshake within " +
                                  std::to_string(timeout.count()) + " ms");
     }
@@ -263,9 +266,11 @@ struct Connection {
 
 // A connected HTTP/1.1 stream (tcp_stream, or TlsStream with tls) to one of
 // the endpoints: the first that answers, trying them in turn from first.
+// silent is told of each that said nothing within timeout.
 template <class Stream>
 Result<Connection<Stream>> Connect(asio::io_context& ioc, const std::vector<Endpoint>& endpoints, size_t first,
-                                   std::chrono::milliseconds timeout, EtcdTls* tls) {
+                                   std::chrono::milliseconds timeout, EtcdTls* tls,
+                                   const std::function<void(const Endpoint&)>& silent) {
   std::string errors, tls_errors;
   Status tls_failure;
   for (size_t i = 0; i < endpoints.size(); ++i) {
@@ -273,14 +278,17 @@ Result<Connection<Stream>> Connect(asio::io_context& ioc, const std::vector<Endp
     beast::tcp_stream stream(ioc);
     beast::error_code ec = ConnectTcp(ioc, ep, timeout, stream);
     if (ec) {
+      if (ec == beast::error::timeout) silent(ep);
       errors += (errors.empty() ? "" : "; ") + ep.host + ":" + ep.port + ": " + ec.message();
       continue;
     }
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       return Connection<Stream>{std::move(stream), &ep};
     } else {
-      auto tls_stream = tls->Handshake(ioc, std::move(stream), ep, timeout);
+      bool timed_out = false;
+      auto tls_stream = tls->Handshake(ioc, std::move(stream), ep, timeout, &timed_out);
       if (tls_stream.ok()) return Connection<Stream>{std::move(*tls_stream), &ep};
+      if (timed_out) silent(ep);
       tls_errors += (tls_errors.empty() ? "" : "; ") + tls_stream.status().message();
       if (tls_failure.ok() || tls_stream.status().code() == ErrorCode::kUnauthorized) {
         tls_failure = tls_stream.status();
@@ -589,10 +597,17 @@ class EtcdStore final : public Store {
     if (pool.size() < kMaxKept && !closing_) pool.push_back(std::move(k));
   }
 
+  // A connection to the endpoints, from the preferred one.
+  template <class Stream>
+  Result<Connection<Stream>> Connect(asio::io_context& ioc) {
+    return pampa::Connect<Stream>(ioc, endpoints_, preferred_, timeout_, tls_.get(),
+                                  [this](const Endpoint& ep) { Distrust(&ep); });
+  }
   size_t Index(const Endpoint* endpoint) const { return static_cast<size_t>(endpoint - endpoints_.data()); }
   // New connections no longer start at endpoint, if they did, but at the
-  // next one. (An etcd that lost power accepts nothing, or, frozen, accepts
-  // and stays silent: tried first, it cost each new connection the timeout.)
+  // next one: it said nothing within the timeout (an etcd that lost power
+  // does not connect; one frozen connects and stays silent). Tried first, it
+  // cost each new connection the timeout.
   void Distrust(const Endpoint* endpoint) {
     size_t i = Index(endpoint);
     preferred_.compare_exchange_strong(i, (i + 1) % endpoints_.size());
@@ -622,7 +637,7 @@ class EtcdStore final : public Store {
       if (!closed) return r;
     }
     Kept<Stream> made;
-    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(*made.ioc, endpoints_, preferred_, timeout_, tls_.get()));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(*made.ioc));
     made.conn.emplace(std::move(conn));
     return Exchange(std::move(made), path, body, nullptr);
   }
@@ -684,13 +699,16 @@ class EtcdStore final : public Store {
       }
     }
     if (ec) return Status::Unavailable("etcd " + path + ": " + ec.message());
-    preferred_ = Index(conn.endpoint);
+    const Endpoint* answered_by = conn.endpoint;
     if (res.keep_alive()) KeepForNextCall(std::move(k));
     auto j = json::parse(res.body(), nullptr, false);
     if (!j.is_object())
       return Status::Unavailable("etcd " + path + " answered what is not JSON (HTTP " +
                                  std::to_string(res.result_int()) + ")");
     if (j.contains("error")) return Status::Unavailable("etcd " + path + ": " + j.value("error", ""));
+    // An answer, not an error (a member cut off from the others answers "no
+    // leader" at once): new connections start there.
+    preferred_ = Index(answered_by);
     // Every answer says how far etcd has got (streamed ones, such as a
     // lease's keep-alive, under "result"): reads must not go back before it.
     const json* header = &Member(j, "header");
@@ -702,9 +720,8 @@ class EtcdStore final : public Store {
   static constexpr std::chrono::milliseconds kWriteCatchUp{1000};
   // Longer than a feed goes without news on a busy host (milliseconds),
   // shorter than the store's timeout: a read waiting on a quiet feed outlives
-  // its reopening when another member answers at once (the stream reopens
-  // where the last answer came from, which is not the quiet member once a
-  // call to it timed out).
+  // its reopening when another member answers at once (ending the stream
+  // also moves new connections off the quiet member).
   static constexpr std::chrono::seconds kFeedStall{2};
 
   // Waits until the feed has applied revision (a write this store reported).
@@ -884,7 +901,7 @@ class EtcdStore final : public Store {
       mirror_rev_ = listed.revision;
     }
     asio::io_context ioc;
-    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc, endpoints_, preferred_, timeout_, tls_.get()));
+    PAMPA_ASSIGN_OR_RETURN(auto conn, Connect<Stream>(ioc));
     Stream& stream = conn.stream;
     json create = {{"create_request",
                     {{"key", ToBase64(std::string(1, '\0'))},

@@ -556,15 +556,18 @@ TEST_P(StoreTest, AWatchStreamThatGoesQuietIsReopenedAndReadsDoNotStayBehind) {
 // A member that accepts connections and never answers (frozen, or its
 // host half dead) costs one call its timeout, not every new connection.
 TEST_P(StoreTest, AMemberThatAcceptsAndNeverAnswersCostsOneTimeoutNotOneEachConnection) {
-  if (GetParam() != StoreKind::kEtcd) GTEST_SKIP() << "only for plain etcd (a proxy in between)";
+  if (!IsEtcd()) GTEST_SKIP() << "only for etcd";
   QuietableProxy member(etcd_endpoint_);
   auto s = OpenBehind(member, etcd_endpoint_, EtcdOptions());
   ASSERT_TRUE(s.ok()) << s.status().message();
   Store& host = **s;
   ASSERT_TRUE(host.Put("vms/a", "1").ok());
   member.GoSilent();
-  (void)host.Put("vms/a", "2");  // on the kept connection: it waits out the timeout (or finds another)
-  // Calls at once need new connections: none of them waits on the silent member.
+  (void)host.Put("vms/a", "2");  // on the kept connection: it waits out the timeout
+  // Calls at once need new connections: none of them waits on the silent
+  // member (the fault: each waited its 5 s timeout and failed). A round may
+  // take a second: a write waits for the watch stream to show it, and the
+  // stream leaves the silent member only 2 s after it fell behind.
   for (int round = 0; round < 3; ++round) {
     auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> callers;
@@ -577,7 +580,7 @@ TEST_P(StoreTest, AMemberThatAcceptsAndNeverAnswersCostsOneTimeoutNotOneEachConn
     for (auto& t : callers) t.join();
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
     EXPECT_EQ(failed, 0) << "round " << round;
-    EXPECT_LT(took.count(), 2000) << "round " << round << " waited on the silent member";
+    EXPECT_LT(took.count(), 4000) << "round " << round << " waited on the silent member";
   }
 }
 
