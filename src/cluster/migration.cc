@@ -44,23 +44,29 @@ std::string PeerFailure(const Result<PeerReply>& reply) {
 // The name both QEMUs know the migration's stream by (QMP getfd).
 constexpr char kStreamFd[] = "migration";
 
-// The target's receive buffer is capped at 192 KiB (the most a socket
-// option may set under the kernel's default net.core.rmem_max). What sits
-// there when the source's QEMU has sent its last page is what the target
-// still loads while the guest is stopped: an idle guest's zero pages are a
-// few bytes each on the wire but a page to fill each at the target, and the
-// kernel's own tuning (it grows the buffer to MiBs) left the target tens of
-// ms behind. A smaller cap (64 KiB) cut the downtime no further but slowed
-// QEMU's copy by a tenth (docs/design.md has the measurements). A round trip
-// at which 192 KiB would hold back a 10 Gbit/s link (over about 150 us,
-// longer than a LAN's) keeps the kernel's tuning. The source's send buffer
-// keeps the kernel's tuning: a small one slowed a busy guest's copy (1.6x).
+// The target's receive buffer is capped at 512 KiB. What sits there when
+// the source's QEMU has sent its last page is what the target still loads
+// while the guest is stopped: an idle guest's zero pages are a few bytes each
+// on the wire but a page to fill each at the target, and the kernel's own
+// tuning (it grows the buffer to MiBs) left the target tens of ms behind. A
+// smaller cap slowed QEMU's copy instead: with 192 KiB (the most SO_RCVBUF
+// may set under the default net.core.rmem_max) the source's migration
+// thread waited on a full window whenever the target's QEMU was off the two
+// cores (QEMU's own total 1.23x by hand's); 512 KiB copies as fast as the
+// kernel's MiBs with the downtime of 192 KiB (docs/design.md has the
+// measurements). SO_RCVBUFFORCE passes rmem_max (pampad runs as root);
+// without the right, the most SO_RCVBUF gives. A round trip at which the cap
+// would hold back a 10 Gbit/s link (over about 400 us, longer than a LAN's)
+// keeps the kernel's tuning. The source's send buffer keeps the kernel's
+// tuning: a small one slowed a busy guest's copy (1.6x).
 void SizeReceiveBuffer(int fd) {
   constexpr double kLinkBytesPerUs = 1250;  // 10 Gbit/s
-  constexpr int kMost = 192 << 10;          // under the kernel's default net.core.rmem_max
+  constexpr int kMost = 512 << 10;
   if (kLinkBytesPerUs * double(TcpRoundTrip(fd).count()) > kMost) return;
   int bytes = kMost;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
 }
 
 // Source: connects to where host `to` waits for vm's stream (prep's
