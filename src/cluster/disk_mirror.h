@@ -9,6 +9,7 @@
 // so the next backup after a move is still incremental.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -74,9 +75,15 @@ class DiskMirror {
   void Abandon();
 
  private:
-  // Ends job i (cancel: finished when in step; force: where it is), waits
-  // until it concluded and dismisses it; its error, if it had one.
-  Status EndJob(size_t i, bool force);
+  enum class Ending {
+    kFinish,   // the guest is stopped and the copy in step: it completes
+    kAbandon,  // the move failed: the copy stops, wherever it is
+  };
+  // Ends job i, waits until it concluded and dismisses it; its error, if it
+  // had one.
+  Status EndJob(size_t i, Ending how);
+  // Polls until `job` concluded (or is gone): false after `limit`.
+  Result<bool> WaitConcluded(const std::string& job, std::chrono::seconds limit, std::string* error);
 
   QmpClient& qmp_;
   std::vector<LocalDisk> disks_;
