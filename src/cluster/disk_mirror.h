@@ -9,7 +9,6 @@
 // so the next backup after a move is still incremental.
 #pragma once
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -70,20 +69,17 @@ class DiskMirror {
   // At the switch-over (the guest is stopped): finishes every copy and
   // detaches the target; fails when a copy could not be finished.
   Status Finish();
-  // Stops every copy where it is (a failed or cancelled migration); safe to
-  // call twice.
+  // Ends every copy (a failed or cancelled migration): one in step
+  // completes without switching over, one not yet in step stops where it is;
+  // the target's copies are then left for the target to drop. Safe to call
+  // twice.
   void Abandon();
 
  private:
-  enum class Ending {
-    kFinish,   // the guest is stopped and the copy in step: it completes
-    kAbandon,  // the move failed: the copy stops, wherever it is
-  };
-  // Ends job i, waits until it concluded and dismisses it; its error, if it
-  // had one.
-  Status EndJob(size_t i, Ending how);
-  // Polls until `job` concluded (or is gone): false after `limit`.
-  Result<bool> WaitConcluded(const std::string& job, std::chrono::seconds limit, std::string* error);
+  // Ends the first `count` jobs (cancels them, waits up to 30 s for all of
+  // them to conclude, dismisses them and removes their NBD nodes): each
+  // one's error, if it had one.
+  std::vector<Status> EndJobs(size_t count);
 
   QmpClient& qmp_;
   std::vector<LocalDisk> disks_;
