@@ -58,7 +58,9 @@ Result<std::string> NotAfter(const std::string& cert_pem);
 
 // Writes a host's files under paths.dir: the CA and its key, the host's
 // certificate (followed by the CA) and key, and qemu/ (ca-cert.pem,
-// server-cert.pem, server-key.pem, client-cert.pem, client-key.pem). Keys are
+// server-cert.pem, server-key.pem, client-cert.pem, client-key.pem,
+// dh-params.pem: RFC 7919's ffdhe2048, which QEMU would otherwise generate
+// each time it loads a server's credentials). Keys are
 // 0600, directories 0700; each file is replaced atomically.
 Status WriteHostFiles(const TlsPaths& paths, const Issued& ca, const Issued& host);
 

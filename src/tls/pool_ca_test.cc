@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <ctime>
@@ -197,13 +198,23 @@ TEST_F(PoolCaTest, WriteHostFilesLaysOutFilesWithTheirModes) {
   for (const std::string& key :
        {paths.ca_key(), paths.host_key(), paths.qemu_dir() + "/server-key.pem", paths.qemu_dir() + "/client-key.pem"})
     EXPECT_EQ(ModeOf(key), 0600) << key;
-  for (const std::string& cert : {paths.ca(), paths.host(), paths.qemu_dir() + "/ca-cert.pem",
-                                  paths.qemu_dir() + "/server-cert.pem", paths.qemu_dir() + "/client-cert.pem"})
+  for (const std::string& cert :
+       {paths.ca(), paths.host(), paths.qemu_dir() + "/ca-cert.pem", paths.qemu_dir() + "/server-cert.pem",
+        paths.qemu_dir() + "/client-cert.pem", paths.qemu_dir() + "/dh-params.pem"})
     EXPECT_EQ(ModeOf(cert), 0644) << cert;
   EXPECT_EQ(*ReadFile(paths.host()), host_.cert + ca_.cert);
   EXPECT_EQ(*ReadFile(paths.qemu_dir() + "/ca-cert.pem"), ca_.cert);
   EXPECT_EQ(*ReadFile(paths.qemu_dir() + "/server-cert.pem"), host_.cert);
   EXPECT_EQ(*ReadFile(paths.qemu_dir() + "/client-key.pem"), host_.key);
+  EXPECT_TRUE(ReadFile(paths.qemu_dir() + "/dh-params.pem")->starts_with("-----BEGIN DH PARAMETERS-----"));
+}
+
+TEST_F(PoolCaTest, LoadHostFilesGivesAPoolFormedBeforeThemQemusDhParameters) {
+  TlsPaths paths(data_dir_);
+  ASSERT_TRUE(WriteHostFiles(paths, ca_, host_).ok());
+  ASSERT_EQ(unlink((paths.qemu_dir() + "/dh-params.pem").c_str()), 0);
+  ASSERT_TRUE(LoadHostFiles(paths).ok());
+  EXPECT_TRUE(ReadFile(paths.qemu_dir() + "/dh-params.pem")->starts_with("-----BEGIN DH PARAMETERS-----"));
 }
 
 TEST_F(PoolCaTest, LoadHostFilesReadsBackWhatWasWritten) {
