@@ -32,6 +32,7 @@ struct Free {
 using BioPtr = std::unique_ptr<BIO, Free<BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Free<BN_free>>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
+using KeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX_free>>;
 using CertPtr = std::unique_ptr<X509, Free<X509_free>>;
 using NamePtr = std::unique_ptr<X509_NAME, Free<X509_NAME_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION_free>>;
@@ -108,6 +109,24 @@ Result<KeyPtr> NewKey() {
   KeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return SslFail(ErrorCode::kInternal, "cannot generate a P-256 key");
   return key;
+}
+
+// QEMU 7.2 loading a server's tls-creds-x509 from a directory without
+// dh-params.pem generates 2048-bit DH parameters on every load: 40-906 ms
+// here (a migration's target loads it while the source waits; it made a
+// TLS migration's total 1.14x by hand's). RFC 7919's ffdhe2048 group, a
+// fixed one (nothing to generate), loads in 1-2 ms.
+Status WriteQemuDhParams(const std::string& path) {
+  KeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr));
+  EVP_PKEY* made = nullptr;
+  if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_dh_nid(ctx.get(), NID_ffdhe2048) != 1 ||
+      EVP_PKEY_paramgen(ctx.get(), &made) != 1)
+    return SslFail(ErrorCode::kInternal, "cannot make QEMU's DH parameters (ffdhe2048)");
+  KeyPtr params(made);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_Parameters(bio.get(), params.get()) != 1)
+    return SslFail(ErrorCode::kInternal, "cannot encode QEMU's DH parameters");
+  return WriteFileAtomic(path, BioText(bio.get()), 0644);
 }
 
 Status AddNameEntry(X509_NAME* name, const char* field, const std::string& value) {
@@ -304,29 +323,6 @@ Result<std::string> NotAfter(const std::string& cert_pem) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return std::string(buf);
 }
-
-namespace {
-
-// QEMU 7.2 loading a server's tls-creds-x509 from a directory without
-// dh-params.pem generates 2048-bit DH parameters on every load: 40-906 ms
-// here (a migration's target loads it while the source waits; it made a
-// TLS migration's total 1.14x by hand's). RFC 7919's ffdhe2048 group, a
-// fixed one (nothing to generate), loads in 1-2 ms.
-Status WriteQemuDhParams(const std::string& path) {
-  using CtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
-  CtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr), EVP_PKEY_CTX_free);
-  EVP_PKEY* made = nullptr;
-  if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_dh_nid(ctx.get(), NID_ffdhe2048) != 1 ||
-      EVP_PKEY_paramgen(ctx.get(), &made) != 1)
-    return SslFail(ErrorCode::kInternal, "cannot make QEMU's DH parameters (ffdhe2048)");
-  KeyPtr params(made);
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_Parameters(bio.get(), params.get()) != 1)
-    return SslFail(ErrorCode::kInternal, "cannot encode QEMU's DH parameters");
-  return WriteFileAtomic(path, BioText(bio.get()), 0644);
-}
-
-}  // namespace
 
 Status WriteHostFiles(const TlsPaths& paths, const Issued& ca, const Issued& host) {
   PAMPA_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));

@@ -74,6 +74,9 @@ struct HostTls {
   std::string ca_sha256;  // Fingerprint(ca.cert)
   std::string not_after;  // of the host's certificate
 };
+// Also writes qemu/dh-params.pem where it is missing (a pool formed before
+// WriteHostFiles wrote it); failing that, only a warning: QEMU works
+// without it, slowly.
 Result<HostTls> LoadHostFiles(const TlsPaths& paths);
 
 // Forms a pool on its first host: a new CA and the host's certificate
