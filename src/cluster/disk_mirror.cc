@@ -1,9 +1,14 @@
 #include "cluster/disk_mirror.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <thread>
 
 #include "base/log.h"
+#include "base/tcp.h"
 #include "qemu/machine.h"
 
 namespace pampa {
@@ -17,6 +22,16 @@ constexpr int kFirstNbdPort = 60000;
 constexpr int kNbdPorts = 100;
 
 std::string MirrorName(size_t index) { return "mirror-disk" + std::to_string(index); }
+
+// How long a plain cancel may wait for a copy's writes before pampad cuts
+// its connection, and how long after that for QEMU to end the job.
+constexpr auto kCancelGrace = 10s;
+constexpr auto kAfterCut = 15s;
+
+// Data the target has not acknowledged for this long ends the connection in
+// the kernel (TCP_USER_TIMEOUT): a link that went down while pampad itself
+// is gone (killed) does not hold the guest's writes for TCP's many minutes.
+constexpr unsigned kUnackedMs = 30'000;
 
 }  // namespace
 
@@ -88,9 +103,18 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
   (void)EndJobs(disks_.size());
   for (const LocalDisk& d : disks_) {
     std::string what = "disk " + std::to_string(d.index);
+    // pampad connects and hands QEMU the socket, keeping its own copy: a
+    // target that stops taking writes (a cut link, a hung host) would hold
+    // every guest write of a copy in step until TCP gives up; EndJobs can
+    // then shut the connection down under QEMU.
+    auto link = ConnectTcp(host, uint16_t(port), 10s);
+    if (!link.ok()) return link.status().Context("connecting " + what + " to the target's copy");
+    setsockopt(link->get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &kUnackedMs, sizeof kUnackedMs);
+    PAMPA_RETURN_IF_ERROR(qmp_.PassFd(MirrorName(d.index), link->get()));
+    links_.push_back(std::move(*link));
     json node = {{"driver", "nbd"},
                  {"node-name", MirrorName(d.index)},
-                 {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
+                 {"server", {{"type", "fd"}, {"str", MirrorName(d.index)}}},
                  {"export", DiskNode(d.slot)}};
     if (!tls.creds.empty()) {
       node["tls-creds"] = tls.creds;
@@ -153,33 +177,49 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
   for (size_t i = 0; i < count; ++i) {
     ends[i] = qmp_.Execute("block-job-cancel", json{{"device", MirrorName(disks_[i].index)}}, 10s).status();
   }
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (true) {
-    auto jobs = qmp_.Execute("query-block-jobs", nullptr, 5s);
-    bool all = true;
-    for (size_t i = 0; i < count; ++i) {
-      if (!ends[i].ok() || concluded[i]) continue;
-      if (!jobs.ok()) {
-        ends[i] = jobs.status();
-        continue;
+  // Until every job has concluded (or gone) or the deadline passed.
+  auto wait_until = [&](std::chrono::steady_clock::time_point deadline) {
+    while (true) {
+      auto jobs = qmp_.Execute("query-block-jobs", nullptr, 5s);
+      bool all = true;
+      for (size_t i = 0; i < count; ++i) {
+        if (!ends[i].ok() || concluded[i]) continue;
+        if (!jobs.ok()) {
+          ends[i] = jobs.status();
+          continue;
+        }
+        concluded[i] = true;  // or gone
+        for (const json& j : *jobs) {
+          if (j.value("device", "") != MirrorName(disks_[i].index)) continue;
+          concluded[i] = j.value("status", "") == "concluded";
+          errors[i] = j.value("error", "");
+        }
+        all = all && concluded[i];
       }
-      concluded[i] = true;  // or gone
-      for (const json& j : *jobs) {
-        if (j.value("device", "") != MirrorName(disks_[i].index)) continue;
-        concluded[i] = j.value("status", "") == "concluded";
-        errors[i] = j.value("error", "");
-      }
-      all = all && concluded[i];
+      if (all || std::chrono::steady_clock::now() >= deadline) return all;
+      std::this_thread::sleep_for(2ms);
     }
-    if (all || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(2ms);
+  };
+  if (!wait_until(std::chrono::steady_clock::now() + kCancelGrace)) {
+    // The target takes no more writes (a cut link, a hung host): the guest's
+    // writes in the copy wait for it. Shutting the connection down fails
+    // them at the target's end only; the guest's own copy has them.
+    for (size_t i = 0; i < count && i < links_.size(); ++i) {
+      if (ends[i].ok() && !concluded[i]) {
+        log::Warn("the copy of disk {} did not end in {} s: cutting its connection to the target", disks_[i].index,
+                  kCancelGrace.count());
+        shutdown(links_[i].get(), SHUT_RDWR);
+      }
+    }
+    wait_until(std::chrono::steady_clock::now() + kAfterCut);
   }
   for (size_t i = 0; i < count; ++i) {
     std::string job = MirrorName(disks_[i].index);
     if (ends[i].ok() && !concluded[i]) {
-      // The target takes no more writes (a hung host, a cut link): the job
-      // ends when TCP gives up on it; a later move's Start cancels it again.
-      ends[i] = Status::Unavailable("it did not end in 30 s (does the target still answer?)");
+      // Its connection was not ours (left by a pampad killed before) or QEMU
+      // did not end the job even so: a later move's Start cancels it again.
+      ends[i] = Status::Unavailable("it did not end in " + std::to_string((kCancelGrace + kAfterCut).count()) +
+                                    " s (does the target still answer?)");
     } else if (ends[i].ok() && !errors[i].empty()) {
       ends[i] = Status::Unavailable(errors[i]);
     }
@@ -196,6 +236,10 @@ Status DiskMirror::Finish() {
     if (!st.ok()) return st;
   }
   return Status::Ok();
+}
+
+void DiskMirror::CutLinks() {
+  for (const Fd& link : links_) shutdown(link.get(), SHUT_RDWR);
 }
 
 void DiskMirror::Abandon() {

@@ -432,6 +432,7 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
       stalled = true;
     }
     if ((ctx.cancelled() || stalled) && !cancel_sent) {
+      if (stalled && mirror) mirror->CutLinks();
       (void)qmp->Execute("migrate_cancel");
       cancel_sent = true;
       cancelled_at = Clock::now();

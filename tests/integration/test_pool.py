@@ -2,8 +2,8 @@
 the pool's certificates (TLS everywhere): one view of every host and VM from any host, actions carried
 to the VM's host, placement, who the pool lets in (a stranger's certificate, none, join tokens), QEMU
 taking the generated certificate files, live and cold migration, live migration with local disks (and
-kill -9 of either pampad while they are copied), a target whose link is cut mid-migration, and
-maintenance mode."""
+kill -9 of either pampad while they are copied), a target whose link is cut mid-migration (also once
+local disks are in step, when every guest write waits for the target), and maintenance mode."""
 import json
 import os
 import shutil
@@ -343,13 +343,13 @@ def test_a_guest_on_local_disks_moves_live_with_them_and_its_next_backup_is_incr
     h3.cli("vm", "delete", "loc")
 
 
-def wait_for(what, check, timeout=60):
+def wait_for(what, check, timeout=60, state=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if check():
             return
         time.sleep(0.3)
-    raise AssertionError("timed out waiting for " + what)
+    raise AssertionError("timed out waiting for " + what + (f" ({state})" if state is not None else ""))
 
 
 def test_kill_9_of_either_pampad_while_local_disks_are_copied_loses_nothing(pool):
@@ -432,6 +432,45 @@ def test_cutting_the_target_link_mid_migration_leaves_the_vm_on_the_source(pool)
     assert running_on(pool, uuid) == ["h1"]
     h1.cli("vm", "stop", "cut")
     h1.cli("vm", "delete", "cut")
+
+
+def test_cutting_the_target_link_while_local_disks_are_in_step_never_stalls_the_guest(pool):
+    """Once a disk copy is in step, every guest write waits for both copies: a target whose link goes
+    down then must not hold the guest's writes until TCP gives up (many minutes)."""
+    h1, h2, h3 = pool.hosts
+    uuid, vol, data = boot_on_local_disk(h1, "cutd")
+    h1.exec("cutd", "sh", "-c", WRITER)
+    # BUSY_WRITER until /tmp/stop exists: the move after the cut must complete with a quiet guest.
+    h1.exec("cutd", "sh", "-c", BUSY_WRITER.replace("while true", "while [ ! -e /tmp/stop ]"))
+    # The disk (1 GiB, mostly unallocated) copies in ~16 s, then the memory (256 MiB) takes at least 4 s.
+    task = h1.cli("vm", "migrate", "cutd", "--to", "h3", "--bandwidth", "64", "--async").stdout.strip()
+
+    seen = {}
+
+    def memory_moving():
+        seen.update(h1.cli_json("task", "show", task))
+        return seen["progress"] > 0.5 and "sent" in seen["message"]
+
+    wait_for("the memory stream (the disk copy in step)", memory_moving, timeout=90, state=seen)
+    pool.cut(h3)
+    try:
+        t = h1.wait_task(task, timeout=120)
+        assert t["state"] == "failed" and "runs on here" in t["error"], t
+        assert h1.vm("cutd")["state"] == "running" and h1.vm("cutd")["host"] == "h1"
+        before = counter(h1, "cutd")
+        time.sleep(2)
+        assert counter(h1, "cutd") > before  # its writes go on, the target still cut off
+    finally:
+        pool.heal(h3)
+    wait_for("h3 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h3), timeout=90)
+    assert h1.exec("cutd", "md5sum", "/mnt/big").stdout.split()[0] == data
+    # The next move succeeds.
+    h1.exec("cutd", "sh", "-c", "touch /tmp/stop; while pidof dd >/dev/null; do sleep 0.1; done")
+    task = json.loads(h1.cli("vm", "migrate", "cutd", "--to", "h2", "--json").stdout)
+    assert task["state"] == "succeeded", task
+    assert h2.exec("cutd", "md5sum", "/mnt/big").stdout.split()[0] == data
+    h2.cli("vm", "stop", "cutd")
+    h2.cli("vm", "delete", "cutd")
 
 
 def test_maintenance_moves_every_running_vm_away(pool):
