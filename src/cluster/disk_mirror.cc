@@ -1,14 +1,9 @@
 #include "cluster/disk_mirror.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <chrono>
 #include <thread>
 
 #include "base/log.h"
-#include "base/tcp.h"
 #include "qemu/machine.h"
 
 namespace pampa {
@@ -23,15 +18,13 @@ constexpr int kNbdPorts = 100;
 
 std::string MirrorName(size_t index) { return "mirror-disk" + std::to_string(index); }
 
-// How long a plain cancel may wait for a copy's writes before pampad cuts
-// its connection, and how long after that for QEMU to end the job.
+// How long a plain cancel may wait for a copy before pampad cuts its
+// connection, and how long after that for QEMU to end the job. A healthy
+// target ends an in-step copy in ~60 ms (the switch-over's finish, measured
+// in bench/pool_bench.py); 10 s without an end is a target that takes no
+// writes, and every guest write waits for it meanwhile.
 constexpr auto kCancelGrace = 10s;
 constexpr auto kAfterCut = 15s;
-
-// Data the target has not acknowledged for this long ends the connection in
-// the kernel (TCP_USER_TIMEOUT): a link that went down while pampad itself
-// is gone (killed) does not hold the guest's writes for TCP's many minutes.
-constexpr unsigned kUnackedMs = 30'000;
 
 }  // namespace
 
@@ -103,18 +96,9 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
   (void)EndJobs(disks_.size());
   for (const LocalDisk& d : disks_) {
     std::string what = "disk " + std::to_string(d.index);
-    // pampad connects and hands QEMU the socket, keeping its own copy: a
-    // target that stops taking writes (a cut link, a hung host) would hold
-    // every guest write of a copy in step until TCP gives up; EndJobs can
-    // then shut the connection down under QEMU.
-    auto link = ConnectTcp(host, uint16_t(port), 10s);
-    if (!link.ok()) return link.status().Context("connecting " + what + " to the target's copy");
-    setsockopt(link->get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &kUnackedMs, sizeof kUnackedMs);
-    PAMPA_RETURN_IF_ERROR(qmp_.PassFd(MirrorName(d.index), link->get()));
-    links_.push_back(std::move(*link));
     json node = {{"driver", "nbd"},
                  {"node-name", MirrorName(d.index)},
-                 {"server", {{"type", "fd"}, {"str", MirrorName(d.index)}}},
+                 {"server", {{"type", "inet"}, {"host", host}, {"port", std::to_string(port)}}},
                  {"export", DiskNode(d.slot)}};
     if (!tls.creds.empty()) {
       node["tls-creds"] = tls.creds;
@@ -171,28 +155,27 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
   // guest write still in it: the source QEMU died with a corrupted heap in
   // each of 5 runs, within 1 to 13 force cancels of an in-step copy while
   // the guest wrote; plain cancels, 16 of 16 survived.
-  std::vector<Status> ends(count);
-  std::vector<std::string> errors(count);
-  std::vector<bool> concluded(count);
+  std::vector<Status> cancels(count);
+  std::vector<std::string> errors(count);  // each job's own, once concluded
+  std::vector<bool> seen(count), concluded(count);
   for (size_t i = 0; i < count; ++i) {
-    ends[i] = qmp_.Execute("block-job-cancel", json{{"device", MirrorName(disks_[i].index)}}, 10s).status();
+    cancels[i] = qmp_.Execute("block-job-cancel", json{{"device", MirrorName(disks_[i].index)}}, 10s).status();
   }
-  // Until every job has concluded (or gone) or the deadline passed.
+  // Until every job has concluded (or is gone) or the deadline passed; a
+  // query QEMU does not answer is asked again.
   auto wait_until = [&](std::chrono::steady_clock::time_point deadline) {
     while (true) {
       auto jobs = qmp_.Execute("query-block-jobs", nullptr, 5s);
       bool all = true;
       for (size_t i = 0; i < count; ++i) {
-        if (!ends[i].ok() || concluded[i]) continue;
-        if (!jobs.ok()) {
-          ends[i] = jobs.status();
-          continue;
-        }
-        concluded[i] = true;  // or gone
-        for (const json& j : *jobs) {
-          if (j.value("device", "") != MirrorName(disks_[i].index)) continue;
-          concluded[i] = j.value("status", "") == "concluded";
-          errors[i] = j.value("error", "");
+        if (jobs.ok() && !concluded[i]) {
+          concluded[i] = true;  // or gone
+          for (const json& j : *jobs) {
+            if (j.value("device", "") != MirrorName(disks_[i].index)) continue;
+            seen[i] = true;
+            concluded[i] = j.value("status", "") == "concluded";
+            errors[i] = j.value("error", "");
+          }
         }
         all = all && concluded[i];
       }
@@ -201,27 +184,25 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
     }
   };
   if (!wait_until(std::chrono::steady_clock::now() + kCancelGrace)) {
-    // The target takes no more writes (a cut link, a hung host): the guest's
-    // writes in the copy wait for it. Shutting the connection down fails
-    // them at the target's end only; the guest's own copy has them.
-    for (size_t i = 0; i < count && i < links_.size(); ++i) {
-      if (ends[i].ok() && !concluded[i]) {
-        log::Warn("the copy of disk {} did not end in {} s: cutting its connection to the target", disks_[i].index,
-                  kCancelGrace.count());
-        shutdown(links_[i].get(), SHUT_RDWR);
-      }
+    for (size_t i = 0; i < count; ++i) {
+      if (concluded[i]) continue;
+      log::Warn("the copy of disk {} did not end in {} s: cutting its connection to the target", disks_[i].index,
+                kCancelGrace.count());
+      Cut(i);
     }
     wait_until(std::chrono::steady_clock::now() + kAfterCut);
   }
+  std::vector<Status> ends(count);
   for (size_t i = 0; i < count; ++i) {
     std::string job = MirrorName(disks_[i].index);
-    if (ends[i].ok() && !concluded[i]) {
-      // Its connection was not ours (left by a pampad killed before) or QEMU
-      // did not end the job even so: a later move's Start cancels it again.
+    if (!concluded[i]) {
+      // QEMU did not end it even so: a later move's Start cancels it again.
       ends[i] = Status::Unavailable("it did not end in " + std::to_string((kCancelGrace + kAfterCut).count()) +
                                     " s (does the target still answer?)");
-    } else if (ends[i].ok() && !errors[i].empty()) {
-      ends[i] = Status::Unavailable(errors[i]);
+    } else if (!errors[i].empty()) {
+      ends[i] = Status::Unavailable(errors[i] + (cut_ ? " (pampad cut its connection to the target)" : ""));
+    } else if (!seen[i]) {
+      ends[i] = cancels[i];  // there was no such job: QEMU's answer to the cancel says so
     }
     (void)qmp_.Execute("job-dismiss", json{{"id", job}});
     (void)qmp_.Execute("blockdev-del", json{{"node-name", job}});
@@ -230,16 +211,25 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
   return ends;
 }
 
+void DiskMirror::Cut(size_t i) {
+  cut_ = true;
+  // QEMU's yank of an NBD node shuts its connection down and stops it for
+  // good (no reconnect): the requests waiting for the target fail.
+  json instance = {{"type", "block-node"}, {"node-name", MirrorName(disks_[i].index)}};
+  Status st = qmp_.Execute("yank", json{{"instances", json::array({instance})}}, 5s).status();
+  if (!st.ok()) log::Warn("cannot cut the copy of disk {}: {}", disks_[i].index, st.message());
+}
+
+void DiskMirror::CutLinks() {
+  for (size_t i = 0; i < started_; ++i) Cut(i);
+}
+
 Status DiskMirror::Finish() {
   ended_ = true;
   for (Status& st : EndJobs(started_)) {
     if (!st.ok()) return st;
   }
   return Status::Ok();
-}
-
-void DiskMirror::CutLinks() {
-  for (const Fd& link : links_) shutdown(link.get(), SHUT_RDWR);
 }
 
 void DiskMirror::Abandon() {

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "base/fs.h"
 #include "base/status.h"
 #include "qmp/qmp_client.h"
 
@@ -70,11 +69,12 @@ class DiskMirror {
   // At the switch-over (the guest is stopped): finishes every copy and
   // detaches the target; fails when a copy could not be finished.
   Status Finish();
-  // The target stopped taking data (the memory stream stalled): shuts down
-  // every copy's connection, so that QEMU fails the writes that wait for the
-  // target instead of holding them, the guest's and those a migrate_cancel
-  // drains in QEMU's main loop (QEMU then stopped answering QMP until TCP
-  // gave up). The copies then end with an error; Abandon still ends them.
+  // The target stopped taking data (a stalled stream) or the move is
+  // called off: cuts every copy's connection to the target (QMP yank), so
+  // that QEMU fails the writes waiting for the target instead of holding
+  // them, the guest's and those a migrate_cancel drains in QEMU's main loop
+  // (QEMU then stopped answering QMP until TCP gave up). The copies end with
+  // an error; Abandon still ends them.
   void CutLinks();
   // Ends every copy (a failed or cancelled migration): one in step
   // completes without switching over, one not yet in step stops where it is;
@@ -84,15 +84,16 @@ class DiskMirror {
 
  private:
   // Ends the first `count` jobs (cancels them, waits for all of them to
-  // conclude, cutting the target connection of any that has not after 10 s,
+  // conclude, cutting the connection of any that has not after 10 s,
   // dismisses them and removes their NBD nodes): each one's error, if it had
   // one.
   std::vector<Status> EndJobs(size_t count);
-
+  // Cuts disk i's copy's connection (QMP yank of its NBD node).
+  void Cut(size_t i);
   QmpClient& qmp_;
   std::vector<LocalDisk> disks_;
-  std::vector<Fd> links_;  // our copy of each disk's connection to the target, in disks_ order
-  size_t started_ = 0;     // jobs started (and NBD nodes added) so far
+  size_t started_ = 0;  // jobs started (and NBD nodes added) so far
+  bool cut_ = false;    // a connection was cut (the jobs' errors then say so)
   bool ended_ = false;
 };
 

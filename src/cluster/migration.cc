@@ -132,6 +132,7 @@ Status CopyDisks(DiskMirror& mirror, const json& nbd, uint64_t bytes_per_s, cons
       last_done = p.done;
       last_progress = Clock::now();
     } else if (Clock::now() - last_progress > stall_timeout) {
+      mirror.CutLinks();  // writes in a copy wait for the target, before `ready` too
       return Status::Unavailable("no disk data reached host " + to + " for " + std::to_string(stall_timeout.count()) +
                                  " s (link down?)");
     }
@@ -432,7 +433,9 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
       stalled = true;
     }
     if ((ctx.cancelled() || stalled) && !cancel_sent) {
-      if (stalled && mirror) mirror->CutLinks();
+      // The target's copies are dropped either way; cut before the cancel,
+      // which drains the guest's writes waiting for a target that takes none.
+      if (mirror) mirror->CutLinks();
       (void)qmp->Execute("migrate_cancel");
       cancel_sent = true;
       cancelled_at = Clock::now();
