@@ -122,6 +122,7 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
       return st.Context("starting the copy of " + what);
     }
     ++started_;
+    cut_.push_back(false);
   }
   return Status::Ok();
 }
@@ -154,7 +155,10 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
   // forced). QEMU 7.2 frees a force-cancelled write-blocking mirror under a
   // guest write still in it: the source QEMU died with a corrupted heap in
   // each of 5 runs, within 1 to 13 force cancels of an in-step copy while
-  // the guest wrote; plain cancels, 16 of 16 survived.
+  // the guest wrote; plain cancels, 16 of 16 survived. A cut connection
+  // ends a job through the same exit as a forced cancel, so only a job that
+  // has not ended in 10 s is cut: its target takes no writes, and every
+  // guest write waits for it meanwhile.
   std::vector<Status> cancels(count);
   std::vector<std::string> errors(count);  // each job's own, once concluded
   std::vector<bool> seen(count), concluded(count);
@@ -200,7 +204,8 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
       ends[i] = Status::Unavailable("it did not end in " + std::to_string((kCancelGrace + kAfterCut).count()) +
                                     " s (does the target still answer?)");
     } else if (!errors[i].empty()) {
-      ends[i] = Status::Unavailable(errors[i] + (cut_ ? " (pampad cut its connection to the target)" : ""));
+      ends[i] = Status::Unavailable(errors[i] +
+                                    (i < cut_.size() && cut_[i] ? " (pampad cut its connection to the target)" : ""));
     } else if (!seen[i]) {
       ends[i] = cancels[i];  // there was no such job: QEMU's answer to the cancel says so
     }
@@ -212,15 +217,19 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
 }
 
 void DiskMirror::Cut(size_t i) {
-  cut_ = true;
   // QEMU's yank of an NBD node shuts its connection down and stops it for
   // good (no reconnect): the requests waiting for the target fail.
   json instance = {{"type", "block-node"}, {"node-name", MirrorName(disks_[i].index)}};
   Status st = qmp_.Execute("yank", json{{"instances", json::array({instance})}}, 5s).status();
-  if (!st.ok()) log::Warn("cannot cut the copy of disk {}: {}", disks_[i].index, st.message());
+  if (!st.ok()) {
+    log::Warn("cannot cut the copy of disk {}: {}", disks_[i].index, st.message());
+  } else if (i < cut_.size()) {
+    cut_[i] = true;
+  }
 }
 
 void DiskMirror::CutLinks() {
+  if (ended_) return;  // the nodes are gone
   for (size_t i = 0; i < started_; ++i) Cut(i);
 }
 

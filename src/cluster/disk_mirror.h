@@ -69,12 +69,14 @@ class DiskMirror {
   // At the switch-over (the guest is stopped): finishes every copy and
   // detaches the target; fails when a copy could not be finished.
   Status Finish();
-  // The target stopped taking data (a stalled stream) or the move is
-  // called off: cuts every copy's connection to the target (QMP yank), so
-  // that QEMU fails the writes waiting for the target instead of holding
-  // them, the guest's and those a migrate_cancel drains in QEMU's main loop
-  // (QEMU then stopped answering QMP until TCP gave up). The copies end with
-  // an error; Abandon still ends them.
+  // The target stopped taking data (a stalled stream): cuts every copy's
+  // connection to it (QMP yank), so that QEMU fails the writes waiting for
+  // the target instead of holding them, the guest's and those a
+  // migrate_cancel drains in QEMU's main loop (QEMU then stopped answering
+  // QMP until TCP gave up). The copies end with an error; Abandon still ends
+  // them. Only for a target that takes no writes: a cut copy leaves QEMU's
+  // mirror the way a forced cancel does (docs/design.md). A no-op once the
+  // copies ended.
   void CutLinks();
   // Ends every copy (a failed or cancelled migration): one in step
   // completes without switching over, one not yet in step stops where it is;
@@ -92,8 +94,8 @@ class DiskMirror {
   void Cut(size_t i);
   QmpClient& qmp_;
   std::vector<LocalDisk> disks_;
-  size_t started_ = 0;  // jobs started (and NBD nodes added) so far
-  bool cut_ = false;    // a connection was cut (the jobs' errors then say so)
+  size_t started_ = 0;     // jobs started (and NBD nodes added) so far
+  std::vector<bool> cut_;  // per started job: its connection was cut (its error then says so)
   bool ended_ = false;
 };
 

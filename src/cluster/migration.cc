@@ -433,9 +433,13 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
       stalled = true;
     }
     if ((ctx.cancelled() || stalled) && !cancel_sent) {
-      // The target's copies are dropped either way; cut before the cancel,
-      // which drains the guest's writes waiting for a target that takes none.
-      if (mirror) mirror->CutLinks();
+      // A target that takes no data holds the guest's writes in the disk
+      // copies, and the cancel would drain them in QEMU's main loop: cut
+      // first. A user's cancel ends the copies plainly instead (a cut one
+      // ends the way a forced cancel does), cutting only those that do not
+      // end in 10 s.
+      if (mirror && stalled) mirror->CutLinks();
+      if (mirror && !stalled) mirror->Abandon();
       (void)qmp->Execute("migrate_cancel");
       cancel_sent = true;
       cancelled_at = Clock::now();

@@ -443,16 +443,28 @@ def test_cutting_the_target_link_while_local_disks_are_in_step_leaves_the_guest_
     h1.exec("cutd", "sh", "-c", WRITER)
     # BUSY_WRITER until /tmp/stop exists: the move after the cut must complete with a quiet guest.
     h1.exec("cutd", "sh", "-c", BUSY_WRITER.replace("while true", "while [ ! -e /tmp/stop ]"))
-    # The disk (1 GiB, mostly unallocated) copies in ~16 s, then the memory (256 MiB) takes at least 4 s.
-    task = h1.cli("vm", "migrate", "cutd", "--to", "h3", "--bandwidth", "64", "--async").stdout.strip()
-
     seen = {}
 
-    def memory_moving():
-        seen.update(h1.cli_json("task", "show", task))
-        return seen["progress"] > 0.5 and "sent" in seen["message"]
+    def move_to_h3_until_the_memory_streams():
+        # The disk (1 GiB, mostly unallocated) copies in ~16 s, then the memory (256 MiB) takes at least 4 s.
+        task = h1.cli("vm", "migrate", "cutd", "--to", "h3", "--bandwidth", "64", "--async").stdout.strip()
 
-    wait_for("the memory stream (the disk copy in step)", memory_moving, timeout=90, state=seen)
+        def memory_moving():
+            seen.update(h1.cli_json("task", "show", task))
+            return seen["progress"] > 0.5 and "sent" in seen["message"]
+
+        wait_for("the memory stream (the disk copy in step)", memory_moving, timeout=90, state=seen)
+        return task
+
+    # A user's cancel there: the copies end plainly, the VM runs on here, h3 drops its copy.
+    task = move_to_h3_until_the_memory_streams()
+    h1.cli("task", "cancel", task)
+    t = h1.wait_task(task, timeout=60)
+    assert t["state"] in ("cancelled", "failed") and "runs on here" in t["error"], t
+    wait_for("h3 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h3), timeout=90)
+
+    # The target's link goes down there.
+    task = move_to_h3_until_the_memory_streams()
     pool.cut(h3)
     cut_at = time.time()
     try:
