@@ -122,7 +122,6 @@ Status DiskMirror::Start(const std::string& host, int port, uint64_t bytes_per_s
       return st.Context("starting the copy of " + what);
     }
     ++started_;
-    cut_.push_back(false);
   }
   return Status::Ok();
 }
@@ -204,8 +203,7 @@ std::vector<Status> DiskMirror::EndJobs(size_t count) {
       ends[i] = Status::Unavailable("it did not end in " + std::to_string((kCancelGrace + kAfterCut).count()) +
                                     " s (does the target still answer?)");
     } else if (!errors[i].empty()) {
-      ends[i] = Status::Unavailable(errors[i] +
-                                    (i < cut_.size() && cut_[i] ? " (pampad cut its connection to the target)" : ""));
+      ends[i] = Status::Unavailable(errors[i] + (cut_[i] ? " (pampad cut its connection to the target)" : ""));
     } else if (!seen[i]) {
       ends[i] = cancels[i];  // there was no such job: QEMU's answer to the cancel says so
     }
@@ -223,7 +221,7 @@ void DiskMirror::Cut(size_t i) {
   Status st = qmp_.Execute("yank", json{{"instances", json::array({instance})}}, 5s).status();
   if (!st.ok()) {
     log::Warn("cannot cut the copy of disk {}: {}", disks_[i].index, st.message());
-  } else if (i < cut_.size()) {
+  } else {
     cut_[i] = true;
   }
 }

@@ -52,7 +52,8 @@ void StopMirrorExport(QmpClient& qmp);
 // Source: the copy jobs of one migration.
 class DiskMirror {
  public:
-  DiskMirror(QmpClient& qmp, std::vector<LocalDisk> disks) : qmp_(qmp), disks_(std::move(disks)) {}
+  DiskMirror(QmpClient& qmp, std::vector<LocalDisk> disks)
+      : qmp_(qmp), disks_(std::move(disks)), cut_(disks_.size(), false) {}
   DiskMirror(const DiskMirror&) = delete;
   DiskMirror& operator=(const DiskMirror&) = delete;
   ~DiskMirror() { Abandon(); }
@@ -94,8 +95,8 @@ class DiskMirror {
   void Cut(size_t i);
   QmpClient& qmp_;
   std::vector<LocalDisk> disks_;
+  std::vector<bool> cut_;  // per disk: its copy's connection was cut (its error then says so)
   size_t started_ = 0;     // jobs started (and NBD nodes added) so far
-  std::vector<bool> cut_;  // per started job: its connection was cut (its error then says so)
   bool ended_ = false;
 };
 

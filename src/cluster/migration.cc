@@ -438,8 +438,11 @@ Result<json> Migrations::MigrateNow(const std::string& name, const MigrateReques
       // first. A user's cancel ends the copies plainly instead (a cut one
       // ends the way a forced cancel does), cutting only those that do not
       // end in 10 s.
-      if (mirror && stalled) mirror->CutLinks();
-      if (mirror && !stalled) mirror->Abandon();
+      if (mirror && stalled) {
+        mirror->CutLinks();
+      } else if (mirror) {
+        mirror->Abandon();
+      }
       (void)qmp->Execute("migrate_cancel");
       cancel_sent = true;
       cancelled_at = Clock::now();

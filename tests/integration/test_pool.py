@@ -456,12 +456,15 @@ def test_cutting_the_target_link_while_local_disks_are_in_step_leaves_the_guest_
         wait_for("the memory stream (the disk copy in step)", memory_moving, timeout=90, state=seen)
         return task
 
+    def only_on_h1():
+        return running_on(pool, uuid) == ["h1"] and vol not in volumes(h3)
+
     # A user's cancel there: the copies end plainly, the VM runs on here, h3 drops its copy.
     task = move_to_h3_until_the_memory_streams()
     h1.cli("task", "cancel", task)
     t = h1.wait_task(task, timeout=60)
     assert t["state"] in ("cancelled", "failed") and "runs on here" in t["error"], t
-    wait_for("h3 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h3), timeout=90)
+    wait_for("h3 to drop its copy", only_on_h1, timeout=90)
 
     # The target's link goes down there.
     task = move_to_h3_until_the_memory_streams()
@@ -479,7 +482,7 @@ def test_cutting_the_target_link_while_local_disks_are_in_step_leaves_the_guest_
         assert counter(h1, "cutd") > before  # its writes go on, the target still cut off
     finally:
         pool.heal(h3)
-    wait_for("h3 to drop its copy", lambda: running_on(pool, uuid) == ["h1"] and vol not in volumes(h3), timeout=90)
+    wait_for("h3 to drop its copy", only_on_h1, timeout=90)
     assert h1.exec("cutd", "md5sum", "/mnt/big").stdout.split()[0] == data
     # The next move succeeds.
     h1.exec("cutd", "sh", "-c", "touch /tmp/stop; while pidof dd >/dev/null; do sleep 0.1; done")
