@@ -9,8 +9,9 @@ backs up the VM's disk through its dirty bitmap.
 Goals: first backup >= 2x faster than both, incremental >= 10x faster than both,
 restore >= 2x faster than restic, repository no larger than restic's.
 Then the same changed image once more to a real sshd on loopback (the daily
-backup to a remote server; here the server shares this machine's CPUs): full
-backup and restore over SFTP, Pampa and restic (sftp), borg (ssh + borg serve).
+backup to a remote server; here the server shares this machine's CPUs): first,
+incremental, restore and size over SSH, Pampa with 1 and 4 MiB chunks, restic
+(sftp) and borg (ssh + borg serve), the same goals.
 Also, Pampa only: the same steps into a repository with 4 MiB chunks (the default
 before 1 MiB: each scattered MiB then dirties 4 MiB instead of 1), and the same disk in a running guest (the hot path through
 QEMU's fleecing export, with fsfreeze through the guest agent).
@@ -122,53 +123,77 @@ def far_known_hosts(sshd, link, work):
     return path
 
 
-def over_a_link(d, sshd, work, pass_file, env, src_dir, target, rout, vol, vol4m, results):
-    """First, incremental and restore over SSH through a relay that delays each way by RTT_MS / 2: Pampa with 1
-    and 4 MiB chunks (VMs bench and bench4m), restic (sftp) and borg (borg serve), each to a fresh repository."""
+def over_ssh(d, sshd, port, known_hosts, tag, work, pass_file, env, src_dir, target, rout, vol, vol4m, results):
+    """First, incremental and restore over SSH to sshd at port (straight, or through a relay), as
+    results[(tool, tag + " " + step)]: Pampa with 1 and 4 MiB chunks (VMs bench and bench4m), restic (sftp) and
+    borg (borg serve), each to a fresh repository."""
+    ssh = (f"ssh -p {port} -i {sshd.key} -o UserKnownHostsFile={known_hosts} -o BatchMode=yes "
+           "-o StrictHostKeyChecking=yes")
+    pampas = (("pampa", "bench", vol, []), ("pampa 4 MiB", "bench4m", vol4m, ["--chunk-size", "4M"]))
+    for label, vm, _, chunk in pampas:
+        d.cli("repo", "add", f"{tag}-{vm}", "--url", f"sftp://root@127.0.0.1:{port}{work}/pampa-{tag}-{vm}",
+              "--passphrase-file", pass_file, "--ssh-key", sshd.key, "--known-hosts", known_hosts, *chunk)
+        results[(label, tag + " first")] = timed(lambda: d.cli("backup", "run", vm, "--repo", f"{tag}-{vm}",
+                                                               timeout=3600))
+    srepo = f"sftp:root@127.0.0.1:{work}/restic-{tag}"
+    sopt = ["-o", f"sftp.command={ssh} root@127.0.0.1 -s sftp"]
+    sh("restic", "init", "--repository-version", "2", "--repo", srepo, *sopt, env=env, stdout=subprocess.DEVNULL)
+    benv = dict(env, BORG_RSH=ssh)
+    brs = f"ssh://root@127.0.0.1:{port}{work}/borg-{tag}"
+    sh("borg", "init", "--encryption", "repokey-blake2", brs, env=benv, stderr=subprocess.DEVNULL)
+    shutil.copy(vol, target)
+    results[("restic", tag + " first")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
+                                                           "--compression", "auto", src_dir, env=env,
+                                                           stdout=subprocess.DEVNULL))
+    results[("borg", tag + " first")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brs + "::a",
+                                                         src_dir, env=benv))
+    # A day of changes, then the incrementals.
+    for _, _, disk, _ in pampas:
+        change_two_percent(disk, work)
+    incs = {}
+    for label, vm, _, _ in pampas:
+        results[(label, tag + " incremental")] = timed(lambda: incs.update({vm: json.loads(
+            d.cli("backup", "run", vm, "--repo", f"{tag}-{vm}", "--json", timeout=3600).stdout)}))
+    shutil.copy(vol, target)
+    results[("restic", tag + " incremental")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
+                                                                 "--compression", "auto", src_dir, env=env,
+                                                                 stdout=subprocess.DEVNULL))
+    results[("borg", tag + " incremental")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3",
+                                                               brs + "::b", src_dir, env=benv))
+    for label, vm, _, _ in pampas:
+        results[(label, tag + " restore")] = timed(lambda: d.cli("backup", "restore", incs[vm]["id"], "--repo",
+                                                                 f"{tag}-{vm}", "--as", vm + tag, timeout=3600))
+    shutil.rmtree(rout, ignore_errors=True)
+    results[("restic", tag + " restore")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "restore", "latest",
+                                                             "--target", rout, env=env, stdout=subprocess.DEVNULL))
+    shutil.rmtree(rout, ignore_errors=True)
+    bout = os.path.join(work, f"borg-{tag}-out")
+    os.makedirs(bout)
+    results[("borg", tag + " restore")] = timed(lambda: sh("borg", "extract", brs + "::b", env=benv, cwd=bout))
+    shutil.rmtree(bout)
+    for label, repo in (("pampa", f"pampa-{tag}-bench"), ("pampa 4 MiB", f"pampa-{tag}-bench4m"),
+                        ("restic", f"restic-{tag}"), ("borg", f"borg-{tag}")):
+        results[(label, tag + " size")] = du(os.path.join(work, repo))
+
+
+def over_a_link(d, sshd, work, *args):
+    """over_ssh through a relay that delays each way by RTT_MS / 2."""
     with DelayProxy("127.0.0.1", sshd.port, RTT_MS / 2) as link:
-        far_hosts = far_known_hosts(sshd, link, work)
-        ssh = (f"ssh -p {link.port} -i {sshd.key} -o UserKnownHostsFile={far_hosts} -o BatchMode=yes "
-               "-o StrictHostKeyChecking=yes")
-        pampas = (("pampa", "bench", vol, []), ("pampa 4 MiB", "bench4m", vol4m, ["--chunk-size", "4M"]))
-        for label, vm, _, chunk in pampas:
-            d.cli("repo", "add", "far-" + vm, "--url", f"sftp://root@127.0.0.1:{link.port}{work}/pampa-far-{vm}",
-                  "--passphrase-file", pass_file, "--ssh-key", sshd.key, "--known-hosts", far_hosts, *chunk)
-            results[(label, "far first")] = timed(lambda: d.cli("backup", "run", vm, "--repo", "far-" + vm,
-                                                                timeout=3600))
-        srepo = f"sftp:root@127.0.0.1:{work}/restic-far"
-        sopt = ["-o", f"sftp.command={ssh} root@127.0.0.1 -s sftp"]
-        sh("restic", "init", "--repository-version", "2", "--repo", srepo, *sopt, env=env, stdout=subprocess.DEVNULL)
-        benv = dict(env, BORG_RSH=ssh)
-        brs = f"ssh://root@127.0.0.1:{link.port}{work}/borg-far"
-        sh("borg", "init", "--encryption", "repokey-blake2", brs, env=benv, stderr=subprocess.DEVNULL)
-        shutil.copy(vol, target)
-        results[("restic", "far first")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
-                                                            "--compression", "auto", src_dir, env=env,
-                                                            stdout=subprocess.DEVNULL))
-        results[("borg", "far first")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brs + "::a",
-                                                          src_dir, env=benv))
-        # A day of changes, then the incrementals.
-        for _, _, disk, _ in pampas:
-            change_two_percent(disk, work)
-        incs = {}
-        for label, vm, _, _ in pampas:
-            results[(label, "far incremental")] = timed(lambda: incs.update({vm: json.loads(
-                d.cli("backup", "run", vm, "--repo", "far-" + vm, "--json", timeout=3600).stdout)}))
-        shutil.copy(vol, target)
-        results[("restic", "far incremental")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
-                                                                  "--compression", "auto", src_dir, env=env,
-                                                                  stdout=subprocess.DEVNULL))
-        results[("borg", "far incremental")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3",
-                                                                brs + "::b", src_dir, env=benv))
-        for label, vm, _, _ in pampas:
-            results[(label, "far restore")] = timed(lambda: d.cli("backup", "restore", incs[vm]["id"], "--repo",
-                                                                  "far-" + vm, "--as", vm + "far", timeout=3600))
-        shutil.rmtree(rout, ignore_errors=True)
-        results[("restic", "far restore")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "restore", "latest",
-                                                              "--target", rout, env=env, stdout=subprocess.DEVNULL))
-        bout = os.path.join(work, "borg-far-out")
-        os.makedirs(bout)
-        results[("borg", "far restore")] = timed(lambda: sh("borg", "extract", brs + "::b", env=benv, cwd=bout))
+        over_ssh(d, sshd, link.port, far_known_hosts(sshd, link, work), "far", work, *args)
+
+
+def ssh_table(results, tag, title):
+    print(f"{title} cold={COLD}")
+    print(f"{'':14s}{'pampa':>12s}{'pampa 4 MiB':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
+    for what, goal in (("first", "goal >= 2x"), ("incremental", "goal >= 10x"), ("restore", "goal >= 2x vs restic"),
+                       ("size", "goal <= 1x restic")):
+        vals = [results[(t, tag + " " + what)] for t in ("pampa", "pampa 4 MiB", "restic", "borg")]
+        if what == "size":
+            print(f"{'size (MiB)':14s}" + "".join(cell(v / MiB) for v in vals) +
+                  f"   {vals[0] / vals[2]:.2f}x / {vals[0] / vals[3]:.2f}x the size  ({goal})")
+        else:
+            print(f"{what + ' (s)':14s}" + "".join(cell(v) for v in vals) +
+                  f"   {vals[2] / vals[0]:.1f}x / {vals[3] / vals[0]:.1f}x faster  ({goal})")
 
 
 def main():
@@ -288,7 +313,7 @@ def main():
         results[("restic", "size")] = du(rrepo)
         shutil.rmtree(rout)
 
-        # --- borg (repokey-blake2 encryption, zstd level 3 like Pampa)
+        # --- borg (repokey-blake2 encryption, zstd level 3)
         brepo = os.path.join(work, "borg-repo")
         sh("borg", "init", "--encryption", "repokey-blake2", brepo, env=env)
         shutil.copy(image, target)
@@ -304,32 +329,8 @@ def main():
 
         # --- The same changed image over SSH, each tool to a fresh repository on a loopback sshd.
         sshd = Sshd(work)
-        ssh = (f"ssh -p {sshd.port} -i {sshd.key} -o UserKnownHostsFile={sshd.known_hosts} -o BatchMode=yes "
-               "-o StrictHostKeyChecking=yes")
-        d.cli("repo", "add", "remote", "--url", f"sftp://root@127.0.0.1:{sshd.port}{work}/pampa-sftp",
-              "--passphrase-file", pass_file, "--ssh-key", sshd.key, "--known-hosts", sshd.known_hosts)
-        sb = {}
-        results[("pampa", "sftp backup")] = timed(lambda: sb.update(json.loads(
-            d.cli("backup", "run", "bench", "--repo", "remote", "--json", timeout=3600).stdout)))
-        results[("pampa", "sftp restore")] = timed(lambda: d.cli("backup", "restore", sb["id"], "--repo", "remote",
-                                                                 "--as", "benchs", timeout=3600))
-        srepo = f"sftp:root@127.0.0.1:{work}/restic-sftp"
-        sopt = ["-o", f"sftp.command={ssh} root@127.0.0.1 -s sftp"]
-        sh("restic", "init", "--repository-version", "2", "--repo", srepo, *sopt, env=env, stdout=subprocess.DEVNULL)
-        results[("restic", "sftp backup")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "backup",
-                                                              "--compression", "auto", src_dir, env=env,
-                                                              stdout=subprocess.DEVNULL))
-        results[("restic", "sftp restore")] = timed(lambda: sh("restic", "--repo", srepo, *sopt, "restore", "latest",
-                                                               "--target", rout, env=env, stdout=subprocess.DEVNULL))
-        shutil.rmtree(rout)
-        benv = dict(env, BORG_RSH=ssh)
-        brs = f"ssh://root@127.0.0.1:{sshd.port}{work}/borg-ssh"
-        sh("borg", "init", "--encryption", "repokey-blake2", brs, env=benv, stderr=subprocess.DEVNULL)
-        results[("borg", "sftp backup")] = timed(lambda: sh("borg", "create", "--compression", "zstd,3", brs + "::c",
-                                                            src_dir, env=benv))
-        bout2 = os.path.join(work, "borg-out2")
-        os.makedirs(bout2)
-        results[("borg", "sftp restore")] = timed(lambda: sh("borg", "extract", brs + "::c", env=benv, cwd=bout2))
+        over_ssh(d, sshd, sshd.port, sshd.known_hosts, "ssh", work, pass_file, env, src_dir, target, rout, vol, vol4m,
+                 results)
         if RTT_MS > 0:
             over_a_link(d, sshd, work, pass_file, env, src_dir, target, rout, vol, vol4m, results)
         sshd.stop()
@@ -351,19 +352,9 @@ def main():
             shown = cell(v / MiB if unit == "MiB" else v)
             ratio = f"{v / ref:.2f}x the size of restic's" if what == "size" else f"{ref / v:.1f}x faster than restic"
             print(f"{what + ' (' + unit + ')':14s}{shown}   {ratio}")
-        print("over SSH to a loopback sshd (no goal set; the server shares the 2 CPUs):")
-        for what in ("sftp backup", "sftp restore"):
-            vals = [results[(t, what)] for t in ("pampa", "restic", "borg")]
-            print(f"{what + ' (s)':14s}" + "".join(cell(v) for v in vals) +
-                  f"   {vals[1] / vals[0]:.1f}x / {vals[2] / vals[0]:.1f}x faster")
+        ssh_table(results, "ssh", "over SSH to a loopback sshd (the server shares the 2 CPUs):")
         if RTT_MS > 0:
-            print(f"over SSH with a {RTT_MS:.0f} ms round trip (a relay delaying each way), cold={COLD}:")
-            print(f"{'':14s}{'pampa':>12s}{'pampa 4 MiB':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
-            for what, goal in (("first", "goal >= 2x"), ("incremental", "goal >= 10x"),
-                               ("restore", "goal >= 2x vs restic")):
-                vals = [results[(t, "far " + what)] for t in ("pampa", "pampa 4 MiB", "restic", "borg")]
-                print(f"{what + ' (s)':14s}" + "".join(cell(v) for v in vals) +
-                      f"   {vals[2] / vals[0]:.1f}x / {vals[3] / vals[0]:.1f}x faster  ({goal})")
+            ssh_table(results, "far", f"over SSH with a {RTT_MS:.0f} ms round trip (a relay delaying each way):")
     finally:
         d.teardown()
         shutil.rmtree(work, ignore_errors=True)
