@@ -124,7 +124,7 @@ def far_known_hosts(sshd, link, work):
 
 
 def over_ssh(d, sshd, port, known_hosts, tag, work, pass_file, env, src_dir, target, rout, vol, vol4m, results):
-    """First, incremental and restore over SSH to sshd at port (straight, or through a relay), as
+    """First, incremental, restore and size over SSH to sshd at port (straight, or through a relay), as
     results[(tool, tag + " " + step)]: Pampa with 1 and 4 MiB chunks (VMs bench and bench4m), restic (sftp) and
     borg (borg serve), each to a fresh repository."""
     ssh = (f"ssh -p {port} -i {sshd.key} -o UserKnownHostsFile={known_hosts} -o BatchMode=yes "
@@ -183,7 +183,7 @@ def over_a_link(d, sshd, work, *args):
 
 
 def ssh_table(results, tag, title):
-    print(f"{title} cold={COLD}")
+    print(f"{title}, cold={COLD}:")
     print(f"{'':14s}{'pampa':>12s}{'pampa 4 MiB':>12s}{'restic':>12s}{'borg':>12s}   pampa vs restic / borg")
     for what, goal in (("first", "goal >= 2x"), ("incremental", "goal >= 10x"), ("restore", "goal >= 2x vs restic"),
                        ("size", "goal <= 1x restic")):
@@ -352,9 +352,9 @@ def main():
             shown = cell(v / MiB if unit == "MiB" else v)
             ratio = f"{v / ref:.2f}x the size of restic's" if what == "size" else f"{ref / v:.1f}x faster than restic"
             print(f"{what + ' (' + unit + ')':14s}{shown}   {ratio}")
-        ssh_table(results, "ssh", "over SSH to a loopback sshd (the server shares the 2 CPUs):")
+        ssh_table(results, "ssh", "over SSH to a loopback sshd (the server shares the 2 CPUs)")
         if RTT_MS > 0:
-            ssh_table(results, "far", f"over SSH with a {RTT_MS:.0f} ms round trip (a relay delaying each way):")
+            ssh_table(results, "far", f"over SSH with a {RTT_MS:.0f} ms round trip (a relay delaying each way)")
     finally:
         d.teardown()
         shutil.rmtree(work, ignore_errors=True)
